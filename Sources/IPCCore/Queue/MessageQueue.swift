@@ -1,0 +1,562 @@
+import CSystemShim
+import Glibc
+import SystemPackage
+
+/// A FIFO of byte messages shared by every process forked after it is made: a ring of
+/// frames in shared memory, guarded by a robust mutex, with futex parking.
+///
+/// Design notes:
+/// - Every change to the ring's bookkeeping is journaled: the old fields are saved before
+///   an update and the journal cleared after it, so that when a process is killed in the
+///   middle, the next locker (told by EOWNERDEAD) restores the saved fields. Frame bytes
+///   are written before the update that makes them visible.
+/// - A message that fits in one frame is put and taken under the state lock alone.
+///   Larger messages stream through the ring in frames: the producer holds `put_lock` for
+///   the whole message and the consumer `get_lock`, so frames of two messages never mix,
+///   and a process that dies mid-message is detected through those robust locks: a dead
+///   producer's message is closed with an ABORT frame, a dead consumer's is skipped.
+/// - Waiters sleep on futex words (`data_seq`, `space_seq`, `join_seq`); a producer
+///   wakes only when someone sleeps (`readers_waiting`), so an uncontended put is one
+///   lock, one copy, one unlock.
+public final class MessageQueue {
+    public let region: SharedRegion
+    let h: UnsafeMutablePointer<ipc_queue_header>
+    let ring: UnsafeMutableRawPointer
+    /// Signalled on put while some process waits on this queue in `ipc.wait`.
+    public let eventFD: Int32
+    public let isJoinable: Bool
+
+    public static let defaultCapacity = 256 << 20
+    public static let headerSpace = 4096
+    static let frameHeader = 16
+    static let magic: UInt64 = 0x6970_6371_7565_7565  // "ipcqueue"
+    /// Ring bytes below this offset are never given back to the kernel (they are hot).
+    static let hotZone = 4 << 20
+    static let trimBlock = 1 << 20
+
+    // Frame flags.
+    static let first: UInt16 = 1
+    static let last: UInt16 = 2
+    static let wrap: UInt16 = 4
+    static let abort: UInt16 = 8
+
+    // Journal kinds.
+    static let journalPut: UInt32 = 1
+    static let journalGet: UInt32 = 2
+
+    /// - Parameters:
+    ///   - maxsize: item limit, 0 for none.
+    ///   - capacity: ring bytes (reserved, paid for only as used); items larger than a
+    ///     quarter of it stream through it.
+    public init(maxsize: Int, capacity: Int = MessageQueue.defaultCapacity, joinable: Bool, name: String) throws(IPCError) {
+        let cap = max(4096, (capacity + 7) & ~7)
+        region = try SharedRegion(size: Self.headerSpace + cap, reserveOnly: true)
+        h = region.header(ipc_queue_header.self)
+        ring = region.base + Self.headerSpace
+        isJoinable = joinable
+        try RobustLock(&h.pointee.state_lock).initialize()
+        try RobustLock(&h.pointee.put_lock).initialize()
+        try RobustLock(&h.pointee.get_lock).initialize()
+        h.pointee.capacity = UInt64(cap)
+        h.pointee.max_frame = UInt64(min(cap / 4 - Self.frameHeader, 16 << 20))
+        h.pointee.maxsize = UInt64(maxsize)
+        storeName(name, into: &h.pointee.name, capacity: Int(IPC_NAME_CAP))
+        let fd = ipc_eventfd()
+        if fd < 0 { throw IPCError.resource("cannot create an eventfd: \(Errno(rawValue: -fd))") }
+        eventFD = fd
+        h.pointee.magic = Self.magic
+    }
+
+    deinit { close(eventFD) }
+
+    public var name: String { loadName(from: &h.pointee.name, capacity: Int(IPC_NAME_CAP)) }
+    public var maxsize: Int { Int(h.pointee.maxsize) }
+    public var capacity: Int { Int(h.pointee.capacity) }
+    public var maxFrame: Int { Int(h.pointee.max_frame) }
+
+    // MARK: - Snapshots
+
+    public var count: Int { Int(ipc_load64(&h.pointee.items)) }
+    public var isEmpty: Bool { count == 0 }
+    public var isFull: Bool { maxsize > 0 && count >= maxsize }
+    public var unfinishedTasks: Int { Int(ipc_load64(&h.pointee.unfinished)) }
+
+    // MARK: - Locks and repair
+
+    var stateLock: RobustLock { RobustLock(&h.pointee.state_lock) }
+    var putLock: RobustLock { RobustLock(&h.pointee.put_lock) }
+    var getLock: RobustLock { RobustLock(&h.pointee.get_lock) }
+
+    func lockState(_ deadline: Deadline, _ during: String) -> Bool {
+        stateLock.acquire(deadline: deadline, object: self.name, during: during) { _ in self.rollBackJournal() }
+    }
+
+    func unlockState() { stateLock.release() }
+
+    /// Restores the fields saved before an update that a killed process left half done.
+    func rollBackJournal() {
+        let j = h.pointee.journal
+        guard j.kind != 0 else { return }
+        h.pointee.head = j.head
+        h.pointee.tail = j.tail
+        h.pointee.used = j.used
+        h.pointee.items = j.items
+        h.pointee.unfinished = j.unfinished
+        h.pointee.stream_writer = j.stream_writer
+        h.pointee.stream_reader = j.stream_reader
+        h.pointee.skipping = j.skipping
+        ipc_compiler_barrier()
+        h.pointee.journal.kind = 0
+    }
+
+    func beginUpdate(_ kind: UInt32) {
+        h.pointee.journal.head = h.pointee.head
+        h.pointee.journal.tail = h.pointee.tail
+        h.pointee.journal.used = h.pointee.used
+        h.pointee.journal.items = h.pointee.items
+        h.pointee.journal.unfinished = h.pointee.unfinished
+        h.pointee.journal.stream_writer = h.pointee.stream_writer
+        h.pointee.journal.stream_reader = h.pointee.stream_reader
+        h.pointee.journal.skipping = h.pointee.skipping
+        ipc_compiler_barrier()
+        h.pointee.journal.kind = kind
+        ipc_compiler_barrier()
+    }
+
+    func endUpdate() {
+        ipc_compiler_barrier()
+        h.pointee.journal.kind = 0
+        ipc_compiler_barrier()
+    }
+
+    /// Takes `put_lock`; when its holder died mid-message, closes that message.
+    func acquirePutLock(_ deadline: Deadline) -> Bool {
+        putLock.acquire(deadline: deadline, object: self.name, during: "queue:put") { dead in
+            _ = self.lockState(.never, "queue:put")
+            let writer = Int32(bitPattern: self.h.pointee.stream_writer)
+            if writer != 0 && (writer == dead || !ProcessControl.exists(writer)) {
+                self.appendAbort()
+            }
+            self.unlockState()
+        }
+    }
+
+    /// Takes `get_lock`; when its holder died mid-message, the rest of it is skipped.
+    func acquireGetLock(_ deadline: Deadline) -> Bool {
+        getLock.acquire(deadline: deadline, object: self.name, during: "queue:get") { dead in
+            _ = self.lockState(.never, "queue:get")
+            let reader = Int32(bitPattern: self.h.pointee.stream_reader)
+            if reader != 0 && (reader == dead || !ProcessControl.exists(reader)) {
+                self.beginUpdate(Self.journalGet)
+                self.h.pointee.stream_reader = 0
+                self.h.pointee.skipping = 1
+                self.endUpdate()
+            }
+            self.unlockState()
+        }
+    }
+
+    // MARK: - Ring geometry (under the state lock)
+
+    static func frameSize(_ payload: Int) -> Int { frameHeader + ((payload + 7) & ~7) }
+
+    /// Where a frame of `size` bytes goes, keeping 16 contiguous free bytes after it (room
+    /// for an ABORT frame), or nil when it does not fit now.
+    func placement(size: Int) -> (offset: Int, padding: Int)? {
+        let cap = Int(h.pointee.capacity)
+        let used = Int(h.pointee.used)
+        let need = size + Self.frameHeader
+        if used == 0 { return need <= cap ? (0, 0) : nil }
+        let head = Int(h.pointee.head)
+        let tail = Int(h.pointee.tail)
+        if tail > head {
+            if need <= cap - tail { return (tail, 0) }
+            if need <= head { return (0, cap - tail) }
+            return nil
+        }
+        return need <= head - tail ? (tail, 0) : nil
+    }
+
+    func writeFrameHeader(at offset: Int, length: Int, flags: UInt16, id: UInt64) {
+        let p = ring + offset
+        p.storeBytes(of: UInt32(length), as: UInt32.self)
+        p.storeBytes(of: flags, toByteOffset: 4, as: UInt16.self)
+        p.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
+        p.storeBytes(of: id, toByteOffset: 8, as: UInt64.self)
+    }
+
+    /// Writes one frame and publishes it (journaled). The caller holds the state lock.
+    func publish(_ payload: UnsafeRawBufferPointer, flags: UInt16, id: UInt64, at place: (offset: Int, padding: Int)) {
+        let cap = Int(h.pointee.capacity)
+        if place.padding >= Self.frameHeader {
+            writeFrameHeader(at: cap - place.padding, length: 0, flags: Self.wrap, id: 0)
+        }
+        if h.pointee.used == 0 {
+            // Empty: start again at the front, where the pages are warm.
+            h.pointee.head = 0
+            h.pointee.tail = 0
+        }
+        writeFrameHeader(at: place.offset, length: payload.count, flags: flags, id: id)
+        if let src = payload.baseAddress, payload.count > 0 {
+            (ring + place.offset + Self.frameHeader).copyMemory(from: src, byteCount: payload.count)
+        }
+        let size = Self.frameSize(payload.count)
+        beginUpdate(Self.journalPut)
+        h.pointee.tail = UInt64(place.offset + size)
+        h.pointee.used += UInt64(place.padding + size)
+        if flags & Self.first != 0 {
+            h.pointee.items += 1
+            h.pointee.unfinished += 1
+            if flags & Self.last == 0 { h.pointee.stream_writer = UInt32(bitPattern: ProcessIdentity.pid) }
+        }
+        if flags & Self.last != 0 && flags & Self.first == 0 { h.pointee.stream_writer = 0 }
+        endUpdate()
+        let newTail = h.pointee.tail
+        if newTail > h.pointee.high_water { h.pointee.high_water = newTail }
+    }
+
+    /// Closes the current streamed message with an ABORT frame (there is always room).
+    func appendAbort() {
+        let cap = Int(h.pointee.capacity)
+        var offset = Int(h.pointee.tail)
+        var padding = 0
+        if h.pointee.used == 0 {
+            offset = 0
+        } else if Int(h.pointee.tail) > Int(h.pointee.head) && cap - offset < Self.frameHeader {
+            padding = cap - offset
+            offset = 0
+        }
+        writeFrameHeader(at: offset, length: 0, flags: Self.abort, id: 0)
+        beginUpdate(Self.journalPut)
+        if h.pointee.used == 0 { h.pointee.head = 0 }
+        h.pointee.tail = UInt64(offset + Self.frameHeader)
+        h.pointee.used += UInt64(padding + Self.frameHeader)
+        h.pointee.stream_writer = 0
+        endUpdate()
+        wakeReaders(all: true)
+    }
+
+    /// Moves `head` past wrap padding. The caller holds the state lock.
+    func skipPadding() {
+        let cap = Int(h.pointee.capacity)
+        let head = Int(h.pointee.head)
+        let pad: Int
+        if cap - head < Self.frameHeader {
+            pad = cap - head
+        } else if (ring + head).load(fromByteOffset: 4, as: UInt16.self) & Self.wrap != 0 {
+            pad = cap - head
+        } else {
+            return
+        }
+        beginUpdate(Self.journalGet)
+        h.pointee.head = 0
+        h.pointee.used -= UInt64(pad)
+        endUpdate()
+        trim(from: head, to: cap)
+    }
+
+    /// Consumes the frame at `head`: its bytes are appended to `out` when given.
+    func consumeFrame(into out: ByteBuffer?, itemTaken: Bool, streamReader: UInt32?, skipping: UInt32?, taskDropped: Bool) {
+        let head = Int(h.pointee.head)
+        let length = Int((ring + head).load(as: UInt32.self))
+        if let out, length > 0 { out.append(ring + head + Self.frameHeader, count: length) }
+        let size = Self.frameSize(length)
+        beginUpdate(Self.journalGet)
+        h.pointee.used -= UInt64(size)
+        if h.pointee.used == 0 {
+            h.pointee.head = 0
+            h.pointee.tail = 0
+        } else {
+            h.pointee.head = UInt64(head + size)
+        }
+        if itemTaken { h.pointee.items -= 1 }
+        if let streamReader { h.pointee.stream_reader = streamReader }
+        if let skipping { h.pointee.skipping = skipping }
+        if taskDropped && isJoinable && h.pointee.unfinished > 0 { h.pointee.unfinished -= 1 }
+        endUpdate()
+        if h.pointee.used == 0 {
+            trimAll()
+        } else {
+            trim(from: head, to: head + size)
+        }
+    }
+
+    /// Gives back pages of the ring consumed beyond the hot zone.
+    func trim(from start: Int, to end: Int) {
+        let lo = max(start, Self.hotZone)
+        let loBlock = (lo + Self.trimBlock - 1) / Self.trimBlock * Self.trimBlock
+        let hiBlock = end / Self.trimBlock * Self.trimBlock
+        if hiBlock > loBlock { Memory.release(ring + loBlock, size: hiBlock - loBlock) }
+    }
+
+    func trimAll() {
+        let high = Int(h.pointee.high_water)
+        if high > Self.hotZone {
+            let top = min(Int(h.pointee.capacity), (high + Memory.pageSize - 1) / Memory.pageSize * Memory.pageSize)
+            Memory.release(ring + Self.hotZone, size: top - Self.hotZone)
+            h.pointee.high_water = UInt64(Self.hotZone)
+        }
+    }
+
+    // MARK: - Waking
+
+    func wakeReaders(all: Bool) {
+        if ipc_load32(&h.pointee.readers_waiting) > 0 {
+            _ = ipc_add32(&h.pointee.data_seq, 1)
+            Futex.wake(&h.pointee.data_seq, count: all ? Int32.max : 1)
+        }
+        if ipc_load32(&h.pointee.selectors) > 0 {
+            var one: UInt64 = 1
+            _ = write(eventFD, &one, 8)
+        }
+    }
+
+    func wakeWriters() {
+        if ipc_load32(&h.pointee.writers_waiting) > 0 {
+            _ = ipc_add32(&h.pointee.space_seq, 1)
+            Futex.wake(&h.pointee.space_seq, count: 1)
+        }
+    }
+
+    /// Sleeps on `word` with the state lock released; returns with it held again, or
+    /// false when the lock could not be retaken (never: the lock wait has no deadline).
+    func sleep(on word: UnsafeMutablePointer<UInt32>, counter: UnsafeMutablePointer<UInt32>, deadline: Deadline, during: String) -> Futex.WaitResult {
+        _ = ipc_add32(counter, 1)
+        let seq = ipc_load32(word)
+        unlockState()
+        Parking.parking()
+        let r = Futex.wait(word, expected: seq, deadline: deadline)
+        Parking.woke()
+        _ = lockState(.never, during)
+        _ = ipc_sub32(counter, 1)
+        return r
+    }
+
+    // MARK: - put
+
+    public enum PutOutcome: Equatable { case done, timedOut }
+
+    /// Appends one message, waiting for room until `deadline`.
+    public func put(_ payload: UnsafeRawBufferPointer, id: UInt64 = 0, deadline: Deadline) -> PutOutcome {
+        if payload.count <= maxFrame { return putSingle(payload, id: id, deadline: deadline) }
+        return putStreamed(payload, id: id, deadline: deadline)
+    }
+
+    func putSingle(_ payload: UnsafeRawBufferPointer, id: UInt64, deadline: Deadline) -> PutOutcome {
+        guard lockState(deadline, "queue:put") else { return .timedOut }
+        let me = UInt32(bitPattern: ProcessIdentity.pid)
+        let size = Self.frameSize(payload.count)
+        var waited = false
+        while true {
+            let writer = h.pointee.stream_writer
+            if writer != 0 && writer != me {
+                // A streamed item is going in; its producer holds put_lock until it is done.
+                unlockState()
+                guard acquirePutLock(deadline) else { return .timedOut }
+                putLock.release()
+                guard lockState(deadline, "queue:put") else { return .timedOut }
+                continue
+            }
+            let maxsize = h.pointee.maxsize
+            if maxsize == 0 || h.pointee.items < maxsize, let place = placement(size: size) {
+                publish(payload, flags: Self.first | Self.last, id: id, at: place)
+                let more = waited && h.pointee.writers_waiting > 0 && (maxsize == 0 || h.pointee.items < maxsize)
+                unlockState()
+                wakeReaders(all: false)
+                if more { wakeWriters() }
+                return .done
+            }
+            if deadline.hasExpired { unlockState(); return .timedOut }
+            let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put")
+            waited = true
+            if r == .timedOut {
+                // One last look: a wake may have raced with the timeout.
+                if (maxsize == 0 || h.pointee.items < maxsize) && placement(size: size) != nil && h.pointee.stream_writer == 0 { continue }
+                unlockState()
+                return .timedOut
+            }
+        }
+    }
+
+    func putStreamed(_ payload: UnsafeRawBufferPointer, id: UInt64, deadline: Deadline) -> PutOutcome {
+        guard acquirePutLock(deadline) else { return .timedOut }
+        defer { putLock.release() }
+        guard lockState(deadline, "queue:put") else { return .timedOut }
+        let total = payload.count
+        let frame = maxFrame
+        var offset = 0
+        while offset < total {
+            let n = min(frame, total - offset)
+            let isFirst = offset == 0
+            let isLast = offset + n == total
+            let size = Self.frameSize(n)
+            while true {
+                let maxsize = h.pointee.maxsize
+                let roomForItem = !isFirst || maxsize == 0 || h.pointee.items < maxsize
+                if roomForItem, let place = placement(size: size) {
+                    var flags: UInt16 = 0
+                    if isFirst { flags |= Self.first }
+                    if isLast { flags |= Self.last }
+                    publish(UnsafeRawBufferPointer(rebasing: payload[offset..<(offset + n)]), flags: flags, id: id, at: place)
+                    unlockState()
+                    wakeReaders(all: !isFirst)
+                    if !isLast { _ = lockState(.never, "queue:put") }
+                    break
+                }
+                if deadline.hasExpired {
+                    if !isFirst { appendAbort() }
+                    unlockState()
+                    return .timedOut
+                }
+                let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put")
+                if r == .timedOut && !(roomForItem && placement(size: size) != nil) {
+                    if !isFirst { appendAbort() }
+                    unlockState()
+                    return .timedOut
+                }
+            }
+            offset += n
+        }
+        return .done
+    }
+
+    // MARK: - get
+
+    public enum GetOutcome: Equatable { case item(id: UInt64), timedOut }
+
+    /// Takes the next message into `out` (which is reset first), waiting until `deadline`.
+    public func get(into out: ByteBuffer, deadline: Deadline) -> GetOutcome {
+        guard lockState(deadline, "queue:get") else { return .timedOut }
+        let me = UInt32(bitPattern: ProcessIdentity.pid)
+        var holdingGetLock = false
+        var streamID: UInt64 = 0
+        defer { if holdingGetLock { getLock.release() } }
+        while true {
+            let reader = h.pointee.stream_reader
+            if !holdingGetLock && (reader != 0 || h.pointee.skipping != 0) {
+                // Another consumer is in the middle of a streamed item (or skipping one).
+                unlockState()
+                guard acquireGetLock(deadline) else { return .timedOut }
+                holdingGetLock = true
+                guard lockState(deadline, "queue:get") else { return .timedOut }
+                continue
+            }
+            if h.pointee.used == 0 {
+                if reader == me {
+                    // Mid-item: the rest is coming, unless its producer died.
+                    let writer = Int32(bitPattern: h.pointee.stream_writer)
+                    if writer == 0 || !ProcessControl.exists(writer) {
+                        beginUpdate(Self.journalGet)
+                        h.pointee.stream_writer = 0
+                        h.pointee.stream_reader = 0
+                        if isJoinable && h.pointee.unfinished > 0 { h.pointee.unfinished -= 1 }
+                        endUpdate()
+                        out.reset()
+                        continue
+                    }
+                    _ = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: Deadline.after(seconds: 1), during: "queue:get")
+                    continue
+                }
+                if deadline.hasExpired { unlockState(); return .timedOut }
+                let r = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: deadline, during: "queue:get")
+                if r == .timedOut && h.pointee.used == 0 { unlockState(); return .timedOut }
+                continue
+            }
+            skipPadding()
+            let head = Int(h.pointee.head)
+            let flags = (ring + head).load(fromByteOffset: 4, as: UInt16.self)
+            if h.pointee.skipping != 0 {
+                // Leftovers of an item whose consumer died: drop them.
+                let ends = flags & (Self.last | Self.abort) != 0
+                consumeFrame(into: nil, itemTaken: false, streamReader: ends ? 0 : nil, skipping: ends ? 0 : nil, taskDropped: ends)
+                wakeWriters()
+                continue
+            }
+            if reader == me {
+                if flags & Self.abort != 0 {
+                    consumeFrame(into: nil, itemTaken: false, streamReader: 0, skipping: nil, taskDropped: true)
+                    out.reset()
+                    wakeWriters()
+                    continue
+                }
+                let isLast = flags & Self.last != 0
+                consumeFrame(into: out, itemTaken: false, streamReader: isLast ? 0 : nil, skipping: nil, taskDropped: false)
+                if isLast {
+                    unlockState()
+                    wakeWriters()
+                    return .item(id: streamID)
+                }
+                wakeWriters()
+                continue
+            }
+            if flags & Self.first == 0 {
+                // A stray continuation or abort (its item was dropped): discard.
+                consumeFrame(into: nil, itemTaken: false, streamReader: nil, skipping: nil, taskDropped: false)
+                wakeWriters()
+                continue
+            }
+            let id = (ring + head).load(fromByteOffset: 8, as: UInt64.self)
+            if flags & Self.last != 0 {
+                out.reset()
+                consumeFrame(into: out, itemTaken: true, streamReader: nil, skipping: nil, taskDropped: false)
+                let more = h.pointee.items > 0 && h.pointee.readers_waiting > 0
+                unlockState()
+                wakeWriters()
+                if more { wakeReaders(all: false) }
+                return .item(id: id)
+            }
+            // The first frame of a streamed item: take it only while holding get_lock.
+            if !holdingGetLock {
+                unlockState()
+                guard acquireGetLock(deadline) else { return .timedOut }
+                holdingGetLock = true
+                guard lockState(deadline, "queue:get") else { return .timedOut }
+                continue
+            }
+            out.reset()
+            streamID = id
+            consumeFrame(into: out, itemTaken: true, streamReader: me, skipping: nil, taskDropped: false)
+            wakeWriters()
+        }
+    }
+
+    // MARK: - Joinable
+
+    /// Marks one item done. False when there is no unfinished item (a misuse).
+    public func taskDone() -> Bool {
+        _ = lockState(.never, "joinable_queue:task_done")
+        guard h.pointee.unfinished > 0 else { unlockState(); return false }
+        h.pointee.unfinished -= 1
+        let wake = h.pointee.unfinished == 0 && h.pointee.joiners_waiting > 0
+        unlockState()
+        if wake {
+            _ = ipc_add32(&h.pointee.join_seq, 1)
+            Futex.wakeAll(&h.pointee.join_seq)
+        }
+        return true
+    }
+
+    /// Waits until every item put has been marked done. False on timeout.
+    public func join(deadline: Deadline) -> Bool {
+        guard lockState(deadline, "joinable_queue:join") else { return false }
+        while h.pointee.unfinished > 0 {
+            if deadline.hasExpired { unlockState(); return false }
+            let r = sleep(on: &h.pointee.join_seq, counter: &h.pointee.joiners_waiting, deadline: deadline, during: "joinable_queue:join")
+            if r == .timedOut && h.pointee.unfinished > 0 { unlockState(); return false }
+        }
+        unlockState()
+        return true
+    }
+
+    // MARK: - Waiting on several things
+
+    /// Registers interest for `ipc.wait`: puts signal `eventFD` while registered.
+    public func beginSelect() { _ = ipc_add32(&h.pointee.selectors, 1) }
+    public func endSelect() { _ = ipc_sub32(&h.pointee.selectors, 1) }
+
+    /// Empties the eventfd counter (non-blocking).
+    public func drainEvent() {
+        var v: UInt64 = 0
+        _ = read(eventFD, &v, 8)
+    }
+}

@@ -1,0 +1,64 @@
+import CSystemShim
+import SystemPackage
+
+/// Anonymous shared memory (`mmap(MAP_SHARED|MAP_ANONYMOUS)`): every process forked after
+/// it is made sees the same bytes. No file names it, so no other user can map it.
+///
+/// Each process holds its own mapping: `deinit` unmaps it in this process only.
+public final class SharedRegion {
+    public let base: UnsafeMutableRawPointer
+    public let size: Int
+    /// The process that made the region.
+    public let creator: Int32
+
+    /// Maps `size` bytes (rounded up to whole pages), zero-filled. With `reserveOnly`, the
+    /// pages cost nothing until they are touched (MAP_NORESERVE).
+    public init(size: Int, reserveOnly: Bool = false) throws(IPCError) {
+        let page = Memory.pageSize
+        guard size > 0, size <= Int.max - page else {
+            throw IPCError.resource("cannot map \(size) bytes of shared memory")
+        }
+        let rounded = (size + page - 1) / page * page
+        do {
+            base = try Memory.mapShared(size: rounded, reserveOnly: reserveOnly)
+        } catch {
+            throw IPCError.resource("cannot map \(Self.describe(bytes: rounded)) of shared memory: \(error)")
+        }
+        self.size = rounded
+        creator = ProcessIdentity.pid
+    }
+
+    deinit { Memory.unmap(base, size: size) }
+
+    /// The header at the start of the region.
+    @inlinable
+    public func header<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+        base.assumingMemoryBound(to: T.self)
+    }
+
+    static func describe(bytes: Int) -> String {
+        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var v = Double(bytes)
+        var i = 0
+        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+        return i == 0 ? "\(bytes) bytes" : "\(Int(v.rounded())) \(units[i])"
+    }
+}
+
+/// Copies `name` into a fixed C array of `capacity` bytes, NUL-terminated and truncated.
+@inlinable
+public func storeName<T>(_ name: String, into field: UnsafeMutablePointer<T>, capacity: Int) {
+    let raw = UnsafeMutableRawPointer(field).assumingMemoryBound(to: UInt8.self)
+    var utf8 = Array(name.utf8.prefix(capacity - 1))
+    utf8.append(0)
+    raw.update(from: utf8, count: utf8.count)
+}
+
+/// Reads a NUL-terminated fixed C array of `capacity` bytes.
+@inlinable
+public func loadName<T>(from field: UnsafePointer<T>, capacity: Int) -> String {
+    let raw = UnsafeRawPointer(field).assumingMemoryBound(to: UInt8.self)
+    var n = 0
+    while n < capacity && raw[n] != 0 { n += 1 }
+    return String(decoding: UnsafeBufferPointer(start: raw, count: n), as: UTF8.self)
+}

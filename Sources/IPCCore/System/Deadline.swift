@@ -1,0 +1,76 @@
+import Glibc
+
+/// Monotonic time, in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`).
+public enum MonotonicClock {
+    @inlinable
+    public static func nanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    @inlinable
+    public static func seconds() -> Double {
+        Double(nanoseconds()) / 1e9
+    }
+}
+
+/// When a blocking call gives up: never, or an instant on CLOCK_MONOTONIC. Kept absolute
+/// so that a wait interrupted by a signal resumes with the time left, not a new timeout.
+public struct Deadline: Sendable, Equatable {
+    /// Nanoseconds on CLOCK_MONOTONIC, or nil for no deadline.
+    public let instant: Int64?
+
+    public static let never = Deadline(instant: nil)
+
+    /// Already passed: the call must not block.
+    public static var now: Deadline { Deadline(instant: MonotonicClock.nanoseconds()) }
+
+    @inlinable
+    public init(instant: Int64?) { self.instant = instant }
+
+    /// `seconds` from now; zero or negative means "do not block".
+    public static func after(seconds: Double) -> Deadline {
+        let now = MonotonicClock.nanoseconds()
+        if seconds <= 0 { return Deadline(instant: now) }
+        let ns = seconds * 1e9
+        if ns >= Double(Int64.max - now) { return .never }
+        return Deadline(instant: now + Int64(ns))
+    }
+
+    public var isNever: Bool { instant == nil }
+
+    public var hasExpired: Bool {
+        guard let instant else { return false }
+        return MonotonicClock.nanoseconds() >= instant
+    }
+
+    /// Nanoseconds left (0 when passed), nil when there is no deadline.
+    public var remainingNanoseconds: Int64? {
+        guard let instant else { return nil }
+        return max(0, instant - MonotonicClock.nanoseconds())
+    }
+
+    /// The absolute deadline as a `timespec`, for futex and pthread calls.
+    @inlinable
+    public var timespec: Glibc.timespec? {
+        guard let instant else { return nil }
+        return Glibc.timespec(tv_sec: Int(instant / 1_000_000_000), tv_nsec: Int(instant % 1_000_000_000))
+    }
+
+    /// The time left in whole milliseconds rounded up, for poll(2); -1 for no deadline.
+    public var pollMilliseconds: Int32 {
+        guard let left = remainingNanoseconds else { return -1 }
+        let ms = (left + 999_999) / 1_000_000
+        return Int32(min(ms, Int64(Int32.max)))
+    }
+
+    /// The earlier of two deadlines.
+    public func earlier(_ other: Deadline) -> Deadline {
+        switch (instant, other.instant) {
+        case (nil, _): return other
+        case (_, nil): return self
+        case let (a?, b?): return Deadline(instant: min(a, b))
+        }
+    }
+}

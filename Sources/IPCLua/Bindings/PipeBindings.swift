@@ -1,0 +1,147 @@
+import CLua
+import CLuaShim
+import IPCCore
+import IPCRuntime
+
+/// A Connection as Lua sees it.
+final class ConnectionObject: LuaDescribable {
+    let connection: Connection
+    let name: String
+    init(_ connection: Connection, name: String) {
+        self.connection = connection
+        self.name = name
+    }
+
+    var luaDescription: String {
+        let mode = connection.canReceive && connection.canSend ? "duplex" : connection.canReceive ? "receiving" : "sending"
+        return "<Connection \(name) \(connection.isClosed ? "closed" : mode)>"
+    }
+}
+
+enum PipeBindings {
+    static let type: LuaType = {
+        var t = LuaType("ipc.Connection", label: "connection", methods: [
+            ("send", { luaEntry($0, send) }),
+            ("recv", { luaEntry($0, recv) }),
+            ("poll", { luaEntry($0, poll) }),
+            ("send_bytes", { luaEntry($0, sendBytes) }),
+            ("recv_bytes", { luaEntry($0, recvBytes) }),
+            ("close", { luaEntry($0, close) }),
+        ])
+        t.index = { luaEntry($0, index) }
+        return t
+    }()
+
+    /// `ipc.pipe([duplex=true [, options]])`: two Connections.
+    static func pipe(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        var duplex = true
+        switch s.type(1) {
+        case LUA_TNONE, LUA_TNIL: break
+        case LUA_TBOOLEAN: duplex = s.boolean(1)
+        default: throw LuaRaise("ipc.pipe: duplex must be a boolean, got \(s.typeName(1))")
+        }
+        let name = try s.nameOption(2, "ipc.pipe") ?? RunBoard.current?.nextName(.pipe) ?? "pipe"
+        let (a, b): (Connection, Connection)
+        do { (a, b) = try Connection.pair(duplex: duplex, name: name) } catch {
+            throw LuaRaise("ipc.pipe: \(error)")
+        }
+        s.push(object: ConnectionObject(a, name: name), type: type)
+        s.push(object: ConnectionObject(b, name: name), type: type)
+        return 2
+    }
+
+    static func sender(_ s: LuaState, _ call: String) throws(LuaRaise) -> ConnectionObject? {
+        let c = try s.receiver(type, call, as: ConnectionObject.self)
+        if c.connection.isClosed { return nil }
+        guard c.connection.canSend else {
+            throw LuaRaise("\(call): this end only receives (ipc.pipe(false) returns a receiving end, then a sending end)")
+        }
+        return c
+    }
+
+    static func receiver(_ s: LuaState, _ call: String) throws(LuaRaise) -> ConnectionObject? {
+        let c = try s.receiver(type, call, as: ConnectionObject.self)
+        if c.connection.isClosed { return nil }
+        guard c.connection.canReceive else {
+            throw LuaRaise("\(call): this end only sends (ipc.pipe(false) returns a receiving end, then a sending end)")
+        }
+        return c
+    }
+
+    static func send(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        guard let c = try sender(s, "connection:send") else { return s.fail("closed") }
+        if s.top < 2 { throw LuaRaise("connection:send: expected a value to send") }
+        let buffer = try s.encodeArgument(2, "connection:send")
+        Runtime.currentCall = ("connection:send", c.name)
+        switch c.connection.send(buffer.bytes, raw: false) {
+        case .done: s.push(true); return 1
+        case .closed: return s.fail("closed")
+        }
+    }
+
+    static func sendBytes(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        guard let c = try sender(s, "connection:send_bytes") else { return s.fail("closed") }
+        let bytes = try s.stringArgument(2, "connection:send_bytes", "argument 1")
+        Runtime.currentCall = ("connection:send_bytes", c.name)
+        switch c.connection.send(bytes, raw: true) {
+        case .done: s.push(true); return 1
+        case .closed: return s.fail("closed")
+        }
+    }
+
+    static func recv(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        try receive(s, "connection:recv", raw: false)
+    }
+
+    static func recvBytes(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        try receive(s, "connection:recv_bytes", raw: true)
+    }
+
+    static func receive(_ s: LuaState, _ call: String, raw wantRaw: Bool) throws(LuaRaise) -> Int32 {
+        guard let c = try receiver(s, call) else { return s.fail("closed") }
+        let deadline = try s.deadline(2, call)
+        Runtime.currentCall = (call, c.name)
+        let buffer = Scratch.receive
+        switch c.connection.receive(into: buffer, deadline: deadline) {
+        case .message(let raw, _):
+            if raw || wantRaw {
+                s.push(bytes: buffer.base, count: buffer.count)
+            } else {
+                try s.pushDecoded(buffer, call)
+            }
+            buffer.reset()
+            return 1
+        case .closed: return s.fail("closed")
+        case .timedOut: return s.fail("timeout")
+        }
+    }
+
+    static func poll(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        guard let c = try receiver(s, "connection:poll") else { return s.fail("closed") }
+        let deadline = s.isNoneOrNil(2) ? Deadline.now : try s.deadline(2, "connection:poll")
+        Runtime.currentCall = ("connection:poll", c.name)
+        s.push(c.connection.poll(deadline: deadline))
+        return 1
+    }
+
+    static func close(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        let c = try s.receiver(type, "connection:close", as: ConnectionObject.self)
+        c.connection.close()
+        return 0
+    }
+
+    /// `__index`: `closed`, `readable`, `writable`, `name`, then the methods.
+    static func index(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        let c = try s.receiver(type, "connection", as: ConnectionObject.self)
+        switch s.string(2) {
+        case "closed": s.push(c.connection.isClosed); return 1
+        case "readable": s.push(c.connection.canReceive); return 1
+        case "writable": s.push(c.connection.canSend); return 1
+        case "name": s.push(c.name); return 1
+        default:
+            s.pushValue(2)
+            _ = lua_rawget(s.L, ipc_lua_upvalueindex(2))
+            return 1
+        }
+    }
+}

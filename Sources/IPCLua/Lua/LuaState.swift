@@ -1,0 +1,155 @@
+import CLua
+import CLuaShim
+import IPCCore
+
+/// A Lua error raised by a binding: the trampoline raises `message` after the Swift
+/// frame has returned.
+public struct LuaRaise: Error {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// A `lua_State*` seen from Swift. Only API calls that cannot raise a Lua error are used
+/// here (`lua_type`, `lua_to*x`, `lua_raw*`, `lua_push*`, `luaL_testudata`); anything
+/// that could (metamethods, `luaL_check*`, `lua_error`) stays in C.
+public struct LuaState {
+    public let L: OpaquePointer
+
+    @inlinable public init(_ L: OpaquePointer) { self.L = L }
+
+    // MARK: - Stack
+
+    @inlinable public var top: Int32 { lua_gettop(L) }
+    @inlinable public func setTop(_ n: Int32) { lua_settop(L, n) }
+    @inlinable public func pop(_ n: Int32 = 1) { ipc_lua_pop(L, n) }
+    @inlinable public func absolute(_ i: Int32) -> Int32 { lua_absindex(L, i) }
+    @inlinable public func ensureStack(_ n: Int32) -> Bool { lua_checkstack(L, n) != 0 }
+    @inlinable public func pushValue(_ i: Int32) { lua_pushvalue(L, i) }
+
+    // MARK: - Types
+
+    @inlinable public func type(_ i: Int32) -> Int32 { lua_type(L, i) }
+    @inlinable public func isNoneOrNil(_ i: Int32) -> Bool { lua_type(L, i) <= LUA_TNIL }
+
+    /// The type name as Lua's `type()` says it, but "integer"/"float" for numbers.
+    public func typeName(_ i: Int32) -> String {
+        let t = lua_type(L, i)
+        if t == LUA_TNUMBER { return lua_isinteger(L, i) != 0 ? "integer" : "number" }
+        if t == LUA_TNONE { return "no value" }
+        if t == LUA_TTHREAD { return "coroutine" }
+        return String(cString: lua_typename(L, t))
+    }
+
+    @inlinable public func isInteger(_ i: Int32) -> Bool { lua_isinteger(L, i) != 0 }
+
+    /// The integer at `i`, only when it is an integer-subtype number.
+    @inlinable
+    public func integer(_ i: Int32) -> Int64? {
+        guard lua_type(L, i) == LUA_TNUMBER, lua_isinteger(L, i) != 0 else { return nil }
+        return lua_tointegerx(L, i, nil)
+    }
+
+    /// The number at `i` (integer or float) as a Double.
+    @inlinable
+    public func number(_ i: Int32) -> Double? {
+        guard lua_type(L, i) == LUA_TNUMBER else { return nil }
+        return lua_tonumberx(L, i, nil)
+    }
+
+    @inlinable public func boolean(_ i: Int32) -> Bool { lua_toboolean(L, i) != 0 }
+
+    /// The bytes of the string at `i` (no number conversion), valid while it is on the stack.
+    @inlinable
+    public func bytes(_ i: Int32) -> UnsafeRawBufferPointer? {
+        guard lua_type(L, i) == LUA_TSTRING else { return nil }
+        var len = 0
+        guard let p = lua_tolstring(L, i, &len) else { return nil }
+        return UnsafeRawBufferPointer(start: p, count: len)
+    }
+
+    public func string(_ i: Int32) -> String? {
+        guard let b = bytes(i) else { return nil }
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    // MARK: - Pushing
+
+    @inlinable public func pushNil() { lua_pushnil(L) }
+    @inlinable public func push(_ b: Bool) { lua_pushboolean(L, b ? 1 : 0) }
+    @inlinable public func push(_ i: Int64) { lua_pushinteger(L, i) }
+    @inlinable public func push(_ i: Int) { lua_pushinteger(L, Int64(i)) }
+    @inlinable public func push(_ d: Double) { lua_pushnumber(L, d) }
+    public func push(_ s: String) {
+        var s = s
+        s.withUTF8 { buf in _ = lua_pushlstring(L, UnsafeRawPointer(buf.baseAddress)?.assumingMemoryBound(to: CChar.self), buf.count) }
+    }
+    @inlinable
+    public func push(bytes p: UnsafeRawPointer?, count: Int) {
+        _ = lua_pushlstring(L, p?.assumingMemoryBound(to: CChar.self), count)
+    }
+
+    /// Pushes `nil, reason`: the contract's way of reporting "timeout", "closed", ...
+    @inlinable
+    public func fail(_ reason: String) -> Int32 {
+        pushNil()
+        push(reason)
+        return 2
+    }
+
+    @inlinable public func newTable(array: Int32 = 0, hash: Int32 = 0) { lua_createtable(L, array, hash) }
+
+    /// t[key] = value for the table at `t`, the value on top of the stack (popped).
+    public func setField(_ t: Int32, _ key: String) {
+        let t = absolute(t)
+        push(key)
+        lua_rotate(L, -2, 1)
+        lua_rawset(L, t)
+    }
+
+    /// Pushes t[key] (raw) for the table at `t`; returns its type.
+    @discardableResult
+    public func rawField(_ t: Int32, _ key: String) -> Int32 {
+        let t = absolute(t)
+        push(key)
+        return lua_rawget(L, t)
+    }
+
+    @inlinable public func rawLength(_ i: Int32) -> Int { Int(lua_rawlen(L, i)) }
+    @inlinable @discardableResult public func rawGet(_ t: Int32, index n: Int64) -> Int32 { lua_rawgeti(L, t, n) }
+    @inlinable public func rawSet(_ t: Int32, index n: Int64) { lua_rawseti(L, t, n) }
+
+    /// Pushes the registry's `_LOADED` table (package.loaded).
+    public func pushLoadedTable() {
+        push("_LOADED")
+        _ = lua_rawget(L, ipc_lua_registryindex())
+    }
+
+    /// The "file:line" of the innermost Lua function on the call stack, or "?".
+    public func callerLocation() -> String {
+        var src = [CChar](repeating: 0, count: 256)
+        var line: Int32 = 0
+        if ipc_lua_callerlocation(L, 1, &src, src.count, &line) != 0 {
+            let end = src.firstIndex(of: 0) ?? src.count
+            return "\(String(decoding: src[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(line)"
+        }
+        return "?"
+    }
+
+    /// Pushes a Swift binding as a Lua function (through the raising trampoline).
+    public func push(function: ipc_swift_function, upvalues: Int32 = 0) {
+        ipc_lua_pushswift(L, function, upvalues)
+    }
+}
+
+/// Runs a binding: its thrown `LuaRaise` becomes the error value, raised by the C
+/// trampoline once this Swift frame has returned.
+@inline(__always)
+public func luaEntry(_ L: OpaquePointer?, _ body: (LuaState) throws(LuaRaise) -> Int32) -> Int32 {
+    let state = LuaState(L!)
+    do {
+        return try body(state)
+    } catch {
+        state.push(error.message)
+        return IPC_LUA_RAISE
+    }
+}

@@ -1,0 +1,206 @@
+import CSystemShim
+import Glibc
+import IPCCore
+
+/// The run's status board: one shared region, made by the host before the script runs,
+/// in which every process publishes who it is and what it is blocked in, and in which
+/// the socket files of the run are listed so that every way out can remove them.
+public final class RunBoard {
+    public let region: SharedRegion
+    public let header: UnsafeMutablePointer<ipc_run_header>
+    static let magic: UInt64 = 0x6970_6372_756E_0001
+
+    init() throws(IPCError) {
+        region = try SharedRegion(size: MemoryLayout<ipc_run_header>.size)
+        header = region.header(ipc_run_header.self)
+        header.pointee.host_pid = UInt32(bitPattern: ProcessIdentity.pid)
+        header.pointee.start_ns = MonotonicClock.nanoseconds()
+        try RobustLock(&header.pointee.output_lock).initialize()
+        header.pointee.magic = Self.magic
+    }
+
+    /// The board of this run (set up by `Host.start`).
+    nonisolated(unsafe) public private(set) static var current: RunBoard?
+
+    static func install() throws(IPCError) -> RunBoard {
+        let board = try RunBoard()
+        current = board
+        return board
+    }
+
+    // MARK: - Names
+
+    /// The object kinds that get default names (`queue#1`, `semaphore#2`, ...).
+    public enum Kind: Int, CaseIterable, Sendable {
+        case queue, joinableQueue, pipe, value, array, semaphore, boundedSemaphore, lock, rlock
+        case event, condition, barrier, server, socket, datagram
+
+        public var label: String {
+            switch self {
+            case .queue: return "queue"
+            case .joinableQueue: return "joinable_queue"
+            case .pipe: return "pipe"
+            case .value: return "value"
+            case .array: return "array"
+            case .semaphore: return "semaphore"
+            case .boundedSemaphore: return "bounded_semaphore"
+            case .lock: return "lock"
+            case .rlock: return "rlock"
+            case .event: return "event"
+            case .condition: return "condition"
+            case .barrier: return "barrier"
+            case .server: return "server"
+            case .socket: return "socket"
+            case .datagram: return "dgram"
+            }
+        }
+    }
+
+    /// A fresh default name, unique across every process of the run.
+    public func nextName(_ kind: Kind) -> String {
+        let counters = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.name_counters)!
+        let word = counters.assumingMemoryBound(to: UInt32.self) + kind.rawValue
+        return "\(kind.label)#\(ipc_add32(word, 1))"
+    }
+
+    /// The next spawn index (1, 2, ...), unique across the run.
+    public func nextSpawnIndex() -> Int {
+        Int(ipc_add32(&header.pointee.spawn_counter, 1))
+    }
+
+    /// Bumped by every IPC call that can wake another process (deadlock detection).
+    public func noteProgress() { _ = ipc_add64(&header.pointee.progress, 1) }
+
+    // MARK: - Process slots
+
+    func slot(_ i: Int) -> UnsafeMutablePointer<ipc_process_slot> {
+        let base = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.processes)!
+        return base.assumingMemoryBound(to: ipc_process_slot.self) + i
+    }
+
+    /// Claims a slot for the calling process; nil when the board is full (the process
+    /// then runs unlisted).
+    func claimSlot(name: String, spawnIndex: Int, parent: Int32) -> Int? {
+        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+            let s = slot(i)
+            var expected: UInt32 = 0
+            if ipc_cas32(&s.pointee.state, &expected, 1) != 0 {
+                s.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+                s.pointee.ppid = UInt32(bitPattern: parent)
+                s.pointee.spawn_index = UInt32(spawnIndex)
+                s.pointee.blocked = 0
+                storeName(name, into: &s.pointee.name, capacity: Int(IPC_NAME_CAP))
+                return i
+            }
+        }
+        return nil
+    }
+
+    /// Frees the slot of a process that has been reaped.
+    public func releaseSlot(pid: Int32) {
+        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+            let s = slot(i)
+            if ipc_load32(&s.pointee.state) != 0 && s.pointee.pid == UInt32(bitPattern: pid) {
+                s.pointee.pid = 0
+                ipc_store32(&s.pointee.state, 0)
+                return
+            }
+        }
+    }
+
+    /// True while the board lists `pid` as a live (not yet reaped) process of the run.
+    public func lists(pid: Int32) -> Bool {
+        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+            let s = slot(i)
+            if ipc_load32(&s.pointee.state) == 1 && s.pointee.pid == UInt32(bitPattern: pid) { return true }
+        }
+        return false
+    }
+
+    /// Publishes what the process in slot `i` is blocked in (nil: not blocked).
+    func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline) {
+        let s = slot(i)
+        _ = ipc_add32(&s.pointee.seq, 1)
+        if let call {
+            storeName(call, into: &s.pointee.call, capacity: Int(IPC_CALL_CAP))
+            storeName(object, into: &s.pointee.object, capacity: Int(IPC_NAME_CAP))
+            storeName(location, into: &s.pointee.where, capacity: Int(IPC_WHERE_CAP))
+            s.pointee.since_ns = MonotonicClock.nanoseconds()
+            s.pointee.deadline_ns = deadline.instant ?? 0
+            s.pointee.blocked = 1
+        } else {
+            s.pointee.blocked = 0
+        }
+        _ = ipc_add32(&s.pointee.seq, 1)
+    }
+
+    /// A consistent copy of every listed process.
+    public struct ProcessStatus: Sendable {
+        public var pid: Int32
+        public var name: String
+        public var blocked: Bool
+        public var call: String
+        public var object: String
+        public var location: String
+        public var sinceNanoseconds: Int64
+        public var deadlineNanoseconds: Int64
+    }
+
+    public func snapshot() -> [ProcessStatus] {
+        var result: [ProcessStatus] = []
+        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+            let s = slot(i)
+            guard ipc_load32(&s.pointee.state) == 1 else { continue }
+            for _ in 0..<100 {
+                let before = ipc_load32(&s.pointee.seq)
+                if before & 1 != 0 { continue }
+                let status = ProcessStatus(
+                    pid: Int32(bitPattern: s.pointee.pid),
+                    name: loadName(from: &s.pointee.name, capacity: Int(IPC_NAME_CAP)),
+                    blocked: s.pointee.blocked != 0,
+                    call: loadName(from: &s.pointee.call, capacity: Int(IPC_CALL_CAP)),
+                    object: loadName(from: &s.pointee.object, capacity: Int(IPC_NAME_CAP)),
+                    location: loadName(from: &s.pointee.where, capacity: Int(IPC_WHERE_CAP)),
+                    sinceNanoseconds: s.pointee.since_ns,
+                    deadlineNanoseconds: s.pointee.deadline_ns)
+                if ipc_load32(&s.pointee.seq) == before {
+                    result.append(status)
+                    break
+                }
+            }
+        }
+        return result
+    }
+
+    // MARK: - Socket files
+
+    func socketSlot(_ i: Int) -> UnsafeMutablePointer<ipc_socket_slot> {
+        let base = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.sockets)!
+        return base.assumingMemoryBound(to: ipc_socket_slot.self) + i
+    }
+
+    /// Lists a socket file that the calling process just bound, so that every way out of
+    /// the run removes it. Returns its slot, or nil when the list is full.
+    public func registerSocketFile(path: String) -> Int? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return nil }
+        for i in 0..<Int(IPC_SOCKET_SLOTS) {
+            let s = socketSlot(i)
+            var expected: UInt32 = 0
+            if ipc_cas32(&s.pointee.state, &expected, 1) != 0 {
+                s.pointee.owner = UInt32(bitPattern: ProcessIdentity.pid)
+                s.pointee.dev = UInt64(st.st_dev)
+                s.pointee.ino = UInt64(st.st_ino)
+                storeName(path, into: &s.pointee.path, capacity: 108)
+                ipc_store32(&s.pointee.state, 2)
+                return i
+            }
+        }
+        return nil
+    }
+
+    /// Removes the socket file of `slot` (if it is still the one bound) and frees the slot.
+    public func removeSocketFile(slot: Int) {
+        ipc_remove_socket_slot(header, Int32(slot))
+    }
+}

@@ -1,0 +1,15 @@
+/// The options of one run, as the command line gave them.
+public struct RunOptions: Sendable {
+    /// Multiplies every `ipc.sleep`.
+    public var timeScale: Double = 1
+    /// End the whole run after this many seconds (nil: no limit).
+    public var timeout: Double?
+    /// Up to this many milliseconds of random delay before each IPC call.
+    public var jitterMilliseconds: Double = 0
+    /// The seed of the jitter generators.
+    public var seed: UInt64?
+    /// Where to write a Chrome/Perfetto trace.
+    public var tracePath: String?
+
+    public init() {}
+}
