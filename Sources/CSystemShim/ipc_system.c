@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -382,8 +383,114 @@ static void on_shutdown_signal(int sig) {
     _exit(code);
 }
 
+// MARK: - Reports (async-signal-safe: no stdio, no allocation)
+
+typedef struct { char buf[1024]; size_t n; } line_t;
+
+static void put_str(line_t *l, const char *s) {
+    while (*s && l->n < sizeof l->buf - 1) l->buf[l->n++] = *s++;
+}
+
+static void put_field(line_t *l, const char *s, size_t cap) {
+    for (size_t i = 0; i < cap && s[i] && l->n < sizeof l->buf - 1; i++) {
+        char c = s[i];
+        l->buf[l->n++] = (c >= 32 && c < 127) || (unsigned char)c >= 128 ? c : '?';
+    }
+}
+
+static void put_uint(line_t *l, unsigned long long v) {
+    char tmp[24];
+    int k = 0;
+    do { tmp[k++] = (char)('0' + v % 10); v /= 10; } while (v && k < 24);
+    while (k > 0 && l->n < sizeof l->buf - 1) l->buf[l->n++] = tmp[--k];
+}
+
+static void put_seconds(line_t *l, int64_t ns) {
+    if (ns < 0) ns = 0;
+    put_uint(l, (unsigned long long)(ns / 1000000000));
+    put_str(l, ".");
+    put_uint(l, (unsigned long long)((ns / 100000000) % 10));
+    put_str(l, " s");
+}
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void ipc_report_processes(ipc_run_header *run, int fd) {
+    int64_t now = now_ns();
+    for (int i = 0; i < IPC_PROCESS_SLOTS; i++) {
+        ipc_process_slot *s = &run->processes[i];
+        if (ipc_load32(&s->state) != 1) continue;
+        if (kill((pid_t)s->pid, 0) < 0 && errno == ESRCH) continue;
+        ipc_process_slot copy;
+        for (int tries = 0; tries < 100; tries++) {
+            uint32_t before = ipc_load32(&s->seq);
+            memcpy(&copy, s, sizeof copy);
+            if (!(before & 1) && ipc_load32(&s->seq) == before) break;
+        }
+        line_t l = {.n = 0};
+        put_str(&l, "  ");
+        put_field(&l, copy.name, IPC_NAME_CAP);
+        put_str(&l, " (pid ");
+        put_uint(&l, copy.pid);
+        put_str(&l, "): ");
+        if (copy.blocked) {
+            put_str(&l, "blocked in ");
+            put_field(&l, copy.call, IPC_CALL_CAP);
+            if (copy.object[0]) { put_str(&l, " on "); put_field(&l, copy.object, IPC_NAME_CAP); }
+            put_str(&l, " for ");
+            put_seconds(&l, now - copy.since_ns);
+            if (copy.where[0]) { put_str(&l, ", at "); put_field(&l, copy.where, IPC_WHERE_CAP); }
+        } else {
+            put_str(&l, "running (not blocked in an IPC call)");
+        }
+        put_str(&l, "\n");
+        (void)!write(fd, l.buf, l.n);
+    }
+}
+
+static double g_timeout_seconds;
+
+static void on_timeout(int sig) {
+    (void)sig;
+    if (g_shutting_down) return;
+    g_shutting_down = 1;
+    line_t l = {.n = 0};
+    put_str(&l, "ipcplay: timeout: the run was still going after ");
+    put_seconds(&l, (int64_t)(g_timeout_seconds * 1e9));
+    put_str(&l, "; every process:\n");
+    (void)!write(2, l.buf, l.n);
+    if (g_run != NULL) ipc_report_processes(g_run, 2);
+    ipc_teardown(0);
+    _exit(124);
+}
+
+void ipc_timeout_arm(double seconds) {
+    g_timeout_seconds = seconds;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_timeout;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    t.it_value.tv_sec = (time_t)seconds;
+    t.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+    if (t.it_value.tv_sec == 0 && t.it_value.tv_usec == 0) t.it_value.tv_usec = 1;
+    setitimer(ITIMER_REAL, &t, NULL);
+}
+
 void ipc_shutdown_install(ipc_run_header *run) {
     g_run = run;
+    // Whoever started us may have left signals blocked (Foundation's Process does);
+    // the handlers below must be able to run.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_shutdown_signal;

@@ -140,6 +140,7 @@ public enum Runtime {
         _ = ipc_install_line_streams(&board.header.pointee.output_lock)
         CurrentProcess.slot = board.claimSlot(name: "MainProcess", spawnIndex: 0, parent: getppid())
         installParkingHooks()
+        if let timeout = options.timeout { ipc_timeout_arm(timeout) }
     }
 
     /// The normal end of the host: wait for every non-daemon child, end the daemon ones,

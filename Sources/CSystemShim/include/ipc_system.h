@@ -293,6 +293,12 @@ void ipc_shutdown_now(int code, const char *message);
 /// Kills the worker group (if any), removes the run's socket files, and reaps every child
 /// (waiting up to `grace_ms` before SIGKILL). Returns nothing; async-signal-safe.
 void ipc_teardown(int grace_ms);
+/// Arms --timeout: after `seconds`, report what every process of the run is blocked in
+/// (to stderr), end them all, and _exit(124).
+void ipc_timeout_arm(double seconds);
+/// Writes the report of every live process of the run (what it is blocked in) to `fd`.
+/// Async-signal-safe.
+void ipc_report_processes(ipc_run_header *run, int fd);
 /// Removes the socket file of slot `i` if it is still the socket that was made there.
 void ipc_remove_socket_slot(ipc_run_header *run, int i);
 

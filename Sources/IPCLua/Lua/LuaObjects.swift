@@ -85,6 +85,8 @@ enum LuaObjects {
         s.setField(mt, "__gc")
         s.push(type.label)
         s.setField(mt, "__name")
+        s.push(true)
+        s.setField(mt, "__ipc")
         s.setTop(mt - 1)
     }
 }
@@ -134,9 +136,10 @@ extension LuaState {
     public func ipcLabel(_ i: Int32) -> String? {
         guard type(i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
         defer { pop() }
-        push("__name")
+        guard rawField(-1, "__ipc") == LUA_TBOOLEAN else { pop(); return nil }
+        pop()
+        rawField(-1, "__name")
         defer { pop() }
-        _ = lua_rawget(L, -2)
         return string(-1)
     }
 }

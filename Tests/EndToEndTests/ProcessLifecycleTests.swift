@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+/// Every way out leaves no process behind.
+@Suite("Process life cycle: waits, daemons, no survivors")
+struct ProcessLifecycleTests {
+    /// The pids the scenario printed ("pids a b c").
+    func pids(in output: String) -> [Int32] {
+        output.split(separator: "\n").filter { $0.hasPrefix("pids ") }
+            .flatMap { $0.split(separator: " ").dropFirst().compactMap { Int32($0) } }
+    }
+
+    func expectGone(_ pids: [Int32], _ context: String) {
+        for pid in pids {
+            // Not alive, and not a zombie either: kill(pid, 0) fails once it is reaped.
+            let alive = kill(pid, 0) == 0
+            var zombie = false
+            if let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) {
+                zombie = stat.contains(") Z ")
+            }
+            #expect(!alive && !zombie, "pid \(pid) survived (\(context))")
+        }
+    }
+
+    @Test func normalEndWaitsForChildrenAndEndsDaemons() throws {
+        let r = try Ipcplay.run(["run", "tests/exit_paths_test.lua", "normal"])
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout.contains("non-daemon child finished"))
+        #expect(r.stdout.contains("grandchild finished"))
+        #expect(r.stdout.contains("daemon started"))
+        let all = pids(in: r.stdout)
+        #expect(all.count == 5, "\(r.stdout)")
+        expectGone(all, "normal end")
+    }
+
+    @Test func errorInTheMainScriptEndsEveryChild() throws {
+        let r = try Ipcplay.run(["run", "tests/exit_paths_test.lua", "error"])
+        #expect(r.status == 1, "\(r.combined)")
+        #expect(r.stderr.contains("main script fails on purpose"))
+        expectGone(pids(in: r.stdout), "error in main")
+    }
+
+    @Test func osExitInTheMainScript() throws {
+        let r = try Ipcplay.run(["run", "tests/exit_paths_test.lua", "exit"])
+        #expect(r.status == 3, "\(r.combined)")
+        #expect(r.stdout.contains("non-daemon child finished"))
+        expectGone(pids(in: r.stdout), "os.exit in main")
+    }
+
+    @Test func uncaughtErrorInAChildNamesItAndItsPid() throws {
+        let r = try Ipcplay.runLua("""
+            local p = ipc.process{target = function() local t = nil; return t.field end, name = "worker-7"}
+            p:start()
+            p:join()
+            print("exitcode", p.exitcode, p.pid)
+            """)
+        #expect(r.status == 0, "\(r.combined)")
+        let pid = r.stdout.split(separator: "\t").last.map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? "?"
+        #expect(r.stdout.hasPrefix("exitcode\t1\t"))
+        #expect(r.stderr.contains("worker-7 (pid \(pid))"), "\(r.combined)")
+        #expect(r.stderr.contains("scenario.lua:1: attempt to index a nil value"), "\(r.combined)")
+        #expect(r.stderr.contains("stack traceback:"))
+    }
+
+    @Test func sigtermToTheHostEndsEverything() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-sig-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("s.lua")
+        try """
+            local ps = {}
+            for i = 1, 3 do ps[i] = ipc.spawn(function() while true do ipc.sleep(1) end end) end
+            print("pids " .. ps[1].pid .. " " .. ps[2].pid .. " " .. ps[3].pid)
+            io.stdout:flush()
+            ipc.queue():get()
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
+        process.arguments = [script.path]
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        for _ in 0..<3000 where !text.contains("\n") {
+            Thread.sleep(forTimeInterval: 0.01)
+            text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        }
+        process.terminate()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 143)
+        expectGone(pids(in: text), "SIGTERM")
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+
+/// Runs the built `ipcplay` binary as a subprocess (tests never fork in-process: a fork
+/// from a multi-threaded test runner can inherit a lock held by another thread).
+enum Ipcplay {
+    /// The package's root, found from this file's path.
+    static let packageRoot: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        }
+        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+    }()
+
+    /// The binary beside the test bundle (the same build), or $IPCPLAY_BIN.
+    static let binary: String = {
+        if let b = ProcessInfo.processInfo.environment["IPCPLAY_BIN"] { return b }
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("ipcplay").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return packageRoot.appendingPathComponent(".build/debug/ipcplay").path
+    }()
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var seconds: Double
+        /// True when the safety-net timeout had to end the process.
+        var hung: Bool
+        var combined: String { "status \(status)\n--- stdout\n\(stdout)--- stderr\n\(stderr)" }
+    }
+
+    /// Runs `ipcplay args...` in `directory` with `stdin`, ending it after `limit` seconds
+    /// (a safety net: the tests never rely on it).
+    static func run(_ args: [String], stdin: String? = nil, directory: URL? = nil, limit: Double = 120,
+                    environment: [String: String] = [:]) throws -> Result {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let outURL = tmp.appendingPathComponent("out")
+        let errURL = tmp.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = args
+        process.currentDirectoryURL = directory ?? packageRoot
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        let out = try FileHandle(forWritingTo: outURL)
+        let err = try FileHandle(forWritingTo: errURL)
+        process.standardOutput = out
+        process.standardError = err
+        if let stdin {
+            let inURL = tmp.appendingPathComponent("in")
+            try stdin.write(to: inURL, atomically: true, encoding: .utf8)
+            process.standardInput = try FileHandle(forReadingFrom: inURL)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        let start = Date()
+        try process.run()
+        var hung = false
+        while process.isRunning {
+            if Date().timeIntervalSince(start) > limit {
+                hung = true
+                process.terminate()
+                Thread.sleep(forTimeInterval: 2)
+                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                break
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        return Result(status: process.terminationStatus,
+                      stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "",
+                      seconds: Date().timeIntervalSince(start), hung: hung)
+    }
+
+    /// Runs a Lua snippet written to a temporary file.
+    static func runLua(_ source: String, args: [String] = [], options: [String] = [], stdin: String? = nil,
+                       limit: Double = 120) throws -> Result {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-lua-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("scenario.lua")
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        return try run(["run"] + options + [file.path] + args, stdin: stdin, directory: dir, limit: limit)
+    }
+}
