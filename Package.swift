@@ -14,6 +14,10 @@ import PackageDescription
 //   IPCLua        the `ipc` module: Lua bindings over the core and the runtime, and the
 //                 script runner.
 //   ipcplay       the command line.
+/// The IPC hot paths touch class properties and globals of a single-threaded runtime;
+/// Swift's dynamic exclusivity checks there cost more than the IPC itself.
+let hotPathSettings: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+
 let package = Package(
     name: "ipcplay",
     products: [
@@ -36,10 +40,11 @@ let package = Package(
             dependencies: [
                 "CSystemShim",
                 .product(name: "SystemPackage", package: "swift-system"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
-        .target(name: "IPCRuntime", dependencies: ["IPCCore", "CSystemShim"]),
-        .target(name: "IPCLua", dependencies: ["CLua", "CLuaShim", "IPCCore", "IPCRuntime"]),
+        .target(name: "IPCRuntime", dependencies: ["IPCCore", "CSystemShim"], swiftSettings: hotPathSettings),
+        .target(name: "IPCLua", dependencies: ["CLua", "CLuaShim", "IPCCore", "IPCRuntime"], swiftSettings: hotPathSettings),
         .executableTarget(
             name: "ipcplay",
             dependencies: [

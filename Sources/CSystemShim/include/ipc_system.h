@@ -68,6 +68,11 @@ int ipc_robust_lock_acquire(ipc_robust_lock *lock, const struct timespec *deadli
 /// pthread_mutex_trylock: 0, EBUSY, EOWNERDEAD.
 int ipc_robust_lock_try(ipc_robust_lock *lock);
 int ipc_robust_lock_release(ipc_robust_lock *lock);
+/// True when the mutex looks free (a plain read of glibc's lock word, for spinning
+/// before a trylock without bouncing the cache line).
+static inline int ipc_robust_lock_looks_free(ipc_robust_lock *lock) {
+    return __atomic_load_n(&lock->mutex.__data.__lock, __ATOMIC_RELAXED) == 0;
+}
 int ipc_robust_lock_consistent(ipc_robust_lock *lock);
 
 // MARK: - Shared-memory layouts
@@ -167,13 +172,26 @@ typedef struct ipc_scalar_header {
     char name[IPC_NAME_CAP];
 } ipc_scalar_header;
 
-/// A Connection pair's locks: one send and one receive lock per direction.
+/// Bytes read from a pipe and not yet consumed: receivers read ahead into it, under the
+/// direction's receive lock, so that one read(2) serves many messages, and so that a
+/// receiver that exits leaves what it read for the next one.
+#define IPC_INBOX_CAP 32768
+typedef struct ipc_channel_inbox {
+    uint32_t start, end;  // unconsumed bytes are bytes[start..<end]
+    uint32_t written;     // frames written so far: receivers spin on it before sleeping
+    uint32_t pad;
+    uint8_t bytes[IPC_INBOX_CAP];
+} ipc_channel_inbox;
+
+/// A Connection pair's shared state: per direction a send lock, a receive lock and an
+/// inbox.
 typedef struct ipc_channel_header {
     uint64_t magic;
     uint64_t salt;  // frame check seed
     ipc_robust_lock send_lock[2];
     ipc_robust_lock recv_lock[2];
     char name[IPC_NAME_CAP];
+    ipc_channel_inbox inbox[2];
 } ipc_channel_header;
 
 // MARK: - The run's status board

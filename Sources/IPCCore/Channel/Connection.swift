@@ -24,10 +24,11 @@ public final class Connection {
     let writeDirection: Int
     /// True once this end is closed in this process.
     public private(set) var isClosed = false
-    /// Set when a receiver died holding the lock: find the next frame boundary.
-    var needsResync = false
 
     static let frameHeader = 16
+    /// `ipc_channel_inbox.bytes` follows `start` and `end` (Swift does not import a C
+    /// array this large as a field).
+    static let inboxBytesOffset = 16
     public static let maxFramePayload = Int(PIPE_BUF) - 16
     static let flagFirst: UInt32 = 1 << 24
     static let flagLast: UInt32 = 2 << 24
@@ -123,6 +124,7 @@ public final class Connection {
         defer { lock.release() }
         var offset = 0
         let total = payload.count
+        let box = inbox(writeDirection)
         repeat {
             let n = min(Self.maxFramePayload, total - offset)
             var word = UInt32(n)
@@ -134,6 +136,7 @@ public final class Connection {
                 writeFrame(hdr.baseAddress!, payload.baseAddress.map { $0 + offset }, n)
             }
             if !ok { return .closed }
+            _ = ipc_add32(&box.pointee.written, 1)
             offset += n
         } while offset < total
         return .done
@@ -172,114 +175,126 @@ public final class Connection {
 
     public enum ReceiveOutcome: Equatable { case message(raw: Bool, id: UInt64), closed, timedOut }
 
+    func inbox(_ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> {
+        let offset = MemoryLayout<ipc_channel_header>.offset(of: \.inbox)!
+        return (UnsafeMutableRawPointer(header) + offset).assumingMemoryBound(to: ipc_channel_inbox.self) + direction
+    }
+
+    enum Fill { case ok, closed, timedOut }
+
+    /// Reads into the inbox until it holds at least `minimum` unconsumed bytes. Waits
+    /// until `deadline`; in the middle of a message, in slices, giving up on the message
+    /// (`.timedOut`) when its sender has died.
+    func fill(_ box: UnsafeMutablePointer<ipc_channel_inbox>, minimum: Int, deadline: Deadline, midMessage: Bool) -> Fill {
+        let cap = Int(IPC_INBOX_CAP)
+        while Int(box.pointee.end - box.pointee.start) < minimum {
+            let start = Int(box.pointee.start)
+            let end = Int(box.pointee.end)
+            if start > 0 && (start == end || cap - end < minimum - (end - start)) {
+                // Compact: move the unconsumed bytes to the front.
+                let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
+                if end > start { memmove(bytes, bytes + start, end - start) }
+                ipc_store32(&box.pointee.end, UInt32(end - start))
+                ipc_store32(&box.pointee.start, 0)
+                continue
+            }
+            let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
+            let r = ipc_read_nowait(readFD, bytes + end, cap - end)
+            if r > 0 {
+                ipc_store32(&box.pointee.end, UInt32(end + r))
+                continue
+            }
+            if r == 0 { return .closed }
+            if r == -Int(EINTR) { continue }
+            if r != -Int(EAGAIN) { return .closed }
+            // Nothing yet: the sender is usually about to write; watch its counter for a
+            // moment rather than sleep in poll (a wake-up costs both sides a syscall).
+            let seen = ipc_load32(&box.pointee.written)
+            if Spin.until(Spin.waitSpins, { ipc_load32(&box.pointee.written) != seen }) { continue }
+            if midMessage {
+                let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: .after(seconds: 1))) ?? false
+                if !ready {
+                    let sender = sendLock(readDirection).holder
+                    if sender == 0 || !ProcessControl.exists(sender) { return .timedOut }
+                }
+                continue
+            }
+            if deadline.hasExpired { return .timedOut }
+            Parking.parking()
+            let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? true
+            Parking.woke()
+            if !ready { return .timedOut }
+        }
+        return .ok
+    }
+
     /// Waits until a message arrives (or `deadline`), and reads it whole into `out`.
     public func receive(into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard readFD >= 0 else { return .closed }
         let lock = receiveLock(readDirection)
-        let acquired = lock.acquire(deadline: deadline, object: self.name, during: "connection:recv") { _ in
-            self.needsResync = true
+        guard lock.acquire(deadline: deadline, object: self.name, during: "connection:recv", repair: { _ in }) else {
+            return .timedOut
         }
-        guard acquired else { return .timedOut }
         defer { lock.release() }
+        let box = inbox(readDirection)
+        let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
         var started = false
         var raw = false
         var id: UInt64 = 0
         out.reset()
-        var frame = (UInt32(0), UInt32(0), UInt64(0))
         while true {
-            // The fast path reads a header without sleeping; otherwise wait for one: until
-            // the caller's deadline between messages, and in the middle of a message in
-            // slices, watching that its sender is still alive.
-            let got = withUnsafeMutableBytes(of: &frame) { ipc_read_nowait(readFD, $0.baseAddress!, Self.frameHeader) }
-            if got == 0 { return .closed }
-            if got == -Int(EINTR) { continue }
-            if got == -Int(EAGAIN) {
-                if started {
-                    let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: .after(seconds: 1))) ?? false
-                    if !ready {
-                        let sender = sendLock(readDirection).holder
-                        if sender == 0 || !ProcessControl.exists(sender) {
-                            started = false  // its sender died mid-message: drop it
-                            out.reset()
-                        }
-                    }
-                    continue
-                }
-                if deadline.hasExpired { return .timedOut }
-                Parking.parking()
-                let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? true
-                Parking.woke()
-                if !ready { return .timedOut }
+            switch fill(box, minimum: Self.frameHeader, deadline: deadline, midMessage: started) {
+            case .ok: break
+            case .closed: return .closed
+            case .timedOut:
+                if !started { return .timedOut }
+                started = false  // its sender died mid-message: drop it
+                out.reset()
                 continue
             }
-            if got < 0 { return .closed }
-            if got < Self.frameHeader {
-                let ok = withUnsafeMutableBytes(of: &frame) { readExactly($0.baseAddress! + got, Self.frameHeader - got) }
-                if !ok { return .closed }
-            }
-            if needsResync || frame.0 != check(frame.1, frame.2) || Int(frame.1 & Self.lengthMask) > Self.maxFramePayload {
-                guard let found = resynchronise(from: &frame) else { return .closed }
-                frame = found
-            }
-            let word = frame.1
+            let at = bytes + Int(box.pointee.start)
+            let check = at.loadUnaligned(as: UInt32.self)
+            let word = at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+            let frameID = at.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
             let length = Int(word & Self.lengthMask)
+            guard check == self.check(word, frameID) && length <= Self.maxFramePayload else {
+                // Not a frame boundary: bytes lost by a receiver that died with them.
+                // Slide to the next valid header.
+                ipc_store32(&box.pointee.start, box.pointee.start + 1)
+                continue
+            }
+            // A frame is written whole, so the rest of it is already in the pipe.
+            switch fill(box, minimum: Self.frameHeader + length, deadline: .never, midMessage: true) {
+            case .ok: break
+            case .closed: return .closed
+            case .timedOut: ipc_store32(&box.pointee.start, box.pointee.start + 1); continue
+            }
+            let frame = bytes + Int(box.pointee.start)
             if word & Self.flagFirst != 0 {
                 out.reset()
                 started = true
                 raw = word & Self.flagRaw != 0
-                id = frame.2
+                id = frameID
             }
-            if started {
-                out.reserve(length)
-                guard readExactly(out.base + out.count, length) else { return .closed }
-                out.count += length
-                if word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
-            } else {
-                // The tail of a message whose head went to a receiver that died.
-                guard discard(length) else { return .closed }
-            }
+            if started { out.append(frame + Self.frameHeader, count: length) }
+            // Consumed: one store, so a receiver killed here loses nothing it had not taken.
+            ipc_store32(&box.pointee.start, box.pointee.start + UInt32(Self.frameHeader + length))
+            if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
         }
-    }
-
-    /// Finds the next frame boundary after a receiver died part way through a frame:
-    /// slides a byte at a time until the header checksum holds. Nil at end of stream.
-    func resynchronise(from frame: inout (UInt32, UInt32, UInt64)) -> (UInt32, UInt32, UInt64)? {
-        var window = withUnsafeBytes(of: &frame) { Array($0) }
-        while true {
-            let (c, word, id) = window.withUnsafeBytes { b in
-                (b.load(as: UInt32.self), b.load(fromByteOffset: 4, as: UInt32.self), b.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-            }
-            if c == check(word, id) && Int(word & Self.lengthMask) <= Self.maxFramePayload {
-                needsResync = false
-                return (c, word, id)
-            }
-            window.removeFirst()
-            var next: UInt8 = 0
-            guard readExactly(&next, 1) else { return nil }
-            window.append(next)
-        }
-    }
-
-    /// Blocking read of exactly `n` bytes; false at end of stream or on error.
-    func readExactly(_ p: UnsafeMutableRawPointer, _ n: Int) -> Bool {
-        var got = 0
-        while got < n {
-            let r = read(readFD, p + got, n - got)
-            if r > 0 { got += r; continue }
-            if r < 0 && Glibc.errno == EINTR { continue }
-            return false
-        }
-        return true
-    }
-
-    func discard(_ n: Int) -> Bool {
-        var scratch = [UInt8](repeating: 0, count: max(n, 1))
-        return scratch.withUnsafeMutableBytes { readExactly($0.baseAddress!, n) }
     }
 
     /// True when a message (or the end of the stream) is ready to read.
     public func poll(deadline: Deadline) -> Bool {
         guard readFD >= 0 else { return false }
+        let box = inbox(readDirection)
+        if ipc_load32(&box.pointee.end) > ipc_load32(&box.pointee.start) { return true }
         return (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? false
+    }
+
+    /// True when unconsumed bytes wait in this end's inbox (read ahead by some receiver).
+    public var hasBufferedInput: Bool {
+        guard readFD >= 0 else { return false }
+        let box = inbox(readDirection)
+        return ipc_load32(&box.pointee.end) > ipc_load32(&box.pointee.start)
     }
 }

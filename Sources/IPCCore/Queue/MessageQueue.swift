@@ -318,9 +318,16 @@ public final class MessageQueue {
         }
     }
 
-    /// Sleeps on `word` with the state lock released; returns with it held again, or
-    /// false when the lock could not be retaken (never: the lock wait has no deadline).
-    func sleep(on word: UnsafeMutablePointer<UInt32>, counter: UnsafeMutablePointer<UInt32>, deadline: Deadline, during: String) -> Futex.WaitResult {
+    /// Waits with the state lock released, and returns with it held again: first spins
+    /// while `ready` (read without the lock) says nothing changed, then sleeps on `word`.
+    func sleep(on word: UnsafeMutablePointer<UInt32>, counter: UnsafeMutablePointer<UInt32>, deadline: Deadline, during: String,
+               ready: () -> Bool) -> Futex.WaitResult {
+        unlockState()
+        let changed = Spin.until(Spin.waitSpins, ready)
+        _ = lockState(.never, during)
+        // Checked again under the lock: a change between the spin and here would not
+        // wake us, as we were not yet counted as a sleeper.
+        if changed || ready() { return .woken }
         _ = ipc_add32(counter, 1)
         let seq = ipc_load32(word)
         unlockState()
@@ -367,7 +374,9 @@ public final class MessageQueue {
                 return .done
             }
             if deadline.hasExpired { unlockState(); return .timedOut }
-            let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put")
+            let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put") {
+                (maxsize == 0 || ipc_load64(&h.pointee.items) < maxsize) && ipc_load64(&h.pointee.used) + UInt64(size) * 2 + 64 < h.pointee.capacity
+            }
             waited = true
             if r == .timedOut {
                 // One last look: a wake may have raced with the timeout.
@@ -408,7 +417,9 @@ public final class MessageQueue {
                     unlockState()
                     return .timedOut
                 }
-                let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put")
+                let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put") {
+                    ipc_load64(&h.pointee.used) + UInt64(size) * 2 + 64 < h.pointee.capacity
+                }
                 if r == .timedOut && !(roomForItem && placement(size: size) != nil) {
                     if !isFirst { appendAbort() }
                     unlockState()
@@ -454,11 +465,15 @@ public final class MessageQueue {
                         out.reset()
                         continue
                     }
-                    _ = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: Deadline.after(seconds: 1), during: "queue:get")
+                    _ = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: Deadline.after(seconds: 1), during: "queue:get") {
+                        ipc_load64(&h.pointee.used) > 0
+                    }
                     continue
                 }
                 if deadline.hasExpired { unlockState(); return .timedOut }
-                let r = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: deadline, during: "queue:get")
+                let r = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: deadline, during: "queue:get") {
+                    ipc_load64(&h.pointee.used) > 0
+                }
                 if r == .timedOut && h.pointee.used == 0 { unlockState(); return .timedOut }
                 continue
             }
@@ -541,7 +556,9 @@ public final class MessageQueue {
         guard lockState(deadline, "joinable_queue:join") else { return false }
         while h.pointee.unfinished > 0 {
             if deadline.hasExpired { unlockState(); return false }
-            let r = sleep(on: &h.pointee.join_seq, counter: &h.pointee.joiners_waiting, deadline: deadline, during: "joinable_queue:join")
+            let r = sleep(on: &h.pointee.join_seq, counter: &h.pointee.joiners_waiting, deadline: deadline, during: "joinable_queue:join") {
+                ipc_load64(&h.pointee.unfinished) == 0
+            }
             if r == .timedOut && h.pointee.unfinished > 0 { unlockState(); return false }
         }
         unlockState()

@@ -49,9 +49,14 @@ public final class SharedRegion {
 @inlinable
 public func storeName<T>(_ name: String, into field: UnsafeMutablePointer<T>, capacity: Int) {
     let raw = UnsafeMutableRawPointer(field).assumingMemoryBound(to: UInt8.self)
-    var utf8 = Array(name.utf8.prefix(capacity - 1))
-    utf8.append(0)
-    raw.update(from: utf8, count: utf8.count)
+    var name = name
+    name.withUTF8 { utf8 in
+        // Truncate on a character boundary (never split a UTF-8 sequence).
+        var n = min(utf8.count, capacity - 1)
+        while n > 0 && n < utf8.count && utf8[n] & 0xC0 == 0x80 { n -= 1 }
+        if n > 0 { raw.update(from: utf8.baseAddress!, count: n) }
+        raw[n] = 0
+    }
 }
 
 /// Reads a NUL-terminated fixed C array of `capacity` bytes.

@@ -19,18 +19,17 @@ final class ConnectionObject: LuaDescribable {
 }
 
 enum PipeBindings {
-    static let type: LuaType = {
-        var t = LuaType("ipc.Connection", label: "connection", methods: [
-            ("send", { luaEntry($0, send) }),
-            ("recv", { luaEntry($0, recv) }),
-            ("poll", { luaEntry($0, poll) }),
-            ("send_bytes", { luaEntry($0, sendBytes) }),
-            ("recv_bytes", { luaEntry($0, recvBytes) }),
-            ("close", { luaEntry($0, close) }),
-        ])
-        t.index = { luaEntry($0, index) }
-        return t
-    }()
+    static let type = LuaType("ipc.Connection", label: "connection", methods: [
+        ("send", { luaEntry($0, send) }),
+        ("recv", { luaEntry($0, recv) }),
+        ("poll", { luaEntry($0, poll) }),
+        ("send_bytes", { luaEntry($0, sendBytes) }),
+        ("recv_bytes", { luaEntry($0, recvBytes) }),
+        ("close", { luaEntry($0, close) }),
+        ("closed", { luaEntry($0, closed) }),
+        ("readable", { luaEntry($0, readable) }),
+        ("writable", { luaEntry($0, writable) }),
+    ])
 
     /// `ipc.pipe([duplex=true [, options]])`: two Connections.
     static func pipe(_ s: LuaState) throws(LuaRaise) -> Int32 {
@@ -130,18 +129,19 @@ enum PipeBindings {
         return 0
     }
 
-    /// `__index`: `closed`, `readable`, `writable`, `name`, then the methods.
-    static func index(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(type, "connection", as: ConnectionObject.self)
-        switch s.string(2) {
-        case "closed": s.push(c.connection.isClosed); return 1
-        case "readable": s.push(c.connection.canReceive); return 1
-        case "writable": s.push(c.connection.canSend); return 1
-        case "name": s.push(c.name); return 1
-        default:
-            s.pushValue(2)
-            _ = lua_rawget(s.L, ipc_lua_upvalueindex(2))
-            return 1
-        }
+    /// `c:closed()`, `c:readable()`, `c:writable()` (additions).
+    static func closed(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        s.push(try s.receiver(type, "connection:closed", as: ConnectionObject.self).connection.isClosed)
+        return 1
+    }
+
+    static func readable(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        s.push(try s.receiver(type, "connection:readable", as: ConnectionObject.self).connection.canReceive)
+        return 1
+    }
+
+    static func writable(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        s.push(try s.receiver(type, "connection:writable", as: ConnectionObject.self).connection.canSend)
+        return 1
     }
 }

@@ -4,7 +4,10 @@ import IPCCore
 
 /// A Lua-visible type: one metatable (registered under `metatableName`) with `__index`,
 /// `__gc` and `__tostring`, and a method table listed LuaSocket-style.
-public struct LuaType: @unchecked Sendable {
+///
+/// A userdata is recognised by the identity of its metatable, remembered when the type
+/// is registered (forked children share it), which costs no string lookup.
+public final class LuaType: @unchecked Sendable {
     /// The registry key of the metatable, e.g. "ipc.Queue".
     public let metatableName: String
     /// The name used in error messages and `tostring`, e.g. "queue".
@@ -17,6 +20,8 @@ public struct LuaType: @unchecked Sendable {
     public var toString: ipc_swift_function?
     /// Methods implemented in C: (name, acquire method, release method) guarded calls.
     public var guardedCalls: [(name: String, acquire: String, release: String)] = []
+    /// The metatable, once registered in this process's Lua state.
+    var metatable: UnsafeRawPointer?
 
     public init(_ metatableName: String, label: String, methods: [(name: String, function: ipc_swift_function)]) {
         self.metatableName = metatableName
@@ -54,6 +59,7 @@ enum LuaObjects {
         let L = s.L
         _ = luaL_newmetatable(L, type.metatableName)
         let mt = s.top
+        type.metatable = lua_topointer(L, mt)
         s.newTable(hash: Int32(type.methods.count + type.guardedCalls.count))
         let methods = s.top
         for (name, fn) in type.methods {
@@ -108,7 +114,10 @@ extension LuaState {
     /// The object at `i` when it is a live userdata of `type`.
     @inline(__always)
     public func object<T: AnyObject>(_ i: Int32, _ type: LuaType, as: T.Type) -> T? {
-        guard let ud = luaL_testudata(L, i, type.metatableName),
+        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
+        let mt = lua_topointer(L, -1)
+        pop()
+        guard mt == type.metatable, let ud = lua_touserdata(L, i),
               let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
         return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue(), to: T.self)
     }
