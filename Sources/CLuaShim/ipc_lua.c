@@ -1,6 +1,7 @@
 #include "ipc_lua.h"
 #include <string.h>
 #include <stdio.h>
+#include <time.h>
 
 // MARK: - Trampoline
 
@@ -63,6 +64,45 @@ static int guarded_call(lua_State *L) {
 void ipc_lua_pushguardedcall(lua_State *L, const char *name) {
     lua_pushstring(L, name);
     lua_pushcclosure(L, guarded_call, 3);
+}
+
+// MARK: - condition:wait_for
+
+static double monotonic_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int ipc_lua_condition_wait_for(lua_State *L) {
+    if (lua_type(L, 2) != LUA_TFUNCTION) {
+        return luaL_error(L, "condition:wait_for: expected a predicate function as argument 1, got %s", luaL_typename(L, 2));
+    }
+    int timed = !lua_isnoneornil(L, 3);
+    double end = 0;
+    if (timed) {
+        if (lua_type(L, 3) != LUA_TNUMBER) {
+            return luaL_error(L, "condition:wait_for: timeout must be a number of seconds, got %s", luaL_typename(L, 3));
+        }
+        double t = lua_tonumber(L, 3);
+        if (t != t) return luaL_error(L, "condition:wait_for: timeout must be a number of seconds, not NaN");
+        end = monotonic_seconds() + t;
+    }
+    for (;;) {
+        lua_pushvalue(L, 2);
+        lua_call(L, 0, 1);
+        if (lua_toboolean(L, -1)) return 1;
+        double left = 0;
+        if (timed) {
+            left = end - monotonic_seconds();
+            if (left <= 0) return 1;  // the predicate's last (false) result
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, 1, "wait");
+        lua_pushvalue(L, 1);
+        if (timed) lua_pushnumber(L, left); else lua_pushnil(L);
+        lua_call(L, 2, 0);
+    }
 }
 
 // MARK: - Running code

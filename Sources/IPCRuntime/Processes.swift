@@ -251,8 +251,6 @@ public enum Runtime {
         let scaled = seconds * options.timeScale
         guard scaled > 0, scaled.isFinite else { return }
         ipc_flush_all()
-        var ts = timespec(tv_sec: Int(scaled), tv_nsec: Int((scaled - Double(Int(scaled))) * 1e9))
-        var rem = timespec()
-        while nanosleep(&ts, &rem) < 0 && errno == EINTR { ts = rem }
+        MonotonicClock.sleep(nanoseconds: scaled >= 9e9 * 1e9 ? Int64.max : Int64(scaled * 1e9))
     }
 }

@@ -56,6 +56,11 @@ void ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup);
 /// (acquire below release) and are popped.
 void ipc_lua_pushguardedcall(lua_State *L, const char *name);
 
+/// `condition:wait_for(predicate [, timeout])`, as Python's: calls `predicate()` until it
+/// returns a true value, waiting on the condition (`self:wait(left)`) in between; returns
+/// the predicate's last result. The caller must hold the condition's lock.
+int ipc_lua_condition_wait_for(lua_State *L);
+
 // MARK: - Running Lua code
 
 /// lua.c's message handler: turns the error into a string and appends a traceback. A

@@ -45,6 +45,35 @@ static inline int ipc_cas16(uint16_t *p, uint16_t *expected, uint16_t desired) {
     return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 static inline void ipc_pause(void) { __builtin_ia32_pause(); }
+
+/// Loads, stores and compare-and-swaps an element of 1, 2, 4 or 8 bytes, so that shared
+/// values are never read or written torn.
+static inline uint64_t ipc_load_sized(const void *p, int size) {
+    switch (size) {
+    case 1: return __atomic_load_n((const uint8_t *)p, __ATOMIC_SEQ_CST);
+    case 2: return __atomic_load_n((const uint16_t *)p, __ATOMIC_SEQ_CST);
+    case 4: return __atomic_load_n((const uint32_t *)p, __ATOMIC_SEQ_CST);
+    default: return __atomic_load_n((const uint64_t *)p, __ATOMIC_SEQ_CST);
+    }
+}
+static inline void ipc_store_sized(void *p, int size, uint64_t v) {
+    switch (size) {
+    case 1: __atomic_store_n((uint8_t *)p, (uint8_t)v, __ATOMIC_SEQ_CST); break;
+    case 2: __atomic_store_n((uint16_t *)p, (uint16_t)v, __ATOMIC_SEQ_CST); break;
+    case 4: __atomic_store_n((uint32_t *)p, (uint32_t)v, __ATOMIC_SEQ_CST); break;
+    default: __atomic_store_n((uint64_t *)p, v, __ATOMIC_SEQ_CST); break;
+    }
+}
+/// Returns 1 and stores `desired` when the element equals *expected; otherwise 0 and the
+/// current bits in *expected.
+static inline int ipc_cas_sized(void *p, int size, uint64_t *expected, uint64_t desired) {
+    switch (size) {
+    case 1: { uint8_t e = (uint8_t)*expected; int r = __atomic_compare_exchange_n((uint8_t *)p, &e, (uint8_t)desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return r; }
+    case 2: { uint16_t e = (uint16_t)*expected; int r = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return r; }
+    case 4: { uint32_t e = (uint32_t)*expected; int r = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); *expected = e; return r; }
+    default: return __atomic_compare_exchange_n((uint64_t *)p, expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+}
 /// Keeps the compiler from moving memory accesses across this point. A process can be
 /// killed between any two instructions; journaled updates rely on their order.
 static inline void ipc_compiler_barrier(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
@@ -157,7 +186,9 @@ typedef struct ipc_barrier_header {
     uint32_t parties;
     uint32_t count;       // arrived in this generation
     uint32_t generation;  // futex: bumped when the barrier trips, breaks or resets
-    uint32_t broken;
+    uint32_t broken;      // 1 until reset
+    uint32_t broken_generation;  // the generation whose waiters were released broken
+    uint32_t pad;
     char name[IPC_NAME_CAP];
 } ipc_barrier_header;
 

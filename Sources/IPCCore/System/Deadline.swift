@@ -1,3 +1,4 @@
+import CSystemShim
 import Glibc
 
 /// Monotonic time, in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`).
@@ -12,6 +13,14 @@ public enum MonotonicClock {
     @inlinable
     public static func seconds() -> Double {
         Double(nanoseconds()) / 1e9
+    }
+
+    /// `nanosleep`, resumed after signals with the time left.
+    public static func sleep(nanoseconds ns: Int64) {
+        guard ns > 0 else { return }
+        var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) < 0 && errno == EINTR { request = remaining }
     }
 }
 

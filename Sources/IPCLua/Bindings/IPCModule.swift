@@ -14,14 +14,24 @@ public enum IPCModule {
         ("pipe", { luaEntry($0, PipeBindings.pipe) }),
         ("queue", { luaEntry($0, QueueBindings.queue) }),
         ("joinable_queue", { luaEntry($0, QueueBindings.joinableQueue) }),
+        ("value", { luaEntry($0, ValueBindings.value) }),
+        ("array", { luaEntry($0, ValueBindings.array) }),
+        ("semaphore", { luaEntry($0, SyncBindings.semaphore) }),
+        ("bounded_semaphore", { luaEntry($0, SyncBindings.boundedSemaphore) }),
+        ("lock", { luaEntry($0, SyncBindings.lock) }),
+        ("rlock", { luaEntry($0, SyncBindings.rlock) }),
+        ("event", { luaEntry($0, SyncBindings.event) }),
+        ("condition", { luaEntry($0, SyncBindings.condition) }),
+        ("barrier", { luaEntry($0, SyncBindings.barrier) }),
     ]
 
     static let types: [LuaType] = [
         ProcessBindings.type, PipeBindings.type, QueueBindings.queueType, QueueBindings.joinableType,
-    ]
+    ] + ValueBindings.types + SyncBindings.types
 
     /// Registers the types and pushes the module table.
     public static func open(_ s: LuaState) {
+        Keys.intern(s)
         for type in types { LuaObjects.register(type, in: s) }
         s.newTable(hash: Int32(functions.count + 4))
         for (name, fn) in functions {

@@ -214,34 +214,29 @@ enum ProcessBindings {
     /// `__index`: pid, name, daemon, exitcode, then the methods (upvalue 2).
     static func index(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let p = try s.receiver(type, "process", as: ProcessObject.self)
-        if let key = s.string(2) {
-            switch key {
-            case "pid":
-                if p.child.isStarted { s.push(Int64(p.child.pid)) } else { s.pushNil() }
-                return 1
-            case "name": s.push(p.child.name); return 1
-            case "daemon": s.push(p.child.daemon); return 1
-            case "exitcode":
-                if let t = p.child.poll() { s.push(Int64(t.exitcode)) } else { s.pushNil() }
-                return 1
-            default: break
-            }
+        if s.pushMethod() { return 1 }
+        switch s.key(2) {
+        case Keys.pid:
+            if p.child.isStarted { s.push(Int64(p.child.pid)) } else { s.pushNil() }
+        case Keys.name: s.push(p.child.name)
+        case Keys.daemon: s.push(p.child.daemon)
+        case Keys.exitcode:
+            if let t = p.child.poll() { s.push(Int64(t.exitcode)) } else { s.pushNil() }
+        default: s.pushNil()
         }
-        s.pushValue(2)
-        _ = lua_rawget(s.L, ipc_lua_upvalueindex(2))
         return 1
     }
 
     /// `__newindex`: `name` and `daemon` (before start) may be set.
     static func newIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let p = try s.receiver(type, "process", as: ProcessObject.self)
-        switch s.string(2) {
-        case "name":
+        switch s.key(2) {
+        case Keys.name:
             guard let name = s.string(3), !name.isEmpty else {
                 throw LuaRaise("process.name: must be a non-empty string, got \(s.typeName(3))")
             }
             p.child.name = name
-        case "daemon":
+        case Keys.daemon:
             guard s.type(3) == LUA_TBOOLEAN else { throw LuaRaise("process.daemon: must be a boolean, got \(s.typeName(3))") }
             if p.child.isStarted { throw LuaRaise("process.daemon: cannot be changed once the process has started") }
             p.child.daemon = s.boolean(3)

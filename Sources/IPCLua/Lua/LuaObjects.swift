@@ -20,6 +20,8 @@ public final class LuaType: @unchecked Sendable {
     public var toString: ipc_swift_function?
     /// Methods implemented in C: (name, acquire method, release method) guarded calls.
     public var guardedCalls: [(name: String, acquire: String, release: String)] = []
+    /// Methods written in C (they call back into Lua).
+    public var cMethods: [(name: String, function: lua_CFunction)] = []
     /// The metatable, once registered in this process's Lua state.
     var metatable: UnsafeRawPointer?
 
@@ -64,6 +66,10 @@ enum LuaObjects {
         let methods = s.top
         for (name, fn) in type.methods {
             s.push(function: fn)
+            s.setField(methods, name)
+        }
+        for (name, fn) in type.cMethods {
+            lua_pushcclosure(L, fn, 0)
             s.setField(methods, name)
         }
         for g in type.guardedCalls {

@@ -1,0 +1,93 @@
+import CSystemShim
+
+/// `ipc.barrier(n)`: n processes meet; each learns its arrival index 0..n-1. A timeout
+/// in one waiter breaks the barrier for all of them, as in Python.
+public final class SharedBarrier {
+    public let region: SharedRegion
+    let h: UnsafeMutablePointer<ipc_barrier_header>
+    public let name: String
+    static let magic: UInt64 = 0x6970_6362_6172_7200
+
+    public init(parties: UInt32, name: String) throws(IPCError) {
+        region = try SharedRegion(size: MemoryLayout<ipc_barrier_header>.size)
+        h = region.header(ipc_barrier_header.self)
+        try RobustLock(&h.pointee.lock).initialize()
+        h.pointee.parties = parties
+        storeName(name, into: &h.pointee.name, capacity: Int(IPC_NAME_CAP))
+        h.pointee.magic = Self.magic
+        self.name = name
+    }
+
+    var lock: RobustLock { RobustLock(&h.pointee.lock) }
+    public var parties: Int { Int(h.pointee.parties) }
+    public var waiting: Int { Int(ipc_load32(&h.pointee.count)) }
+    public var isBroken: Bool { ipc_load32(&h.pointee.broken) != 0 }
+
+    func lockIt(_ during: String) {
+        _ = lock.acquire(deadline: .never, object: self.name, during: during) { _ in }
+    }
+
+    public enum WaitOutcome: Equatable { case passed(index: Int), timedOut, broken }
+
+    public func wait(deadline: Deadline) -> WaitOutcome {
+        lockIt("barrier:wait")
+        if h.pointee.broken != 0 { lock.release(); return .broken }
+        let index = Int(h.pointee.count)
+        let generation = h.pointee.generation
+        if index + 1 == Int(h.pointee.parties) {
+            h.pointee.count = 0
+            ipc_store32(&h.pointee.generation, generation &+ 1)
+            lock.release()
+            Futex.wakeAll(&h.pointee.generation)
+            return .passed(index: index)
+        }
+        ipc_store32(&h.pointee.count, UInt32(index + 1))
+        lock.release()
+        let tripped = ipc_load32(&h.pointee.generation) != generation
+            || Spin.until(Spin.waitSpins, { ipc_load32(&h.pointee.generation) != generation })
+        if !tripped {
+            Parking.parking()
+            while ipc_load32(&h.pointee.generation) == generation {
+                if Futex.wait(&h.pointee.generation, expected: generation, deadline: deadline) == .timedOut { break }
+            }
+            Parking.woke()
+        }
+        lockIt("barrier:wait")
+        defer { lock.release() }
+        if h.pointee.generation == generation {
+            // Timed out while still waiting: break the barrier for everyone.
+            breakLocked()
+            return .timedOut
+        }
+        if h.pointee.broken_generation == generation &+ 1 && h.pointee.broken_generation != 0 {
+            return .broken
+        }
+        return .passed(index: index)
+    }
+
+    /// Marks the current generation broken and releases its waiters. Lock held.
+    func breakLocked() {
+        let g = h.pointee.generation
+        h.pointee.broken = 1
+        h.pointee.count = 0
+        h.pointee.broken_generation = g &+ 1
+        ipc_store32(&h.pointee.generation, g &+ 1)
+        Futex.wakeAll(&h.pointee.generation)
+    }
+
+    /// Breaks the barrier: current and future waiters get "broken" until `reset`.
+    public func abort() {
+        lockIt("barrier:abort")
+        breakLocked()
+        lock.release()
+    }
+
+    /// Back to the initial state; processes waiting now are released broken.
+    public func reset() {
+        lockIt("barrier:reset")
+        if h.pointee.count > 0 { breakLocked() }
+        h.pointee.broken = 0
+        h.pointee.count = 0
+        lock.release()
+    }
+}

@@ -1,0 +1,110 @@
+import CSystemShim
+import Glibc
+
+/// A lock that a process owns: a robust mutex in shared memory plus the owner's depth,
+/// re-entrant or not. A holder that dies (even by SIGKILL) does not freeze the others:
+/// the next acquirer gets the lock and is told the dead holder's pid.
+public struct OwnedLock {
+    public let raw: UnsafeMutablePointer<ipc_robust_lock>
+    public let isRecursive: Bool
+    /// Names the object in warnings.
+    public let name: String
+
+    public init(_ raw: UnsafeMutablePointer<ipc_robust_lock>, recursive: Bool, name: String) {
+        self.raw = raw
+        self.isRecursive = recursive
+        self.name = name
+    }
+
+    var lock: RobustLock { RobustLock(raw) }
+
+    public enum AcquireOutcome: Equatable {
+        case acquired
+        case timedOut
+        /// A non-re-entrant lock asked again, forever, by the process that holds it.
+        case wouldDeadlock
+    }
+
+    /// True when the calling process holds it.
+    public var isHeldByMe: Bool { lock.holder == ProcessIdentity.pid }
+    /// Whoever holds it (0: free).
+    public var holder: Int32 { lock.holder }
+    /// The re-entrant depth of the current holder.
+    public var depth: Int { Int(raw.pointee.depth) }
+
+    public func acquire(deadline: Deadline, during: String) -> AcquireOutcome {
+        if isHeldByMe {
+            if isRecursive {
+                raw.pointee.depth += 1
+                return .acquired
+            }
+            // multiprocessing blocks here; waiting for ourselves can only time out.
+            if deadline.isNever { return .wouldDeadlock }
+            if let left = deadline.remainingNanoseconds, left > 0 {
+                Parking.parking()
+                MonotonicClock.sleep(nanoseconds: left)
+                Parking.woke()
+            }
+            return .timedOut
+        }
+        switch lock.acquire(deadline: deadline) {
+        case .acquired:
+            raw.pointee.depth = 1
+            return .acquired
+        case .recovered(let dead):
+            raw.pointee.depth = 1
+            lock.markConsistent()
+            Parking.recoveredFromDeadHolder?(name, dead, during)
+            return .acquired
+        case .timedOut:
+            return .timedOut
+        case .heldBySelf:
+            return .wouldDeadlock
+        }
+    }
+
+    /// Releases one level. False when the calling process does not hold it.
+    public func release() -> Bool {
+        guard isHeldByMe else { return false }
+        if raw.pointee.depth > 1 {
+            raw.pointee.depth -= 1
+            return true
+        }
+        raw.pointee.depth = 0
+        return lock.release()
+    }
+
+    /// Releases every level (for a condition's wait); returns the depth to restore.
+    func releaseFully() -> UInt32 {
+        let depth = raw.pointee.depth
+        raw.pointee.depth = 0
+        _ = lock.release()
+        return depth
+    }
+
+    /// Takes it back after `releaseFully`, forever.
+    func reacquire(depth: UInt32, during: String) {
+        _ = acquire(deadline: .never, during: during)
+        raw.pointee.depth = max(depth, 1)
+    }
+}
+
+/// `ipc.lock()` and `ipc.rlock()`.
+public final class SharedLock {
+    public let region: SharedRegion
+    public let lock: OwnedLock
+    static let magic: UInt64 = 0x6970_636C_6F63_6B00
+
+    public init(recursive: Bool, name: String) throws(IPCError) {
+        region = try SharedRegion(size: MemoryLayout<ipc_lock_header>.size)
+        let h = region.header(ipc_lock_header.self)
+        try RobustLock(&h.pointee.lock).initialize()
+        h.pointee.recursive = recursive ? 1 : 0
+        storeName(name, into: &h.pointee.name, capacity: Int(IPC_NAME_CAP))
+        h.pointee.magic = Self.magic
+        lock = OwnedLock(&h.pointee.lock, recursive: recursive, name: name)
+    }
+
+    public var name: String { lock.name }
+    public var isRecursive: Bool { lock.isRecursive }
+}

@@ -1,0 +1,58 @@
+import CLua
+import CLuaShim
+
+/// Field names compared by identity: Lua interns short strings, so a key is one of ours
+/// exactly when its string object is the one made here (no Swift string is built).
+/// The strings are kept alive in the registry.
+enum Keys {
+    nonisolated(unsafe) static var value: UnsafeRawPointer?
+    nonisolated(unsafe) static var name: UnsafeRawPointer?
+    nonisolated(unsafe) static var typecode: UnsafeRawPointer?
+    nonisolated(unsafe) static var pid: UnsafeRawPointer?
+    nonisolated(unsafe) static var daemon: UnsafeRawPointer?
+    nonisolated(unsafe) static var exitcode: UnsafeRawPointer?
+    nonisolated(unsafe) static var parties: UnsafeRawPointer?
+    nonisolated(unsafe) static var nWaiting: UnsafeRawPointer?
+    nonisolated(unsafe) static var broken: UnsafeRawPointer?
+
+    /// Interns the keys in `s` (once per Lua state).
+    static func intern(_ s: LuaState) {
+        s.newTable()
+        func make(_ text: String) -> UnsafeRawPointer? {
+            s.push(text)
+            let p = lua_topointer(s.L, -1)
+            s.rawSet(-2, index: Int64(s.rawLength(-2) + 1))
+            return p
+        }
+        value = make("value")
+        name = make("name")
+        typecode = make("typecode")
+        pid = make("pid")
+        daemon = make("daemon")
+        exitcode = make("exitcode")
+        parties = make("parties")
+        nWaiting = make("n_waiting")
+        broken = make("broken")
+        s.push("ipc.keys")
+        lua_rotate(s.L, -2, 1)
+        lua_rawset(s.L, ipc_lua_registryindex())
+    }
+}
+
+extension LuaState {
+    /// The identity of the key at `i` (strings only; nil otherwise).
+    @inline(__always)
+    func key(_ i: Int32) -> UnsafeRawPointer? {
+        lua_type(L, i) == LUA_TSTRING ? lua_topointer(L, i) : nil
+    }
+
+    /// In a custom `__index` (object at 1, key at 2, methods as upvalue 2): pushes the
+    /// method named by the key and returns true, or pushes nothing and returns false.
+    @inline(__always)
+    func pushMethod() -> Bool {
+        pushValue(2)
+        if lua_rawget(L, ipc_lua_upvalueindex(2)) != LUA_TNIL { return true }
+        pop()
+        return false
+    }
+}
