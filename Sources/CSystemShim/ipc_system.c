@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,6 +135,73 @@ ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t ble
     return r >= 0 ? r : -errno;
 }
 
+int ipc_memfd(const char *name, size_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ftruncate(fd, (off_t)size) < 0) { int e = errno; close(fd); return -e; }
+    return fd;
+}
+
+void *ipc_map_fd(int fd, size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+long long ipc_fd_size(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    return (long long)st.st_size;
+}
+
+int ipc_unix_socket(int dgram) {
+    int fd = socket(AF_UNIX, (dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+    return fd >= 0 ? fd : -errno;
+}
+
+int ipc_unix_socketpair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0 ? 0 : -errno;
+}
+
+int ipc_accept(int fd) {
+    // Non-blocking even on a blocking socket: several processes may accept on one
+    // server, and the one that loses the race must go back to poll, not block.
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 0) == 0) return -EAGAIN;
+    int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    return c >= 0 ? c : -errno;
+}
+
+int ipc_set_send_timeout(int fd, long long ns) {
+    struct timeval tv = {(time_t)(ns / 1000000000LL), (suseconds_t)((ns % 1000000000LL) / 1000)};
+    if (ns > 0 && tv.tv_sec == 0 && tv.tv_usec == 0) tv.tv_usec = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 ? 0 : -errno;
+}
+
+ssize_t ipc_send(int fd, const void *buf, size_t len, int nowait) {
+    ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
+    return n >= 0 ? n : -errno;
+}
+
+ssize_t ipc_recv(int fd, void *buf, size_t len, int nowait) {
+    ssize_t n = recv(fd, buf, len, nowait ? MSG_DONTWAIT : 0);
+    return n >= 0 ? n : -errno;
+}
+
+ssize_t ipc_next_datagram_size(int fd) {
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    return n >= 0 ? n : -errno;
+}
+
+int ipc_fd_kind(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    if (S_ISSOCK(st.st_mode)) return 1;
+    if (S_ISFIFO(st.st_mode)) return 2;
+    if (S_ISREG(st.st_mode)) return 3;
+    return 0;
+}
+
 int ipc_eventfd(void) {
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     return fd >= 0 ? fd : -errno;
@@ -187,7 +256,7 @@ ssize_t ipc_unix_recvfrom(int fd, void *buf, size_t len, char *from, size_t from
     struct sockaddr_un addr;
     socklen_t alen = sizeof addr;
     memset(&addr, 0, sizeof addr);
-    ssize_t n = recvfrom(fd, buf, len, 0, (struct sockaddr *)&addr, &alen);
+    ssize_t n = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&addr, &alen);
     if (n < 0) return -errno;
     size_t plen = alen > offsetof(struct sockaddr_un, sun_path) ? alen - offsetof(struct sockaddr_un, sun_path) : 0;
     if (plen >= fromcap) plen = fromcap - 1;
@@ -238,7 +307,7 @@ ssize_t ipc_recv_fds(int sock, int *fds, int maxfds, int *nfds, void *buf, size_
     msg.msg_control = control;
     msg.msg_controllen = CMSG_SPACE(sizeof(int) * maxfds);
     *nfds = 0;
-    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0) return -errno;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {

@@ -188,7 +188,10 @@ public enum Runtime {
 
     /// Waits for the non-daemon children, then terminates and reaps the daemon ones.
     static func waitForChildren() {
+        locationOverride = CurrentProcess.isHost ? "the end of the main script" : "the end of the process"
+        defer { locationOverride = nil }
         for child in children where !child.daemon {
+            currentCall = ("process:join", child.name)
             _ = child.join(deadline: .never)
         }
         let daemons = children.filter { $0.daemon }
@@ -207,13 +210,15 @@ public enum Runtime {
     nonisolated(unsafe) public static var currentCall: (call: String, object: String) = ("", "")
     /// Computes the Lua location of the current call (set by the bindings).
     nonisolated(unsafe) public static var locate: (() -> String)?
+    /// Where the process is when no Lua code runs (waiting for children at its end).
+    nonisolated(unsafe) static var locationOverride: String?
 
     static func installParkingHooks() {
         Parking.willPark = {
             ipc_flush_all()  // a prompt without a newline shows before we sleep
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }
             board.publishBlocked(slot: slot, call: currentCall.call, object: currentCall.object,
-                                 location: locate?() ?? "", deadline: .never)
+                                 location: locationOverride ?? locate?() ?? "", deadline: .never)
         }
         Parking.didWake = {
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }

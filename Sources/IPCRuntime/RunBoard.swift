@@ -184,6 +184,17 @@ public final class RunBoard {
     public func registerSocketFile(path: String) -> Int? {
         var st = stat()
         guard lstat(path, &st) == 0 else { return nil }
+        // Kept absolute: the process that removes it may run elsewhere.
+        var path = path
+        if !path.hasPrefix("/") {
+            var buf = [CChar](repeating: 0, count: 4096)
+            if getcwd(&buf, buf.count) != nil {
+                let end = buf.firstIndex(of: 0) ?? buf.count
+                let cwd = String(decoding: buf[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                path = (cwd.hasSuffix("/") ? cwd : cwd + "/") + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
+            }
+        }
+        guard path.utf8.count < 108 else { return nil }
         for i in 0..<Int(IPC_SOCKET_SLOTS) {
             let s = socketSlot(i)
             var expected: UInt32 = 0

@@ -22,6 +22,7 @@ local workloads = {
   {"queue_stream", 200000, "queue_stream.lua", "python/queue_stream.py", "queue(1000), 1 producer -> 1 consumer, small integers"},
   {"pipe_stream", 200000, "pipe_stream.lua", "python/pipe_stream.py", "simplex pipe, 1 sender -> 1 receiver, small integers"},
   {"value_lock", 400000, "value_locked.lua", "python/value_locked.py", "2 processes: lock; v.value = v.value + 1; unlock"},
+  {"socket_echo", 50000, "socket_echo.lua", "python/socket_echo.py", "Unix stream socket, 8-byte echo round trips"},
 }
 
 local function run(cmd)

@@ -297,6 +297,28 @@ int ipc_set_nonblocking(int fd, int on);
 ssize_t ipc_read_nowait(int fd, void *buf, size_t n);
 /// writev of two pieces (pwritev2 with RWF_NOWAIT when `nowait`): bytes written or -errno.
 ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen, int nowait);
+/// memfd_create(name, MFD_CLOEXEC) sized to `size` bytes, or -errno.
+int ipc_memfd(const char *name, size_t size);
+/// mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0), or NULL.
+void *ipc_map_fd(int fd, size_t size);
+/// The size of the file behind `fd` (fstat), or -errno.
+long long ipc_fd_size(int fd);
+/// socket(AF_UNIX, type|SOCK_CLOEXEC, 0), or -errno. type: SOCK_STREAM or SOCK_DGRAM.
+int ipc_unix_socket(int dgram);
+/// socketpair(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC), 0 or -errno.
+int ipc_unix_socketpair(int fds[2]);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC), or -errno.
+int ipc_accept(int fd);
+/// Sets SO_SNDTIMEO (0: none), used to bound a connect that waits for a full backlog.
+int ipc_set_send_timeout(int fd, long long nanoseconds);
+/// send(fd, buf, len, MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0)), bytes or -errno.
+ssize_t ipc_send(int fd, const void *buf, size_t len, int nowait);
+/// recv(fd, buf, len, nowait ? MSG_DONTWAIT : 0), bytes or -errno.
+ssize_t ipc_recv(int fd, void *buf, size_t len, int nowait);
+/// The length of the next datagram (recv with MSG_PEEK|MSG_TRUNC|MSG_DONTWAIT), or -errno.
+ssize_t ipc_next_datagram_size(int fd);
+/// The kind of a descriptor: 1 socket, 2 fifo/pipe, 3 regular file, 0 other, -errno.
+int ipc_fd_kind(int fd);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK), or -errno.
 int ipc_eventfd(void);
 /// pipe2(fds, O_CLOEXEC), 0 or -errno.

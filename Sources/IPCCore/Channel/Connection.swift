@@ -49,7 +49,7 @@ public final class Connection {
 
     /// `pipe2(O_CLOEXEC)` once (simplex: `a` receives, `b` sends) or twice (duplex).
     public static func pair(duplex: Bool, name: String) throws(IPCError) -> (Connection, Connection) {
-        let region = try SharedRegion(size: MemoryLayout<ipc_channel_header>.size)
+        let region = try SharedRegion(passableSize: MemoryLayout<ipc_channel_header>.size, name: "ipcplay-pipe")
         let h = region.header(ipc_channel_header.self)
         for i in 0..<2 {
             try Self.lock(h, \.send_lock, i).initialize()
@@ -81,6 +81,34 @@ public final class Connection {
     }
 
     public var name: String { loadName(from: &header.pointee.name, capacity: Int(IPC_NAME_CAP)) }
+
+    /// What travels with a Connection handed to another process: the channel's shared
+    /// memory, this end's pipe descriptors, and which directions they serve.
+    public var handle: (descriptors: [Int32], readDirection: Int, writeDirection: Int) {
+        var fds = [channel.fd]
+        if readFD >= 0 { fds.append(readFD) }
+        if writeFD >= 0 { fds.append(writeFD) }
+        return (fds, readDirection, writeDirection)
+    }
+
+    /// Rebuilds an end received from another process (takes ownership of the descriptors).
+    public static func adopt(channelFD: Int32, readFD: Int32, writeFD: Int32, readDirection: Int, writeDirection: Int) throws(IPCError) -> Connection {
+        let region: SharedRegion
+        do { region = try SharedRegion(adopting: channelFD) } catch {
+            if readFD >= 0 { Glibc.close(readFD) }
+            if writeFD >= 0 { Glibc.close(writeFD) }
+            throw error
+        }
+        guard region.size >= MemoryLayout<ipc_channel_header>.size,
+              region.header(ipc_channel_header.self).pointee.magic == magic,
+              (readFD >= 0) == (readDirection >= 0), (writeFD >= 0) == (writeDirection >= 0),
+              readDirection < 2, writeDirection < 2 else {
+            if readFD >= 0 { Glibc.close(readFD) }
+            if writeFD >= 0 { Glibc.close(writeFD) }
+            throw IPCError.malformed("the descriptors received are not a Connection")
+        }
+        return Connection(channel: region, readFD: readFD, writeFD: writeFD, readDirection: readDirection, writeDirection: writeDirection)
+    }
     public var canReceive: Bool { readFD >= 0 }
     public var canSend: Bool { writeFD >= 0 }
 

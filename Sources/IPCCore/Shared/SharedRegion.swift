@@ -1,4 +1,5 @@
 import CSystemShim
+import Glibc
 import SystemPackage
 
 /// Anonymous shared memory (`mmap(MAP_SHARED|MAP_ANONYMOUS)`): every process forked after
@@ -10,6 +11,9 @@ public final class SharedRegion {
     public let size: Int
     /// The process that made the region.
     public let creator: Int32
+    /// For a region that can be handed to another process over a Unix socket: its
+    /// `memfd` (anonymous too: no path names it). -1 otherwise.
+    public let fd: Int32
 
     /// Maps `size` bytes (rounded up to whole pages), zero-filled. With `reserveOnly`, the
     /// pages cost nothing until they are touched (MAP_NORESERVE).
@@ -26,9 +30,44 @@ public final class SharedRegion {
         }
         self.size = rounded
         creator = ProcessIdentity.pid
+        fd = -1
     }
 
-    deinit { Memory.unmap(base, size: size) }
+    /// A region backed by a `memfd`, so that its descriptor can be passed (SCM_RIGHTS)
+    /// to a process that was not forked from this one.
+    public init(passableSize size: Int, name: String) throws(IPCError) {
+        let page = Memory.pageSize
+        let rounded = (size + page - 1) / page * page
+        let fd = ipc_memfd(name, rounded)
+        guard fd >= 0 else { throw IPCError.resource("cannot create shared memory: \(Errno(rawValue: -fd))") }
+        guard let p = ipc_map_fd(fd, rounded) else {
+            let e = Errno.current
+            close(fd)
+            throw IPCError.resource("cannot map shared memory: \(e)")
+        }
+        base = p
+        self.size = rounded
+        self.fd = fd
+        creator = ProcessIdentity.pid
+    }
+
+    /// Maps a region received as a descriptor (takes ownership of `fd`).
+    public init(adopting fd: Int32) throws(IPCError) {
+        let size = ipc_fd_size(fd)
+        guard size > 0, let p = ipc_map_fd(fd, Int(size)) else {
+            close(fd)
+            throw IPCError.malformed("the descriptor received is not a shared-memory region")
+        }
+        base = p
+        self.size = Int(size)
+        self.fd = fd
+        creator = ProcessIdentity.pid
+    }
+
+    deinit {
+        Memory.unmap(base, size: size)
+        if fd >= 0 { close(fd) }
+    }
 
     /// The header at the start of the region.
     @inlinable

@@ -23,11 +23,12 @@ public enum IPCModule {
         ("event", { luaEntry($0, SyncBindings.event) }),
         ("condition", { luaEntry($0, SyncBindings.condition) }),
         ("barrier", { luaEntry($0, SyncBindings.barrier) }),
+        ("wait", { luaEntry($0, WaitBindings.wait) }),
     ]
 
     static let types: [LuaType] = [
         ProcessBindings.type, PipeBindings.type, QueueBindings.queueType, QueueBindings.joinableType,
-    ] + ValueBindings.types + SyncBindings.types
+    ] + ValueBindings.types + SyncBindings.types + SocketBindings.types
 
     /// Registers the types and pushes the module table.
     public static func open(_ s: LuaState) {
@@ -40,6 +41,12 @@ public enum IPCModule {
         }
         s.push("ipcplay " + Version.string)
         s.setField(-2, "_VERSION")
+        s.newTable(hash: Int32(SocketBindings.functions.count))
+        for (name, fn) in SocketBindings.functions {
+            s.push(function: fn)
+            s.setField(-2, name)
+        }
+        s.setField(-2, "unix")
     }
 
     /// Makes `require("ipc")` and the global `ipc` return the module.

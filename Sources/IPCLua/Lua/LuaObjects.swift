@@ -147,6 +147,12 @@ extension LuaState {
         throw LuaRaise("\(call): expected a \(types[0].label) as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
     }
 
+    /// "a queue", "an integer", "a string": what the value at `i` is, for messages.
+    public func describe(_ i: Int32) -> String {
+        let what = ipcLabel(i) ?? typeName(i)
+        return ("aeiou".contains(what.first ?? "x") ? "an " : "a ") + what
+    }
+
     /// The label of the ipc object at `i`, if it is one.
     public func ipcLabel(_ i: Int32) -> String? {
         guard type(i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }

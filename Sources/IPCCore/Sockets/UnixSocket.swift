@@ -1,0 +1,357 @@
+import CSystemShim
+import Glibc
+import SystemPackage
+
+/// A Unix domain socket: a stream server, a connected stream socket, or a datagram
+/// socket. Plain bytes, so any program (socat, Python, nc -U) can be the peer.
+public final class UnixSocket {
+    public enum Kind: Equatable { case server, stream, datagram }
+
+    public let kind: Kind
+    public private(set) var fd: Int32
+    /// The file this socket is bound to (servers and bound datagram sockets), as given.
+    public let path: String?
+    /// The process that bound `path`: only it removes the file.
+    public let owner: Int32
+    /// Called once when the socket file should be removed (the run's registry).
+    var onRemovePath: (() -> Void)?
+
+    init(kind: Kind, fd: Int32, path: String?, onRemovePath: (() -> Void)? = nil) {
+        self.kind = kind
+        self.fd = fd
+        self.path = path
+        owner = ProcessIdentity.pid
+        self.onRemovePath = onRemovePath
+    }
+
+    deinit { close() }
+
+    public var isClosed: Bool { fd < 0 }
+
+    /// Closes it in this process; a bound file is removed when this process made it.
+    public func close() {
+        if fd >= 0 { Glibc.close(fd); fd = -1 }
+        if owner == ProcessIdentity.pid, let remove = onRemovePath {
+            onRemovePath = nil
+            remove()
+        }
+    }
+
+    /// Drops this process's claim on the socket file (a descriptor was passed away).
+    public func forgetPath() { onRemovePath = nil }
+
+    // MARK: - Paths
+
+    /// The longest path a socket address holds (sun_path, without its NUL).
+    public static let maxPathLength = Int(ipc_sun_path_cap()) - 1
+
+    static func checkPathLength(_ path: String) throws(IPCError) {
+        let n = path.utf8.count
+        if n == 0 { throw IPCError.misuse("the socket path is empty") }
+        if n > maxPathLength {
+            throw IPCError.misuse("the socket path is \(n) bytes; a Unix socket path holds at most \(maxPathLength) (\(path.prefix(40))...)")
+        }
+    }
+
+    /// Makes `path` free for a new socket: nothing there, or a stale socket file (one
+    /// nobody listens on), which is removed. A live socket or any other file is an error.
+    /// Never follows a symlink, never removes anything that is not a socket.
+    static func clearStale(_ path: String, datagram: Bool) throws(IPCError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return }
+            throw IPCError.system("cannot inspect \(path): \(Errno.current)")
+        }
+        guard st.st_mode & S_IFMT == S_IFSOCK else {
+            throw IPCError.misuse("\(path) exists and is not a socket; not touching it")
+        }
+        // Live or stale? Try to reach it.
+        let probe = ipc_unix_socket(datagram ? 1 : 0)
+        guard probe >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -probe))") }
+        defer { Glibc.close(probe) }
+        _ = ipc_set_nonblocking(probe, 1)
+        let r = ipc_unix_connect(probe, path)
+        if r == 0 || r == -EAGAIN || r == -EINPROGRESS {
+            throw IPCError.misuse("something is already listening at \(path)")
+        }
+        if r != -ECONNREFUSED {
+            throw IPCError.system("cannot check \(path): \(Errno(rawValue: -r))")
+        }
+        // Stale: remove it (re-checked, still not following links).
+        var again = stat()
+        if lstat(path, &again) == 0 && again.st_mode & S_IFMT == S_IFSOCK && again.st_ino == st.st_ino {
+            unlink(path)
+        }
+    }
+
+    // MARK: - Servers and clients
+
+    /// `socket`, `bind` and `listen`: a stream server at `path`. `mode` (when given) sets
+    /// the file's permissions; otherwise the umask decides.
+    public static func listen(path: String, backlog: Int32, mode: mode_t?, register: (String) -> (() -> Void)?) throws(IPCError) -> UnixSocket {
+        try checkPathLength(path)
+        try clearStale(path, datagram: false)
+        let fd = ipc_unix_socket(0)
+        guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        let b = ipc_unix_bind(fd, path)
+        guard b == 0 else {
+            Glibc.close(fd)
+            if b == -EADDRINUSE { throw IPCError.misuse("something is already listening at \(path)") }
+            throw IPCError.system("cannot bind \(path): \(Errno(rawValue: -b))")
+        }
+        let socket = UnixSocket(kind: .server, fd: fd, path: path, onRemovePath: register(path))
+        if let mode, chmod(path, mode) != 0 {
+            let e = Errno.current
+            socket.close()
+            throw IPCError.system("cannot set the mode of \(path): \(e)")
+        }
+        // Several processes may accept on it: waits happen in poll, and an accept that
+        // loses the race must not block.
+        _ = ipc_set_nonblocking(fd, 1)
+        guard Glibc.listen(fd, backlog) == 0 else {
+            let e = Errno.current
+            socket.close()
+            throw IPCError.system("cannot listen on \(path): \(e)")
+        }
+        return socket
+    }
+
+    /// Waits for a connection until `deadline`; nil on timeout.
+    public func accept(deadline: Deadline) throws(IPCError) -> UnixSocket? {
+        while true {
+            let c = ipc_accept(fd)
+            if c >= 0 { return UnixSocket(kind: .stream, fd: c, path: nil) }
+            switch -c {
+            case EAGAIN, EINTR: break
+            case ECONNABORTED: continue
+            case EMFILE, ENFILE: throw IPCError.resource("no descriptor left for a new connection (\(Errno(rawValue: -c)))")
+            default: throw IPCError.system("accept failed: \(Errno(rawValue: -c))")
+            }
+            if -c == EINTR { continue }
+            if deadline.hasExpired { return nil }
+            Parking.parking()
+            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
+            Parking.woke()
+            if !ready { return nil }
+        }
+    }
+
+    public enum ConnectOutcome { case connected(UnixSocket), refused(String) }
+
+    /// Connects to the server at `path`; `.refused(reason)` when nothing listens there.
+    public static func connect(path: String, deadline: Deadline) throws(IPCError) -> ConnectOutcome {
+        try checkPathLength(path)
+        let fd = ipc_unix_socket(0)
+        guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        // A full backlog makes connect wait: bound that wait by the deadline.
+        if let left = deadline.remainingNanoseconds { _ = ipc_set_send_timeout(fd, max(left, 1)) }
+        Parking.parking()
+        var r = ipc_unix_connect(fd, path)
+        while r == -EINTR { r = ipc_unix_connect(fd, path) }
+        Parking.woke()
+        _ = ipc_set_send_timeout(fd, 0)
+        if r == 0 { return .connected(UnixSocket(kind: .stream, fd: fd, path: nil)) }
+        Glibc.close(fd)
+        switch -r {
+        case ENOENT: return .refused("no such socket: \(path)")
+        case ECONNREFUSED: return .refused("nothing listens at \(path)")
+        case EAGAIN, ETIMEDOUT: return .refused("timeout")
+        case EACCES: return .refused("permission denied: \(path)")
+        case ENOTSOCK: return .refused("\(path) is not a socket")
+        default: return .refused("cannot connect to \(path): \(Errno(rawValue: -r))")
+        }
+    }
+
+    /// Two connected stream sockets.
+    public static func pair() throws(IPCError) -> (UnixSocket, UnixSocket) {
+        var fds: (Int32, Int32) = (-1, -1)
+        let r = withUnsafeMutableBytes(of: &fds) { ipc_unix_socketpair($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        guard r == 0 else { throw IPCError.resource("cannot create a socket pair: \(Errno(rawValue: -r))") }
+        return (UnixSocket(kind: .stream, fd: fds.0, path: nil), UnixSocket(kind: .stream, fd: fds.1, path: nil))
+    }
+
+    /// True when `fd` is a socket (fstat).
+    public static func isSocket(_ fd: Int32) -> Bool { ipc_fd_kind(fd) == 1 }
+
+    /// Wraps a descriptor received from another process.
+    public static func adopt(fd: Int32, kind: Kind, path: String?) -> UnixSocket {
+        UnixSocket(kind: kind, fd: fd, path: path)
+    }
+
+    // MARK: - Streams
+
+    public enum SendOutcome: Equatable { case sent(Int), closed }
+
+    /// Sends every byte (partial writes and EINTR handled); `.closed` when the peer is gone.
+    public func send(_ bytes: UnsafeRawBufferPointer) -> SendOutcome {
+        guard fd >= 0 else { return .closed }
+        var off = 0
+        while off < bytes.count {
+            var n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
+            if n == -Int(EAGAIN) {
+                Parking.parking()
+                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .never)
+                Parking.woke()
+                n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
+            }
+            if n >= 0 { off += n; continue }
+            if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
+            return .closed  // EPIPE, ECONNRESET, ...
+        }
+        return .sent(bytes.count)
+    }
+
+    public enum ReceiveOutcome: Equatable { case data(Int), closed, timedOut }
+
+    /// Up to `count` bytes into `out` (appended), waiting until `deadline` for the first.
+    public func receive(upTo count: Int, into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
+        guard fd >= 0 else { return .closed }
+        out.reserve(count)
+        while true {
+            let n = ipc_recv(fd, out.base + out.count, count, 1)
+            if n > 0 { out.count += n; return .data(n) }
+            if n == 0 { return count == 0 ? .data(0) : .closed }
+            if n == -Int(EINTR) { continue }
+            if n != -Int(EAGAIN) { return .closed }  // ECONNRESET
+            if deadline.hasExpired { return .timedOut }
+            Parking.parking()
+            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
+            Parking.woke()
+            if !ready { return .timedOut }
+        }
+    }
+
+    // MARK: - Datagrams
+
+    /// A datagram socket bound to `path` (nil: unbound, it can only send).
+    public static func datagram(path: String?, mode: mode_t?, register: (String) -> (() -> Void)?) throws(IPCError) -> UnixSocket {
+        if let path {
+            try checkPathLength(path)
+            try clearStale(path, datagram: true)
+        }
+        let fd = ipc_unix_socket(1)
+        guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        guard let path else { return UnixSocket(kind: .datagram, fd: fd, path: nil) }
+        let b = ipc_unix_bind(fd, path)
+        guard b == 0 else {
+            Glibc.close(fd)
+            throw IPCError.system("cannot bind \(path): \(Errno(rawValue: -b))")
+        }
+        let socket = UnixSocket(kind: .datagram, fd: fd, path: path, onRemovePath: register(path))
+        if let mode, chmod(path, mode) != 0 {
+            let e = Errno.current
+            socket.close()
+            throw IPCError.system("cannot set the mode of \(path): \(e)")
+        }
+        return socket
+    }
+
+    public enum SendToOutcome: Equatable { case sent(Int), refused(String) }
+
+    /// One datagram to the socket bound at `path`.
+    public func send(_ bytes: UnsafeRawBufferPointer, to path: String) throws(IPCError) -> SendToOutcome {
+        try Self.checkPathLength(path)
+        guard fd >= 0 else { return .refused("closed") }
+        while true {
+            let n = ipc_unix_sendto(fd, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, path)
+            if n >= 0 { return .sent(n) }
+            switch Int32(-n) {
+            case EINTR: continue
+            case EAGAIN:
+                Parking.parking()
+                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .after(seconds: 1))
+                Parking.woke()
+                continue
+            case ENOENT: return .refused("no such socket: \(path)")
+            case ECONNREFUSED: return .refused("nothing is bound at \(path)")
+            case EMSGSIZE: throw IPCError.misuse("a datagram of \(bytes.count) bytes is too large for a Unix datagram socket")
+            default: return .refused("cannot send to \(path): \(Errno(rawValue: Int32(-n)))")
+            }
+        }
+    }
+
+    public enum ReceiveFromOutcome: Equatable { case datagram(from: String), timedOut, closed }
+
+    /// The next datagram into `out` (reset first), and the sender's path ("" if unbound).
+    public func receiveFrom(into out: ByteBuffer, deadline: Deadline) -> ReceiveFromOutcome {
+        guard fd >= 0 else { return .closed }
+        while true {
+            let size = ipc_next_datagram_size(fd)
+            if size >= 0 {
+                out.count = 0
+                out.reserve(max(size, 1))
+                var from = [CChar](repeating: 0, count: 110)
+                let n = ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count)
+                if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
+                if n < 0 { return .closed }
+                out.count = n
+                let end = from.firstIndex(of: 0) ?? from.count
+                return .datagram(from: String(decoding: from[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            if size == -Int(EINTR) { continue }
+            if size != -Int(EAGAIN) { return .closed }
+            if deadline.hasExpired { return .timedOut }
+            Parking.parking()
+            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
+            Parking.woke()
+            if !ready { return .timedOut }
+        }
+    }
+
+    // MARK: - Passing descriptors
+
+    /// Sends descriptors (SCM_RIGHTS) with a small message describing them.
+    public func sendDescriptors(_ fds: [Int32], message: [UInt8]) -> SendOutcome {
+        guard fd >= 0 else { return .closed }
+        var payload = message.isEmpty ? [0] : message
+        while true {
+            let n = fds.withUnsafeBufferPointer { f in
+                payload.withUnsafeMutableBytes { m in
+                    ipc_send_fds(fd, f.baseAddress, Int32(f.count), m.baseAddress, m.count)
+                }
+            }
+            if n >= 0 { return .sent(n) }
+            if n == -Int(EINTR) { continue }
+            if n == -Int(EAGAIN) {
+                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .never)
+                continue
+            }
+            return .closed
+        }
+    }
+
+    public enum ReceiveDescriptorsOutcome: Equatable { case received(fds: [Int32], message: [UInt8]), closed, timedOut }
+
+    /// Receives descriptors sent by `sendDescriptors`.
+    public func receiveDescriptors(deadline: Deadline) -> ReceiveDescriptorsOutcome {
+        guard fd >= 0 else { return .closed }
+        while true {
+            if deadline.hasExpired && !((try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false) {
+                return .timedOut
+            }
+            if !((try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false) {
+                Parking.parking()
+                let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
+                Parking.woke()
+                if !ready { return .timedOut }
+            }
+            var fds = [Int32](repeating: -1, count: 8)
+            var count: Int32 = 0
+            var message = [UInt8](repeating: 0, count: 512)
+            let n = fds.withUnsafeMutableBufferPointer { f in
+                message.withUnsafeMutableBytes { m in
+                    ipc_recv_fds(fd, f.baseAddress, Int32(f.count), &count, m.baseAddress, m.count)
+                }
+            }
+            if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
+            if n <= 0 { return .closed }
+            return .received(fds: Array(fds.prefix(Int(count))), message: Array(message.prefix(n)))
+        }
+    }
+
+    /// True when a connection (server), data or the end of the stream is ready.
+    public func isReadable() -> Bool {
+        guard fd >= 0 else { return false }
+        return (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false
+    }
+}

@@ -1,0 +1,82 @@
+import CLua
+import Glibc
+import IPCCore
+import IPCRuntime
+
+/// `ipc.wait(list [, timeout])`: the sub-list of Connections, Queues, Sockets, servers and
+/// datagram sockets that are ready to read (or accept), or an empty table on timeout.
+///
+/// Descriptors are polled; a queue is waited on through its eventfd, which puts signal
+/// only while somebody waits on it here, so queues are waitable without polling.
+enum WaitBindings {
+    enum Source {
+        case connection(Connection)
+        case queue(MessageQueue)
+        case socket(UnixSocket)
+    }
+
+    static func wait(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        let call = "ipc.wait"
+        guard s.type(1) == LUA_TTABLE else { throw LuaRaise("\(call): expected a table of connections, queues and sockets, got \(s.typeName(1))") }
+        let deadline = try s.deadline(2, call)
+        let n = s.rawLength(1)
+        var sources: [Source] = []
+        sources.reserveCapacity(n)
+        for k in 1...max(n, 1) where n > 0 {
+            s.rawGet(1, index: Int64(k))
+            defer { s.pop() }
+            if let c = s.object(-1, PipeBindings.type, as: ConnectionObject.self) {
+                sources.append(.connection(c.connection))
+            } else if let q = s.object(-1, anyOf: QueueBindings.types, as: QueueObject.self) {
+                sources.append(.queue(q.queue))
+            } else if let x = s.object(-1, anyOf: SocketBindings.types, as: SocketObject.self) {
+                sources.append(.socket(x.socket))
+            } else {
+                throw LuaRaise("\(call): item \(k) is \(s.describe(-1)); expected a connection, queue, socket, server or dgram")
+            }
+        }
+        for case .queue(let q) in sources { q.beginSelect() }
+        defer { for case .queue(let q) in sources { q.endSelect() } }
+        Runtime.currentCall = (call, "\(n) sources")
+        var parked = false
+        defer { if parked { Parking.woke() } }
+        while true {
+            var ready = [Bool](repeating: false, count: sources.count)
+            var entries: [(fd: Int32, events: Int16)] = []
+            var owners: [Int] = []
+            for (i, source) in sources.enumerated() {
+                switch source {
+                case .connection(let c):
+                    if c.hasBufferedInput { ready[i] = true }
+                    if c.readFD >= 0 { entries.append((c.readFD, Int16(POLLIN))); owners.append(i) }
+                case .queue(let q):
+                    q.drainEvent()
+                    if !q.isEmpty { ready[i] = true }
+                    entries.append((q.eventFD, Int16(POLLIN))); owners.append(i)
+                case .socket(let x):
+                    if x.fd >= 0 { entries.append((x.fd, Int16(POLLIN))); owners.append(i) }
+                }
+            }
+            let anyReady = ready.contains(true)
+            if !anyReady && !parked && !deadline.hasExpired { Parking.parking(); parked = true }
+            let revents: [Int16]
+            do { revents = try Poll.wait(entries, deadline: anyReady ? .now : deadline) } catch {
+                throw LuaRaise("\(call): \(error)")
+            }
+            for (j, r) in revents.enumerated() where r != 0 {
+                let i = owners[j]
+                if case .queue(let q) = sources[i] { ready[i] = !q.isEmpty } else { ready[i] = true }
+            }
+            if ready.contains(true) || deadline.hasExpired {
+                s.newTable()
+                var out: Int64 = 0
+                for (i, r) in ready.enumerated() where r {
+                    out += 1
+                    s.rawGet(1, index: Int64(i + 1))
+                    s.rawSet(-2, index: out)
+                }
+                return 1
+            }
+        }
+    }
+}
