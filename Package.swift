@@ -54,6 +54,6 @@ let package = Package(
         ),
         .testTarget(name: "IPCCoreTests", dependencies: ["IPCCore"]),
         .testTarget(name: "IPCLuaTests", dependencies: ["IPCLua", "CLua", "CLuaShim"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["ipcplay"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ipcplay"], exclude: ["Fixtures"]),
     ]
 )

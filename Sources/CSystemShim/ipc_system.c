@@ -488,7 +488,7 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-void ipc_report_processes(ipc_run_header *run, int fd) {
+void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix) {
     int64_t now = now_ns();
     for (int i = 0; i < IPC_PROCESS_SLOTS; i++) {
         ipc_process_slot *s = &run->processes[i];
@@ -501,7 +501,7 @@ void ipc_report_processes(ipc_run_header *run, int fd) {
             if (!(before & 1) && ipc_load32(&s->seq) == before) break;
         }
         line_t l = {.n = 0};
-        put_str(&l, "  ");
+        put_str(&l, prefix);
         put_field(&l, copy.name, IPC_NAME_CAP);
         put_str(&l, " (pid ");
         put_uint(&l, copy.pid);
@@ -522,6 +522,9 @@ void ipc_report_processes(ipc_run_header *run, int fd) {
 }
 
 static double g_timeout_seconds;
+static int g_report_fd = -1;
+
+void ipc_set_report_fd(int fd) { g_report_fd = fd; }
 
 static void on_timeout(int sig) {
     (void)sig;
@@ -532,9 +535,29 @@ static void on_timeout(int sig) {
     put_seconds(&l, (int64_t)(g_timeout_seconds * 1e9));
     put_str(&l, "; every process:\n");
     (void)!write(2, l.buf, l.n);
-    if (g_run != NULL) ipc_report_processes(g_run, 2);
+    if (g_run != NULL) ipc_report_processes(g_run, 2, "  ");
+    if (g_report_fd >= 0) {
+        const char *outcome = "outcome: timeout\n";
+        (void)!write(g_report_fd, outcome, cstrlen(outcome));
+        if (g_run != NULL) ipc_report_processes(g_run, g_report_fd, "blocked: ");
+    }
     ipc_teardown(0);
     _exit(124);
+}
+
+static void on_deadlock_reported(int sig) {
+    (void)sig;
+    g_shutting_down = 1;
+    ipc_teardown(0);
+    _exit(124);
+}
+
+void ipc_deadlock_exit_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_deadlock_reported;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
 }
 
 void ipc_timeout_arm(double seconds) {

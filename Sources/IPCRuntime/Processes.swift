@@ -98,7 +98,7 @@ public final class ChildProcess {
     public func join(deadline: Deadline) -> Bool {
         if poll() != nil { return true }
         if deadline.hasExpired { return false }
-        Parking.parking()
+        Parking.parking(deadline)
         defer { Parking.woke() }
         if deadline.isNever || pidfd < 0 {
             if let t = try? ProcessControl.wait(pid, block: true) { record(t) }
@@ -137,10 +137,34 @@ public enum Runtime {
         let board = try RunBoard.install()
         _ = ipc_set_child_subreaper()  // orphaned grandchildren come back to us to be reaped
         ipc_shutdown_install(board.header)
+        ipc_deadlock_exit_install()
         _ = ipc_install_line_streams(&board.header.pointee.output_lock)
         CurrentProcess.slot = board.claimSlot(name: "MainProcess", spawnIndex: 0, parent: getppid())
+        board.header.pointee.deadlock_check = options.deadlockCheck ? 1 : 0
+        if let path = options.reportPath {
+            reportFD = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+            ipc_set_report_fd(reportFD)
+        }
+        if options.jitterMilliseconds > 0 {
+            Calls.jitterNanoseconds = UInt64(options.jitterMilliseconds * 1e6)
+            Calls.seedJitter(runSeed: options.seed ?? 0, identity: "")
+        }
         installParkingHooks()
         if let timeout = options.timeout { ipc_timeout_arm(timeout) }
+    }
+
+    /// The descriptor of the report file (`ipcplay test`), or -1.
+    nonisolated(unsafe) static var reportFD: Int32 = -1
+
+    /// Appends "key: value" lines to the report file, if there is one.
+    public static func report(_ lines: [(String, String)]) {
+        guard reportFD >= 0 else { return }
+        var text = ""
+        for (k, v) in lines {
+            text += k + ": " + v.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n  ") + "\n"
+        }
+        var t = text
+        t.withUTF8 { buf in _ = write(reportFD, buf.baseAddress, buf.count) }
     }
 
     /// The normal end of the host: wait for every non-daemon child, end the daemon ones,
@@ -150,6 +174,11 @@ public enum Runtime {
         ipc_flush_all()
         waitForChildren()
         ipc_teardown(0)
+    }
+
+    /// Uncaught errors of children that no process joined (`ipcplay test` fails on them).
+    public static func unjoinedChildErrors() -> [(name: String, pid: Int32, message: String)] {
+        RunBoard.current?.errorRecords().filter { !$0.seen }.map { ($0.name, $0.pid, $0.message) } ?? []
     }
 
     /// The host's end after an error in the main script: end every process at once.
@@ -172,6 +201,8 @@ public enum Runtime {
         CurrentProcess.slot = board.claimSlot(name: name, spawnIndex: spawnIndex, parent: parent)
         // The parent's children are not ours.
         children = []
+        parkedForEver = false
+        if Calls.jitterNanoseconds != 0 { Calls.seedJitter(runSeed: options.seed ?? 0, identity: identity) }
     }
 
     /// Ends a child process: waits for its own non-daemon children, ends its daemon ones,
@@ -179,9 +210,7 @@ public enum Runtime {
     public static func endChild(code: Int32) -> Never {
         ipc_flush_all()
         waitForChildren()
-        if let slot = CurrentProcess.slot, let board = RunBoard.current {
-            ipc_store32(&board.slot(slot).pointee.state, 2)
-        }
+        if let slot = CurrentProcess.slot, let board = RunBoard.current { board.endSlot(slot) }
         ipc_flush_all()
         _exit(code)
     }
@@ -191,7 +220,7 @@ public enum Runtime {
         locationOverride = CurrentProcess.isHost ? "the end of the main script" : "the end of the process"
         defer { locationOverride = nil }
         for child in children where !child.daemon {
-            currentCall = ("process:join", child.name)
+            Calls.enter("process:join", child.name)
             _ = child.join(deadline: .never)
         }
         let daemons = children.filter { $0.daemon }
@@ -206,23 +235,32 @@ public enum Runtime {
 
     // MARK: - Blocking and output
 
-    /// What the binding is doing, for the board; set before each potentially blocking call.
-    nonisolated(unsafe) public static var currentCall: (call: String, object: String) = ("", "")
-    /// Computes the Lua location of the current call (set by the bindings).
-    nonisolated(unsafe) public static var locate: (() -> String)?
     /// Where the process is when no Lua code runs (waiting for children at its end).
     nonisolated(unsafe) static var locationOverride: String?
+    /// Computes the Lua location of the current call (set by the bindings).
+    nonisolated(unsafe) public static var locate: (() -> String)?
+    /// True while this process counts itself as parked for ever on the run's objects.
+    nonisolated(unsafe) static var parkedForEver = false
 
     static func installParkingHooks() {
-        Parking.willPark = {
+        Parking.willPark = { deadline in
             ipc_flush_all()  // a prompt without a newline shows before we sleep
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }
-            board.publishBlocked(slot: slot, call: currentCall.call, object: currentCall.object,
-                                 location: locationOverride ?? locate?() ?? "", deadline: .never)
+            board.publishBlocked(slot: slot, call: Calls.call, object: Calls.object,
+                                 location: locationOverride ?? locate?() ?? "", deadline: deadline,
+                                 external: Calls.external)
+            if deadline.isNever && !Calls.external {
+                parkedForEver = true
+                board.parkedForEver()
+            }
         }
         Parking.didWake = {
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }
-            board.publishBlocked(slot: slot, call: nil, object: "", location: "", deadline: .never)
+            if parkedForEver {
+                parkedForEver = false
+                board.unparked()
+            }
+            board.publishBlocked(slot: slot, call: nil, object: "", location: "", deadline: .never, external: false)
         }
         Parking.recoveredFromDeadHolder = { object, dead, during in
             warn("\(object) was held by process \(dead), which died; \(during) took it over")
@@ -255,7 +293,10 @@ public enum Runtime {
     public static func sleep(seconds: Double) {
         let scaled = seconds * options.timeScale
         guard scaled > 0, scaled.isFinite else { return }
-        ipc_flush_all()
+        Calls.enter("ipc.sleep", "")
+        let deadline = Deadline.after(seconds: scaled)
+        Parking.parking(deadline)
+        defer { Parking.woke() }
         MonotonicClock.sleep(nanoseconds: scaled >= 9e9 * 1e9 ? Int64.max : Int64(scaled * 1e9))
     }
 }

@@ -90,10 +90,18 @@ public final class RunBoard {
                 s.pointee.spawn_index = UInt32(spawnIndex)
                 s.pointee.blocked = 0
                 storeName(name, into: &s.pointee.name, capacity: Int(IPC_NAME_CAP))
+                _ = ipc_add32(&header.pointee.live, 1)
                 return i
             }
         }
         return nil
+    }
+
+    /// Marks the calling process's slot ended (it is about to exit).
+    func endSlot(_ i: Int) {
+        let s = slot(i)
+        var running: UInt32 = 1
+        if ipc_cas32(&s.pointee.state, &running, 2) != 0 { _ = ipc_sub32(&header.pointee.live, 1) }
     }
 
     /// Frees the slot of a process that has been reaped.
@@ -101,10 +109,76 @@ public final class RunBoard {
         for i in 0..<Int(IPC_PROCESS_SLOTS) {
             let s = slot(i)
             if ipc_load32(&s.pointee.state) != 0 && s.pointee.pid == UInt32(bitPattern: pid) {
+                // Killed without ending: it no longer counts as running, nor as parked.
+                if ipc_load32(&s.pointee.state) == 1 {
+                    _ = ipc_sub32(&header.pointee.live, 1)
+                    if s.pointee.blocked != 0 && s.pointee.deadline_ns == 0 && s.pointee.external == 0 {
+                        _ = ipc_sub32(&header.pointee.parked, 1)
+                    }
+                }
                 s.pointee.pid = 0
                 ipc_store32(&s.pointee.state, 0)
                 return
             }
+        }
+    }
+
+    // MARK: - Deadlock detection
+
+    /// The calling process parks for ever on an object of the run. When every running
+    /// process has, the supervisor is told (and started if there is none yet).
+    func parkedForEver() {
+        let parked = ipc_add32(&header.pointee.parked, 1)
+        guard header.pointee.deadlock_check != 0, parked >= ipc_load32(&header.pointee.live) else { return }
+        if CurrentProcess.isHost { try? Supervisor.ensureStarted(board: self) }
+        _ = ipc_add32(&header.pointee.supervisor_word, 1)
+        Futex.wake(&header.pointee.supervisor_word, count: 1)
+    }
+
+    func unparked() {
+        _ = ipc_sub32(&header.pointee.parked, 1)
+        noteProgress()
+    }
+
+    // MARK: - Uncaught errors of children
+
+    /// Records the calling process's uncaught error until its parent joins it.
+    public func recordError(name: String, message: String) {
+        for i in 0..<Int(IPC_ERROR_SLOTS) {
+            let r = errorRecord(i)
+            var free: UInt32 = 0
+            if ipc_cas32(&r.pointee.state, &free, 3) != 0 {
+                r.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+                storeName(name, into: &r.pointee.name, capacity: Int(IPC_NAME_CAP))
+                storeName(message, into: &r.pointee.message, capacity: 208)
+                ipc_store32(&r.pointee.state, 1)
+                return
+            }
+        }
+    }
+
+    /// The process `pid` was joined: its error, if any, has been looked at.
+    public func markErrorSeen(pid: Int32) {
+        for i in 0..<Int(IPC_ERROR_SLOTS) {
+            let r = errorRecord(i)
+            if ipc_load32(&r.pointee.state) == 1 && r.pointee.pid == UInt32(bitPattern: pid) {
+                ipc_store32(&r.pointee.state, 2)
+            }
+        }
+    }
+
+    func errorRecord(_ i: Int) -> UnsafeMutablePointer<ipc_error_record> {
+        let base = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.errors)!
+        return base.assumingMemoryBound(to: ipc_error_record.self) + i
+    }
+
+    func errorRecords() -> [(name: String, pid: Int32, message: String, seen: Bool)] {
+        (0..<Int(IPC_ERROR_SLOTS)).compactMap { i in
+            let r = errorRecord(i)
+            let state = ipc_load32(&r.pointee.state)
+            guard state == 1 || state == 2 else { return nil }
+            return (loadName(from: &r.pointee.name, capacity: Int(IPC_NAME_CAP)), Int32(bitPattern: r.pointee.pid),
+                    loadName(from: &r.pointee.message, capacity: 208), state == 2)
         }
     }
 
@@ -118,7 +192,7 @@ public final class RunBoard {
     }
 
     /// Publishes what the process in slot `i` is blocked in (nil: not blocked).
-    func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline) {
+    func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline, external: Bool) {
         let s = slot(i)
         _ = ipc_add32(&s.pointee.seq, 1)
         if let call {
@@ -127,6 +201,7 @@ public final class RunBoard {
             storeName(location, into: &s.pointee.where, capacity: Int(IPC_WHERE_CAP))
             s.pointee.since_ns = MonotonicClock.nanoseconds()
             s.pointee.deadline_ns = deadline.instant ?? 0
+            s.pointee.external = external ? 1 : 0
             s.pointee.blocked = 1
         } else {
             s.pointee.blocked = 0
@@ -144,6 +219,7 @@ public final class RunBoard {
         public var location: String
         public var sinceNanoseconds: Int64
         public var deadlineNanoseconds: Int64
+        public var external: Bool
     }
 
     public func snapshot() -> [ProcessStatus] {
@@ -162,7 +238,8 @@ public final class RunBoard {
                     object: loadName(from: &s.pointee.object, capacity: Int(IPC_NAME_CAP)),
                     location: loadName(from: &s.pointee.where, capacity: Int(IPC_WHERE_CAP)),
                     sinceNanoseconds: s.pointee.since_ns,
-                    deadlineNanoseconds: s.pointee.deadline_ns)
+                    deadlineNanoseconds: s.pointee.deadline_ns,
+                    external: s.pointee.external != 0)
                 if ipc_load32(&s.pointee.seq) == before {
                     result.append(status)
                     break

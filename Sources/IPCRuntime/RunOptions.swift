@@ -10,6 +10,12 @@ public struct RunOptions: Sendable {
     public var seed: UInt64?
     /// Where to write a Chrome/Perfetto trace.
     public var tracePath: String?
+    /// Where `ipcplay test` wants this run's outcome ("key: value" lines).
+    public var reportPath: String?
+    /// Report a deadlock (every process parked for ever on the run's objects) at once.
+    public var deadlockCheck = true
+    /// `ipcplay test`: an uncaught error in a child that nobody joined fails the run.
+    public var strictChildErrors = false
 
     public init() {}
 }

@@ -2,11 +2,19 @@ import CSystemShim
 import Glibc
 import IPCCore
 
-/// The supervisor: a small process, forked by the host before its first worker, that
-/// leads the process group of every worker. Through that group the host can end every
-/// descendant at once (`kill(-group)`), grandchildren included, without ever signalling a
-/// pid it has already reaped; and when the host itself dies, even by SIGKILL, the
-/// supervisor is told (PR_SET_PDEATHSIG) and ends the group.
+/// The supervisor: a small process, forked by the host before its first worker (or when
+/// the host first parks for ever), that leads the process group of every worker and
+/// watches for deadlocks.
+///
+/// - Through the group the host can end every descendant at once (`kill(-group)`),
+///   grandchildren included, without ever signalling a pid it has already reaped; and
+///   when the host itself dies, even by SIGKILL, the supervisor is told
+///   (PR_SET_PDEATHSIG) and ends the group.
+/// - When every running process of the run is parked for ever on the run's own objects
+///   (no timeout, nothing an outside program could end), nothing can wake any of them:
+///   the supervisor confirms it over a grace period (nothing moves, every process asleep
+///   in the kernel), reports the deadlock with what each process is blocked in, and
+///   ends the run (status 124).
 enum Supervisor {
     /// Forks the supervisor if this run has none yet. Called in the host only.
     static func ensureStarted(board: RunBoard) throws(IPCError) {
@@ -25,7 +33,7 @@ enum Supervisor {
         ipc_store32(&board.header.pointee.group, UInt32(bitPattern: pid))
     }
 
-    /// The supervisor's life: hold the group until the host ends it.
+    /// The supervisor's life: hold the group, watch for deadlocks, until the host ends it.
     static func run(board: RunBoard, host: Int32) -> Never {
         _ = setpgid(0, 0)
         ipc_supervisor_arm(host)
@@ -38,9 +46,64 @@ enum Supervisor {
             _ = dup2(devnull, 1)
             if devnull > 2 { _ = close(devnull) }
         }
+        let h = board.header
         while true {
-            let seq = ipc_load32(&board.header.pointee.supervisor_word)
-            _ = Futex.wait(&board.header.pointee.supervisor_word, expected: seq, deadline: .never)
+            let seq = ipc_load32(&h.pointee.supervisor_word)
+            if h.pointee.deadlock_check != 0 && allParked(board) && confirmDeadlock(board) {
+                reportDeadlock(board, host: host)
+            }
+            _ = Futex.wait(&h.pointee.supervisor_word, expected: seq, deadline: .never)
         }
+    }
+
+    static func allParked(_ board: RunBoard) -> Bool {
+        let live = ipc_load32(&board.header.pointee.live)
+        return live > 0 && ipc_load32(&board.header.pointee.parked) >= live
+    }
+
+    /// True when, over about half a second, every running process stays parked for ever
+    /// on the run's objects, asleep in the kernel, and no IPC call completes.
+    static func confirmDeadlock(_ board: RunBoard) -> Bool {
+        let progress = ipc_load64(&board.header.pointee.progress)
+        for _ in 0..<4 {
+            MonotonicClock.sleep(nanoseconds: 150_000_000)
+            guard allParked(board), ipc_load64(&board.header.pointee.progress) == progress else { return false }
+            var listed = 0
+            for p in board.snapshot() {
+                let state = processState(p.pid)
+                if state == nil || state == "Z" || state == "X" { continue }  // gone
+                guard p.blocked, p.deadlineNanoseconds == 0, !p.external, state == "S" else { return false }
+                listed += 1
+            }
+            if listed == 0 { return false }
+        }
+        return true
+    }
+
+    /// The scheduler state of `pid` from /proc (R running, S sleeping, Z zombie, ...).
+    static func processState(_ pid: Int32) -> Character? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buf = [UInt8](repeating: 0, count: 512)
+        let n = read(fd, &buf, buf.count)
+        guard n > 0, let paren = buf[..<n].lastIndex(of: UInt8(ascii: ")")), paren + 2 < n else { return nil }
+        return Character(UnicodeScalar(buf[paren + 2]))
+    }
+
+    static func reportDeadlock(_ board: RunBoard, host: Int32) {
+        Runtime.writeStderr("ipcplay: deadlock: every process is blocked, and none of them can wake another:\n")
+        ipc_report_processes(board.header, 2, "  ")
+        if let path = Runtime.options.reportPath {
+            let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+            if fd >= 0 {
+                let line = "outcome: deadlock\n"
+                _ = line.withCString { write(fd, $0, strlen($0)) }
+                ipc_report_processes(board.header, fd, "blocked: ")
+                close(fd)
+            }
+        }
+        kill(host, SIGUSR2)  // the host ends the run
+        while true { pause() }
     }
 }

@@ -15,13 +15,22 @@ struct IPCPlay: ParsableCommand {
             124 --timeout fired; 130 interrupted.
             """,
         version: Version.string,
-        subcommands: [Run.self],
+        subcommands: [Run.self, Test.self],
         defaultSubcommand: Run.self
     )
 
     /// Parses and runs; a usage error is one line on stderr and status 2.
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        // `ipcplay SCRIPT [ARGS...]` has no options to parse: run it without building the
+        // parser, whose reflection costs more than the rest of start-up together.
+        if let script = arguments.first, !script.hasPrefix("-"), script.hasSuffix(".lua") {
+            do { try checkReadable(script) } catch {
+                Runtime.writeStderr("ipcplay: \(error.message)\n")
+                Glibc.exit(error.status)
+            }
+            Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: RunOptions()))
+        }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
@@ -56,15 +65,40 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("time-scale"), help: ArgumentHelp("Multiply every ipc.sleep by this factor.", valueName: "factor"))
     var timeScale: Double = 1
 
+    @Option(help: ArgumentHelp("Add a random delay of up to this many milliseconds before each IPC call.", valueName: "ms"))
+    var jitter: Double = 0
+
+    @Option(help: ArgumentHelp("Seed of the jitter (chosen and printed when absent).", valueName: "n"))
+    var seed: UInt64?
+
+    @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
+    var noDeadlockCheck = false
+
+    @Option(help: .hidden)
+    var report: String?
+
+    @Flag(name: .customLong("strict-child-errors"), help: .hidden)
+    var strictChildErrors = false
+
     func validate() throws {
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if !(timeScale >= 0) || !timeScale.isFinite { throw ValidationError("--time-scale must be a non-negative number") }
+        if !(jitter >= 0) || !jitter.isFinite { throw ValidationError("--jitter must be a non-negative number of milliseconds") }
     }
 
     var runOptions: RunOptions {
         var o = RunOptions()
         o.timeout = timeout
         o.timeScale = timeScale
+        o.jitterMilliseconds = jitter
+        o.seed = seed
+        o.deadlockCheck = !noDeadlockCheck
+        o.reportPath = report
+        o.strictChildErrors = strictChildErrors
+        if jitter > 0 && seed == nil {
+            o.seed = UInt64.random(in: 1...999_999_999)
+            Runtime.writeStderr("ipcplay: jitter up to \(jitter) ms, seed \(o.seed!) (replay with --seed \(o.seed!))\n")
+        }
         return o
     }
 }
@@ -92,7 +126,7 @@ extension IPCPlay {
 }
 
 /// A missing or unreadable script is a usage error (status 2), reported in one line.
-func checkReadable(_ path: String) throws {
+func checkReadable(_ path: String) throws(CommandFailure) {
     var st = stat()
     if stat(path, &st) != 0 {
         throw CommandFailure(message: "cannot open \(path): \(String(cString: strerror(errno)))")

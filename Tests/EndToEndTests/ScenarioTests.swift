@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// Every `tests/*_test.lua` scenario passes (its script asserts what it checks).
-@Suite("Lua scenarios in tests/")
+/// Every `tests/*_test.lua` scenario passes under `ipcplay test` (which also fails a test
+/// that hangs, deadlocks, or leaves an uncaught error in a child nobody joined).
+@Suite("Lua scenarios in tests/, under ipcplay test")
 struct ScenarioTests {
     static let scenarios: [String] = {
         let dir = Ipcplay.packageRoot.appendingPathComponent("tests")
@@ -12,8 +13,19 @@ struct ScenarioTests {
 
     @Test(arguments: scenarios)
     func scenarioPasses(_ name: String) throws {
-        let r = try Ipcplay.run(["run", "tests/\(name)"], limit: 180)
+        let r = try Ipcplay.run(["test", "--timeout", "120", "tests/\(name)"], limit: 200)
         #expect(!r.hung, "\(name) hung: \(r.combined)")
-        #expect(r.status == 0, "\(name): \(r.combined)")
+        #expect(r.status == 0 && r.stdout.hasSuffix("1 passed, 0 failed\n"), "\(name): \(r.combined)")
+    }
+
+    /// The example scripts (those that need no outside peer), with their sleeps scaled.
+    @Test func exampleScriptsPassUnderTheRunner() throws {
+        let dir = Ipcplay.packageRoot.appendingPathComponent("scripts")
+        let scripts = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
+            .filter { $0.hasSuffix(".lua") && !$0.hasPrefix("unix_") }.sorted().map { "scripts/\($0)" }
+        #expect(scripts.count >= 9)
+        let r = try Ipcplay.run(["test", "--time-scale", "0.01", "--timeout", "60", "--jobs", "2"] + scripts, limit: 200)
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout.hasSuffix("\(scripts.count) passed, 0 failed\n"), "\(r.stdout)")
     }
 }

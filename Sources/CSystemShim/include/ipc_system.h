@@ -252,6 +252,16 @@ typedef struct ipc_process_slot {
     char where[IPC_WHERE_CAP];
 } ipc_process_slot;
 
+/// An uncaught error in a child, kept until the process that started it joins it: a
+/// test fails when an error is left that nobody looked at.
+#define IPC_ERROR_SLOTS 64
+typedef struct ipc_error_record {
+    uint32_t state;  // 0 free, 1 recorded, 2 seen (joined)
+    uint32_t pid;
+    char name[IPC_NAME_CAP];
+    char message[208];
+} ipc_error_record;
+
 /// A socket file that the run made, removed on every way out.
 typedef struct ipc_socket_slot {
     uint32_t state;  // 0 free, 1 claimed, 2 live
@@ -269,7 +279,12 @@ typedef struct ipc_run_header {
     uint64_t progress;        // bumped by every IPC call that can wake another process
     uint32_t spawn_counter;
     uint32_t supervisor_word; // futex the supervisor sleeps on
+    uint32_t live;            // processes running (listed, not ended)
+    uint32_t parked;          // of them, parked for ever on an object of the run
+    uint32_t deadlock_check;  // 1: the supervisor reports deadlocks
+    uint32_t pad2;
     uint32_t name_counters[32];
+    ipc_error_record errors[IPC_ERROR_SLOTS];
     ipc_process_slot processes[IPC_PROCESS_SLOTS];
     ipc_socket_slot sockets[IPC_SOCKET_SLOTS];
 } ipc_run_header;
@@ -365,11 +380,16 @@ void ipc_shutdown_now(int code, const char *message);
 /// (waiting up to `grace_ms` before SIGKILL). Returns nothing; async-signal-safe.
 void ipc_teardown(int grace_ms);
 /// Arms --timeout: after `seconds`, report what every process of the run is blocked in
-/// (to stderr), end them all, and _exit(124).
+/// (to stderr, and to the report descriptor if one is set), end them all, _exit(124).
 void ipc_timeout_arm(double seconds);
-/// Writes the report of every live process of the run (what it is blocked in) to `fd`.
-/// Async-signal-safe.
-void ipc_report_processes(ipc_run_header *run, int fd);
+/// A descriptor that also receives the timeout report, as "blocked: ..." lines.
+void ipc_set_report_fd(int fd);
+/// In the host: SIGUSR2 (sent by the supervisor after it reported a deadlock) ends the
+/// run with status 124.
+void ipc_deadlock_exit_install(void);
+/// Writes the report of every live process of the run (what it is blocked in) to `fd`,
+/// each line starting with `prefix`. Async-signal-safe.
+void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix);
 /// Removes the socket file of slot `i` if it is still the socket that was made there.
 void ipc_remove_socket_slot(ipc_run_header *run, int i);
 

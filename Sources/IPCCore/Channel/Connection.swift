@@ -175,7 +175,7 @@ public final class Connection {
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
         var r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n, 1)
         if r == -Int(EAGAIN) {
-            Parking.parking()
+            Parking.parking(.never)
             repeat { r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n, 0) } while r == -Int(EINTR)
             Parking.woke()
         }
@@ -248,7 +248,7 @@ public final class Connection {
                 continue
             }
             if deadline.hasExpired { return .timedOut }
-            Parking.parking()
+            Parking.parking(deadline)
             let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? true
             Parking.woke()
             if !ready { return .timedOut }

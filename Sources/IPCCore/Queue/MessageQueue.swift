@@ -331,7 +331,7 @@ public final class MessageQueue {
         _ = ipc_add32(counter, 1)
         let seq = ipc_load32(word)
         unlockState()
-        Parking.parking()
+        Parking.parking(deadline)
         let r = Futex.wait(word, expected: seq, deadline: deadline)
         Parking.woke()
         _ = lockState(.never, during)

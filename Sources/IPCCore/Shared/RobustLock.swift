@@ -5,12 +5,13 @@ import Glibc
 /// wakes, so that the runtime can publish what each process is blocked in (hang reports,
 /// deadlock detection) and flush pending output. Calls that do not sleep cost nothing.
 public enum Parking {
-    nonisolated(unsafe) public static var willPark: (() -> Void)?
+    /// Told the deadline of the sleep that follows (`.never` for a wait with no end).
+    nonisolated(unsafe) public static var willPark: ((Deadline) -> Void)?
     nonisolated(unsafe) public static var didWake: (() -> Void)?
     /// Told when a lock is taken over from a process that died holding it.
     nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32, _ during: String) -> Void)?
 
-    @inlinable public static func parking() { willPark?() }
+    @inlinable public static func parking(_ deadline: Deadline) { willPark?(deadline) }
     @inlinable public static func woke() { didWake?() }
 }
 
@@ -74,7 +75,7 @@ public struct RobustLock {
             if let instant = deadline.instant, instant <= MonotonicClock.nanoseconds() {
                 return .timedOut
             }
-            Parking.parking()
+            Parking.parking(deadline)
             if var ts = deadline.timespec {
                 r = ipc_robust_lock_acquire(raw, &ts)
             } else {

@@ -129,7 +129,7 @@ public final class UnixSocket {
             }
             if -c == EINTR { continue }
             if deadline.hasExpired { return nil }
-            Parking.parking()
+            Parking.parking(deadline)
             let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
             Parking.woke()
             if !ready { return nil }
@@ -145,7 +145,7 @@ public final class UnixSocket {
         guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
         // A full backlog makes connect wait: bound that wait by the deadline.
         if let left = deadline.remainingNanoseconds { _ = ipc_set_send_timeout(fd, max(left, 1)) }
-        Parking.parking()
+        Parking.parking(deadline)
         var r = ipc_unix_connect(fd, path)
         while r == -EINTR { r = ipc_unix_connect(fd, path) }
         Parking.woke()
@@ -189,7 +189,7 @@ public final class UnixSocket {
         while off < bytes.count {
             var n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
             if n == -Int(EAGAIN) {
-                Parking.parking()
+                Parking.parking(.never)
                 _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .never)
                 Parking.woke()
                 n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
@@ -214,7 +214,7 @@ public final class UnixSocket {
             if n == -Int(EINTR) { continue }
             if n != -Int(EAGAIN) { return .closed }  // ECONNRESET
             if deadline.hasExpired { return .timedOut }
-            Parking.parking()
+            Parking.parking(deadline)
             let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
             Parking.woke()
             if !ready { return .timedOut }
@@ -258,7 +258,7 @@ public final class UnixSocket {
             switch Int32(-n) {
             case EINTR: continue
             case EAGAIN:
-                Parking.parking()
+                Parking.parking(.after(seconds: 1))
                 _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .after(seconds: 1))
                 Parking.woke()
                 continue
@@ -291,7 +291,7 @@ public final class UnixSocket {
             if size == -Int(EINTR) { continue }
             if size != -Int(EAGAIN) { return .closed }
             if deadline.hasExpired { return .timedOut }
-            Parking.parking()
+            Parking.parking(deadline)
             let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
             Parking.woke()
             if !ready { return .timedOut }
@@ -330,7 +330,7 @@ public final class UnixSocket {
                 return .timedOut
             }
             if !((try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false) {
-                Parking.parking()
+                Parking.parking(deadline)
                 let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
                 Parking.woke()
                 if !ready { return .timedOut }

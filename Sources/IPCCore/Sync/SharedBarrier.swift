@@ -46,7 +46,7 @@ public final class SharedBarrier {
         let tripped = ipc_load32(&h.pointee.generation) != generation
             || Spin.until(Spin.waitSpins, { ipc_load32(&h.pointee.generation) != generation })
         if !tripped {
-            Parking.parking()
+            Parking.parking(deadline)
             while ipc_load32(&h.pointee.generation) == generation {
                 if Futex.wait(&h.pointee.generation, expected: generation, deadline: deadline) == .timedOut { break }
             }

@@ -50,7 +50,7 @@ public final class SharedCondition {
         }
         guard let s = mine else { return .tooManyWaiters }
         let depth = lock.releaseFully()
-        Parking.parking()
+        Parking.parking(deadline)
         while ipc_load32(&s.pointee.word) == 0 {
             if Futex.wait(&s.pointee.word, expected: 0, deadline: deadline) == .timedOut { break }
         }

@@ -41,7 +41,7 @@ public struct OwnedLock {
             // multiprocessing blocks here; waiting for ourselves can only time out.
             if deadline.isNever { return .wouldDeadlock }
             if let left = deadline.remainingNanoseconds, left > 0 {
-                Parking.parking()
+                Parking.parking(deadline)
                 MonotonicClock.sleep(nanoseconds: left)
                 Parking.woke()
             }

@@ -43,7 +43,7 @@ public final class SharedSemaphore {
         if Spin.until(Spin.waitSpins, { ipc_load32(&h.pointee.value) > 0 && tryTake() }) { return true }
         _ = ipc_add32(&h.pointee.waiters, 1)
         defer { _ = ipc_sub32(&h.pointee.waiters, 1) }
-        Parking.parking()
+        Parking.parking(deadline)
         defer { Parking.woke() }
         while true {
             if tryTake() { return true }

@@ -71,7 +71,7 @@ enum PipeBindings {
         guard let c = try sender(s, "connection:send") else { return s.fail("closed") }
         if s.top < 2 { throw LuaRaise("connection:send: expected a value to send") }
         let buffer = try s.encodeArgument(2, "connection:send")
-        Runtime.currentCall = ("connection:send", c.name)
+        Calls.enter("connection:send", c.name)
         switch c.connection.send(buffer.bytes, raw: false) {
         case .done: s.push(true); return 1
         case .closed: return s.fail("closed")
@@ -81,7 +81,7 @@ enum PipeBindings {
     static func sendBytes(_ s: LuaState) throws(LuaRaise) -> Int32 {
         guard let c = try sender(s, "connection:send_bytes") else { return s.fail("closed") }
         let bytes = try s.stringArgument(2, "connection:send_bytes", "argument 1")
-        Runtime.currentCall = ("connection:send_bytes", c.name)
+        Calls.enter("connection:send_bytes", c.name)
         switch c.connection.send(bytes, raw: true) {
         case .done: s.push(true); return 1
         case .closed: return s.fail("closed")
@@ -99,7 +99,7 @@ enum PipeBindings {
     static func receive(_ s: LuaState, _ call: String, raw wantRaw: Bool) throws(LuaRaise) -> Int32 {
         guard let c = try receiver(s, call) else { return s.fail("closed") }
         let deadline = try s.deadline(2, call)
-        Runtime.currentCall = (call, c.name)
+        Calls.enter(call, c.name)
         let buffer = Scratch.receive
         switch c.connection.receive(into: buffer, deadline: deadline) {
         case .message(let raw, _):
@@ -118,7 +118,7 @@ enum PipeBindings {
     static func poll(_ s: LuaState) throws(LuaRaise) -> Int32 {
         guard let c = try receiver(s, "connection:poll") else { return s.fail("closed") }
         let deadline = s.isNoneOrNil(2) ? Deadline.now : try s.deadline(2, "connection:poll")
-        Runtime.currentCall = ("connection:poll", c.name)
+        Calls.enter("connection:poll", c.name)
         s.push(c.connection.poll(deadline: deadline))
         return 1
     }

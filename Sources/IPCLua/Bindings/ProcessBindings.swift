@@ -160,6 +160,7 @@ enum ProcessBindings {
         if status != LUA_OK {
             let message = co.string(-1) ?? "(error object is not a string)"
             ScriptRunner.reportUncaught(message)
+            RunBoard.current?.recordError(name: CurrentProcess.name, message: String(message.prefix(while: { $0 != "\n" })))
             return 1
         }
         return 0
@@ -182,8 +183,10 @@ enum ProcessBindings {
             throw LuaRaise("process:join: \(p.child.name) is not a child of this process (only the process that started it can join it)")
         }
         if p.child.pid == ProcessIdentity.pid { throw LuaRaise("process:join: a process cannot join itself") }
-        Runtime.currentCall = ("process:join", p.child.name)
-        s.push(p.child.join(deadline: deadline))
+        Calls.enter("process:join", p.child.name)
+        let ended = p.child.join(deadline: deadline)
+        if ended { RunBoard.current?.markErrorSeen(pid: p.child.pid) }
+        s.push(ended)
         return 1
     }
 

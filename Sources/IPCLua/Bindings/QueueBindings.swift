@@ -95,7 +95,7 @@ enum QueueBindings {
     static func put(_ s: LuaState, _ q: QueueObject, deadline: Deadline, full: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
         let buffer = try s.encodeArgument(2, q.putCall)
-        Runtime.currentCall = (q.putCall, q.name)
+        Calls.enter(q.putCall, q.name)
         switch q.queue.put(buffer.bytes, deadline: deadline) {
         case .done: s.push(true); return 1
         case .timedOut: return s.fail(full)
@@ -116,7 +116,7 @@ enum QueueBindings {
     @inline(__always)
     static func get(_ s: LuaState, _ q: QueueObject, deadline: Deadline, empty: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
-        Runtime.currentCall = (q.getCall, q.name)
+        Calls.enter(q.getCall, q.name)
         let buffer = Scratch.receive
         switch q.queue.get(into: buffer, deadline: deadline) {
         case .item:
@@ -159,7 +159,7 @@ enum QueueBindings {
     static func join(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try s.receiver(joinableType, "joinable_queue:join", as: QueueObject.self)
         let deadline = try s.deadline(2, "joinable_queue:join")
-        Runtime.currentCall = ("joinable_queue:join", q.name)
+        Calls.enter("joinable_queue:join", q.name)
         s.push(q.queue.join(deadline: deadline))
         return 1
     }

@@ -98,7 +98,7 @@ enum SocketBindings {
         let call = "ipc.unix.connect"
         guard let path = s.string(1) else { throw LuaRaise("\(call): expected a path, got \(s.typeName(1))") }
         let deadline = try s.deadline(2, call)
-        Runtime.currentCall = (call, path)
+        Calls.enter(call, path)
         do {
             switch try UnixSocket.connect(path: path, deadline: deadline) {
             case .connected(let socket): push(s, socket)
@@ -139,7 +139,7 @@ enum SocketBindings {
         let o = try s.receiver(serverType, "server:accept", as: SocketObject.self)
         if o.socket.isClosed { return s.fail("closed") }
         let deadline = try s.deadline(2, "server:accept")
-        Runtime.currentCall = ("server:accept", o.name)
+        Calls.enter("server:accept", o.name)
         do {
             guard let c = try o.socket.accept(deadline: deadline) else { return s.fail("timeout") }
             push(s, c)
@@ -150,7 +150,7 @@ enum SocketBindings {
     static func send(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(socketType, "socket:send", as: SocketObject.self)
         let bytes = try s.stringArgument(2, "socket:send", "argument 1")
-        Runtime.currentCall = ("socket:send", o.name)
+        Calls.enter("socket:send", o.name)
         switch o.socket.send(bytes) {
         case .sent(let n): s.push(Int64(n)); return 1
         case .closed: return s.fail("closed")
@@ -162,7 +162,7 @@ enum SocketBindings {
         let n = try s.integerArgument(2, "socket:recv", "n")
         guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("socket:recv: n must be between 1 and 2^30, got \(n)") }
         let deadline = try s.deadline(3, "socket:recv")
-        Runtime.currentCall = ("socket:recv", o.name)
+        Calls.enter("socket:recv", o.name)
         let buffer = Scratch.receive
         buffer.count = 0
         switch o.socket.receive(upTo: Int(n), into: buffer, deadline: deadline) {
@@ -179,7 +179,7 @@ enum SocketBindings {
         let o = try s.receiver(datagramType, "dgram:sendto", as: SocketObject.self)
         guard let path = s.string(2) else { throw LuaRaise("dgram:sendto: expected a path, got \(s.typeName(2))") }
         let bytes = try s.stringArgument(3, "dgram:sendto", "data")
-        Runtime.currentCall = ("dgram:sendto", o.name)
+        Calls.enter("dgram:sendto", o.name)
         do {
             switch try o.socket.send(bytes, to: path) {
             case .sent(let n): s.push(Int64(n)); return 1
@@ -191,7 +191,7 @@ enum SocketBindings {
     static func recvfrom(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(datagramType, "dgram:recvfrom", as: SocketObject.self)
         let deadline = try s.deadline(2, "dgram:recvfrom")
-        Runtime.currentCall = ("dgram:recvfrom", o.name)
+        Calls.enter("dgram:recvfrom", o.name)
         let buffer = Scratch.receive
         switch o.socket.receiveFrom(into: buffer, deadline: deadline) {
         case .datagram(let from):
@@ -242,7 +242,7 @@ enum SocketBindings {
         } else {
             throw LuaRaise("socket:send_handle: expected a connection, socket, server or dgram, got \(s.describe(2))")
         }
-        Runtime.currentCall = ("socket:send_handle", o.name)
+        Calls.enter("socket:send_handle", o.name)
         switch o.socket.sendDescriptors(fds, message: Array(message.utf8)) {
         case .sent: s.push(true); return 1
         case .closed: return s.fail("closed")
@@ -253,7 +253,7 @@ enum SocketBindings {
     static func recvHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(socketType, "socket:recv_handle", as: SocketObject.self)
         let deadline = try s.deadline(2, "socket:recv_handle")
-        Runtime.currentCall = ("socket:recv_handle", o.name)
+        Calls.enter("socket:recv_handle", o.name)
         switch o.socket.receiveDescriptors(deadline: deadline) {
         case .closed: return s.fail("closed")
         case .timedOut: return s.fail("timeout")

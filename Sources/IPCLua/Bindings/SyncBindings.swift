@@ -133,7 +133,7 @@ enum SyncBindings {
         let o = try s.receiver(anyOf: semaphoreTypes, "semaphore:acquire", as: SemaphoreObject.self)
         let call = o.semaphore.bound == nil ? "semaphore:acquire" : "bounded_semaphore:acquire"
         let deadline = try s.deadline(2, call)
-        Runtime.currentCall = (call, o.semaphore.name)
+        Calls.enter(call, o.semaphore.name)
         s.push(o.semaphore.acquire(deadline: deadline))
         return 1
     }
@@ -175,7 +175,7 @@ enum SyncBindings {
 
     static func acquire(_ s: LuaState, _ lock: OwnedLock, _ call: String, argument: Int32) throws(LuaRaise) -> Int32 {
         let deadline = try s.deadline(argument, call)
-        Runtime.currentCall = (call, lock.name)
+        Calls.enter(call, lock.name)
         switch lock.acquire(deadline: deadline, during: call) {
         case .acquired: s.push(true)
         case .timedOut: s.push(false)
@@ -233,7 +233,7 @@ enum SyncBindings {
     static func eventWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let e = try s.receiver(eventType, "event:wait", as: EventObject.self)
         let deadline = try s.deadline(2, "event:wait")
-        Runtime.currentCall = ("event:wait", e.event.name)
+        Calls.enter("event:wait", e.event.name)
         s.push(e.event.wait(deadline: deadline))
         return 1
     }
@@ -279,7 +279,7 @@ enum SyncBindings {
     static func conditionWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let c = try s.receiver(conditionType, "condition:wait", as: ConditionObject.self)
         let deadline = try s.deadline(2, "condition:wait")
-        Runtime.currentCall = ("condition:wait", c.condition.name)
+        Calls.enter("condition:wait", c.condition.name)
         switch c.condition.wait(deadline: deadline) {
         case .notified: s.push(true)
         case .timedOut: s.push(false)
@@ -322,7 +322,7 @@ enum SyncBindings {
     static func barrierWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let b = try s.receiver(barrierType, "barrier:wait", as: BarrierObject.self)
         let deadline = try s.deadline(2, "barrier:wait")
-        Runtime.currentCall = ("barrier:wait", b.barrier.name)
+        Calls.enter("barrier:wait", b.barrier.name)
         switch b.barrier.wait(deadline: deadline) {
         case .passed(let index): s.push(Int64(index)); return 1
         case .timedOut: return s.fail("timeout")

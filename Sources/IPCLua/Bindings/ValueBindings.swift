@@ -252,7 +252,7 @@ enum ValueBindings {
         let x = try s.receiver(anyOf: types, "value:lock", as: ScalarsObject.self)
         let call = x.isArray ? "array:lock" : "value:lock"
         let deadline = try s.deadline(2, call)
-        Runtime.currentCall = (call, x.scalars.name)
+        Calls.enter(call, x.scalars.name)
         switch x.scalars.lock.acquire(deadline: deadline, during: call) {
         case .acquired: s.push(true)
         case .timedOut: s.push(false)

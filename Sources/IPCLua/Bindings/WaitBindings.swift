@@ -37,7 +37,7 @@ enum WaitBindings {
         }
         for case .queue(let q) in sources { q.beginSelect() }
         defer { for case .queue(let q) in sources { q.endSelect() } }
-        Runtime.currentCall = (call, "\(n) sources")
+        Calls.enter(call, "\(n) sources")
         var parked = false
         defer { if parked { Parking.woke() } }
         while true {
@@ -58,7 +58,7 @@ enum WaitBindings {
                 }
             }
             let anyReady = ready.contains(true)
-            if !anyReady && !parked && !deadline.hasExpired { Parking.parking(); parked = true }
+            if !anyReady && !parked && !deadline.hasExpired { Parking.parking(deadline); parked = true }
             let revents: [Int16]
             do { revents = try Poll.wait(entries, deadline: anyReady ? .now : deadline) } catch {
                 throw LuaRaise("\(call): \(error)")

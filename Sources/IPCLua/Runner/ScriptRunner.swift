@@ -42,18 +42,40 @@ public enum ScriptRunner {
 
         if ipc_lua_loadfile(L, script) != LUA_OK {
             // A syntax error: "file:line: message", no traceback to speak of.
-            reportUncaught(s.string(-1) ?? "cannot load \(script)")
+            let message = s.string(-1) ?? "cannot load \(script)"
+            reportUncaught(message)
+            Runtime.report([("outcome", "error"), ("process", "MainProcess (pid \(ProcessIdentity.pid))"), ("message", message)])
             Runtime.abortHost()
             return Status.scriptError
         }
         for a in arguments { s.push(a) }
         let status = ipc_lua_docall(L, Int32(arguments.count), 0)
         if status != LUA_OK {
-            reportUncaught(s.string(-1) ?? "(error object is not a string)")
+            let message = s.string(-1) ?? "(error object is not a string)"
+            if let reason = TestHelpers.skipReason {
+                Runtime.report([("outcome", "skipped"), ("message", reason)])
+                Runtime.abortHost()
+                return Status.ok
+            }
+            reportUncaught(message)
+            Runtime.report([("outcome", "error"), ("process", "MainProcess (pid \(ProcessIdentity.pid))"), ("message", message)])
             Runtime.abortHost()
             return Status.scriptError
         }
         Runtime.finishHost()
+        if options.strictChildErrors {
+            let unjoined = Runtime.unjoinedChildErrors()
+            if !unjoined.isEmpty {
+                var lines: [(String, String)] = [("outcome", "child-error")]
+                for e in unjoined {
+                    lines.append(("process", "\(e.name) (pid \(e.pid))"))
+                    lines.append(("message", "uncaught error in \(e.name) (pid \(e.pid)), which nothing joined: \(e.message)"))
+                }
+                Runtime.report(lines)
+                return Status.scriptError
+            }
+        }
+        Runtime.report([("outcome", "ok")])
         return Status.ok
     }
 

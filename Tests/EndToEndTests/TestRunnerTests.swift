@@ -1,0 +1,177 @@
+import Foundation
+import Testing
+
+/// `ipcplay test`, hang reports, deadlocks, jitter seeds.
+@Suite("The scenario test runner")
+struct TestRunnerTests {
+    static let fixtures = "Tests/EndToEndTests/Fixtures/runner"
+
+    @Test func onePassingThreeFailing() throws {
+        let r = try Ipcplay.run(["test", "--timeout", "3", Self.fixtures])
+        #expect(r.status != 0)
+        #expect(r.stdout.hasSuffix("1 passed, 3 failed\n"), "\(r.combined)")
+        #expect(r.seconds < 20, "took \(r.seconds) s")
+        #expect(r.stdout.contains("PASS  \(Self.fixtures)/pass_test.lua"))
+        #expect(r.stdout.contains("FAIL  \(Self.fixtures)/assert_test.lua"))
+        #expect(r.stdout.contains("assert_test.lua:2: the table: expected"), "the failing assertion's file:line")
+        #expect(r.stdout.contains("FAIL  \(Self.fixtures)/hang_test.lua"))
+        #expect(r.stdout.contains("blocked in queue:get on queue#1"))
+        #expect(r.stdout.contains("at \(Self.fixtures)/hang_test.lua:3"), "the hang names queue:get and its line")
+        #expect(r.stdout.contains("FAIL  \(Self.fixtures)/child_error_test.lua"))
+        #expect(r.stdout.contains("which nothing joined"))
+        #expect(r.stdout.contains("replay: ipcplay test --seed "))
+    }
+
+    @Test func tapParsesWithPerlsTAPParser() throws {
+        for version in ["14", "13"] {
+            let r = try Ipcplay.run(["test", "--timeout", "3", "--tap", "--tap-version", version, Self.fixtures])
+            #expect(r.status != 0)
+            #expect(r.stdout.hasPrefix("TAP version \(version)\n1..4\n"), "\(r.stdout)")
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tap-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let tap = dir.appendingPathComponent("out.tap")
+            try r.stdout.write(to: tap, atomically: true, encoding: .utf8)
+            let check = """
+                use TAP::Parser;
+                my $known14 = $TAP::Parser::VERSION >= 3.48 ? 1 : 0;
+                open my $f, '<', $ARGV[0] or die;
+                my $tap = do { local $/; <$f> };
+                my $p = TAP::Parser->new({ tap => $tap });
+                my ($yaml, $tests) = (0, 0);
+                while (my $r = $p->next) { $yaml++ if $r->is_yaml; $tests++ if $r->is_test; }
+                my @errors = $p->parse_errors;
+                print "known14=$known14 tests=$tests passed=", scalar($p->passed), " failed=", scalar($p->failed),
+                      " yaml=$yaml good_plan=", ($p->is_good_plan ? 1 : 0), " errors=", scalar(@errors), "\\n";
+                print "error: $_\\n" for @errors;
+                """
+            let script = dir.appendingPathComponent("check.pl")
+            try check.write(to: script, atomically: true, encoding: .utf8)
+            let perl = Process()
+            perl.executableURL = URL(fileURLWithPath: "/usr/bin/perl")
+            perl.arguments = [script.path, tap.path]
+            let pipe = Pipe()
+            perl.standardOutput = pipe
+            try perl.run()
+            let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            perl.waitUntilExit()
+            #expect(out.contains("tests=4 passed=1 failed=3 yaml=3 good_plan=1"), "\(out)")
+            if version == "13" || out.contains("known14=1") {
+                #expect(out.contains("errors=0"), "TAP \(version): \(out)")
+            } else {
+                // Test-Harness before 3.48 does not know TAP 14: its only complaint may be
+                // the version line; everything else must parse.
+                let errors = out.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+                #expect(errors.allSatisfy { $0.contains("TAP specified version 14") }, "\(out)")
+            }
+        }
+    }
+
+    @Test func junitLoadsInPythonsXMLParser() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("junit-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let xml = dir.appendingPathComponent("report.xml")
+        let r = try Ipcplay.run(["test", "--timeout", "3", "--junit", xml.path, Self.fixtures])
+        #expect(r.status != 0)
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        check.arguments = ["python3", "-c", """
+            import sys, xml.etree.ElementTree as ET
+            root = ET.parse(sys.argv[1]).getroot()
+            suite = root.find("testsuite")
+            cases = suite.findall("testcase")
+            failed = [c.get("name") for c in cases if c.find("failure") is not None]
+            print(root.tag, suite.get("tests"), suite.get("failures"), len(cases), len(failed))
+            """, xml.path]
+        let pipe = Pipe()
+        check.standardOutput = pipe
+        try check.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        check.waitUntilExit()
+        #expect(check.terminationStatus == 0)
+        #expect(out == "testsuites 4 3 4 3\n", "\(out)")
+    }
+
+    @Test func runTimeoutNamesTheBlockedCallAndLine() throws {
+        let r = try Ipcplay.runLua("local q = ipc.queue()\nlocal p = ipc.spawn(function() ipc.sleep(60) end)\nq:get()\n",
+                                   options: ["--timeout", "1"])
+        #expect(r.status == 124, "\(r.combined)")
+        #expect(r.seconds < 2.5, "took \(r.seconds) s")
+        #expect(r.stderr.contains("blocked in queue:get on queue#1"), "\(r.stderr)")
+        #expect(r.stderr.contains("scenario.lua:3"), "\(r.stderr)")
+        #expect(r.stderr.contains("blocked in ipc.sleep"))
+    }
+
+    @Test func deadlocksAreReportedAtOnce() throws {
+        // Two processes each wait for the other: no timeout needed.
+        let r = try Ipcplay.runLua("""
+            local a, b = ipc.queue(), ipc.queue()
+            local p = ipc.spawn(function() a:get() b:put(1) end)
+            b:get()
+            a:put(1)
+            """)
+        #expect(r.status == 124, "\(r.combined)")
+        #expect(r.seconds < 10, "took \(r.seconds) s")
+        #expect(r.stderr.contains("deadlock"))
+        #expect(r.stderr.contains("blocked in queue:get on queue#2"), "\(r.stderr)")
+        #expect(r.stderr.contains("scenario.lua:2") && r.stderr.contains("scenario.lua:3"))
+        // A lone process waiting on its own pipe, and a lock held by a sibling that waits.
+        let lone = try Ipcplay.runLua("local a, b = ipc.pipe()\na:recv()\n")
+        #expect(lone.status == 124 && lone.stderr.contains("blocked in connection:recv"), "\(lone.combined)")
+        // No false alarm: a consumer that waits while its producer sleeps, and a wait with a timeout.
+        let busy = try Ipcplay.runLua("""
+            local q = ipc.queue()
+            local p = ipc.spawn(function() for i = 1, 3 do ipc.sleep(0.7) q:put(i) end end)
+            for i = 1, 3 do assert(q:get() == i) end
+            local e = ipc.event()
+            assert(e:wait(1.5) == false)
+            print("fine")
+            """)
+        #expect(busy.status == 0 && busy.stdout == "fine\n", "\(busy.combined)")
+        let off = try Ipcplay.runLua("local q = ipc.queue()\nq:get()\n", options: ["--no-deadlock-check", "--timeout", "1.5"])
+        #expect(off.status == 124 && off.stderr.contains("timeout"), "\(off.combined)")
+    }
+
+    @Test func jitterPrintsItsSeedAndReplaysWithIt() throws {
+        let script = "local q = ipc.queue()\nlocal p = ipc.spawn(function() for i = 1, 20 do q:put(i) end end)\nfor i = 1, 20 do assert(q:get() == i) end\nprint('ok')\n"
+        let r = try Ipcplay.runLua(script, options: ["--jitter", "2"])
+        #expect(r.status == 0 && r.stdout == "ok\n", "\(r.combined)")
+        #expect(r.stderr.contains("jitter up to 2.0 ms, seed "), "\(r.stderr)")
+        let seeded = try Ipcplay.runLua(script, options: ["--jitter", "2", "--seed", "1234"])
+        #expect(seeded.status == 0 && !seeded.stderr.contains("seed"), "a given seed is not announced again")
+        let failing = try Ipcplay.run(["test", "--jitter", "1", "--seed", "77", "--timeout", "3", "\(Self.fixtures)/assert_test.lua"])
+        #expect(failing.stdout.contains("replay: ipcplay test --seed 77 --jitter 1 --timeout 3 \(Self.fixtures)/assert_test.lua"), "\(failing.stdout)")
+    }
+
+    @Test func repeatFilterAndJobs() throws {
+        let r = try Ipcplay.run(["test", "--repeat", "3", "--filter", "pass", Self.fixtures])
+        #expect(r.status == 0)
+        #expect(r.stdout == "PASS  \(Self.fixtures)/pass_test.lua (" + r.stdout.dropFirst("PASS  \(Self.fixtures)/pass_test.lua (".count), "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("1 passed, 0 failed\n"))
+        let failing = try Ipcplay.run(["test", "--repeat", "5", "--filter", "assert", Self.fixtures])
+        #expect(failing.stdout.contains("on run 1 of 5"), "\(failing.stdout)")
+        let jobs = try Ipcplay.run(["test", "--jobs", "4", "--timeout", "3", Self.fixtures])
+        #expect(jobs.stdout.hasSuffix("1 passed, 3 failed\n"), "\(jobs.stdout)")
+        // Each result is printed as one block: the FAIL line is followed by its details.
+        let blocks = ("\n" + jobs.stdout).components(separatedBy: "\nFAIL  ").dropFirst()
+        #expect(blocks.count == 3)
+        #expect(try Ipcplay.run(["test", "no/such/folder"]).status == 2)
+    }
+
+    @Test func testHelpers() throws {
+        let r = try Ipcplay.runLua("""
+            local t = ipc.test
+            t.eq({1, {2, 0/0}}, {1, {2, 0/0}})
+            local err = t.raises(function() t.eq(1, 2, "numbers") end, "numbers: expected 2, got 1")
+            assert(err:find("scenario.lua:3:"), "eq fails with the caller's line: " .. err)
+            t.raises(function() error("boom") end)
+            local ok, e2 = pcall(function() t.raises(function() end) end)
+            assert(not ok and e2:find("scenario.lua:6: expected an error, got none"), e2)
+            ok, e2 = pcall(t.raises, function() error("other") end, "^wanted")
+            assert(not ok and e2:find("expected an error matching"), e2)
+            print("helpers ok")
+            """)
+        #expect(r.status == 0 && r.stdout == "helpers ok\n", "\(r.combined)")
+    }
+}
