@@ -434,6 +434,7 @@ void ipc_teardown(int grace_ms) {
     if (group != 0) kill(-(pid_t)group, SIGKILL);
     reap_all(2000);
     for (int i = 0; i < IPC_SOCKET_SLOTS; i++) ipc_remove_socket_slot(run, i);
+    if (getpid() == (pid_t)run->host_pid) ipc_trace_close();
 }
 
 static void on_shutdown_signal(int sig) {
@@ -519,6 +520,18 @@ void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix) {
         put_str(&l, "\n");
         (void)!write(fd, l.buf, l.n);
     }
+}
+
+static int g_trace_fd = -1;
+
+void ipc_trace_set_fd(int fd) { g_trace_fd = fd; }
+
+void ipc_trace_close(void) {
+    int fd = g_trace_fd;
+    if (fd < 0) return;
+    g_trace_fd = -1;
+    const char *end = "{\"ph\":\"M\",\"name\":\"trace_end\",\"pid\":0,\"tid\":0,\"args\":{}}\n]\n";
+    (void)!write(fd, end, cstrlen(end));
 }
 
 static double g_timeout_seconds;

@@ -22,6 +22,10 @@ public enum Calls {
         self.object = object
         self.external = external
         if jitterNanoseconds != 0 { jitter() }
+        if Trace.isOn {
+            Trace.callStart = MonotonicClock.nanoseconds()
+            Trace.parkedTotal = 0
+        }
     }
 
     /// A random delay before the call, reproducible from the seed.

@@ -59,6 +59,7 @@ public final class ChildProcess {
         let spawnIndex = board.nextSpawnIndex()
         let parent = ProcessIdentity.pid
         ipc_flush_all()  // or buffered output would be printed twice
+        Trace.flush()    // or buffered events would be written twice
         let child: Int32
         do { child = try ProcessControl.fork() } catch {
             throw IPCError.resource("cannot fork: \(error)")
@@ -73,6 +74,7 @@ public final class ChildProcess {
         _ = setpgid(child, group)
         pid = child
         parentPid = parent
+        Trace.instant("spawn \(name)", args: [("pid", String(child))])
         pidfd = (try? ProcessControl.pidfdOpen(child))?.rawValue ?? -1
         Runtime.children.append(self)
     }
@@ -87,6 +89,7 @@ public final class ChildProcess {
 
     func record(_ t: ProcessControl.Termination) {
         termination = t
+        Trace.instant("exit \(name)", args: [("pid", String(pid)), ("exitcode", String(t.exitcode))])
         if pidfd >= 0 { close(pidfd); pidfd = -1 }
         RunBoard.current?.releaseSlot(pid: pid)
         Runtime.children.removeAll { $0 === self }
@@ -150,6 +153,10 @@ public enum Runtime {
             Calls.seedJitter(runSeed: options.seed ?? 0, identity: "")
         }
         installParkingHooks()
+        if let path = options.tracePath {
+            try Trace.start(path: path, origin: board.header.pointee.start_ns)
+            Trace.processStarted(name: "MainProcess", index: 0)
+        }
         if let timeout = options.timeout { ipc_timeout_arm(timeout) }
     }
 
@@ -164,7 +171,7 @@ public enum Runtime {
             text += k + ": " + v.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n  ") + "\n"
         }
         var t = text
-        t.withUTF8 { buf in _ = write(reportFD, buf.baseAddress, buf.count) }
+        t.withUTF8 { buf in _ = Glibc.write(reportFD, buf.baseAddress, buf.count) }
     }
 
     /// The normal end of the host: wait for every non-daemon child, end the daemon ones,
@@ -173,7 +180,9 @@ public enum Runtime {
     public static func finishHost() {
         ipc_flush_all()
         waitForChildren()
+        Trace.flush()  // before the teardown closes the trace
         ipc_teardown(0)
+        Trace.finish()
     }
 
     /// Uncaught errors of children that no process joined (`ipcplay test` fails on them).
@@ -185,7 +194,9 @@ public enum Runtime {
     public static func abortHost() {
         ipc_flush_all()
         for child in children { child.send(signal: SIGTERM) }
+        Trace.flush()
         ipc_teardown(200)
+        Trace.finish()
     }
 
     // MARK: - Children
@@ -203,6 +214,8 @@ public enum Runtime {
         children = []
         parkedForEver = false
         if Calls.jitterNanoseconds != 0 { Calls.seedJitter(runSeed: options.seed ?? 0, identity: identity) }
+        Trace.buffer.count = 0
+        Trace.processStarted(name: name, index: spawnIndex)
     }
 
     /// Ends a child process: waits for its own non-daemon children, ends its daemon ones,
@@ -210,6 +223,7 @@ public enum Runtime {
     public static func endChild(code: Int32) -> Never {
         ipc_flush_all()
         waitForChildren()
+        Trace.flush()
         if let slot = CurrentProcess.slot, let board = RunBoard.current { board.endSlot(slot) }
         ipc_flush_all()
         _exit(code)
@@ -245,6 +259,7 @@ public enum Runtime {
     static func installParkingHooks() {
         Parking.willPark = { deadline in
             ipc_flush_all()  // a prompt without a newline shows before we sleep
+            if Trace.isOn { Trace.flush(); Trace.parked() }
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }
             board.publishBlocked(slot: slot, call: Calls.call, object: Calls.object,
                                  location: locationOverride ?? locate?() ?? "", deadline: deadline,
@@ -255,6 +270,7 @@ public enum Runtime {
             }
         }
         Parking.didWake = {
+            Trace.woke()
             guard let slot = CurrentProcess.slot, let board = RunBoard.current else { return }
             if parkedForEver {
                 parkedForEver = false
@@ -276,13 +292,18 @@ public enum Runtime {
         writeStderr("ipcplay: warning: \(message)\n")
     }
 
+    /// Writes `text` to stdout directly (after `flushOutput`).
+    public static func writeStdout(_ text: String) { write(fd: 1, text) }
+
     /// Writes `text` to stderr with as few writes as possible (one when it fits PIPE_BUF).
-    public static func writeStderr(_ text: String) {
+    public static func writeStderr(_ text: String) { write(fd: 2, text) }
+
+    static func write(fd: Int32, _ text: String) {
         var t = text
         t.withUTF8 { buf in
             var off = 0
             while off < buf.count {
-                let r = write(2, buf.baseAddress! + off, buf.count - off)
+                let r = Glibc.write(fd, buf.baseAddress! + off, buf.count - off)
                 if r < 0 { if errno == EINTR { continue }; return }
                 off += r
             }
@@ -296,7 +317,10 @@ public enum Runtime {
         Calls.enter("ipc.sleep", "")
         let deadline = Deadline.after(seconds: scaled)
         Parking.parking(deadline)
-        defer { Parking.woke() }
+        defer {
+            Parking.woke()
+            Trace.complete("ipc.sleep", object: "")
+        }
         MonotonicClock.sleep(nanoseconds: scaled >= 9e9 * 1e9 ? Int64.max : Int64(scaled * 1e9))
     }
 }

@@ -10,6 +10,9 @@ public struct RunOptions: Sendable {
     public var seed: UInt64?
     /// Where to write a Chrome/Perfetto trace.
     public var tracePath: String?
+    /// Print a swim-lane timeline when the run ends (or write it as SVG).
+    public var timeline = false
+    public var timelineSVG: String?
     /// Where `ipcplay test` wants this run's outcome ("key: value" lines).
     public var reportPath: String?
     /// Report a deadlock (every process parked for ever on the run's objects) at once.

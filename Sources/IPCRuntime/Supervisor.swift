@@ -37,6 +37,7 @@ enum Supervisor {
     static func run(board: RunBoard, host: Int32) -> Never {
         _ = setpgid(0, 0)
         ipc_supervisor_arm(host)
+        Trace.isOn = false  // the supervisor is not a process of the scenario
         // Hold no descriptor of the run: a pipe end kept open here would hide its
         // end-of-stream from the workers. Keep stderr for reports.
         ipc_close_from(3)

@@ -21,7 +21,10 @@ struct IPCPlay: ParsableCommand {
 
     /// Parses and runs; a usage error is one line on stderr and status 2.
     static func main() {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+        // `--timeline=FILE.svg` is an optional value, which the parser does not have.
+        let arguments = CommandLine.arguments.dropFirst().flatMap { a -> [String] in
+            a.hasPrefix("--timeline=") ? ["--timeline-file", String(a.dropFirst("--timeline=".count))] : [a]
+        }
         // `ipcplay SCRIPT [ARGS...]` has no options to parse: run it without building the
         // parser, whose reflection costs more than the rest of start-up together.
         if let script = arguments.first, !script.hasPrefix("-"), script.hasSuffix(".lua") {
@@ -74,6 +77,15 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
 
+    @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of every IPC call (see docs/tracing.md).", valueName: "file"))
+    var trace: String?
+
+    @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
+    var timeline = false
+
+    @Option(name: .customLong("timeline-file"), help: .hidden)
+    var timelineFile: String?
+
     @Option(help: .hidden)
     var report: String?
 
@@ -95,6 +107,9 @@ struct ScenarioOptions: ParsableArguments {
         o.deadlockCheck = !noDeadlockCheck
         o.reportPath = report
         o.strictChildErrors = strictChildErrors
+        o.tracePath = trace
+        o.timeline = timeline || timelineFile != nil
+        o.timelineSVG = timelineFile
         if jitter > 0 && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
             Runtime.writeStderr("ipcplay: jitter up to \(jitter) ms, seed \(o.seed!) (replay with --seed \(o.seed!))\n")

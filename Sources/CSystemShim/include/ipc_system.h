@@ -382,6 +382,10 @@ void ipc_teardown(int grace_ms);
 /// Arms --timeout: after `seconds`, report what every process of the run is blocked in
 /// (to stderr, and to the report descriptor if one is set), end them all, _exit(124).
 void ipc_timeout_arm(double seconds);
+/// The trace file's descriptor: every way out of the host closes its JSON array.
+void ipc_trace_set_fd(int fd);
+/// Closes the trace's JSON array (once). Async-signal-safe.
+void ipc_trace_close(void);
 /// A descriptor that also receives the timeout report, as "blocked: ..." lines.
 void ipc_set_report_fd(int fd);
 /// In the host: SIGUSR2 (sent by the supervisor after it reported a deadlock) ends the

@@ -72,7 +72,13 @@ enum PipeBindings {
         if s.top < 2 { throw LuaRaise("connection:send: expected a value to send") }
         let buffer = try s.encodeArgument(2, "connection:send")
         Calls.enter("connection:send", c.name)
-        switch c.connection.send(buffer.bytes, raw: false) {
+        let id = Trace.isOn ? Trace.newMessageID() : 0
+        let outcome = c.connection.send(buffer.bytes, raw: false, id: id)
+        if Trace.isOn {
+            Traced.call(s, "connection:send", c.name, value: 2, bytes: buffer.count, result: outcome == .done ? nil : "closed",
+                        flowOut: outcome == .done ? id : 0)
+        }
+        switch outcome {
         case .done: s.push(true); return 1
         case .closed: return s.fail("closed")
         }
@@ -82,7 +88,13 @@ enum PipeBindings {
         guard let c = try sender(s, "connection:send_bytes") else { return s.fail("closed") }
         let bytes = try s.stringArgument(2, "connection:send_bytes", "argument 1")
         Calls.enter("connection:send_bytes", c.name)
-        switch c.connection.send(bytes, raw: true) {
+        let id = Trace.isOn ? Trace.newMessageID() : 0
+        let outcome = c.connection.send(bytes, raw: true, id: id)
+        if Trace.isOn {
+            Traced.call(s, "connection:send_bytes", c.name, value: 2, bytes: bytes.count, result: outcome == .done ? nil : "closed",
+                        flowOut: outcome == .done ? id : 0)
+        }
+        switch outcome {
         case .done: s.push(true); return 1
         case .closed: return s.fail("closed")
         }
@@ -102,16 +114,21 @@ enum PipeBindings {
         Calls.enter(call, c.name)
         let buffer = Scratch.receive
         switch c.connection.receive(into: buffer, deadline: deadline) {
-        case .message(let raw, _):
+        case .message(let raw, let id):
             if raw || wantRaw {
                 s.push(bytes: buffer.base, count: buffer.count)
             } else {
                 try s.pushDecoded(buffer, call)
             }
+            if Trace.isOn { Traced.call(s, call, c.name, value: -1, bytes: buffer.count, flowIn: id) }
             buffer.reset()
             return 1
-        case .closed: return s.fail("closed")
-        case .timedOut: return s.fail("timeout")
+        case .closed:
+            if Trace.isOn { Traced.call(s, call, c.name, result: "closed") }
+            return s.fail("closed")
+        case .timedOut:
+            if Trace.isOn { Traced.call(s, call, c.name, result: "timeout") }
+            return s.fail("timeout")
         }
     }
 

@@ -160,6 +160,7 @@ enum ProcessBindings {
         if status != LUA_OK {
             let message = co.string(-1) ?? "(error object is not a string)"
             ScriptRunner.reportUncaught(message)
+            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
             RunBoard.current?.recordError(name: CurrentProcess.name, message: String(message.prefix(while: { $0 != "\n" })))
             return 1
         }
@@ -186,6 +187,7 @@ enum ProcessBindings {
         Calls.enter("process:join", p.child.name)
         let ended = p.child.join(deadline: deadline)
         if ended { RunBoard.current?.markErrorSeen(pid: p.child.pid) }
+        if Trace.isOn { Traced.call(s, "process:join", p.child.name, result: String(ended)) }
         s.push(ended)
         return 1
     }

@@ -96,7 +96,14 @@ enum QueueBindings {
         if q.closed { return s.fail("closed") }
         let buffer = try s.encodeArgument(2, q.putCall)
         Calls.enter(q.putCall, q.name)
-        switch q.queue.put(buffer.bytes, deadline: deadline) {
+        let id = Trace.isOn ? Trace.newMessageID() : 0
+        let outcome = q.queue.put(buffer.bytes, id: id, deadline: deadline)
+        if Trace.isOn {
+            Traced.call(s, q.putCall, q.name, value: 2, bytes: buffer.count, result: outcome == .done ? nil : full,
+                        flowOut: outcome == .done ? id : 0)
+            Trace.counter(q.name, "items", q.queue.count)
+        }
+        switch outcome {
         case .done: s.push(true); return 1
         case .timedOut: return s.fail(full)
         }
@@ -119,11 +126,16 @@ enum QueueBindings {
         Calls.enter(q.getCall, q.name)
         let buffer = Scratch.receive
         switch q.queue.get(into: buffer, deadline: deadline) {
-        case .item:
+        case .item(let id):
             try s.pushDecoded(buffer, q.getCall)
+            if Trace.isOn {
+                Traced.call(s, q.getCall, q.name, value: -1, bytes: buffer.count, flowIn: id)
+                Trace.counter(q.name, "items", q.queue.count)
+            }
             buffer.reset()
             return 1
         case .timedOut:
+            if Trace.isOn { Traced.call(s, q.getCall, q.name, result: empty) }
             return s.fail(empty)
         }
     }
@@ -150,9 +162,11 @@ enum QueueBindings {
 
     static func taskDone(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try s.receiver(joinableType, "joinable_queue:task_done", as: QueueObject.self)
+        Calls.enter("joinable_queue:task_done", q.name)
         guard q.queue.taskDone() else {
             throw LuaRaise("joinable_queue:task_done: called more times than there were items put")
         }
+        if Trace.isOn { Traced.call(s, "joinable_queue:task_done", q.name) }
         return 0
     }
 
@@ -160,7 +174,9 @@ enum QueueBindings {
         let q = try s.receiver(joinableType, "joinable_queue:join", as: QueueObject.self)
         let deadline = try s.deadline(2, "joinable_queue:join")
         Calls.enter("joinable_queue:join", q.name)
-        s.push(q.queue.join(deadline: deadline))
+        let done = q.queue.join(deadline: deadline)
+        if Trace.isOn { Traced.call(s, "joinable_queue:join", q.name, result: String(done)) }
+        s.push(done)
         return 1
     }
 }

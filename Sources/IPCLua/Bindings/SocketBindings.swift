@@ -98,7 +98,7 @@ enum SocketBindings {
         let call = "ipc.unix.connect"
         guard let path = s.string(1) else { throw LuaRaise("\(call): expected a path, got \(s.typeName(1))") }
         let deadline = try s.deadline(2, call)
-        Calls.enter(call, path)
+        Calls.enter(call, path, external: true)
         do {
             switch try UnixSocket.connect(path: path, deadline: deadline) {
             case .connected(let socket): push(s, socket)
@@ -139,9 +139,11 @@ enum SocketBindings {
         let o = try s.receiver(serverType, "server:accept", as: SocketObject.self)
         if o.socket.isClosed { return s.fail("closed") }
         let deadline = try s.deadline(2, "server:accept")
-        Calls.enter("server:accept", o.name)
+        Calls.enter("server:accept", o.name, external: true)
         do {
-            guard let c = try o.socket.accept(deadline: deadline) else { return s.fail("timeout") }
+            let c = try o.socket.accept(deadline: deadline)
+            if Trace.isOn { Traced.call(s, "server:accept", o.name, result: c == nil ? "timeout" : nil) }
+            guard let c else { return s.fail("timeout") }
             push(s, c)
         } catch { throw LuaRaise("server:accept: \(error)") }
         return 1
@@ -150,8 +152,10 @@ enum SocketBindings {
     static func send(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(socketType, "socket:send", as: SocketObject.self)
         let bytes = try s.stringArgument(2, "socket:send", "argument 1")
-        Calls.enter("socket:send", o.name)
-        switch o.socket.send(bytes) {
+        Calls.enter("socket:send", o.name, external: true)
+        let outcome = o.socket.send(bytes)
+        if Trace.isOn { Traced.call(s, "socket:send", o.name, value: 2, bytes: bytes.count, result: outcome == .closed ? "closed" : nil) }
+        switch outcome {
         case .sent(let n): s.push(Int64(n)); return 1
         case .closed: return s.fail("closed")
         }
@@ -162,12 +166,17 @@ enum SocketBindings {
         let n = try s.integerArgument(2, "socket:recv", "n")
         guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("socket:recv: n must be between 1 and 2^30, got \(n)") }
         let deadline = try s.deadline(3, "socket:recv")
-        Calls.enter("socket:recv", o.name)
+        Calls.enter("socket:recv", o.name, external: true)
         let buffer = Scratch.receive
         buffer.count = 0
-        switch o.socket.receive(upTo: Int(n), into: buffer, deadline: deadline) {
+        let outcome = o.socket.receive(upTo: Int(n), into: buffer, deadline: deadline)
+        if Trace.isOn, case .data = outcome {} else if Trace.isOn {
+            Traced.call(s, "socket:recv", o.name, result: outcome == .closed ? "closed" : "timeout")
+        }
+        switch outcome {
         case .data(let got):
             s.push(bytes: buffer.base, count: got)
+            if Trace.isOn { Traced.call(s, "socket:recv", o.name, value: -1, bytes: got) }
             buffer.reset()
             return 1
         case .closed: return s.fail("closed")
@@ -179,7 +188,7 @@ enum SocketBindings {
         let o = try s.receiver(datagramType, "dgram:sendto", as: SocketObject.self)
         guard let path = s.string(2) else { throw LuaRaise("dgram:sendto: expected a path, got \(s.typeName(2))") }
         let bytes = try s.stringArgument(3, "dgram:sendto", "data")
-        Calls.enter("dgram:sendto", o.name)
+        Calls.enter("dgram:sendto", o.name, external: true)
         do {
             switch try o.socket.send(bytes, to: path) {
             case .sent(let n): s.push(Int64(n)); return 1
@@ -191,7 +200,7 @@ enum SocketBindings {
     static func recvfrom(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(datagramType, "dgram:recvfrom", as: SocketObject.self)
         let deadline = try s.deadline(2, "dgram:recvfrom")
-        Calls.enter("dgram:recvfrom", o.name)
+        Calls.enter("dgram:recvfrom", o.name, external: true)
         let buffer = Scratch.receive
         switch o.socket.receiveFrom(into: buffer, deadline: deadline) {
         case .datagram(let from):
@@ -242,7 +251,7 @@ enum SocketBindings {
         } else {
             throw LuaRaise("socket:send_handle: expected a connection, socket, server or dgram, got \(s.describe(2))")
         }
-        Calls.enter("socket:send_handle", o.name)
+        Calls.enter("socket:send_handle", o.name, external: true)
         switch o.socket.sendDescriptors(fds, message: Array(message.utf8)) {
         case .sent: s.push(true); return 1
         case .closed: return s.fail("closed")
@@ -253,7 +262,7 @@ enum SocketBindings {
     static func recvHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(socketType, "socket:recv_handle", as: SocketObject.self)
         let deadline = try s.deadline(2, "socket:recv_handle")
-        Calls.enter("socket:recv_handle", o.name)
+        Calls.enter("socket:recv_handle", o.name, external: true)
         switch o.socket.receiveDescriptors(deadline: deadline) {
         case .closed: return s.fail("closed")
         case .timedOut: return s.fail("timeout")

@@ -134,7 +134,12 @@ enum SyncBindings {
         let call = o.semaphore.bound == nil ? "semaphore:acquire" : "bounded_semaphore:acquire"
         let deadline = try s.deadline(2, call)
         Calls.enter(call, o.semaphore.name)
-        s.push(o.semaphore.acquire(deadline: deadline))
+        let got = o.semaphore.acquire(deadline: deadline)
+        if Trace.isOn {
+            Traced.call(s, call, o.semaphore.name, result: String(got))
+            Trace.counter(o.semaphore.name, "value", Int(o.semaphore.value))
+        }
+        s.push(got)
         return 1
     }
 
@@ -143,8 +148,14 @@ enum SyncBindings {
         let call = o.semaphore.bound == nil ? "semaphore:release" : "bounded_semaphore:release"
         let n = try s.optionalInteger(2, call, "n", default: 1)
         guard n >= 1 && n <= Int64(SharedSemaphore.maximum) else { throw LuaRaise("\(call): n must be at least 1, got \(n)") }
+        Calls.enter(call, o.semaphore.name)
         switch o.semaphore.release(UInt32(n)) {
-        case .released: return 0
+        case .released:
+            if Trace.isOn {
+                Traced.call(s, call, o.semaphore.name)
+                Trace.counter(o.semaphore.name, "value", Int(o.semaphore.value))
+            }
+            return 0
         case .overBound:
             if let bound = o.semaphore.bound {
                 throw LuaRaise("\(call): released too many times (the value would exceed \(bound))")
@@ -176,7 +187,9 @@ enum SyncBindings {
     static func acquire(_ s: LuaState, _ lock: OwnedLock, _ call: String, argument: Int32) throws(LuaRaise) -> Int32 {
         let deadline = try s.deadline(argument, call)
         Calls.enter(call, lock.name)
-        switch lock.acquire(deadline: deadline, during: call) {
+        let outcome = lock.acquire(deadline: deadline, during: call)
+        if Trace.isOn { Traced.call(s, call, lock.name, result: outcome == .acquired ? "true" : "false") }
+        switch outcome {
         case .acquired: s.push(true)
         case .timedOut: s.push(false)
         case .wouldDeadlock:
@@ -192,6 +205,9 @@ enum SyncBindings {
 
     static func lockRelease(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let o = try s.receiver(anyOf: lockTypes, "lock:release", as: LockObject.self)
+        let call = o.shared.isRecursive ? "rlock:release" : "lock:release"
+        Calls.enter(call, o.shared.name)
+        defer { if Trace.isOn { Traced.call(s, call, o.shared.name) } }
         guard o.shared.lock.release() else {
             let holder = o.shared.lock.holder
             throw LuaRaise("\(o.label):release: \(o.shared.name) is not held by this process" + (holder == 0 ? " (it is unlocked)" : " (pid \(holder) holds it)"))
@@ -216,7 +232,10 @@ enum SyncBindings {
     }
 
     static func eventSet(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        try s.receiver(eventType, "event:set", as: EventObject.self).event.set()
+        let e = try s.receiver(eventType, "event:set", as: EventObject.self)
+        Calls.enter("event:set", e.event.name)
+        e.event.set()
+        if Trace.isOn { Traced.call(s, "event:set", e.event.name) }
         return 0
     }
 
@@ -234,7 +253,9 @@ enum SyncBindings {
         let e = try s.receiver(eventType, "event:wait", as: EventObject.self)
         let deadline = try s.deadline(2, "event:wait")
         Calls.enter("event:wait", e.event.name)
-        s.push(e.event.wait(deadline: deadline))
+        let set = e.event.wait(deadline: deadline)
+        if Trace.isOn { Traced.call(s, "event:wait", e.event.name, result: String(set)) }
+        s.push(set)
         return 1
     }
 
@@ -280,7 +301,9 @@ enum SyncBindings {
         let c = try s.receiver(conditionType, "condition:wait", as: ConditionObject.self)
         let deadline = try s.deadline(2, "condition:wait")
         Calls.enter("condition:wait", c.condition.name)
-        switch c.condition.wait(deadline: deadline) {
+        let outcome = c.condition.wait(deadline: deadline)
+        if Trace.isOn { Traced.call(s, "condition:wait", c.condition.name, result: outcome == .notified ? "true" : "false") }
+        switch outcome {
         case .notified: s.push(true)
         case .timedOut: s.push(false)
         case .notHeld: throw LuaRaise("condition:wait: the lock of \(c.condition.name) is not held by this process (acquire it first)")
@@ -293,6 +316,8 @@ enum SyncBindings {
         let c = try s.receiver(conditionType, "condition:notify", as: ConditionObject.self)
         let n = try s.optionalInteger(2, "condition:notify", "n", default: 1)
         guard n >= 0 else { throw LuaRaise("condition:notify: n must not be negative, got \(n)") }
+        Calls.enter("condition:notify", c.condition.name)
+        defer { if Trace.isOn { Traced.call(s, "condition:notify", c.condition.name, result: String(n)) } }
         guard c.condition.notify(Int(clamping: n)) else {
             throw LuaRaise("condition:notify: the lock of \(c.condition.name) is not held by this process (acquire it first)")
         }
@@ -301,6 +326,8 @@ enum SyncBindings {
 
     static func conditionNotifyAll(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let c = try s.receiver(conditionType, "condition:notify_all", as: ConditionObject.self)
+        Calls.enter("condition:notify_all", c.condition.name)
+        defer { if Trace.isOn { Traced.call(s, "condition:notify_all", c.condition.name) } }
         guard c.condition.notify(Int.max) else {
             throw LuaRaise("condition:notify_all: the lock of \(c.condition.name) is not held by this process (acquire it first)")
         }
@@ -323,7 +350,17 @@ enum SyncBindings {
         let b = try s.receiver(barrierType, "barrier:wait", as: BarrierObject.self)
         let deadline = try s.deadline(2, "barrier:wait")
         Calls.enter("barrier:wait", b.barrier.name)
-        switch b.barrier.wait(deadline: deadline) {
+        let outcome = b.barrier.wait(deadline: deadline)
+        if Trace.isOn {
+            let r: String
+            switch outcome {
+            case .passed(let i): r = "index \(i)"
+            case .timedOut: r = "timeout"
+            case .broken: r = "broken"
+            }
+            Traced.call(s, "barrier:wait", b.barrier.name, result: r)
+        }
+        switch outcome {
         case .passed(let index): s.push(Int64(index)); return 1
         case .timedOut: return s.fail("timeout")
         case .broken: return s.fail("broken")

@@ -171,8 +171,12 @@ enum ValueBindings {
         if let i = s.integer(2) { delta = .int(i) } else if let d = s.number(2) { delta = .float(d) } else {
             throw LuaRaise("value:add: expected a number, got \(s.typeName(2))")
         }
+        Calls.enter("value:add", v.scalars.name)
         switch v.scalars.add(0, delta) {
-        case .success(let r): push(s, r); return 1
+        case .success(let r):
+            push(s, r)
+            if Trace.isOn { Traced.call(s, "value:add", v.scalars.name, value: -1) }
+            return 1
         case .failure(let e): throw LuaRaise("value:add: \(e)")
         }
     }
@@ -253,7 +257,9 @@ enum ValueBindings {
         let call = x.isArray ? "array:lock" : "value:lock"
         let deadline = try s.deadline(2, call)
         Calls.enter(call, x.scalars.name)
-        switch x.scalars.lock.acquire(deadline: deadline, during: call) {
+        let outcome = x.scalars.lock.acquire(deadline: deadline, during: call)
+        if Trace.isOn { Traced.call(s, call, x.scalars.name, result: outcome == .acquired ? "true" : "false") }
+        switch outcome {
         case .acquired: s.push(true)
         case .timedOut: s.push(false)
         case .wouldDeadlock: throw LuaRaise("\(call): deadlock")  // re-entrant: cannot happen
@@ -263,6 +269,9 @@ enum ValueBindings {
 
     static func unlock(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let x = try s.receiver(anyOf: types, "value:unlock", as: ScalarsObject.self)
+        let call = x.isArray ? "array:unlock" : "value:unlock"
+        Calls.enter(call, x.scalars.name)
+        defer { if Trace.isOn { Traced.call(s, call, x.scalars.name) } }
         guard x.scalars.lock.release() else {
             throw LuaRaise("\(x.label):unlock: the lock of \(x.scalars.name) is not held by this process")
         }

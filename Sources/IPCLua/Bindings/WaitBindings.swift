@@ -37,7 +37,8 @@ enum WaitBindings {
         }
         for case .queue(let q) in sources { q.beginSelect() }
         defer { for case .queue(let q) in sources { q.endSelect() } }
-        Calls.enter(call, "\(n) sources")
+        let external = sources.contains { if case .socket = $0 { return true } else { return false } }
+        Calls.enter(call, "\(n) sources", external: external)
         var parked = false
         defer { if parked { Parking.woke() } }
         while true {
@@ -68,6 +69,7 @@ enum WaitBindings {
                 if case .queue(let q) = sources[i] { ready[i] = !q.isEmpty } else { ready[i] = true }
             }
             if ready.contains(true) || deadline.hasExpired {
+                if Trace.isOn { Traced.call(s, call, "\(n) sources", result: "\(ready.filter { $0 }.count) ready") }
                 s.newTable()
                 var out: Int64 = 0
                 for (i, r) in ready.enumerated() where r {

@@ -19,6 +19,32 @@ public enum ScriptRunner {
 
     /// Runs `script` and returns the process exit status (the host's end included).
     public static func run(script: String, arguments: [String], options: RunOptions) -> Int32 {
+        var options = options
+        var temporaryTrace: String?
+        if options.timeline && options.tracePath == nil {
+            // The timeline is drawn from a trace; keep one for the run.
+            temporaryTrace = "/tmp/ipcplay-timeline-\(ProcessIdentity.pid).json"
+            options.tracePath = temporaryTrace
+        }
+        let status = runScript(script: script, arguments: arguments, options: options)
+        if options.timeline, let trace = options.tracePath {
+            let timeline = Timeline(tracePath: trace)
+            if let svg = options.timelineSVG {
+                if let f = fopen(svg, "w") { fputs(timeline.svg(), f); fclose(f) } else {
+                    Runtime.writeStderr("ipcplay: cannot write \(svg)\n")
+                }
+            } else {
+                let columns = Int(getenv("COLUMNS").map { String(cString: $0) } ?? "") ?? 80
+                let text = timeline.render(columns: columns, colour: isatty(1) != 0)
+                Runtime.flushOutput()
+                Runtime.writeStdout(text)
+            }
+        }
+        if let t = temporaryTrace { unlink(t) }
+        return status
+    }
+
+    static func runScript(script: String, arguments: [String], options: RunOptions) -> Int32 {
         do {
             try Runtime.startHost(options: options)
         } catch {
@@ -58,6 +84,7 @@ public enum ScriptRunner {
                 return Status.ok
             }
             reportUncaught(message)
+            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
             Runtime.report([("outcome", "error"), ("process", "MainProcess (pid \(ProcessIdentity.pid))"), ("message", message)])
             Runtime.abortHost()
             return Status.scriptError

@@ -1,0 +1,423 @@
+import Glibc
+import IPCCore
+
+/// `--timeline`: the run as a swim-lane picture, drawn from its trace when it ends. One
+/// column per process, time going down; each IPC call in its lane with its object; a call
+/// that blocked is a bar from where it started to where it returned; a message is an
+/// arrow from the lane that sent it to the lane that took it.
+public struct Timeline {
+    struct Lane { var pid: Int; var name: String; var order: Int }
+    struct Call {
+        var pid: Int
+        var name: String
+        var object: String
+        var value: String?
+        var result: String?
+        var start: Double  // microseconds
+        var end: Double
+        var waited: Double
+        var flowIn: UInt64 = 0
+        var flowOut: UInt64 = 0
+    }
+    struct Mark { var pid: Int; var text: String; var time: Double }
+
+    var lanes: [Lane] = []
+    var calls: [Call] = []
+    var marks: [Mark] = []
+
+    // MARK: - Reading a trace
+
+    /// Reads a trace written by `Trace` (one JSON object per line).
+    public init(tracePath: String) {
+        guard let text = Self.read(tracePath) else { return }
+        var flowsOut: [Int: [(Double, UInt64)]] = [:]
+        var flowsIn: [Int: [(Double, UInt64)]] = [:]
+        var laneByPid: [Int: Lane] = [:]
+        for raw in text.split(separator: "\n") {
+            var line = Substring(raw)
+            if line.hasSuffix(",") { line = line.dropLast() }
+            guard line.hasPrefix("{"), case .object(let e)? = MiniJSON.parse(String(line)) else { continue }
+            let ph = e["ph"]?.string ?? ""
+            let pid = Int(e["pid"]?.number ?? 0)
+            let args = e["args"]?.objectValue ?? [:]
+            switch ph {
+            case "M" where e["name"]?.string == "process_name":
+                var lane = laneByPid[pid] ?? Lane(pid: pid, name: "", order: Int.max)
+                lane.name = args["name"]?.string ?? String(pid)
+                laneByPid[pid] = lane
+            case "M" where e["name"]?.string == "process_sort_index":
+                var lane = laneByPid[pid] ?? Lane(pid: pid, name: String(pid), order: Int.max)
+                lane.order = Int(args["sort_index"]?.number ?? 0)
+                laneByPid[pid] = lane
+            case "X":
+                let ts = e["ts"]?.number ?? 0
+                calls.append(Call(pid: pid, name: e["name"]?.string ?? "?", object: args["object"]?.string ?? "",
+                                  value: args["value"]?.string, result: args["result"]?.string,
+                                  start: ts, end: ts + (e["dur"]?.number ?? 0), waited: args["waited_us"]?.number ?? 0))
+            case "s":
+                flowsOut[pid, default: []].append((e["ts"]?.number ?? 0, UInt64(e["id"]?.number ?? 0)))
+            case "f":
+                flowsIn[pid, default: []].append((e["ts"]?.number ?? 0, UInt64(e["id"]?.number ?? 0)))
+            case "i":
+                var text = e["name"]?.string ?? "?"
+                if let code = args["exitcode"]?.number { text += " (\(Int(code)))" }
+                if let message = args["message"]?.string { text += ": " + message }
+                marks.append(Mark(pid: pid, text: text, time: e["ts"]?.number ?? 0))
+            default:
+                break
+            }
+        }
+        // Attach flow ends to their calls (the flow event sits inside its call's slice).
+        for i in calls.indices {
+            let c = calls[i]
+            if let out = flowsOut[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowOut = out.1 }
+            if let inn = flowsIn[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowIn = inn.1 }
+        }
+        lanes = laneByPid.values.sorted { ($0.order, $0.pid) < ($1.order, $1.pid) }
+    }
+
+    static func read(_ path: String) -> String? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            data += buf[..<n]
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    // MARK: - Rows
+
+    enum Cell { case call(Call), begin(Call), end(Call), mark(Mark) }
+    struct Row { var time: Double; var lane: Int; var cell: Cell }
+
+    /// A call that waited long enough to see: shown as a bar.
+    func blocked(_ c: Call) -> Bool { c.waited >= 1000 || c.end - c.start >= 5000 }
+
+    func rows() -> [Row] {
+        let index = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($1.pid, $0) })
+        var rows: [Row] = []
+        for c in calls {
+            guard let lane = index[c.pid] else { continue }
+            if blocked(c) {
+                rows.append(Row(time: c.start, lane: lane, cell: .begin(c)))
+                rows.append(Row(time: c.end, lane: lane, cell: .end(c)))
+            } else {
+                rows.append(Row(time: c.start, lane: lane, cell: .call(c)))
+            }
+        }
+        for m in marks { if let lane = index[m.pid] { rows.append(Row(time: m.time, lane: lane, cell: .mark(m))) } }
+        return rows.sorted { $0.time < $1.time }
+    }
+
+    func short(_ call: String) -> String {
+        // "queue:get" -> "get", keeping the object for context.
+        call.split(separator: ":").last.map(String.init) ?? call
+    }
+
+    func label(_ c: Call, ending: Bool) -> String {
+        var text = ending ? "" : short(c.name) + " " + c.object
+        if ending {
+            text = short(c.name)
+            if let v = c.value { text += " " + v } else if let r = c.result { text += " " + r } else { text += " done" }
+        } else if !blocked(c), let v = c.value {
+            text += " " + v
+        } else if !blocked(c), let r = c.result {
+            text += " " + r
+        }
+        return text
+    }
+
+    // MARK: - Terminal
+
+    /// The picture for a terminal `columns` wide (ANSI colours when `colour`).
+    public func render(columns: Int = 80, colour: Bool) -> String {
+        guard !lanes.isEmpty else { return "(no IPC calls were traced)\n" }
+        let timeWidth = 8
+        let laneWidth = max(10, (columns - timeWidth) / lanes.count)
+        let width = timeWidth + laneWidth * lanes.count
+        let palette = ["\u{1B}[36m", "\u{1B}[33m", "\u{1B}[35m", "\u{1B}[32m", "\u{1B}[34m", "\u{1B}[31m"]
+        let reset = "\u{1B}[0m", dim = "\u{1B}[2m"
+        func lanePaint(_ lane: Int, _ s: String) -> String { colour ? palette[lane % palette.count] + s + reset : s }
+
+        var out = ""
+        // Header: the lane names, shortened to fit.
+        var header = [String](repeating: " ", count: width)
+        put("time", into: &header, at: 0, width: timeWidth)
+        for (i, lane) in lanes.enumerated() { put(lane.name, into: &header, at: timeWidth + i * laneWidth, width: laneWidth - 1) }
+        out += (colour ? "\u{1B}[1m" : "") + header.joined().trimmingTrailingSpaces() + (colour ? reset : "") + "\n"
+        out += String(repeating: "─", count: width) + "\n"
+
+        var open = [Bool](repeating: false, count: lanes.count)  // lanes inside a blocking call
+        let origin = calls.map(\.start).min().map { min($0, marks.map(\.time).min() ?? $0) } ?? 0
+        let sender = Dictionary(calls.filter { $0.flowOut != 0 }.map { ($0.flowOut, $0.pid) }, uniquingKeysWith: { a, _ in a })
+        let laneOf = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($1.pid, $0) })
+        for row in rows() {
+            var line = [String](repeating: " ", count: width)
+            var colours = [Int?](repeating: nil, count: width)
+            put(String(format3((row.time - origin) / 1e6)) + "s", into: &line, at: 0, width: timeWidth - 1)
+            for (i, isOpen) in open.enumerated() where isOpen {
+                line[timeWidth + i * laneWidth] = "│"
+                colours[timeWidth + i * laneWidth] = i
+            }
+            let x = timeWidth + row.lane * laneWidth
+            var text: String
+            switch row.cell {
+            case .call(let c): text = label(c, ending: false)
+            case .begin(let c): text = "┬ " + label(c, ending: false); open[row.lane] = true
+            case .end(let c): text = "┴ " + label(c, ending: true); open[row.lane] = false
+            case .mark(let m): text = "• " + m.text
+            }
+            var call: Call?
+            if case .call(let c) = row.cell { call = c }
+            if case .end(let c) = row.cell { call = c }
+            // A message taken here: an arrow from its sender's lane.
+            if let c = call, c.flowIn != 0, let from = sender[c.flowIn].flatMap({ laneOf[$0] }), from != row.lane {
+                let a = timeWidth + from * laneWidth + 1
+                if from < row.lane {
+                    for k in a..<(x - 1) { if line[k] == "│" { line[k] = "┼" } else { line[k] = "─" }; colours[k] = -1 }
+                    line[x - 1] = "▶"
+                    colours[x - 1] = -1
+                } else {
+                    // Right to left: the text goes first, then the arrow back to the sender.
+                    let textEnd = x + min(text.reduce(0) { $0 + (Self.isWide($1.unicodeScalars.first!) ? 2 : 1) } + 1, laneWidth - 2)
+                    let stop = timeWidth + from * laneWidth
+                    if textEnd < stop {
+                        line[textEnd] = "◀"
+                        colours[textEnd] = -1
+                        for k in (textEnd + 1)..<stop { if line[k] == "│" { line[k] = "┼" } else { line[k] = "─" }; colours[k] = -1 }
+                    }
+                }
+            }
+            put(text, into: &line, at: x, width: laneWidth - (row.lane == lanes.count - 1 ? 0 : 1), keepArrows: true)
+            for k in x..<min(width, x + laneWidth) where colours[k] == nil { colours[k] = row.lane }
+            if colour {
+                var s = ""
+                var current: Int?? = .none
+                for (k, ch) in line.enumerated() {
+                    let c = k < timeWidth ? nil : colours[k]
+                    if current == nil || current! != c {
+                        s += reset
+                        if let c { s += c == -1 ? "\u{1B}[1;37m" : (ch == "│" ? dim : "") + palette[c % palette.count] }
+                        current = .some(c)
+                    }
+                    s += ch
+                }
+                out += s.trimmingTrailingSpaces() + reset + "\n"
+            } else {
+                out += line.joined().trimmingTrailingSpaces() + "\n"
+            }
+        }
+        _ = lanePaint
+        return out
+    }
+
+    /// Writes `s` into cells from `x`, at most `width` columns (a character that takes two
+    /// terminal columns, as CJK does, fills two cells: the second stays empty).
+    func put(_ s: String, into line: inout [String], at x: Int, width: Int, keepArrows: Bool = false) {
+        var cells: [String] = []
+        for ch in s {
+            let wide = ch.unicodeScalars.first.map { Self.isWide($0) } ?? false
+            cells.append(String(ch))
+            if wide { cells.append("") }
+        }
+        if cells.count > width {
+            // Cut to fit, never half a wide character, and mark the cut.
+            var keep = max(width - 1, 0)
+            if keep > 0 && keep < cells.count && cells[keep] == "" { keep -= 1 }
+            cells = Array(cells.prefix(keep)) + ["…"]
+        }
+        for (k, cell) in cells.enumerated() where x + k < line.count {
+            if keepArrows && line[x + k] == "◀" { break }
+            line[x + k] = cell
+        }
+    }
+
+    /// East Asian wide and fullwidth ranges (two terminal columns).
+    static func isWide(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x1100...0x115F, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF, 0x4E00...0x9FFF,
+             0xA000...0xA4CF, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE30...0xFE4F, 0xFF00...0xFF60,
+             0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF, 0x20000...0x3FFFD:
+            return true
+        default:
+            return false
+        }
+    }
+
+    func format3(_ d: Double) -> String {
+        let ms = Int((d * 1000).rounded())
+        let frac = ms % 1000
+        return "\(ms / 1000).\(frac < 10 ? "00" : frac < 100 ? "0" : "")\(frac)"
+    }
+
+    // MARK: - SVG
+
+    /// The same picture as an SVG document, time to scale.
+    public func svg() -> String {
+        let laneWidth = 220.0, left = 70.0, top = 50.0
+        let start = (calls.map(\.start) + marks.map(\.time)).min() ?? 0
+        let end = (calls.map(\.end) + marks.map(\.time)).max() ?? start + 1
+        let span = max(end - start, 1)
+        let height = max(400.0, min(4000.0, Double(calls.count + marks.count) * 16))
+        func y(_ t: Double) -> Double { top + (t - start) / span * height }
+        let width = left + laneWidth * Double(max(lanes.count, 1)) + 20
+        let colours = ["#1f77b4", "#ff7f0e", "#9467bd", "#2ca02c", "#d62728", "#17becf"]
+        var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(top + height + 40))\" font-family=\"monospace\" font-size=\"11\">\n"
+        s += "<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#333\"/></marker></defs>\n"
+        s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+        let index = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($1.pid, $0) })
+        func x(_ lane: Int) -> Double { left + laneWidth * Double(lane) + 10 }
+        for (i, lane) in lanes.enumerated() {
+            s += "<text x=\"\(x(i))\" y=\"30\" font-weight=\"bold\" fill=\"\(colours[i % colours.count])\">\(xml(lane.name))</text>\n"
+            s += "<line x1=\"\(x(i))\" y1=\"\(top)\" x2=\"\(x(i))\" y2=\"\(top + height)\" stroke=\"#ddd\"/>\n"
+        }
+        for tick in 0...4 {
+            let t = start + span * Double(tick) / 4
+            s += "<text x=\"5\" y=\"\(f(y(t)) )\" fill=\"#888\">\(format3((t - start) / 1e6))s</text>\n"
+        }
+        let sender = Dictionary(calls.filter { $0.flowOut != 0 }.map { ($0.flowOut, $0) }, uniquingKeysWith: { a, _ in a })
+        for c in calls {
+            guard let lane = index[c.pid] else { continue }
+            let colour = colours[lane % colours.count]
+            let y0 = y(c.start), y1 = max(y(c.end), y(c.start) + 2)
+            s += "<rect x=\"\(x(lane) - 3)\" y=\"\(f(y0))\" width=\"6\" height=\"\(f(y1 - y0))\" fill=\"\(colour)\" opacity=\"\(blocked(c) ? "0.35" : "0.9")\"><title>\(xml(c.name + " " + c.object))</title></rect>\n"
+            s += "<text x=\"\(x(lane) + 8)\" y=\"\(f(y0 + 4))\" fill=\"\(colour)\">\(xml(label(c, ending: false)))</text>\n"
+            if c.flowIn != 0, let from = sender[c.flowIn], let fromLane = index[from.pid] {
+                let ys = y((from.start + from.end) / 2), yr = y((c.start + c.end) / 2)
+                s += "<line x1=\"\(x(fromLane))\" y1=\"\(f(ys))\" x2=\"\(x(lane))\" y2=\"\(f(yr))\" stroke=\"#333\" stroke-width=\"1\" marker-end=\"url(#arrow)\"/>\n"
+            }
+        }
+        for m in marks {
+            guard let lane = index[m.pid] else { continue }
+            s += "<circle cx=\"\(x(lane))\" cy=\"\(f(y(m.time)))\" r=\"3\" fill=\"#555\"/>\n"
+            s += "<text x=\"\(x(lane) + 8)\" y=\"\(f(y(m.time) + 4))\" fill=\"#555\">\(xml(m.text))</text>\n"
+        }
+        s += "</svg>\n"
+        return s
+    }
+
+    func f(_ d: Double) -> String { String(Int((d * 10).rounded()) / 10) + "." + String(abs(Int((d * 10).rounded())) % 10) }
+
+    func xml(_ s: String) -> String {
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            default: if u.value >= 0x20 || u == "\n" { out.unicodeScalars.append(u) }
+            }
+        }
+        return out
+    }
+
+    /// Lanes and how many calls each has (for tests and summaries).
+    public var shape: [(name: String, calls: Int)] {
+        lanes.map { lane in (lane.name, calls.filter { $0.pid == lane.pid }.count) }
+    }
+}
+
+extension String {
+    func trimmingTrailingSpaces() -> String {
+        var s = Substring(self)
+        while s.last == " " { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+/// Just enough JSON to read back our own trace lines.
+enum MiniJSON: Equatable {
+    case object([String: MiniJSON]), array([MiniJSON]), string(String), number(Double), bool(Bool), null
+
+    var string: String? { if case .string(let s) = self { return s }; return nil }
+    var number: Double? { if case .number(let d) = self { return d }; return nil }
+    var objectValue: [String: MiniJSON]? { if case .object(let o) = self { return o }; return nil }
+
+    static func parse(_ text: String) -> MiniJSON? {
+        var p = Parser(bytes: Array(text.utf8))
+        return p.value()
+    }
+
+    struct Parser {
+        let bytes: [UInt8]
+        var i = 0
+
+        mutating func skip() { while i < bytes.count, bytes[i] == 32 || bytes[i] == 9 || bytes[i] == 10 || bytes[i] == 13 { i += 1 } }
+
+        mutating func value() -> MiniJSON? {
+            skip()
+            guard i < bytes.count else { return nil }
+            switch bytes[i] {
+            case UInt8(ascii: "{"):
+                i += 1
+                var o: [String: MiniJSON] = [:]
+                skip()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                while true {
+                    skip()
+                    guard case .string(let k)? = value() else { return nil }
+                    skip()
+                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
+                    i += 1
+                    guard let v = value() else { return nil }
+                    o[k] = v
+                    skip()
+                    guard i < bytes.count else { return nil }
+                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
+                    return nil
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                var a: [MiniJSON] = []
+                skip()
+                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                while true {
+                    guard let v = value() else { return nil }
+                    a.append(v)
+                    skip()
+                    guard i < bytes.count else { return nil }
+                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
+                    return nil
+                }
+            case UInt8(ascii: "\""):
+                i += 1
+                var out: [UInt8] = []
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") {
+                    if bytes[i] == UInt8(ascii: "\\"), i + 1 < bytes.count {
+                        i += 1
+                        switch bytes[i] {
+                        case UInt8(ascii: "n"): out.append(10)
+                        case UInt8(ascii: "t"): out.append(9)
+                        case UInt8(ascii: "r"): out.append(13)
+                        case UInt8(ascii: "u"):
+                            guard i + 4 < bytes.count, let code = UInt32(String(decoding: bytes[(i + 1)...(i + 4)], as: UTF8.self), radix: 16) else { return nil }
+                            out += Array(String(UnicodeScalar(code).map(Character.init) ?? "?").utf8)
+                            i += 4
+                        default: out.append(bytes[i])
+                        }
+                    } else {
+                        out.append(bytes[i])
+                    }
+                    i += 1
+                }
+                i += 1
+                return .string(String(decoding: out, as: UTF8.self))
+            case UInt8(ascii: "t"): i += 4; return .bool(true)
+            case UInt8(ascii: "f"): i += 5; return .bool(false)
+            case UInt8(ascii: "n"): i += 4; return .null
+            default:
+                let start = i
+                while i < bytes.count, "+-0123456789.eE".utf8.contains(bytes[i]) { i += 1 }
+                return Double(String(decoding: bytes[start..<i], as: UTF8.self)).map { .number($0) }
+            }
+        }
+    }
+}

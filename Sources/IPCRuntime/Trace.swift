@@ -1,0 +1,227 @@
+import CSystemShim
+import Glibc
+import IPCCore
+
+/// `--trace FILE`: the Chrome Trace Event format, which Perfetto (ui.perfetto.dev) and
+/// chrome://tracing load.
+///
+/// Every process appends its events, one JSON object per line, to the same file (opened
+/// O_APPEND by the host, inherited by the forks), a batch per `write`: it flushes its
+/// buffer before it parks, before it forks, when the buffer fills, and before it exits.
+/// So a run that crashes or times out still leaves a loadable file (the JSON array
+/// format tolerates a missing `]`, and the host closes it on every way out it controls).
+/// Events are formatted straight into that buffer (no intermediate strings). When
+/// tracing is off, every hook is one predictable branch.
+public enum Trace {
+    nonisolated(unsafe) public static var isOn = false
+    nonisolated(unsafe) static var fd: Int32 = -1
+    nonisolated(unsafe) public static let buffer = ByteBuffer(capacity: 1 << 17)
+    nonisolated(unsafe) static var origin: Int64 = 0
+    /// When the current call started, and how long it has been parked.
+    nonisolated(unsafe) public static var callStart: Int64 = 0
+    nonisolated(unsafe) static var parkedSince: Int64 = 0
+    nonisolated(unsafe) public static var parkedTotal: Int64 = 0
+    nonisolated(unsafe) static var messageCounter: UInt64 = 0
+    static let flushThreshold = 96 << 10
+
+    /// Opens `path` (truncated) in the host and writes the array's opening.
+    public static func start(path: String, origin: Int64) throws(IPCError) {
+        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        guard f >= 0 else { throw IPCError.resource("cannot write the trace \(path): \(String(cString: strerror(errno)))") }
+        fd = f
+        self.origin = origin
+        isOn = true
+        _ = write(f, "[\n", 2)
+        ipc_trace_set_fd(f)
+    }
+
+    static var pid: Int64 { Int64(ProcessIdentity.pid) }
+
+    // MARK: - Event pieces
+
+    /// `{"ph":"<ph>","name":<name>,` then `"pid":P,"tid":P` later.
+    @inline(__always)
+    static func open(_ ph: StaticString, _ name: String) {
+        let b = buffer
+        b.appendASCII("{\"ph\":\"")
+        b.appendASCII(ph)
+        b.appendASCII("\",\"name\":")
+        b.appendJSONString(name)
+    }
+
+    @inline(__always)
+    static func ids() {
+        buffer.appendASCII(",\"pid\":")
+        buffer.appendDecimal(pid)
+        buffer.appendASCII(",\"tid\":")
+        buffer.appendDecimal(pid)
+    }
+
+    @inline(__always)
+    static func ts(_ ns: Int64) {
+        buffer.appendASCII(",\"ts\":")
+        buffer.appendMicros(ns - origin)
+    }
+
+    @inline(__always)
+    static func close() {
+        buffer.appendASCII("},\n")
+        if buffer.count >= flushThreshold { flush() }
+    }
+
+    // MARK: - Events
+
+    /// The track of the calling process: `process_name` (and a sort index).
+    public static func processStarted(name: String, index: Int) {
+        guard isOn else { return }
+        for meta: StaticString in ["process_name", "thread_name"] {
+            buffer.appendASCII("{\"ph\":\"M\",\"name\":\"")
+            buffer.appendASCII(meta)
+            buffer.appendASCII("\"")
+            ids()
+            buffer.appendASCII(",\"args\":{\"name\":")
+            buffer.appendJSONString(name)
+            buffer.append(UInt8(ascii: "}"))
+            close()
+        }
+        buffer.appendASCII("{\"ph\":\"M\",\"name\":\"process_sort_index\"")
+        ids()
+        buffer.appendASCII(",\"args\":{\"sort_index\":")
+        buffer.appendDecimal(Int64(index))
+        buffer.append(UInt8(ascii: "}"))
+        close()
+    }
+
+    /// An instant event on the calling process's track (spawn, exit, error); `args`
+    /// values are JSON already.
+    public static func instant(_ name: String, args: [(String, String)] = []) {
+        guard isOn else { return }
+        open("i", name)
+        buffer.appendASCII(",\"s\":\"t\",\"cat\":\"process\"")
+        ts(MonotonicClock.nanoseconds())
+        ids()
+        buffer.appendASCII(",\"args\":{")
+        for (i, (k, v)) in args.enumerated() {
+            if i > 0 { buffer.append(UInt8(ascii: ",")) }
+            buffer.appendJSONString(k)
+            buffer.append(UInt8(ascii: ":"))
+            var v = v
+            v.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
+        }
+        buffer.append(UInt8(ascii: "}"))
+        close()
+    }
+
+    /// One IPC call, from `Calls.enter` until now: a complete event (`value` writes a
+    /// JSON preview of the value moved, if any), with a flow arrow leaving it (`flowOut`,
+    /// a message it sent) or arriving in it (`flowIn`).
+    public static func complete(_ name: String, object: String, bytes: Int = -1, result: StaticString? = nil,
+                                resultText: String? = nil, flowOut: UInt64 = 0, flowIn: UInt64 = 0,
+                                value: ((ByteBuffer) -> Void)? = nil) {
+        guard isOn else { return }
+        let start = callStart
+        let end = MonotonicClock.nanoseconds()
+        let dur = max(end - start, 0)
+        open("X", name)
+        ts(start)
+        buffer.appendASCII(",\"dur\":")
+        buffer.appendMicros(dur)
+        ids()
+        buffer.appendASCII(",\"args\":{\"object\":")
+        buffer.appendJSONString(object)
+        if let value {
+            buffer.appendASCII(",\"value\":")
+            value(buffer)
+        }
+        if bytes >= 0 {
+            buffer.appendASCII(",\"bytes\":")
+            buffer.appendDecimal(Int64(bytes))
+        }
+        if let result {
+            buffer.appendASCII(",\"result\":\"")
+            buffer.appendASCII(result)
+            buffer.append(UInt8(ascii: "\""))
+        } else if let resultText {
+            buffer.appendASCII(",\"result\":")
+            buffer.appendJSONString(resultText)
+        }
+        buffer.appendASCII(",\"waited_us\":")
+        buffer.appendDecimal(parkedTotal / 1000)
+        buffer.append(UInt8(ascii: "}"))
+        close()
+        let middle = start + dur / 2
+        for (ph, id) in [("s" as StaticString, flowOut), ("f", flowIn)] where id != 0 {
+            buffer.appendASCII("{\"ph\":\"")
+            buffer.appendASCII(ph)
+            buffer.appendASCII("\",\"name\":\"message\",\"cat\":\"message\",\"id\":")
+            buffer.appendDecimal(id)
+            if ph.utf8Start.pointee == UInt8(ascii: "f") { buffer.appendASCII(",\"bp\":\"e\"") }
+            ts(middle)
+            ids()
+            close()
+        }
+    }
+
+    /// A counter sample (a queue's depth, a semaphore's value): `<object> <what>`.
+    public static func counter(_ object: String, _ what: StaticString, _ value: Int) {
+        guard isOn else { return }
+        buffer.appendASCII("{\"ph\":\"C\",\"name\":")
+        buffer.appendJSONString(object)
+        buffer.count -= 1  // reopen the string: "<object> <what>"
+        buffer.append(UInt8(ascii: " "))
+        buffer.appendASCII(what)
+        buffer.append(UInt8(ascii: "\""))
+        ts(MonotonicClock.nanoseconds())
+        buffer.appendASCII(",\"pid\":")
+        buffer.appendDecimal(pid)
+        buffer.appendASCII(",\"args\":{\"value\":")
+        buffer.appendDecimal(Int64(value))
+        buffer.append(UInt8(ascii: "}"))
+        close()
+    }
+
+    /// A run-wide unique id for a message (carried by its frames).
+    public static func newMessageID() -> UInt64 {
+        messageCounter += 1
+        return UInt64(UInt32(truncatingIfNeeded: pid)) << 32 | messageCounter
+    }
+
+    // MARK: - Parking
+
+    static func parked() { if isOn { parkedSince = MonotonicClock.nanoseconds() } }
+    static func woke() {
+        if isOn && parkedSince != 0 {
+            parkedTotal += MonotonicClock.nanoseconds() - parkedSince
+            parkedSince = 0
+        }
+    }
+
+    // MARK: - Output
+
+    /// Writes the buffered events (one write: never spliced with another process's).
+    public static func flush() {
+        guard isOn, buffer.count > 0 else { return }
+        var off = 0
+        while off < buffer.count {
+            let r = write(fd, buffer.base + off, buffer.count - off)
+            if r < 0 { if errno == EINTR { continue }; break }
+            off += r
+        }
+        buffer.count = 0
+    }
+
+    /// The host's end: flush and close the array.
+    public static func finish() {
+        guard isOn else { return }
+        flush()
+        ipc_trace_close()
+        isOn = false
+    }
+
+    /// A JSON string literal.
+    public static func json(_ s: String) -> String {
+        let b = ByteBuffer(capacity: s.utf8.count + 8)
+        b.appendJSONString(s)
+        return String(decoding: b.bytes, as: UTF8.self)
+    }
+}
