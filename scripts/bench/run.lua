@@ -1,63 +1,157 @@
--- The benchmark runner: each workload in ipcplay and in Python's multiprocessing (and a
--- C program where one exists), run side by side in alternated rounds; prints medians and
--- ratios. Benchmarks are not tests: nothing here times out or fails on a slow machine.
+-- The benchmark suite: every workload in ipcplay, in Python's multiprocessing (fork) and,
+-- where it means something, in a small C program, run side by side in alternated rounds;
+-- prints the medians, the ratios, and each target of issue 7 with whether it is met.
+-- Benchmarks are not tests: nothing here fails or times out on a slow machine.
 --
---   ipcplay scripts/bench/run.lua [rounds] [filter]
+--   swift build -c release --static-swift-stdlib
+--   .build/release/ipcplay scripts/bench/run.lua [rounds=5] [filter]
 local ipc = require("ipc")
 
 local rounds = tonumber(arg[1]) or 5
 local filter = arg[2]
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 
-local function readlink(path)
-  local f = io.popen("readlink -f " .. path)
-  local r = f:read("l")
-  f:close()
-  return r
-end
-local ipcplay = os.getenv("IPCPLAY") or readlink("/proc/" .. ipc.current().pid .. "/exe")
-
--- name, messages, ipcplay script, python script
-local workloads = {
-  {"queue_stream", 200000, "queue_stream.lua", "python/queue_stream.py", "queue(1000), 1 producer -> 1 consumer, small integers"},
-  {"pipe_stream", 200000, "pipe_stream.lua", "python/pipe_stream.py", "simplex pipe, 1 sender -> 1 receiver, small integers"},
-  {"value_lock", 400000, "value_locked.lua", "python/value_locked.py", "2 processes: lock; v.value = v.value + 1; unlock"},
-  {"socket_echo", 50000, "socket_echo.lua", "python/socket_echo.py", "Unix stream socket, 8-byte echo round trips"},
-}
-
-local function run(cmd)
+local function capture(cmd)
   local f = io.popen(cmd .. " 2>&1")
   local out = f:read("a")
-  f:close()
-  local n, seconds = out:match("%S+ (%d+) ([%d%.]+)")
-  if not n then error("benchmark command failed: " .. cmd .. "\n" .. out) end
-  return tonumber(n) / tonumber(seconds)
+  local ok = f:close()
+  return out, ok
+end
+local ipcplay = os.getenv("IPCPLAY") or capture("readlink -f /proc/" .. ipc.current().pid .. "/exe"):gsub("%s+$", "")
+
+-- The C program, compiled once for this run if a compiler is there.
+local cbench = string.format("/tmp/ipcplay-bench-c-%d", ipc.current().pid)
+local _, compiled = capture(string.format("cc -O2 -o %s %s/c/bench.c -lpthread", cbench, here))
+if not compiled then cbench = nil end
+local empty = string.format("/tmp/ipcplay-bench-empty-%d.lua", ipc.current().pid)
+io.open(empty, "w"):close()
+
+local function lua(name, n, x) return string.format("%s %s/workloads.lua %s %d %s", ipcplay, here, name, n, x or "") end
+local function py(name, n, x) return string.format("python3 %s/python/workloads.py %s %d %s", here, name, n, x or "") end
+local function c(name, n) return cbench and string.format("%s %s %d", cbench, name, n) end
+local function startup(...)
+  return cbench and string.format("%s startup 40 %s", cbench, table.concat({...}, " "))
+end
+
+-- kind: "rate" (count/s, higher is better), "bytes" (bytes/s), "time" (seconds for
+-- count runs, lower is better), "memory" (bytes, lower is better).
+local W = {
+  {id = "queue_stream", what = "queue(1000) 1:1, 8 B items", kind = "rate",
+   ours = lua("queue_stream", 200000), python = py("queue_stream", 200000),
+   target = "≥ 10x multiprocessing.Queue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
+  {id = "joinable_queue", what = "joinable queue, task_done + join", kind = "rate",
+   ours = lua("joinable_queue", 200000), python = py("joinable_queue", 100000),
+   target = "≥ 10x JoinableQueue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
+  {id = "queue_stream_4x4", what = "queue(1000) 4 producers : 4 consumers", kind = "rate",
+   ours = lua("queue_stream_4x4", 200000), python = py("queue_stream_4x4", 100000),
+   target = "≥ 0.5x the 1:1 figure", check = function(r, all) return all.queue_stream and r.ours >= 0.5 * all.queue_stream.ours end},
+  {id = "queue_8B", what = "queue(64), 8 B strings", kind = "bytes",
+   ours = lua("queue_bytes", 200000, 8), python = py("queue_bytes", 100000, 8)},
+  {id = "queue_1KiB", what = "queue(64), 1 KiB strings", kind = "bytes",
+   ours = lua("queue_bytes", 100000, 1024), python = py("queue_bytes", 50000, 1024)},
+  {id = "queue_1MiB", what = "queue(64), 1 MiB strings", kind = "bytes",
+   ours = lua("queue_bytes", 1000, 1048576), python = py("queue_bytes", 500, 1048576),
+   target = "≥ 1 GB/s", check = function(r) return r.ours >= 1e9 end},
+  {id = "pipe_stream", what = "simplex pipe 1:1, small integers", kind = "rate",
+   ours = lua("pipe_stream", 200000), python = py("pipe_stream", 200000), c = c("pipe_stream", 1000000),
+   target = "≥ 3x Pipe(False); ≥ 0.4x C", check = function(r) return r.vs_py and r.vs_py >= 3 and r.vs_c and r.vs_c >= 0.4 end},
+  {id = "pipe_pingpong", what = "duplex pipe round trips", kind = "rate",
+   ours = lua("pipe_pingpong", 50000), python = py("pipe_pingpong", 50000), c = c("pipe_pingpong", 100000),
+   target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
+  {id = "semaphore_pingpong", what = "two semaphores, round trips", kind = "rate",
+   ours = lua("semaphore_pingpong", 50000), python = py("semaphore_pingpong", 50000), c = c("semaphore_pingpong", 100000),
+   target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
+  {id = "value_lock_2", what = "lock; v.value = v.value + 1; unlock, 2 procs", kind = "rate",
+   ours = lua("value_lock_2", 400000), python = py("value_lock_2", 400000),
+   target = "≥ 5x with v.get_lock()", check = function(r) return r.vs_py and r.vs_py >= 5 end},
+  {id = "value_lock_8", what = "the same, 8 processes", kind = "rate",
+   ours = lua("value_lock_8", 400000), python = py("value_lock_8", 200000)},
+  {id = "value_add_2", what = "v:add(1), 2 processes (Python: locked +=)", kind = "rate",
+   ours = lua("value_add_2", 1000000), python = py("value_lock_2", 400000)},
+  {id = "value_add_8", what = "v:add(1), 8 processes (Python: locked +=)", kind = "rate",
+   ours = lua("value_add_8", 1000000), python = py("value_lock_8", 200000)},
+  {id = "socket_echo", what = "Unix stream socket, 8 B echo round trips", kind = "rate",
+   ours = lua("socket_echo", 50000), python = py("socket_echo", 50000), c = c("socket_echo", 100000)},
+  {id = "spawn_join", what = "spawn and join 100 processes", kind = "time",
+   ours = lua("spawn_join", 100), python = py("spawn_join", 100), c = c("spawn_join", 100),
+   target = "≥ 3x faster than Python", check = function(r) return r.vs_py and r.vs_py >= 3 end},
+  {id = "startup", what = "start-up: empty script / lua5.4 -e '' / import multiprocessing", kind = "time",
+   ours = startup(ipcplay, empty), python = startup("python3", "-c", "'import multiprocessing'"),
+   c = startup("lua5.4", "-e", "''"), cname = "lua5.4",
+   target = "≤ 3x lua5.4 -e ''", check = function(r) return r.vs_c and 1 / r.vs_c <= 3 end},
+  {id = "memory_queued", what = "100k queued 100 B items: bytes each", kind = "memory",
+   ours = lua("memory_queued", 100000), per = true,
+   target = "≤ 2x their bytes (200 B)", check = function(r) return r.ours <= 200 end},
+  {id = "memory_idle_child", what = "private memory of an idle child", kind = "memory",
+   ours = lua("memory_idle_child", 1), python = py("memory_idle_child", 1),
+   target = "≤ 2 MiB", check = function(r) return r.ours <= 2 * 1048576 end},
+}
+
+local function measure(cmd, kind, per)
+  if not cmd then return nil end
+  local out = capture(cmd)
+  local count, value = out:match("%S+ (%d+) ([%d%.]+)%s*$")
+  if not count then
+    io.stderr:write("benchmark command failed: " .. cmd .. "\n" .. out .. "\n")
+    return nil
+  end
+  count, value = tonumber(count), tonumber(value)
+  if kind == "memory" then return per and value / count or value end
+  if kind == "time" then return value / count end
+  return count / value
 end
 
 local function median(t)
+  if #t == 0 then return nil end
   table.sort(t)
   local n = #t
-  if n % 2 == 1 then return t[(n + 1) // 2] end
-  return (t[n // 2] + t[n // 2 + 1]) / 2
+  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
 end
 
-local function rate(r)
-  if r >= 1e6 then return string.format("%.2fM/s", r / 1e6) end
-  return string.format("%.0fk/s", r / 1e3)
-end
-
-local cpus = io.popen("nproc"):read("l")
-print(string.format("ipcplay benchmarks, %d rounds alternated, medians; %s cores, %s", rounds, cpus, os.date("%Y-%m-%d")))
-print(string.format("%-14s %12s %12s %8s  %s", "workload", "ipcplay", "python", "ratio", "what"))
-for _, w in ipairs(workloads) do
-  local name, n, lua, py, what = table.unpack(w)
-  if not filter or name:find(filter, 1, true) then
-    local ours, theirs = {}, {}
-    for _ = 1, rounds do
-      ours[#ours + 1] = run(string.format("%s %s/%s %d", ipcplay, here, lua, n))
-      theirs[#theirs + 1] = run(string.format("python3 %s/%s %d", here, py, n))
-    end
-    local a, b = median(ours), median(theirs)
-    print(string.format("%-14s %12s %12s %7.1fx  %s", name, rate(a), rate(b), a / b, what))
+local function show(v, kind)
+  if not v then return "-" end
+  if kind == "rate" then
+    return v >= 1e6 and string.format("%.2fM/s", v / 1e6) or string.format("%.0fk/s", v / 1e3)
+  elseif kind == "bytes" then
+    return v >= 1e9 and string.format("%.2f GB/s", v / 1e9) or string.format("%.0f MB/s", v / 1e6)
+  elseif kind == "time" then
+    return v >= 1 and string.format("%.2f s", v) or string.format("%.2f ms", v * 1e3)
+  else
+    return v >= 1048576 and string.format("%.2f MiB", v / 1048576) or string.format("%.0f B", v)
   end
 end
+
+local cpus = capture("nproc"):gsub("%s+$", "")
+print(string.format("ipcplay benchmarks: %d rounds alternated, medians; %s cores; %s", rounds, cpus, os.date("%Y-%m-%d %H:%M")))
+print("ratios are ipcplay/other as speed (for times and memory: other/ipcplay), so > 1 means ipcplay is better")
+print()
+print(string.format("| %-18s | %-44s | %11s | %11s | %11s | %7s | %7s | %-28s | %-4s |",
+  "workload", "what", "ipcplay", "python", "C", "vs py", "vs C", "target", "met"))
+print("|" .. string.rep("-", 20) .. "|" .. string.rep("-", 46) .. "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 13) ..
+  "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 9) .. "|" .. string.rep("-", 9) .. "|" .. string.rep("-", 30) .. "|" .. string.rep("-", 6) .. "|")
+local all = {}
+for _, w in ipairs(W) do
+  if not filter or w.id:find(filter, 1, true) then
+    local a, b, cc = {}, {}, {}
+    for _ = 1, rounds do
+      a[#a + 1] = measure(w.ours, w.kind, w.per)
+      b[#b + 1] = measure(w.python, w.kind, w.per)
+      cc[#cc + 1] = measure(w.c, w.kind, w.per)
+    end
+    local r = {ours = median(a), python = median(b), c = median(cc)}
+    local better = (w.kind == "rate" or w.kind == "bytes")
+    local function ratio(x, y) if not x or not y then return nil end return better and x / y or y / x end
+    r.vs_py, r.vs_c = ratio(r.ours, r.python), ratio(r.ours, r.c)
+    all[w.id] = r
+    local met = "-"
+    if w.check then met = w.check(r, all) and "yes" or "no" end
+    print(string.format("| %-18s | %-44s | %11s | %11s | %11s | %7s | %7s | %-28s | %-4s |",
+      w.id, w.what, show(r.ours, w.kind), show(r.python, w.kind),
+      (w.cname and r.c and (show(r.c, w.kind))) or show(r.c, w.kind),
+      r.vs_py and string.format("%.2fx", r.vs_py) or "-", r.vs_c and string.format("%.2fx", r.vs_c) or "-",
+      w.target or "", met))
+    io.stdout:flush()
+  end
+end
+os.remove(empty)
+if cbench then os.remove(cbench) end

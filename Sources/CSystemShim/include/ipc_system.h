@@ -192,10 +192,13 @@ typedef struct ipc_barrier_header {
     char name[IPC_NAME_CAP];
 } ipc_barrier_header;
 
-/// A shared value or array: its lock, then `count` elements of `item_size` bytes.
+/// A shared value or array: its lock, then `count` elements of `item_size` bytes. A single
+/// value lives in `inline_value`, in the lock's own cache line, so that a locked update
+/// moves one line between processes, not two.
 typedef struct ipc_scalar_header {
     uint64_t magic;
     ipc_robust_lock lock;
+    uint64_t inline_value;
     uint64_t count;
     uint32_t item_size;
     uint8_t typecode;

@@ -227,6 +227,8 @@ public final class Connection {
                 continue
             }
             let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
+            // Sampled before the read: a frame written after this point changes it.
+            let seen = ipc_load32(&box.pointee.written)
             let r = ipc_read_nowait(readFD, bytes + end, cap - end)
             if r > 0 {
                 ipc_store32(&box.pointee.end, UInt32(end + r))
@@ -237,7 +239,6 @@ public final class Connection {
             if r != -Int(EAGAIN) { return .closed }
             // Nothing yet: the sender is usually about to write; watch its counter for a
             // moment rather than sleep in poll (a wake-up costs both sides a syscall).
-            let seen = ipc_load32(&box.pointee.written)
             if Spin.until(Spin.waitSpins, { ipc_load32(&box.pointee.written) != seen }) { continue }
             if midMessage {
                 let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: .after(seconds: 1))) ?? false

@@ -207,6 +207,7 @@ public final class UnixSocket {
     public func receive(upTo count: Int, into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard fd >= 0 else { return .closed }
         out.reserve(count)
+        var tries = 0
         while true {
             let n = ipc_recv(fd, out.base + out.count, count, 1)
             if n > 0 { out.count += n; return .data(n) }
@@ -214,6 +215,13 @@ public final class UnixSocket {
             if n == -Int(EINTR) { continue }
             if n != -Int(EAGAIN) { return .closed }  // ECONNRESET
             if deadline.hasExpired { return .timedOut }
+            // A reply often comes within microseconds: look again a few times (yielding,
+            // in case the peer shares our CPU) before paying for a sleep and a wake-up.
+            if tries < Spin.socketTries {
+                tries += 1
+                if tries % 4 == 0 { sched_yield() } else { for _ in 0..<32 { ipc_pause() } }
+                continue
+            }
             Parking.parking(deadline)
             let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
             Parking.woke()

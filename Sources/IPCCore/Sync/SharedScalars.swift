@@ -97,7 +97,7 @@ public final class SharedScalars {
         h.pointee.magic = Self.magic
         self.type = type
         self.count = count
-        data = region.base + Self.dataOffset
+        data = count == 1 ? UnsafeMutableRawPointer(&h.pointee.inline_value) : region.base + Self.dataOffset
         lock = OwnedLock(&h.pointee.lock, recursive: true, name: name)
     }
 

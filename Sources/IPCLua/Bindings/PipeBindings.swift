@@ -19,7 +19,7 @@ final class ConnectionObject: LuaDescribable {
 }
 
 enum PipeBindings {
-    static let type = LuaType("ipc.Connection", label: "connection", methods: [
+    static let type = LuaType(.connection, "ipc.Connection", label: "connection", methods: [
         ("send", { luaEntry($0, send) }),
         ("recv", { luaEntry($0, recv) }),
         ("poll", { luaEntry($0, poll) }),
@@ -50,7 +50,7 @@ enum PipeBindings {
     }
 
     static func sender(_ s: LuaState, _ call: String) throws(LuaRaise) -> ConnectionObject? {
-        let c = try s.receiver(type, call, as: ConnectionObject.self)
+        let c = try s.receiver(.connection, call, as: ConnectionObject.self)
         if c.connection.isClosed { return nil }
         guard c.connection.canSend else {
             throw LuaRaise("\(call): this end only receives (ipc.pipe(false) returns a receiving end, then a sending end)")
@@ -59,7 +59,7 @@ enum PipeBindings {
     }
 
     static func receiver(_ s: LuaState, _ call: String) throws(LuaRaise) -> ConnectionObject? {
-        let c = try s.receiver(type, call, as: ConnectionObject.self)
+        let c = try s.receiver(.connection, call, as: ConnectionObject.self)
         if c.connection.isClosed { return nil }
         guard c.connection.canReceive else {
             throw LuaRaise("\(call): this end only sends (ipc.pipe(false) returns a receiving end, then a sending end)")
@@ -141,24 +141,24 @@ enum PipeBindings {
     }
 
     static func close(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(type, "connection:close", as: ConnectionObject.self)
+        let c = try s.receiver(.connection, "connection:close", as: ConnectionObject.self)
         c.connection.close()
         return 0
     }
 
     /// `c:closed()`, `c:readable()`, `c:writable()` (additions).
     static func closed(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(try s.receiver(type, "connection:closed", as: ConnectionObject.self).connection.isClosed)
+        s.push(try s.receiver(.connection, "connection:closed", as: ConnectionObject.self).connection.isClosed)
         return 1
     }
 
     static func readable(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(try s.receiver(type, "connection:readable", as: ConnectionObject.self).connection.canReceive)
+        s.push(try s.receiver(.connection, "connection:readable", as: ConnectionObject.self).connection.canReceive)
         return 1
     }
 
     static func writable(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(try s.receiver(type, "connection:writable", as: ConnectionObject.self).connection.canSend)
+        s.push(try s.receiver(.connection, "connection:writable", as: ConnectionObject.self).connection.canSend)
         return 1
     }
 }

@@ -25,7 +25,7 @@ final class ProcessObject: LuaDescribable {
 
 enum ProcessBindings {
     static let type: LuaType = {
-        var t = LuaType("ipc.Process", label: "process", methods: [
+        var t = LuaType(.process, "ipc.Process", label: "process", methods: [
             ("start", { luaEntry($0, start) }),
             ("join", { luaEntry($0, join) }),
             ("is_alive", { luaEntry($0, isAlive) }),
@@ -170,14 +170,14 @@ enum ProcessBindings {
     // MARK: - Methods
 
     static func start(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process:start", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process:start", as: ProcessObject.self)
         if p.child.isStarted { throw LuaRaise("process:start: \(p.child.name) was already started") }
         try launch(s, p, at: 1, call: "process:start")
         return 0
     }
 
     static func join(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process:join", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process:join", as: ProcessObject.self)
         let deadline = try s.deadline(2, "process:join")
         guard p.child.isStarted else { throw LuaRaise("process:join: \(p.child.name) was never started") }
         guard p.child.isMine else {
@@ -193,7 +193,7 @@ enum ProcessBindings {
     }
 
     static func isAlive(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process:is_alive", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process:is_alive", as: ProcessObject.self)
         if p.child.isStarted && !p.child.isMine {
             s.push(RunBoard.current?.lists(pid: p.child.pid) ?? false)
             return 1
@@ -203,13 +203,13 @@ enum ProcessBindings {
     }
 
     static func terminate(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process:terminate", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process:terminate", as: ProcessObject.self)
         p.child.send(signal: SIGTERM)
         return 0
     }
 
     static func kill(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process:kill", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process:kill", as: ProcessObject.self)
         p.child.send(signal: SIGKILL)
         return 0
     }
@@ -218,7 +218,7 @@ enum ProcessBindings {
 
     /// `__index`: pid, name, daemon, exitcode, then the methods (upvalue 2).
     static func index(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process", as: ProcessObject.self)
         if s.pushMethod() { return 1 }
         switch s.key(2) {
         case Keys.pid:
@@ -234,7 +234,7 @@ enum ProcessBindings {
 
     /// `__newindex`: `name` and `daemon` (before start) may be set.
     static func newIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(type, "process", as: ProcessObject.self)
+        let p = try s.receiver(.process, "process", as: ProcessObject.self)
         switch s.key(2) {
         case Keys.name:
             guard let name = s.string(3), !name.isEmpty else {

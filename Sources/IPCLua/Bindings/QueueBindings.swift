@@ -40,8 +40,8 @@ enum QueueBindings {
         ("close", { luaEntry($0, close) }),
     ]
 
-    static let queueType = LuaType("ipc.Queue", label: "queue", methods: queueMethods)
-    static let joinableType = LuaType("ipc.JoinableQueue", label: "joinable_queue", methods: queueMethods + [
+    static let queueType = LuaType(.queue, "ipc.Queue", label: "queue", methods: queueMethods)
+    static let joinableType = LuaType(.joinableQueue, "ipc.JoinableQueue", label: "joinable_queue", methods: queueMethods + [
         ("task_done", { luaEntry($0, taskDone) }),
         ("join", { luaEntry($0, join) }),
     ])
@@ -76,7 +76,7 @@ enum QueueBindings {
 
     @inline(__always)
     static func this(_ s: LuaState, _ method: String) throws(LuaRaise) -> QueueObject {
-        if let q = s.object(1, queueType, as: QueueObject.self) ?? s.object(1, joinableType, as: QueueObject.self) { return q }
+        if let q = s.object(1, family: .queue, as: QueueObject.self) { return q }
         throw LuaRaise("queue:\(method): expected a queue as self, got \(s.typeName(1)) (call it with ':', as q:\(method)(...))")
     }
 
@@ -161,7 +161,7 @@ enum QueueBindings {
     }
 
     static func taskDone(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let q = try s.receiver(joinableType, "joinable_queue:task_done", as: QueueObject.self)
+        let q = try s.receiver(.joinableQueue, "joinable_queue:task_done", as: QueueObject.self)
         Calls.enter("joinable_queue:task_done", q.name)
         guard q.queue.taskDone() else {
             throw LuaRaise("joinable_queue:task_done: called more times than there were items put")
@@ -171,7 +171,7 @@ enum QueueBindings {
     }
 
     static func join(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let q = try s.receiver(joinableType, "joinable_queue:join", as: QueueObject.self)
+        let q = try s.receiver(.joinableQueue, "joinable_queue:join", as: QueueObject.self)
         let deadline = try s.deadline(2, "joinable_queue:join")
         Calls.enter("joinable_queue:join", q.name)
         let done = q.queue.join(deadline: deadline)

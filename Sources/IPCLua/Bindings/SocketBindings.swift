@@ -24,19 +24,19 @@ final class SocketObject: LuaDescribable {
 }
 
 enum SocketBindings {
-    static let serverType = LuaType("ipc.Server", label: "server", methods: [
+    static let serverType = LuaType(.server, "ipc.Server", label: "server", methods: [
         ("accept", { luaEntry($0, accept) }),
         ("close", { luaEntry($0, close) }),
         ("path", { luaEntry($0, path) }),
     ])
-    static let socketType = LuaType("ipc.Socket", label: "socket", methods: [
+    static let socketType = LuaType(.socket, "ipc.Socket", label: "socket", methods: [
         ("send", { luaEntry($0, send) }),
         ("recv", { luaEntry($0, recv) }),
         ("close", { luaEntry($0, close) }),
         ("send_handle", { luaEntry($0, sendHandle) }),
         ("recv_handle", { luaEntry($0, recvHandle) }),
     ])
-    static let datagramType = LuaType("ipc.Dgram", label: "dgram", methods: [
+    static let datagramType = LuaType(.dgram, "ipc.Dgram", label: "dgram", methods: [
         ("sendto", { luaEntry($0, sendto) }),
         ("recvfrom", { luaEntry($0, recvfrom) }),
         ("close", { luaEntry($0, close) }),
@@ -136,7 +136,7 @@ enum SocketBindings {
     // MARK: - Methods
 
     static func accept(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(serverType, "server:accept", as: SocketObject.self)
+        let o = try s.receiver(.server, "server:accept", as: SocketObject.self)
         if o.socket.isClosed { return s.fail("closed") }
         let deadline = try s.deadline(2, "server:accept")
         Calls.enter("server:accept", o.name, external: true)
@@ -150,7 +150,7 @@ enum SocketBindings {
     }
 
     static func send(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(socketType, "socket:send", as: SocketObject.self)
+        let o = try s.receiver(.socket, "socket:send", as: SocketObject.self)
         let bytes = try s.stringArgument(2, "socket:send", "argument 1")
         Calls.enter("socket:send", o.name, external: true)
         let outcome = o.socket.send(bytes)
@@ -162,7 +162,7 @@ enum SocketBindings {
     }
 
     static func recv(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(socketType, "socket:recv", as: SocketObject.self)
+        let o = try s.receiver(.socket, "socket:recv", as: SocketObject.self)
         let n = try s.integerArgument(2, "socket:recv", "n")
         guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("socket:recv: n must be between 1 and 2^30, got \(n)") }
         let deadline = try s.deadline(3, "socket:recv")
@@ -185,7 +185,7 @@ enum SocketBindings {
     }
 
     static func sendto(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(datagramType, "dgram:sendto", as: SocketObject.self)
+        let o = try s.receiver(.dgram, "dgram:sendto", as: SocketObject.self)
         guard let path = s.string(2) else { throw LuaRaise("dgram:sendto: expected a path, got \(s.typeName(2))") }
         let bytes = try s.stringArgument(3, "dgram:sendto", "data")
         Calls.enter("dgram:sendto", o.name, external: true)
@@ -198,7 +198,7 @@ enum SocketBindings {
     }
 
     static func recvfrom(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(datagramType, "dgram:recvfrom", as: SocketObject.self)
+        let o = try s.receiver(.dgram, "dgram:recvfrom", as: SocketObject.self)
         let deadline = try s.deadline(2, "dgram:recvfrom")
         Calls.enter("dgram:recvfrom", o.name, external: true)
         let buffer = Scratch.receive
@@ -214,13 +214,13 @@ enum SocketBindings {
     }
 
     static func close(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: types, "socket:close", as: SocketObject.self)
+        let o = try s.receiver(family: .socket, "socket:close", as: SocketObject.self)
         o.socket.close()
         return 0
     }
 
     static func path(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: [serverType, datagramType], "server:path", as: SocketObject.self)
+        let o = try s.receiver(family: .socket, "server:path", as: SocketObject.self)
         if let p = o.socket.path { s.push(p) } else { s.pushNil() }
         return 1
     }
@@ -230,15 +230,15 @@ enum SocketBindings {
     /// `sock:send_handle(h)`: passes a Connection, a Socket, a server or a dgram socket to
     /// the process at the other end of this stream socket. The sender keeps its copy.
     static func sendHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(socketType, "socket:send_handle", as: SocketObject.self)
+        let o = try s.receiver(.socket, "socket:send_handle", as: SocketObject.self)
         var fds: [Int32]
         var message: String
-        if let c = s.object(2, PipeBindings.type, as: ConnectionObject.self) {
+        if let c = s.object(2, .connection, as: ConnectionObject.self) {
             guard !c.connection.isClosed else { throw LuaRaise("socket:send_handle: the connection is closed") }
             let h = c.connection.handle
             fds = h.descriptors
             message = "ipcplay/1 connection \(h.readDirection) \(h.writeDirection) \(c.name)"
-        } else if let x = s.object(2, anyOf: types, as: SocketObject.self) {
+        } else if let x = s.object(2, family: .socket, as: SocketObject.self) {
             guard !x.socket.isClosed else { throw LuaRaise("socket:send_handle: the \(x.name) is closed") }
             fds = [x.socket.fd]
             let kind: String
@@ -260,7 +260,7 @@ enum SocketBindings {
 
     /// `sock:recv_handle([timeout])`: the object sent by `send_handle`.
     static func recvHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(socketType, "socket:recv_handle", as: SocketObject.self)
+        let o = try s.receiver(.socket, "socket:recv_handle", as: SocketObject.self)
         let deadline = try s.deadline(2, "socket:recv_handle")
         Calls.enter("socket:recv_handle", o.name, external: true)
         switch o.socket.receiveDescriptors(deadline: deadline) {

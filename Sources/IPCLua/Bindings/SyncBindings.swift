@@ -49,12 +49,12 @@ enum SyncBindings {
         ("get_value", { luaEntry($0, semaphoreValue) }),
     ]
     static let semaphoreType: LuaType = {
-        let t = LuaType("ipc.Semaphore", label: "semaphore", methods: semaphoreMethods)
+        let t = LuaType(.semaphore, "ipc.Semaphore", label: "semaphore", methods: semaphoreMethods)
         t.guardedCalls = [("with", "acquire", "release")]
         return t
     }()
     static let boundedSemaphoreType: LuaType = {
-        let t = LuaType("ipc.BoundedSemaphore", label: "bounded_semaphore", methods: semaphoreMethods)
+        let t = LuaType(.boundedSemaphore, "ipc.BoundedSemaphore", label: "bounded_semaphore", methods: semaphoreMethods)
         t.guardedCalls = [("with", "acquire", "release")]
         return t
     }()
@@ -66,18 +66,18 @@ enum SyncBindings {
         ("locked", { luaEntry($0, lockLocked) }),
     ]
     static let lockType: LuaType = {
-        let t = LuaType("ipc.Lock", label: "lock", methods: lockMethods)
+        let t = LuaType(.lock, "ipc.Lock", label: "lock", methods: lockMethods)
         t.guardedCalls = [("with", "acquire", "release")]
         return t
     }()
     static let rlockType: LuaType = {
-        let t = LuaType("ipc.RLock", label: "rlock", methods: lockMethods)
+        let t = LuaType(.rlock, "ipc.RLock", label: "rlock", methods: lockMethods)
         t.guardedCalls = [("with", "acquire", "release")]
         return t
     }()
     static let lockTypes = [lockType, rlockType]
 
-    static let eventType = LuaType("ipc.Event", label: "event", methods: [
+    static let eventType = LuaType(.event, "ipc.Event", label: "event", methods: [
         ("set", { luaEntry($0, eventSet) }),
         ("clear", { luaEntry($0, eventClear) }),
         ("is_set", { luaEntry($0, eventIsSet) }),
@@ -85,7 +85,7 @@ enum SyncBindings {
     ])
 
     static let conditionType: LuaType = {
-        let t = LuaType("ipc.Condition", label: "condition", methods: [
+        let t = LuaType(.condition, "ipc.Condition", label: "condition", methods: [
             ("acquire", { luaEntry($0, conditionAcquire) }),
             ("release", { luaEntry($0, conditionRelease) }),
             ("wait", { luaEntry($0, conditionWait) }),
@@ -98,7 +98,7 @@ enum SyncBindings {
     }()
 
     static let barrierType: LuaType = {
-        let t = LuaType("ipc.Barrier", label: "barrier", methods: [
+        let t = LuaType(.barrier, "ipc.Barrier", label: "barrier", methods: [
             ("wait", { luaEntry($0, barrierWait) }),
             ("reset", { luaEntry($0, barrierReset) }),
             ("abort", { luaEntry($0, barrierAbort) }),
@@ -130,7 +130,7 @@ enum SyncBindings {
     static func boundedSemaphore(_ s: LuaState) throws(LuaRaise) -> Int32 { try makeSemaphore(s, bounded: true) }
 
     static func semaphoreAcquire(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: semaphoreTypes, "semaphore:acquire", as: SemaphoreObject.self)
+        let o = try s.receiver(family: .semaphore, "semaphore:acquire", as: SemaphoreObject.self)
         let call = o.semaphore.bound == nil ? "semaphore:acquire" : "bounded_semaphore:acquire"
         let deadline = try s.deadline(2, call)
         Calls.enter(call, o.semaphore.name)
@@ -144,7 +144,7 @@ enum SyncBindings {
     }
 
     static func semaphoreRelease(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: semaphoreTypes, "semaphore:release", as: SemaphoreObject.self)
+        let o = try s.receiver(family: .semaphore, "semaphore:release", as: SemaphoreObject.self)
         let call = o.semaphore.bound == nil ? "semaphore:release" : "bounded_semaphore:release"
         let n = try s.optionalInteger(2, call, "n", default: 1)
         guard n >= 1 && n <= Int64(SharedSemaphore.maximum) else { throw LuaRaise("\(call): n must be at least 1, got \(n)") }
@@ -165,7 +165,7 @@ enum SyncBindings {
     }
 
     static func semaphoreValue(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: semaphoreTypes, "semaphore:get_value", as: SemaphoreObject.self)
+        let o = try s.receiver(family: .semaphore, "semaphore:get_value", as: SemaphoreObject.self)
         s.push(Int64(o.semaphore.value))
         return 1
     }
@@ -199,12 +199,12 @@ enum SyncBindings {
     }
 
     static func lockAcquire(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: lockTypes, "lock:acquire", as: LockObject.self)
+        let o = try s.receiver(family: .lock, "lock:acquire", as: LockObject.self)
         return try acquire(s, o.shared.lock, o.shared.isRecursive ? "rlock:acquire" : "lock:acquire", argument: 2)
     }
 
     static func lockRelease(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: lockTypes, "lock:release", as: LockObject.self)
+        let o = try s.receiver(family: .lock, "lock:release", as: LockObject.self)
         let call = o.shared.isRecursive ? "rlock:release" : "lock:release"
         Calls.enter(call, o.shared.name)
         defer { if Trace.isOn { Traced.call(s, call, o.shared.name) } }
@@ -216,7 +216,7 @@ enum SyncBindings {
     }
 
     static func lockLocked(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(anyOf: lockTypes, "lock:locked", as: LockObject.self)
+        let o = try s.receiver(family: .lock, "lock:locked", as: LockObject.self)
         s.push(o.shared.lock.holder != 0)
         return 1
     }
@@ -232,7 +232,7 @@ enum SyncBindings {
     }
 
     static func eventSet(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let e = try s.receiver(eventType, "event:set", as: EventObject.self)
+        let e = try s.receiver(.event, "event:set", as: EventObject.self)
         Calls.enter("event:set", e.event.name)
         e.event.set()
         if Trace.isOn { Traced.call(s, "event:set", e.event.name) }
@@ -240,17 +240,17 @@ enum SyncBindings {
     }
 
     static func eventClear(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        try s.receiver(eventType, "event:clear", as: EventObject.self).event.clear()
+        try s.receiver(.event, "event:clear", as: EventObject.self).event.clear()
         return 0
     }
 
     static func eventIsSet(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(try s.receiver(eventType, "event:is_set", as: EventObject.self).event.isSet)
+        s.push(try s.receiver(.event, "event:is_set", as: EventObject.self).event.isSet)
         return 1
     }
 
     static func eventWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let e = try s.receiver(eventType, "event:wait", as: EventObject.self)
+        let e = try s.receiver(.event, "event:wait", as: EventObject.self)
         let deadline = try s.deadline(2, "event:wait")
         Calls.enter("event:wait", e.event.name)
         let set = e.event.wait(deadline: deadline)
@@ -266,7 +266,7 @@ enum SyncBindings {
         let call = "ipc.condition"
         let lockObject: LockObject
         var optionsIndex: Int32 = 2
-        if let given = s.object(1, anyOf: lockTypes, as: LockObject.self) {
+        if let given = s.object(1, family: .lock, as: LockObject.self) {
             lockObject = given
         } else if s.isNoneOrNil(1) || s.type(1) == LUA_TTABLE {
             if s.type(1) == LUA_TTABLE { optionsIndex = 1 }
@@ -285,12 +285,12 @@ enum SyncBindings {
     }
 
     static func conditionAcquire(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(conditionType, "condition:acquire", as: ConditionObject.self)
+        let c = try s.receiver(.condition, "condition:acquire", as: ConditionObject.self)
         return try acquire(s, c.condition.lock, "condition:acquire", argument: 2)
     }
 
     static func conditionRelease(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(conditionType, "condition:release", as: ConditionObject.self)
+        let c = try s.receiver(.condition, "condition:release", as: ConditionObject.self)
         guard c.condition.lock.release() else {
             throw LuaRaise("condition:release: the lock of \(c.condition.name) is not held by this process")
         }
@@ -298,7 +298,7 @@ enum SyncBindings {
     }
 
     static func conditionWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(conditionType, "condition:wait", as: ConditionObject.self)
+        let c = try s.receiver(.condition, "condition:wait", as: ConditionObject.self)
         let deadline = try s.deadline(2, "condition:wait")
         Calls.enter("condition:wait", c.condition.name)
         let outcome = c.condition.wait(deadline: deadline)
@@ -313,7 +313,7 @@ enum SyncBindings {
     }
 
     static func conditionNotify(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(conditionType, "condition:notify", as: ConditionObject.self)
+        let c = try s.receiver(.condition, "condition:notify", as: ConditionObject.self)
         let n = try s.optionalInteger(2, "condition:notify", "n", default: 1)
         guard n >= 0 else { throw LuaRaise("condition:notify: n must not be negative, got \(n)") }
         Calls.enter("condition:notify", c.condition.name)
@@ -325,7 +325,7 @@ enum SyncBindings {
     }
 
     static func conditionNotifyAll(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let c = try s.receiver(conditionType, "condition:notify_all", as: ConditionObject.self)
+        let c = try s.receiver(.condition, "condition:notify_all", as: ConditionObject.self)
         Calls.enter("condition:notify_all", c.condition.name)
         defer { if Trace.isOn { Traced.call(s, "condition:notify_all", c.condition.name) } }
         guard c.condition.notify(Int.max) else {
@@ -347,7 +347,7 @@ enum SyncBindings {
     }
 
     static func barrierWait(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let b = try s.receiver(barrierType, "barrier:wait", as: BarrierObject.self)
+        let b = try s.receiver(.barrier, "barrier:wait", as: BarrierObject.self)
         let deadline = try s.deadline(2, "barrier:wait")
         Calls.enter("barrier:wait", b.barrier.name)
         let outcome = b.barrier.wait(deadline: deadline)
@@ -368,18 +368,18 @@ enum SyncBindings {
     }
 
     static func barrierReset(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        try s.receiver(barrierType, "barrier:reset", as: BarrierObject.self).barrier.reset()
+        try s.receiver(.barrier, "barrier:reset", as: BarrierObject.self).barrier.reset()
         return 0
     }
 
     static func barrierAbort(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        try s.receiver(barrierType, "barrier:abort", as: BarrierObject.self).barrier.abort()
+        try s.receiver(.barrier, "barrier:abort", as: BarrierObject.self).barrier.abort()
         return 0
     }
 
     /// `b.parties`, `b.n_waiting`, `b.broken`, then the methods.
     static func barrierIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let b = try s.receiver(barrierType, "barrier", as: BarrierObject.self)
+        let b = try s.receiver(.barrier, "barrier", as: BarrierObject.self)
         if s.pushMethod() { return 1 }
         switch s.key(2) {
         case Keys.parties: s.push(Int64(b.barrier.parties))

@@ -25,7 +25,7 @@ enum ValueBindings {
     ]
 
     static let valueType: LuaType = {
-        let t = LuaType("ipc.Value", label: "value", methods: lockMethods + [
+        let t = LuaType(.value, "ipc.Value", label: "value", methods: lockMethods + [
             ("add", { luaEntry($0, add) }),
             ("compare_swap", { luaEntry($0, compareSwap) }),
         ])
@@ -36,7 +36,7 @@ enum ValueBindings {
     }()
 
     static let arrayType: LuaType = {
-        let t = LuaType("ipc.Array", label: "array", methods: lockMethods + [
+        let t = LuaType(.array, "ipc.Array", label: "array", methods: lockMethods + [
             ("totable", { luaEntry($0, totable) }),
         ])
         t.index = { luaEntry($0, arrayIndex) }
@@ -144,7 +144,7 @@ enum ValueBindings {
     // MARK: - Value fields
 
     static func valueIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let v = try s.receiver(valueType, "value", as: ScalarsObject.self)
+        let v = try s.receiver(.value, "value", as: ScalarsObject.self)
         let key = s.key(2)
         if key == Keys.value { push(s, v.scalars.load(0)); return 1 }
         if s.pushMethod() { return 1 }
@@ -157,7 +157,7 @@ enum ValueBindings {
     }
 
     static func valueNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let v = try s.receiver(valueType, "value", as: ScalarsObject.self)
+        let v = try s.receiver(.value, "value", as: ScalarsObject.self)
         guard s.key(2) == Keys.value else {
             throw LuaRaise("value: cannot set field '\(s.string(2) ?? s.typeName(2))' (only value can be set)")
         }
@@ -166,7 +166,7 @@ enum ValueBindings {
     }
 
     static func add(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let v = try s.receiver(valueType, "value:add", as: ScalarsObject.self)
+        let v = try s.receiver(.value, "value:add", as: ScalarsObject.self)
         let delta: Scalar
         if let i = s.integer(2) { delta = .int(i) } else if let d = s.number(2) { delta = .float(d) } else {
             throw LuaRaise("value:add: expected a number, got \(s.typeName(2))")
@@ -182,7 +182,7 @@ enum ValueBindings {
     }
 
     static func compareSwap(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let v = try s.receiver(valueType, "value:compare_swap", as: ScalarsObject.self)
+        let v = try s.receiver(.value, "value:compare_swap", as: ScalarsObject.self)
         let type = v.scalars.type
         let new = try scalar(s, 3, for: type, "value:compare_swap")
         // An `old` that the type cannot hold can never match.
@@ -211,7 +211,7 @@ enum ValueBindings {
     }
 
     static func arrayIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let a = try s.receiver(arrayType, "array", as: ScalarsObject.self)
+        let a = try s.receiver(.array, "array", as: ScalarsObject.self)
         if let k = try element(s, a, 2) {
             push(s, a.scalars.load(k))
             return 1
@@ -226,7 +226,7 @@ enum ValueBindings {
     }
 
     static func arrayNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let a = try s.receiver(arrayType, "array", as: ScalarsObject.self)
+        let a = try s.receiver(.array, "array", as: ScalarsObject.self)
         guard let k = try element(s, a, 2) else {
             throw LuaRaise("array: index must be an integer, got \(s.typeName(2))")
         }
@@ -235,12 +235,12 @@ enum ValueBindings {
     }
 
     static func arrayLength(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(Int64(try s.receiver(arrayType, "array", as: ScalarsObject.self).scalars.count))
+        s.push(Int64(try s.receiver(.array, "array", as: ScalarsObject.self).scalars.count))
         return 1
     }
 
     static func totable(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let a = try s.receiver(arrayType, "array:totable", as: ScalarsObject.self)
+        let a = try s.receiver(.array, "array:totable", as: ScalarsObject.self)
         let n = a.scalars.count
         s.newTable(array: Int32(clamping: n))
         for k in 0..<n {
@@ -253,7 +253,7 @@ enum ValueBindings {
     // MARK: - The object's lock
 
     static func lock(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let x = try s.receiver(anyOf: types, "value:lock", as: ScalarsObject.self)
+        let x = try s.receiver(family: .scalars, "value:lock", as: ScalarsObject.self)
         let call = x.isArray ? "array:lock" : "value:lock"
         let deadline = try s.deadline(2, call)
         Calls.enter(call, x.scalars.name)
@@ -268,7 +268,7 @@ enum ValueBindings {
     }
 
     static func unlock(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let x = try s.receiver(anyOf: types, "value:unlock", as: ScalarsObject.self)
+        let x = try s.receiver(family: .scalars, "value:unlock", as: ScalarsObject.self)
         let call = x.isArray ? "array:unlock" : "value:unlock"
         Calls.enter(call, x.scalars.name)
         defer { if Trace.isOn { Traced.call(s, call, x.scalars.name) } }

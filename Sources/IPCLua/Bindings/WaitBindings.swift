@@ -25,11 +25,11 @@ enum WaitBindings {
         for k in 1...max(n, 1) where n > 0 {
             s.rawGet(1, index: Int64(k))
             defer { s.pop() }
-            if let c = s.object(-1, PipeBindings.type, as: ConnectionObject.self) {
+            if let c = s.object(-1, .connection, as: ConnectionObject.self) {
                 sources.append(.connection(c.connection))
-            } else if let q = s.object(-1, anyOf: QueueBindings.types, as: QueueObject.self) {
+            } else if let q = s.object(-1, family: .queue, as: QueueObject.self) {
                 sources.append(.queue(q.queue))
-            } else if let x = s.object(-1, anyOf: SocketBindings.types, as: SocketObject.self) {
+            } else if let x = s.object(-1, family: .socket, as: SocketObject.self) {
                 sources.append(.socket(x.socket))
             } else {
                 throw LuaRaise("\(call): item \(k) is \(s.describe(-1)); expected a connection, queue, socket, server or dgram")

@@ -2,12 +2,51 @@ import CLua
 import CLuaShim
 import IPCCore
 
+/// Every Lua-visible type of the module. A userdata is recognised by the identity of its
+/// metatable, remembered per type when the type is registered (forked children share
+/// it): a check costs a pointer comparison, no string lookup and no reference counting.
+public enum TypeID: Int, CaseIterable, Sendable {
+    case process, connection, queue, joinableQueue, value, array, semaphore, boundedSemaphore
+    case lock, rlock, event, condition, barrier, server, socket, dgram
+
+    /// Types that share a Swift class and methods.
+    public enum Family: Sendable { case process, connection, queue, scalars, semaphore, lock, event, condition, barrier, socket }
+
+    public var family: Family {
+        switch self {
+        case .process: return .process
+        case .connection: return .connection
+        case .queue, .joinableQueue: return .queue
+        case .value, .array: return .scalars
+        case .semaphore, .boundedSemaphore: return .semaphore
+        case .lock, .rlock: return .lock
+        case .event: return .event
+        case .condition: return .condition
+        case .barrier: return .barrier
+        case .server, .socket, .dgram: return .socket
+        }
+    }
+
+    /// The metatables of this process's Lua state, by type.
+    nonisolated(unsafe) static let metatables: UnsafeMutablePointer<UnsafeRawPointer?> = {
+        let p = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: TypeID.allCases.count)
+        p.initialize(repeating: nil, count: TypeID.allCases.count)
+        return p
+    }()
+
+    /// The type whose metatable is `mt`, if any.
+    @inline(__always)
+    static func of(metatable mt: UnsafeRawPointer?) -> TypeID? {
+        guard let mt else { return nil }
+        for i in 0..<allCases.count where metatables[i] == mt { return TypeID(rawValue: i) }
+        return nil
+    }
+}
+
 /// A Lua-visible type: one metatable (registered under `metatableName`) with `__index`,
 /// `__gc` and `__tostring`, and a method table listed LuaSocket-style.
-///
-/// A userdata is recognised by the identity of its metatable, remembered when the type
-/// is registered (forked children share it), which costs no string lookup.
 public final class LuaType: @unchecked Sendable {
+    public let id: TypeID
     /// The registry key of the metatable, e.g. "ipc.Queue".
     public let metatableName: String
     /// The name used in error messages and `tostring`, e.g. "queue".
@@ -22,10 +61,8 @@ public final class LuaType: @unchecked Sendable {
     public var guardedCalls: [(name: String, acquire: String, release: String)] = []
     /// Methods written in C (they call back into Lua).
     public var cMethods: [(name: String, function: lua_CFunction)] = []
-    /// The metatable, once registered in this process's Lua state.
-    var metatable: UnsafeRawPointer?
-
-    public init(_ metatableName: String, label: String, methods: [(name: String, function: ipc_swift_function)]) {
+    public init(_ id: TypeID, _ metatableName: String, label: String, methods: [(name: String, function: ipc_swift_function)]) {
+        self.id = id
         self.metatableName = metatableName
         self.label = label
         self.methods = methods
@@ -61,7 +98,7 @@ enum LuaObjects {
         let L = s.L
         _ = luaL_newmetatable(L, type.metatableName)
         let mt = s.top
-        type.metatable = lua_topointer(L, mt)
+        TypeID.metatables[type.id.rawValue] = lua_topointer(L, mt)
         s.newTable(hash: Int32(type.methods.count + type.guardedCalls.count))
         let methods = s.top
         for (name, fn) in type.methods {
@@ -97,9 +134,31 @@ enum LuaObjects {
         s.setField(mt, "__gc")
         s.push(type.label)
         s.setField(mt, "__name")
-        s.push(true)
-        s.setField(mt, "__ipc")
         s.setTop(mt - 1)
+    }
+}
+
+extension TypeID {
+    /// The name in error messages and `tostring`.
+    public var label: String {
+        switch self {
+        case .process: return "process"
+        case .connection: return "connection"
+        case .queue: return "queue"
+        case .joinableQueue: return "joinable_queue"
+        case .value: return "value"
+        case .array: return "array"
+        case .semaphore: return "semaphore"
+        case .boundedSemaphore: return "bounded_semaphore"
+        case .lock: return "lock"
+        case .rlock: return "rlock"
+        case .event: return "event"
+        case .condition: return "condition"
+        case .barrier: return "barrier"
+        case .server: return "server"
+        case .socket: return "socket"
+        case .dgram: return "dgram"
+        }
     }
 }
 
@@ -117,34 +176,52 @@ extension LuaState {
         lua_setmetatable(L, -2)
     }
 
-    /// The object at `i` when it is a live userdata of `type`.
+    /// The type of the ipc object at `i`, if it is one (a live or collected userdata).
     @inline(__always)
-    public func object<T: AnyObject>(_ i: Int32, _ type: LuaType, as: T.Type) -> T? {
+    public func ipcType(_ i: Int32) -> TypeID? {
         guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
         let mt = lua_topointer(L, -1)
         pop()
-        guard mt == type.metatable, let ud = lua_touserdata(L, i),
-              let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        return TypeID.of(metatable: mt)
+    }
+
+    /// The Swift object of the userdata at `i` (nil once collected); the caller has checked
+    /// its type.
+    @inline(__always)
+    func boxed<T: AnyObject>(_ i: Int32, as: T.Type) -> T? {
+        guard let ud = lua_touserdata(L, i), let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
         return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue(), to: T.self)
     }
 
-    /// The object at `i` when it is a live userdata of any of `types`.
-    public func object<T: AnyObject>(_ i: Int32, anyOf types: [LuaType], as: T.Type) -> T? {
-        for t in types { if let o = object(i, t, as: T.self) { return o } }
-        return nil
+    /// The object at `i` when it is a live userdata of type `id`.
+    @inline(__always)
+    public func object<T: AnyObject>(_ i: Int32, _ id: TypeID, as: T.Type) -> T? {
+        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
+        let mt = lua_topointer(L, -1)
+        pop()
+        guard mt == TypeID.metatables[id.rawValue] else { return nil }
+        return boxed(i, as: T.self)
+    }
+
+    /// The object at `i` when it is a live userdata of any type of `family`.
+    @inline(__always)
+    public func object<T: AnyObject>(_ i: Int32, family: TypeID.Family, as: T.Type) -> T? {
+        guard let t = ipcType(i), t.family == family else { return nil }
+        return boxed(i, as: T.self)
     }
 
     /// `self` of a method call, or the error that explains how to call it.
     @inline(__always)
-    public func receiver<T: AnyObject>(_ type: LuaType, _ call: String, as: T.Type) throws(LuaRaise) -> T {
-        if let o = object(1, type, as: T.self) { return o }
-        throw LuaRaise("\(call): expected a \(type.label) as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
+    public func receiver<T: AnyObject>(_ id: TypeID, _ call: String, as: T.Type) throws(LuaRaise) -> T {
+        if let o = object(1, id, as: T.self) { return o }
+        throw LuaRaise("\(call): expected a \(id.label) as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
     }
 
-    /// `self` that may be any of several types sharing one Swift class.
-    public func receiver<T: AnyObject>(anyOf types: [LuaType], _ call: String, as: T.Type) throws(LuaRaise) -> T {
-        if let o = object(1, anyOf: types, as: T.self) { return o }
-        throw LuaRaise("\(call): expected a \(types[0].label) as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
+    /// `self` of a method shared by a family of types.
+    @inline(__always)
+    public func receiver<T: AnyObject>(family: TypeID.Family, _ call: String, as: T.Type) throws(LuaRaise) -> T {
+        if let o = object(1, family: family, as: T.self) { return o }
+        throw LuaRaise("\(call): expected a \(call.split(separator: ":").first ?? "") as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
     }
 
     /// "a queue", "an integer", "a string": what the value at `i` is, for messages.
@@ -154,13 +231,5 @@ extension LuaState {
     }
 
     /// The label of the ipc object at `i`, if it is one.
-    public func ipcLabel(_ i: Int32) -> String? {
-        guard type(i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
-        defer { pop() }
-        guard rawField(-1, "__ipc") == LUA_TBOOLEAN else { pop(); return nil }
-        pop()
-        rawField(-1, "__name")
-        defer { pop() }
-        return string(-1)
-    }
+    public func ipcLabel(_ i: Int32) -> String? { ipcType(i)?.label }
 }

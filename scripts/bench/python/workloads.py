@@ -1,0 +1,242 @@
+# Python multiprocessing's side of the benchmark workloads (fork start method):
+#   python3 workloads.py NAME N [ARG]   prints "<name> <count> <seconds>" (or bytes).
+import multiprocessing as mp
+import os
+import socket
+import sys
+import time
+
+name = sys.argv[1]
+n = int(sys.argv[2])
+extra = sys.argv[3] if len(sys.argv) > 3 else None
+
+
+def report(count, seconds):
+    print("%s %d %.6f" % (name, count, seconds))
+
+
+def consume(q, k):
+    for _ in range(k):
+        q.get()
+
+
+def produce(q, k):
+    for i in range(k):
+        q.put(i)
+
+
+def queue_stream():
+    q = mp.Queue(1000)
+    c = mp.Process(target=consume, args=(q, n))
+    c.start()
+    t0 = time.monotonic()
+    produce(q, n)
+    c.join()
+    report(n, time.monotonic() - t0)
+
+
+def queue_stream_4x4():
+    q = mp.Queue(1000)
+    per = n // 4
+    t0 = time.monotonic()
+    ps = [mp.Process(target=consume, args=(q, per)) for _ in range(4)]
+    ps += [mp.Process(target=produce, args=(q, per)) for _ in range(4)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    report(per * 4, time.monotonic() - t0)
+
+
+def done_consumer(q):
+    while True:
+        q.get()
+        q.task_done()
+
+
+def joinable_queue():
+    q = mp.JoinableQueue(1000)
+    c = mp.Process(target=done_consumer, args=(q,), daemon=True)
+    c.start()
+    t0 = time.monotonic()
+    produce(q, n)
+    q.join()
+    report(n, time.monotonic() - t0)
+
+
+def size_consumer(q, k, size):
+    for _ in range(k):
+        assert len(q.get()) == size
+
+
+def queue_bytes():
+    size = int(extra)
+    q = mp.Queue(64)
+    payload = b"x" * size
+    c = mp.Process(target=size_consumer, args=(q, n, size))
+    c.start()
+    t0 = time.monotonic()
+    for _ in range(n):
+        q.put(payload)
+    c.join()
+    report(n * size, time.monotonic() - t0)
+
+
+def receive(r, w, k):
+    w.close()
+    for _ in range(k):
+        r.recv()
+
+
+def pipe_stream():
+    r, w = mp.Pipe(False)
+    c = mp.Process(target=receive, args=(r, w, n))
+    c.start()
+    r.close()
+    t0 = time.monotonic()
+    for i in range(n):
+        w.send(i)
+    c.join()
+    report(n, time.monotonic() - t0)
+
+
+def echo(b, k):
+    for _ in range(k):
+        b.send(b.recv())
+
+
+def pipe_pingpong():
+    a, b = mp.Pipe()
+    c = mp.Process(target=echo, args=(b, n))
+    c.start()
+    t0 = time.monotonic()
+    for i in range(n):
+        a.send(i)
+        a.recv()
+    dt = time.monotonic() - t0
+    c.join()
+    report(n, dt)
+
+
+def sem_echo(s1, s2, k):
+    for _ in range(k):
+        s1.acquire()
+        s2.release()
+
+
+def semaphore_pingpong():
+    s1, s2 = mp.Semaphore(0), mp.Semaphore(0)
+    c = mp.Process(target=sem_echo, args=(s1, s2, n))
+    c.start()
+    t0 = time.monotonic()
+    for _ in range(n):
+        s1.release()
+        s2.acquire()
+    dt = time.monotonic() - t0
+    c.join()
+    report(n, dt)
+
+
+def locked_increments(v, k):
+    for _ in range(k):
+        with v.get_lock():
+            v.value += 1
+
+
+def increments(k):
+    v = mp.Value("q", 0)
+    per = n // k
+    t0 = time.monotonic()
+    ps = [mp.Process(target=locked_increments, args=(v, per)) for _ in range(k)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    assert v.value == per * k
+    report(per * k, time.monotonic() - t0)
+
+
+def serve(srv):
+    c, _ = srv.accept()
+    while True:
+        d = c.recv(64)
+        if not d:
+            break
+        c.sendall(d)
+
+
+def socket_echo():
+    path = "/tmp/python-bench-%d.sock" % os.getpid()
+    if os.path.exists(path):
+        os.remove(path)
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(5)
+    p = mp.Process(target=serve, args=(srv,))
+    p.start()
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(path)
+    t0 = time.monotonic()
+    for _ in range(n):
+        c.sendall(b"12345678")
+        got = len(c.recv(64))
+        while got < 8:
+            got += len(c.recv(64))
+    dt = time.monotonic() - t0
+    c.close()
+    p.join()
+    os.remove(path)
+    report(n, dt)
+
+
+def nothing():
+    pass
+
+
+def spawn_join():
+    t0 = time.monotonic()
+    ps = [mp.Process(target=nothing) for _ in range(n)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    report(n, time.monotonic() - t0)
+
+
+def kb(pid, field):
+    source = "smaps_rollup" if field.startswith("Private") else "status"
+    with open("/proc/%s/%s" % (pid, source)) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle(ev):
+    ev.set()
+    time.sleep(30)
+
+
+def memory_idle_child():
+    ev = mp.Event()
+    c = mp.Process(target=idle, args=(ev,))
+    c.start()
+    ev.wait()
+    time.sleep(0.2)
+    used = kb(c.pid, "Private_Clean") + kb(c.pid, "Private_Dirty")
+    c.kill()
+    c.join()
+    print("%s 1 %d" % (name, used * 1024))
+
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    table = {
+        "queue_stream": queue_stream, "queue_stream_4x4": queue_stream_4x4,
+        "joinable_queue": joinable_queue, "queue_bytes": queue_bytes,
+        "pipe_stream": pipe_stream, "pipe_pingpong": pipe_pingpong,
+        "semaphore_pingpong": semaphore_pingpong, "socket_echo": socket_echo,
+        "value_lock_2": lambda: increments(2), "value_lock_8": lambda: increments(8),
+        "spawn_join": spawn_join, "memory_idle_child": memory_idle_child,
+    }
+    table[name]()

@@ -1,0 +1,177 @@
+-- ipcplay's side of the benchmark workloads: `ipcplay workloads.lua NAME N [ARG]`.
+-- Each prints "<name> <count> <seconds>" (or "<name> <count> <bytes>" for memory).
+local ipc = require("ipc")
+local name, n, extra = arg[1], tonumber(arg[2]), arg[3]
+local W = {}
+
+local function report(what, count, seconds) print(string.format("%s %d %.6f", what, count, seconds)) end
+
+-- One producer, one consumer, small integers through queue(1000).
+function W.queue_stream()
+  local q = ipc.queue(1000)
+  local c = ipc.spawn(function() for _ = 1, n do q:get() end end)
+  local t0 = ipc.now()
+  for i = 1, n do q:put(i) end
+  c:join()
+  report(name, n, ipc.now() - t0)
+end
+
+-- Four producers and four consumers on one queue(1000).
+function W.queue_stream_4x4()
+  local q = ipc.queue(1000)
+  local per = n // 4
+  local t0 = ipc.now()
+  local ps = {}
+  for k = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for _ = 1, per do q:get() end end) end
+  for k = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for i = 1, per do q:put(i) end end) end
+  for _, p in ipairs(ps) do p:join() end
+  report(name, per * 4, ipc.now() - t0)
+end
+
+-- A joinable queue: the consumer marks every item done; the producer joins.
+function W.joinable_queue()
+  local q = ipc.joinable_queue(1000)
+  local c = ipc.process{daemon = true, target = function() while true do q:get() q:task_done() end end}
+  c:start()
+  local t0 = ipc.now()
+  for i = 1, n do q:put(i) end
+  q:join()
+  report(name, n, ipc.now() - t0)
+end
+
+-- Messages of a given size through queue(64): bytes per second.
+function W.queue_bytes()
+  local size = tonumber(extra)
+  local q = ipc.queue(64)
+  local payload = string.rep("x", size)
+  local c = ipc.spawn(function() for _ = 1, n do assert(#q:get() == size) end end)
+  local t0 = ipc.now()
+  for _ = 1, n do q:put(payload) end
+  c:join()
+  report(name, n * size, ipc.now() - t0)
+end
+
+-- A simplex pipe, one sender, one receiver, small integers.
+function W.pipe_stream()
+  local r, w = ipc.pipe(false)
+  local c = ipc.spawn(function() w:close() for _ = 1, n do r:recv() end end)
+  r:close()
+  local t0 = ipc.now()
+  for i = 1, n do w:send(i) end
+  c:join()
+  report(name, n, ipc.now() - t0)
+end
+
+-- Round trips over a duplex pipe.
+function W.pipe_pingpong()
+  local a, b = ipc.pipe()
+  local c = ipc.spawn(function() for _ = 1, n do b:send(b:recv()) end end)
+  local t0 = ipc.now()
+  for i = 1, n do a:send(i) a:recv() end
+  local dt = ipc.now() - t0
+  c:join()
+  report(name, n, dt)
+end
+
+-- Round trips through two semaphores.
+function W.semaphore_pingpong()
+  local s1, s2 = ipc.semaphore(0), ipc.semaphore(0)
+  local c = ipc.spawn(function() for _ = 1, n do s1:acquire() s2:release() end end)
+  local t0 = ipc.now()
+  for _ = 1, n do s1:release() s2:acquire() end
+  local dt = ipc.now() - t0
+  c:join()
+  report(name, n, dt)
+end
+
+-- k processes increment one shared value: under its lock, or with add().
+local function increments(k, locked)
+  local v = ipc.value("q", 0)
+  local per = n // k
+  local t0 = ipc.now()
+  local ps = {}
+  for p = 1, k do
+    ps[p] = ipc.spawn(function()
+      if locked then
+        for _ = 1, per do v:lock() v.value = v.value + 1 v:unlock() end
+      else
+        for _ = 1, per do v:add(1) end
+      end
+    end)
+  end
+  for _, p in ipairs(ps) do p:join() end
+  assert(v.value == per * k)
+  report(name, per * k, ipc.now() - t0)
+end
+function W.value_lock_2() increments(2, true) end
+function W.value_lock_8() increments(8, true) end
+function W.value_add_2() increments(2, false) end
+function W.value_add_8() increments(8, false) end
+
+-- 8-byte echo round trips over a Unix stream socket.
+function W.socket_echo()
+  local path = string.format("/tmp/ipcplay-bench-%d.sock", ipc.current().pid)
+  local srv = ipc.unix.listen(path)
+  local s = ipc.spawn(function()
+    local c = srv:accept()
+    while true do
+      local d = c:recv(64)
+      if not d then break end
+      c:send(d)
+    end
+  end)
+  local c = assert(ipc.unix.connect(path))
+  local t0 = ipc.now()
+  for _ = 1, n do
+    c:send("12345678")
+    local got = #c:recv(64)
+    while got < 8 do got = got + #c:recv(64) end
+  end
+  local dt = ipc.now() - t0
+  c:close()
+  s:join()
+  srv:close()
+  report(name, n, dt)
+end
+
+-- Spawn n processes that do nothing, then join them.
+function W.spawn_join()
+  local t0 = ipc.now()
+  local ps = {}
+  for i = 1, n do ps[i] = ipc.spawn(function() end) end
+  for i = 1, n do ps[i]:join() end
+  report(name, n, ipc.now() - t0)
+end
+
+local function status_kb(pid, field)
+  for line in io.lines("/proc/" .. pid .. "/" .. (field:find("^Private") and "smaps_rollup" or "status")) do
+    local v = line:match("^" .. field .. ":%s+(%d+) kB")
+    if v then return tonumber(v) end
+  end
+  return 0
+end
+
+-- Shared memory used by n queued items of 100 bytes (they stay queued): bytes per item.
+function W.memory_queued()
+  local before = status_kb("self", "RssShmem")
+  local q = ipc.queue()
+  local item = string.rep("m", 100)
+  for _ = 1, n do q:put(item) end
+  local after = status_kb("self", "RssShmem")
+  print(string.format("%s %d %d", name, n, (after - before) * 1024))
+end
+
+-- Private memory (USS) of an idle child.
+function W.memory_idle_child()
+  local ready = ipc.event()
+  local c = ipc.spawn(function() ready:set() ipc.sleep(30) end)
+  ready:wait()
+  ipc.sleep(0.2)
+  local kb = status_kb(c.pid, "Private_Clean") + status_kb(c.pid, "Private_Dirty")
+  c:kill()
+  c:join()
+  print(string.format("%s 1 %d", name, kb * 1024))
+end
+
+assert(W[name], "unknown workload " .. tostring(name))
+W[name]()
