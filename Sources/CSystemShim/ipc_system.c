@@ -35,6 +35,50 @@ int ipc_futex_wake(uint32_t *word, int count) {
     return r >= 0 ? (int)r : -errno;
 }
 
+// MARK: - CRC-32C
+
+static uint32_t crc_table[256];
+static int crc_ready;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[i] = c;
+    }
+    crc_ready = 1;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2")))
+static uint32_t crc_hardware(uint32_t crc, const uint8_t *p, size_t len) {
+    uint64_t c = crc;
+    while (len >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
+
+uint32_t ipc_crc32c(uint32_t crc, const void *data, size_t len) {
+    const uint8_t *p = data;
+    crc = ~crc;
+#if defined(__x86_64__)
+    static int hw = -1;
+    if (hw < 0) hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    if (hw) return ~crc_hardware(crc, p, len);
+#endif
+    if (!crc_ready) crc_init();
+    while (len--) crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
 // MARK: - Robust mutexes
 
 int ipc_robust_lock_init(ipc_robust_lock *lock) {

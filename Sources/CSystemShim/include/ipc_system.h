@@ -78,6 +78,10 @@ static inline int ipc_cas_sized(void *p, int size, uint64_t *expected, uint64_t 
 /// killed between any two instructions; journaled updates rely on their order.
 static inline void ipc_compiler_barrier(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
 
+/// CRC-32C (Castagnoli) of `len` bytes, continuing from `crc` (0 to start); the SSE4.2
+/// instruction when the CPU has it, a table otherwise.
+uint32_t ipc_crc32c(uint32_t crc, const void *data, size_t len);
+
 // MARK: - Robust, process-shared mutexes
 
 /// A pthread mutex that lives in shared memory, is robust (the next locker learns of a
@@ -209,12 +213,17 @@ typedef struct ipc_scalar_header {
 /// Bytes read from a pipe and not yet consumed: receivers read ahead into it, under the
 /// direction's receive lock, so that one read(2) serves many messages, and so that a
 /// receiver that exits leaves what it read for the next one.
-#define IPC_INBOX_CAP 32768
+///
+/// The unconsumed bytes are half[active][start..<end]; `state` packs (active, start, end)
+/// in one word, so that every change (consume, read more, compact into the other half
+/// and switch) is a single store, and a receiver killed at any instant leaves a consistent
+/// inbox.
+#define IPC_INBOX_HALF 16384
 typedef struct ipc_channel_inbox {
-    uint32_t start, end;  // unconsumed bytes are bytes[start..<end]
+    uint64_t state;       // active << 63 | start << 32 | end
     uint32_t written;     // frames written so far: receivers spin on it before sleeping
     uint32_t pad;
-    uint8_t bytes[IPC_INBOX_CAP];
+    uint8_t bytes[2 * IPC_INBOX_HALF];
 } ipc_channel_inbox;
 
 /// A Connection pair's shared state: per direction a send lock, a receive lock and an

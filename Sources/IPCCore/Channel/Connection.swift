@@ -25,11 +25,12 @@ public final class Connection {
     /// True once this end is closed in this process.
     public private(set) var isClosed = false
 
-    static let frameHeader = 16
+    /// check (over the rest of the header), length and flags, payload CRC-32C, trace id.
+    static let frameHeader = 24
     /// `ipc_channel_inbox.bytes` follows `start` and `end` (Swift does not import a C
     /// array this large as a field).
     static let inboxBytesOffset = 16
-    public static let maxFramePayload = Int(PIPE_BUF) - 16
+    public static let maxFramePayload = Int(PIPE_BUF) - 24
     static let flagFirst: UInt32 = 1 << 24
     static let flagLast: UInt32 = 2 << 24
     static let flagRaw: UInt32 = 4 << 24
@@ -133,8 +134,8 @@ public final class Connection {
     // MARK: - Frame headers
 
     @inline(__always)
-    func check(_ word: UInt32, _ id: UInt64) -> UInt32 {
-        var x = header.pointee.salt ^ (UInt64(word) << 32 | UInt64(word)) ^ id
+    func check(_ word: UInt32, _ crc: UInt32, _ id: UInt64) -> UInt32 {
+        var x = header.pointee.salt ^ (UInt64(word) << 32 | UInt64(crc)) ^ id
         x = (x ^ (x >> 33)) &* 0xff51_afd7_ed55_8ccd
         x = (x ^ (x >> 33)) &* 0xc4ce_b9fe_1a85_ec53
         return UInt32(truncatingIfNeeded: x ^ (x >> 33))
@@ -159,7 +160,8 @@ public final class Connection {
             if offset == 0 { word |= Self.flagFirst }
             if offset + n == total { word |= Self.flagLast }
             if raw { word |= Self.flagRaw }
-            var frameHeader = (check(word, id), word, id)
+            let crc = ipc_crc32c(0, payload.baseAddress.map { $0 + offset }, n)
+            var frameHeader = (check(word, crc, id), word, crc, UInt32(0), id)
             let ok = withUnsafeBytes(of: &frameHeader) { hdr in
                 writeFrame(hdr.baseAddress!, payload.baseAddress.map { $0 + offset }, n)
             }
@@ -210,28 +212,54 @@ public final class Connection {
 
     enum Fill { case ok, closed, timedOut }
 
+    /// The inbox's (active half, start, end), read or written as one word.
+    struct InboxState {
+        var active: Int
+        var start: Int
+        var end: Int
+        init(_ word: UInt64) {
+            active = Int(word >> 63)
+            start = Int((word >> 32) & 0x7FFF_FFFF)
+            end = Int(word & 0xFFFF_FFFF)
+        }
+        init(active: Int, start: Int, end: Int) { self.active = active; self.start = start; self.end = end }
+        var word: UInt64 { UInt64(active) << 63 | UInt64(start) << 32 | UInt64(end) }
+        var count: Int { end - start }
+    }
+
+    @inline(__always)
+    func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { InboxState(ipc_load64(&box.pointee.state)) }
+
+    @inline(__always)
+    func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { ipc_store64(&box.pointee.state, st.word) }
+
+    @inline(__always)
+    func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(box) + Self.inboxBytesOffset + which * Int(IPC_INBOX_HALF)
+    }
+
     /// Reads into the inbox until it holds at least `minimum` unconsumed bytes. Waits
     /// until `deadline`; in the middle of a message, in slices, giving up on the message
     /// (`.timedOut`) when its sender has died.
     func fill(_ box: UnsafeMutablePointer<ipc_channel_inbox>, minimum: Int, deadline: Deadline, midMessage: Bool) -> Fill {
-        let cap = Int(IPC_INBOX_CAP)
-        while Int(box.pointee.end - box.pointee.start) < minimum {
-            let start = Int(box.pointee.start)
-            let end = Int(box.pointee.end)
-            if start > 0 && (start == end || cap - end < minimum - (end - start)) {
-                // Compact: move the unconsumed bytes to the front.
-                let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
-                if end > start { memmove(bytes, bytes + start, end - start) }
-                ipc_store32(&box.pointee.end, UInt32(end - start))
-                ipc_store32(&box.pointee.start, 0)
-                continue
+        let cap = Int(IPC_INBOX_HALF)
+        while true {
+            var st = state(box)
+            if st.count >= minimum { return .ok }
+            if cap - st.end < minimum - st.count || st.start == st.end && st.start > 0 {
+                // Make room: copy what is left to the front of the other half, then switch
+                // to it with one store (the copy's source stays intact until then).
+                let other = 1 - st.active
+                if st.count > 0 { half(box, other).copyMemory(from: half(box, st.active) + st.start, byteCount: st.count) }
+                st = InboxState(active: other, start: 0, end: st.count)
+                setState(box, st)
             }
-            let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
             // Sampled before the read: a frame written after this point changes it.
             let seen = ipc_load32(&box.pointee.written)
-            let r = ipc_read_nowait(readFD, bytes + end, cap - end)
+            let r = ipc_read_nowait(readFD, half(box, st.active) + st.end, cap - st.end)
             if r > 0 {
-                ipc_store32(&box.pointee.end, UInt32(end + r))
+                st.end += r
+                setState(box, st)
                 continue
             }
             if r == 0 { return .closed }
@@ -254,7 +282,14 @@ public final class Connection {
             Parking.woke()
             if !ready { return .timedOut }
         }
-        return .ok
+    }
+
+    /// Consumes `n` bytes of the inbox (one store).
+    @inline(__always)
+    func consume(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ n: Int) {
+        var st = state(box)
+        st.start += n
+        setState(box, st)
     }
 
     /// Waits until a message arrives (or `deadline`), and reads it whole into `out`.
@@ -266,7 +301,6 @@ public final class Connection {
         }
         defer { lock.release() }
         let box = inbox(readDirection)
-        let bytes = UnsafeMutableRawPointer(box) + Self.inboxBytesOffset
         var started = false
         var raw = false
         var id: UInt64 = 0
@@ -281,33 +315,42 @@ public final class Connection {
                 out.reset()
                 continue
             }
-            let at = bytes + Int(box.pointee.start)
+            var st = state(box)
+            var at = half(box, st.active) + st.start
             let check = at.loadUnaligned(as: UInt32.self)
             let word = at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-            let frameID = at.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+            let crc = at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+            let frameID = at.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
             let length = Int(word & Self.lengthMask)
-            guard check == self.check(word, frameID) && length <= Self.maxFramePayload else {
+            guard check == self.check(word, crc, frameID) && length <= Self.maxFramePayload else {
                 // Not a frame boundary: bytes lost by a receiver that died with them.
                 // Slide to the next valid header.
-                ipc_store32(&box.pointee.start, box.pointee.start + 1)
+                consume(box, 1)
                 continue
             }
             // A frame is written whole, so the rest of it is already in the pipe.
             switch fill(box, minimum: Self.frameHeader + length, deadline: .never, midMessage: true) {
             case .ok: break
             case .closed: return .closed
-            case .timedOut: ipc_store32(&box.pointee.start, box.pointee.start + 1); continue
+            case .timedOut: consume(box, 1); continue
             }
-            let frame = bytes + Int(box.pointee.start)
+            st = state(box)
+            at = half(box, st.active) + st.start
+            guard ipc_crc32c(0, at + Self.frameHeader, length) == crc else {
+                // A true header followed by bytes that are not its payload: the rest of
+                // this frame went with a receiver that died after reading it. Slide on.
+                consume(box, 1)
+                continue
+            }
             if word & Self.flagFirst != 0 {
                 out.reset()
                 started = true
                 raw = word & Self.flagRaw != 0
                 id = frameID
             }
-            if started { out.append(frame + Self.frameHeader, count: length) }
+            if started { out.append(at + Self.frameHeader, count: length) }
             // Consumed: one store, so a receiver killed here loses nothing it had not taken.
-            ipc_store32(&box.pointee.start, box.pointee.start + UInt32(Self.frameHeader + length))
+            consume(box, Self.frameHeader + length)
             if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
         }
     }
@@ -315,15 +358,13 @@ public final class Connection {
     /// True when a message (or the end of the stream) is ready to read.
     public func poll(deadline: Deadline) -> Bool {
         guard readFD >= 0 else { return false }
-        let box = inbox(readDirection)
-        if ipc_load32(&box.pointee.end) > ipc_load32(&box.pointee.start) { return true }
+        if state(inbox(readDirection)).count > 0 { return true }
         return (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? false
     }
 
     /// True when unconsumed bytes wait in this end's inbox (read ahead by some receiver).
     public var hasBufferedInput: Bool {
         guard readFD >= 0 else { return false }
-        let box = inbox(readDirection)
-        return ipc_load32(&box.pointee.end) > ipc_load32(&box.pointee.start)
+        return state(inbox(readDirection)).count > 0
     }
 }

@@ -38,6 +38,7 @@ enum ValueBindings {
     static let arrayType: LuaType = {
         let t = LuaType(.array, "ipc.Array", label: "array", methods: lockMethods + [
             ("totable", { luaEntry($0, totable) }),
+            ("add", { luaEntry($0, arrayAdd) }),
         ])
         t.index = { luaEntry($0, arrayIndex) }
         t.newIndex = { luaEntry($0, arrayNewIndex) }
@@ -178,6 +179,22 @@ enum ValueBindings {
             if Trace.isOn { Traced.call(s, "value:add", v.scalars.name, value: -1) }
             return 1
         case .failure(let e): throw LuaRaise("value:add: \(e)")
+        }
+    }
+
+    /// `a:add(i [, n=1])`: atomic add on element i (addition), the new value.
+    static func arrayAdd(_ s: LuaState) throws(LuaRaise) -> Int32 {
+        let a = try s.receiver(.array, "array:add", as: ScalarsObject.self)
+        guard let k = try element(s, a, 2) else {
+            throw LuaRaise("array:add: index must be an integer, got \(s.typeName(2))")
+        }
+        let delta: Scalar
+        if s.isNoneOrNil(3) { delta = .int(1) } else if let i = s.integer(3) { delta = .int(i) } else if let d = s.number(3) { delta = .float(d) } else {
+            throw LuaRaise("array:add: expected a number, got \(s.typeName(3))")
+        }
+        switch a.scalars.add(k, delta) {
+        case .success(let r): push(s, r); return 1
+        case .failure(let e): throw LuaRaise("array:add: \(e)")
         }
     }
 
