@@ -82,6 +82,16 @@ public struct OwnedLock {
         return depth
     }
 
+    /// Releases it if the calling process holds it: before the memory it lives in is
+    /// unmapped. glibc keeps every robust mutex a thread holds on a list that it writes
+    /// through at the next lock operation; a held mutex in unmapped memory would make that
+    /// write fault. (Once its object is gone, the holder could never release it anyway.)
+    public func abandon() {
+        guard isHeldByMe else { return }
+        raw.pointee.depth = 0
+        _ = lock.release()
+    }
+
     /// Takes it back after `releaseFully`, forever.
     func reacquire(depth: UInt32, during: String) {
         _ = acquire(deadline: .never, during: during)
@@ -107,4 +117,6 @@ public final class SharedLock {
 
     public var name: String { lock.name }
     public var isRecursive: Bool { lock.isRecursive }
+
+    deinit { lock.abandon() }
 }

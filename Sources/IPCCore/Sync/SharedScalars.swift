@@ -103,6 +103,8 @@ public final class SharedScalars {
 
     public var name: String { lock.name }
 
+    deinit { lock.abandon() }
+
     // MARK: - Bits
 
     @inline(__always)

@@ -77,29 +77,29 @@ enum QueueBindings {
     @inline(__always)
     static func this(_ s: LuaState, _ method: String) throws(LuaRaise) -> QueueObject {
         if let q = s.object(1, family: .queue, as: QueueObject.self) { return q }
-        throw LuaRaise("queue:\(method): expected a queue as self, got \(s.typeName(1)) (call it with ':', as q:\(method)(...))")
+        throw s.wrongSelf("queue:" + method)
     }
 
     static func put(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try this(s, "put")
         let deadline = try s.deadline(3, q.putCall)
-        return try put(s, q, deadline: deadline, full: "timeout")
+        return try put(s, q, deadline: deadline, full: "timeout", call: q.putCall)
     }
 
     static func putNowait(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try this(s, "put_nowait")
-        return try put(s, q, deadline: .now, full: "full")
+        return try put(s, q, deadline: .now, full: "full", call: q.queue.isJoinable ? "joinable_queue:put_nowait" : "queue:put_nowait")
     }
 
     @inline(__always)
-    static func put(_ s: LuaState, _ q: QueueObject, deadline: Deadline, full: String) throws(LuaRaise) -> Int32 {
+    static func put(_ s: LuaState, _ q: QueueObject, deadline: Deadline, full: String, call: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
-        let buffer = try s.encodeArgument(2, q.putCall)
-        Calls.enter(q.putCall, q.name)
+        let buffer = try s.encodeArgument(2, call)
+        Calls.enter(call, q.name)
         let id = Trace.isOn ? Trace.newMessageID() : 0
         let outcome = q.queue.put(buffer.bytes, id: id, deadline: deadline)
         if Trace.isOn {
-            Traced.call(s, q.putCall, q.name, value: 2, bytes: buffer.count, result: outcome == .done ? nil : full,
+            Traced.call(s, call, q.name, value: 2, bytes: buffer.count, result: outcome == .done ? nil : full,
                         flowOut: outcome == .done ? id : 0)
             Trace.counter(q.name, "items", q.queue.count)
         }
@@ -112,30 +112,30 @@ enum QueueBindings {
     static func get(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try this(s, "get")
         let deadline = try s.deadline(2, q.getCall)
-        return try get(s, q, deadline: deadline, empty: "timeout")
+        return try get(s, q, deadline: deadline, empty: "timeout", call: q.getCall)
     }
 
     static func getNowait(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let q = try this(s, "get_nowait")
-        return try get(s, q, deadline: .now, empty: "empty")
+        return try get(s, q, deadline: .now, empty: "empty", call: q.queue.isJoinable ? "joinable_queue:get_nowait" : "queue:get_nowait")
     }
 
     @inline(__always)
-    static func get(_ s: LuaState, _ q: QueueObject, deadline: Deadline, empty: String) throws(LuaRaise) -> Int32 {
+    static func get(_ s: LuaState, _ q: QueueObject, deadline: Deadline, empty: String, call: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
-        Calls.enter(q.getCall, q.name)
+        Calls.enter(call, q.name)
         let buffer = Scratch.receive
         switch q.queue.get(into: buffer, deadline: deadline) {
         case .item(let id):
-            try s.pushDecoded(buffer, q.getCall)
+            try s.pushDecoded(buffer, call)
             if Trace.isOn {
-                Traced.call(s, q.getCall, q.name, value: -1, bytes: buffer.count, flowIn: id)
+                Traced.call(s, call, q.name, value: -1, bytes: buffer.count, flowIn: id)
                 Trace.counter(q.name, "items", q.queue.count)
             }
             buffer.reset()
             return 1
         case .timedOut:
-            if Trace.isOn { Traced.call(s, q.getCall, q.name, result: empty) }
+            if Trace.isOn { Traced.call(s, call, q.name, result: empty) }
             return s.fail(empty)
         }
     }

@@ -185,7 +185,7 @@ enum ValueBindings {
     /// `a:add(i [, n=1])`: atomic add on element i (addition), the new value.
     static func arrayAdd(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let a = try s.receiver(.array, "array:add", as: ScalarsObject.self)
-        guard let k = try element(s, a, 2) else {
+        guard let k = try element(s, a, 2, "array:add") else {
             throw LuaRaise("array:add: index must be an integer, got \(s.typeName(2))")
         }
         let delta: Scalar
@@ -216,13 +216,13 @@ enum ValueBindings {
 
     // MARK: - Array elements
 
-    static func element(_ s: LuaState, _ a: ScalarsObject, _ i: Int32) throws(LuaRaise) -> Int? {
+    static func element(_ s: LuaState, _ a: ScalarsObject, _ i: Int32, _ call: String = "array") throws(LuaRaise) -> Int? {
         guard s.type(i) == LUA_TNUMBER else { return nil }
         guard let k = s.integer(i) else {
-            throw LuaRaise("array: index must be an integer, got \(s.number(i)!)")
+            throw LuaRaise("\(call): index must be an integer, got \(s.number(i)!)")
         }
         guard k >= 1 && k <= Int64(a.scalars.count) else {
-            throw LuaRaise("array: index \(k) is outside 1..\(a.scalars.count)")
+            throw LuaRaise("\(call): index \(k) is outside 1..\(a.scalars.count)")
         }
         return Int(k - 1)
     }
@@ -232,6 +232,9 @@ enum ValueBindings {
         if let k = try element(s, a, 2) {
             push(s, a.scalars.load(k))
             return 1
+        }
+        guard s.type(2) == LUA_TSTRING else {
+            throw LuaRaise("array: index must be an integer, got \(s.typeName(2))")
         }
         if s.pushMethod() { return 1 }
         switch s.key(2) {

@@ -102,7 +102,9 @@ enum LuaObjects {
         s.newTable(hash: Int32(type.methods.count + type.guardedCalls.count))
         let methods = s.top
         for (name, fn) in type.methods {
-            s.push(function: fn)
+            // Upvalue 2 names the type, for the error when `self` is wrong.
+            s.push(Int64(type.id.rawValue))
+            s.push(function: fn, upvalues: 1)
             s.setField(methods, name)
         }
         for (name, fn) in type.cMethods {
@@ -214,14 +216,24 @@ extension LuaState {
     @inline(__always)
     public func receiver<T: AnyObject>(_ id: TypeID, _ call: String, as: T.Type) throws(LuaRaise) -> T {
         if let o = object(1, id, as: T.self) { return o }
-        throw LuaRaise("\(call): expected a \(id.label) as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
+        throw wrongSelf(call)
     }
 
     /// `self` of a method shared by a family of types.
     @inline(__always)
     public func receiver<T: AnyObject>(family: TypeID.Family, _ call: String, as: T.Type) throws(LuaRaise) -> T {
         if let o = object(1, family: family, as: T.self) { return o }
-        throw LuaRaise("\(call): expected a \(call.split(separator: ":").first ?? "") as self, got \(typeName(1)) (call it with ':', as x:\(call.split(separator: ":").last ?? "")(...))")
+        throw wrongSelf(call)
+    }
+
+    /// The error for a wrong `self`, named after the type the method was taken from.
+    func wrongSelf(_ call: String) -> LuaRaise {
+        let method = call.split(separator: ":").last.map(String.init) ?? call
+        var label = call.split(separator: ":").first.map(String.init) ?? call
+        if lua_type(L, ipc_lua_upvalueindex(2)) == LUA_TNUMBER, let id = TypeID(rawValue: Int(lua_tointegerx(L, ipc_lua_upvalueindex(2), nil))) {
+            label = id.label
+        }
+        return LuaRaise("\(label):\(method): expected a \(label) as self, got \(typeName(1)) (call it with ':', as x:\(method)(...))")
     }
 
     /// "a queue", "an integer", "a string": what the value at `i` is, for messages.
