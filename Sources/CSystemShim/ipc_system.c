@@ -133,6 +133,17 @@ void ipc_supervisor_arm(pid_t host) {
     if (getppid() != host) kill(0, SIGKILL);  // the host died before we armed
 }
 
+static void on_child(int sig) { (void)sig; }
+
+void ipc_install_sigchld_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_child;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+    sigaction(SIGCHLD, &sa, NULL);
+}
+
 void ipc_reset_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -141,6 +141,7 @@ public enum Runtime {
         _ = ipc_set_child_subreaper()  // orphaned grandchildren come back to us to be reaped
         ipc_shutdown_install(board.header)
         ipc_deadlock_exit_install()
+        ipc_install_sigchld_handler()
         _ = ipc_install_line_streams(&board.header.pointee.output_lock)
         CurrentProcess.slot = board.claimSlot(name: "MainProcess", spawnIndex: 0, parent: getppid())
         board.header.pointee.deadlock_check = options.deadlockCheck ? 1 : 0
@@ -203,6 +204,7 @@ public enum Runtime {
 
     static func becomeChild(name: String, identity: String, spawnIndex: Int, parent: Int32, board: RunBoard) {
         ipc_reset_signals()
+        ipc_install_sigchld_handler()
         ipc_detach_stdin()
         CurrentProcess.name = name
         CurrentProcess.identity = identity

@@ -93,3 +93,64 @@ struct ProcessLifecycleTests {
         expectGone(pids(in: text), "SIGTERM")
     }
 }
+
+@Suite("Signals: Ctrl-C twice, SIGPIPE")
+struct SignalTests {
+    @Test func secondCtrlCEndsAtOnce() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-int-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("s.lua")
+        // A shell that ignores SIGTERM outlives the first Ctrl-C's polite round.
+        try """
+            local p = ipc.spawn(function() os.execute("trap '' TERM INT; echo \\"pids $$\\"; sleep 60") end)
+            local q = ipc.spawn(function() while true do ipc.sleep(1) end end)
+            print("pids " .. p.pid .. " " .. q.pid)
+            io.stdout:flush()
+            ipc.queue():get()
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("out")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
+        process.arguments = [script.path]
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        for _ in 0..<3000 where text.components(separatedBy: "pids ").count < 3 {
+            Thread.sleep(forTimeInterval: 0.01)
+            text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        }
+        kill(process.processIdentifier, SIGINT)
+        Thread.sleep(forTimeInterval: 0.05)
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 130)
+        let pids = text.split(separator: "\n").filter { $0.hasPrefix("pids ") }
+            .flatMap { $0.split(separator: " ").dropFirst().compactMap { Int32($0) } }
+        #expect(pids.count == 3, "\(text)")
+        Thread.sleep(forTimeInterval: 0.1)
+        for pid in pids {
+            let alive = kill(pid, 0) == 0
+            let zombie = ((try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? "").contains(") Z ")
+            #expect(!alive || zombie, "pid \(pid) survived a double Ctrl-C")
+        }
+    }
+
+    @Test func sigpipeNeverKills() throws {
+        let r = try Ipcplay.runLua("""
+            local r, w = ipc.pipe(false)
+            r:close()
+            local child = ipc.spawn(function() r:close() end)
+            child:join()
+            print(w:send("nobody reads"))
+            local a, b = ipc.unix.socketpair()
+            b:close()
+            print(a:send(string.rep("x", 1 << 20)))
+            print("still alive")
+            """)
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout == "nil\tclosed\nnil\tclosed\nstill alive\n", "\(r.stdout)")
+    }
+}

@@ -87,6 +87,10 @@ static inline int ipc_lua_loadbuffer(lua_State *L, const char *s, size_t len, co
     return luaL_loadbufferx(L, s, len, name, NULL);
 }
 
+/// A full garbage collection (lua_gc is variadic). Finalizers run protected: never raises
+/// (but for memory errors).
+static inline void ipc_lua_fullgc(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
+
 /// Opens the standard libraries in protected mode; returns a lua_pcall status.
 int ipc_lua_openlibs(lua_State *L);
 

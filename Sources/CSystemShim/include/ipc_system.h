@@ -311,6 +311,10 @@ int ipc_set_parent_death_signal(int sig);
 /// In the supervisor: when the host (`host`) dies, kill the whole process group. Also
 /// ignores SIGINT, SIGHUP and SIGTERM-free job control signals the terminal may send.
 void ipc_supervisor_arm(pid_t host);
+/// A no-op SIGCHLD handler (SA_RESTART): a child's exit interrupts the calls that are
+/// never restarted (poll, nanosleep, futex waits with a deadline), so every blocking call
+/// of the runtime is written to resume after EINTR with the time it has left.
+void ipc_install_sigchld_handler(void);
 /// Restores every signal's default action and unblocks all signals (for a new child),
 /// keeping SIGPIPE ignored.
 void ipc_reset_signals(void);

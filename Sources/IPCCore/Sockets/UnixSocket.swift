@@ -206,7 +206,7 @@ public final class UnixSocket {
     /// Up to `count` bytes into `out` (appended), waiting until `deadline` for the first.
     public func receive(upTo count: Int, into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard fd >= 0 else { return .closed }
-        out.reserve(count)
+        guard out.reserve(count) else { return .closed }
         var tries = 0
         while true {
             let n = ipc_recv(fd, out.base + out.count, count, 1)
@@ -287,7 +287,7 @@ public final class UnixSocket {
             let size = ipc_next_datagram_size(fd)
             if size >= 0 {
                 out.count = 0
-                out.reserve(max(size, 1))
+                guard out.reserve(max(size, 1)) else { return .closed }
                 var from = [CChar](repeating: 0, count: 110)
                 let n = ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count)
                 if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }

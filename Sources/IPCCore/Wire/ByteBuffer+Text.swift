@@ -18,7 +18,7 @@ extension ByteBuffer {
 
     @inlinable
     public func appendDecimal(_ v: UInt64) {
-        reserve(20)
+        guard reserve(20) else { return }
         var digits: (UInt64, Int) = (v, 0)
         var tmp = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
                    UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0))

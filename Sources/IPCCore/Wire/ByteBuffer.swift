@@ -1,60 +1,74 @@
+import Glibc
+
 /// A growable byte buffer that a process reuses for every message it encodes or
 /// receives, so that the hot paths allocate nothing once it has grown.
+///
+/// Growing never traps: when memory is refused (malloc fails, or the buffer would pass
+/// `limit`), the buffer stops taking bytes and sets `overflowed`, which its users turn
+/// into an error.
 public final class ByteBuffer {
     public private(set) var base: UnsafeMutableRawPointer
     public var count: Int = 0
     public private(set) var capacity: Int
+    /// Set when a growth was refused; cleared by `reset()`.
+    public var overflowed = false
+    /// The largest size this buffer may reach.
+    public var limit = Int.max
     /// Buffers that grew beyond this are shrunk back by `reset()`, so that one 64 MiB
     /// message does not pin 64 MiB for the rest of the run.
     public static let retainedCapacity = 1 << 20
 
     public init(capacity: Int = 4096) {
         self.capacity = max(capacity, 64)
-        base = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: 16)
+        base = malloc(self.capacity)!
     }
 
-    deinit { base.deallocate() }
+    deinit { free(base) }
 
     /// Empties the buffer, giving back memory beyond `retainedCapacity`.
     @inlinable
     public func reset() {
         count = 0
-        if capacity > Self.retainedCapacity { resize(to: Self.retainedCapacity) }
+        overflowed = false
+        if capacity > Self.retainedCapacity { _ = resize(to: Self.retainedCapacity) }
     }
 
-    /// Makes room for `extra` more bytes. Throws when the total would exceed `limit`.
-    @inlinable
-    public func reserve(_ extra: Int) {
-        let needed = count + extra
-        if needed > capacity { grow(to: needed) }
+    /// Makes room for `extra` more bytes; false (and `overflowed`) when memory is refused.
+    @inlinable @discardableResult
+    public func reserve(_ extra: Int) -> Bool {
+        if overflowed { return false }
+        let (needed, o) = count.addingReportingOverflow(extra)
+        if o || needed > limit { overflowed = true; return false }
+        if needed > capacity { return grow(to: needed) }
+        return true
     }
 
     @usableFromInline
-    func grow(to needed: Int) {
+    func grow(to needed: Int) -> Bool {
         var c = capacity
         while c < needed { c = c > Int.max / 2 ? needed : c * 2 }
-        resize(to: c)
+        if !resize(to: min(c, max(limit, needed))) { overflowed = true; return false }
+        return true
     }
 
     @usableFromInline
-    func resize(to newCapacity: Int) {
-        let p = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-        p.copyMemory(from: base, byteCount: min(count, newCapacity))
-        base.deallocate()
+    func resize(to newCapacity: Int) -> Bool {
+        guard let p = realloc(base, newCapacity) else { return false }
         base = p
         capacity = newCapacity
+        return true
     }
 
     @inlinable
     public func append(_ byte: UInt8) {
-        if count == capacity { grow(to: count + 1) }
+        if count == capacity && !reserve(1) { return }
         base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
         count += 1
     }
 
     @inlinable
     public func append(_ bytes: UnsafeRawPointer, count n: Int) {
-        reserve(n)
+        guard reserve(n) else { return }
         (base + count).copyMemory(from: bytes, byteCount: n)
         count += n
     }
@@ -67,7 +81,7 @@ public final class ByteBuffer {
 
     @inlinable
     public func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
-        reserve(MemoryLayout<T>.size)
+        guard reserve(MemoryLayout<T>.size) else { return }
         (base + count).storeBytes(of: value.littleEndian, as: T.self)
         count += MemoryLayout<T>.size
     }
@@ -75,7 +89,7 @@ public final class ByteBuffer {
     /// LEB128, at most 10 bytes.
     @inlinable
     public func appendVarint(_ value: UInt64) {
-        reserve(10)
+        guard reserve(10) else { return }
         var v = value
         let p = base.assumingMemoryBound(to: UInt8.self)
         while v >= 0x80 {

@@ -40,10 +40,7 @@ enum PipeBindings {
         default: throw LuaRaise("ipc.pipe: duplex must be a boolean, got \(s.typeName(1))")
         }
         let name = try s.nameOption(2, "ipc.pipe") ?? RunBoard.current?.nextName(.pipe) ?? "pipe"
-        let (a, b): (Connection, Connection)
-        do { (a, b) = try Connection.pair(duplex: duplex, name: name) } catch {
-            throw LuaRaise("ipc.pipe: \(error)")
-        }
+        let (a, b) = try making(s, "ipc.pipe") { () throws(IPCError) in try Connection.pair(duplex: duplex, name: name) }
         s.push(object: ConnectionObject(a, name: name), type: type)
         s.push(object: ConnectionObject(b, name: name), type: type)
         return 2
@@ -116,6 +113,10 @@ enum PipeBindings {
         switch c.connection.receive(into: buffer, deadline: deadline) {
         case .message(let raw, let id):
             if raw || wantRaw {
+                if buffer.overflowed {
+                    buffer.reset()
+                    throw LuaRaise("\(call): not enough memory to receive the message (it is lost)")
+                }
                 s.push(bytes: buffer.base, count: buffer.count)
             } else {
                 try s.pushDecoded(buffer, call)

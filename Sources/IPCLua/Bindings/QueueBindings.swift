@@ -63,9 +63,8 @@ enum QueueBindings {
             }
             s.pop()
         }
-        let queue: MessageQueue
-        do { queue = try MessageQueue(maxsize: Int(maxsize), capacity: capacity, joinable: joinable, name: name) } catch {
-            throw LuaRaise("\(call): \(error)")
+        let queue = try making(s, call) { () throws(IPCError) in
+            try MessageQueue(maxsize: Int(maxsize), capacity: capacity, joinable: joinable, name: name)
         }
         s.push(object: QueueObject(queue, name: name), type: joinable ? joinableType : queueType)
         return 1

@@ -3,7 +3,11 @@ import IPCCore
 /// The per-process buffers that every message is encoded into or received into, reused
 /// so that the hot paths allocate nothing once they have grown.
 enum Scratch {
-    nonisolated(unsafe) static let encode = ByteBuffer(capacity: 1 << 12)
+    nonisolated(unsafe) static let encode: ByteBuffer = {
+        let b = ByteBuffer(capacity: 1 << 12)
+        b.limit = LuaCodec.maxMessage
+        return b
+    }()
     nonisolated(unsafe) static let receive = ByteBuffer(capacity: 1 << 12)
 }
 
@@ -12,7 +16,7 @@ extension LuaState {
     @inline(__always)
     func encodeArgument(_ i: Int32, _ call: String) throws(LuaRaise) -> ByteBuffer {
         let buffer = Scratch.encode
-        buffer.count = 0
+        buffer.reset()
         do {
             try LuaCodec.encode(self, at: i, into: buffer)
         } catch {
@@ -24,6 +28,10 @@ extension LuaState {
     /// Pushes the value encoded in `buffer`, or raises `call: malformed message: ...`.
     @inline(__always)
     func pushDecoded(_ buffer: ByteBuffer, _ call: String) throws(LuaRaise) {
+        if buffer.overflowed {
+            buffer.reset()
+            throw LuaRaise("\(call): not enough memory to receive the message (it is lost)")
+        }
         do {
             try LuaCodec.decode(self, buffer.bytes)
         } catch {

@@ -87,9 +87,9 @@ enum SocketBindings {
         guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call): backlog must be between 0 and 65535") }
         let mode = try modeOption(s, 3, call)
         let name = try s.nameOption(3, call)
-        do {
-            push(s, try UnixSocket.listen(path: path, backlog: Int32(backlog), mode: mode, register: register), name: name)
-        } catch { throw LuaRaise("\(call): \(error)") }
+        push(s, try making(s, call) { () throws(IPCError) in
+            try UnixSocket.listen(path: path, backlog: Int32(backlog), mode: mode, register: register)
+        }, name: name)
         return 1
     }
 
@@ -109,11 +109,9 @@ enum SocketBindings {
     }
 
     static func socketpair(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        do {
-            let (a, b) = try UnixSocket.pair()
-            push(s, a)
-            push(s, b)
-        } catch { throw LuaRaise("ipc.unix.socketpair: \(error)") }
+        let (a, b) = try making(s, "ipc.unix.socketpair") { () throws(IPCError) in try UnixSocket.pair() }
+        push(s, a)
+        push(s, b)
         return 2
     }
 
@@ -127,9 +125,9 @@ enum SocketBindings {
         }
         let mode = try modeOption(s, 2, call)
         let name = try s.nameOption(2, call)
-        do { push(s, try UnixSocket.datagram(path: path, mode: mode, register: register), name: name) } catch {
-            throw LuaRaise("\(call): \(error)")
-        }
+        push(s, try making(s, call) { () throws(IPCError) in
+            try UnixSocket.datagram(path: path, mode: mode, register: register)
+        }, name: name)
         return 1
     }
 
@@ -168,7 +166,11 @@ enum SocketBindings {
         let deadline = try s.deadline(3, "socket:recv")
         Calls.enter("socket:recv", o.name, external: true)
         let buffer = Scratch.receive
-        buffer.count = 0
+        buffer.reset()
+        guard buffer.reserve(Int(n)) else {
+            buffer.reset()
+            throw LuaRaise("socket:recv: not enough memory for \(n) bytes")
+        }
         let outcome = o.socket.receive(upTo: Int(n), into: buffer, deadline: deadline)
         if Trace.isOn, case .data = outcome {} else if Trace.isOn {
             Traced.call(s, "socket:recv", o.name, result: outcome == .closed ? "closed" : "timeout")

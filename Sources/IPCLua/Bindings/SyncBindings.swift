@@ -118,9 +118,8 @@ enum SyncBindings {
             throw LuaRaise("\(call): value must be between 0 and \(SharedSemaphore.maximum), got \(n)")
         }
         let name = try s.nameOption(2, call) ?? RunBoard.current?.nextName(bounded ? .boundedSemaphore : .semaphore) ?? "semaphore"
-        let sem: SharedSemaphore
-        do { sem = try SharedSemaphore(value: UInt32(n), bound: bounded ? UInt32(n) : nil, name: name) } catch {
-            throw LuaRaise("\(call): \(error)")
+        let sem = try making(s, call) { () throws(IPCError) in
+            try SharedSemaphore(value: UInt32(n), bound: bounded ? UInt32(n) : nil, name: name)
         }
         s.push(object: SemaphoreObject(sem), type: bounded ? boundedSemaphoreType : semaphoreType)
         return 1
@@ -175,8 +174,7 @@ enum SyncBindings {
     static func makeLock(_ s: LuaState, recursive: Bool) throws(LuaRaise) -> Int32 {
         let call = recursive ? "ipc.rlock" : "ipc.lock"
         let name = try s.nameOption(1, call) ?? RunBoard.current?.nextName(recursive ? .rlock : .lock) ?? "lock"
-        let l: SharedLock
-        do { l = try SharedLock(recursive: recursive, name: name) } catch { throw LuaRaise("\(call): \(error)") }
+        let l = try making(s, call) { () throws(IPCError) in try SharedLock(recursive: recursive, name: name) }
         s.push(object: LockObject(l), type: recursive ? rlockType : lockType)
         return 1
     }
@@ -225,8 +223,7 @@ enum SyncBindings {
 
     static func event(_ s: LuaState) throws(LuaRaise) -> Int32 {
         let name = try s.nameOption(1, "ipc.event") ?? RunBoard.current?.nextName(.event) ?? "event"
-        let e: SharedEvent
-        do { e = try SharedEvent(name: name) } catch { throw LuaRaise("ipc.event: \(error)") }
+        let e = try making(s, "ipc.event") { () throws(IPCError) in try SharedEvent(name: name) }
         s.push(object: EventObject(e), type: eventType)
         return 1
     }
@@ -271,14 +268,13 @@ enum SyncBindings {
         } else if s.isNoneOrNil(1) || s.type(1) == LUA_TTABLE {
             if s.type(1) == LUA_TTABLE { optionsIndex = 1 }
             let name = (RunBoard.current?.nextName(.rlock) ?? "rlock")
-            do { lockObject = LockObject(try SharedLock(recursive: true, name: name)) } catch { throw LuaRaise("\(call): \(error)") }
+            lockObject = LockObject(try making(s, call) { () throws(IPCError) in try SharedLock(recursive: true, name: name) })
         } else {
             throw LuaRaise("\(call): expected a lock or an rlock, got \(s.ipcLabel(1) ?? s.typeName(1))")
         }
         let name = try s.nameOption(optionsIndex, call) ?? RunBoard.current?.nextName(.condition) ?? "condition"
-        let c: SharedCondition
-        do { c = try SharedCondition(lock: lockObject.shared.lock, owner: lockObject.shared, name: name) } catch {
-            throw LuaRaise("\(call): \(error)")
+        let c = try making(s, call) { () throws(IPCError) in
+            try SharedCondition(lock: lockObject.shared.lock, owner: lockObject.shared, name: name)
         }
         s.push(object: ConditionObject(c), type: conditionType)
         return 1
@@ -340,8 +336,7 @@ enum SyncBindings {
         let n = try s.integerArgument(1, "ipc.barrier", "parties")
         guard n >= 1 && n <= 1 << 20 else { throw LuaRaise("ipc.barrier: parties must be at least 1, got \(n)") }
         let name = try s.nameOption(2, "ipc.barrier") ?? RunBoard.current?.nextName(.barrier) ?? "barrier"
-        let b: SharedBarrier
-        do { b = try SharedBarrier(parties: UInt32(n), name: name) } catch { throw LuaRaise("ipc.barrier: \(error)") }
+        let b = try making(s, "ipc.barrier") { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: name) }
         s.push(object: BarrierObject(b), type: barrierType)
         return 1
     }

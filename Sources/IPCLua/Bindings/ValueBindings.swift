@@ -99,8 +99,7 @@ enum ValueBindings {
         let call = "ipc.value"
         let type = try parseType(s, call)
         let name = try s.nameOption(3, call) ?? RunBoard.current?.nextName(.value) ?? "value"
-        let scalars: SharedScalars
-        do { scalars = try SharedScalars(type: type, count: 1, name: name) } catch { throw LuaRaise("\(call): \(error)") }
+        let scalars = try making(s, call) { () throws(IPCError) in try SharedScalars(type: type, count: 1, name: name) }
         if !s.isNoneOrNil(2) { scalars.store(0, bits: try scalar(s, 2, for: type, call)) }
         s.push(object: ScalarsObject(scalars, isArray: false), type: valueType)
         return 1
@@ -125,8 +124,7 @@ enum ValueBindings {
         default:
             throw LuaRaise("\(call): expected a table of values or a length, got \(s.typeName(2))")
         }
-        let scalars: SharedScalars
-        do { scalars = try SharedScalars(type: type, count: count, name: name) } catch { throw LuaRaise("\(call): \(error)") }
+        let scalars = try making(s, call) { () throws(IPCError) in try SharedScalars(type: type, count: count, name: name) }
         if s.type(2) == LUA_TTABLE {
             for k in 0..<count {
                 s.rawGet(2, index: Int64(k + 1))

@@ -30,7 +30,14 @@ public enum LuaCodec {
     public static func encode(_ s: LuaState, at index: Int32, into out: ByteBuffer) throws(EncodeError) {
         var encoder = Encoder(s: s, out: out)
         try encoder.encode(s.absolute(index), depth: 0)
+        if out.overflowed { throw EncodeError(reason: outOfMemory) }
     }
+
+    /// What an encode that ran out of memory (or past `maxMessage`) says.
+    static let outOfMemory = "cannot send a value this large: encoded, it needs more memory than this process can have"
+
+    /// The largest encoded message.
+    public static let maxMessage = 1 << 32
 
     struct Encoder {
         let s: LuaState
@@ -55,8 +62,10 @@ public enum LuaCodec {
                 var len = 0
                 let p = lua_tolstring(L, i, &len)
                 out.appendString(p.map { UnsafeRawPointer($0) }, count: len)
+                if out.overflowed { throw EncodeError(reason: LuaCodec.outOfMemory) }
             case LUA_TTABLE:
                 try encodeTable(i, depth: depth)
+                if out.overflowed { throw EncodeError(reason: LuaCodec.outOfMemory) }
             default:
                 throw EncodeError(reason: "cannot send \(describeUnsendable(i))")
             }
@@ -90,7 +99,7 @@ public enum LuaCodec {
             out.appendVarint(UInt64(n))
             // The hash count is patched in afterwards: five varint bytes, padded.
             let countAt = out.count
-            out.reserve(5)
+            guard out.reserve(5) else { throw EncodeError(reason: LuaCodec.outOfMemory) }
             out.count += 5
             for k in 0..<n {
                 _ = lua_rawgeti(L, t, Int64(k + 1))
