@@ -22,6 +22,8 @@ let package = Package(
     name: "ipcplay",
     products: [
         .executable(name: "ipcplay", targets: ["ipcplay"]),
+        // For the decoder fuzzer (Fuzz/), which links the bindings without the CLI.
+        .library(name: "IPCPlayBindings", targets: ["IPCLua"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -13,7 +13,8 @@ struct ScenarioTests {
 
     @Test(arguments: scenarios)
     func scenarioPasses(_ name: String) throws {
-        let r = try Ipcplay.run(["test", "--timeout", "120", "tests/\(name)"], limit: 200)
+        let timeout = 120 * Ipcplay.slowdown
+        let r = try Ipcplay.run(["test", "--timeout", "\(timeout)", "tests/\(name)"], limit: Double(timeout + 80))
         #expect(!r.hung, "\(name) hung: \(r.combined)")
         #expect(r.status == 0 && r.stdout.hasSuffix("1 passed, 0 failed\n"), "\(name): \(r.combined)")
     }

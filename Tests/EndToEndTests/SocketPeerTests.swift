@@ -44,19 +44,8 @@ struct SocketPeerTests {
     }
 
     func shell(_ command: String, stdin: String = "") throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", command]
-        let inPipe = Pipe(), outPipe = Pipe()
-        p.standardInput = inPipe
-        p.standardOutput = outPipe
-        p.standardError = outPipe
-        try p.run()
-        inPipe.fileHandleForWriting.write(stdin.data(using: .utf8)!)
-        try inPipe.fileHandleForWriting.close()
-        let data = outPipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let r = try Ipcplay.shell(command, stdin: stdin)
+        return (r.status, r.output)
     }
 
     @Test func socatTalksToTheServerScript() throws {

@@ -27,6 +27,14 @@ enum Ipcplay {
         return packageRoot.appendingPathComponent(".build/debug/ipcplay").path
     }()
 
+    /// How much slower than usual this build runs: $IPCPLAY_TEST_SLOWDOWN (say 5 under
+    /// AddressSanitizer, whose forks are slow); the scenarios' timeouts are multiplied by it.
+    static let slowdown: Int = Int(ProcessInfo.processInfo.environment["IPCPLAY_TEST_SLOWDOWN"] ?? "") ?? 1
+
+    /// True when this process runs under AddressSanitizer (`swift test --sanitize=address`;
+    /// dlsym with RTLD_DEFAULT, which is NULL in glibc).
+    static let underAddressSanitizer: Bool = dlsym(nil, "__asan_init") != nil
+
     struct Result {
         var status: Int32
         var stdout: String
@@ -97,5 +105,34 @@ enum Ipcplay {
         let file = dir.appendingPathComponent("scenario.lua")
         try source.write(to: file, atomically: true, encoding: .utf8)
         return try run(["run"] + options + [file.path] + args, stdin: stdin, directory: dir, limit: limit)
+    }
+
+    /// Writes `source` to a fresh world-readable directory under /tmp (so that a test may
+    /// run it as another user) and returns the file.
+    static func writeScript(_ source: String) throws -> URL {
+        let dir = URL(fileURLWithPath: "/tmp/ipcplay-script-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let file = dir.appendingPathComponent("s.lua")
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        return file
+    }
+
+    /// Runs `sh -c command` with `stdin`; returns its status and its stdout and stderr together.
+    static func shell(_ command: String, stdin: String = "") throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", command]
+        let inPipe = Pipe(), outPipe = Pipe()
+        p.standardInput = inPipe
+        p.standardOutput = outPipe
+        p.standardError = outPipe
+        try p.run()
+        inPipe.fileHandleForWriting.write(Data(stdin.utf8))
+        try inPipe.fileHandleForWriting.close()
+        let data = outPipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }

@@ -1,5 +1,6 @@
+import CSystemShim
 import Glibc
-import IPCCore
+@testable import IPCCore
 import Testing
 
 @Suite("Pipe connections, in one process")
@@ -62,5 +63,38 @@ struct ConnectionTests {
         let buf = ByteBuffer()
         #expect(r.receive(into: buf, deadline: .after(seconds: 1)) == .message(raw: false, id: 0))
         #expect(String(decoding: buf.bytes, as: UTF8.self) == "after the junk")
+    }
+
+    /// A receiver killed between its read(2) and the store that records it: the frames
+    /// it read lie past the inbox's end, in front of stale frames of earlier reads. The
+    /// next receiver takes back the fresh ones, in order, and none of the stale ones.
+    @Test func readAheadOfAKilledReceiverIsRecovered() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        let buf = ByteBuffer()
+        func receiveAll() -> [String] {
+            var got: [String] = []
+            while r.receive(into: buf, deadline: .now) == .message(raw: false, id: 0) {
+                got.append(String(decoding: buf.bytes, as: UTF8.self))
+            }
+            return got
+        }
+        // Stale frames in both halves of the inbox.
+        for i in 1...700 { #expect(send(w, "old-\(i)") == .done) }
+        #expect(receiveAll().count == 700)
+        for round in 0..<3 {
+            let fresh = (1...40).map { "new-\(round)-\($0)" }
+            for m in fresh { #expect(send(w, m) == .done) }
+            // What the killed receiver did: read into the inbox, and died before the store.
+            let box = r.inbox(r.readDirection)
+            let st = r.state(box)
+            let n = ipc_read_nowait(r.readFD, r.half(box, st.active) + st.end, Int(IPC_INBOX_HALF) - st.end)
+            #expect(n > 0)
+            #expect(r.state(box).count == st.count)
+            r.recoverReadAhead(box)
+            #expect(receiveAll() == fresh)
+        }
+        // With nothing read, recovery finds nothing: stale frames never come back.
+        r.recoverReadAhead(r.inbox(r.readDirection))
+        #expect(receiveAll().isEmpty)
     }
 }

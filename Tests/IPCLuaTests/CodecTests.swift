@@ -119,4 +119,27 @@ struct CodecTests {
         }
         #expect(st.s.top == top)
     }
+
+    /// Nested tables each claiming as many elements as there are bytes left: the size
+    /// hints given to lua_createtable must stay linear in the message's length, not grow
+    /// with its depth (here the sum of the claims is 500 times the length).
+    @Test func sizeHintsCannotMultiplyMemory() {
+        let st = State()
+        let total = 64 * 1024
+        var bytes: [UInt8] = []
+        func varint(_ v: Int) { var v = UInt64(v); while v >= 0x80 { bytes.append(UInt8(v & 0x7f) | 0x80); v >>= 7 }; bytes.append(UInt8(v)) }
+        for _ in 0..<500 {
+            bytes.append(WireTag.table)
+            varint(total - bytes.count - 8)
+            varint(0)
+        }
+        bytes += [UInt8](repeating: WireTag.nil, count: total - bytes.count)
+        ipc_lua_fullgc(st.s.L)
+        let before = ipc_lua_memory_bytes(st.s.L)
+        bytes.withUnsafeBytes { raw in
+            #expect(throws: IPCError.self) { try LuaCodec.decode(st.s, raw) }
+        }
+        let grown = ipc_lua_memory_bytes(st.s.L) - before
+        #expect(grown < 64 * total, "decoding \(total) bytes allocated \(grown) bytes")
+    }
 }

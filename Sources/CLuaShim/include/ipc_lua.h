@@ -91,6 +91,11 @@ static inline int ipc_lua_loadbuffer(lua_State *L, const char *s, size_t len, co
 /// (but for memory errors).
 static inline void ipc_lua_fullgc(lua_State *L) { lua_gc(L, LUA_GCCOLLECT); }
 
+/// The bytes the state has allocated (LUA_GCCOUNT and LUA_GCCOUNTB). Never raises.
+static inline size_t ipc_lua_memory_bytes(lua_State *L) {
+    return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
+}
+
 /// Opens the standard libraries in protected mode; returns a lua_pcall status.
 int ipc_lua_openlibs(lua_State *L);
 

@@ -217,14 +217,20 @@ typedef struct ipc_scalar_header {
 /// The unconsumed bytes are half[active][start..<end]; `state` packs (active, start, end)
 /// in one word, so that every change (consume, read more, compact into the other half
 /// and switch) is a single store, and a receiver killed at any instant leaves a consistent
-/// inbox.
+/// inbox. Frames carry sequence numbers (reserved under the send lock, so they rise in
+/// pipe order): a receiver killed between its read(2) and the store that records it
+/// leaves fresh frames past `end`, which the next receiver tells from stale bytes by
+/// their numbers, above `consumed` and above every frame before `end`.
 #define IPC_INBOX_HALF 16384
 typedef struct ipc_channel_inbox {
     uint64_t state;       // active << 63 | start << 32 | end
     uint32_t written;     // frames written so far: receivers spin on it before sleeping
+    uint32_t sequence;    // the last sequence number a sender reserved
+    uint32_t consumed;    // the sequence number of the last frame a receiver consumed
     uint32_t pad;
     uint8_t bytes[2 * IPC_INBOX_HALF];
 } ipc_channel_inbox;
+_Static_assert(offsetof(ipc_channel_inbox, bytes) == 24, "Connection.inboxBytesOffset");
 
 /// A Connection pair's shared state: per direction a send lock, a receive lock and an
 /// inbox.

@@ -10,7 +10,8 @@ import SystemPackage
 /// message whose sender died. Each direction has a robust send lock (frames of two
 /// messages never interleave) and a robust receive lock (two receivers never split one
 /// message); a receiver that dies mid-frame is detected through its lock, and the next
-/// one resynchronises on the frame checksum, which is seeded per pipe.
+/// one resynchronises on the frame checksum, which is seeded per pipe, and takes back the
+/// frames the dead one had read ahead (frames are numbered in pipe order).
 ///
 /// Duplex connections are two pipes, one per direction, which keeps the throughput of a
 /// pipe (a socketpair is several times slower on Linux).
@@ -25,11 +26,12 @@ public final class Connection {
     /// True once this end is closed in this process.
     public private(set) var isClosed = false
 
-    /// check (over the rest of the header), length and flags, payload CRC-32C, trace id.
+    /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
+    /// number, trace id.
     static let frameHeader = 24
-    /// `ipc_channel_inbox.bytes` follows `start` and `end` (Swift does not import a C
-    /// array this large as a field).
-    static let inboxBytesOffset = 16
+    /// `ipc_channel_inbox.bytes` follows the inbox's counters (Swift does not import a C
+    /// array this large as a field; the C header asserts the offset).
+    static let inboxBytesOffset = 24
     public static let maxFramePayload = Int(PIPE_BUF) - 24
     static let flagFirst: UInt32 = 1 << 24
     static let flagLast: UInt32 = 2 << 24
@@ -134,8 +136,8 @@ public final class Connection {
     // MARK: - Frame headers
 
     @inline(__always)
-    func check(_ word: UInt32, _ crc: UInt32, _ id: UInt64) -> UInt32 {
-        var x = header.pointee.salt ^ (UInt64(word) << 32 | UInt64(crc)) ^ id
+    func check(_ word: UInt32, _ crc: UInt32, _ sequence: UInt32, _ id: UInt64) -> UInt32 {
+        var x = header.pointee.salt ^ (UInt64(word) << 32 | UInt64(crc)) ^ id ^ (UInt64(sequence) &* 0x9E37_79B9_7F4A_7C15)
         x = (x ^ (x >> 33)) &* 0xff51_afd7_ed55_8ccd
         x = (x ^ (x >> 33)) &* 0xc4ce_b9fe_1a85_ec53
         return UInt32(truncatingIfNeeded: x ^ (x >> 33))
@@ -161,7 +163,11 @@ public final class Connection {
             if offset + n == total { word |= Self.flagLast }
             if raw { word |= Self.flagRaw }
             let crc = ipc_crc32c(0, payload.baseAddress.map { $0 + offset }, n)
-            var frameHeader = (check(word, crc, id), word, crc, UInt32(0), id)
+            // Reserved before the write: a sender killed in between leaves a gap, never
+            // two frames with one number.
+            box.pointee.sequence &+= 1
+            let sequence = box.pointee.sequence
+            var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
             let ok = withUnsafeBytes(of: &frameHeader) { hdr in
                 writeFrame(hdr.baseAddress!, payload.baseAddress.map { $0 + offset }, n)
             }
@@ -296,11 +302,12 @@ public final class Connection {
     public func receive(into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard readFD >= 0 else { return .closed }
         let lock = receiveLock(readDirection)
-        guard lock.acquire(deadline: deadline, object: self.name, during: "connection:recv", repair: { _ in }) else {
+        let box = inbox(readDirection)
+        guard lock.acquire(deadline: deadline, object: self.name, during: "connection:recv",
+                           repair: { _ in recoverReadAhead(box) }) else {
             return .timedOut
         }
         defer { lock.release() }
-        let box = inbox(readDirection)
         var started = false
         var raw = false
         var id: UInt64 = 0
@@ -320,9 +327,10 @@ public final class Connection {
             let check = at.loadUnaligned(as: UInt32.self)
             let word = at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
             let crc = at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+            let sequence = at.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
             let frameID = at.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
             let length = Int(word & Self.lengthMask)
-            guard check == self.check(word, crc, frameID) && length <= Self.maxFramePayload else {
+            guard check == self.check(word, crc, sequence, frameID) && length <= Self.maxFramePayload else {
                 // Not a frame boundary: bytes lost by a receiver that died with them.
                 // Slide to the next valid header.
                 consume(box, 1)
@@ -349,9 +357,57 @@ public final class Connection {
                 id = frameID
             }
             if started { out.append(at + Self.frameHeader, count: length) }
-            // Consumed: one store, so a receiver killed here loses nothing it had not taken.
+            // Consumed: one store, so a receiver killed here loses nothing it had not taken
+            // (the number first: it only ever needs to be at least the last consumed one).
+            box.pointee.consumed = sequence
             consume(box, Self.frameHeader + length)
             if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
+        }
+    }
+
+    // MARK: - Recovery
+
+    /// The frame header at `at` when it is one (its check holds), else nil.
+    func frame(at p: UnsafeRawPointer) -> (length: Int, crc: UInt32, sequence: UInt32)? {
+        let word = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let crc = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        let sequence = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
+        let length = Int(word & Self.lengthMask)
+        guard p.loadUnaligned(as: UInt32.self) == check(word, crc, sequence, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+              length <= Self.maxFramePayload else { return nil }
+        return (length, crc, sequence)
+    }
+
+    /// After a receiver died holding the receive lock: if it died between its read(2) and
+    /// the store that records it, the frames it read lie past `end`, in front of stale
+    /// bytes of earlier reads. Fresh frames are whole (or cut by the end of the half, the
+    /// rest still in the pipe) and numbered above every frame before them; stale ones are
+    /// numbered below. Takes the fresh ones back into the inbox.
+    func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) {
+        var st = state(box)
+        let base = UnsafeRawPointer(half(box, st.active))
+        let cap = Int(IPC_INBOX_HALF)
+        // The highest number read so far: the last consumed, or a frame still unconsumed.
+        var last = box.pointee.consumed
+        var at = st.start
+        while st.end - at >= Self.frameHeader {
+            guard let f = frame(at: base + at) else { at += 1; continue }
+            if Int32(bitPattern: f.sequence &- last) > 0 { last = f.sequence }
+            at += Self.frameHeader + f.length
+        }
+        at = st.end
+        while cap - at >= Self.frameHeader, let f = frame(at: base + at), Int32(bitPattern: f.sequence &- last) > 0 {
+            if at + Self.frameHeader + f.length > cap {
+                at = cap  // cut by the end of the half: the rest follows in the pipe
+                break
+            }
+            guard ipc_crc32c(0, base + at + Self.frameHeader, f.length) == f.crc else { break }
+            last = f.sequence
+            at += Self.frameHeader + f.length
+        }
+        if at > st.end {
+            st.end = at
+            setState(box, st)
         }
     }
 

@@ -97,7 +97,8 @@ public final class SharedScalars {
         h.pointee.magic = Self.magic
         self.type = type
         self.count = count
-        data = count == 1 ? UnsafeMutableRawPointer(&h.pointee.inline_value) : region.base + Self.dataOffset
+        data = count == 1 ? UnsafeMutableRawPointer(h) + MemoryLayout<ipc_scalar_header>.offset(of: \.inline_value)!
+                          : region.base + Self.dataOffset
         lock = OwnedLock(&h.pointee.lock, recursive: true, name: name)
     }
 

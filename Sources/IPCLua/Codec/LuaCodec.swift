@@ -174,8 +174,9 @@ public enum LuaCodec {
     public static func decode(_ s: LuaState, _ bytes: UnsafeRawBufferPointer) throws(IPCError) {
         let top = s.top
         var reader = WireReader(bytes)
+        var preallocation = bytes.count
         do throws(IPCError) {
-            try decodeValue(s, &reader, depth: 0)
+            try decodeValue(s, &reader, &preallocation, depth: 0)
             if !reader.isAtEnd { throw IPCError.malformed("\(reader.remaining) bytes after the value") }
         } catch {
             s.setTop(top)
@@ -183,7 +184,9 @@ public enum LuaCodec {
         }
     }
 
-    static func decodeValue(_ s: LuaState, _ r: inout WireReader, depth: Int) throws(IPCError) {
+    /// `preallocation` is what is left of the table slots the whole message may ask
+    /// lua_createtable for in advance.
+    static func decodeValue(_ s: LuaState, _ r: inout WireReader, _ preallocation: inout Int, depth: Int) throws(IPCError) {
         let L = s.L
         let tag = try r.byte()
         switch tag {
@@ -197,7 +200,7 @@ public enum LuaCodec {
             let p = try r.bytes(n)
             s.push(bytes: p, count: n)
         case WireTag.table:
-            try decodeTable(s, &r, depth: depth)
+            try decodeTable(s, &r, &preallocation, depth: depth)
         case WireTag.fixIntBase...(WireTag.fixIntBase + UInt8(WireTag.fixIntMax)):
             lua_pushinteger(L, Int64(tag - WireTag.fixIntBase))
         case WireTag.fixStringBase...(WireTag.fixStringBase + UInt8(WireTag.fixStringMax)):
@@ -209,29 +212,35 @@ public enum LuaCodec {
         }
     }
 
-    static func decodeTable(_ s: LuaState, _ r: inout WireReader, depth: Int) throws(IPCError) {
+    static func decodeTable(_ s: LuaState, _ r: inout WireReader, _ preallocation: inout Int, depth: Int) throws(IPCError) {
         let L = s.L
         if depth >= maxDepth { throw IPCError.malformed("tables nested deeper than \(maxDepth)") }
         guard s.ensureStack(4) else { throw IPCError.malformed("Lua stack exhausted") }
-        // Each element takes at least one byte (a pair two), so the sizes asked of
-        // lua_createtable are bounded by the message's own length.
+        // Each element takes at least one byte (a pair two), so a table's sizes are bounded
+        // by the bytes left. A nested table's bytes are its parent's too, so the slots
+        // preallocated are also bounded for the whole message: memory stays linear in its
+        // length, however deep the nesting (tables grow past their hints as usual).
         let n = try r.count(minimumBytesEach: 1)
         let m = try r.count(minimumBytesEach: 2)
         guard n + 2 * m <= r.remaining else { throw IPCError.malformed("table sizes exceed the bytes left") }
-        lua_createtable(L, Int32(clamping: n), Int32(clamping: m))
+        let arrayHint = min(n, preallocation)
+        preallocation -= arrayHint
+        let hashHint = min(m, preallocation)
+        preallocation -= hashHint
+        lua_createtable(L, Int32(clamping: arrayHint), Int32(clamping: hashHint))
         let t = s.top
         for k in 0..<n {
-            try decodeValue(s, &r, depth: depth + 1)
+            try decodeValue(s, &r, &preallocation, depth: depth + 1)
             if lua_type(L, -1) == LUA_TNIL { s.pop() } else { lua_rawseti(L, t, Int64(k + 1)) }
         }
         for _ in 0..<m {
-            try decodeValue(s, &r, depth: depth + 1)
+            try decodeValue(s, &r, &preallocation, depth: depth + 1)
             let kt = lua_type(L, -1)
             if kt == LUA_TNIL { throw IPCError.malformed("a table key is nil") }
             if kt == LUA_TNUMBER, lua_isinteger(L, -1) == 0, lua_tonumberx(L, -1, nil).isNaN {
                 throw IPCError.malformed("a table key is NaN")
             }
-            try decodeValue(s, &r, depth: depth + 1)
+            try decodeValue(s, &r, &preallocation, depth: depth + 1)
             if lua_type(L, -1) == LUA_TNIL { s.pop(2) } else { lua_rawset(L, t) }
         }
     }
