@@ -81,12 +81,21 @@ struct ConnectionTests {
         // Stale frames in both halves of the inbox.
         for i in 1...700 { #expect(send(w, "old-\(i)") == .done) }
         #expect(receiveAll().count == 700)
-        for round in 0..<3 {
+        // Rounds alternate: the dead receiver's read follows a whole frame, or finishes
+        // a frame that an earlier read cut.
+        for round in 0..<6 {
             let fresh = (1...40).map { "new-\(round)-\($0)" }
             for m in fresh { #expect(send(w, m) == .done) }
-            // What the killed receiver did: read into the inbox, and died before the store.
             let box = r.inbox(r.readDirection)
-            let st = r.state(box)
+            var st = r.state(box)
+            if round % 2 == 1 {
+                // An earlier, recorded read that ended inside the second frame's header.
+                let cut = 24 + "new-0-1".utf8.count + 2 + 10
+                #expect(ipc_read_nowait(r.readFD, r.half(box, st.active) + st.end, cut) == cut)
+                st.end += cut
+                r.setState(box, st)
+            }
+            // What the killed receiver did: read into the inbox, and died before the store.
             let n = ipc_read_nowait(r.readFD, r.half(box, st.active) + st.end, Int(IPC_INBOX_HALF) - st.end)
             #expect(n > 0)
             #expect(r.state(box).count == st.count)

@@ -379,34 +379,41 @@ public final class Connection {
     }
 
     /// After a receiver died holding the receive lock: if it died between its read(2) and
-    /// the store that records it, the frames it read lie past `end`, in front of stale
-    /// bytes of earlier reads. Fresh frames are whole (or cut by the end of the half, the
-    /// rest still in the pipe) and numbered above every frame before them; stale ones are
-    /// numbered below. Takes the fresh ones back into the inbox.
+    /// the store that records it, the bytes it read lie past `end`, in front of stale bytes
+    /// of earlier reads. They continue the inbox: they may finish a frame that `end` cuts,
+    /// and then come whole frames (the last perhaps cut by the end of the half, its rest
+    /// still in the pipe), numbered above every frame before them; stale frames are
+    /// numbered below. Takes the fresh bytes back into the inbox.
     func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) {
         var st = state(box)
         let base = UnsafeRawPointer(half(box, st.active))
         let cap = Int(IPC_INBOX_HALF)
-        // The highest number read so far: the last consumed, or a frame still unconsumed.
+        // Walk the inbox as a receiver would, to the highest number read so far and to
+        // where the first frame that is not whole before `end` starts.
         var last = box.pointee.consumed
         var at = st.start
-        while st.end - at >= Self.frameHeader {
-            guard let f = frame(at: base + at) else { at += 1; continue }
+        while at < st.end {
+            guard cap - at >= Self.frameHeader, let f = frame(at: base + at) else { at += 1; continue }
+            if at + Self.frameHeader + f.length > st.end { break }
             if Int32(bitPattern: f.sequence &- last) > 0 { last = f.sequence }
             at += Self.frameHeader + f.length
         }
-        at = st.end
-        while cap - at >= Self.frameHeader, let f = frame(at: base + at), Int32(bitPattern: f.sequence &- last) > 0 {
-            if at + Self.frameHeader + f.length > cap {
-                at = cap  // cut by the end of the half: the rest follows in the pipe
+        // From there on, fresh frames (each one checked whole).
+        var fresh = at
+        while cap - fresh >= Self.frameHeader, let f = frame(at: base + fresh), Int32(bitPattern: f.sequence &- last) > 0 {
+            if fresh + Self.frameHeader + f.length > cap {
+                fresh = cap  // cut by the end of the half: the rest follows in the pipe
                 break
             }
-            guard ipc_crc32c(0, base + at + Self.frameHeader, f.length) == f.crc else { break }
+            guard ipc_crc32c(0, base + fresh + Self.frameHeader, f.length) == f.crc else { break }
             last = f.sequence
-            at += Self.frameHeader + f.length
+            fresh += Self.frameHeader + f.length
         }
-        if at > st.end {
-            st.end = at
+        // Fewer bytes left than a header: perhaps the start of one, cut by the end of the
+        // half. Keeping them is safe either way: stale bytes are skipped as garbage.
+        if cap - max(fresh, st.end) < Self.frameHeader { fresh = cap }
+        if fresh > st.end {
+            st.end = fresh
             setState(box, st)
         }
     }
