@@ -144,6 +144,16 @@ void ipc_install_sigchld_handler(void) {
     sigaction(SIGCHLD, &sa, NULL);
 }
 
+static sigset_t g_mask_before_fork;
+
+void ipc_block_signals_for_fork(void) {
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &g_mask_before_fork);
+}
+
+void ipc_unblock_signals_after_fork(void) { sigprocmask(SIG_SETMASK, &g_mask_before_fork, NULL); }
+
 void ipc_reset_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -176,17 +186,23 @@ int ipc_set_nonblocking(int fd, int on) {
 }
 
 ssize_t ipc_read_nowait(int fd, void *buf, size_t n) {
-    struct iovec v = {buf, n};
-    ssize_t r = preadv2(fd, &v, 1, -1, RWF_NOWAIT);
-    if (r < 0 && errno == EOPNOTSUPP) r = read(fd, buf, n);  // not a pipe: block
+    ssize_t r = read(fd, buf, n);
     return r >= 0 ? r : -errno;
 }
 
-ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen, int nowait) {
-    struct iovec v[2] = {{(void *)a, alen}, {(void *)b, blen}};
-    int n = blen > 0 ? 2 : 1;
-    ssize_t r = nowait ? pwritev2(fd, v, n, -1, RWF_NOWAIT) : writev(fd, v, n);
-    if (r < 0 && nowait && errno == EOPNOTSUPP) r = writev(fd, v, n);
+ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen) {
+    ssize_t r;
+    if (blen == 0) {
+        r = write(fd, a, alen);
+    } else if (alen + blen <= 512) {
+        char one[512];
+        memcpy(one, a, alen);
+        memcpy(one + alen, b, blen);
+        r = write(fd, one, alen + blen);
+    } else {
+        struct iovec v[2] = {{(void *)a, alen}, {(void *)b, blen}};
+        r = writev(fd, v, 2);
+    }
     return r >= 0 ? r : -errno;
 }
 
@@ -262,7 +278,7 @@ int ipc_eventfd(void) {
     return fd >= 0 ? fd : -errno;
 }
 
-int ipc_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC) == 0 ? 0 : -errno; }
+int ipc_pipe(int fds[2]) { return pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0 ? 0 : -errno; }
 
 void ipc_close_from(int lowfd) {
     if (syscall(SYS_close_range, (unsigned)lowfd, ~0U, 0) == 0) return;
@@ -458,8 +474,11 @@ static void sleep_ms(int ms) {
 }
 
 /// Reaps children without blocking for more than `budget_ms`; returns 1 when none is left.
-static int reap_all(int budget_ms) {
+/// Each round ends the group again: a process that joined it after the last kill (a child
+/// between its fork and its setpgid) does not outlive the run.
+static int reap_all(uint32_t group, int budget_ms) {
     for (int waited = 0;; waited += 5) {
+        if (group != 0) kill(-(pid_t)group, SIGKILL);
         for (;;) {
             pid_t p = waitpid(-1, NULL, WNOHANG);
             if (p > 0) continue;
@@ -486,8 +505,7 @@ void ipc_teardown(int grace_ms) {
             sleep_ms(5);
         }
     }
-    if (group != 0) kill(-(pid_t)group, SIGKILL);
-    reap_all(2000);
+    reap_all(group, 2000);
     for (int i = 0; i < IPC_SOCKET_SLOTS; i++) ipc_remove_socket_slot(run, i);
     if (getpid() == (pid_t)run->host_pid) ipc_trace_close();
 }

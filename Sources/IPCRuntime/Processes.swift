@@ -61,17 +61,24 @@ public final class ChildProcess {
         ipc_flush_all()  // or buffered output would be printed twice
         Trace.flush()    // or buffered events would be written twice
         let child: Int32
+        // Until both sides have put the child in the run's group, no signal handler may
+        // end the run: it would kill the group and miss the child.
+        ipc_block_signals_for_fork()
         do { child = try ProcessControl.fork() } catch {
+            ipc_unblock_signals_after_fork()
             throw IPCError.resource("cannot fork: \(error)")
         }
         if child == 0 {
             ProcessIdentity.refreshAfterFork()
             _ = setpgid(0, group)
+            // Resets handlers and unblocks signals: one sent to the group meanwhile is
+            // delivered now, with its default action.
             Runtime.becomeChild(name: name, identity: CurrentProcess.childIdentityPrefix + String(ordinal),
                                 spawnIndex: spawnIndex, parent: parent, board: board)
             Runtime.endChild(code: body())
         }
         _ = setpgid(child, group)
+        ipc_unblock_signals_after_fork()
         pid = child
         parentPid = parent
         Trace.instant("spawn \(name)", args: [("pid", String(child))])

@@ -28,41 +28,43 @@ struct OutputTests {
     }
 
     @Test func throughAPipeInRealTime() throws {
-        // A pipe to a reader that timestamps each line as it arrives: lines written by a
-        // child before it sleeps must arrive before the sleep ends (no block buffering).
+        // A pipe to a reader that answers each line: the child writes "first" and then
+        // waits (up to 60 s) for the reader to say it has read it. Were output held back
+        // until the child exits (block buffering), the reader would see nothing while the
+        // child waits. No timing is measured: the child's wait just ends, or times out.
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-out-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
+        let seen = dir.appendingPathComponent("seen")
         let script = dir.appendingPathComponent("rt.lua")
         try """
-            local p = ipc.spawn(function() print("first") ipc.sleep(1.5) print("second") end)
+            local p = ipc.spawn(function()
+              print("first")
+              local t0 = ipc.now()
+              while not io.open("\(seen.path)") and ipc.now() - t0 < 60 do ipc.sleep(0.01) end
+              print(io.open("\(seen.path)") and "second: the reader had the first line" or "second: timed out")
+            end)
             io.write("main line\\n")
             p:join()
             """.write(to: script, atomically: true, encoding: .utf8)
         let reader = dir.appendingPathComponent("reader.py")
         try """
-            import sys, time
-            t0 = time.monotonic()
+            import sys
             for line in sys.stdin:
-                print("%.2f %s" % (time.monotonic() - t0, line.strip()), flush=True)
+                print(line.strip(), flush=True)
+                if line.strip() == "first":
+                    open(sys.argv[1], "w").close()
             """.write(to: reader, atomically: true, encoding: .utf8)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "'\(Ipcplay.binary)' '\(script.path)' | python3 -u '\(reader.path)'"]
+        process.arguments = ["-c", "'\(Ipcplay.binary)' '\(script.path)' | python3 -u '\(reader.path)' '\(seen.path)'"]
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
-        let times = Dictionary(uniqueKeysWithValues: lines.map { l -> (String, Double) in
-            let parts = l.split(separator: " ", maxSplits: 1)
-            return (String(parts[1]), Double(parts[0]) ?? -1)
-        })
-        #expect(times.count == 3, "\(lines)")
-        if let first = times["first"], let second = times["second"] {
-            #expect(second - first >= 1.0, "'first' arrived only with 'second': \(lines)")
-        }
+        let lines = Set(String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init))
+        #expect(lines == ["main line", "first", "second: the reader had the first line"], "\(lines)")
         let r = try Ipcplay.run(["run", "tests/output_test.lua", "4", "100"])
         check(r.stdout, workers: 4, lines: 100)
     }

@@ -94,7 +94,7 @@ struct ProcessLifecycleTests {
     }
 }
 
-@Suite("Signals: Ctrl-C twice, SIGPIPE")
+@Suite("Signals: Ctrl-C twice, SIGPIPE, a timeout while forking")
 struct SignalTests {
     @Test func secondCtrlCEndsAtOnce() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-int-\(UUID().uuidString)")
@@ -152,5 +152,36 @@ struct SignalTests {
             """)
         #expect(r.status == 0, "\(r.combined)")
         #expect(r.stdout == "nil\tclosed\nnil\tclosed\nstill alive\n", "\(r.stdout)")
+    }
+
+    /// Live (not zombie) processes whose command line mentions `text`.
+    func livingProcesses(mentioning text: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap(Int32.init).filter { pid in
+            guard let cmdline = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline")),
+                  String(decoding: cmdline, as: UTF8.self).contains(text),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+            return !stat.contains(") Z ")
+        }
+    }
+
+    /// A timeout that fires while the host forks: the new child must be in the run's
+    /// process group before any handler ends the run (signals stay blocked from the fork
+    /// to the parent's setpgid), or the group's kill misses it. Busy children slow the new
+    /// ones down, which is when one used to join the group after the kill and outlive the
+    /// run (before the fix: one run in two of the release build, one in ten of the debug).
+    @Test func aTimeoutWhileForkingLeavesNoChild() throws {
+        let script = try Ipcplay.writeScript("""
+            for _ = 1, 16 do ipc.spawn(function() while true do end end) end
+            for _ = 1, 5000 do ipc.spawn(function() ipc.sleep(60) end) end
+            """)
+        defer { try? FileManager.default.removeItem(at: script.deletingLastPathComponent()) }
+        for round in 1...6 {
+            let r = try Ipcplay.run(["run", "--timeout", "0.3", script.path])
+            #expect(r.status == 124, "\(r.stdout)")
+            let left = livingProcesses(mentioning: script.path)
+            #expect(left.isEmpty, "round \(round): \(left) outlived the run")
+            for pid in left { kill(pid, SIGKILL) }
+        }
     }
 }

@@ -1,4 +1,5 @@
 import CSystemShim
+import Foundation
 import Glibc
 @testable import IPCCore
 import Testing
@@ -105,5 +106,33 @@ struct ConnectionTests {
         // With nothing read, recovery finds nothing: stale frames never come back.
         r.recoverReadAhead(r.inbox(r.readDirection))
         #expect(receiveAll().isEmpty)
+    }
+
+    /// The pipe is non-blocking: a sender that fills it parks in poll(2) and goes on as a
+    /// receiver drains it, and the message arrives whole. (400 kB is six pipes' worth, and
+    /// the receiver starts late, so the sender finds the pipe full.)
+    @Test func aFullPipeParksTheSenderUntilThereIsRoom() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        #expect(fcntl(w.writeFD, F_GETFL) & O_NONBLOCK != 0)
+        #expect(fcntl(r.readFD, F_GETFL) & O_NONBLOCK != 0)
+        let msg = String((0..<400_000).map { Character(Unicode.Scalar(UInt8(65 + $0 % 26))) })
+        final class Result: @unchecked Sendable {
+            var text = ""
+            var outcome: Connection.ReceiveOutcome = .timedOut
+            let done = DispatchSemaphore(value: 0)
+        }
+        let result = Result()
+        nonisolated(unsafe) let receiver = r
+        Thread.detachNewThread {
+            usleep(50_000)
+            let buf = ByteBuffer()
+            result.outcome = receiver.receive(into: buf, deadline: .after(seconds: 60))
+            result.text = String(decoding: buf.bytes, as: UTF8.self)
+            result.done.signal()
+        }
+        #expect(send(w, msg) == .done)
+        result.done.wait()
+        #expect(result.outcome == .message(raw: false, id: 0))
+        #expect(result.text == msg)
     }
 }

@@ -223,14 +223,22 @@ typedef struct ipc_scalar_header {
 /// their numbers, above `consumed` and above every frame before `end`.
 #define IPC_INBOX_HALF 16384
 typedef struct ipc_channel_inbox {
-    uint64_t state;       // active << 63 | start << 32 | end
-    uint32_t written;     // frames written so far: receivers spin on it before sleeping
-    uint32_t sequence;    // the last sequence number a sender reserved
-    uint32_t consumed;    // the sequence number of the last frame a receiver consumed
+    // Written by senders and watched by spinning receivers, so on a cache line of their
+    // own: a send then does not take the receivers' line (nor the bytes) from their CPU.
+    // (Explicit padding, not _Alignas: Swift does not import over-aligned fields.)
+    uint32_t written;   // frames written so far: receivers spin on it
+    uint32_t sequence;  // the last sequence number a sender reserved
+    uint8_t senders_line_pad[56];
+    // Written by receivers.
+    uint64_t state;     // active << 63 | start << 32 | end
+    uint32_t consumed;  // the sequence number of the last frame consumed
     uint32_t pad;
     uint8_t bytes[2 * IPC_INBOX_HALF];
+    uint8_t tail_pad[48];
 } ipc_channel_inbox;
-_Static_assert(offsetof(ipc_channel_inbox, bytes) == 24, "Connection.inboxBytesOffset");
+_Static_assert(offsetof(ipc_channel_inbox, state) == 64, "senders' line");
+_Static_assert(offsetof(ipc_channel_inbox, bytes) == 80, "Connection.inboxBytesOffset");
+_Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
 
 /// A Connection pair's shared state: per direction a send lock, a receive lock and an
 /// inbox.
@@ -242,6 +250,7 @@ typedef struct ipc_channel_header {
     char name[IPC_NAME_CAP];
     ipc_channel_inbox inbox[2];
 } ipc_channel_header;
+_Static_assert(offsetof(ipc_channel_header, inbox) % 64 == 0, "inboxes on line boundaries");
 
 // MARK: - The run's status board
 
@@ -324,16 +333,25 @@ void ipc_install_sigchld_handler(void);
 /// Restores every signal's default action and unblocks all signals (for a new child),
 /// keeping SIGPIPE ignored.
 void ipc_reset_signals(void);
+/// sigprocmask(SIG_BLOCK, all): from before a fork until the new child is in the run's
+/// process group (the parent's setpgid), so that no handler ending the run (timeout,
+/// Ctrl-C) runs while a child it would miss exists. The mask is saved for
+/// `ipc_unblock_signals_after_fork`; the child resets its own (`ipc_reset_signals`).
+void ipc_block_signals_for_fork(void);
+/// Restores the mask saved by `ipc_block_signals_for_fork`.
+void ipc_unblock_signals_after_fork(void);
 
 // MARK: - Descriptors
 
 int ipc_set_cloexec(int fd, int on);
 int ipc_set_nonblocking(int fd, int on);
-/// preadv2(fd, ..., -1, RWF_NOWAIT): reads what is there without sleeping; bytes read,
-/// 0 at end of stream, or -errno (-EAGAIN when nothing is ready).
+/// read(2) on a non-blocking descriptor: bytes read, 0 at end of stream, or -errno
+/// (-EAGAIN when nothing is ready).
 ssize_t ipc_read_nowait(int fd, void *buf, size_t n);
-/// writev of two pieces (pwritev2 with RWF_NOWAIT when `nowait`): bytes written or -errno.
-ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen, int nowait);
+/// Writes two pieces as one write(2) (copied together when small: a single segment is
+/// the kernel's cheaper path) or one writev(2): bytes written or -errno (-EAGAIN when a
+/// non-blocking pipe is full).
+ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen);
 /// memfd_create(name, MFD_CLOEXEC) sized to `size` bytes, or -errno.
 int ipc_memfd(const char *name, size_t size);
 /// mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0), or NULL.
@@ -358,7 +376,7 @@ ssize_t ipc_next_datagram_size(int fd);
 int ipc_fd_kind(int fd);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK), or -errno.
 int ipc_eventfd(void);
-/// pipe2(fds, O_CLOEXEC), 0 or -errno.
+/// pipe2(fds, O_CLOEXEC|O_NONBLOCK), 0 or -errno.
 int ipc_pipe(int fds[2]);
 /// Closes every descriptor >= lowfd (close_range).
 void ipc_close_from(int lowfd);

@@ -5,7 +5,7 @@ import SystemPackage
 /// One end of a pipe that carries messages (`ipc.pipe`).
 ///
 /// A message travels as frames of at most PIPE_BUF bytes, each written with a single
-/// `writev`, which the kernel makes atomic: a sender killed mid-message leaves whole
+/// `write`, which the kernel makes atomic: a sender killed mid-message leaves whole
 /// frames only. Frames carry FIRST/LAST flags, so a receiver drops the beginning of a
 /// message whose sender died. Each direction has a robust send lock (frames of two
 /// messages never interleave) and a robust receive lock (two receivers never split one
@@ -31,7 +31,7 @@ public final class Connection {
     static let frameHeader = 24
     /// `ipc_channel_inbox.bytes` follows the inbox's counters (Swift does not import a C
     /// array this large as a field; the C header asserts the offset).
-    static let inboxBytesOffset = 24
+    static let inboxBytesOffset = 80
     public static let maxFramePayload = Int(PIPE_BUF) - 24
     static let flagFirst: UInt32 = 1 << 24
     static let flagLast: UInt32 = 2 << 24
@@ -110,6 +110,8 @@ public final class Connection {
             if writeFD >= 0 { Glibc.close(writeFD) }
             throw IPCError.malformed("the descriptors received are not a Connection")
         }
+        // The flag belongs to the open file, so it came along; set it in case it did not.
+        for fd in [readFD, writeFD] where fd >= 0 { _ = ipc_set_nonblocking(fd, 1) }
         return Connection(channel: region, readFD: readFD, writeFD: writeFD, readDirection: readDirection, writeDirection: writeDirection)
     }
     public var canReceive: Bool { readFD >= 0 }
@@ -178,33 +180,23 @@ public final class Connection {
         return .done
     }
 
-    /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole): first
-    /// without sleeping, then, if the pipe is full, parked until there is room.
+    /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
+    /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
+    /// there is room.
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
-        var r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n, 1)
+        var r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n)
         if r == -Int(EAGAIN) {
             Parking.parking(.never)
-            repeat { r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n, 0) } while r == -Int(EINTR)
+            repeat {
+                _ = try? Poll.wait(fd: writeFD, events: Int16(POLLOUT), deadline: .never)
+                r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n)
+            } while r == -Int(EAGAIN) || r == -Int(EINTR)
             Parking.woke()
         }
-        while r == -Int(EINTR) { r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n, 0) }
-        if r < 0 { return false }  // EPIPE: every reader is gone
-        if r < Self.frameHeader + n {
-            // Only after a signal: finish the frame.
-            var done = r
-            while done < Self.frameHeader + n {
-                let w: Int
-                if done < Self.frameHeader {
-                    w = ipc_write2(writeFD, hdr + done, Self.frameHeader - done, payload, n, 0)
-                } else {
-                    w = ipc_write2(writeFD, payload! + (done - Self.frameHeader), Self.frameHeader + n - done, nil, 0, 0)
-                }
-                if w == -Int(EINTR) { continue }
-                if w < 0 { return false }
-                done += w
-            }
-        }
-        return true
+        while r == -Int(EINTR) { r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n) }
+        // EPIPE: every reader is gone. A short write cannot happen: a write of at most
+        // PIPE_BUF bytes to a non-blocking pipe is all or nothing.
+        return r == Self.frameHeader + n
     }
 
     // MARK: - Receiving
