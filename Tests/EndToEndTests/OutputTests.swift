@@ -27,7 +27,7 @@ struct OutputTests {
         check(r.stdout, workers: 6, lines: 150)
     }
 
-    @Test func throughAPipeInRealTime() throws {
+    @Test(.needsPython3) func throughAPipeInRealTime() throws {
         // A pipe to a reader that answers each line: the child writes "first" and then
         // waits (up to 60 s) for the reader to say it has read it. Were output held back
         // until the child exits (block buffering), the reader would see nothing while the

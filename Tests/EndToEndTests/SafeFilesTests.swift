@@ -34,7 +34,7 @@ struct SafeFilesTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 
-    @Test func staleSocketsOnlyAndNeverThroughALink() throws {
+    @Test(.needsPython3) func staleSocketsOnlyAndNeverThroughALink() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let d = dir.path

@@ -48,7 +48,7 @@ struct SocketPeerTests {
         return (r.status, r.output)
     }
 
-    @Test func socatTalksToTheServerScript() throws {
+    @Test(.needsSocat) func socatTalksToTheServerScript() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let sock = dir.appendingPathComponent("msg.sock").path
@@ -64,7 +64,7 @@ struct SocketPeerTests {
         #expect(!FileManager.default.fileExists(atPath: sock), "the server removed its socket file")
     }
 
-    @Test func pythonClientTalksToTheServerScript() throws {
+    @Test(.needsPython3) func pythonClientTalksToTheServerScript() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let sock = dir.appendingPathComponent("msg.sock").path
@@ -90,7 +90,7 @@ struct SocketPeerTests {
         #expect(printed.contains("first") && printed.contains("second"))
     }
 
-    @Test func clientScriptTalksToAPythonServer() throws {
+    @Test(.needsPython3) func clientScriptTalksToAPythonServer() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let sock = dir.appendingPathComponent("py.sock").path

@@ -22,7 +22,7 @@ struct TestRunnerTests {
         #expect(r.stdout.contains("replay: ipcplay test --seed "))
     }
 
-    @Test func tapParsesWithPerlsTAPParser() throws {
+    @Test(.needsPerlTAPParser) func tapParsesWithPerlsTAPParser() throws {
         for version in ["14", "13"] {
             let r = try Ipcplay.run(["test", "--timeout", "3", "--tap", "--tap-version", version, Self.fixtures])
             #expect(r.status != 0)
@@ -67,7 +67,7 @@ struct TestRunnerTests {
         }
     }
 
-    @Test func junitLoadsInPythonsXMLParser() throws {
+    @Test(.needsPython3) func junitLoadsInPythonsXMLParser() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("junit-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

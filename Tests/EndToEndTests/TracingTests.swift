@@ -53,7 +53,7 @@ struct TracingTests {
         print("covers", g0["ts"] <= s0["ts"] + s0["dur"] <= g0["ts"] + g0["dur"], g0["args"]["waited_us"] > 0)
         """
 
-    @Test func traceOfAKnownScenario() throws {
+    @Test(.needsPython3) func traceOfAKnownScenario() throws {
         let trace = temp("t.json")
         defer { try? FileManager.default.removeItem(at: trace) }
         let r = try Ipcplay.runLua("""
@@ -76,7 +76,7 @@ struct TracingTests {
         #expect(out.contains("covers True True"), "the blocked get covers the producer's sleep: \(out)")
     }
 
-    @Test func producerConsumerTrace() throws {
+    @Test(.needsPython3) func producerConsumerTrace() throws {
         let trace = temp("pc.json")
         defer { try? FileManager.default.removeItem(at: trace) }
         let r = try Ipcplay.run(["run", "--trace", trace.path, "--time-scale", "0.02", "scripts/producer_consumer.lua"])
@@ -86,7 +86,7 @@ struct TracingTests {
         #expect(out.contains("flows 7 7 7\n"), "six items and the nil end marker: \(out)")
     }
 
-    @Test func aTraceCutOffByTimeoutStillParses() throws {
+    @Test(.needsPython3) func aTraceCutOffByTimeoutStillParses() throws {
         let trace = temp("cut.json")
         defer { try? FileManager.default.removeItem(at: trace) }
         let r = try Ipcplay.runLua("""
@@ -144,7 +144,7 @@ struct TracingTests {
         #expect(picture.contains { $0.contains("▶") }, "messages are drawn as arrows")
     }
 
-    @Test func timelineSVG() throws {
+    @Test(.needsPython3) func timelineSVG() throws {
         let svg = temp("run.svg")
         defer { try? FileManager.default.removeItem(at: svg) }
         let r = try Ipcplay.run(["run", "--timeline=\(svg.path)", "--time-scale", "0.02", "scripts/producer_consumer.lua"])
