@@ -27,49 +27,86 @@ local empty = string.format("/tmp/ipcplay-bench-empty-%d.lua", ipc.current().pid
 io.open(empty, "w"):close()
 
 local function lua(name, n, x) return string.format("%s %s/workloads.lua %s %d %s", ipcplay, here, name, n, x or "") end
-local function py(name, n, x) return string.format("python3 %s/python/workloads.py %s %d %s", here, name, n, x or "") end
-local function c(name, n) return cbench and string.format("%s %s %d", cbench, name, n) end
+local function py(name, n, x)
+  return string.format("python3 %s/python/workloads.py %s %d %s", here, name, n, x or "")
+end
+local function c(name, n, x) return cbench and string.format("%s %s %d %s", cbench, name, n, x or "") end
 local function startup(...)
   return cbench and string.format("%s startup 40 %s", cbench, table.concat({...}, " "))
 end
 
 -- kind: "rate" (count/s, higher is better), "bytes" (bytes/s), "time" (seconds for
--- count runs, lower is better), "memory" (bytes, lower is better).
+-- count runs, lower is better), "memory" (bytes, lower is better), "multiple" (bytes over
+-- the count printed, e.g. a peak RSS over the message size; lower is better).
+local MiB = 1048576
+local function gbps(r) return r.ours >= 1e9 end
+local function pipe_target(r) return r.ours >= 1e9 and r.vs_py ~= nil and r.vs_py >= 1 end
+local function under3(r) return r.ours < 3 end
+
+-- Large messages, `count` of `mib` MiB each (256 MiB a run). C: a 16 MiB byte ring in
+-- shared memory, copied in and out (queue); the whole message in one write, read into a
+-- reused buffer (pipe).
+local function large(channel, mib, count)
+  local name, size = channel .. "_bytes", mib * MiB
+  return {id = string.format("%s_%dMiB", channel, mib), kind = "bytes",
+    what = channel == "queue" and string.format("queue(64), %d MiB strings", mib)
+      or string.format("simplex pipe, send_bytes of %d MiB", mib),
+    ours = lua(name, count, size), python = py(name, count, size), c = c(name, count, size),
+    target = channel == "queue" and "≥ 1 GB/s" or "≥ 1 GB/s; ≥ Python's send_bytes",
+    check = channel == "queue" and gbps or pipe_target}
+end
 local W = {
   {id = "queue_stream", what = "queue(1000) 1:1, 8 B items", kind = "rate",
-   ours = lua("queue_stream", 200000), python = py("queue_stream", 200000),
+   ours = lua("queue_stream", 200000), python = py("queue_stream", 200000), c = c("queue_stream", 1000000),
    target = "≥ 10x multiprocessing.Queue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
   {id = "joinable_queue", what = "joinable queue, task_done + join", kind = "rate",
-   ours = lua("joinable_queue", 200000), python = py("joinable_queue", 100000),
+   ours = lua("joinable_queue", 200000), python = py("joinable_queue", 100000), c = c("joinable_queue", 1000000),
    target = "≥ 10x JoinableQueue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
   {id = "queue_stream_4x4", what = "queue(1000) 4 producers : 4 consumers", kind = "rate",
-   ours = lua("queue_stream_4x4", 200000), python = py("queue_stream_4x4", 100000),
-   target = "≥ 0.5x the 1:1 figure", check = function(r, all) return all.queue_stream and r.ours >= 0.5 * all.queue_stream.ours end},
+   ours = lua("queue_stream_4x4", 200000), python = py("queue_stream_4x4", 100000), c = c("queue_stream_4x4", 1000000),
+   target = "≥ 0.5x the 1:1 figure",
+   check = function(r, all) return all.queue_stream and r.ours >= 0.5 * all.queue_stream.ours end},
   {id = "queue_8B", what = "queue(64), 8 B strings", kind = "bytes",
    ours = lua("queue_bytes", 200000, 8), python = py("queue_bytes", 100000, 8)},
   {id = "queue_1KiB", what = "queue(64), 1 KiB strings", kind = "bytes",
    ours = lua("queue_bytes", 100000, 1024), python = py("queue_bytes", 50000, 1024)},
   {id = "queue_1MiB", what = "queue(64), 1 MiB strings", kind = "bytes",
-   ours = lua("queue_bytes", 1000, 1048576), python = py("queue_bytes", 500, 1048576),
-   target = "≥ 1 GB/s", check = function(r) return r.ours >= 1e9 end},
+   ours = lua("queue_bytes", 1000, MiB), python = py("queue_bytes", 500, MiB), c = c("queue_bytes", 1000, MiB),
+   target = "≥ 1 GB/s", check = gbps},
+  large("queue", 4, 64), large("queue", 16, 16), large("queue", 64, 4),
+  large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
+  {id = "mem_queue_64MiB_tx", what = "queue, 64 MiB messages: sender's peak RSS", kind = "multiple",
+   ours = lua("memory_queue_tx", 4, 64 * MiB), python = py("memory_queue_tx", 4, 64 * MiB),
+   target = "< 3x the message", check = under3},
+  {id = "mem_queue_64MiB_rx", what = "queue, 64 MiB messages: receiver's peak RSS", kind = "multiple",
+   ours = lua("memory_queue_rx", 4, 64 * MiB), python = py("memory_queue_rx", 4, 64 * MiB),
+   target = "< 3x the message", check = under3},
+  {id = "mem_pipe_64MiB_tx", what = "pipe, 64 MiB messages: sender's peak RSS", kind = "multiple",
+   ours = lua("memory_pipe_tx", 4, 64 * MiB), python = py("memory_pipe_tx", 4, 64 * MiB),
+   target = "< 3x the message", check = under3},
+  {id = "mem_pipe_64MiB_rx", what = "pipe, 64 MiB messages: receiver's peak RSS", kind = "multiple",
+   ours = lua("memory_pipe_rx", 4, 64 * MiB), python = py("memory_pipe_rx", 4, 64 * MiB),
+   target = "< 3x the message", check = under3},
   {id = "pipe_stream", what = "simplex pipe 1:1, small integers", kind = "rate",
    ours = lua("pipe_stream", 200000), python = py("pipe_stream", 200000), c = c("pipe_stream", 1000000),
-   target = "≥ 3x Pipe(False); ≥ 0.4x C", check = function(r) return r.vs_py and r.vs_py >= 3 and r.vs_c and r.vs_c >= 0.4 end},
+   target = "≥ 3x Pipe(False); ≥ 0.4x C",
+   check = function(r) return r.vs_py and r.vs_py >= 3 and r.vs_c and r.vs_c >= 0.4 end},
   {id = "pipe_pingpong", what = "duplex pipe round trips", kind = "rate",
    ours = lua("pipe_pingpong", 50000), python = py("pipe_pingpong", 50000), c = c("pipe_pingpong", 100000),
    target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
   {id = "semaphore_pingpong", what = "two semaphores, round trips", kind = "rate",
-   ours = lua("semaphore_pingpong", 50000), python = py("semaphore_pingpong", 50000), c = c("semaphore_pingpong", 100000),
+   ours = lua("semaphore_pingpong", 50000), python = py("semaphore_pingpong", 50000),
+   c = c("semaphore_pingpong", 100000),
    target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
   {id = "value_lock_2", what = "lock; v.value = v.value + 1; unlock, 2 procs", kind = "rate",
-   ours = lua("value_lock_2", 400000), python = py("value_lock_2", 400000),
+   ours = lua("value_lock_2", 400000), python = py("value_lock_2", 400000), c = c("value_lock_2", 4000000),
    target = "≥ 5x with v.get_lock()", check = function(r) return r.vs_py and r.vs_py >= 5 end},
   {id = "value_lock_8", what = "the same, 8 processes", kind = "rate",
-   ours = lua("value_lock_8", 400000), python = py("value_lock_8", 200000)},
+   ours = lua("value_lock_8", 400000), python = py("value_lock_8", 200000), c = c("value_lock_8", 4000000)},
   {id = "value_add_2", what = "v:add(1), 2 processes (Python: locked +=)", kind = "rate",
-   ours = lua("value_add_2", 1000000), python = py("value_lock_2", 400000)},
+   ours = lua("value_add_2", 1000000), python = py("value_lock_2", 400000), c = c("value_add_2", 20000000)},
   {id = "value_add_8", what = "v:add(1), 8 processes (Python: locked +=)", kind = "rate",
-   ours = lua("value_add_8", 1000000), python = py("value_lock_8", 200000)},
+   ours = lua("value_add_8", 1000000), python = py("value_lock_8", 200000), c = c("value_add_8", 20000000)},
   {id = "socket_echo", what = "Unix stream socket, 8 B echo round trips", kind = "rate",
    ours = lua("socket_echo", 50000), python = py("socket_echo", 50000), c = c("socket_echo", 100000)},
   {id = "spawn_join", what = "spawn and join 100 processes", kind = "time",
@@ -97,6 +134,7 @@ local function measure(cmd, kind, per)
   end
   count, value = tonumber(count), tonumber(value)
   if kind == "memory" then return per and value / count or value end
+  if kind == "multiple" then return value / count end
   if kind == "time" then return value / count end
   return count / value
 end
@@ -116,19 +154,23 @@ local function show(v, kind)
     return v >= 1e9 and string.format("%.2f GB/s", v / 1e9) or string.format("%.0f MB/s", v / 1e6)
   elseif kind == "time" then
     return v >= 1 and string.format("%.2f s", v) or string.format("%.2f ms", v * 1e3)
+  elseif kind == "multiple" then
+    return string.format("%.2fx", v)
   else
     return v >= 1048576 and string.format("%.2f MiB", v / 1048576) or string.format("%.0f B", v)
   end
 end
 
 local cpus = capture("nproc"):gsub("%s+$", "")
-print(string.format("ipcplay benchmarks: %d rounds alternated, medians; %s cores; %s", rounds, cpus, os.date("%Y-%m-%d %H:%M")))
+print(string.format("ipcplay benchmarks: %d rounds alternated, medians; %s cores; %s",
+  rounds, cpus, os.date("%Y-%m-%d %H:%M")))
 print("ratios are ipcplay/other as speed (for times and memory: other/ipcplay), so > 1 means ipcplay is better")
 print()
 print(string.format("| %-18s | %-44s | %11s | %11s | %11s | %7s | %7s | %-28s | %-4s |",
   "workload", "what", "ipcplay", "python", "C", "vs py", "vs C", "target", "met"))
-print("|" .. string.rep("-", 20) .. "|" .. string.rep("-", 46) .. "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 13) ..
-  "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 9) .. "|" .. string.rep("-", 9) .. "|" .. string.rep("-", 30) .. "|" .. string.rep("-", 6) .. "|")
+print("|" .. string.rep("-", 20) .. "|" .. string.rep("-", 46) .. "|" .. string.rep("-", 13) ..
+  "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 13) .. "|" .. string.rep("-", 9) .. "|" .. string.rep("-", 9) ..
+  "|" .. string.rep("-", 30) .. "|" .. string.rep("-", 6) .. "|")
 local all = {}
 for _, w in ipairs(W) do
   if not filter or w.id:find(filter, 1, true) then

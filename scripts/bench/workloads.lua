@@ -22,8 +22,8 @@ function W.queue_stream_4x4()
   local per = n // 4
   local t0 = ipc.now()
   local ps = {}
-  for k = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for _ = 1, per do q:get() end end) end
-  for k = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for i = 1, per do q:put(i) end end) end
+  for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for _ = 1, per do q:get() end end) end
+  for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for i = 1, per do q:put(i) end end) end
   for _, p in ipairs(ps) do p:join() end
   report(name, per * 4, ipc.now() - t0)
 end
@@ -47,6 +47,19 @@ function W.queue_bytes()
   local c = ipc.spawn(function() for _ = 1, n do assert(#q:get() == size) end end)
   local t0 = ipc.now()
   for _ = 1, n do q:put(payload) end
+  c:join()
+  report(name, n * size, ipc.now() - t0)
+end
+
+-- Messages of a given size through a simplex pipe, as raw bytes (send_bytes/recv_bytes).
+function W.pipe_bytes()
+  local size = tonumber(extra)
+  local r, w = ipc.pipe(false)
+  local payload = string.rep("x", size)
+  local c = ipc.spawn(function() w:close() for _ = 1, n do assert(#r:recv_bytes() == size) end end)
+  r:close()
+  local t0 = ipc.now()
+  for _ = 1, n do w:send_bytes(payload) end
   c:join()
   report(name, n * size, ipc.now() - t0)
 end
@@ -160,6 +173,50 @@ function W.memory_queued()
   local after = status_kb("self", "RssShmem")
   print(string.format("%s %d %d", name, n, (after - before) * 1024))
 end
+
+-- Peak RSS (VmHWM) of the sender or of the receiver of n messages of a given size, through
+-- queue(64) or a simplex pipe (raw bytes): "<name> <size> <peak bytes>", so that the
+-- runner shows the peak as a multiple of the message. The payload is made after the fork,
+-- so that the receiver does not inherit it, and the sender's peak is reset once it is made
+-- (string.rep builds it in a buffer, then copies it: twice the message for a moment). The
+-- receiver collects each message before the next (as Python's reference counting does),
+-- so that what is measured is ipcplay's buffers, not how far Lua's collector lets garbage
+-- pile up.
+local function peak_memory(channel, side)
+  local size = tonumber(extra)
+  local peak = ipc.value("q", 0)
+  local c, send
+  if channel == "queue" then
+    local q = ipc.queue(64)
+    c = ipc.spawn(function()
+      for _ = 1, n do assert(#q:get() == size) collectgarbage() end
+      peak.value = status_kb("self", "VmHWM")
+    end)
+    send = function(m) q:put(m) end
+  else
+    local r, w = ipc.pipe(false)
+    c = ipc.spawn(function()
+      w:close()
+      for _ = 1, n do assert(#r:recv_bytes() == size) collectgarbage() end
+      peak.value = status_kb("self", "VmHWM")
+    end)
+    r:close()
+    send = function(m) w:send_bytes(m) end
+  end
+  local payload = string.rep("x", size)
+  collectgarbage()
+  local f = assert(io.open("/proc/self/clear_refs", "w"))  -- 5: reset the peak to the current RSS
+  f:write("5")
+  f:close()
+  for _ = 1, n do send(payload) end
+  c:join()
+  local kb = side == "tx" and status_kb("self", "VmHWM") or peak.value
+  print(string.format("%s %d %d", name, size, kb * 1024))
+end
+function W.memory_queue_tx() peak_memory("queue", "tx") end
+function W.memory_queue_rx() peak_memory("queue", "rx") end
+function W.memory_pipe_tx() peak_memory("pipe", "tx") end
+function W.memory_pipe_rx() peak_memory("pipe", "rx") end
 
 -- Private memory (USS) of an idle child.
 function W.memory_idle_child()

@@ -82,6 +82,26 @@ def queue_bytes():
     report(n * size, time.monotonic() - t0)
 
 
+def receive_bytes(r, w, k, size):
+    w.close()
+    for _ in range(k):
+        assert len(r.recv_bytes()) == size
+
+
+def pipe_bytes():
+    size = int(extra)
+    r, w = mp.Pipe(False)
+    payload = b"x" * size
+    c = mp.Process(target=receive_bytes, args=(r, w, n, size))
+    c.start()
+    r.close()
+    t0 = time.monotonic()
+    for _ in range(n):
+        w.send_bytes(payload)
+    c.join()
+    report(n * size, time.monotonic() - t0)
+
+
 def receive(r, w, k):
     w.close()
     for _ in range(k):
@@ -212,6 +232,41 @@ def kb(pid, field):
     return 0
 
 
+def peak_receiver(get, k, size, peak, w=None):
+    if w is not None:
+        w.close()
+    for _ in range(k):
+        assert len(get()) == size
+    peak.value = kb("self", "VmHWM")
+
+
+def peak_memory(channel, side):
+    """Peak RSS (VmHWM) of the sender or the receiver of n messages of `extra` bytes, as
+    in workloads.lua: "<name> <size> <peak bytes>"; the payload is made after the fork
+    and the sender's peak reset once it is made."""
+    size = int(extra)
+    peak = mp.Value("q", 0)
+    if channel == "queue":
+        q = mp.Queue(64)
+        c = mp.Process(target=peak_receiver, args=(q.get, n, size, peak))
+        c.start()
+        send = q.put
+    else:
+        r, w = mp.Pipe(False)
+        c = mp.Process(target=peak_receiver, args=(r.recv_bytes, n, size, peak, w))
+        c.start()
+        r.close()
+        send = w.send_bytes
+    payload = b"x" * size
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak to the current RSS
+    for _ in range(n):
+        send(payload)
+    c.join()
+    used = kb("self", "VmHWM") if side == "tx" else peak.value
+    print("%s %d %d" % (name, size, used * 1024))
+
+
 def idle(ev):
     ev.set()
     time.sleep(30)
@@ -238,5 +293,10 @@ if __name__ == "__main__":
         "semaphore_pingpong": semaphore_pingpong, "socket_echo": socket_echo,
         "value_lock_2": lambda: increments(2), "value_lock_8": lambda: increments(8),
         "spawn_join": spawn_join, "memory_idle_child": memory_idle_child,
+        "pipe_bytes": pipe_bytes,
+        "memory_queue_tx": lambda: peak_memory("queue", "tx"),
+        "memory_queue_rx": lambda: peak_memory("queue", "rx"),
+        "memory_pipe_tx": lambda: peak_memory("pipe", "tx"),
+        "memory_pipe_rx": lambda: peak_memory("pipe", "rx"),
     }
     table[name]()
