@@ -5,12 +5,16 @@ import PackageDescription
 //   CLua          Debian's liblua5.4, found through pkg-config (never vendored).
 //   CLuaShim      Lua's function-like macros as functions, the error trampoline, the
 //                 traceback message handler.
-//   CSystemShim   the few syscalls and C idioms Swift cannot reach: futex, C11 atomics on
-//                 shared words, robust mutexes, cmsg, async-signal-safe shutdown.
+//   CSystemShim   the system only: the few syscalls and C idioms Swift cannot reach
+//                 (futex, C11 atomics on shared words, robust mutexes, cmsg, CRC), and the
+//                 C layouts of the IPC objects in shared memory.
 //   IPCCore       pure Swift shared-memory IPC: rings, locks, semaphores, pipes, sockets,
-//                 the wire format. No Lua here; testable alone.
-//   IPCRuntime    processes and their supervision, the run's shared status board,
-//                 output discipline, tracing.
+//                 the wire format, and the one place where a call may sleep (`Blocking`).
+//                 No Lua here; testable alone.
+//   CRuntimeShim  the run's policy where it must be C: the board's layout, the output
+//                 discipline, the async-signal-safe ends of a run (signals, --timeout).
+//   IPCRuntime    processes and their supervision, the gate every IPC call passes, the
+//                 run's board and report, tracing, the controlled scheduler.
 //   IPCLua        the `ipc` module: Lua bindings over the core and the runtime, and the
 //                 script runner.
 //   ipcplay       the command line.
@@ -26,8 +30,11 @@ let package = Package(
         .library(name: "IPCPlayBindings", targets: ["IPCLua"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        // Pinned to exact versions: the build is the same on every machine. (Versions, not a
+        // committed Package.resolved: the resolved file records commit ids, which differ
+        // between GitHub and the package mirrors some build machines use.)
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", exact: "1.8.1"),
     ],
     targets: [
         .systemLibrary(
@@ -45,12 +52,17 @@ let package = Package(
             ],
             swiftSettings: hotPathSettings
         ),
-        .target(name: "IPCRuntime", dependencies: ["IPCCore", "CSystemShim"], swiftSettings: hotPathSettings),
+        .target(name: "CRuntimeShim", dependencies: ["CSystemShim"]),
+        .target(
+            name: "IPCRuntime",
+            dependencies: ["IPCCore", "CSystemShim", "CRuntimeShim", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: hotPathSettings
+        ),
         .target(name: "IPCLua", dependencies: ["CLua", "CLuaShim", "IPCCore", "IPCRuntime"], swiftSettings: hotPathSettings),
         .executableTarget(
             name: "ipcplay",
             dependencies: [
-                "IPCLua", "IPCRuntime",
+                "IPCLua", "IPCRuntime", "IPCCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -35,5 +35,5 @@ for _ = 1, 3 do
 end
 writer:join()
 print("reader: the array is now {" .. table.concat(arr:totable(), ", ") .. "}")
-local ok, err = pcall(function() arr[4] = 1 end)
+local _, err = pcall(function() arr[4] = 1 end)
 print("reader: arr[4] = 1 fails: " .. err)

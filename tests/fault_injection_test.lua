@@ -5,12 +5,14 @@
 --
 --   ipcplay test tests/fault_injection_test.lua                      (a short run)
 --   IPCPLAY_FAULT_ITERATIONS=3000 ipcplay test --timeout 600 tests/fault_injection_test.lua
---   IPCPLAY_FAULT_SEED=1234 ...                                       (replay a schedule)
+--   ipcplay test --seed 1234 tests/fault_injection_test.lua          (replay a schedule: the
+--                                                                    runner prints the line)
 local ipc = require("ipc")
 local iterations = tonumber(os.getenv("IPCPLAY_FAULT_ITERATIONS") or "") or 60
-local seed = tonumber(os.getenv("IPCPLAY_FAULT_SEED") or "") or (os.time() * 1000 + ipc.current().pid) % 1000000000
+local seed = tonumber(os.getenv("IPCPLAY_FAULT_SEED") or "") or ipc.test.seed()
 math.randomseed(seed)
-print(string.format("fault injection: %d iterations, seed %d (replay with IPCPLAY_FAULT_SEED=%d)", iterations, seed, seed))
+print(string.format("fault injection: %d iterations, seed %d (replay with ipcplay test --seed %d)",
+  iterations, seed, seed))
 io.stdout:flush()
 
 local totals = {iterations = 0, kills = 0, items = 0, lost = 0, recoveries = 0}
@@ -218,5 +220,6 @@ for i = 1, iterations do
 end
 server:close()
 os.execute("rm -rf " .. sockdir)
-print(string.format("fault injection: %d iterations, %d processes killed, %d items checked, %d lost (held by killed processes), %.1f s",
+print(string.format(
+  "fault injection: %d iterations, %d processes killed, %d items checked, %d lost (held by killed processes), %.1f s",
   totals.iterations, totals.kills, totals.items, totals.lost, ipc.now() - t0))

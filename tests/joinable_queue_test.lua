@@ -7,7 +7,7 @@ for i = 1, 5 do jq:put(i) end
 assert(jq:join(0.1) == false, "join times out while tasks are unfinished")
 local worker = ipc.process{daemon = true, target = function()
   while true do
-    local item = jq:get()
+    jq:get()
     ipc.sleep(0.01)
     jq:task_done()
   end
@@ -33,6 +33,6 @@ for k = 1, 3 do joiners[k] = ipc.spawn(function() b:send(j3:join(30)) end) end
 ipc.sleep(0.1)
 j3:get() j3:task_done()
 j3:get() j3:task_done()
-for k = 1, 3 do assert(a:recv(30) == true) end
+for _ = 1, 3 do assert(a:recv(30) == true) end
 for _, p in ipairs(joiners) do p:join() end
 print("joinable queues ok")

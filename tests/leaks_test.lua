@@ -44,12 +44,15 @@ local function descriptors()
 end
 
 local function same(before, after, what)
-  assert(after.fds == before.fds, string.format("%s: descriptors %d -> %d:\n%s", what, before.fds, after.fds, descriptors()))
-  assert(after.children == before.children, string.format("%s: children %d -> %d", what, before.children, after.children))
+  assert(after.fds == before.fds,
+    string.format("%s: descriptors %d -> %d:\n%s", what, before.fds, after.fds, descriptors()))
+  assert(after.children == before.children,
+    string.format("%s: children %d -> %d", what, before.children, after.children))
   -- Allocators map arenas lazily (AddressSanitizer's more so): a few new mappings are
   -- noise; a leak would show one per cycle, thousands.
   assert(after.maps <= before.maps + 16, string.format("%s: mappings %d -> %d", what, before.maps, after.maps))
-  assert(after.vm_kb <= before.vm_kb + 64 * 1024, string.format("%s: virtual memory %d kB -> %d kB", what, before.vm_kb, after.vm_kb))
+  assert(after.vm_kb <= before.vm_kb + 64 * 1024,
+    string.format("%s: virtual memory %d kB -> %d kB", what, before.vm_kb, after.vm_kb))
 end
 
 -- Warm up: the supervisor, the scratch buffers, the libraries.
@@ -93,5 +96,6 @@ for _, name in ipairs(kinds) do
 end
 os.execute("rm -rf " .. dir)
 os.remove(listing)
-print(string.format("leaks: %d spawn/join cycles (%.1f s) and %d create/close cycles of %d primitives (%.1f s): descriptors, mappings and children flat",
+print(string.format("leaks: %d spawn/join cycles (%.1f s) and %d create/close cycles of %d primitives (%.1f s): "
+  .. "descriptors, mappings and children flat",
   cycles, spawn_time, cycles, #kinds, ipc.now() - t0))

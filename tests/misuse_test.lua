@@ -51,9 +51,9 @@ local kinds = {
   options = function(v) return v == nil or (type(v) == "table" and nil) end,
   bool = function(v) return v == nil or type(v) == "boolean" end,
   seconds = function(v) return number(v) and v >= 0 and v < 1 and true or (number(v) and v >= 0 and nil) end,
-  typecode = function(v) return false end,                      -- none of the values is a typecode
+  typecode = function() return false end,                      -- none of the values is a typecode
   lock = function(v) return v == nil or (type(v) == "table" and nil) end,
-  handle = function(v) return false end,
+  handle = function() return false end,
   list = function(v) return type(v) == "table" end,
   element = function(v) return math.type(v) == "integer" and v >= -128 and v <= 127 end,
   index = function(v) return math.type(v) == "integer" and v >= 1 and v <= 4 end,
@@ -140,7 +140,8 @@ local function try(name, fn, ...)
   if not ok then
     errors = errors + 1
     local msg = tostring(err)
-    assert(msg:sub(1, #name + 1) == name .. ":", string.format("%s: the error does not start with the call's name: %s", name, msg))
+    assert(msg:sub(1, #name + 1) == name .. ":",
+      string.format("%s: the error does not start with the call's name: %s", name, msg))
   end
   return ok
 end
@@ -152,7 +153,8 @@ local function must_fail(name, fn, ...)
   errors = errors + 1
   assert(not ok, name .. ": expected an error for " .. current)
   local msg = tostring(err)
-  assert(msg:sub(1, #name + 1) == name .. ":", string.format("%s: the error does not start with the call's name: %s", name, msg))
+  assert(msg:sub(1, #name + 1) == name .. ":",
+    string.format("%s: the error does not start with the call's name: %s", name, msg))
 end
 
 -- Module functions: each parameter in turn gets each value.
@@ -215,7 +217,11 @@ for _, m in ipairs(methods) do
         local n = p
         -- a later timeout parameter gets 0: an accepted value must not wait for ever
         for q = p + 1, #params do if params[q] == "timeout" then args[q] = 0; n = q end end
-        if accepted then try(name, o[method], o, table.unpack(args, 1, n)) else must_fail(name, o[method], o, table.unpack(args, 1, n)) end
+        if accepted then
+          try(name, o[method], o, table.unpack(args, 1, n))
+        else
+          must_fail(name, o[method], o, table.unpack(args, 1, n))
+        end
       end
     end
   end
@@ -237,9 +243,13 @@ for _, pair in ipairs(values) do
 end
 local a = ipc.array("b", 4)
 for _, pair in ipairs(values) do
-  if type(pair[2]) ~= "string" then   -- a string key looks up a method (nil when none)
-    must_fail("array", function() return a[pair[2] == 1 and 5 or pair[2]] end)
+  local key = pair[2] == 1 and 5 or pair[2]
+  if type(key) == "number" then       -- outside 1..#a (or not whole): nothing there, as in a table
+    assert(a[key] == nil, "array: a read outside 1..#a finds nil, for " .. pair[1])
+  elseif type(key) ~= "string" then   -- a string key looks up a method (nil when none)
+    must_fail("array", function() return a[key] end)
   end
+  if type(key) ~= "string" then must_fail("array", function() a[key] = 1 end) end
 end
 os.execute("rm -rf " .. dir)
 print(string.format("misuse matrix: %d calls, %d errors, all named after their call", checked, errors))

@@ -85,7 +85,7 @@ for k = 1, 3 do
     out:put(n)
   end)
 end
-for i = 1, 60 do w2:send(string.rep("m", 50000)) end
+for _ = 1, 60 do w2:send(string.rep("m", 50000)) end
 for _ = 1, 3 do w2:send("stop") end
 local total = 0
 for _ = 1, 3 do total = total + out:get(30) end

@@ -21,7 +21,10 @@ for code, range in pairs(limits) do
   assert(v.value == lo and math.type(v.value) == "integer", code .. " low")
   v.value = hi
   assert(v.value == hi, code .. " high")
-  if lo ~= math.mininteger then raises("^value.value: " .. tostring(lo - 1):gsub("%-", "%%-") .. " does not fit typecode '" .. code .. "'", function() v.value = lo - 1 end) end
+  if lo ~= math.mininteger then
+    raises("^value.value: " .. tostring(lo - 1):gsub("%-", "%%-") .. " does not fit typecode '" .. code .. "'",
+      function() v.value = lo - 1 end)
+  end
   if hi ~= math.maxinteger then raises("does not fit typecode '" .. code .. "'", function() v.value = hi + 1 end) end
   raises("^ipc.value: 1.5 is a float; typecode '" .. code .. "' holds integers", ipc.value, code, 1.5)
   raises("is a float", function() v.value = 2.0 end)
@@ -99,9 +102,15 @@ a[2] = 20
 assert(a[2] == 20)
 local t = a:totable()
 assert(#t == 3 and t[2] == 20)
-raises("^array: index 4 is outside 1..3", function() return a[4] end)
+-- A read outside 1..#a finds nothing, as in a Lua table (so `ipairs` stops after a[#a]);
+-- a write there is an error.
+assert(a[4] == nil and a[0] == nil and a[-1] == nil and a[1.5] == nil)
+local walked = {}
+for i, x in ipairs(a) do walked[i] = x end
+assert(#walked == 3 and walked[2] == 20, "ipairs walks 1..#a")
 raises("^array: index 0 is outside 1..3", function() a[0] = 1 end)
-raises("^array: index must be an integer", function() return a[1.5] end)
+raises("^array: index 4 is outside 1..3", function() a[4] = 1 end)
+raises("^array: index must be an integer", function() a[1.5] = 1 end)
 raises("^array%[2%]: 300000000000 does not fit", function() a[2] = 300000000000 end)
 raises("^ipc.array: length must not be negative", ipc.array, "i", -1)
 raises("^ipc.array: element 2: typecode 'i' cannot hold a string", ipc.array, "i", {1, "x"})

@@ -24,7 +24,7 @@ fails("as a table key", {[print] = 1})
 
 local tooDeep = {}
 local cur = tooDeep
-for i = 1, 1100 do cur[1] = {} cur = cur[1] end
+for _ = 1, 1100 do cur[1] = {} cur = cur[1] end
 fails("nested deeper than", tooDeep)
 
 -- nothing half-sent: the queue still works and is empty
@@ -33,7 +33,7 @@ q:put("after")
 assert(q:get(1) == "after")
 
 -- a pipe reports the same errors with its own name
-local a, b = ipc.pipe()
+local a, _ = ipc.pipe()
 local ok, err = pcall(a.send, a, {f = print})
 assert(not ok and err == "connection:send: cannot send a function (at value.f)", err)
 print("value errors ok")

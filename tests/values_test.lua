@@ -37,7 +37,7 @@ local samples = {
 local q = ipc.queue()
 local a, b = ipc.pipe()
 local child = ipc.spawn(function()
-  for i = 1, #samples do
+  for _ = 1, #samples do
     local v, err = q:get(30)
     assert(err == nil, err)
     b:send(v)

@@ -1,7 +1,6 @@
 #include "ipc_lua.h"
 #include <string.h>
 #include <stdio.h>
-#include <time.h>
 
 // MARK: - Trampoline
 
@@ -66,43 +65,21 @@ void ipc_lua_pushguardedcall(lua_State *L, const char *name) {
     lua_pushcclosure(L, guarded_call, 3);
 }
 
-// MARK: - condition:wait_for
+// MARK: - __index with fields
 
-static double monotonic_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+static int index_with_fields(lua_State *L) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_call(L, 2, 1);
+    return 1;
 }
 
-int ipc_lua_condition_wait_for(lua_State *L) {
-    if (lua_type(L, 2) != LUA_TFUNCTION) {
-        return luaL_error(L, "condition:wait_for: expected a predicate function as argument 1, got %s", luaL_typename(L, 2));
-    }
-    int timed = !lua_isnoneornil(L, 3);
-    double end = 0;
-    if (timed) {
-        if (lua_type(L, 3) != LUA_TNUMBER) {
-            return luaL_error(L, "condition:wait_for: timeout must be a number of seconds, got %s", luaL_typename(L, 3));
-        }
-        double t = lua_tonumber(L, 3);
-        if (t != t) return luaL_error(L, "condition:wait_for: timeout must be a number of seconds, not NaN");
-        end = monotonic_seconds() + t;
-    }
-    for (;;) {
-        lua_pushvalue(L, 2);
-        lua_call(L, 0, 1);
-        if (lua_toboolean(L, -1)) return 1;
-        double left = 0;
-        if (timed) {
-            left = end - monotonic_seconds();
-            if (left <= 0) return 1;  // the predicate's last (false) result
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, 1, "wait");
-        lua_pushvalue(L, 1);
-        if (timed) lua_pushnumber(L, left); else lua_pushnil(L);
-        lua_call(L, 2, 0);
-    }
+void ipc_lua_pushindex(lua_State *L) {
+    lua_pushcclosure(L, index_with_fields, 2);
 }
 
 // MARK: - Running code
@@ -159,17 +136,26 @@ static int openlibs(lua_State *L) {
     return 0;
 }
 
+static int randomseed(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    if (lua_getfield(L, -1, LUA_MATHLIBNAME) != LUA_TTABLE) return 0;
+    lua_getfield(L, -1, "randomseed");
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+int ipc_lua_randomseed(lua_State *L, lua_Integer seed) {
+    lua_pushcfunction(L, randomseed);
+    lua_pushinteger(L, seed);
+    int status = lua_pcall(L, 1, 0, 0);
+    if (status != LUA_OK) lua_pop(L, 1);
+    return status;
+}
+
 int ipc_lua_openlibs(lua_State *L) {
     lua_pushcfunction(L, openlibs);
     return lua_pcall(L, 0, 0, 0);
-}
-
-void ipc_lua_where(lua_State *L, int level, char *out, size_t cap) {
-    lua_Debug ar;
-    out[0] = '\0';
-    if (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
-        snprintf(out, cap, "%s:%d:", ar.short_src, ar.currentline);
-    }
 }
 
 int ipc_lua_callerlocation(lua_State *L, int level, char *src, size_t cap, int *line) {

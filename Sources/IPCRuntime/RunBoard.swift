@@ -1,3 +1,4 @@
+import CRuntimeShim
 import CSystemShim
 import Glibc
 import IPCCore
@@ -14,12 +15,11 @@ public final class RunBoard {
         region = try SharedRegion(size: MemoryLayout<ipc_run_header>.size)
         header = region.header(ipc_run_header.self)
         header.pointee.host_pid = UInt32(bitPattern: ProcessIdentity.pid)
-        header.pointee.start_ns = MonotonicClock.nanoseconds()
-        try RobustLock(&header.pointee.output_lock).initialize()
+        header.pointee.start_ns = MonotonicClock.real()
         header.pointee.magic = Self.magic
     }
 
-    /// The board of this run (set up by `Host.start`).
+    /// The board of this run (set up by `Runtime.startHost`).
     nonisolated(unsafe) public private(set) static var current: RunBoard?
 
     static func install() throws(IPCError) -> RunBoard {
@@ -30,37 +30,16 @@ public final class RunBoard {
 
     // MARK: - Names
 
-    /// The object kinds that get default names (`queue#1`, `semaphore#2`, ...).
-    public enum Kind: Int, CaseIterable, Sendable {
-        case queue, joinableQueue, pipe, value, array, semaphore, boundedSemaphore, lock, rlock
-        case event, condition, barrier, server, socket, datagram
-
-        public var label: String {
-            switch self {
-            case .queue: return "queue"
-            case .joinableQueue: return "joinable_queue"
-            case .pipe: return "pipe"
-            case .value: return "value"
-            case .array: return "array"
-            case .semaphore: return "semaphore"
-            case .boundedSemaphore: return "bounded_semaphore"
-            case .lock: return "lock"
-            case .rlock: return "rlock"
-            case .event: return "event"
-            case .condition: return "condition"
-            case .barrier: return "barrier"
-            case .server: return "server"
-            case .socket: return "socket"
-            case .datagram: return "dgram"
-            }
-        }
-    }
-
     /// A fresh default name, unique across every process of the run.
-    public func nextName(_ kind: Kind) -> String {
+    public func nextName(_ kind: ObjectKind) -> String {
         let counters = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.name_counters)!
         let word = counters.assumingMemoryBound(to: UInt32.self) + kind.rawValue
-        return "\(kind.label)#\(ipc_add32(word, 1))"
+        return "\(kind.namePrefix)#\(ipc_add32(word, 1))"
+    }
+
+    /// A fresh object id, unique across every process of the run (1, 2, ...).
+    public func nextObjectID() -> UInt32 {
+        ipc_add32(&header.pointee.object_counter, 1)
     }
 
     /// The next spawn index (1, 2, ...), unique across the run.
@@ -72,6 +51,16 @@ public final class RunBoard {
     public func noteProgress() { _ = ipc_add64(&header.pointee.progress, 1) }
 
     // MARK: - Process slots
+
+    /// How many process slots were ever claimed: scans stop there (the board's pages
+    /// past it are never touched).
+    var slotsUsed: Int { min(Int(ipc_load32(&header.pointee.slots_used)), Int(IPC_PROCESS_SLOTS)) }
+
+    /// Raises the counter at `word` to at least `n`.
+    static func raise(_ word: UnsafeMutablePointer<UInt32>, to n: Int) {
+        var seen = ipc_load32(word)
+        while seen < UInt32(n) && ipc_cas32(word, &seen, UInt32(n)) == 0 {}
+    }
 
     func slot(_ i: Int) -> UnsafeMutablePointer<ipc_process_slot> {
         let base = UnsafeMutableRawPointer(header) + MemoryLayout<ipc_run_header>.offset(of: \.processes)!
@@ -85,6 +74,7 @@ public final class RunBoard {
             let s = slot(i)
             var expected: UInt32 = 0
             if ipc_cas32(&s.pointee.state, &expected, 1) != 0 {
+                Self.raise(&header.pointee.slots_used, to: i + 1)
                 s.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
                 s.pointee.ppid = UInt32(bitPattern: parent)
                 s.pointee.spawn_index = UInt32(spawnIndex)
@@ -106,7 +96,7 @@ public final class RunBoard {
 
     /// Frees the slot of a process that has been reaped.
     public func releaseSlot(pid: Int32) {
-        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+        for i in 0..<slotsUsed {
             let s = slot(i)
             if ipc_load32(&s.pointee.state) != 0 && s.pointee.pid == UInt32(bitPattern: pid) {
                 // Killed without ending: it no longer counts as running, nor as parked.
@@ -130,7 +120,7 @@ public final class RunBoard {
     func parkedForEver() {
         let parked = ipc_add32(&header.pointee.parked, 1)
         guard header.pointee.deadlock_check != 0, parked >= ipc_load32(&header.pointee.live) else { return }
-        if CurrentProcess.isHost { try? Supervisor.ensureStarted(board: self) }
+        if Runtime.this.isHost && Runtime.this.options.supervised { try? Supervisor.ensureStarted(board: self) }
         _ = ipc_add32(&header.pointee.supervisor_word, 1)
         Futex.wake(&header.pointee.supervisor_word, count: 1)
     }
@@ -148,6 +138,7 @@ public final class RunBoard {
             let r = errorRecord(i)
             var free: UInt32 = 0
             if ipc_cas32(&r.pointee.state, &free, 3) != 0 {
+                Self.raise(&header.pointee.errors_used, to: i + 1)
                 r.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
                 storeName(name, into: &r.pointee.name, capacity: Int(IPC_NAME_CAP))
                 storeName(message, into: &r.pointee.message, capacity: 208)
@@ -159,7 +150,7 @@ public final class RunBoard {
 
     /// The process `pid` was joined: its error, if any, has been looked at.
     public func markErrorSeen(pid: Int32) {
-        for i in 0..<Int(IPC_ERROR_SLOTS) {
+        for i in 0..<Int(ipc_load32(&header.pointee.errors_used)) {
             let r = errorRecord(i)
             if ipc_load32(&r.pointee.state) == 1 && r.pointee.pid == UInt32(bitPattern: pid) {
                 ipc_store32(&r.pointee.state, 2)
@@ -173,7 +164,7 @@ public final class RunBoard {
     }
 
     func errorRecords() -> [(name: String, pid: Int32, message: String, seen: Bool)] {
-        (0..<Int(IPC_ERROR_SLOTS)).compactMap { i in
+        (0..<Int(ipc_load32(&header.pointee.errors_used))).compactMap { i in
             let r = errorRecord(i)
             let state = ipc_load32(&r.pointee.state)
             guard state == 1 || state == 2 else { return nil }
@@ -184,7 +175,7 @@ public final class RunBoard {
 
     /// True while the board lists `pid` as a live (not yet reaped) process of the run.
     public func lists(pid: Int32) -> Bool {
-        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+        for i in 0..<slotsUsed {
             let s = slot(i)
             if ipc_load32(&s.pointee.state) == 1 && s.pointee.pid == UInt32(bitPattern: pid) { return true }
         }
@@ -199,7 +190,7 @@ public final class RunBoard {
             storeName(call, into: &s.pointee.call, capacity: Int(IPC_CALL_CAP))
             storeName(object, into: &s.pointee.object, capacity: Int(IPC_NAME_CAP))
             storeName(location, into: &s.pointee.where, capacity: Int(IPC_WHERE_CAP))
-            s.pointee.since_ns = MonotonicClock.nanoseconds()
+            s.pointee.since_ns = MonotonicClock.real()
             s.pointee.deadline_ns = deadline.instant ?? 0
             s.pointee.external = external ? 1 : 0
             s.pointee.blocked = 1
@@ -224,7 +215,7 @@ public final class RunBoard {
 
     public func snapshot() -> [ProcessStatus] {
         var result: [ProcessStatus] = []
-        for i in 0..<Int(IPC_PROCESS_SLOTS) {
+        for i in 0..<slotsUsed {
             let s = slot(i)
             guard ipc_load32(&s.pointee.state) == 1 else { continue }
             for _ in 0..<100 {
@@ -276,6 +267,7 @@ public final class RunBoard {
             let s = socketSlot(i)
             var expected: UInt32 = 0
             if ipc_cas32(&s.pointee.state, &expected, 1) != 0 {
+                Self.raise(&header.pointee.sockets_used, to: i + 1)
                 s.pointee.owner = UInt32(bitPattern: ProcessIdentity.pid)
                 s.pointee.dev = UInt64(st.st_dev)
                 s.pointee.ino = UInt64(st.st_ino)
@@ -290,5 +282,18 @@ public final class RunBoard {
     /// Removes the socket file of `slot` (if it is still the one bound) and frees the slot.
     public func removeSocketFile(slot: Int) {
         ipc_remove_socket_slot(header, Int32(slot))
+    }
+}
+
+extension RunBoard {
+    /// What every live process of the run is doing, one line each ("name (pid N): blocked
+    /// in queue:get on jobs for 2.0 s, at file.lua:12"): the lines of the hang reports.
+    public func blockedLines() -> [String] {
+        let cap = Int(IPC_PROCESS_SLOTS) * 320
+        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: cap)
+        defer { buffer.deallocate() }
+        let n = ipc_format_processes(header, buffer, cap, "")
+        let text = String(decoding: UnsafeRawBufferPointer(start: buffer, count: n), as: UTF8.self)
+        return text.split(separator: "\n").map(String.init)
     }
 }

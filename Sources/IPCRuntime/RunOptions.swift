@@ -15,10 +15,17 @@ public struct RunOptions: Sendable {
     public var timelineSVG: String?
     /// Where `ipcplay test` wants this run's outcome ("key: value" lines).
     public var reportPath: String?
+    /// The same, as a descriptor already open (`explore` runs).
+    public var reportDescriptor: Int32?
     /// Report a deadlock (every process parked for ever on the run's objects) at once.
     public var deadlockCheck = true
     /// `ipcplay test`: an uncaught error in a child that nobody joined fails the run.
     public var strictChildErrors = false
+    /// A supervisor process leads the run's process group (and ends it if the host dies).
+    /// Without one (`explore`'s runs, which the explorer guards), the host leads it.
+    public var supervised = true
+    /// Run under a controlled scheduler (`--sched`, `explore`, `replay`, `step`).
+    public var schedule: ScheduleOptions?
 
     public init() {}
 }

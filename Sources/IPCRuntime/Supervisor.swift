@@ -1,3 +1,4 @@
+import CRuntimeShim
 import CSystemShim
 import Glibc
 import IPCCore
@@ -39,8 +40,8 @@ enum Supervisor {
         ipc_supervisor_arm(host)
         Trace.isOn = false  // the supervisor is not a process of the scenario
         // Hold no descriptor of the run: a pipe end kept open here would hide its
-        // end-of-stream from the workers. Keep stderr for reports.
-        ipc_close_from(3)
+        // end-of-stream from the workers. Keep stderr and the report file for reports.
+        ipc_close_from(3, Runtime.this.reportFD)
         let devnull = open("/dev/null", O_RDWR)
         if devnull >= 0 {
             _ = dup2(devnull, 0)
@@ -93,18 +94,14 @@ enum Supervisor {
     }
 
     static func reportDeadlock(_ board: RunBoard, host: Int32) {
-        Runtime.writeStderr("ipcplay: deadlock: every process is blocked, and none of them can wake another:\n")
+        Runtime.writeStderr(deadlockHeadline + "\n")
         ipc_report_processes(board.header, 2, "  ")
-        if let path = Runtime.options.reportPath {
-            let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-            if fd >= 0 {
-                let line = "outcome: deadlock\n"
-                _ = line.withCString { write(fd, $0, strlen($0)) }
-                ipc_report_processes(board.header, fd, "blocked: ")
-                close(fd)
-            }
-        }
+        var report = RunReport(.deadlock)
+        report.blocked = board.blockedLines()
+        Runtime.report(report)
         kill(host, SIGUSR2)  // the host ends the run
         while true { pause() }
     }
+
+    static let deadlockHeadline = "ipcplay: deadlock: every process is blocked, and none of them can wake another:"
 }

@@ -24,6 +24,31 @@ public struct Timeline {
     var lanes: [Lane] = []
     var calls: [Call] = []
     var marks: [Mark] = []
+    /// What the left column counts: seconds (a run's trace) or steps (a schedule).
+    var clock: Clock = .seconds
+    /// Rows shown with a marker (a schedule's critical pair), by the time they start.
+    var marked: Set<Double> = []
+
+    enum Clock { case seconds, steps }
+
+    /// A schedule as lanes: one row per step, one column per process (`explore`'s
+    /// interleaving). `rows` are the steps to show, by index; `elided` rows stand for the
+    /// steps left out; `marked` steps get a marker.
+    public init(schedule steps: [(process: Int, call: String, object: String, location: String)], names: [String],
+                rows: [Int], elided: [(after: Int, count: Int)] = [], marked: Set<Int> = []) {
+        clock = .steps
+        lanes = names.enumerated().map { Lane(pid: $0.offset, name: $0.element, order: $0.offset) }
+        for i in rows where i < steps.count {
+            let s = steps[i]
+            calls.append(Call(pid: s.process, name: s.call, object: s.object, value: nil,
+                              result: s.location.isEmpty ? nil : "@" + s.location, start: Double(i + 1), end: Double(i + 1), waited: 0))
+        }
+        for e in elided {
+            let lane = e.after < steps.count ? steps[e.after].process : 0
+            marks.append(Mark(pid: lane, text: "⋮ \(e.count) step\(e.count == 1 ? "" : "s")", time: Double(e.after + 1) + 0.5))
+        }
+        self.marked = Set(marked.map { Double($0 + 1) })
+    }
 
     // MARK: - Reading a trace
 
@@ -141,12 +166,11 @@ public struct Timeline {
         let width = timeWidth + laneWidth * lanes.count
         let palette = ["\u{1B}[36m", "\u{1B}[33m", "\u{1B}[35m", "\u{1B}[32m", "\u{1B}[34m", "\u{1B}[31m"]
         let reset = "\u{1B}[0m", dim = "\u{1B}[2m"
-        func lanePaint(_ lane: Int, _ s: String) -> String { colour ? palette[lane % palette.count] + s + reset : s }
 
         var out = ""
         // Header: the lane names, shortened to fit.
         var header = [String](repeating: " ", count: width)
-        put("time", into: &header, at: 0, width: timeWidth)
+        put(clock == .seconds ? "time" : "step", into: &header, at: 0, width: timeWidth)
         for (i, lane) in lanes.enumerated() { put(lane.name, into: &header, at: timeWidth + i * laneWidth, width: laneWidth - 1) }
         out += (colour ? "\u{1B}[1m" : "") + header.joined().trimmingTrailingSpaces() + (colour ? reset : "") + "\n"
         out += String(repeating: "─", count: width) + "\n"
@@ -158,7 +182,13 @@ public struct Timeline {
         for row in rows() {
             var line = [String](repeating: " ", count: width)
             var colours = [Int?](repeating: nil, count: width)
-            put(String(format3((row.time - origin) / 1e6)) + "s", into: &line, at: 0, width: timeWidth - 1)
+            switch clock {
+            case .seconds: put(String(format3((row.time - origin) / 1e6)) + "s", into: &line, at: 0, width: timeWidth - 1)
+            case .steps:
+                if row.time == row.time.rounded() {
+                    put((marked.contains(row.time) ? "▶" : " ") + String(Int(row.time)), into: &line, at: 0, width: timeWidth - 1)
+                }
+            }
             for (i, isOpen) in open.enumerated() where isOpen {
                 line[timeWidth + i * laneWidth] = "│"
                 colours[timeWidth + i * laneWidth] = i
@@ -211,7 +241,6 @@ public struct Timeline {
                 out += line.joined().trimmingTrailingSpaces() + "\n"
             }
         }
-        _ = lanePaint
         return out
     }
 

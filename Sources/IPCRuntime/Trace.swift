@@ -1,3 +1,4 @@
+import CRuntimeShim
 import CSystemShim
 import Glibc
 import IPCCore
@@ -17,8 +18,7 @@ public enum Trace {
     nonisolated(unsafe) static var fd: Int32 = -1
     nonisolated(unsafe) public static let buffer = ByteBuffer(capacity: 1 << 17)
     nonisolated(unsafe) static var origin: Int64 = 0
-    /// When the current call started, and how long it has been parked.
-    nonisolated(unsafe) public static var callStart: Int64 = 0
+    /// How long the current call has been parked.
     nonisolated(unsafe) static var parkedSince: Int64 = 0
     nonisolated(unsafe) public static var parkedTotal: Int64 = 0
     nonisolated(unsafe) static var messageCounter: UInt64 = 0
@@ -98,7 +98,7 @@ public enum Trace {
         guard isOn else { return }
         open("i", name)
         buffer.appendASCII(",\"s\":\"t\",\"cat\":\"process\"")
-        ts(MonotonicClock.nanoseconds())
+        ts(now())
         ids()
         buffer.appendASCII(",\"args\":{")
         for (i, (k, v)) in args.enumerated() {
@@ -112,15 +112,14 @@ public enum Trace {
         close()
     }
 
-    /// One IPC call, from `Calls.enter` until now: a complete event (`value` writes a
-    /// JSON preview of the value moved, if any), with a flow arrow leaving it (`flowOut`,
-    /// a message it sent) or arriving in it (`flowIn`).
-    public static func complete(_ name: String, object: String, bytes: Int = -1, result: StaticString? = nil,
-                                resultText: String? = nil, flowOut: UInt64 = 0, flowIn: UInt64 = 0,
-                                value: ((ByteBuffer) -> Void)? = nil) {
+    /// One IPC call, from `start` until now: a complete event (`value` writes a JSON
+    /// preview of the value moved, if any), with a flow arrow leaving it (`flowOut`, a
+    /// message it sent) or arriving in it (`flowIn`).
+    static func complete(_ name: String, object: String, start: Int64, bytes: Int = -1,
+                         resultText: String? = nil, flowOut: UInt64 = 0, flowIn: UInt64 = 0,
+                         value: ((ByteBuffer) -> Void)? = nil) {
         guard isOn else { return }
-        let start = callStart
-        let end = MonotonicClock.nanoseconds()
+        let end = now()
         let dur = max(end - start, 0)
         open("X", name)
         ts(start)
@@ -137,11 +136,7 @@ public enum Trace {
             buffer.appendASCII(",\"bytes\":")
             buffer.appendDecimal(Int64(bytes))
         }
-        if let result {
-            buffer.appendASCII(",\"result\":\"")
-            buffer.appendASCII(result)
-            buffer.append(UInt8(ascii: "\""))
-        } else if let resultText {
+        if let resultText {
             buffer.appendASCII(",\"result\":")
             buffer.appendJSONString(resultText)
         }
@@ -171,7 +166,7 @@ public enum Trace {
         buffer.append(UInt8(ascii: " "))
         buffer.appendASCII(what)
         buffer.append(UInt8(ascii: "\""))
-        ts(MonotonicClock.nanoseconds())
+        ts(now())
         buffer.appendASCII(",\"pid\":")
         buffer.appendDecimal(pid)
         buffer.appendASCII(",\"args\":{\"value\":")
@@ -188,25 +183,27 @@ public enum Trace {
 
     // MARK: - Parking
 
-    static func parked() { if isOn { parkedSince = MonotonicClock.nanoseconds() } }
+    static func parked() { if isOn { parkedSince = now() } }
     static func woke() {
         if isOn && parkedSince != 0 {
-            parkedTotal += MonotonicClock.nanoseconds() - parkedSince
+            parkedTotal += now() - parkedSince
             parkedSince = 0
         }
     }
+
+    /// The trace's clock: real time, or under a controlled scheduler the schedule's own
+    /// (virtual time plus a microsecond per step), so that a replay draws the same picture.
+    nonisolated(unsafe) static var clock: (() -> Int64)?
+
+    @inline(__always)
+    static func now() -> Int64 { clock?() ?? MonotonicClock.real() }
 
     // MARK: - Output
 
     /// Writes the buffered events (one write: never spliced with another process's).
     public static func flush() {
         guard isOn, buffer.count > 0 else { return }
-        var off = 0
-        while off < buffer.count {
-            let r = write(fd, buffer.base + off, buffer.count - off)
-            if r < 0 { if errno == EINTR { continue }; break }
-            off += r
-        }
+        Syscall.writeAll(fd, buffer.base, buffer.count)
         buffer.count = 0
     }
 

@@ -10,21 +10,21 @@ struct IPCPlay: ParsableCommand {
         commandName: "ipcplay",
         abstract: "Run Lua scenarios of inter-process communication, each worker in its own process.",
         discussion: """
-            `ipcplay SCRIPT [ARGS...]` is short for `ipcplay run SCRIPT [ARGS...]`.
-            Exit status: 0 the script ended without error; 1 it raised; 2 usage error;
-            124 --timeout fired; 130 interrupted.
+            `ipcplay SCRIPT [ARGS...]` is short for `ipcplay run SCRIPT [ARGS...]`. Options go
+            before the script; what follows it is the script's own arguments.
+            Exit status: 0 the script ended without error; 1 it raised (explore, replay, step:
+            a schedule failed); 2 usage error; 124 --timeout fired, or a deadlock; 130
+            interrupted (Ctrl-C); 143 terminated (SIGTERM).
+            Shell completion: ipcplay --generate-completion-script bash|zsh|fish.
             """,
         version: Version.string,
-        subcommands: [Run.self, Test.self],
+        subcommands: [Run.self, Test.self, Explore.self, Replay.self, Step.self],
         defaultSubcommand: Run.self
     )
 
     /// Parses and runs; a usage error is one line on stderr and status 2.
     static func main() {
-        // `--timeline=FILE.svg` is an optional value, which the parser does not have.
-        let arguments = CommandLine.arguments.dropFirst().flatMap { a -> [String] in
-            a.hasPrefix("--timeline=") ? ["--timeline-file", String(a.dropFirst("--timeline=".count))] : [a]
-        }
+        let arguments = Array(CommandLine.arguments.dropFirst())
         // `ipcplay SCRIPT [ARGS...]` has no options to parse: run it without building the
         // parser, whose reflection costs more than the rest of start-up together.
         if let script = arguments.first, !script.hasPrefix("-"), script.hasSuffix(".lua") {
@@ -35,14 +35,14 @@ struct IPCPlay: ParsableCommand {
             Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: RunOptions()))
         }
         do {
-            var command = try parseAsRoot(arguments)
+            var command = try parseAsRoot(rewritingTimeline(arguments))
             try command.run()
         } catch let failure as CommandFailure {
             Runtime.writeStderr("ipcplay: \(failure.message)\n")
             Glibc.exit(failure.status)
         } catch {
             if exitCode(for: error) == .success {
-                // --help, --version
+                // --help, --version, --generate-completion-script
                 print(fullMessage(for: error))
                 Glibc.exit(0)
             }
@@ -52,6 +52,29 @@ struct IPCPlay: ParsableCommand {
             Glibc.exit(ScriptRunner.Status.usage)
         }
     }
+
+    /// `--timeline=FILE.svg` is an optional value, which the parser does not have: it
+    /// becomes `--timeline-file FILE.svg`, among ipcplay's own options only (those before
+    /// the script; the script's arguments are its own).
+    static func rewritingTimeline(_ arguments: [String]) -> [String] {
+        var out: [String] = []
+        var own = true
+        for (i, a) in arguments.enumerated() {
+            if own && a.hasPrefix("--timeline=") {
+                out += ["--timeline-file", String(a.dropFirst("--timeline=".count))]
+                continue
+            }
+            out.append(a)
+            // The first argument that is not an option (nor a subcommand, nor an option's
+            // value) is the script: ipcplay's options end there.
+            if own && !a.hasPrefix("-") && i > 0 && !arguments[i - 1].hasPrefix("--") && !subcommands.contains(a) {
+                own = false
+            }
+        }
+        return out
+    }
+
+    static let subcommands: Set<String> = ["run", "test", "explore", "replay", "step", "help"]
 }
 
 /// A failure of the command line itself, with its exit status.
@@ -60,7 +83,7 @@ struct CommandFailure: Error {
     var status: Int32 = ScriptRunner.Status.usage
 }
 
-/// The options every scenario run takes (`run`, and `test` for each test).
+/// The options every scenario run takes: `run`'s, which `test` applies to each test.
 struct ScenarioOptions: ParsableArguments {
     @Option(help: ArgumentHelp("End the whole run after this many seconds, reporting what every process is blocked in (exit 124).", valueName: "seconds"))
     var timeout: Double?
@@ -71,8 +94,17 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Add a random delay of up to this many milliseconds before each IPC call.", valueName: "ms"))
     var jitter: Double = 0
 
-    @Option(help: ArgumentHelp("Seed of the jitter (chosen and printed when absent).", valueName: "n"))
+    @Option(help: ArgumentHelp("Run under a controlled scheduler: one process at a time, virtual time, reproducible from --seed (random or pct).", valueName: "strategy"))
+    var sched: SchedStrategy?
+
+    @Option(help: ArgumentHelp("Seed of the jitter or of the controlled scheduler, and of math.random (chosen and printed when absent).", valueName: "n"))
     var seed: UInt64?
+
+    @Option(help: ArgumentHelp("With --sched pct: the depth of the bugs to aim at.", valueName: "d"))
+    var depth: Int = 3
+
+    @Option(name: .customLong("max-steps"), help: ArgumentHelp("With --sched: a run longer than this many steps fails as a livelock.", valueName: "n"))
+    var maxSteps: Int?
 
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
@@ -96,9 +128,13 @@ struct ScenarioOptions: ParsableArguments {
         if let timeout, !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
         if !(timeScale >= 0) || !timeScale.isFinite { throw ValidationError("--time-scale must be a non-negative number") }
         if !(jitter >= 0) || !jitter.isFinite { throw ValidationError("--jitter must be a non-negative number of milliseconds") }
+        if sched != nil && jitter > 0 { throw ValidationError("--jitter and --sched do not go together (a controlled run has no timing to shake)") }
+        if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
     }
 
-    var runOptions: RunOptions {
+    /// The run's options; `announce` prints a chosen seed.
+    func runOptions(announce: Bool = true) -> RunOptions {
         var o = RunOptions()
         o.timeout = timeout
         o.timeScale = timeScale
@@ -110,13 +146,25 @@ struct ScenarioOptions: ParsableArguments {
         o.tracePath = trace
         o.timeline = timeline || timelineFile != nil
         o.timelineSVG = timelineFile
-        if jitter > 0 && seed == nil {
+        if (jitter > 0 || sched != nil) && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
-            Runtime.writeStderr("ipcplay: jitter up to \(jitter) ms, seed \(o.seed!) (replay with --seed \(o.seed!))\n")
+            if announce {
+                let what = sched != nil ? "--sched \(sched!.rawValue)" : "jitter up to \(jitter) ms"
+                Runtime.writeStderr("ipcplay: \(what), seed \(o.seed!) (replay with --seed \(o.seed!))\n")
+            }
+        }
+        if let sched {
+            let kind: ScheduleOptions.Kind = sched == .pct ? .pct(depth: depth, steps: Self.pctSteps) : .random
+            o.schedule = ScheduleOptions(kind: kind, seed: o.seed!, maxSteps: maxSteps)
         }
         return o
     }
+
+    /// A single `--sched pct` run places its change points among this many choices.
+    static let pctSteps = 100
 }
+
+enum SchedStrategy: String, ExpressibleByArgument, CaseIterable, Sendable { case random, pct }
 
 extension IPCPlay {
     struct Run: ParsableCommand {
@@ -126,7 +174,7 @@ extension IPCPlay {
 
         @OptionGroup var options: ScenarioOptions
 
-        @Argument(help: ArgumentHelp("The Lua script to run.", valueName: "script"))
+        @Argument(help: ArgumentHelp("The Lua script to run.", valueName: "script"), completion: .file(extensions: ["lua"]))
         var script: String
 
         @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
@@ -134,7 +182,7 @@ extension IPCPlay {
 
         func run() throws {
             try checkReadable(script)
-            let status = ScriptRunner.run(script: script, arguments: arguments, options: options.runOptions)
+            let status = ScriptRunner.run(script: script, arguments: arguments, options: options.runOptions())
             Glibc.exit(status)
         }
     }

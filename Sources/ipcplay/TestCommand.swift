@@ -15,17 +15,11 @@ extension IPCPlay {
                 """
         )
 
-        @Option(help: ArgumentHelp("End a test after this many seconds, reporting what each process is blocked in.", valueName: "seconds"))
-        var timeout: Double = 30
+        /// `run`'s options, applied to every test (--timeout defaults to 30 s here).
+        @OptionGroup var scenario: ScenarioOptions
 
-        @Option(name: .customLong("time-scale"), help: ArgumentHelp("Multiply every ipc.sleep by this factor.", valueName: "factor"))
-        var timeScale: Double = 1
-
-        @Option(help: ArgumentHelp("Add a random delay of up to this many milliseconds before each IPC call.", valueName: "ms"))
-        var jitter: Double = 0
-
-        @Option(help: ArgumentHelp("Seed of the jitter (chosen and printed when absent).", valueName: "n"))
-        var seed: UInt64?
+        @Option(help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore); a failing test shows its shrunk schedule, critical pair and replay line.", valueName: "n"))
+        var explore: Int?
 
         @Option(help: ArgumentHelp("Only the tests whose path contains this text.", valueName: "text"))
         var filter: String?
@@ -48,10 +42,15 @@ extension IPCPlay {
         @Argument(help: ArgumentHelp("Test files or folders (default: tests).", valueName: "path"))
         var paths: [String] = []
 
+        var timeout: Double { scenario.timeout ?? 30 }
+        var timeScale: Double { scenario.timeScale }
+        var jitter: Double { scenario.jitter }
+        var seed: UInt64? { scenario.seed }
+
         func validate() throws {
-            if !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
-            if !(timeScale >= 0) || !timeScale.isFinite { throw ValidationError("--time-scale must be a non-negative number") }
-            if !(jitter >= 0) || !jitter.isFinite { throw ValidationError("--jitter must be a non-negative number of milliseconds") }
+            if let explore, explore < 1 { throw ValidationError("--explore must be at least 1") }
+            if explore != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
+            if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -77,6 +76,9 @@ struct TestResult {
     var seed: UInt64
     var run = 1
     var replay = ""
+    /// A failing schedule's findings (`--explore`).
+    var schedule = ""
+    var pair = ""
 }
 
 struct TestRunner {
@@ -145,8 +147,10 @@ struct TestRunner {
     func replayCommand(_ name: String, seed: UInt64) -> String {
         var parts = ["ipcplay", "test", "--seed", String(seed)]
         if options.jitter > 0 { parts += ["--jitter", fmt(options.jitter)] }
+        if let sched = options.scenario.sched { parts += ["--sched", sched.rawValue] }
         if options.timeScale != 1 { parts += ["--time-scale", fmt(options.timeScale)] }
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
+        if let n = options.explore { parts += ["--explore", String(n)] }
         parts.append(name)
         return parts.joined(separator: " ")
     }
@@ -155,6 +159,13 @@ struct TestRunner {
 
     mutating func run() throws(CommandFailure) -> Int32 {
         let tests = try discover()
+        if let junit = options.junit {
+            // Found out now, not after every test has run.
+            guard let f = fopen(junit, "w") else {
+                throw CommandFailure(message: "cannot write the JUnit report \(junit): \(String(cString: strerror(errno)))", status: 1)
+            }
+            fclose(f)
+        }
         let scratch = try makeScratchDirectory()
         defer { removeScratch(scratch) }
         if options.tap {
@@ -162,6 +173,8 @@ struct TestRunner {
             print("1..\(tests.count)")
         } else if options.jitter > 0 {
             print("jitter up to \(fmt(options.jitter)) ms, seed \(seed) (replay with --seed \(seed))")
+        } else if let runs = options.explore {
+            print("each test under \(runs) schedules, seed \(seed)")
         }
         fflushStdout()
         var queue = Array(tests.enumerated())
@@ -175,9 +188,18 @@ struct TestRunner {
             let runSeed = self.runSeed(repetition)
             let out = "\(scratch)/\(index)-\(repetition).out"
             let report = "\(scratch)/\(index)-\(repetition).report"
-            var args = [executable, "run", "--timeout", fmt(options.timeout), "--time-scale", fmt(options.timeScale),
-                        "--report", report, "--strict-child-errors"]
-            if options.jitter > 0 { args += ["--jitter", fmt(options.jitter), "--seed", String(runSeed)] }
+            var args: [String]
+            if let runs = options.explore {
+                args = [executable, "explore", "--runs", String(runs), "--seed", String(runSeed), "--timeout", fmt(options.timeout),
+                        "--report", report]
+            } else {
+                // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
+                // comes from it, so the replay line reproduces the run.
+                args = [executable, "run", "--timeout", fmt(options.timeout), "--time-scale", fmt(options.timeScale),
+                        "--report", report, "--strict-child-errors", "--seed", String(runSeed)]
+                if options.jitter > 0 { args += ["--jitter", fmt(options.jitter)] }
+                if let sched = options.scenario.sched { args += ["--sched", sched.rawValue, "--depth", String(options.scenario.depth)] }
+            }
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)
             return Running(index: index, name: name, repetition: repetition, seed: runSeed, process: p,
@@ -277,40 +299,29 @@ struct TestRunner {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// The report's "key: value" lines (continuations indented by two spaces).
-    func parseReport(_ text: String) -> [(String, String)] {
-        var out: [(String, String)] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("  "), !out.isEmpty {
-                out[out.count - 1].1 += "\n" + line.dropFirst(2)
-            } else if let colon = line.firstIndex(of: ":") {
-                out.append((String(line[..<colon]), String(line[line.index(colon, offsetBy: min(2, line.distance(from: colon, to: line.endIndex)))...])))
-            }
-        }
-        return out
-    }
-
     func interpret(_ r: Running, exit: Int32, seconds: Double) -> TestResult {
-        let report = parseReport(readFile(r.reportPath))
-        let outcome = report.last(where: { $0.0 == "outcome" })?.1 ?? ""
+        let report = RunReport.read(path: r.reportPath)
         var result = TestResult(name: r.name, status: .failed, seconds: seconds, seed: r.seed)
         result.output = readFile(r.outputPath)
         result.replay = replayCommand(r.name, seed: r.seed)
-        result.message = report.filter { $0.0 == "message" }.map(\.1).joined(separator: "\n")
-        result.process = report.first(where: { $0.0 == "process" })?.1 ?? ""
-        result.blocked = report.filter { $0.0 == "blocked" }.map(\.1)
-        switch outcome {
-        case "ok" where exit == 0:
+        result.message = report.messages.joined(separator: "\n")
+        result.process = report.processes.first ?? ""
+        result.blocked = report.blocked
+        result.schedule = report.schedule ?? ""
+        result.pair = report.pair ?? ""
+        if let replay = report.replay { result.replay = replay }
+        switch report.outcome {
+        case .ok? where exit == 0:
             result.status = .passed
-        case "skipped":
+        case .skipped?:
             result.status = .skipped
-        case "timeout":
+        case .timeout?:
             result.message = "timed out after \(fmt(options.timeout)) s; what each process was doing:"
-        case "deadlock":
+        case .deadlock?:
             result.message = "deadlock: every process was blocked, and none could wake another:"
-        case "error", "child-error":
+        case .error?, .childError?, .livelock?, .diverged?:
             break
-        default:
+        case .ok?, nil:
             result.message = exit == 0 ? "the run ended without a result" : "the run ended with status \(exit)"
             if exit > 128 { result.message += " (signal \(exit - 128))" }
         }
@@ -329,6 +340,8 @@ struct TestRunner {
                 if !r.process.isEmpty { print("  process: \(yaml(r.process))") }
                 print("  seed: \(r.seed)")
                 if options.repetitions > 1 { print("  run: \(r.run)") }
+                if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
+                if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
                 print("  replay: \(yaml(r.replay))")
                 if !r.blocked.isEmpty {
                     print("  blocked:")
@@ -346,6 +359,8 @@ struct TestRunner {
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b)") }
+                if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
+                if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
                 // What the test printed, without ipcplay's own report (shown above).
                 let output = r.output.split(separator: "\n").filter { line in
                     !(line.hasPrefix("ipcplay: error in") || line.hasPrefix("ipcplay: timeout:") || line.hasPrefix("ipcplay: deadlock:")
@@ -425,6 +440,8 @@ struct TestRunner {
             case .failed:
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.joined(separator: "\n") }
+                if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
+                if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
                 body += "\nseed: \(r.seed)\nreplay: \(r.replay)"
                 x += "      <failure message=\"\(xml(oneLine(r.message)))\" type=\"failure\">\(xml(body))</failure>\n"
                 x += "      <system-out>\(xml(r.output))</system-out>\n"
@@ -432,7 +449,9 @@ struct TestRunner {
             x += "    </testcase>\n"
         }
         x += "  </testsuite>\n</testsuites>\n"
-        guard let f = fopen(path, "w") else { throw CommandFailure(message: "cannot write \(path): \(String(cString: strerror(errno)))") }
+        guard let f = fopen(path, "w") else {
+            throw CommandFailure(message: "cannot write the JUnit report \(path): \(String(cString: strerror(errno)))", status: 1)
+        }
         fputs(x, f)
         fclose(f)
     }

@@ -56,10 +56,11 @@ void ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup);
 /// (acquire below release) and are popped.
 void ipc_lua_pushguardedcall(lua_State *L, const char *name);
 
-/// `condition:wait_for(predicate [, timeout])`, as Python's: calls `predicate()` until it
-/// returns a true value, waiting on the condition (`self:wait(left)`) in between; returns
-/// the predicate's last result. The caller must hold the condition's lock.
-int ipc_lua_condition_wait_for(lua_State *L);
+/// Pushes an `__index` function for a type with fields: it returns the method named by
+/// the key from the method table (without leaving C), or else calls the field function
+/// `f(object, key)`. The method table and `f` are on the stack top (table below f) and
+/// are popped.
+void ipc_lua_pushindex(lua_State *L);
 
 // MARK: - Running Lua code
 
@@ -96,12 +97,12 @@ static inline size_t ipc_lua_memory_bytes(lua_State *L) {
     return (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
 }
 
+/// `math.randomseed(seed)` (the standard library's, whatever the script did to the global
+/// `math`), in protected mode; returns a lua_pcall status.
+int ipc_lua_randomseed(lua_State *L, lua_Integer seed);
+
 /// Opens the standard libraries in protected mode; returns a lua_pcall status.
 int ipc_lua_openlibs(lua_State *L);
-
-/// The "file:line:" of the Lua function `level` levels up the stack, or "" (luaL_where).
-/// Writes at most `cap` bytes (NUL included) into `out`.
-void ipc_lua_where(lua_State *L, int level, char *out, size_t cap);
 
 /// The first Lua frame's source and line, walking up from `level`; returns 0 if none.
 int ipc_lua_callerlocation(lua_State *L, int level, char *src, size_t cap, int *line);

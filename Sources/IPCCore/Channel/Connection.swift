@@ -77,10 +77,7 @@ public final class Connection {
     }
 
     static func makePipe() throws(IPCError) -> (read: Int32, write: Int32) {
-        var fds: (Int32, Int32) = (-1, -1)
-        let r = withUnsafeMutableBytes(of: &fds) { ipc_pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
-        if r < 0 { throw IPCError.resource("cannot create a pipe: \(Errno(rawValue: -r))") }
-        return (fds.0, fds.1)
+        do { return try Pipe.make() } catch { throw IPCError.resource("cannot create a pipe: \(error)") }
     }
 
     public var name: String { loadName(from: &header.pointee.name, capacity: Int(IPC_NAME_CAP)) }
@@ -184,19 +181,18 @@ public final class Connection {
     /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
     /// there is room.
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
-        var r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n)
-        if r == -Int(EAGAIN) {
-            Parking.parking(.never)
-            repeat {
-                _ = try? Poll.wait(fd: writeFD, events: Int16(POLLOUT), deadline: .never)
-                r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n)
-            } while r == -Int(EAGAIN) || r == -Int(EINTR)
-            Parking.woke()
+        while true {
+            switch Syscall.shim({ ipc_write2(writeFD, hdr, Self.frameHeader, payload, n) }) {
+            case .success(let written):
+                // A short write cannot happen: a write of at most PIPE_BUF bytes to a
+                // non-blocking pipe is all or nothing.
+                return written == Self.frameHeader + n
+            case .failure(.resourceTemporarilyUnavailable):
+                _ = Blocking.poll(writeFD, Int16(POLLOUT), deadline: .never)
+            case .failure:
+                return false  // EPIPE: every reader is gone
+            }
         }
-        while r == -Int(EINTR) { r = ipc_write2(writeFD, hdr, Self.frameHeader, payload, n) }
-        // EPIPE: every reader is gone. A short write cannot happen: a write of at most
-        // PIPE_BUF bytes to a non-blocking pipe is all or nothing.
-        return r == Self.frameHeader + n
     }
 
     // MARK: - Receiving
@@ -254,31 +250,26 @@ public final class Connection {
             }
             // Sampled before the read: a frame written after this point changes it.
             let seen = ipc_load32(&box.pointee.written)
-            let r = ipc_read_nowait(readFD, half(box, st.active) + st.end, cap - st.end)
-            if r > 0 {
+            switch Syscall.shim({ ipc_read_nowait(readFD, half(box, st.active) + st.end, cap - st.end) }) {
+            case .success(0): return .closed
+            case .success(let r):
                 st.end += r
                 setState(box, st)
                 continue
+            case .failure(.resourceTemporarilyUnavailable): break
+            case .failure: return .closed
             }
-            if r == 0 { return .closed }
-            if r == -Int(EINTR) { continue }
-            if r != -Int(EAGAIN) { return .closed }
             // Nothing yet: the sender is usually about to write; watch its counter for a
             // moment rather than sleep in poll (a wake-up costs both sides a syscall).
             if Spin.until(Spin.waitSpins, { ipc_load32(&box.pointee.written) != seen }) { continue }
             if midMessage {
-                let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: .after(seconds: 1))) ?? false
-                if !ready {
+                if !Blocking.poll(readFD, Int16(POLLIN), deadline: .after(seconds: 1)) {
                     let sender = sendLock(readDirection).holder
                     if sender == 0 || !ProcessControl.exists(sender) { return .timedOut }
                 }
                 continue
             }
-            if deadline.hasExpired { return .timedOut }
-            Parking.parking(deadline)
-            let ready = (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? true
-            Parking.woke()
-            if !ready { return .timedOut }
+            if !Blocking.poll(readFD, Int16(POLLIN), deadline: deadline) { return .timedOut }
         }
     }
 
@@ -414,7 +405,7 @@ public final class Connection {
     public func poll(deadline: Deadline) -> Bool {
         guard readFD >= 0 else { return false }
         if state(inbox(readDirection)).count > 0 { return true }
-        return (try? Poll.wait(fd: readFD, events: Int16(POLLIN), deadline: deadline)) ?? false
+        return Blocking.poll(readFD, Int16(POLLIN), deadline: deadline)
     }
 
     /// True when unconsumed bytes wait in this end's inbox (read ahead by some receiver).

@@ -331,9 +331,7 @@ public final class MessageQueue {
         _ = ipc_add32(counter, 1)
         let seq = ipc_load32(word)
         unlockState()
-        Parking.parking(deadline)
-        let r = Futex.wait(word, expected: seq, deadline: deadline)
-        Parking.woke()
+        let r = Blocking.parked(deadline) { Blocking.sleep(on: word, while: seq, deadline: deadline) }
         _ = lockState(.never, during)
         _ = ipc_sub32(counter, 1)
         return r

@@ -1,47 +1,6 @@
 import CSystemShim
 import Glibc
 
-/// Observes the moments when a blocking call is about to sleep in the kernel and when it
-/// wakes, so that the runtime can publish what each process is blocked in (hang reports,
-/// deadlock detection) and flush pending output. Calls that do not sleep cost nothing.
-public enum Parking {
-    /// Told the deadline of the sleep that follows (`.never` for a wait with no end).
-    nonisolated(unsafe) public static var willPark: ((Deadline) -> Void)?
-    nonisolated(unsafe) public static var didWake: (() -> Void)?
-    /// Told when a lock is taken over from a process that died holding it.
-    nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32, _ during: String) -> Void)?
-
-    @inlinable public static func parking(_ deadline: Deadline) { willPark?(deadline) }
-    @inlinable public static func woke() { didWake?() }
-}
-
-/// How long blocking calls spin before they park in the kernel. Waking a sleeper costs
-/// a syscall and a context switch (microseconds); the other side of a busy queue usually
-/// acts within that time.
-public enum Spin {
-    public static let lockSpins = 2_000
-    public static let waitSpins = 2_000
-    /// Non-blocking receives tried on a socket before parking (tens of microseconds).
-    public static let socketTries = 24
-    /// Pauses between two `sched_yield`s while spinning.
-    public static let yieldEvery = 64
-
-    /// Spins until `ready()` or the budget runs out; true when ready. The spin yields the
-    /// CPU now and then: when the process we wait for shares our CPU (the scheduler often
-    /// puts a woken process beside its waker), it runs at once instead of waiting for our
-    /// time slice to end; when it runs elsewhere, a yield returns at once.
-    @inlinable
-    public static func until(_ budget: Int = waitSpins, _ ready: () -> Bool) -> Bool {
-        var i = 0
-        while i < budget {
-            if ready() { return true }
-            if i % yieldEvery == yieldEvery - 1 { sched_yield() } else { ipc_pause() }
-            i += 1
-        }
-        return false
-    }
-}
-
 /// A robust, process-shared mutex in shared memory (`ipc_robust_lock`).
 ///
 /// When its holder dies, the next `acquire` still gets the lock and learns the dead
@@ -71,7 +30,7 @@ public struct RobustLock {
     @inlinable
     public func acquire(deadline: Deadline) -> Outcome {
         var r = ipc_robust_lock_try(raw)
-        if r == EBUSY {
+        if r == EBUSY && !Blocking.isControlled {
             // A short spin: critical sections last a few hundred nanoseconds.
             var spins = 0
             while r == EBUSY && spins < Spin.lockSpins {
@@ -80,16 +39,20 @@ public struct RobustLock {
             }
         }
         if r == EBUSY {
-            if let instant = deadline.instant, instant <= MonotonicClock.nanoseconds() {
-                return .timedOut
+            if deadline.hasExpired { return .timedOut }
+            r = Blocking.parked(deadline) { () -> Int32 in
+                if let c = Blocking.controller {
+                    // Never asleep in the kernel: wait for the turn, then try again.
+                    var r = EBUSY
+                    while r == EBUSY {
+                        guard c.park(until: { ipc_robust_lock_available(raw) != 0 }, deadline: deadline) else { return ETIMEDOUT }
+                        r = ipc_robust_lock_try(raw)
+                    }
+                    return r
+                }
+                if var ts = deadline.timespec { return ipc_robust_lock_acquire(raw, &ts) }
+                return ipc_robust_lock_acquire(raw, nil)
             }
-            Parking.parking(deadline)
-            if var ts = deadline.timespec {
-                r = ipc_robust_lock_acquire(raw, &ts)
-            } else {
-                r = ipc_robust_lock_acquire(raw, nil)
-            }
-            Parking.woke()
         }
         switch r {
         case 0:
@@ -120,7 +83,7 @@ public struct RobustLock {
         case .recovered(let dead):
             repair(dead)
             markConsistent()
-            Parking.recoveredFromDeadHolder?(object(), dead, during)
+            Blocking.recoveredFromDeadHolder?(object(), dead, during)
             return true
         case .timedOut:
             return false

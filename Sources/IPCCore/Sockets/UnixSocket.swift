@@ -119,20 +119,15 @@ public final class UnixSocket {
     /// Waits for a connection until `deadline`; nil on timeout.
     public func accept(deadline: Deadline) throws(IPCError) -> UnixSocket? {
         while true {
-            let c = ipc_accept(fd)
-            if c >= 0 { return UnixSocket(kind: .stream, fd: c, path: nil) }
-            switch -c {
-            case EAGAIN, EINTR: break
-            case ECONNABORTED: continue
-            case EMFILE, ENFILE: throw IPCError.resource("no descriptor left for a new connection (\(Errno(rawValue: -c)))")
-            default: throw IPCError.system("accept failed: \(Errno(rawValue: -c))")
+            switch Syscall.shim({ ipc_accept(fd) }) {
+            case .success(let c): return UnixSocket(kind: .stream, fd: c, path: nil)
+            case .failure(.resourceTemporarilyUnavailable): break
+            case .failure(.connectionAbort): continue
+            case .failure(let e) where e == .tooManyOpenFiles || e == .tooManyOpenFilesInSystem:
+                throw IPCError.resource("no descriptor left for a new connection (\(e))")
+            case .failure(let e): throw IPCError.system("accept failed: \(e)")
             }
-            if -c == EINTR { continue }
-            if deadline.hasExpired { return nil }
-            Parking.parking(deadline)
-            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
-            Parking.woke()
-            if !ready { return nil }
+            if !Blocking.poll(fd, Int16(POLLIN), deadline: deadline) { return nil }
         }
     }
 
@@ -145,20 +140,17 @@ public final class UnixSocket {
         guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
         // A full backlog makes connect wait: bound that wait by the deadline.
         if let left = deadline.remainingNanoseconds { _ = ipc_set_send_timeout(fd, max(left, 1)) }
-        Parking.parking(deadline)
-        var r = ipc_unix_connect(fd, path)
-        while r == -EINTR { r = ipc_unix_connect(fd, path) }
-        Parking.woke()
+        let r = Blocking.parked(deadline) { Syscall.shim { ipc_unix_connect(fd, path) } }
         _ = ipc_set_send_timeout(fd, 0)
-        if r == 0 { return .connected(UnixSocket(kind: .stream, fd: fd, path: nil)) }
+        guard case .failure(let e) = r else { return .connected(UnixSocket(kind: .stream, fd: fd, path: nil)) }
         Glibc.close(fd)
-        switch -r {
+        switch e.rawValue {
         case ENOENT: return .refused("no such socket: \(path)")
         case ECONNREFUSED: return .refused("nothing listens at \(path)")
         case EAGAIN, ETIMEDOUT: return .refused("timeout")
         case EACCES: return .refused("permission denied: \(path)")
         case ENOTSOCK: return .refused("\(path) is not a socket")
-        default: return .refused("cannot connect to \(path): \(Errno(rawValue: -r))")
+        default: return .refused("cannot connect to \(path): \(e)")
         }
     }
 
@@ -187,16 +179,11 @@ public final class UnixSocket {
         guard fd >= 0 else { return .closed }
         var off = 0
         while off < bytes.count {
-            var n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
-            if n == -Int(EAGAIN) {
-                Parking.parking(.never)
-                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .never)
-                Parking.woke()
-                n = ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1)
+            switch Syscall.shim({ ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1) }) {
+            case .success(let n): off += n
+            case .failure(.resourceTemporarilyUnavailable): _ = Blocking.poll(fd, Int16(POLLOUT), deadline: .never)
+            case .failure: return .closed  // EPIPE, ECONNRESET, ...
             }
-            if n >= 0 { off += n; continue }
-            if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
-            return .closed  // EPIPE, ECONNRESET, ...
         }
         return .sent(bytes.count)
     }
@@ -207,13 +194,14 @@ public final class UnixSocket {
     public func receive(upTo count: Int, into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard fd >= 0 else { return .closed }
         guard out.reserve(count) else { return .closed }
-        var tries = 0
+        var tries = Blocking.isControlled ? Spin.socketTries : 0
         while true {
-            let n = ipc_recv(fd, out.base + out.count, count, 1)
-            if n > 0 { out.count += n; return .data(n) }
-            if n == 0 { return count == 0 ? .data(0) : .closed }
-            if n == -Int(EINTR) { continue }
-            if n != -Int(EAGAIN) { return .closed }  // ECONNRESET
+            switch Syscall.shim({ ipc_recv(fd, out.base + out.count, count, 1) }) {
+            case .success(0): return count == 0 ? .data(0) : .closed
+            case .success(let n): out.count += n; return .data(n)
+            case .failure(.resourceTemporarilyUnavailable): break
+            case .failure: return .closed  // ECONNRESET
+            }
             if deadline.hasExpired { return .timedOut }
             // A reply often comes within microseconds: look again a few times (yielding,
             // in case the peer shares our CPU) before paying for a sleep and a wake-up.
@@ -222,10 +210,7 @@ public final class UnixSocket {
                 if tries % 4 == 0 { sched_yield() } else { for _ in 0..<32 { ipc_pause() } }
                 continue
             }
-            Parking.parking(deadline)
-            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
-            Parking.woke()
-            if !ready { return .timedOut }
+            if !Blocking.poll(fd, Int16(POLLIN), deadline: deadline) { return .timedOut }
         }
     }
 
@@ -261,19 +246,16 @@ public final class UnixSocket {
         try Self.checkPathLength(path)
         guard fd >= 0 else { return .refused("closed") }
         while true {
-            let n = ipc_unix_sendto(fd, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, path)
-            if n >= 0 { return .sent(n) }
-            switch Int32(-n) {
-            case EINTR: continue
-            case EAGAIN:
-                Parking.parking(.after(seconds: 1))
-                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .after(seconds: 1))
-                Parking.woke()
-                continue
-            case ENOENT: return .refused("no such socket: \(path)")
-            case ECONNREFUSED: return .refused("nothing is bound at \(path)")
-            case EMSGSIZE: throw IPCError.misuse("a datagram of \(bytes.count) bytes is too large for a Unix datagram socket")
-            default: return .refused("cannot send to \(path): \(Errno(rawValue: Int32(-n)))")
+            switch Syscall.shim({ ipc_unix_sendto(fd, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, path) }) {
+            case .success(let n): return .sent(n)
+            case .failure(.resourceTemporarilyUnavailable):
+                // The receiver's queue is full: wait for room (a bound wait: a datagram
+                // socket signals room only loosely).
+                _ = Blocking.poll(fd, Int16(POLLOUT), deadline: .after(seconds: 1))
+            case .failure(.noSuchFileOrDirectory): return .refused("no such socket: \(path)")
+            case .failure(.connectionRefused): return .refused("nothing is bound at \(path)")
+            case .failure(.messageTooLong): throw IPCError.misuse("a datagram of \(bytes.count) bytes is too large for a Unix datagram socket")
+            case .failure(let e): return .refused("cannot send to \(path): \(e)")
             }
         }
     }
@@ -284,25 +266,24 @@ public final class UnixSocket {
     public func receiveFrom(into out: ByteBuffer, deadline: Deadline) -> ReceiveFromOutcome {
         guard fd >= 0 else { return .closed }
         while true {
-            let size = ipc_next_datagram_size(fd)
-            if size >= 0 {
+            switch Syscall.shim({ ipc_next_datagram_size(fd) }) {
+            case .success(let size):
                 out.count = 0
                 guard out.reserve(max(size, 1)) else { return .closed }
                 var from = [CChar](repeating: 0, count: 110)
-                let n = ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count)
-                if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
-                if n < 0 { return .closed }
-                out.count = n
-                let end = from.firstIndex(of: 0) ?? from.count
-                return .datagram(from: String(decoding: from[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                switch Syscall.shim({ ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count) }) {
+                case .success(let n):
+                    out.count = n
+                    let end = from.firstIndex(of: 0) ?? from.count
+                    return .datagram(from: String(decoding: from[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                case .failure(.resourceTemporarilyUnavailable): continue
+                case .failure: return .closed
+                }
+            case .failure(.resourceTemporarilyUnavailable):
+                if !Blocking.poll(fd, Int16(POLLIN), deadline: deadline) { return .timedOut }
+            case .failure:
+                return .closed
             }
-            if size == -Int(EINTR) { continue }
-            if size != -Int(EAGAIN) { return .closed }
-            if deadline.hasExpired { return .timedOut }
-            Parking.parking(deadline)
-            let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
-            Parking.woke()
-            if !ready { return .timedOut }
         }
     }
 
@@ -313,18 +294,16 @@ public final class UnixSocket {
         guard fd >= 0 else { return .closed }
         var payload = message.isEmpty ? [0] : message
         while true {
-            let n = fds.withUnsafeBufferPointer { f in
-                payload.withUnsafeMutableBytes { m in
-                    ipc_send_fds(fd, f.baseAddress, Int32(f.count), m.baseAddress, m.count)
+            let r = Syscall.shim {
+                fds.withUnsafeBufferPointer { f in
+                    payload.withUnsafeMutableBytes { m in ipc_send_fds(fd, f.baseAddress, Int32(f.count), m.baseAddress, m.count) }
                 }
             }
-            if n >= 0 { return .sent(n) }
-            if n == -Int(EINTR) { continue }
-            if n == -Int(EAGAIN) {
-                _ = try? Poll.wait(fd: fd, events: Int16(POLLOUT), deadline: .never)
-                continue
+            switch r {
+            case .success(let n): return .sent(n)
+            case .failure(.resourceTemporarilyUnavailable): _ = Blocking.poll(fd, Int16(POLLOUT), deadline: .never)
+            case .failure: return .closed
             }
-            return .closed
         }
     }
 
@@ -334,32 +313,26 @@ public final class UnixSocket {
     public func receiveDescriptors(deadline: Deadline) -> ReceiveDescriptorsOutcome {
         guard fd >= 0 else { return .closed }
         while true {
-            if deadline.hasExpired && !((try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false) {
-                return .timedOut
-            }
-            if !((try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false) {
-                Parking.parking(deadline)
-                let ready = (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: deadline)) ?? true
-                Parking.woke()
-                if !ready { return .timedOut }
-            }
+            if !Blocking.poll(fd, Int16(POLLIN), deadline: deadline) { return .timedOut }
             var fds = [Int32](repeating: -1, count: 8)
             var count: Int32 = 0
             var message = [UInt8](repeating: 0, count: 512)
-            let n = fds.withUnsafeMutableBufferPointer { f in
-                message.withUnsafeMutableBytes { m in
-                    ipc_recv_fds(fd, f.baseAddress, Int32(f.count), &count, m.baseAddress, m.count)
+            let r = Syscall.shim {
+                fds.withUnsafeMutableBufferPointer { f in
+                    message.withUnsafeMutableBytes { m in ipc_recv_fds(fd, f.baseAddress, Int32(f.count), &count, m.baseAddress, m.count) }
                 }
             }
-            if n == -Int(EINTR) || n == -Int(EAGAIN) { continue }
-            if n <= 0 { return .closed }
-            return .received(fds: Array(fds.prefix(Int(count))), message: Array(message.prefix(n)))
+            switch r {
+            case .success(let n) where n > 0: return .received(fds: Array(fds.prefix(Int(count))), message: Array(message.prefix(n)))
+            case .failure(.resourceTemporarilyUnavailable): continue
+            default: return .closed
+            }
         }
     }
 
     /// True when a connection (server), data or the end of the stream is ready.
     public func isReadable() -> Bool {
         guard fd >= 0 else { return false }
-        return (try? Poll.wait(fd: fd, events: Int16(POLLIN), deadline: .now)) ?? false
+        return Poll.isReady(fd: fd, events: Int16(POLLIN))
     }
 }

@@ -43,14 +43,9 @@ public final class SharedBarrier {
         }
         ipc_store32(&h.pointee.count, UInt32(index + 1))
         lock.release()
-        let tripped = ipc_load32(&h.pointee.generation) != generation
-            || Spin.until(Spin.waitSpins, { ipc_load32(&h.pointee.generation) != generation })
-        if !tripped {
-            Parking.parking(deadline)
-            while ipc_load32(&h.pointee.generation) == generation {
-                if Futex.wait(&h.pointee.generation, expected: generation, deadline: deadline) == .timedOut { break }
-            }
-            Parking.woke()
+        let tripped = { ipc_load32(&self.h.pointee.generation) != generation }
+        if !Spin.until(Spin.waitSpins, tripped) {
+            _ = Blocking.wait(until: tripped, futex: &h.pointee.generation, deadline: deadline)
         }
         lockIt("barrier:wait")
         defer { lock.release() }

@@ -50,11 +50,7 @@ public final class SharedCondition {
         }
         guard let s = mine else { return .tooManyWaiters }
         let depth = lock.releaseFully()
-        Parking.parking(deadline)
-        while ipc_load32(&s.pointee.word) == 0 {
-            if Futex.wait(&s.pointee.word, expected: 0, deadline: deadline) == .timedOut { break }
-        }
-        Parking.woke()
+        _ = Blocking.wait(until: { ipc_load32(&s.pointee.word) != 0 }, futex: &s.pointee.word, deadline: deadline)
         lock.reacquire(depth: depth, during: "condition:wait")
         // Under the lock again: a notify that raced with the timeout still counts.
         let notified = ipc_load32(&s.pointee.word) != 0

@@ -31,11 +31,6 @@ public final class SharedEvent {
         if Spin.until(Spin.waitSpins, { isSet }) { return true }
         _ = ipc_add32(&h.pointee.waiters, 1)
         defer { _ = ipc_sub32(&h.pointee.waiters, 1) }
-        Parking.parking(deadline)
-        defer { Parking.woke() }
-        while !isSet {
-            if Futex.wait(&h.pointee.flag, expected: 0, deadline: deadline) == .timedOut { return isSet }
-        }
-        return true
+        return Blocking.wait(until: { isSet }, futex: &h.pointee.flag, deadline: deadline)
     }
 }

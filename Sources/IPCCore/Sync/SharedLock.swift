@@ -29,6 +29,9 @@ public struct OwnedLock {
     public var isHeldByMe: Bool { lock.holder == ProcessIdentity.pid }
     /// Whoever holds it (0: free).
     public var holder: Int32 { lock.holder }
+    /// True when acquiring it now would not wait: it is free, its holder died, or this
+    /// process holds it (re-entry, or the error of a lock taken twice).
+    public var isAvailable: Bool { isHeldByMe || ipc_robust_lock_available(raw) != 0 }
     /// The re-entrant depth of the current holder.
     public var depth: Int { Int(raw.pointee.depth) }
 
@@ -40,11 +43,7 @@ public struct OwnedLock {
             }
             // multiprocessing blocks here; waiting for ourselves can only time out.
             if deadline.isNever { return .wouldDeadlock }
-            if let left = deadline.remainingNanoseconds, left > 0 {
-                Parking.parking(deadline)
-                MonotonicClock.sleep(nanoseconds: left)
-                Parking.woke()
-            }
+            Blocking.sleep(until: deadline)
             return .timedOut
         }
         switch lock.acquire(deadline: deadline) {
@@ -54,7 +53,7 @@ public struct OwnedLock {
         case .recovered(let dead):
             raw.pointee.depth = 1
             lock.markConsistent()
-            Parking.recoveredFromDeadHolder?(name, dead, during)
+            Blocking.recoveredFromDeadHolder?(name, dead, during)
             return .acquired
         case .timedOut:
             return .timedOut

@@ -43,12 +43,11 @@ public final class SharedSemaphore {
         if Spin.until(Spin.waitSpins, { ipc_load32(&h.pointee.value) > 0 && tryTake() }) { return true }
         _ = ipc_add32(&h.pointee.waiters, 1)
         defer { _ = ipc_sub32(&h.pointee.waiters, 1) }
-        Parking.parking(deadline)
-        defer { Parking.woke() }
         while true {
             if tryTake() { return true }
-            let r = Futex.wait(&h.pointee.value, expected: 0, deadline: deadline)
-            if r == .timedOut { return tryTake() }
+            guard Blocking.wait(until: { ipc_load32(&h.pointee.value) > 0 }, futex: &h.pointee.value, deadline: deadline) else {
+                return tryTake()
+            }
         }
     }
 

@@ -1,33 +1,45 @@
 import CSystemShim
 import Glibc
 
-/// Monotonic time, in nanoseconds (`clock_gettime(CLOCK_MONOTONIC)`).
+/// The monotonic clock, in nanoseconds: the one clock of ipcplay.
+///
+/// Under a controlled scheduler, time is virtual: `nanoseconds()` reads the run's
+/// virtual clock (a word in the run's shared board, moved only by the scheduler), so that
+/// every deadline, `ipc.now` and `ipc.sleep` follow the schedule, not the machine.
 public enum MonotonicClock {
+    /// The run's virtual clock, when one is in force.
+    nonisolated(unsafe) public static var virtual: UnsafeMutablePointer<UInt64>?
+
+    /// Now, on the run's clock (virtual under a controlled scheduler).
     @inlinable
     public static func nanoseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+        if let v = virtual { return Int64(bitPattern: ipc_load64(v)) }
+        return ipc_monotonic_ns()
     }
+
+    /// Now, on the machine's clock, whatever the run's clock is (time actually spent:
+    /// hang reports, traces).
+    @inlinable
+    public static func real() -> Int64 { ipc_monotonic_ns() }
 
     @inlinable
     public static func seconds() -> Double {
         Double(nanoseconds()) / 1e9
     }
 
-    /// `nanosleep`, resumed after signals with the time left.
+    /// Sleeps `ns` nanoseconds of real time, resumed after signals with the time left.
     public static func sleep(nanoseconds ns: Int64) {
         guard ns > 0 else { return }
-        var request = timespec(tv_sec: Int(ns / 1_000_000_000), tv_nsec: Int(ns % 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) < 0 && errno == EINTR { request = remaining }
+        let end = ipc_monotonic_ns() &+ ns
+        Syscall.shim { ipc_sleep_until(end < 0 ? Int64.max : end) }
     }
 }
 
-/// When a blocking call gives up: never, or an instant on CLOCK_MONOTONIC. Kept absolute
-/// so that a wait interrupted by a signal resumes with the time left, not a new timeout.
+/// When a blocking call gives up: never, or an instant on the monotonic clock. Kept
+/// absolute so that a wait interrupted by a signal resumes with the time left, not a new
+/// timeout.
 public struct Deadline: Sendable, Equatable {
-    /// Nanoseconds on CLOCK_MONOTONIC, or nil for no deadline.
+    /// Nanoseconds on the run's clock, or nil for no deadline.
     public let instant: Int64?
 
     public static let never = Deadline(instant: nil)

@@ -2,25 +2,72 @@ import CSystemShim
 import Glibc
 import SystemPackage
 
-// Thin, typed wrappers over the syscalls the core uses, one per call, in the style of
-// swift-system: each names the C call it makes, throws `Errno`, and retries on EINTR
-// where the call is restartable.
+// Thin, typed wrappers over the syscalls the core uses, in the style of swift-system and
+// swift-nio's `Posix`: each names the C call it makes and reports `Errno`.
 
-// MARK: - Errors
+// MARK: - The convention
+
+/// The one convention for system calls. A function of the C shim (`ipc_*`) returns its
+/// result or -errno, captured in C next to the call; a Glibc function returns -1 and sets
+/// errno, which `glibc` reads at once, before anything else can change it. Both retry
+/// EINTR here, and nowhere else (a call with a deadline recomputes its timeout in `body`).
+public enum Syscall {
+    /// Runs `body`, a shim call returning a count or -errno, again while it fails with EINTR.
+    @inlinable @discardableResult
+    public static func shim<T: FixedWidthInteger & SignedInteger>(_ body: () -> T) -> Result<T, Errno> {
+        while true {
+            let r = body()
+            if r >= 0 { return .success(r) }
+            if r == -T(EINTR) { continue }
+            return .failure(Errno(rawValue: Int32(truncatingIfNeeded: -r)))
+        }
+    }
+
+    /// Runs `body`, a Glibc call returning -1 and setting errno, again while it fails with EINTR.
+    @inlinable @discardableResult
+    public static func glibc<T: FixedWidthInteger & SignedInteger>(_ body: () -> T) -> Result<T, Errno> {
+        while true {
+            let r = body()
+            if r != -1 { return .success(r) }
+            let e = Glibc.errno
+            if e == EINTR { continue }
+            return .failure(Errno(rawValue: e))
+        }
+    }
+
+    /// Writes all of `count` bytes at `base` to `fd`, whatever the partial writes; false
+    /// when the descriptor fails (EPIPE and friends: the reader is gone).
+    @discardableResult
+    public static func writeAll(_ fd: Int32, _ base: UnsafeRawPointer?, _ count: Int) -> Bool {
+        guard let base else { return count == 0 }
+        var off = 0
+        while off < count {
+            switch glibc({ Glibc.write(fd, base + off, count - off) }) {
+            case .success(let n): off += n
+            case .failure: return false
+            }
+        }
+        return true
+    }
+
+    /// Writes the UTF-8 of `text` to `fd` (one write when the kernel takes it whole).
+    @discardableResult
+    public static func writeAll(_ fd: Int32, _ text: String) -> Bool {
+        var t = text
+        return t.withUTF8 { writeAll(fd, $0.baseAddress, $0.count) }
+    }
+}
 
 extension Errno {
-    /// The current `errno`.
+    /// The current `errno`, for a Glibc call just made.
     @inlinable public static var current: Errno { Errno(rawValue: Glibc.errno) }
 }
 
-/// Calls `body` again while it fails with EINTR (a `-1` result and errno EINTR).
-@inlinable
-public func retryOnInterrupt<T: FixedWidthInteger>(_ body: () -> T) -> T {
-    while true {
-        let r = body()
-        if r == -1 && Glibc.errno == EINTR { continue }
-        return r
-    }
+extension Result where Failure == Errno {
+    /// The value, or nil on failure.
+    @inlinable public var value: Success? { if case .success(let v) = self { return v }; return nil }
+    /// The errno of a failure, or nil.
+    @inlinable public var errno: Errno? { if case .failure(let e) = self { return e }; return nil }
 }
 
 // MARK: - Identity
@@ -68,7 +115,8 @@ public enum Memory {
 public enum Futex {
     public enum WaitResult { case woken, changed, timedOut, interrupted }
 
-    /// `futex(word, FUTEX_WAIT_BITSET, expected, deadline)`: sleeps while `*word == expected`.
+    /// `futex(word, FUTEX_WAIT_BITSET, expected, deadline)`: sleeps while `*word == expected`,
+    /// until `deadline` (real time: the kernel's clock).
     @inlinable
     public static func wait(_ word: UnsafeMutablePointer<UInt32>, expected: UInt32, deadline: Deadline) -> WaitResult {
         let r: Int32
@@ -110,9 +158,10 @@ public enum ProcessControl {
 
     /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
     public static func pidfdOpen(_ pid: Int32) throws(Errno) -> FileDescriptor {
-        let fd = ipc_pidfd_open(pid)
-        if fd < 0 { throw Errno(rawValue: -fd) }
-        return FileDescriptor(rawValue: fd)
+        switch Syscall.shim({ ipc_pidfd_open(pid) }) {
+        case .success(let fd): return FileDescriptor(rawValue: fd)
+        case .failure(let e): throw e
+        }
     }
 
     /// How a process ended, as `waitpid` reports it.
@@ -135,72 +184,79 @@ public enum ProcessControl {
         return .signaled(status & 0x7f)
     }
 
-    /// `waitpid(pid, &status, WNOHANG or 0)`, retried on EINTR. Returns nil when the
-    /// process is still running (non-blocking form).
+    /// `waitpid(pid, &status, WNOHANG or 0)`. Returns nil when the process is still running
+    /// (non-blocking form).
     public static func wait(_ pid: Int32, block: Bool) throws(Errno) -> Termination? {
         var status: Int32 = 0
-        let r = retryOnInterrupt { waitpid(pid, &status, block ? 0 : WNOHANG) }
-        if r < 0 { throw Errno.current }
-        if r == 0 { return nil }
-        return termination(fromStatus: status)
+        switch Syscall.glibc({ waitpid(pid, &status, block ? 0 : WNOHANG) }) {
+        case .failure(let e): throw e
+        case .success(0): return nil
+        case .success: return termination(fromStatus: status)
+        }
     }
 
     /// `waitpid(-1, &status, WNOHANG)`: one exited child, if any.
     public static func reapAny() -> (pid: Int32, termination: Termination)? {
         var status: Int32 = 0
-        let r = retryOnInterrupt { waitpid(-1, &status, WNOHANG) }
-        if r <= 0 { return nil }
+        guard let r = Syscall.glibc({ waitpid(-1, &status, WNOHANG) }).value, r > 0 else { return nil }
         return (r, termination(fromStatus: status))
     }
 
     /// `kill(pid, signal)`.
     public static func signal(_ pid: Int32, _ signal: Int32) throws(Errno) {
-        if kill(pid, signal) < 0 { throw Errno.current }
+        if case .failure(let e) = Syscall.glibc({ kill(pid, signal) }) { throw e }
     }
 
     /// True when a process with this pid exists (`kill(pid, 0)`; EPERM counts as alive).
     public static func exists(_ pid: Int32) -> Bool {
         if pid <= 0 { return false }
-        return kill(pid, 0) == 0 || Glibc.errno == EPERM
+        switch Syscall.glibc({ kill(pid, 0) }) {
+        case .success: return true
+        case .failure(let e): return e == .notPermitted
+        }
+    }
+}
+
+// MARK: - Pipes
+
+public enum Pipe {
+    /// `pipe2(O_CLOEXEC|O_NONBLOCK)`: (read end, write end).
+    public static func make() throws(Errno) -> (read: Int32, write: Int32) {
+        var fds: (Int32, Int32) = (-1, -1)
+        let r = withUnsafeMutableBytes(of: &fds) { ipc_pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        if r < 0 { throw Errno(rawValue: -r) }
+        return fds
     }
 }
 
 // MARK: - Polling
 
 public enum Poll {
-    /// `poll(fds, n, timeout)` over (descriptor, events) pairs until `deadline`, retried on
-    /// EINTR with the time left. Returns the `revents` of each entry (all zero on timeout).
+    /// `poll(fds, n, timeout)` over (descriptor, events) pairs until `deadline` (real
+    /// time), resumed after signals with the time left. Returns the `revents` of each
+    /// entry (all zero on timeout).
     public static func wait(_ entries: [(fd: Int32, events: Int16)], deadline: Deadline) throws(Errno) -> [Int16] {
         var fds = entries.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         while true {
-            let r = fds.withUnsafeMutableBufferPointer { buf in
-                poll(buf.baseAddress, nfds_t(buf.count), deadline.pollMilliseconds)
+            let r = Syscall.glibc {
+                fds.withUnsafeMutableBufferPointer { buf in poll(buf.baseAddress, nfds_t(buf.count), deadline.pollMilliseconds) }
             }
-            if r >= 0 { return fds.map { $0.revents } }
-            if Glibc.errno == EINTR {
-                if deadline.hasExpired { return fds.map { _ in 0 } }
-                continue
+            switch r {
+            case .failure(let e): throw e
+            case .success(0) where !deadline.hasExpired: continue  // poll's milliseconds round; be exact
+            case .success: return fds.map { $0.revents }
             }
-            throw Errno.current
         }
+    }
+
+    /// True when `fd` has any of `events` now (a poll with no timeout).
+    public static func isReady(fd: Int32, events: Int16) -> Bool {
+        var p = pollfd(fd: fd, events: events, revents: 0)
+        return (Syscall.glibc { poll(&p, 1, 0) }.value ?? 1) > 0
     }
 
     /// Waits until `fd` has any of `events`, or the deadline passes. True when ready.
     public static func wait(fd: Int32, events: Int16, deadline: Deadline) throws(Errno) -> Bool {
-        var p = pollfd(fd: fd, events: events, revents: 0)
-        while true {
-            let r = poll(&p, 1, deadline.pollMilliseconds)
-            if r > 0 { return true }
-            if r == 0 {
-                // poll's millisecond timeout rounds up; be exact about expiry.
-                if deadline.hasExpired { return false }
-                continue
-            }
-            if Glibc.errno == EINTR {
-                if deadline.hasExpired { return false }
-                continue
-            }
-            throw Errno.current
-        }
+        try wait([(fd, events)], deadline: deadline)[0] != 0
     }
 }

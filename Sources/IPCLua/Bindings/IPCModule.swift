@@ -4,47 +4,42 @@ import IPCCore
 import IPCRuntime
 
 /// The `ipc` module: its functions, its types, and their registration in a Lua state.
+/// Adding a primitive touches three places: the core (IPCCore), its bindings file (its
+/// type's methods and its constructor, each declared once), and the two lists below.
 public enum IPCModule {
-    static let functions: [(name: String, function: ipc_swift_function)] = [
-        ("spawn", { luaEntry($0, ProcessBindings.spawn) }),
-        ("process", { luaEntry($0, ProcessBindings.process) }),
-        ("current", { luaEntry($0, ProcessBindings.current) }),
-        ("sleep", { luaEntry($0, ProcessBindings.sleep) }),
-        ("now", { luaEntry($0, ProcessBindings.now) }),
-        ("pipe", { luaEntry($0, PipeBindings.pipe) }),
-        ("queue", { luaEntry($0, QueueBindings.queue) }),
-        ("joinable_queue", { luaEntry($0, QueueBindings.joinableQueue) }),
-        ("value", { luaEntry($0, ValueBindings.value) }),
-        ("array", { luaEntry($0, ValueBindings.array) }),
-        ("semaphore", { luaEntry($0, SyncBindings.semaphore) }),
-        ("bounded_semaphore", { luaEntry($0, SyncBindings.boundedSemaphore) }),
-        ("lock", { luaEntry($0, SyncBindings.lock) }),
-        ("rlock", { luaEntry($0, SyncBindings.rlock) }),
-        ("event", { luaEntry($0, SyncBindings.event) }),
-        ("condition", { luaEntry($0, SyncBindings.condition) }),
-        ("barrier", { luaEntry($0, SyncBindings.barrier) }),
-        ("wait", { luaEntry($0, WaitBindings.wait) }),
-    ]
+    static let functions: [Function] = ProcessBindings.functions + PipeBindings.functions + QueueBindings.functions
+        + ValueBindings.functions + SyncBindings.functions + WaitBindings.functions
 
-    static let types: [LuaType] = [
-        ProcessBindings.type, PipeBindings.type, QueueBindings.queueType, QueueBindings.joinableType,
-    ] + ValueBindings.types + SyncBindings.types + SocketBindings.types
+    static let types: [LuaType] = [ProcessBindings.type, PipeBindings.type, QueueBindings.type]
+        + ValueBindings.types + SyncBindings.types + SocketBindings.types
+
+    /// The calls that are fields, and the runtime's own: declared here, at module open,
+    /// so that every call site has the same id in every process of every run (a fork
+    /// server prepares the module once, before its runs).
+    static let fieldSites: [CallSite] = [
+        CallSite.processStart, CallSite.processEnd, CallSite.join,
+        ValueBindings.valueRead.site, ValueBindings.valueWrite.site, ValueBindings.arrayRead.site, ValueBindings.arrayWrite.site,
+        ProcessBindings.exitcodeRead.site, SyncBindings.barrierNWaiting.site, SyncBindings.barrierBroken.site,
+    ]
 
     /// Registers the types and pushes the module table.
     public static func open(_ s: LuaState) {
+        _ = fieldSites
         Keys.intern(s)
-        for type in types { LuaObjects.register(type, in: s) }
+        for type in types { Bindings.register(type, in: s) }
         s.newTable(hash: Int32(functions.count + 4))
-        for (name, fn) in functions {
-            s.push(function: fn)
-            s.setField(-2, name)
+        for f in functions {
+            let entry = f.erased()
+            Bindings.push(entry, s)
+            s.setField(-2, entry.name)
         }
         s.push("ipcplay " + Version.string)
         s.setField(-2, "_VERSION")
         s.newTable(hash: Int32(SocketBindings.functions.count))
-        for (name, fn) in SocketBindings.functions {
-            s.push(function: fn)
-            s.setField(-2, name)
+        for f in SocketBindings.functions {
+            let entry = f.erased()
+            Bindings.push(entry, s)
+            s.setField(-2, entry.name)
         }
         s.setField(-2, "unix")
         TestHelpers.push(s)
@@ -67,5 +62,5 @@ public enum IPCModule {
 }
 
 public enum Version {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }

@@ -6,9 +6,11 @@ import IPCRuntime
 
 /// A Process as Lua sees it: the runtime's `ChildProcess`; its target and arguments are
 /// kept in the userdata's user value, a table {target, args, n}.
-final class ProcessObject: LuaDescribable {
+final class ProcessObject: LuaObject {
     let child: ChildProcess
     init(child: ChildProcess) { self.child = child }
+
+    var ref: ObjectRef { child.ref }
 
     var luaDescription: String {
         let state: String
@@ -19,20 +21,45 @@ final class ProcessObject: LuaDescribable {
         } else {
             state = "started pid=\(child.pid)"
         }
-        return "<Process name='\(child.name)' \(state)\(child.daemon ? " daemon" : "")>"
+        return "<process \(child.name) \(state)\(child.daemon ? " daemon" : "")>"
     }
+
+    /// Would `join` wait now?
+    var joinWaits: Bool { child.isStarted && child.isMine && child.isRunning }
 }
 
 enum ProcessBindings {
+    static let exitcodeRead = FieldAccess("process.exitcode", access: .read)
+
     static let type: LuaType = {
-        var t = LuaType(.process, "ipc.Process", label: "process", methods: [
-            ("start", { luaEntry($0, start) }),
-            ("join", { luaEntry($0, join) }),
-            ("is_alive", { luaEntry($0, isAlive) }),
-            ("terminate", { luaEntry($0, terminate) }),
-            ("kill", { luaEntry($0, kill) }),
+        var t = LuaType([.process], [
+            Method<ProcessObject>("start") { s, p, call throws(LuaRaise) in
+                if p.child.isStarted { throw LuaRaise("\(call.name): \(p.child.name) was already started") }
+                try launch(s, p, at: 1, call: call.name)
+                return 0
+            },
+            Method<ProcessObject>("join", timeout: 2, waits: { $0.joinWaits }) { s, p, call throws(LuaRaise) in
+                guard p.child.isStarted else { throw LuaRaise("\(call.name): \(p.child.name) was never started") }
+                guard p.child.isMine else {
+                    throw LuaRaise("\(call.name): \(p.child.name) is not a child of this process (only the process that started it can join it)")
+                }
+                let ended = p.child.join(deadline: call.deadline)
+                if ended { RunBoard.current?.markErrorSeen(pid: p.child.pid) }
+                s.push(ended)
+                return 1
+            },
+            Method<ProcessObject>("is_alive", access: .read) { s, p, _ in
+                if p.child.isStarted && !p.child.isMine {
+                    s.push(RunBoard.current?.lists(pid: p.child.pid) ?? false)
+                } else {
+                    s.push(p.child.isAlive)
+                }
+                return 1
+            },
+            Method<ProcessObject>("terminate") { _, p, _ in p.child.send(signal: SIGTERM); return 0 },
+            Method<ProcessObject>("kill") { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
         ])
-        t.index = { luaEntry($0, index) }
+        t.fields = { luaEntry($0, index) }
         t.newIndex = { luaEntry($0, newIndex) }
         return t
     }()
@@ -40,13 +67,13 @@ enum ProcessBindings {
     // MARK: - Constructors
 
     /// `ipc.spawn(fn, ...)`: a started Process running fn(...).
-    static func spawn(_ s: LuaState) throws(LuaRaise) -> Int32 {
+    static func spawn(_ s: LuaState, _ call: CallContext) throws(LuaRaise) -> Int32 {
         guard isCallable(s, 1) else {
-            throw LuaRaise("ipc.spawn: expected a function as argument 1, got \(s.typeName(1))")
+            throw LuaRaise("\(call.name): expected a function as argument 1, got \(s.typeName(1))")
         }
         let n = s.top - 1
         let process = ProcessObject(child: ChildProcess(name: nil, daemon: false))
-        s.push(object: process, type: type)
+        s.push(object: process, kind: .process)
         let ud = s.top
         // user value = {target = fn, args = {...}, n = #args}
         s.newTable(hash: 3)
@@ -61,51 +88,50 @@ enum ProcessBindings {
         s.push(Int64(n))
         s.setField(-2, "n")
         _ = ipc_lua_setuservalue(s.L, ud)
-        try launch(s, process, at: ud, call: "ipc.spawn")
+        try launch(s, process, at: ud, call: call.name)
         s.setTop(ud)
         return 1
     }
 
     /// `ipc.process{target=fn, args={...}, name="p1", daemon=false}`: not yet started.
-    static func process(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let call = "ipc.process"
+    static func process(_ s: LuaState, _ call: CallContext) throws(LuaRaise) -> Int32 {
         guard s.type(1) == LUA_TTABLE else {
-            throw LuaRaise("\(call): expected a table {target = fn, args = {...}, name = ..., daemon = ...}, got \(s.typeName(1))")
+            throw LuaRaise("\(call.name): expected a table {target = fn, args = {...}, name = ..., daemon = ...}, got \(s.typeName(1))")
         }
         s.rawField(1, "target")
-        guard isCallable(s, -1) else { throw LuaRaise("\(call): target must be a function, got \(s.typeName(-1))") }
+        guard isCallable(s, -1) else { throw LuaRaise("\(call.name): target must be a function, got \(s.typeName(-1))") }
         let target = s.top
         var argCount: Int64 = 0
         switch s.rawField(1, "args") {
         case LUA_TNIL: s.pop(); s.newTable()
         case LUA_TTABLE:
             if s.rawField(-1, "n") != LUA_TNIL {
-                argCount = try s.integerArgument(-1, call, "args.n")
+                argCount = try s.integerArgument(-1, call.name, "args.n")
             } else {
                 argCount = Int64(s.rawLength(-2))
             }
             s.pop()
-            if argCount < 0 { throw LuaRaise("\(call): args.n must not be negative") }
-        default: throw LuaRaise("\(call): args must be a table, got \(s.typeName(-1))")
+            if argCount < 0 { throw LuaRaise("\(call.name): args.n must not be negative") }
+        default: throw LuaRaise("\(call.name): args must be a table, got \(s.typeName(-1))")
         }
         let args = s.top
         var name: String?
         switch s.rawField(1, "name") {
         case LUA_TNIL: break
         case LUA_TSTRING: name = s.string(-1)
-        default: throw LuaRaise("\(call): name must be a string, got \(s.typeName(-1))")
+        default: throw LuaRaise("\(call.name): name must be a string, got \(s.typeName(-1))")
         }
         s.pop()
         var daemon = false
         switch s.rawField(1, "daemon") {
         case LUA_TNIL: break
         case LUA_TBOOLEAN: daemon = s.boolean(-1)
-        default: throw LuaRaise("\(call): daemon must be a boolean, got \(s.typeName(-1))")
+        default: throw LuaRaise("\(call.name): daemon must be a boolean, got \(s.typeName(-1))")
         }
         s.pop()
-        if let name, name.isEmpty { throw LuaRaise("\(call): name must not be empty") }
+        if let name, name.isEmpty { throw LuaRaise("\(call.name): name must not be empty") }
         let process = ProcessObject(child: ChildProcess(name: name, daemon: daemon))
-        s.push(object: process, type: type)
+        s.push(object: process, kind: .process)
         let ud = s.top
         s.newTable(hash: 3)
         s.pushValue(target)
@@ -139,6 +165,7 @@ enum ProcessBindings {
     }
 
     static func runTarget(_ s: LuaState, _ ud: Int32) -> Int32 {
+        ScriptRunner.seedRandom(s)
         guard let thread = lua_newthread(s.L) else { return 1 }
         let co = LuaState(thread)
         _ = ipc_lua_getuservalue(s.L, ud)
@@ -161,72 +188,27 @@ enum ProcessBindings {
             let message = co.string(-1) ?? "(error object is not a string)"
             ScriptRunner.reportUncaught(message)
             Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
-            RunBoard.current?.recordError(name: CurrentProcess.name, message: String(message.prefix(while: { $0 != "\n" })))
+            RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))
             return 1
         }
-        return 0
-    }
-
-    // MARK: - Methods
-
-    static func start(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process:start", as: ProcessObject.self)
-        if p.child.isStarted { throw LuaRaise("process:start: \(p.child.name) was already started") }
-        try launch(s, p, at: 1, call: "process:start")
-        return 0
-    }
-
-    static func join(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process:join", as: ProcessObject.self)
-        let deadline = try s.deadline(2, "process:join")
-        guard p.child.isStarted else { throw LuaRaise("process:join: \(p.child.name) was never started") }
-        guard p.child.isMine else {
-            throw LuaRaise("process:join: \(p.child.name) is not a child of this process (only the process that started it can join it)")
-        }
-        if p.child.pid == ProcessIdentity.pid { throw LuaRaise("process:join: a process cannot join itself") }
-        Calls.enter("process:join", p.child.name)
-        let ended = p.child.join(deadline: deadline)
-        if ended { RunBoard.current?.markErrorSeen(pid: p.child.pid) }
-        if Trace.isOn { Traced.call(s, "process:join", p.child.name, result: String(ended)) }
-        s.push(ended)
-        return 1
-    }
-
-    static func isAlive(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process:is_alive", as: ProcessObject.self)
-        if p.child.isStarted && !p.child.isMine {
-            s.push(RunBoard.current?.lists(pid: p.child.pid) ?? false)
-            return 1
-        }
-        s.push(p.child.isAlive)
-        return 1
-    }
-
-    static func terminate(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process:terminate", as: ProcessObject.self)
-        p.child.send(signal: SIGTERM)
-        return 0
-    }
-
-    static func kill(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process:kill", as: ProcessObject.self)
-        p.child.send(signal: SIGKILL)
         return 0
     }
 
     // MARK: - Fields
 
-    /// `__index`: pid, name, daemon, exitcode, then the methods (upvalue 2).
+    /// `__index` for what is not a method: pid, name, daemon, and the call `exitcode`.
     static func index(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process", as: ProcessObject.self)
-        if s.pushMethod() { return 1 }
+        guard let p = s.object(1, .process, as: ProcessObject.self) else { throw s.wrongSelf("process", "index") }
         switch s.key(2) {
         case Keys.pid:
             if p.child.isStarted { s.push(Int64(p.child.pid)) } else { s.pushNil() }
         case Keys.name: s.push(p.child.name)
         case Keys.daemon: s.push(p.child.daemon)
         case Keys.exitcode:
-            if let t = p.child.poll() { s.push(Int64(t.exitcode)) } else { s.pushNil() }
+            return try exitcodeRead.pass(s, p.ref) { _ in
+                if let t = p.child.poll() { s.push(Int64(t.exitcode)) } else { s.pushNil() }
+                return 1
+            }
         default: s.pushNil()
         }
         return 1
@@ -234,7 +216,7 @@ enum ProcessBindings {
 
     /// `__newindex`: `name` and `daemon` (before start) may be set.
     static func newIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let p = try s.receiver(.process, "process", as: ProcessObject.self)
+        guard let p = s.object(1, .process, as: ProcessObject.self) else { throw s.wrongSelf("process", "index") }
         switch s.key(2) {
         case Keys.name:
             guard let name = s.string(3), !name.isEmpty else {
@@ -253,27 +235,32 @@ enum ProcessBindings {
 
     // MARK: - Module functions
 
-    /// `ipc.current()`: {name=..., pid=...} of the calling process.
-    static func current(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.newTable(hash: 3)
-        s.push(CurrentProcess.name)
-        s.setField(-2, "name")
-        s.push(Int64(ProcessIdentity.pid))
-        s.setField(-2, "pid")
-        s.push(CurrentProcess.isHost)
-        s.setField(-2, "is_main")
-        return 1
-    }
-
-    static func sleep(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let seconds = try s.numberArgument(1, "ipc.sleep", "seconds")
-        if seconds < 0 { throw LuaRaise("ipc.sleep: seconds must not be negative") }
-        Runtime.sleep(seconds: seconds)
-        return 0
-    }
-
-    static func now(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        s.push(MonotonicClock.seconds())
-        return 1
-    }
+    static let functions = [
+        Function("ipc.spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
+        Function("ipc.process") { s, call throws(LuaRaise) in try process(s, call) },
+        /// `ipc.current()`: {name=..., pid=...} of the calling process.
+        Function("ipc.current", access: .read) { s, _ in
+            s.newTable(hash: 3)
+            s.push(Runtime.this.name)
+            s.setField(-2, "name")
+            s.push(Int64(ProcessIdentity.pid))
+            s.setField(-2, "pid")
+            s.push(Runtime.this.isHost)
+            s.setField(-2, "is_main")
+            return 1
+        },
+        /// `ipc.sleep(seconds)`: scaled by --time-scale, on the run's clock.
+        Function("ipc.sleep", deadline: { s, name throws(LuaRaise) in
+            let seconds = try s.numberArgument(1, name, "seconds")
+            if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
+            return Runtime.sleepDeadline(seconds: seconds)
+        }, waits: { _ in true }) { _, call in
+            Blocking.sleep(until: call.deadline)
+            return 0
+        },
+        Function("ipc.now", access: .read) { s, _ in
+            s.push(MonotonicClock.seconds())
+            return 1
+        },
+    ]
 }

@@ -5,51 +5,119 @@ import IPCCore
 import IPCRuntime
 
 /// A Unix socket (server, stream or datagram) as Lua sees it.
-final class SocketObject: LuaDescribable {
+final class SocketObject: LuaObject {
     let socket: UnixSocket
-    let name: String
-    init(_ socket: UnixSocket, name: String) {
+    let ref: ObjectRef
+
+    init(_ socket: UnixSocket, ref: ObjectRef) {
         self.socket = socket
-        self.name = name
+        self.ref = ref
     }
+
     var luaDescription: String {
-        let what: String
-        switch socket.kind {
-        case .server: what = "server"
-        case .stream: what = "socket"
-        case .datagram: what = "dgram"
-        }
-        return "<\(what) \(name)\(socket.path.map { " " + $0 } ?? "")\(socket.isClosed ? " closed" : "")>"
+        "<\(ref.kind!.label) \(ref.name)\(socket.path.map { " " + $0 } ?? "")\(socket.isClosed ? " closed" : "")>"
     }
+
+    /// Would a receive (or accept) wait now?
+    var nothingToRead: Bool { !socket.isClosed && !socket.isReadable() }
 }
 
 enum SocketBindings {
-    static let serverType = LuaType(.server, "ipc.Server", label: "server", methods: [
-        ("accept", { luaEntry($0, accept) }),
-        ("close", { luaEntry($0, close) }),
-        ("path", { luaEntry($0, path) }),
-    ])
-    static let socketType = LuaType(.socket, "ipc.Socket", label: "socket", methods: [
-        ("send", { luaEntry($0, send) }),
-        ("recv", { luaEntry($0, recv) }),
-        ("close", { luaEntry($0, close) }),
-        ("send_handle", { luaEntry($0, sendHandle) }),
-        ("recv_handle", { luaEntry($0, recvHandle) }),
-    ])
-    static let datagramType = LuaType(.dgram, "ipc.Dgram", label: "dgram", methods: [
-        ("sendto", { luaEntry($0, sendto) }),
-        ("recvfrom", { luaEntry($0, recvfrom) }),
-        ("close", { luaEntry($0, close) }),
-        ("path", { luaEntry($0, path) }),
-    ])
+    static let serverType: LuaType = {
+        var t = LuaType([.server], [
+            Method<SocketObject>("accept", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+                if o.socket.isClosed { return s.fail("closed") }
+                do {
+                    guard let c = try o.socket.accept(deadline: call.deadline) else { return s.fail("timeout") }
+                    push(s, c)
+                } catch { throw LuaRaise("\(call.name): \(error)") }
+                return 1
+            },
+            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("path", access: .read) { s, o, _ in pushPath(s, o) },
+        ])
+        t.closeMethod = "close"
+        return t
+    }()
+
+    static let socketType: LuaType = {
+        var t = LuaType([.socket], [
+            Method<SocketObject>("send", preview: .argument(2), external: true) { s, o, call throws(LuaRaise) in
+                let bytes = try s.stringArgument(2, call.name, "argument 1")
+                call.bytes = bytes.count
+                switch o.socket.send(bytes) {
+                case .sent(let n): s.push(Int64(n)); return 1
+                case .closed: return s.fail("closed")
+                }
+            },
+            Method<SocketObject>("recv", timeout: 3, waits: { $0.nothingToRead }, preview: .result, external: true) { s, o, call throws(LuaRaise) in
+                let n = try s.integerArgument(2, call.name, "n")
+                guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("\(call.name): n must be between 1 and 2^30, got \(n)") }
+                let buffer = Scratch.receive
+                buffer.reset()
+                guard buffer.reserve(Int(n)) else {
+                    buffer.reset()
+                    throw LuaRaise("\(call.name): not enough memory for \(n) bytes")
+                }
+                switch o.socket.receive(upTo: Int(n), into: buffer, deadline: call.deadline) {
+                case .data(let got):
+                    s.push(bytes: buffer.base, count: got)
+                    call.bytes = got
+                    buffer.reset()
+                    return 1
+                case .closed: return s.fail("closed")
+                case .timedOut: return s.fail("timeout")
+                }
+            },
+            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("send_handle", external: true) { s, o, call throws(LuaRaise) in try sendHandle(s, o, call) },
+            Method<SocketObject>("recv_handle", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+                try recvHandle(s, o, call)
+            },
+        ])
+        t.closeMethod = "close"
+        return t
+    }()
+
+    static let datagramType: LuaType = {
+        var t = LuaType([.dgram], [
+            Method<SocketObject>("sendto", preview: .argument(3), external: true) { s, o, call throws(LuaRaise) in
+                guard let path = s.string(2) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(2))") }
+                let bytes = try s.stringArgument(3, call.name, "data")
+                call.bytes = bytes.count
+                do {
+                    switch try o.socket.send(bytes, to: path) {
+                    case .sent(let n): s.push(Int64(n)); return 1
+                    case .refused(let why): return s.fail(why)
+                    }
+                } catch { throw LuaRaise("\(call.name): \(error)") }
+            },
+            Method<SocketObject>("recvfrom", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+                let buffer = Scratch.receive
+                switch o.socket.receiveFrom(into: buffer, deadline: call.deadline) {
+                case .datagram(let from):
+                    s.push(bytes: buffer.base, count: buffer.count)
+                    s.push(from)
+                    call.bytes = buffer.count
+                    buffer.reset()
+                    return 2
+                case .timedOut: return s.fail("timeout")
+                case .closed: return s.fail("closed")
+                }
+            },
+            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("path", access: .read) { s, o, _ in pushPath(s, o) },
+        ])
+        t.closeMethod = "close"
+        return t
+    }()
+
     static let types = [serverType, socketType, datagramType]
 
-    static let functions: [(name: String, function: ipc_swift_function)] = [
-        ("listen", { luaEntry($0, listen) }),
-        ("connect", { luaEntry($0, connect) }),
-        ("socketpair", { luaEntry($0, socketpair) }),
-        ("dgram", { luaEntry($0, dgram) }),
-    ]
+    static func pushPath(_ s: LuaState, _ o: SocketObject) -> Int32 {
+        if let p = o.socket.path { s.push(p) } else { s.pushNil() }
+        return 1
+    }
 
     /// Lists a socket file on the run's board; returns how to remove it.
     static func register(_ path: String) -> (() -> Void)? {
@@ -60,11 +128,13 @@ enum SocketBindings {
     }
 
     static func push(_ s: LuaState, _ socket: UnixSocket, name: String? = nil) {
+        let kind: ObjectKind
         switch socket.kind {
-        case .server: s.push(object: SocketObject(socket, name: name ?? RunBoard.current?.nextName(.server) ?? "server"), type: serverType)
-        case .stream: s.push(object: SocketObject(socket, name: name ?? RunBoard.current?.nextName(.socket) ?? "socket"), type: socketType)
-        case .datagram: s.push(object: SocketObject(socket, name: name ?? RunBoard.current?.nextName(.datagram) ?? "dgram"), type: datagramType)
+        case .server: kind = .server
+        case .stream: kind = .socket
+        case .datagram: kind = .dgram
         }
+        s.push(object: SocketObject(socket, ref: s.newObject(kind, name: name)), kind: kind)
     }
 
     /// `{mode = 0x1B0, name = ...}`: the file mode of a bound socket (addition).
@@ -79,181 +149,71 @@ enum SocketBindings {
 
     // MARK: - Constructors
 
-    /// `ipc.unix.listen(path [, backlog=5 [, options]])`
-    static func listen(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let call = "ipc.unix.listen"
-        guard let path = s.string(1) else { throw LuaRaise("\(call): expected a path, got \(s.typeName(1))") }
-        let backlog = try s.optionalInteger(2, call, "backlog", default: 5)
-        guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call): backlog must be between 0 and 65535") }
-        let mode = try modeOption(s, 3, call)
-        let name = try s.nameOption(3, call)
-        push(s, try making(s, call) { () throws(IPCError) in
-            try UnixSocket.listen(path: path, backlog: Int32(backlog), mode: mode, register: register)
-        }, name: name)
-        return 1
-    }
-
-    /// `ipc.unix.connect(path [, timeout])`: a Socket, or nil and a message.
-    static func connect(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let call = "ipc.unix.connect"
-        guard let path = s.string(1) else { throw LuaRaise("\(call): expected a path, got \(s.typeName(1))") }
-        let deadline = try s.deadline(2, call)
-        Calls.enter(call, path, external: true)
-        do {
-            switch try UnixSocket.connect(path: path, deadline: deadline) {
-            case .connected(let socket): push(s, socket)
-            case .refused(let why): return s.fail(why)
-            }
-        } catch { throw LuaRaise("\(call): \(error)") }
-        return 1
-    }
-
-    static func socketpair(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let (a, b) = try making(s, "ipc.unix.socketpair") { () throws(IPCError) in try UnixSocket.pair() }
-        push(s, a)
-        push(s, b)
-        return 2
-    }
-
-    /// `ipc.unix.dgram([path [, options]])`
-    static func dgram(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let call = "ipc.unix.dgram"
-        var path: String?
-        if !s.isNoneOrNil(1) {
-            guard let p = s.string(1) else { throw LuaRaise("\(call): expected a path, got \(s.typeName(1))") }
-            path = p
-        }
-        let mode = try modeOption(s, 2, call)
-        let name = try s.nameOption(2, call)
-        push(s, try making(s, call) { () throws(IPCError) in
-            try UnixSocket.datagram(path: path, mode: mode, register: register)
-        }, name: name)
-        return 1
-    }
-
-    // MARK: - Methods
-
-    static func accept(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.server, "server:accept", as: SocketObject.self)
-        if o.socket.isClosed { return s.fail("closed") }
-        let deadline = try s.deadline(2, "server:accept")
-        Calls.enter("server:accept", o.name, external: true)
-        do {
-            let c = try o.socket.accept(deadline: deadline)
-            if Trace.isOn { Traced.call(s, "server:accept", o.name, result: c == nil ? "timeout" : nil) }
-            guard let c else { return s.fail("timeout") }
-            push(s, c)
-        } catch { throw LuaRaise("server:accept: \(error)") }
-        return 1
-    }
-
-    static func send(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.socket, "socket:send", as: SocketObject.self)
-        let bytes = try s.stringArgument(2, "socket:send", "argument 1")
-        Calls.enter("socket:send", o.name, external: true)
-        let outcome = o.socket.send(bytes)
-        if Trace.isOn { Traced.call(s, "socket:send", o.name, value: 2, bytes: bytes.count, result: outcome == .closed ? "closed" : nil) }
-        switch outcome {
-        case .sent(let n): s.push(Int64(n)); return 1
-        case .closed: return s.fail("closed")
-        }
-    }
-
-    static func recv(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.socket, "socket:recv", as: SocketObject.self)
-        let n = try s.integerArgument(2, "socket:recv", "n")
-        guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("socket:recv: n must be between 1 and 2^30, got \(n)") }
-        let deadline = try s.deadline(3, "socket:recv")
-        Calls.enter("socket:recv", o.name, external: true)
-        let buffer = Scratch.receive
-        buffer.reset()
-        guard buffer.reserve(Int(n)) else {
-            buffer.reset()
-            throw LuaRaise("socket:recv: not enough memory for \(n) bytes")
-        }
-        let outcome = o.socket.receive(upTo: Int(n), into: buffer, deadline: deadline)
-        if Trace.isOn, case .data = outcome {} else if Trace.isOn {
-            Traced.call(s, "socket:recv", o.name, result: outcome == .closed ? "closed" : "timeout")
-        }
-        switch outcome {
-        case .data(let got):
-            s.push(bytes: buffer.base, count: got)
-            if Trace.isOn { Traced.call(s, "socket:recv", o.name, value: -1, bytes: got) }
-            buffer.reset()
+    static let functions = [
+        /// `ipc.unix.listen(path [, backlog=5 [, options]])`
+        Function("ipc.unix.listen") { s, call throws(LuaRaise) in
+            guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
+            let backlog = try s.optionalInteger(2, call.name, "backlog", default: 5)
+            guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call.name): backlog must be between 0 and 65535") }
+            let mode = try modeOption(s, 3, call.name)
+            let name = try s.nameOption(3, call.name)
+            push(s, try making(s, call.name) { () throws(IPCError) in
+                try UnixSocket.listen(path: path, backlog: Int32(backlog), mode: mode, register: register)
+            }, name: name)
             return 1
-        case .closed: return s.fail("closed")
-        case .timedOut: return s.fail("timeout")
-        }
-    }
-
-    static func sendto(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.dgram, "dgram:sendto", as: SocketObject.self)
-        guard let path = s.string(2) else { throw LuaRaise("dgram:sendto: expected a path, got \(s.typeName(2))") }
-        let bytes = try s.stringArgument(3, "dgram:sendto", "data")
-        Calls.enter("dgram:sendto", o.name, external: true)
-        do {
-            switch try o.socket.send(bytes, to: path) {
-            case .sent(let n): s.push(Int64(n)); return 1
-            case .refused(let why): return s.fail(why)
-            }
-        } catch { throw LuaRaise("dgram:sendto: \(error)") }
-    }
-
-    static func recvfrom(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.dgram, "dgram:recvfrom", as: SocketObject.self)
-        let deadline = try s.deadline(2, "dgram:recvfrom")
-        Calls.enter("dgram:recvfrom", o.name, external: true)
-        let buffer = Scratch.receive
-        switch o.socket.receiveFrom(into: buffer, deadline: deadline) {
-        case .datagram(let from):
-            s.push(bytes: buffer.base, count: buffer.count)
-            s.push(from)
-            buffer.reset()
+        },
+        /// `ipc.unix.connect(path [, timeout])`: a Socket, or nil and a message.
+        Function("ipc.unix.connect", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
+            guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
+            do {
+                switch try UnixSocket.connect(path: path, deadline: call.deadline) {
+                case .connected(let socket): push(s, socket)
+                case .refused(let why): return s.fail(why)
+                }
+            } catch { throw LuaRaise("\(call.name): \(error)") }
+            return 1
+        },
+        Function("ipc.unix.socketpair") { s, call throws(LuaRaise) in
+            let (a, b) = try making(s, call.name) { () throws(IPCError) in try UnixSocket.pair() }
+            push(s, a)
+            push(s, b)
             return 2
-        case .timedOut: return s.fail("timeout")
-        case .closed: return s.fail("closed")
-        }
-    }
-
-    static func close(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(family: .socket, "socket:close", as: SocketObject.self)
-        o.socket.close()
-        return 0
-    }
-
-    static func path(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(family: .socket, "server:path", as: SocketObject.self)
-        if let p = o.socket.path { s.push(p) } else { s.pushNil() }
-        return 1
-    }
+        },
+        /// `ipc.unix.dgram([path [, options]])`
+        Function("ipc.unix.dgram") { s, call throws(LuaRaise) in
+            var path: String?
+            if !s.isNoneOrNil(1) {
+                guard let p = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
+                path = p
+            }
+            let mode = try modeOption(s, 2, call.name)
+            let name = try s.nameOption(2, call.name)
+            push(s, try making(s, call.name) { () throws(IPCError) in
+                try UnixSocket.datagram(path: path, mode: mode, register: register)
+            }, name: name)
+            return 1
+        },
+    ]
 
     // MARK: - Passing handles (SCM_RIGHTS)
 
     /// `sock:send_handle(h)`: passes a Connection, a Socket, a server or a dgram socket to
     /// the process at the other end of this stream socket. The sender keeps its copy.
-    static func sendHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.socket, "socket:send_handle", as: SocketObject.self)
+    static func sendHandle(_ s: LuaState, _ o: SocketObject, _ call: CallContext) throws(LuaRaise) -> Int32 {
         var fds: [Int32]
         var message: String
         if let c = s.object(2, .connection, as: ConnectionObject.self) {
-            guard !c.connection.isClosed else { throw LuaRaise("socket:send_handle: the connection is closed") }
+            guard !c.connection.isClosed else { throw LuaRaise("\(call.name): the connection is closed") }
             let h = c.connection.handle
             fds = h.descriptors
-            message = "ipcplay/1 connection \(h.readDirection) \(h.writeDirection) \(c.name)"
+            message = "ipcplay/1 connection \(h.readDirection) \(h.writeDirection) \(c.ref.name)"
         } else if let x = s.object(2, family: .socket, as: SocketObject.self) {
-            guard !x.socket.isClosed else { throw LuaRaise("socket:send_handle: the \(x.name) is closed") }
+            guard !x.socket.isClosed else { throw LuaRaise("\(call.name): the \(x.ref.name) is closed") }
             fds = [x.socket.fd]
-            let kind: String
-            switch x.socket.kind {
-            case .server: kind = "server"
-            case .stream: kind = "socket"
-            case .datagram: kind = "dgram"
-            }
-            message = "ipcplay/1 \(kind) \(x.socket.path ?? "-") \(x.name)"
+            message = "ipcplay/1 \(x.ref.kind!.label) \(x.socket.path ?? "-") \(x.ref.name)"
         } else {
-            throw LuaRaise("socket:send_handle: expected a connection, socket, server or dgram, got \(s.describe(2))")
+            throw LuaRaise("\(call.name): expected a connection, socket, server or dgram, got \(s.describe(2))")
         }
-        Calls.enter("socket:send_handle", o.name, external: true)
         switch o.socket.sendDescriptors(fds, message: Array(message.utf8)) {
         case .sent: s.push(true); return 1
         case .closed: return s.fail("closed")
@@ -261,18 +221,15 @@ enum SocketBindings {
     }
 
     /// `sock:recv_handle([timeout])`: the object sent by `send_handle`.
-    static func recvHandle(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let o = try s.receiver(.socket, "socket:recv_handle", as: SocketObject.self)
-        let deadline = try s.deadline(2, "socket:recv_handle")
-        Calls.enter("socket:recv_handle", o.name, external: true)
-        switch o.socket.receiveDescriptors(deadline: deadline) {
+    static func recvHandle(_ s: LuaState, _ o: SocketObject, _ call: CallContext) throws(LuaRaise) -> Int32 {
+        switch o.socket.receiveDescriptors(deadline: call.deadline) {
         case .closed: return s.fail("closed")
         case .timedOut: return s.fail("timeout")
         case .received(let fds, let message):
             let words = String(decoding: message, as: UTF8.self).split(separator: " ", maxSplits: 4).map(String.init)
             func reject(_ why: String) -> LuaRaise {
                 for fd in fds { Glibc.close(fd) }
-                return LuaRaise("socket:recv_handle: \(why)")
+                return LuaRaise("\(call.name): \(why)")
             }
             guard words.count >= 4, words[0] == "ipcplay/1" else {
                 throw reject("the message received is not a handle sent by send_handle")
@@ -286,8 +243,8 @@ enum SocketBindings {
                 let writeFD = w >= 0 ? fds[r >= 0 ? 2 : 1] : -1
                 do {
                     let c = try Connection.adopt(channelFD: fds[0], readFD: readFD, writeFD: writeFD, readDirection: r, writeDirection: w)
-                    s.push(object: ConnectionObject(c, name: words[4]), type: PipeBindings.type)
-                } catch { throw LuaRaise("socket:recv_handle: \(error)") }
+                    s.push(object: ConnectionObject(c, ref: s.newObject(.connection, name: words[4])), kind: .connection)
+                } catch { throw LuaRaise("\(call.name): \(error)") }
             case "socket", "server", "dgram":
                 guard fds.count == 1, UnixSocket.isSocket(fds[0]) else { throw reject("expected one socket descriptor") }
                 let kind: UnixSocket.Kind = words[1] == "server" ? .server : words[1] == "socket" ? .stream : .datagram

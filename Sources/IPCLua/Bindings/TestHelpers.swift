@@ -10,7 +10,7 @@ enum TestHelpers {
     nonisolated(unsafe) static var skipReason: String?
 
     static let source = #"""
-    local skip_marker = ...
+    local _, skip_marker, seed = ...
     local test = {}
 
     local function show(v, depth)
@@ -70,8 +70,20 @@ enum TestHelpers {
       error("skipped: " .. tostring(reason or ""), 2)
     end
 
+    --- ipc.test.seed(): the run's seed (`--seed`, which `ipcplay test` always sets and
+    --- prints in its replay line): draw a test's randomness from it, and a failure replays.
+    function test.seed()
+      return seed()
+    end
+
     return test
     """#
+
+    /// The run's seed: its schedule's under a controlled scheduler, else `--seed`'s.
+    static let seed: ipc_swift_function = { L in
+        lua_pushinteger(L, Int64(bitPattern: Schedule.current?.seed ?? Runtime.this.options.seed ?? 0))
+        return 1
+    }
 
     static let markSkipped: ipc_swift_function = { L in
         luaEntry(L) { s throws(LuaRaise) in
@@ -80,14 +92,10 @@ enum TestHelpers {
         }
     }
 
-    /// Pushes the `ipc.test` table (nil if the chunk fails, which would be a bug).
+    /// Pushes the `ipc.test` table (an empty one if the chunk fails, which would be a bug).
     static func push(_ s: LuaState) {
-        var src = source
-        let loaded = src.withUTF8 { buf in
-            buf.withMemoryRebound(to: CChar.self) { ipc_lua_loadbuffer(s.L, $0.baseAddress, $0.count, "=ipc.test") }
-        }
-        guard loaded == LUA_OK else { s.pop(); s.newTable(); return }
         s.push(function: markSkipped)
-        if ipc_lua_pcall(s.L, 1, 1, 0) != LUA_OK { s.pop(); s.newTable() }
+        s.push(function: seed)
+        if !LuaChunks.push(source, name: "=ipc.test", s, arguments: 2) { s.newTable() }
     }
 }

@@ -2,23 +2,6 @@ import CLua
 import IPCCore
 import IPCRuntime
 
-/// The bindings' side of `--trace`: each IPC call ends with a complete event that names
-/// its object, previews the value moved, its size, and the time spent waiting.
-enum Traced {
-    /// Records the call that `Calls.enter` began. `value` previews the Lua value at that
-    /// stack index; `result` describes the outcome ("true", "timeout", ...).
-    static func call(_ s: LuaState, _ name: String, _ object: String, value: Int32? = nil, bytes: Int? = nil,
-                     result: String? = nil, flowOut: UInt64 = 0, flowIn: UInt64 = 0) {
-        if let value {
-            Trace.complete(name, object: object, bytes: bytes ?? -1, resultText: result, flowOut: flowOut, flowIn: flowIn) {
-                s.writePreview(value, into: $0)
-            }
-        } else {
-            Trace.complete(name, object: object, bytes: bytes ?? -1, resultText: result, flowOut: flowOut, flowIn: flowIn)
-        }
-    }
-}
-
 extension LuaState {
     /// A short JSON rendering of the value at `i`, for traces and timelines: strings are
     /// quoted (and cut at 40 bytes), tables summarised.

@@ -15,10 +15,16 @@ enum WaitBindings {
         case socket(UnixSocket)
     }
 
-    static func wait(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        let call = "ipc.wait"
+    static let functions = [
+        Function("ipc.wait", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }) { s, call throws(LuaRaise) in
+            try wait(s, &call)
+        },
+    ]
+
+    static func wait(_ s: LuaState, _ context: inout CallContext) throws(LuaRaise) -> Int32 {
+        let call = context.name
+        let deadline = context.deadline
         guard s.type(1) == LUA_TTABLE else { throw LuaRaise("\(call): expected a table of connections, queues and sockets, got \(s.typeName(1))") }
-        let deadline = try s.deadline(2, call)
         let n = s.rawLength(1)
         var sources: [Source] = []
         sources.reserveCapacity(n)
@@ -37,10 +43,6 @@ enum WaitBindings {
         }
         for case .queue(let q) in sources { q.beginSelect() }
         defer { for case .queue(let q) in sources { q.endSelect() } }
-        let external = sources.contains { if case .socket = $0 { return true } else { return false } }
-        Calls.enter(call, "\(n) sources", external: external)
-        var parked = false
-        defer { if parked { Parking.woke() } }
         while true {
             var ready = [Bool](repeating: false, count: sources.count)
             var entries: [(fd: Int32, events: Int16)] = []
@@ -59,9 +61,8 @@ enum WaitBindings {
                 }
             }
             let anyReady = ready.contains(true)
-            if !anyReady && !parked && !deadline.hasExpired { Parking.parking(deadline); parked = true }
             let revents: [Int16]
-            do { revents = try Poll.wait(entries, deadline: anyReady ? .now : deadline) } catch {
+            do { revents = try Blocking.poll(entries, deadline: anyReady ? .now : deadline) } catch {
                 throw LuaRaise("\(call): \(error)")
             }
             for (j, r) in revents.enumerated() where r != 0 {
@@ -69,7 +70,8 @@ enum WaitBindings {
                 if case .queue(let q) = sources[i] { ready[i] = !q.isEmpty } else { ready[i] = true }
             }
             if ready.contains(true) || deadline.hasExpired {
-                if Trace.isOn { Traced.call(s, call, "\(n) sources", result: "\(ready.filter { $0 }.count) ready") }
+                context.text = "\(ready.filter { $0 }.count) of \(n) ready"
+                if !ready.contains(true) { context.fellShort = "timeout" }
                 s.newTable()
                 var out: Int64 = 0
                 for (i, r) in ready.enumerated() where r {

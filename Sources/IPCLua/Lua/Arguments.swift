@@ -1,5 +1,6 @@
 import CLua
 import IPCCore
+import IPCRuntime
 
 /// Argument checks that report misuse as `LuaRaise` with the call's name first.
 extension LuaState {
@@ -57,5 +58,19 @@ extension LuaState {
         case LUA_TSTRING: return string(-1)
         default: throw LuaRaise("\(call): options.name must be a string, got \(typeName(-1))")
         }
+    }
+}
+
+extension LuaState {
+    /// A new object's identity: its name (the options table's `name` at `i`, or the next
+    /// default name of its kind) and a fresh run-wide id.
+    func newObject(_ kind: ObjectKind, nameOption i: Int32, _ call: String, key: UInt32? = nil) throws(LuaRaise) -> ObjectRef {
+        newObject(kind, name: try nameOption(i, call), key: key)
+    }
+
+    /// A new object's identity, named `name` or by default.
+    func newObject(_ kind: ObjectKind, name: String?, key: UInt32? = nil) -> ObjectRef {
+        let name = name ?? RunBoard.current?.nextName(kind) ?? kind.namePrefix
+        return ObjectRef(id: RunBoard.current?.nextObjectID() ?? 0, kind: kind, name: name, key: key)
     }
 }

@@ -7,6 +7,10 @@ import IPCRuntime
 /// Runs a scenario script, as `lua.c`'s `pmain`/`docall`/`msghandler` do: a fresh state
 /// with the standard libraries, `arg`, a `package.path` that finds modules beside the
 /// script, and the `ipc` module; errors reported with a traceback.
+///
+/// A script is prepared once (the state made, the chunk compiled) and executed as a
+/// run's host; `explore` and `step` execute one prepared script many times, each run in a
+/// fork of the prepared process, so that no run pays for start-up or compilation.
 public enum ScriptRunner {
     /// Exit statuses of the contract's command-line section.
     public enum Status {
@@ -15,6 +19,51 @@ public enum ScriptRunner {
         public static let usage: Int32 = 2
         public static let timeout: Int32 = 124
         public static let interrupted: Int32 = 130
+        public static let terminated: Int32 = 143
+    }
+
+    /// A script loaded into a Lua state, ready to run (on the state's stack: the chunk,
+    /// or the message of why it does not load).
+    public final class Prepared {
+        let s: LuaState
+        let loaded: Bool
+        let arguments: [String]
+        public let script: String
+
+        init(s: LuaState, loaded: Bool, script: String, arguments: [String]) {
+            self.s = s
+            self.loaded = loaded
+            self.script = script
+            self.arguments = arguments
+        }
+
+        /// Why the script does not load (a syntax error), if it does not.
+        public var loadError: String? { loaded ? nil : s.string(1) }
+    }
+
+    /// Makes the Lua state and compiles `script`. `options` are the run's (the module
+    /// reads some of them: `ipc.test.seed()`).
+    public static func prepare(script: String, arguments: [String], options: RunOptions) -> Prepared? {
+        Runtime.configure(options)
+        do { try Runtime.installOutput() } catch {
+            Runtime.writeStderr("ipcplay: \(error)\n")
+            return nil
+        }
+        guard let L = luaL_newstate() else {
+            Runtime.writeStderr("ipcplay: cannot create a Lua state (out of memory)\n")
+            return nil
+        }
+        let s = LuaState(L)
+        if ipc_lua_openlibs(L) != LUA_OK {
+            Runtime.writeStderr("ipcplay: cannot open the standard libraries: \(s.string(-1) ?? "out of memory")\n")
+            return nil
+        }
+        IPCModule.install(s)
+        installExit(s)
+        setArguments(s, script: script, arguments: arguments)
+        setPackagePath(s, script: script)
+        let loaded = ipc_lua_loadfile(L, script) == LUA_OK
+        return Prepared(s: s, loaded: loaded, script: script, arguments: arguments)
     }
 
     /// Runs `script` and returns the process exit status (the host's end included).
@@ -26,91 +75,104 @@ public enum ScriptRunner {
             temporaryTrace = "/tmp/ipcplay-timeline-\(ProcessIdentity.pid).json"
             options.tracePath = temporaryTrace
         }
-        let status = runScript(script: script, arguments: arguments, options: options)
+        var status = Status.scriptError
+        if let prepared = prepare(script: script, arguments: arguments, options: options) {
+            status = execute(prepared, options: options)
+        }
         if options.timeline, let trace = options.tracePath {
             let timeline = Timeline(tracePath: trace)
             if let svg = options.timelineSVG {
                 if let f = fopen(svg, "w") { fputs(timeline.svg(), f); fclose(f) } else {
-                    Runtime.writeStderr("ipcplay: cannot write \(svg)\n")
+                    Runtime.writeStderr("ipcplay: cannot write \(svg): \(String(cString: strerror(errno)))\n")
                 }
             } else {
-                let columns = Int(getenv("COLUMNS").map { String(cString: $0) } ?? "") ?? 80
-                let text = timeline.render(columns: columns, colour: isatty(1) != 0)
+                let terminal = Terminal.standardOutput
                 Runtime.flushOutput()
-                Runtime.writeStdout(text)
+                Runtime.writeStdout(timeline.render(columns: terminal.columns, colour: terminal.colour))
             }
         }
         if let t = temporaryTrace { unlink(t) }
         return status
     }
 
-    static func runScript(script: String, arguments: [String], options: RunOptions) -> Int32 {
+    /// The host's life: runs the prepared script with `options` and ends the run. Returns
+    /// the exit status.
+    public static func execute(_ prepared: Prepared, options: RunOptions) -> Int32 {
+        let s = prepared.s
         do {
             try Runtime.startHost(options: options)
         } catch {
             Runtime.writeStderr("ipcplay: \(error)\n")
             return Status.scriptError
         }
-        guard let L = luaL_newstate() else {
-            Runtime.writeStderr("ipcplay: cannot create a Lua state (out of memory)\n")
-            return Status.scriptError
-        }
-        let s = LuaState(L)
-        if ipc_lua_openlibs(L) != LUA_OK {
-            reportUncaught(s.string(-1) ?? "cannot open the standard libraries")
-            return Status.scriptError
-        }
-        IPCModule.install(s)
-        installExit(s)
-        setArguments(s, script: script, arguments: arguments)
-        setPackagePath(s, script: script)
-        Runtime.locate = { s.callerLocation() }
-
-        if ipc_lua_loadfile(L, script) != LUA_OK {
+        Runtime.this.locate = { LuaState(Bindings.current ?? s.L).callerLocation() }
+        guard prepared.loaded else {
             // A syntax error: "file:line: message", no traceback to speak of.
-            let message = s.string(-1) ?? "cannot load \(script)"
+            let message = s.string(1) ?? "cannot load \(prepared.script)"
             reportUncaught(message)
-            Runtime.report([("outcome", "error"), ("process", "MainProcess (pid \(ProcessIdentity.pid))"), ("message", message)])
+            var report = RunReport(.error)
+            report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
+            report.messages = [message]
+            Runtime.report(report)
             Runtime.abortHost()
             return Status.scriptError
         }
-        for a in arguments { s.push(a) }
-        let status = ipc_lua_docall(L, Int32(arguments.count), 0)
+        seedRandom(s)
+        s.pushValue(1)
+        for a in prepared.arguments { s.push(a) }
+        let status = ipc_lua_docall(s.L, Int32(prepared.arguments.count), 0)
         if status != LUA_OK {
             let message = s.string(-1) ?? "(error object is not a string)"
             if let reason = TestHelpers.skipReason {
-                Runtime.report([("outcome", "skipped"), ("message", reason)])
+                var report = RunReport(.skipped)
+                report.messages = [reason]
+                Runtime.report(report)
                 Runtime.abortHost()
                 return Status.ok
             }
             reportUncaught(message)
             Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
-            Runtime.report([("outcome", "error"), ("process", "MainProcess (pid \(ProcessIdentity.pid))"), ("message", message)])
+            var report = RunReport(.error)
+            report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
+            report.messages = [message]
+            Runtime.report(report)
             Runtime.abortHost()
             return Status.scriptError
         }
         Runtime.finishHost()
         if options.strictChildErrors {
-            let unjoined = Runtime.unjoinedChildErrors()
+            let unjoined = Runtime.childErrors(includingJoined: options.schedule != nil)
             if !unjoined.isEmpty {
-                var lines: [(String, String)] = [("outcome", "child-error")]
+                var report = RunReport(.childError)
                 for e in unjoined {
-                    lines.append(("process", "\(e.name) (pid \(e.pid))"))
-                    lines.append(("message", "uncaught error in \(e.name) (pid \(e.pid)), which nothing joined: \(e.message)"))
+                    report.processes.append("\(e.name) (pid \(e.pid))")
+                    report.messages.append("uncaught error in \(e.name) (pid \(e.pid))\(e.seen ? "" : ", which nothing joined"): \(e.message)")
                 }
-                Runtime.report(lines)
+                Runtime.report(report)
                 return Status.scriptError
             }
         }
-        Runtime.report([("outcome", "ok")])
+        Runtime.report(RunReport(.ok))
         return Status.ok
+    }
+
+    /// Seeds `math.random` of this process: from the schedule and the process's name under
+    /// a controlled scheduler, from `--seed` and the name otherwise when one is given, so
+    /// that a replay draws the same numbers; left alone otherwise (Lua seeds it randomly).
+    static func seedRandom(_ s: LuaState) {
+        let name = Runtime.this.name
+        if let schedule = Schedule.current {
+            _ = ipc_lua_randomseed(s.L, Int64(bitPattern: schedule.randomSeed(for: name)))
+        } else if let seed = Runtime.this.options.seed {
+            _ = ipc_lua_randomseed(s.L, Int64(bitPattern: fnv1a(name, seed: seed)))
+        }
     }
 
     /// The uncaught-error report: the process's name and pid, the message with its
     /// `file:line`, and the traceback, written as one block.
     static func reportUncaught(_ message: String) {
         Runtime.flushOutput()
-        Runtime.writeStderr("ipcplay: error in \(CurrentProcess.name) (pid \(ProcessIdentity.pid)): \(message)\n")
+        Runtime.writeStderr("ipcplay: error in \(Runtime.this.name) (pid \(ProcessIdentity.pid)): \(message)\n")
     }
 
     /// `arg` as `lua` sets it: arg[0] the script, arg[1...] its arguments, arg[-1] us.
@@ -169,8 +231,9 @@ public enum ScriptRunner {
         default:
             code = Int32(truncatingIfNeeded: try s.integerArgument(1, "os.exit", "code"))
         }
-        if CurrentProcess.isHost {
+        if Runtime.this.isHost {
             Runtime.finishHost()
+            if code == 0 { Runtime.report(RunReport(.ok)) }
             Glibc.exit(code)
         }
         Runtime.endChild(code: code)

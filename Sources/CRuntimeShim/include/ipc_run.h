@@ -1,0 +1,272 @@
+// The run's policy where it must be C: the layout of the run's shared board (what every
+// process of a run publishes), the output discipline, and everything that runs in a
+// signal handler (the ends of a run: Ctrl-C, SIGTERM, --timeout, a reported deadlock),
+// which must be async-signal-safe: no allocation, no stdio, no locks but the board's.
+//
+// Swift's IPCRuntime owns the rest of the policy and reads and writes the same board.
+#ifndef IPCPLAY_IPC_RUN_H
+#define IPCPLAY_IPC_RUN_H
+
+#include "ipc_system.h"
+#include "ipc_layouts.h"
+
+// MARK: - The run report ("key: value" lines for `ipcplay test` and `explore`)
+
+// The keys of the run report. Swift's `RunReport` reads and writes the same keys; the
+// handlers below write the lines that a run ended by a signal leaves.
+#define IPC_REPORT_OUTCOME "outcome"
+#define IPC_REPORT_BLOCKED "blocked"
+#define IPC_REPORT_OUTCOME_TIMEOUT "timeout"
+
+// MARK: - The run's status board
+
+#define IPC_PROCESS_SLOTS 1024
+#define IPC_SOCKET_SLOTS 256
+#define IPC_CALL_CAP 32
+#define IPC_WHERE_CAP 96
+
+/// What one process of the run is, and what it is blocked in. Written only by the
+/// process itself (and by its parent when the slot is claimed or freed); readers use
+/// `seq` (odd while a write is in progress) to get a consistent copy.
+typedef struct ipc_process_slot {
+    uint32_t state;        // 0 free, 1 running, 2 ended
+    uint32_t pid;
+    uint32_t ppid;
+    uint32_t spawn_index;  // 0 for the main process
+    uint32_t seq;
+    uint32_t blocked;      // 1 while parked in an IPC call
+    int64_t since_ns;      // CLOCK_MONOTONIC when it parked
+    int64_t deadline_ns;   // when the park times out, 0 = never
+    uint32_t external;     // 1 when an outside program could end the wait (sockets)
+    uint32_t pad;
+    char name[IPC_NAME_CAP];
+    char call[IPC_CALL_CAP];
+    char object[IPC_NAME_CAP];
+    char where[IPC_WHERE_CAP];
+} ipc_process_slot;
+
+/// An uncaught error in a child, kept until the process that started it joins it: a
+/// test fails when an error is left that nobody looked at.
+#define IPC_ERROR_SLOTS 64
+typedef struct ipc_error_record {
+    uint32_t state;  // 0 free, 1 recorded, 2 seen (joined), 3 being written
+    uint32_t pid;
+    char name[IPC_NAME_CAP];
+    char message[208];
+} ipc_error_record;
+
+/// A socket file that the run made, removed on every way out.
+typedef struct ipc_socket_slot {
+    uint32_t state;  // 0 free, 1 claimed, 2 live
+    uint32_t owner;  // pid of the process that bound it
+    uint64_t dev, ino;
+    char path[108];
+} ipc_socket_slot;
+
+typedef struct ipc_run_header {
+    uint64_t magic;
+    uint32_t host_pid;
+    uint32_t group;           // process group of every worker (the supervisor's pid), 0 until made
+    uint32_t self_group;      // 1: the host leads the group itself (explore runs: no supervisor)
+    uint32_t pad0;
+    int64_t start_ns;
+    uint64_t progress;        // bumped by every IPC call that can wake another process
+    uint32_t spawn_counter;
+    uint32_t supervisor_word; // futex the supervisor sleeps on
+    uint32_t live;            // processes running (listed, not ended)
+    uint32_t parked;          // of them, parked for ever on an object of the run
+    uint32_t deadlock_check;  // 1: the supervisor reports deadlocks
+    uint32_t object_counter;  // run-wide object ids (1, 2, ...)
+    uint32_t slots_used;      // process slots ever claimed: every scan stops there
+    uint32_t sockets_used;    // socket slots ever claimed
+    uint32_t errors_used;     // error records ever claimed
+    uint32_t pad1;
+    uint32_t name_counters[32];
+    ipc_error_record errors[IPC_ERROR_SLOTS];
+    ipc_process_slot processes[IPC_PROCESS_SLOTS];
+    ipc_socket_slot sockets[IPC_SOCKET_SLOTS];
+} ipc_run_header;
+
+// MARK: - The controlled scheduler
+
+// Under `--sched`, `explore`, `replay` and `step`, one process of the run executes at a
+// time. Each process has a record here; the process holding the turn decides who makes
+// the next step and hands the turn over with a futex wake on that process's own word.
+
+#define IPC_SCHED_PROCESSES 1024
+#define IPC_SCHED_STRATEGY 4096
+
+enum {
+    IPC_SCHED_NONE = 0,     // no such process (yet)
+    IPC_SCHED_READY = 1,    // its pending call can go ahead
+    IPC_SCHED_BLOCKED = 2,  // its pending call would wait (until `key` changes, or `deadline`)
+    IPC_SCHED_RECHECK = 3,  // blocked, but a step may have changed what it waits for
+    IPC_SCHED_ENDED = 4,
+};
+
+enum {
+    IPC_VISIT_RUN = 0,      // go ahead with the pending call
+    IPC_VISIT_PROBE = 1,    // check whether the pending call would wait, then hand back
+    IPC_VISIT_TIMEOUT = 2,  // the virtual clock reached the deadline: go ahead, timed out
+    IPC_VISIT_ANSWER = 3,   // (to the prober) the probed process has answered
+};
+
+typedef struct ipc_sched_process {
+    uint32_t word;        // futex: bumped to hand this process the turn
+    uint32_t state;
+    uint32_t visit;       // why it was handed the turn
+    uint32_t pid;
+    uint32_t site;        // the pending call (a CallSite id)
+    uint32_t object;      // the pending call's object id
+    uint32_t key;         // what its wait depends on (an object key; 0: anything)
+    uint32_t yielding;    // its last step found nothing to do (a poll): PCT lowers it
+    int64_t deadline;     // blocked: when its wait times out (virtual ns), -1: never
+    uint32_t last_site;   // its previous step, to see a read repeated in a loop
+    uint32_t last_object;
+    uint32_t blocking;    // its pending call can wait (a probe tells whether it would)
+    uint32_t in_core;     // it waits inside a call it began (not at the gate)
+    char name[IPC_NAME_CAP];
+    char object_name[IPC_NAME_CAP];
+    char where[IPC_WHERE_CAP];  // file:line of the pending call
+} ipc_sched_process;
+
+typedef struct ipc_sched_header {
+    uint64_t magic;
+    uint32_t turn;            // the process holding the turn
+    uint32_t count;           // processes registered (their spawn indices are 0..<count)
+    uint64_t now;             // the virtual clock, in nanoseconds
+    uint64_t steps;           // steps made
+    uint64_t choices;         // steps at which more than one process was ready
+    uint64_t max_steps;
+    uint32_t over;            // the run has failed (deadlock, livelock, divergence)
+    uint32_t prober;          // the process that asked for a probe, waiting for the answer
+    uint8_t strategy[IPC_SCHED_STRATEGY];          // the strategy's state (a Swift value)
+    uint16_t order[IPC_SCHED_PROCESSES];           // PCT: processes by priority, highest first
+    ipc_sched_process processes[IPC_SCHED_PROCESSES];
+} ipc_sched_header;
+
+/// One step of a controlled run, as the log that `explore` reads keeps it.
+typedef struct ipc_step_record {
+    uint32_t process;     // who made it
+    uint32_t site;        // the call
+    uint32_t object;      // its object id
+    uint16_t ready;       // how many processes could have gone
+    uint8_t preempted;    // 1: a process that could have gone on was switched away from
+    uint8_t timeout;      // bit 0: a wait that timed out (the clock moved); bit 1: it resumes a wait
+    uint64_t ready_mask;  // which of processes 0..63 could have gone
+} ipc_step_record;
+
+/// One object, as the log names it, with the hash of the steps made on it (which
+/// processes' calls, in which order: two runs are the same interleaving when every
+/// object's hash is the same).
+#define IPC_LOG_OBJECTS 65536
+typedef struct ipc_log_object {
+    uint64_t hash;
+    uint32_t steps;
+    uint32_t kind;        // ObjectKind + 1; 0: not seen
+    char name[IPC_NAME_CAP];
+} ipc_log_object;
+
+/// A decision to follow (replay, shrinking, step mode): who makes the step at a point
+/// where more than one process could.
+typedef struct ipc_log_decision {
+    int32_t process;      // by spawn index; -1: by name
+    uint32_t site;        // the call expected (CallSite id), or UINT32_MAX: any
+    char process_name[IPC_NAME_CAP];
+    char object_name[IPC_NAME_CAP];
+} ipc_log_decision;
+
+/// One choice offered to the person at `ipcplay step`.
+#define IPC_STEP_CHOICES 64
+typedef struct ipc_step_choice {
+    uint32_t process;
+    uint32_t site;
+    char name[IPC_NAME_CAP];
+    char object[IPC_NAME_CAP];
+    char where[IPC_WHERE_CAP];
+} ipc_step_choice;
+
+/// What a controlled run leaves for the program that started it (`explore`, `replay`,
+/// `step`): its steps, the decisions it was told to follow, its objects. Made by that
+/// program before it forks the run; the step records, decisions and locations follow
+/// this header.
+typedef struct ipc_sched_log {
+    uint64_t magic;
+    uint64_t capacity;        // step records (and decisions) the log holds
+    uint64_t steps;           // steps logged in this run
+    uint64_t decisions;       // decisions to follow
+    uint64_t next_decision;   // the next one to follow
+    uint32_t by_index;        // 1: decisions name processes by index, falling back to no
+                              // preemption where one does not fit (shrinking); 0: by name,
+                              // and a decision that does not fit is a divergence (replay)
+    uint32_t keep_locations;  // 1: log each step's file:line
+    uint32_t processes;       // processes the run had
+    uint32_t diverged;        // 1: a decision did not fit
+    uint64_t choices;         // steps where more than one process was ready
+    uint32_t interactive;     // 1: ask the controller at each choice (`ipcplay step`)
+    uint32_t random_rest;     // 1: the person said "random for the rest"
+    // The conversation with `ipcplay step` (interactive runs).
+    uint32_t request;         // futex: bumped by the deciding process to ask
+    uint32_t answer;          // futex: bumped by the controller when it has answered
+    int32_t choice;           // the process chosen, or -1: random for the rest
+    uint32_t choice_count;
+    uint32_t highest_object;  // the highest object id whose record the last prepare cleared
+    int32_t request_fd;       // a pipe's write end: a byte tells the controller to look
+    ipc_step_choice choices_offered[IPC_STEP_CHOICES];
+    char message[1024];       // a divergence, described
+    char process_names[IPC_SCHED_PROCESSES][IPC_NAME_CAP];
+    ipc_log_object objects[IPC_LOG_OBJECTS];
+} ipc_sched_log;
+
+/// The log's object records (Swift does not import an array this large as a field).
+static inline ipc_log_object *ipc_sched_log_objects(ipc_sched_log *log) { return log->objects; }
+/// The name of process `i` of the run (its spawn index).
+static inline char *ipc_sched_log_process_name(ipc_sched_log *log, int i) { return log->process_names[i]; }
+
+// MARK: - Output discipline
+
+/// Replaces stdout and stderr with line-buffered streams that write each flushed block
+/// with one write(2) when it fits PIPE_BUF, and under `lock` otherwise, so that lines
+/// from many processes never splice.
+int ipc_install_line_streams(ipc_robust_lock *lock);
+/// fflush(NULL).
+void ipc_flush_all(void);
+/// Reopens stdin on /dev/null (children do not share the terminal's input).
+void ipc_detach_stdin(void);
+
+// MARK: - The supervisor
+
+/// In the supervisor: when the host (`host`) dies, kill the whole process group. Also
+/// ignores SIGINT and SIGHUP, which the terminal sends to the whole foreground group.
+void ipc_supervisor_arm(pid_t host);
+
+// MARK: - The ends of a run (async-signal-safe)
+
+/// Arms the host's handlers for SIGINT, SIGTERM and SIGHUP: they kill the worker group,
+/// remove the run's socket files, reap, and _exit(128+signal). SIGPIPE is ignored.
+void ipc_shutdown_install(ipc_run_header *run);
+/// Kills the worker group (if any), removes the run's socket files, and reaps every child
+/// (waiting up to `grace_ms` before SIGKILL). Async-signal-safe.
+void ipc_teardown(int grace_ms);
+/// Arms --timeout: after `seconds`, report what every process of the run is blocked in
+/// (to stderr, and to the report descriptor if one is set), end them all, _exit(124).
+void ipc_timeout_arm(double seconds);
+/// The trace file's descriptor: every way out of the host closes its JSON array.
+void ipc_trace_set_fd(int fd);
+/// Closes the trace's JSON array (once). Async-signal-safe.
+void ipc_trace_close(void);
+/// A descriptor that also receives the timeout report, as run-report lines.
+void ipc_set_report_fd(int fd);
+/// In the host: SIGUSR2 (sent when a deadlock has been reported) ends the run with
+/// status 124.
+void ipc_deadlock_exit_install(void);
+/// Writes the report of every live process of the run (what it is blocked in) to `fd`,
+/// each line starting with `prefix`. Async-signal-safe.
+void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix);
+/// The same lines, written into `out` (at most `cap` bytes, whole lines); returns the
+/// bytes written. Not for signal handlers: for the reports of a normal context.
+size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix);
+/// Removes the socket file of slot `i` if it is still the socket that was made there.
+void ipc_remove_socket_slot(ipc_run_header *run, int i);
+
+#endif

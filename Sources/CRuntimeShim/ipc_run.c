@@ -1,0 +1,360 @@
+#define _GNU_SOURCE
+#include "ipc_run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+// MARK: - The supervisor
+
+static void on_host_death(int sig) {
+    (void)sig;
+    kill(0, SIGKILL);  // the whole group, this process included
+}
+
+void ipc_supervisor_arm(pid_t host) {
+    ipc_reset_signals();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_host_death;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0);
+    if (getppid() != host) kill(0, SIGKILL);  // the host died before we armed
+}
+
+// MARK: - Output discipline
+
+static ipc_robust_lock *g_output_lock;
+
+static void write_all(int fd, const char *buf, size_t size) {
+    while (size > 0) {
+        ssize_t n = write(fd, buf, size);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return;  // EPIPE and friends: the output is gone; drop it
+        }
+        buf += n;
+        size -= (size_t)n;
+    }
+}
+
+static ssize_t line_stream_write(void *cookie, const char *buf, size_t size) {
+    int fd = (int)(intptr_t)cookie;
+    ipc_robust_lock *lock = g_output_lock;
+    int locked = 0;
+    if (lock != NULL) {
+        int r = pthread_mutex_lock(&lock->mutex);
+        if (r == EOWNERDEAD) { pthread_mutex_consistent(&lock->mutex); r = 0; }
+        locked = (r == 0);
+    }
+    write_all(fd, buf, size);
+    if (locked) pthread_mutex_unlock(&lock->mutex);
+    return (ssize_t)size;
+}
+
+static FILE *line_stream(int fd, size_t buffer) {
+    cookie_io_functions_t io = {NULL, line_stream_write, NULL, NULL};
+    FILE *f = fopencookie((void *)(intptr_t)fd, "w", io);
+    if (f != NULL) setvbuf(f, NULL, _IOLBF, buffer);
+    return f;
+}
+
+int ipc_install_line_streams(ipc_robust_lock *lock) {
+    g_output_lock = lock;
+    fflush(stdout);
+    fflush(stderr);
+    FILE *out = line_stream(1, 1 << 16);
+    FILE *err = line_stream(2, 1 << 16);
+    if (out == NULL || err == NULL) return -1;
+    // glibc documents stdin, stdout and stderr as ordinary variables that may be set.
+    stdout = out;
+    stderr = err;
+    return 0;
+}
+
+void ipc_flush_all(void) { fflush(NULL); }
+
+void ipc_detach_stdin(void) {
+    if (freopen("/dev/null", "r", stdin) == NULL) close(0);
+}
+
+// MARK: - Shutdown
+
+static ipc_run_header *g_run;
+static volatile sig_atomic_t g_shutting_down;
+
+static size_t cstrlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+void ipc_remove_socket_slot(ipc_run_header *run, int i) {
+    ipc_socket_slot *slot = &run->sockets[i];
+    if (ipc_load32(&slot->state) != 2) return;
+    struct stat st;
+    // lstat: never follow a symlink; remove only the very socket this run bound.
+    if (lstat(slot->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        (uint64_t)st.st_dev == slot->dev && (uint64_t)st.st_ino == slot->ino) {
+        unlink(slot->path);
+    }
+    ipc_store32(&slot->state, 0);
+}
+
+/// Signals every process of the run but this one: its group, or, when this process
+/// leads the group itself, every process the board lists (none of them reaped yet, so no
+/// pid has been reused). Returns 1 when some process was there to signal.
+static int signal_run(ipc_run_header *run, int sig) {
+    uint32_t group = ipc_load32(&run->group);
+    if (group == 0) return 0;
+    if (!ipc_load32(&run->self_group)) return kill(-(pid_t)group, sig) == 0;
+    int found = 0;
+    pid_t me = getpid();
+    for (int i = 0, n = (int)ipc_load32(&run->slots_used); i < n && i < IPC_PROCESS_SLOTS; i++) {
+        ipc_process_slot *s = &run->processes[i];
+        uint32_t state = ipc_load32(&s->state);
+        pid_t pid = (pid_t)ipc_load32(&s->pid);
+        if ((state == 1 || state == 2) && pid > 0 && pid != me && kill(pid, sig) == 0) found = 1;
+    }
+    return found;
+}
+
+/// Waits up to `ms` for a child to change state: until SIGCHLD, not for the whole period
+/// (SIGCHLD is blocked around the wait, so that one sent meanwhile is not missed).
+static void await_child(int ms) {
+    sigset_t chld, old;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, &old);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    (void)sigtimedwait(&chld, NULL, &ts);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/// Reaps children without blocking for more than about `budget_ms`; returns 1 when none
+/// is left. Each round ends the group again: a process that joined it after the last
+/// kill (a child between its fork and its setpgid) does not outlive the run.
+static int reap_all(ipc_run_header *run, int budget_ms) {
+    for (int waited = 0;; waited += 5) {
+        signal_run(run, SIGKILL);
+        for (;;) {
+            pid_t p = waitpid(-1, NULL, WNOHANG);
+            if (p > 0) continue;
+            if (p < 0 && errno == EINTR) continue;
+            if (p < 0) return 1;  // ECHILD: nothing left
+            break;                // children remain, none exited yet
+        }
+        if (waited >= budget_ms) return 0;
+        await_child(5);
+    }
+}
+
+void ipc_teardown(int grace_ms) {
+    ipc_run_header *run = g_run;
+    if (run == NULL) return;
+    if (grace_ms > 0 && signal_run(run, SIGTERM)) {
+        // SIGTERM first, so that what can end cleanly does; then wait until the group
+        // is empty or the grace period is over.
+        for (int waited = 0; waited < grace_ms; waited += 5) {
+            while (waitpid(-1, NULL, WNOHANG) > 0) {}
+            if (!signal_run(run, 0)) break;
+            await_child(5);
+        }
+    }
+    reap_all(run, 2000);
+    for (int i = 0, n = (int)ipc_load32(&run->sockets_used); i < n && i < IPC_SOCKET_SLOTS; i++) ipc_remove_socket_slot(run, i);
+    if (getpid() == (pid_t)run->host_pid) ipc_trace_close();
+}
+
+static void on_shutdown_signal(int sig) {
+    int code = 128 + sig;
+    if (g_shutting_down) {
+        // A second signal: no more grace.
+        if (g_run != NULL) signal_run(g_run, SIGKILL);
+        if (g_run != NULL) for (int i = 0, n = (int)ipc_load32(&g_run->sockets_used); i < n && i < IPC_SOCKET_SLOTS; i++) ipc_remove_socket_slot(g_run, i);
+        _exit(code);
+    }
+    g_shutting_down = 1;
+    const char *msg = sig == SIGINT ? "\nipcplay: interrupted; ending every process\n"
+                                    : "ipcplay: terminated; ending every process\n";
+    (void)!write(2, msg, cstrlen(msg));
+    ipc_teardown(300);
+    _exit(code);
+}
+
+// MARK: - Reports (async-signal-safe: no stdio, no allocation)
+
+typedef struct { char buf[1024]; size_t n; } line_t;
+
+static void put_str(line_t *l, const char *s) {
+    while (*s && l->n < sizeof l->buf - 1) l->buf[l->n++] = *s++;
+}
+
+static void put_field(line_t *l, const char *s, size_t cap) {
+    for (size_t i = 0; i < cap && s[i] && l->n < sizeof l->buf - 1; i++) {
+        char c = s[i];
+        l->buf[l->n++] = (c >= 32 && c < 127) || (unsigned char)c >= 128 ? c : '?';
+    }
+}
+
+static void put_uint(line_t *l, unsigned long long v) {
+    char tmp[24];
+    int k = 0;
+    do { tmp[k++] = (char)('0' + v % 10); v /= 10; } while (v && k < 24);
+    while (k > 0 && l->n < sizeof l->buf - 1) l->buf[l->n++] = tmp[--k];
+}
+
+static void put_seconds(line_t *l, int64_t ns) {
+    if (ns < 0) ns = 0;
+    put_uint(l, (unsigned long long)(ns / 1000000000));
+    put_str(l, ".");
+    put_uint(l, (unsigned long long)((ns / 100000000) % 10));
+    put_str(l, " s");
+}
+
+/// Formats the line of live process `i` into `l`; 0 when slot `i` holds no live process.
+static int format_process(ipc_run_header *run, int i, int64_t now, const char *prefix, line_t *l) {
+    ipc_process_slot *s = &run->processes[i];
+    if (ipc_load32(&s->state) != 1) return 0;
+    if (kill((pid_t)s->pid, 0) < 0 && errno == ESRCH) return 0;
+    ipc_process_slot copy;
+    for (int tries = 0; tries < 100; tries++) {
+        uint32_t before = ipc_load32(&s->seq);
+        memcpy(&copy, s, sizeof copy);
+        if (!(before & 1) && ipc_load32(&s->seq) == before) break;
+    }
+    l->n = 0;
+    put_str(l, prefix);
+    put_field(l, copy.name, IPC_NAME_CAP);
+    put_str(l, " (pid ");
+    put_uint(l, copy.pid);
+    put_str(l, "): ");
+    if (copy.blocked) {
+        put_str(l, "blocked in ");
+        put_field(l, copy.call, IPC_CALL_CAP);
+        if (copy.object[0]) { put_str(l, " on "); put_field(l, copy.object, IPC_NAME_CAP); }
+        put_str(l, " for ");
+        put_seconds(l, now - copy.since_ns);
+        if (copy.where[0]) { put_str(l, ", at "); put_field(l, copy.where, IPC_WHERE_CAP); }
+    } else {
+        put_str(l, "running (not blocked in an IPC call)");
+    }
+    put_str(l, "\n");
+    return 1;
+}
+
+void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix) {
+    int64_t now = ipc_monotonic_ns();
+    line_t l;
+    for (int i = 0, n = (int)ipc_load32(&run->slots_used); i < n && i < IPC_PROCESS_SLOTS; i++) {
+        if (format_process(run, i, now, prefix, &l)) (void)!write(fd, l.buf, l.n);
+    }
+}
+
+size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix) {
+    int64_t now = ipc_monotonic_ns();
+    line_t l;
+    size_t n = 0;
+    for (int i = 0, n = (int)ipc_load32(&run->slots_used); i < n && i < IPC_PROCESS_SLOTS; i++) {
+        if (!format_process(run, i, now, prefix, &l) || n + l.n > cap) continue;
+        memcpy(out + n, l.buf, l.n);
+        n += l.n;
+    }
+    return n;
+}
+
+static int g_trace_fd = -1;
+
+void ipc_trace_set_fd(int fd) { g_trace_fd = fd; }
+
+void ipc_trace_close(void) {
+    int fd = g_trace_fd;
+    if (fd < 0) return;
+    g_trace_fd = -1;
+    const char *end = "{\"ph\":\"M\",\"name\":\"trace_end\",\"pid\":0,\"tid\":0,\"args\":{}}\n]\n";
+    (void)!write(fd, end, cstrlen(end));
+}
+
+static double g_timeout_seconds;
+static int g_report_fd = -1;
+
+void ipc_set_report_fd(int fd) { g_report_fd = fd; }
+
+static void on_timeout(int sig) {
+    (void)sig;
+    if (g_shutting_down) return;
+    g_shutting_down = 1;
+    line_t l = {.n = 0};
+    put_str(&l, "ipcplay: timeout: the run was still going after ");
+    put_seconds(&l, (int64_t)(g_timeout_seconds * 1e9));
+    put_str(&l, "; every process:\n");
+    (void)!write(2, l.buf, l.n);
+    if (g_run != NULL) ipc_report_processes(g_run, 2, "  ");
+    if (g_report_fd >= 0) {
+        const char *outcome = IPC_REPORT_OUTCOME ": " IPC_REPORT_OUTCOME_TIMEOUT "\n";
+        (void)!write(g_report_fd, outcome, cstrlen(outcome));
+        if (g_run != NULL) ipc_report_processes(g_run, g_report_fd, IPC_REPORT_BLOCKED ": ");
+    }
+    ipc_teardown(0);
+    _exit(124);
+}
+
+static void on_deadlock_reported(int sig) {
+    (void)sig;
+    g_shutting_down = 1;
+    ipc_teardown(0);
+    _exit(124);
+}
+
+void ipc_deadlock_exit_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_deadlock_reported;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+void ipc_timeout_arm(double seconds) {
+    g_timeout_seconds = seconds;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_timeout;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval t;
+    memset(&t, 0, sizeof t);
+    t.it_value.tv_sec = (time_t)seconds;
+    t.it_value.tv_usec = (suseconds_t)((seconds - (double)(time_t)seconds) * 1e6);
+    if (t.it_value.tv_sec == 0 && t.it_value.tv_usec == 0) t.it_value.tv_usec = 1;
+    setitimer(ITIMER_REAL, &t, NULL);
+}
+
+void ipc_shutdown_install(ipc_run_header *run) {
+    g_run = run;
+    // Whoever started us may have left signals blocked (Foundation's Process does);
+    // the handlers below must be able to run.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_shutdown_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NODEFER;  // a second Ctrl-C re-enters and ends at once
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+}

@@ -1,0 +1,151 @@
+// The layouts of the IPC objects that live in shared memory (mmap MAP_SHARED, made before
+// the processes that use them are forked). C structs, so that every process, and the C
+// code that reads them, agrees on every offset.
+#ifndef IPCPLAY_IPC_LAYOUTS_H
+#define IPCPLAY_IPC_LAYOUTS_H
+
+#include "ipc_system.h"
+
+#define IPC_NAME_CAP 48
+
+/// A queue: a byte ring of frames in the memory that follows this header.
+typedef struct ipc_queue_journal {
+    uint32_t kind;  // 0: nothing in flight; otherwise the saved fields are restored
+    uint32_t stream_writer, stream_reader, skipping;
+    uint64_t head, tail, used, items, unfinished;
+} ipc_queue_journal;
+
+typedef struct ipc_queue_header {
+    uint64_t magic;
+    ipc_robust_lock state_lock;  // protects every field below
+    ipc_robust_lock put_lock;    // held by a producer for a whole streamed item
+    ipc_robust_lock get_lock;    // held by a consumer for a whole streamed item
+    uint64_t capacity;           // bytes of ring after the header
+    uint64_t max_frame;          // payload bytes of the largest frame
+    uint64_t head, tail, used;   // ring positions; used counts wrap padding too
+    uint64_t items;              // items put and not yet taken (their first frame)
+    uint64_t maxsize;            // item limit, 0 = none
+    uint64_t unfinished;         // joinable: items put and not yet marked done
+    uint64_t high_water;         // highest ring offset written since the last trim
+    uint32_t stream_writer;      // pid of the producer in the middle of a streamed item
+    uint32_t stream_reader;      // pid of the consumer in the middle of a streamed item
+    uint32_t skipping;           // a consumer died half way: drop frames to the item's end
+    uint32_t data_seq;           // futex: bumped when an item arrives
+    uint32_t space_seq;          // futex: bumped when room is made
+    uint32_t join_seq;           // futex: bumped when unfinished reaches 0
+    uint32_t readers_waiting, writers_waiting, joiners_waiting, selectors;
+    ipc_queue_journal journal;
+    char name[IPC_NAME_CAP];
+} ipc_queue_header;
+
+/// A semaphore: a futex word and a count of sleepers.
+typedef struct ipc_semaphore_header {
+    uint64_t magic;
+    uint32_t value;    // futex word
+    uint32_t waiters;  // sleepers (a hint: a killed sleeper leaves it high, costing a wake)
+    int64_t bound;     // bounded semaphore's maximum, or -1
+    char name[IPC_NAME_CAP];
+} ipc_semaphore_header;
+
+/// A lock or rlock.
+typedef struct ipc_lock_header {
+    uint64_t magic;
+    ipc_robust_lock lock;
+    uint32_t recursive;
+    uint32_t pad;
+    char name[IPC_NAME_CAP];
+} ipc_lock_header;
+
+/// An event.
+typedef struct ipc_event_header {
+    uint64_t magic;
+    uint32_t flag;     // futex word: 0 clear, 1 set
+    uint32_t waiters;
+    char name[IPC_NAME_CAP];
+} ipc_event_header;
+
+/// A condition's waiters, each parked on its own word so that notify(n) wakes exactly n.
+#define IPC_CONDITION_SLOTS 256
+typedef struct ipc_condition_slot {
+    uint64_t ticket;  // arrival order; 0 = free
+    uint32_t pid;
+    uint32_t word;    // futex: 0 waiting, 1 notified
+} ipc_condition_slot;
+
+typedef struct ipc_condition_header {
+    uint64_t magic;
+    uint64_t next_ticket;
+    char name[IPC_NAME_CAP];
+    ipc_condition_slot slots[IPC_CONDITION_SLOTS];
+} ipc_condition_header;
+
+/// A barrier.
+typedef struct ipc_barrier_header {
+    uint64_t magic;
+    ipc_robust_lock lock;
+    uint32_t parties;
+    uint32_t count;       // arrived in this generation
+    uint32_t generation;  // futex: bumped when the barrier trips, breaks or resets
+    uint32_t broken;      // 1 until reset
+    uint32_t broken_generation;  // the generation whose waiters were released broken
+    uint32_t pad;
+    char name[IPC_NAME_CAP];
+} ipc_barrier_header;
+
+/// A shared value or array: its lock, then `count` elements of `item_size` bytes. A single
+/// value lives in `inline_value`, in the lock's own cache line, so that a locked update
+/// moves one line between processes, not two.
+typedef struct ipc_scalar_header {
+    uint64_t magic;
+    ipc_robust_lock lock;
+    uint64_t inline_value;
+    uint64_t count;
+    uint32_t item_size;
+    uint8_t typecode;
+    uint8_t pad[3];
+    char name[IPC_NAME_CAP];
+} ipc_scalar_header;
+
+/// Bytes read from a pipe and not yet consumed: receivers read ahead into it, under the
+/// direction's receive lock, so that one read(2) serves many messages, and so that a
+/// receiver that exits leaves what it read for the next one.
+///
+/// The unconsumed bytes are half[active][start..<end]; `state` packs (active, start, end)
+/// in one word, so that every change (consume, read more, compact into the other half
+/// and switch) is a single store, and a receiver killed at any instant leaves a consistent
+/// inbox. Frames carry sequence numbers (reserved under the send lock, so they rise in
+/// pipe order): a receiver killed between its read(2) and the store that records it
+/// leaves fresh frames past `end`, which the next receiver tells from stale bytes by
+/// their numbers, above `consumed` and above every frame before `end`.
+#define IPC_INBOX_HALF 16384
+typedef struct ipc_channel_inbox {
+    // Written by senders and watched by spinning receivers, so on a cache line of their
+    // own: a send then does not take the receivers' line (nor the bytes) from their CPU.
+    // (Explicit padding, not _Alignas: Swift does not import over-aligned fields.)
+    uint32_t written;   // frames written so far: receivers spin on it
+    uint32_t sequence;  // the last sequence number a sender reserved
+    uint8_t senders_line_pad[56];
+    // Written by receivers.
+    uint64_t state;     // active << 63 | start << 32 | end
+    uint32_t consumed;  // the sequence number of the last frame consumed
+    uint32_t pad;
+    uint8_t bytes[2 * IPC_INBOX_HALF];
+    uint8_t tail_pad[48];
+} ipc_channel_inbox;
+_Static_assert(offsetof(ipc_channel_inbox, state) == 64, "senders' line");
+_Static_assert(offsetof(ipc_channel_inbox, bytes) == 80, "Connection.inboxBytesOffset");
+_Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
+
+/// A Connection pair's shared state: per direction a send lock, a receive lock and an
+/// inbox.
+typedef struct ipc_channel_header {
+    uint64_t magic;
+    uint64_t salt;  // frame check seed
+    ipc_robust_lock send_lock[2];
+    ipc_robust_lock recv_lock[2];
+    char name[IPC_NAME_CAP];
+    ipc_channel_inbox inbox[2];
+} ipc_channel_header;
+_Static_assert(offsetof(ipc_channel_header, inbox) % 64 == 0, "inboxes on line boundaries");
+
+#endif

@@ -1,0 +1,307 @@
+import CLua
+import CLuaShim
+import IPCCore
+import IPCRuntime
+
+/// What a call's trace slice previews of the value it moved.
+enum Preview { case none, argument(Int32), result }
+
+/// What a binding tells the gate about its call, beyond its Lua results.
+struct CallContext {
+    let s: LuaState
+    let site: CallSite
+    /// When the call gives up (its timeout argument).
+    let deadline: Deadline
+    /// Bytes moved.
+    var bytes = -1
+    /// Trace ids of a message sent or received.
+    var flowOut: UInt64 = 0
+    var flowIn: UInt64 = 0
+    /// A figure of the object after the call (a queue's items).
+    var counter: (what: StaticString, value: Int)?
+    /// The result as a trace says it, when the Lua results do not say it well.
+    var text: String?
+    /// Set when the call fell short of what it was asked in a way its results do not
+    /// show (`ipc.wait` timed out: an empty list).
+    var fellShort: String?
+
+    /// The call's name, for error messages: `queue:put`.
+    var name: String { site.name }
+
+    /// The call's result as the gate's hooks see it: from the `n` Lua results on the
+    /// stack (`nil, reason` fell short; a false from a call that waits timed out).
+    func result(_ n: Int32, preview: Preview) -> CallResult {
+        let top = s.top
+        var r: CallResult
+        if let fellShort {
+            r = CallResult(.fell(fellShort))
+        } else if n == 2 && s.type(top - 1) == LUA_TNIL && s.type(top) == LUA_TSTRING {
+            r = CallResult(.fell(s.string(top) ?? ""))
+        } else if n == 1 && s.type(top) == LUA_TBOOLEAN && !s.boolean(top) && site.blocking {
+            r = CallResult(.fell("false"))
+        } else {
+            r = CallResult(.done, text: n >= 1 ? s.shortText(top - n + 1) : nil)
+            switch preview {
+            case .none: break
+            case .argument(let i): r.preview = { s.writePreview(i, into: $0) }
+            case .result where n >= 1: r.preview = { s.writePreview(top - n + 1, into: $0) }
+            case .result: break
+            }
+        }
+        if let text { r.text = text }
+        r.bytes = bytes
+        r.flowOut = flowOut
+        r.flowIn = flowIn
+        r.counter = counter
+        return r
+    }
+}
+
+/// One method of a Lua-visible type, declared once: its name, what it does to its
+/// object, whether it can wait and how to tell if it would, what its trace previews.
+/// Registration derives everything else from it: the call name (`queue:put`), the
+/// receiver check, the timeout argument, and the passage through the gate (hang board,
+/// trace slice, jitter, controlled scheduler). A body never repeats any of that.
+struct Method<Object: AnyObject & GateObject>: @unchecked Sendable {
+    let name: String
+    var access: Access = .write
+    /// The argument holding its timeout, if it takes one.
+    var timeout: Int32?
+    /// True when no timeout means "do not wait" (`c:poll()`), not "wait for ever".
+    var pollsByDefault = false
+    /// Would the call wait if it went ahead now? (Calls that can wait.)
+    var waits: ((Object) -> Bool)?
+    var preview: Preview = .none
+    /// Only these kinds of its type have it (`task_done`: joinable queues); nil: all.
+    var only: [ObjectKind]?
+    /// An outside program could end its wait (sockets).
+    var external = false
+    let body: (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32
+
+    init(_ name: String, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
+         waits: ((Object) -> Bool)? = nil, preview: Preview = .none, only: [ObjectKind]? = nil, external: Bool = false,
+         _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
+        self.name = name
+        self.access = access
+        self.timeout = timeout
+        self.pollsByDefault = pollsByDefault
+        self.waits = waits
+        self.preview = preview
+        self.only = only
+        self.external = external
+        self.body = body
+    }
+
+    /// The callable form, with one call site per kind of its type that has it.
+    func erased(kinds: [ObjectKind]) -> Bindings.Entry {
+        var sites = [CallSite?](repeating: nil, count: ObjectKind.allCases.count)
+        for k in kinds where only?.contains(k) ?? true {
+            sites[k.rawValue] = CallSite.declare("\(k.label):\(name)", access: access, blocking: waits != nil)
+        }
+        let m = self
+        return Bindings.Entry(name: name, kinds: only ?? kinds) { s, registered throws(LuaRaise) in
+            guard let kind = s.kind(1), let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
+                throw s.wrongSelf((registered ?? m.only?.first ?? kinds[0]).label, m.name)
+            }
+            var deadline = Deadline.never
+            if let i = m.timeout {
+                deadline = m.pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
+            }
+            return try Bindings.pass(s, site, o.ref, deadline: deadline, external: m.external, preview: m.preview,
+                                     wouldBlock: { m.waits?(o) ?? false }) { call throws(LuaRaise) in try m.body(s, o, &call) }
+        }
+    }
+}
+
+/// A module function (`ipc.queue`, `ipc.sleep`, `ipc.unix.connect`), declared once.
+struct Function: @unchecked Sendable {
+    let name: String
+    var access: Access = .write
+    /// Computes its deadline from its arguments, when it can wait.
+    var deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)?
+    var waits: ((LuaState) -> Bool)?
+    var preview: Preview = .none
+    var external = false
+    let body: (LuaState, inout CallContext) throws(LuaRaise) -> Int32
+
+    init(_ name: String, access: Access = .write, deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
+         waits: ((LuaState) -> Bool)? = nil, preview: Preview = .none, external: Bool = false,
+         _ body: @escaping (LuaState, inout CallContext) throws(LuaRaise) -> Int32) {
+        self.name = name
+        self.access = access
+        self.deadline = deadline
+        self.waits = waits
+        self.preview = preview
+        self.external = external
+        self.body = body
+    }
+
+    func erased() -> Bindings.Entry {
+        let site = CallSite.declare(name, access: access, blocking: waits != nil)
+        let f = self
+        return Bindings.Entry(name: name.split(separator: ".").last.map(String.init) ?? name, kinds: []) { s, _ throws(LuaRaise) in
+            let deadline = try f.deadline?(s, site.name) ?? .never
+            return try Bindings.pass(s, site, .none, deadline: deadline, external: f.external, preview: f.preview,
+                                     wouldBlock: { f.waits?(s) ?? false }) { call throws(LuaRaise) in try f.body(s, &call) }
+        }
+    }
+}
+
+/// A field read or write that is an IPC call (`v.value`, `a[i]`, `p.exitcode`): its
+/// call site, declared once; the type's `__index`/`__newindex` pass the gate with it.
+struct FieldAccess {
+    let site: CallSite
+
+    init(_ name: String, access: Access) {
+        site = CallSite.declare(name, access: access)
+    }
+
+    /// Runs `body` as this call on `object`.
+    @inline(__always)
+    func pass(_ s: LuaState, _ object: ObjectRef, preview: Preview = .none, _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
+        try Bindings.pass(s, site, object, deadline: .never, external: false, preview: preview, wouldBlock: { false }, body)
+    }
+}
+
+/// A Lua-visible type: one metatable per kind, with its method table (LuaSocket-style),
+/// `__index` (the method table, or a C function that looks there first and then asks
+/// the type's fields), `__newindex`, `__len`, `__close`, `__tostring`, `__gc`, `__name`.
+struct LuaType: @unchecked Sendable {
+    let kinds: [ObjectKind]
+    let methods: [Bindings.Entry]
+    var fields: ipc_swift_function?
+    var newIndex: ipc_swift_function?
+    var length: ipc_swift_function?
+    /// Guarded calls written in C: `with_lock`, `with` (acquire, call, always release).
+    var guarded: [(name: String, acquire: String, release: String)] = []
+    /// Methods written in Lua (they call back into methods): name and source, a chunk
+    /// that returns the function.
+    var luaMethods: [(name: String, source: String)] = []
+    /// `__close` (to-be-closed variables) calls this method.
+    var closeMethod: String?
+
+    init<Object>(_ kinds: [ObjectKind], _ methods: [Method<Object>]) {
+        self.kinds = kinds
+        self.methods = methods.map { $0.erased(kinds: kinds) }
+    }
+}
+
+/// The registry of every method and function of the module, and the one entry point
+/// every Lua call of them goes through.
+enum Bindings {
+    /// A callable method or function.
+    struct Entry: @unchecked Sendable {
+        let name: String
+        /// The kinds whose method tables hold it (none for a module function).
+        let kinds: [ObjectKind]
+        /// Runs it; told the kind whose method table it was taken from (for the error of a
+        /// wrong `self`).
+        let invoke: (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
+    }
+
+    /// The Lua thread of the call in progress.
+    nonisolated(unsafe) static var current: OpaquePointer?
+
+    /// Every entry registered in this process's Lua state; a Lua closure holds its index
+    /// as upvalue 2, and the kind whose method table holds it (or -1) as upvalue 3.
+    nonisolated(unsafe) static var entries: [Entry] = []
+
+    /// The C-callable entry point of every method and function.
+    static let dispatch: ipc_swift_function = { L in
+        luaEntry(L) { s throws(LuaRaise) in
+            let entry = entries[Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(2), nil))]
+            return try entry.invoke(s, ObjectKind(rawValue: Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(3), nil))))
+        }
+    }
+
+    /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
+    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) {
+        entries.append(entry)
+        s.push(Int64(entries.count - 1))
+        s.push(Int64(kind?.rawValue ?? -1))
+        s.push(function: dispatch, upvalues: 2)
+    }
+
+    /// One call through the gate: before it takes effect, the gate's hooks see it (and
+    /// may hold this process there); after it, they see its result.
+    @inline(__always)
+    static func pass(_ s: LuaState, _ site: CallSite, _ object: ObjectRef, deadline: Deadline, external: Bool,
+                     preview: Preview, wouldBlock: () -> Bool,
+                     _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
+        var call = CallContext(s: s, site: site, deadline: deadline)
+        // The Lua thread making the call (a process's target runs in a coroutine): where
+        // reports and schedules say the call is.
+        let outer = current
+        current = s.L
+        defer { current = outer }
+        Gate.enter(site, object, deadline: deadline, external: external, wouldBlock: wouldBlock)
+        do {
+            let n = try body(&call)
+            Gate.leave { call.result(n, preview: preview) }
+            return n
+        } catch {
+            Gate.leave { CallResult(.raised(error.message)) }
+            throw error
+        }
+    }
+
+    /// Creates the metatables of `type` in the registry. Call once per Lua state.
+    static func register(_ type: LuaType, in s: LuaState) {
+        let L = s.L
+        for kind in type.kinds {
+            _ = luaL_newmetatable(L, kind.typeName)
+            let mt = s.top
+            Metatables.pointers[kind.rawValue] = lua_topointer(L, mt)
+            s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
+            let methods = s.top
+            for m in type.methods where m.kinds.contains(kind) {
+                push(m, s, kind: kind)
+                s.setField(methods, m.name)
+            }
+            for (name, source) in type.luaMethods {
+                if LuaChunks.push(source, name: "=\(kind.typeName).\(name)", s) { s.setField(methods, name) }
+            }
+            for g in type.guarded {
+                s.rawField(methods, g.acquire)
+                s.rawField(methods, g.release)
+                ipc_lua_pushguardedcall(L, "\(kind.label):\(g.name)")
+                s.setField(methods, g.name)
+            }
+            if let fields = type.fields {
+                // Methods resolve in C (no Swift frame); other keys go to the fields.
+                s.pushValue(methods)
+                s.push(function: fields)
+                ipc_lua_pushindex(L)
+            } else {
+                s.pushValue(methods)
+            }
+            s.setField(mt, "__index")
+            s.pushValue(methods)
+            s.setField(mt, "methods")
+            if let f = type.newIndex { s.push(function: f); s.setField(mt, "__newindex") }
+            if let f = type.length { s.push(function: f); s.setField(mt, "__len") }
+            if let close = type.closeMethod {
+                s.rawField(methods, close)
+                s.setField(mt, "__close")
+            }
+            s.push(function: LuaObjects.toString)
+            s.setField(mt, "__tostring")
+            s.push(function: LuaObjects.collect)
+            s.setField(mt, "__gc")
+            s.push(kind.typeName)
+            s.setField(mt, "__name")
+            s.setTop(mt - 1)
+        }
+    }
+}
+
+extension LuaState {
+    /// A short text for a trace of the value at `i`: booleans and numbers; nil otherwise.
+    func shortText(_ i: Int32) -> String? {
+        switch type(i) {
+        case LUA_TBOOLEAN: return boolean(i) ? "true" : "false"
+        case LUA_TNUMBER: return integer(i).map { String($0) } ?? number(i).map { String($0) }
+        default: return nil
+        }
+    }
+}

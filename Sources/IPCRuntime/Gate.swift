@@ -1,0 +1,149 @@
+import IPCCore
+
+/// What a call does to its object, for the scheduler (a read never wakes anybody) and
+/// for the critical pair (two calls conflict when one of them writes).
+public enum Access: Sendable { case read, write }
+
+/// One IPC call of the contract, declared once: `queue:put`, `value read`, `ipc.sleep`.
+/// The bindings declare theirs when the module opens; the runtime declares its own
+/// (process start and end, the joins at a process's end). Ids are the same in every
+/// process of a run: they are given before the first fork.
+public struct CallSite: Sendable, Hashable {
+    public let id: Int
+    /// The name in traces, hang reports and schedules (the names docs/api.md uses).
+    public let name: String
+    public let access: Access
+    /// True when the call can wait (it has a probe: would it block now?).
+    public let blocking: Bool
+
+    public static func == (a: CallSite, b: CallSite) -> Bool { a.id == b.id }
+    public func hash(into h: inout Hasher) { h.combine(id) }
+
+    nonisolated(unsafe) public private(set) static var all: [CallSite] = []
+
+    /// Declares a call (once per name: declaring it again returns the same site).
+    public static func declare(_ name: String, access: Access, blocking: Bool = false) -> CallSite {
+        if let s = all.first(where: { $0.name == name }) { return s }
+        let s = CallSite(id: all.count, name: name, access: access, blocking: blocking)
+        all.append(s)
+        return s
+    }
+
+    public static func named(_ name: String) -> CallSite? { all.first { $0.name == name } }
+
+    // The runtime's own calls.
+    public static let processStart = declare("process start", access: .write)
+    public static let processEnd = declare("process end", access: .write)
+    public static let join = declare("process:join", access: .write, blocking: true)
+}
+
+/// The result of a call, as the gate's hooks see it after the call.
+public struct CallResult {
+    public enum Outcome: Equatable {
+        /// It did what it was asked.
+        case done
+        /// A normal result short of that: "timeout", "closed", "empty", "full", "false".
+        case fell(String)
+        /// It raised (misuse): the message.
+        case raised(String)
+    }
+
+    public var outcome: Outcome
+    /// What the result says, for traces ("true", "index 2", "3 ready").
+    public var text: String?
+    /// Bytes moved.
+    public var bytes = -1
+    /// The trace ids of a message sent (`flowOut`) or received (`flowIn`).
+    public var flowOut: UInt64 = 0
+    public var flowIn: UInt64 = 0
+    /// Writes a short JSON preview of the value moved.
+    public var preview: ((ByteBuffer) -> Void)?
+    /// A figure of the object after the call (a queue's items, a semaphore's value).
+    public var counter: (what: StaticString, value: Int)?
+
+    public init(_ outcome: Outcome, text: String? = nil) {
+        self.outcome = outcome
+        self.text = text
+    }
+}
+
+/// Watches every call at the gate: before it takes effect (it may hold the calling
+/// process there: the controlled scheduler does), and after, with its result.
+public protocol GateHook: AnyObject {
+    func before(_ call: GateCall, wouldBlock: () -> Bool)
+    func after(_ call: GateCall, _ result: CallResult)
+}
+
+/// One call passing the gate.
+public struct GateCall {
+    public let site: CallSite
+    public let object: ObjectRef
+    /// When the call gives up (its timeout).
+    public let deadline: Deadline
+    /// True when an outside program could end its wait (sockets).
+    public let external: Bool
+    /// When it started (real time), for its trace slice.
+    public internal(set) var started: Int64 = 0
+}
+
+/// The gate: every IPC call passes through `enter` before it takes effect and `leave`
+/// after. Tracing, the hang board, jitter and the controlled scheduler are its hooks;
+/// none of them is wired into a binding. With no hook installed a call costs two stores
+/// and two predictable branches.
+public enum Gate {
+    /// The calls in progress in this process, innermost last (a finalizer may make a
+    /// call in the middle of another). The hang board reads the innermost when it parks.
+    nonisolated(unsafe) public private(set) static var calls: [GateCall] = []
+    nonisolated(unsafe) static var hooks: [GateHook] = []
+    nonisolated(unsafe) public private(set) static var isObserved = false
+
+    /// The innermost call in progress, if any.
+    @inlinable public static var current: GateCall? { calls.last }
+
+    public static func install(_ hook: GateHook) {
+        hooks.append(hook)
+        isObserved = true
+    }
+
+    public static func removeAll() {
+        hooks = []
+        isObserved = false
+    }
+
+    /// A call begins: the hooks see it before it takes effect. `wouldBlock` tells whether
+    /// it would wait if it went ahead now (blocking calls only).
+    @inline(__always)
+    public static func enter(_ site: CallSite, _ object: ObjectRef, deadline: Deadline = .never, external: Bool = false,
+                             wouldBlock: () -> Bool = { false }) {
+        calls.append(GateCall(site: site, object: object, deadline: deadline, external: external))
+        if isObserved { notifyBefore(wouldBlock) }
+    }
+
+    /// The call ends with `result` (built only when a hook looks at it).
+    @inline(__always)
+    public static func leave(_ result: () -> CallResult) {
+        if isObserved, let call = calls.last { notifyAfter(call, result()) }
+        calls.removeLast()
+    }
+
+    @inline(never)
+    static func notifyBefore(_ wouldBlock: () -> Bool) {
+        for hook in hooks { hook.before(calls[calls.count - 1], wouldBlock: wouldBlock) }
+        calls[calls.count - 1].started = Trace.now()
+    }
+
+    @inline(never)
+    static func notifyAfter(_ call: GateCall, _ result: CallResult) {
+        for hook in hooks.reversed() { hook.after(call, result) }
+    }
+
+    /// A call that is not an IPC object's method but still a step (process start and end):
+    /// enter and leave at once.
+    public static func pass(_ site: CallSite, _ object: ObjectRef) {
+        enter(site, object)
+        leave { CallResult(.done) }
+    }
+
+    /// Forgets the calls in progress (a new child starts with none).
+    static func reset() { calls.removeAll(keepingCapacity: true) }
+}

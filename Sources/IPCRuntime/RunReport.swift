@@ -1,0 +1,133 @@
+import CRuntimeShim
+import Glibc
+import IPCCore
+
+/// What a run tells the program that started it (`ipcplay test`, `explore`): how it ended
+/// and why. Written by the run (its host, its supervisor, or the signal handlers of
+/// CRuntimeShim, which write the same keys) as "key: value" lines to the file that
+/// `--report` names; read back by `RunReport.parse`. Nobody else spells a key.
+public struct RunReport: Equatable, Sendable {
+    public enum Outcome: String, Sendable {
+        case ok
+        /// The main script raised.
+        case error
+        /// A child ended with an uncaught error that nobody joined (`ipcplay test`).
+        case childError = "child-error"
+        case timeout
+        case deadlock
+        case skipped
+        /// A controlled run passed --max-steps.
+        case livelock
+        /// A replay met a step the schedule does not name.
+        case diverged
+    }
+
+    public var outcome: Outcome?
+    /// "name (pid N)" of the process the outcome is about.
+    public var processes: [String] = []
+    public var messages: [String] = []
+    /// What each live process was blocked in (timeouts and deadlocks).
+    public var blocked: [String] = []
+    /// A controlled run's findings: the schedule, the critical pair, the replay line,
+    /// the interleaving (explore, test --explore).
+    public var schedule: String?
+    public var pair: String?
+    public var replay: String?
+    public var interleaving: String?
+
+    public init(_ outcome: Outcome? = nil) { self.outcome = outcome }
+
+    /// Whether the run failed, in the sense of `explore`: an error anywhere, a deadlock,
+    /// a livelock or a divergence.
+    public var failed: Bool {
+        switch outcome {
+        case .ok?, .skipped?: return false
+        default: return true
+        }
+    }
+
+    // MARK: - Keys
+
+    enum Key {
+        static let outcome = IPC_REPORT_OUTCOME
+        static let blocked = IPC_REPORT_BLOCKED
+        static let process = "process"
+        static let message = "message"
+        static let schedule = "schedule"
+        static let pair = "critical-pair"
+        static let replay = "replay"
+        static let interleaving = "interleaving"
+    }
+
+    // MARK: - Writing
+
+    /// The report as lines (a value's own lines continue indented by two spaces).
+    public var text: String {
+        var lines: [(String, String)] = []
+        if let outcome { lines.append((Key.outcome, outcome.rawValue)) }
+        lines += processes.map { (Key.process, $0) }
+        lines += messages.map { (Key.message, $0) }
+        lines += blocked.map { (Key.blocked, $0) }
+        if let schedule { lines.append((Key.schedule, schedule)) }
+        if let pair { lines.append((Key.pair, pair)) }
+        if let replay { lines.append((Key.replay, replay)) }
+        if let interleaving { lines.append((Key.interleaving, interleaving)) }
+        var text = ""
+        for (k, v) in lines {
+            text += k + ": " + v.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n  ") + "\n"
+        }
+        return text
+    }
+
+    /// Appends the report to `fd` in one write.
+    public func write(to fd: Int32) {
+        guard fd >= 0 else { return }
+        Syscall.writeAll(fd, text)
+    }
+
+    // MARK: - Reading
+
+    /// Reads a report; when several outcomes were written (a run that timed out while
+    /// reporting), the last one counts.
+    public static func parse(_ text: String) -> RunReport {
+        var pairs: [(String, String)] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  "), !pairs.isEmpty {
+                pairs[pairs.count - 1].1 += "\n" + line.dropFirst(2)
+            } else if let colon = line.firstIndex(of: ":") {
+                var value = line[line.index(after: colon)...]
+                if value.hasPrefix(" ") { value = value.dropFirst() }
+                pairs.append((String(line[..<colon]), String(value)))
+            }
+        }
+        var r = RunReport()
+        for (k, v) in pairs {
+            switch k {
+            case Key.outcome: r.outcome = Outcome(rawValue: v)
+            case Key.process: r.processes.append(v)
+            case Key.message: r.messages.append(v)
+            case Key.blocked: r.blocked.append(v)
+            case Key.schedule: r.schedule = v
+            case Key.pair: r.pair = v
+            case Key.replay: r.replay = v
+            case Key.interleaving: r.interleaving = v
+            default: break
+            }
+        }
+        return r
+    }
+
+    /// Reads the report file at `path` ("" when there is none).
+    public static func read(path: String) -> RunReport {
+        guard let f = fopen(path, "r") else { return RunReport() }
+        defer { fclose(f) }
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buf, 1, buf.count, f)
+            if n <= 0 { break }
+            data += buf[..<n]
+        }
+        return parse(String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,375 @@
+import CRuntimeShim
+import CSystemShim
+import Glibc
+import IPCCore
+import SystemPackage
+
+/// Runs one prepared script under many schedules (`explore`, `replay`, `step`). It is a
+/// fork server: the script is loaded and compiled once, in this process, and every run is
+/// a fork of it, so a run costs a fork per process and a futex handoff per step.
+public final class Explorer {
+    /// Runs the prepared script as a run's host with these options; returns its status.
+    /// Called in a fresh fork.
+    public typealias Execute = (RunOptions) -> Int32
+
+    let execute: Execute
+    let base: RunOptions
+    let maxSteps: Int?
+    public let log: ScheduleLog
+    let reportFD: Int32
+    let outputFD: Int32
+
+    public init(base: RunOptions, maxSteps: Int?, execute: @escaping Execute) throws(IPCError) {
+        self.base = base
+        self.maxSteps = maxSteps
+        self.execute = execute
+        log = try ScheduleLog(capacity: max(min(maxSteps ?? 1_000_000, 4_000_000), 1024) + 16)
+        reportFD = ipc_memfd("ipcplay-report", 0)
+        outputFD = ipc_memfd("ipcplay-output", 0)
+        guard reportFD >= 0, outputFD >= 0 else {
+            throw IPCError.resource("cannot create a memory file: \(Errno(rawValue: -min(reportFD, outputFD)))")
+        }
+        for fd in [reportFD, outputFD] { _ = fcntl(fd, F_SETFL, O_APPEND) }
+        // A run's host leads its run's group; what it leaves behind comes back here.
+        _ = ipc_set_child_subreaper()
+    }
+
+    deinit {
+        close(reportFD)
+        close(outputFD)
+    }
+
+    /// Where a run's output goes.
+    public enum Output { case discard, capture, inherit }
+
+    /// One finished run.
+    public struct Run: Sendable {
+        public var status: Int32
+        public var report: RunReport
+        public var steps: [ScheduleLog.Step]
+        public var names: [String]
+        public var objectNames: [UInt32: String]
+        public var hash: UInt64
+        public var choices: Int
+        public var output: String
+        public var seed: UInt64
+
+        /// A failure in `explore`'s sense: an error in any process, a deadlock, a livelock,
+        /// a divergence, or a run that ended without a report (it crashed).
+        public var failed: Bool { report.outcome.map { _ in report.failed } ?? true }
+
+        /// What "the same failure" means when shrinking: the outcome and its first line,
+        /// numbers masked (pids, counts).
+        public var signature: String {
+            var text = "\(report.outcome?.rawValue ?? "status \(status)")"
+            if report.outcome != .deadlock && report.outcome != .livelock {
+                text += ": "
+                for c in (report.messages.first ?? "").prefix(while: { $0 != "\n" }) {
+                    if c.isNumber { if text.last != "#" { text.append("#") } } else { text.append(c) }
+                }
+            }
+            return text
+        }
+
+        /// The process chosen at each step where more than one could go.
+        public var picks: [Int] { steps.filter(\.isChoice).map(\.process) }
+
+        /// Switches away from a process that could have gone on.
+        public var preemptions: Int { steps.filter(\.preempted).count }
+
+        /// The decisions of this run, named (for a replay token).
+        public var decisions: [ScheduleLog.Decision] {
+            steps.filter(\.isChoice).map { s in
+                ScheduleLog.Decision(process: nil, processName: name(s.process),
+                                     site: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site] : nil,
+                                     objectName: objectNames[s.object] ?? "")
+            }
+        }
+
+        public func name(_ p: Int) -> String { p < names.count ? names[p] : "process \(p)" }
+    }
+
+    /// Runs the script once under `kind`, following `decisions` first.
+    public func run(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
+                    locations: Bool = false, output: Output = .discard) -> Run {
+        guard let child = launch(kind, seed: seed, decisions: decisions, byIndex: byIndex, locations: locations, output: output) else {
+            var r = RunReport(.error)
+            r.messages = ["cannot fork a run: \(Errno.current)"]
+            return Run(status: 1, report: r, steps: [], names: [], objectNames: [:], hash: 0, choices: 0, output: "", seed: seed)
+        }
+        return collect(child, seed: seed, output: output)
+    }
+
+    /// Starts a run (as `run` does) without waiting for it: its host's pid.
+    public func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
+                       locations: Bool = false, output: Output = .discard) -> Int32? {
+        log.prepare(decisions: decisions, byIndex: byIndex, keepLocations: locations, interactive: kind == .directed(.ask))
+        _ = ftruncate(reportFD, 0)
+        _ = ftruncate(outputFD, 0)
+        Runtime.flushOutput()
+        let me = ProcessIdentity.pid
+        guard let child = try? ProcessControl.fork() else { return nil }
+        if child == 0 {
+            ProcessIdentity.refreshAfterFork()
+            // Ends with this program, whatever way it ends.
+            _ = ipc_set_parent_death_signal(SIGKILL)
+            if getppid() != me { _exit(1) }
+            switch output {
+            case .discard:
+                let null = open("/dev/null", O_WRONLY)
+                _ = dup2(null, 1)
+                _ = dup2(null, 2)
+            case .capture:
+                _ = dup2(outputFD, 1)
+                _ = dup2(outputFD, 2)
+            case .inherit:
+                break
+            }
+            var options = base
+            options.supervised = false
+            options.schedule = ScheduleOptions(kind: kind, seed: seed, maxSteps: maxSteps, log: log)
+            options.reportDescriptor = reportFD
+            options.strictChildErrors = true
+            _exit(execute(options))
+        }
+        return child
+    }
+
+    /// Waits for the run started by `launch` and reads what it left.
+    public func collect(_ child: Int32, seed: UInt64, output: Output) -> Run {
+        let status = waitForRun(child)
+        let report = RunReport.parse(readAll(reportFD))
+        var names: [UInt32: String] = [:]
+        let steps = log.steps
+        for s in steps where names[s.object] == nil { names[s.object] = log.objectName(s.object) }
+        return Run(status: status, report: report, steps: steps, names: log.processNames, objectNames: names,
+                   hash: log.interleavingHash(), choices: log.choices, output: output == .capture ? readAll(outputFD) : "",
+                   seed: seed)
+    }
+
+    /// Waits for a run's host; ends it when it outlives its own --timeout by far.
+    func waitForRun(_ child: Int32) -> Int32 {
+        var status: Int32 = 0
+        let limit = (base.timeout ?? 60) + 30
+        if let fd = try? ProcessControl.pidfdOpen(child) {
+            if !((try? Poll.wait(fd: fd.rawValue, events: Int16(POLLIN), deadline: Deadline(instant: MonotonicClock.real() + Int64(limit * 1e9)))) ?? true) {
+                kill(child, SIGKILL)
+            }
+            close(fd.rawValue)
+        }
+        _ = Syscall.glibc { waitpid(child, &status, 0) }
+        // Whatever the run left (a host killed by the watchdog leaves its processes).
+        _ = kill(-child, SIGKILL)
+        while ProcessControl.reapAny() != nil {}
+        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// The output a capturing run has written so far, from `offset`.
+    public func output(from offset: Int) -> [UInt8] {
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var at = off_t(offset)
+        while true {
+            let n = pread(outputFD, &buf, buf.count, at)
+            if n <= 0 { break }
+            data += buf[..<n]
+            at += off_t(n)
+        }
+        return data
+    }
+
+    func readAll(_ fd: Int32) -> String {
+        var data: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let n = pread(fd, &buf, buf.count, offset)
+            if n <= 0 { break }
+            data += buf[..<n]
+            offset += off_t(n)
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+// MARK: - Exploring
+
+/// What `explore` does: run schedules until one fails; shrink it; find its critical pair.
+public struct Exploration {
+    public enum Strategy: String, Sendable { case pct, random }
+
+    public var strategy: Strategy = .pct
+    public var depth = 3
+    public var runs = 1000
+    public var timeLimit: Double?
+    public var seed: UInt64 = 1
+
+    public init() {}
+
+    /// The seed of run `i`.
+    func seed(of i: Int) -> UInt64 {
+        var g = SplitMix64(seed: seed ^ (UInt64(i) &* 0x9e37_79b9_7f4a_7c15))
+        return g.next()
+    }
+
+    /// What a whole exploration found.
+    public struct Outcome {
+        /// Schedules run.
+        public var schedules = 0
+        public var distinct = 0
+        /// The largest number of processes and of choices (PCT's n and k).
+        public var processes = 0
+        public var steps = 0
+        /// The first failing run, if any.
+        public var failure: Explorer.Run?
+        public var seconds = 0.0
+
+        /// PCT's guarantee: a bug of depth `d` is found with probability at least
+        /// 1 - (1 - 1/(n k^(d-1)))^runs.
+        public func bound(depth d: Int) -> Double {
+            let n = Double(max(processes, 1)), k = Double(max(steps, 1))
+            let p = 1 / (n * pow(k, Double(d - 1)))
+            return 1 - pow(1 - min(p, 1), Double(schedules))
+        }
+    }
+
+    /// Runs schedules until one fails (or `runs`, or the time limit).
+    public func explore(_ explorer: Explorer) -> Outcome {
+        var outcome = Outcome()
+        var hashes = Set<UInt64>()
+        let start = MonotonicClock.real()
+        var k = 0
+        for i in 0..<runs {
+            if let limit = timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= limit { break }
+            let kind: ScheduleOptions.Kind = strategy == .pct ? .pct(depth: depth, steps: k) : .random
+            let run = explorer.run(kind, seed: seed(of: i))
+            outcome.schedules += 1
+            hashes.insert(run.hash)
+            k = max(k, run.choices)
+            outcome.processes = max(outcome.processes, run.names.count)
+            if run.failed {
+                outcome.failure = run
+                break
+            }
+        }
+        outcome.distinct = hashes.count
+        outcome.steps = k
+        outcome.seconds = Double(MonotonicClock.real() - start) / 1e9
+        return outcome
+    }
+}
+
+// MARK: - Shrinking and the critical pair
+
+/// A failing schedule made small enough to read, and the two steps whose order matters.
+public struct Finding {
+    /// The shrunk run, logged with every step's location.
+    public var run: Explorer.Run
+    /// Its decisions by process index (what to follow to replay it).
+    public var picks: [Int]
+    /// Indices in `run.steps` of the critical pair, if one was found.
+    public var pair: (first: Int, second: Int)?
+    /// Runs spent shrinking and looking for the pair.
+    public var runs = 0
+}
+
+extension Explorer {
+    /// Shrinks the failing `run`: first to the fewest preemptions (greedy: each one in turn
+    /// replaced by letting the current process go on, kept when the run still fails the
+    /// same way), then to the fewest steps (each preemption moved as early as it still
+    /// fails); then looks for the critical pair. Every attempt is a deterministic run.
+    public func shrink(_ run: Run, budget: Int = 2000) -> Finding {
+        let target = run.signature
+        var spent = 0
+        var best = run
+        var picks = run.picks
+
+        func attempt(_ candidate: [Int]) -> Run? {
+            guard spent < budget else { return nil }
+            spent += 1
+            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
+            return r.failed && r.signature == target ? r : nil
+        }
+
+        // Fewest preemptions. For each preemption, from the last: let the preempted process
+        // go on instead (keeping the later decisions, or dropping them), or keep it and drop
+        // every decision after it (the default goes on without preempting). Kept when the
+        // run still fails the same way with fewer preemptions.
+        var improved = true
+        while improved && spent < budget {
+            improved = false
+            let choiceSteps = best.steps.indices.filter { best.steps[$0].isChoice }
+            search: for (j, i) in choiceSteps.enumerated().reversed() where best.steps[i].preempted && i > 0 {
+                let previous = best.steps[i - 1].process
+                var instead = picks
+                instead[j] = previous
+                for candidate in [instead, Array(picks.prefix(j)) + [previous], Array(picks.prefix(j + 1))] {
+                    if let r = attempt(candidate), r.preemptions < best.preemptions {
+                        best = r
+                        picks = r.picks
+                        improved = true
+                        break search
+                    }
+                }
+            }
+        }
+        // Fewest steps: with no more preemptions, drop the decisions after each one in turn
+        // (the default goes on), and keep the shortest run that still fails.
+        improved = true
+        while improved && spent < budget {
+            improved = false
+            let choiceSteps = best.steps.indices.filter { best.steps[$0].isChoice }
+            for (j, i) in choiceSteps.enumerated() where best.steps[i].preempted {
+                if let r = attempt(Array(picks.prefix(j + 1))), r.preemptions <= best.preemptions, r.steps.count < best.steps.count {
+                    best = r
+                    picks = r.picks
+                    improved = true
+                    break
+                }
+            }
+        }
+        // The shrunk run again, with every step's location.
+        let detailed = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(picks), locations: true, output: .capture)
+        spent += 1
+        var finding = Finding(run: detailed, picks: picks, pair: nil, runs: spent)
+        finding.pair = criticalPair(detailed, picks: picks, spent: &finding.runs)
+        return finding
+    }
+
+    static func byIndex(_ picks: [Int]) -> [ScheduleLog.Decision] {
+        picks.map { ScheduleLog.Decision(process: $0, processName: "", site: nil, objectName: "") }
+    }
+
+    /// Two steps of different processes on one object, at least one of them a write, such
+    /// that making the later one go first (choosing its process at the earlier one's
+    /// choice point) makes the run pass. Tried first where the schedule preempts.
+    func criticalPair(_ run: Run, picks: [Int], spent: inout Int) -> (Int, Int)? {
+        let steps = run.steps
+        var choiceIndex = 0
+        var candidates: [(first: Int, second: Int, choice: Int, preempted: Bool)] = []
+        for (i, s) in steps.enumerated() {
+            guard s.isChoice else { continue }
+            defer { choiceIndex += 1 }
+            guard CallSite.all.indices.contains(s.site), s.object != 0 else { continue }
+            let access = CallSite.all[s.site].access
+            // Every other process that could have gone here: its next step is the one it
+            // was about to make.
+            for q in 0..<64 where q != s.process && s.readyMask & (1 << UInt64(q)) != 0 {
+                guard let j = steps[(i + 1)...].firstIndex(where: { $0.process == q }) else { continue }
+                let t = steps[j]
+                guard t.object == s.object, CallSite.all.indices.contains(t.site),
+                      access == .write || CallSite.all[t.site].access == .write else { continue }
+                candidates.append((i, j, choiceIndex, s.preempted))
+            }
+        }
+        candidates.sort { ($0.preempted ? 0 : 1, $0.first) < ($1.preempted ? 0 : 1, $1.first) }
+        for c in candidates.prefix(64) {
+            var candidate = Array(picks.prefix(c.choice))
+            candidate.append(steps[c.second].process)
+            spent += 1
+            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
+            if !r.failed { return (c.first, c.second) }
+        }
+        return nil
+    }
+}

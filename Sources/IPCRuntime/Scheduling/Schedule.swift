@@ -1,0 +1,468 @@
+import CRuntimeShim
+import CSystemShim
+import Glibc
+import IPCCore
+
+/// How a controlled run is scheduled.
+public struct ScheduleOptions: @unchecked Sendable {
+    public enum Kind: Sendable, Equatable {
+        case random
+        /// PCT for bugs of depth `depth`, with change points among `steps` expected choices.
+        case pct(depth: Int, steps: Int)
+        /// Follow the log's decisions, then: no more (replay), ask, or random.
+        case directed(DirectedScheduler.Then)
+    }
+
+    public var kind: Kind
+    /// Seeds the strategy and every process's `math.random`.
+    public var seed: UInt64
+    /// A run longer than this fails as a livelock (nil: no limit).
+    public var maxSteps: Int?
+    /// Where the run's steps go, for the program that started it (explore, replay, step).
+    public var log: ScheduleLog?
+
+    public init(kind: Kind, seed: UInt64, maxSteps: Int? = nil, log: ScheduleLog? = nil) {
+        self.kind = kind
+        self.seed = seed
+        self.maxSteps = maxSteps
+        self.log = log
+    }
+}
+
+/// The machinery of a controlled run: exactly one process of the run executes at a
+/// time. A process gives up its turn only at the gate (before each IPC call) or when a
+/// call would wait; there the process holding the turn decides who makes the next step,
+/// among those whose pending call can go ahead, with the run's strategy (`Scheduler`),
+/// and hands the turn over in shared memory: a futex wake on that process's own word, no
+/// round trip through the host.
+///
+/// - A process whose pending call would wait is *blocked* on the object it waits for;
+///   a step that writes that object makes it a candidate again, and before the next
+///   decision it is asked (a *probe*: it checks its condition, side-effect free, and
+///   hands the turn back) whether it can go now. So the ready set is exact.
+/// - Time is virtual: the clock moves only when no process can go, and then jumps to the
+///   earliest deadline; that call times out.
+/// - Nothing ready and no deadline: a deadlock. More steps than allowed: a livelock. A
+///   decision of a replay that does not fit: a divergence. Each ends the run (status 124)
+///   with a report.
+public final class Schedule: GateHook, Blocking.Controller {
+    /// This run's schedule (every process of a controlled run holds the same one).
+    nonisolated(unsafe) public internal(set) static var current: Schedule?
+
+    let region: SharedRegion
+    let h: UnsafeMutablePointer<ipc_sched_header>
+    let log: ScheduleLog?
+    public let seed: UInt64
+    let hostPid: Int32
+    let socketKey = UInt32.max
+    /// This process's spawn index.
+    var me = 0
+    /// True in a new child until its first step: the step was chosen by another process
+    /// (which registered it); the child only waits for its turn to make it.
+    var awaitingFirstTurn = false
+    static let magic: UInt64 = 0x6970_6373_6368_6564
+
+    init(_ options: ScheduleOptions) throws(IPCError) {
+        region = try SharedRegion(size: MemoryLayout<ipc_sched_header>.size)
+        h = region.header(ipc_sched_header.self)
+        log = options.log
+        seed = options.seed
+        hostPid = ProcessIdentity.pid
+        h.pointee.max_steps = UInt64(options.maxSteps ?? Int.max)
+        let strategy: Strategy
+        switch options.kind {
+        case .random: strategy = .random(RandomScheduler(seed: options.seed))
+        case .pct(let depth, let steps): strategy = .pct(PCTScheduler(seed: options.seed, depth: depth, steps: steps))
+        case .directed(let then): strategy = .directed(DirectedScheduler(then: then, seed: options.seed))
+        }
+        precondition(MemoryLayout<Strategy>.size <= Int(IPC_SCHED_STRATEGY))
+        strategyPointer.initialize(to: strategy)
+        h.pointee.magic = Self.magic
+    }
+
+    var strategyPointer: UnsafeMutablePointer<Strategy> {
+        (UnsafeMutableRawPointer(h) + MemoryLayout<ipc_sched_header>.offset(of: \.strategy)!).assumingMemoryBound(to: Strategy.self)
+    }
+
+    /// Starts controlled scheduling in the host (before the script runs).
+    static func start(_ options: ScheduleOptions, board: RunBoard) throws(IPCError) -> Schedule {
+        let s = try Schedule(options)
+        current = s
+        Blocking.controller = s
+        MonotonicClock.virtual = UnsafeMutableRawPointer(s.h).advanced(by: MemoryLayout<ipc_sched_header>.offset(of: \.now)!)
+            .assumingMemoryBound(to: UInt64.self)
+        Trace.clock = { [h = s.h] in Int64(bitPattern: ipc_load64(&h.pointee.now)) &+ Int64(ipc_load64(&h.pointee.steps)) &* 1000 }
+        s.register(0, name: "MainProcess", object: .none)
+        s.proc(0).pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+        ipc_store32(&s.h.pointee.turn, 0)
+        return s
+    }
+
+    // MARK: - Processes
+
+    @inline(__always)
+    func proc(_ i: Int) -> UnsafeMutablePointer<ipc_sched_process> {
+        let base = UnsafeMutableRawPointer(h) + MemoryLayout<ipc_sched_header>.offset(of: \.processes)!
+        return base.assumingMemoryBound(to: ipc_sched_process.self) + i
+    }
+
+    var count: Int { Int(h.pointee.count) }
+
+    func name(of p: Int) -> String { loadName(from: &proc(p).pointee.name, capacity: Int(IPC_NAME_CAP)) }
+
+    /// A process joins the run, ready to make its start step.
+    func register(_ i: Int, name: String, object: ObjectRef) {
+        let p = proc(i)
+        storeName(name, into: &p.pointee.name, capacity: Int(IPC_NAME_CAP))
+        p.pointee.site = UInt32(CallSite.processStart.id)
+        p.pointee.object = object.id
+        storeName(object.name, into: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
+        p.pointee.key = 0
+        p.pointee.deadline = -1
+        p.pointee.blocking = 0
+        p.pointee.in_core = 0
+        p.pointee.where.0 = 0
+        ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_READY))
+        h.pointee.count = UInt32(max(count, i + 1))
+        var context = SchedulerContext(schedule: self, last: me, current: nil, yielding: false)
+        strategyPointer.pointee.added(i, &context)
+        log?.setProcessName(i, name)
+        log?.h.pointee.processes = UInt32(count)
+    }
+
+    /// The parent, before forking process `child`.
+    func willFork(child: Int, name: String, object: UInt32) {
+        guard child < Int(IPC_SCHED_PROCESSES) else {
+            fail(.error, "a controlled run holds at most \(IPC_SCHED_PROCESSES) processes")
+        }
+        register(child, name: name, object: ObjectRef(id: object, kind: .process, name: name))
+    }
+
+    func forkFailed(child: Int) { ipc_store32(&proc(child).pointee.state, UInt32(IPC_SCHED_ENDED)) }
+
+    /// In the new child, first thing.
+    func becomeChild(index: Int) {
+        me = index
+        awaitingFirstTurn = true
+        proc(index).pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+    }
+
+    /// The seed of `math.random` in the process named `name`.
+    public func randomSeed(for name: String) -> UInt64 { fnv1a(name, seed: seed ^ 0x6d61_7468) }
+
+    /// True once process `i` has made its end step (or was killed).
+    public func hasEnded(_ i: Int) -> Bool { ipc_load32(&proc(i).pointee.state) == IPC_SCHED_ENDED }
+
+    /// Process `i` is about to be killed: it makes no further step.
+    func willEnd(_ i: Int) {
+        ipc_store32(&proc(i).pointee.state, UInt32(IPC_SCHED_ENDED))
+        markRechecks(0)
+    }
+
+    /// The host is ending the run after an error: nothing is scheduled any more.
+    func abandon() { h.pointee.over = 1 }
+
+    // MARK: - The gate
+
+    public func before(_ call: GateCall, wouldBlock: () -> Bool) {
+        if awaitingFirstTurn {
+            // A new child's first step: its parent registered it; it waits for its turn.
+            awaitingFirstTurn = false
+            _ = waitForTurn(probe: { true })
+            return
+        }
+        let p = proc(me)
+        p.pointee.site = UInt32(call.site.id)
+        p.pointee.object = call.object.id
+        storeName(call.object.name, into: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
+        p.pointee.key = key(call.object)
+        p.pointee.deadline = call.deadline.instant ?? -1
+        p.pointee.in_core = 0
+        let blocking = call.site.blocking && !call.deadline.hasExpired
+        p.pointee.blocking = blocking ? 1 : 0
+        let blocked = blocking && wouldBlock()
+        if blocked || log?.keepsLocations == true { storeName(Runtime.this.location, into: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) }
+        ipc_store32(&p.pointee.state, UInt32(blocked ? IPC_SCHED_BLOCKED : IPC_SCHED_READY))
+        _ = yieldTurn(probe: { !wouldBlock() })
+    }
+
+    public func after(_ call: GateCall, _ result: CallResult) {
+        let p = proc(me)
+        if call.site == .processEnd {
+            ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_ENDED))
+            markRechecks(0)
+            ipc_flush_all()
+            Trace.flush()
+            if let (next, visit) = chooseIfAnyLeft() { give(to: next, visit: visit) }
+            return
+        }
+        if call.site.access == .write { markRechecks(key(call.object)) }
+        var yielding = false
+        switch result.outcome {
+        case .fell: yielding = true
+        case .done, .raised:
+            yielding = call.site.access == .read && p.pointee.last_site == UInt32(call.site.id) && p.pointee.last_object == call.object.id
+        }
+        p.pointee.yielding = yielding ? 1 : 0
+        p.pointee.last_site = UInt32(call.site.id)
+        p.pointee.last_object = call.object.id
+    }
+
+    /// What a wait on `object` depends on: itself, or all the run's sockets (whose peers
+    /// the run cannot tell apart), or anything (a wait on several objects).
+    func key(_ object: ObjectRef) -> UInt32 {
+        switch object.kind {
+        case .server?, .socket?, .dgram?: return socketKey
+        default: return object.key
+        }
+    }
+
+    // MARK: - Waiting inside a call
+
+    /// Instead of sleeping in the kernel: the call waits for its condition, handing the
+    /// turn to another process until a step may have changed it or the deadline comes.
+    public func park(until ready: () -> Bool, deadline: Deadline) -> Bool {
+        if ready() { return true }
+        if deadline.hasExpired { return false }
+        guard ipc_load32(&h.pointee.turn) == UInt32(me) else { return ready() }  // not a process of the run
+        let p = proc(me)
+        // The call may have changed its object before waiting (a condition releases its
+        // lock, a barrier counts an arrival): whoever waits on it may go now.
+        if let call = Gate.current {
+            if call.site.access == .write { markRechecks(key(call.object)) }
+            p.pointee.key = key(call.object)
+        } else {
+            p.pointee.key = 0
+        }
+        p.pointee.deadline = deadline.instant ?? -1
+        p.pointee.blocking = 1
+        p.pointee.in_core = 1
+        storeName(Runtime.this.location, into: &p.pointee.where, capacity: Int(IPC_WHERE_CAP))
+        ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_BLOCKED))
+        let visit = yieldTurn(probe: ready)
+        p.pointee.in_core = 0
+        return visit == IPC_VISIT_RUN
+    }
+
+    // MARK: - Deciding
+
+    /// At a decision point of the process holding the turn: choose who makes the next
+    /// step; unless it is this process, hand the turn over and wait until this process is
+    /// chosen. Returns the visit with which it goes on (run, or timeout).
+    func yieldTurn(probe: () -> Bool) -> UInt32 {
+        ipc_flush_all()  // output in step order
+        let (next, visit) = choose()
+        if next == me { return visit }
+        Trace.flush()
+        return handOver(to: next, visit: visit, probe: probe)
+    }
+
+    /// Chooses the process that makes the next step, and logs the step. Ends the run on a
+    /// deadlock, a livelock or a divergence.
+    func choose() -> (process: Int, visit: UInt32) {
+        guard let c = chooseIfAnyLeft() else {
+            fail(.deadlock, "every process has ended")
+        }
+        return c
+    }
+
+    /// `choose`, or nil when every process has ended.
+    func chooseIfAnyLeft() -> (process: Int, visit: UInt32)? {
+        resolveRechecks()
+        let now = Int64(bitPattern: ipc_load64(&h.pointee.now))
+        var ready: [Int] = []
+        var earliest: (process: Int, deadline: Int64)?
+        var live = 0
+        for q in 0..<count {
+            let p = proc(q)
+            switch Int(ipc_load32(&p.pointee.state)) {
+            case Int(IPC_SCHED_READY):
+                ready.append(q)
+                live += 1
+            case Int(IPC_SCHED_BLOCKED):
+                live += 1
+                let d = p.pointee.deadline
+                if d >= 0 && d <= now { ready.append(q) }  // its time has come: it times out
+                if d >= 0 && (earliest == nil || d < earliest!.deadline) { earliest = (q, d) }
+            default:
+                break
+            }
+        }
+        if live == 0 { return nil }
+        if ready.isEmpty {
+            guard let e = earliest else { fail(.deadlock, nil) }
+            // Nobody can go: the clock jumps to the earliest deadline.
+            ipc_store64(&h.pointee.now, UInt64(e.deadline))
+            ready = [e.process]
+        }
+        let meReady = ready.contains(me)
+        var chosen = ready[0]
+        if ready.count > 1 {
+            let yielding = proc(me).pointee.yielding != 0
+            proc(me).pointee.yielding = 0
+            var context = SchedulerContext(schedule: self, last: me, current: meReady ? me : nil, yielding: yielding)
+            guard let pick = strategyPointer.pointee.pick(ready, &context) else {
+                fail(.diverged, log?.divergence)
+            }
+            chosen = pick
+            h.pointee.choices += 1
+            log?.h.pointee.choices = h.pointee.choices
+        }
+        let p = proc(chosen)
+        let timedOut = ipc_load32(&p.pointee.state) == IPC_SCHED_BLOCKED
+        let visit = UInt32(timedOut ? IPC_VISIT_TIMEOUT : IPC_VISIT_RUN)
+        let steps = h.pointee.steps + 1
+        h.pointee.steps = steps
+        if steps > h.pointee.max_steps {
+            fail(.livelock, "the run passed \(h.pointee.max_steps) steps (--max-steps): a livelock, or a longer run than allowed")
+        }
+        if let log {
+            var record = ipc_step_record()
+            record.process = UInt32(chosen)
+            record.site = p.pointee.site
+            record.object = p.pointee.object
+            record.ready = UInt16(clamping: ready.count)
+            record.ready_mask = ready.reduce(0) { $1 < 64 ? $0 | (1 << UInt64($1)) : $0 }
+            record.preempted = meReady && chosen != me && ready.count > 1 ? 1 : 0
+            record.timeout = (timedOut ? 1 : 0) | (p.pointee.in_core != 0 ? 2 : 0)
+            let location = log.keepsLocations ? loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) : nil
+            if !log.append(record, location: location, objectName: &p.pointee.object_name) {
+                fail(.livelock, "the run passed the log's \(log.capacity) steps")
+            }
+        }
+        return (chosen, visit)
+    }
+
+    /// Every process that may have been unblocked by a step is asked, in turn, whether
+    /// its pending call can go now.
+    func resolveRechecks() {
+        for q in 0..<count where q != me && ipc_load32(&proc(q).pointee.state) == IPC_SCHED_RECHECK {
+            h.pointee.prober = UInt32(me)
+            _ = handOver(to: q, visit: UInt32(IPC_VISIT_PROBE), probe: { true })
+        }
+    }
+
+    /// After a step that wrote the object with `key` (0: anything): the processes whose
+    /// wait depends on it are asked again before the next decision.
+    func markRechecks(_ key: UInt32) {
+        for q in 0..<count where q != me {
+            let p = proc(q)
+            let state = ipc_load32(&p.pointee.state)
+            guard state == IPC_SCHED_BLOCKED || (state == IPC_SCHED_READY && p.pointee.blocking != 0) else { continue }
+            if key == 0 || p.pointee.key == 0 || p.pointee.key == key {
+                ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_RECHECK))
+            }
+        }
+    }
+
+    // MARK: - Handing the turn over
+
+    /// Gives the turn to `q` for `visit` (a futex wake on q's own word).
+    func give(to q: Int, visit: UInt32) {
+        let p = proc(q)
+        p.pointee.visit = visit
+        ipc_store32(&h.pointee.turn, UInt32(q))
+        _ = ipc_add32(&p.pointee.word, 1)
+        Futex.wake(&p.pointee.word, count: 1)
+    }
+
+    /// Gives the turn to `q` and waits until it comes back. Returns the visit it came back
+    /// with: run or timeout (this process was chosen), or answer (a probe was answered).
+    func handOver(to q: Int, visit: UInt32, probe: () -> Bool) -> UInt32 {
+        let seen = ipc_load32(&proc(me).pointee.word)
+        give(to: q, visit: visit)
+        return waitForTurn(probe: probe, seen: seen)
+    }
+
+    /// Waits for the turn. While waiting, answers probes with `probe`.
+    func waitForTurn(probe: () -> Bool, seen initial: UInt32? = nil) -> UInt32 {
+        let p = proc(me)
+        var seen = initial ?? ipc_load32(&p.pointee.word)
+        if initial == nil && ipc_load32(&h.pointee.turn) == UInt32(me) { return p.pointee.visit }
+        while true {
+            while ipc_load32(&p.pointee.word) == seen {
+                _ = Futex.wait(&p.pointee.word, expected: seen, deadline: .never)
+            }
+            seen = ipc_load32(&p.pointee.word)
+            let visit = p.pointee.visit
+            if visit != IPC_VISIT_PROBE { return visit }
+            // A probe: can the pending call go now? Then the turn goes back to the prober.
+            ipc_store32(&p.pointee.state, UInt32(probe() ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
+            give(to: Int(h.pointee.prober), visit: UInt32(IPC_VISIT_ANSWER))
+        }
+    }
+
+    // MARK: - Step mode
+
+    /// Asks the person at `ipcplay step` which of `ready` makes the next step; -1: random
+    /// for the rest.
+    func ask(_ ready: [Int]) -> Int {
+        guard let log else { return ready[0] }
+        let c = log.h
+        var choice = ipc_step_choice()
+        let offered = ready.prefix(Int(IPC_STEP_CHOICES))
+        withUnsafeMutableBytes(of: &c.pointee.choices_offered) { raw in
+            let slots = raw.bindMemory(to: ipc_step_choice.self)
+            for (i, q) in offered.enumerated() {
+                let p = proc(q)
+                choice.process = UInt32(q)
+                choice.site = p.pointee.site
+                withUnsafeMutableBytes(of: &choice.name) { $0.copyMemory(from: UnsafeRawBufferPointer(start: &p.pointee.name, count: Int(IPC_NAME_CAP))) }
+                withUnsafeMutableBytes(of: &choice.object) { $0.copyMemory(from: UnsafeRawBufferPointer(start: &p.pointee.object_name, count: Int(IPC_NAME_CAP))) }
+                withUnsafeMutableBytes(of: &choice.where) { $0.copyMemory(from: UnsafeRawBufferPointer(start: &p.pointee.where, count: Int(IPC_WHERE_CAP))) }
+                slots[i] = choice
+            }
+        }
+        c.pointee.choice_count = UInt32(offered.count)
+        let seen = ipc_load32(&c.pointee.answer)
+        _ = ipc_add32(&c.pointee.request, 1)
+        var byte: UInt8 = 1
+        _ = Syscall.glibc { write(c.pointee.request_fd, &byte, 1) }
+        while ipc_load32(&c.pointee.answer) == seen {
+            _ = Futex.wait(&c.pointee.answer, expected: seen, deadline: .never)
+        }
+        return Int(c.pointee.choice)
+    }
+
+    // MARK: - Failing
+
+    /// Ends the run: reports `outcome` (and what every process waits for), then has the
+    /// host end the run as a reported deadlock ends it (status 124).
+    func fail(_ outcome: RunReport.Outcome, _ message: String?) -> Never {
+        h.pointee.over = 1
+        var report = RunReport(outcome)
+        let headline: String
+        switch outcome {
+        case .deadlock where message == nil:
+            headline = Supervisor.deadlockHeadline
+            report.blocked = waitingLines()
+        case .diverged:
+            headline = "ipcplay: replay diverged at step \(h.pointee.steps + 1): \(message ?? "")"
+            report.messages = [headline]
+        default:
+            headline = "ipcplay: \(outcome.rawValue): \(message ?? "")"
+            report.messages = [message ?? outcome.rawValue]
+            report.blocked = waitingLines()
+        }
+        ipc_flush_all()
+        Trace.flush()
+        Runtime.writeStderr(headline + "\n" + report.blocked.map { "  " + $0 + "\n" }.joined())
+        Runtime.report(report)
+        kill(hostPid, SIGUSR2)  // the host ends the run (when this is the host: now)
+        while true { pause() }
+    }
+
+    /// What each live process waits for, from the schedule (no pids: the same on a replay).
+    func waitingLines() -> [String] {
+        (0..<count).compactMap { q in
+            let p = proc(q)
+            let state = ipc_load32(&p.pointee.state)
+            guard state != IPC_SCHED_NONE && state != IPC_SCHED_ENDED else { return nil }
+            let site = CallSite.all.indices.contains(Int(p.pointee.site)) ? CallSite.all[Int(p.pointee.site)].name : "?"
+            let object = loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
+            let location = loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP))
+            let what = state == IPC_SCHED_READY ? "about to call" : "blocked in"
+            return "\(name(of: q)): \(what) \(site)\(object.isEmpty ? "" : " on " + object)\(location.isEmpty ? "" : ", at " + location)"
+        }
+    }
+}
