@@ -30,6 +30,8 @@ public final class ProcessState {
     var reportFD: Int32 = -1
     /// Computes the Lua location of the current call (set by the script runner).
     public var locate: (() -> String)?
+    /// This process as an object of the run (its start and end are steps on it).
+    var object = ObjectRef(id: 0, kind: .process, name: "MainProcess")
 
     /// The default name of the next Process made here.
     public func nextDefaultName() -> String {
@@ -202,6 +204,7 @@ public enum Runtime {
         ipc_install_sigchld_handler()
         try installOutput()
         this.slot = board.claimSlot(name: "MainProcess", spawnIndex: 0, parent: getppid())
+        this.object = ObjectRef(id: board.nextObjectID(), kind: .process, name: "MainProcess")
         board.header.pointee.deadlock_check = options.deadlockCheck && options.schedule == nil ? 1 : 0
         if let fd = options.reportDescriptor {
             this.reportFD = fd
@@ -277,6 +280,7 @@ public enum Runtime {
         state.locate = this.locate
         state.reportFD = this.reportFD
         state.slot = board.claimSlot(name: name, spawnIndex: spawnIndex, parent: parent)
+        state.object = object
         this = state  // the parent's children are not ours
         Gate.reset()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
@@ -301,7 +305,7 @@ public enum Runtime {
     static func endSteps() {
         ipc_flush_all()
         this.locationOverride = ""
-        Gate.pass(.processEnd, ObjectRef(id: 0, kind: .process, name: this.name))
+        Gate.pass(.processEnd, this.object)
         this.locationOverride = nil
     }
 

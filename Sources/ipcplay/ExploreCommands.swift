@@ -198,7 +198,7 @@ enum Exploring {
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
         report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemption\(run.preemptions == 1 ? "" : "s")"
         if let pair = finding.pair {
-            report.pair = "\(describe(run.steps[pair.first])) / \(describe(run.steps[pair.second]))"
+            report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
         let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: run.seed, decisions: run.decisions)
         report.replay = (["ipcplay", "replay", token.text, script] + arguments).map(shellQuoted).joined(separator: " ")
@@ -213,12 +213,18 @@ enum Exploring {
     }
 
     /// The shrunk schedule as lanes: every step when it is short, else the steps around
-    /// the critical pair and the preemptions, the rest elided.
+    /// the critical pair and the preemptions, the rest elided; then, when the run failed
+    /// with processes waiting, the calls they waited in.
     static func interleaving(_ finding: Finding, script: String) -> String {
         let run = finding.run
-        let steps = run.steps.map { s in
+        var steps = run.steps.map { s in
             (process: s.process, call: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?",
              object: run.objectNames[s.object] ?? "", location: shortLocation(s.location, script: script))
+        }
+        let made = steps.count
+        for case let p? in run.pending {
+            steps.append((p.process, CallSite.all.indices.contains(p.site) ? CallSite.all[p.site].name : "?",
+                          run.objectNames[p.object] ?? "", shortLocation(p.location, script: script) + " (waits)"))
         }
         var keep = Set<Int>()
         if steps.count <= 40 {
@@ -228,14 +234,19 @@ enum Exploring {
             keep.formUnion((steps.count - 3)..<steps.count)
             for (i, s) in run.steps.enumerated() where s.preempted { keep.formUnion(max(0, i - 2)...min(steps.count - 1, i + 2)) }
             if let pair = finding.pair {
-                keep.formUnion(max(0, pair.first - 4)...min(steps.count - 1, pair.first + 3))
-                keep.formUnion(max(0, pair.second - 3)...min(steps.count - 1, pair.second + 4))
+                keep.formUnion(max(0, pair.firstIndex - 4)...min(steps.count - 1, pair.firstIndex + 3))
+                if let j = pair.secondIndex { keep.formUnion(max(0, j - 3)...min(steps.count - 1, j + 4)) }
             }
+            keep.formUnion(made..<steps.count)
         }
         let rows = keep.sorted()
         var elided: [(after: Int, count: Int)] = []
         for (a, b) in zip(rows, rows.dropFirst()) where b - a > 1 { elided.append((a, b - a - 1)) }
-        let marked: Set<Int> = finding.pair.map { [$0.first, $0.second] } ?? []
+        var marked = Set<Int>()
+        if let pair = finding.pair {
+            marked.insert(pair.firstIndex)
+            marked.insert(pair.secondIndex ?? made + (run.pending.prefix(pair.second.process).compactMap { $0 }.count))
+        }
         let picture = Timeline(schedule: steps, names: run.names, rows: rows, elided: elided, marked: marked)
         return picture.render(columns: max(Terminal.standardOutput.columns, 80), colour: false)
     }

@@ -15,11 +15,13 @@ enum OutsideTools {
     /// Perl with Test-Harness's TAP::Parser (Debian: perl-modules).
     static let perlTAPParser = works("/usr/bin/perl -MTAP::Parser -e 1")
     static let luacheck = works("luacheck --version")
+    static let tmux = works("tmux -V")
 }
 
 extension Trait where Self == ConditionTrait {
     static var needsPython3: Self { .enabled(if: OutsideTools.python3, "python3 is not installed") }
     static var needsSocat: Self { .enabled(if: OutsideTools.socat, "socat is not installed") }
+    static var needsTmux: Self { .enabled(if: OutsideTools.tmux, "tmux is not installed (apt-get install tmux)") }
     static var needsPerlTAPParser: Self {
         .enabled(if: OutsideTools.perlTAPParser, "perl's TAP::Parser is not installed (apt-get install perl)")
     }

@@ -176,6 +176,14 @@ typedef struct ipc_log_decision {
     char object_name[IPC_NAME_CAP];
 } ipc_log_decision;
 
+/// What a process was about to do, or waiting in, when its run ended.
+typedef struct ipc_log_pending {
+    uint32_t site;        // CallSite id; UINT32_MAX: nothing (it had ended)
+    uint32_t object;
+    char object_name[IPC_NAME_CAP];
+    char where[IPC_WHERE_CAP];
+} ipc_log_pending;
+
 /// One choice offered to the person at `ipcplay step`.
 #define IPC_STEP_CHOICES 64
 typedef struct ipc_step_choice {
@@ -215,8 +223,12 @@ typedef struct ipc_sched_log {
     ipc_step_choice choices_offered[IPC_STEP_CHOICES];
     char message[1024];       // a divergence, described
     char process_names[IPC_SCHED_PROCESSES][IPC_NAME_CAP];
+    ipc_log_pending pending[IPC_SCHED_PROCESSES];  // when the run failed
     ipc_log_object objects[IPC_LOG_OBJECTS];
 } ipc_sched_log;
+
+/// What process `i` was about to do when its run failed.
+static inline ipc_log_pending *ipc_sched_log_pending(ipc_sched_log *log, int i) { return &log->pending[i]; }
 
 /// The log's object records (Swift does not import an array this large as a field).
 static inline ipc_log_object *ipc_sched_log_objects(ipc_sched_log *log) { return log->objects; }

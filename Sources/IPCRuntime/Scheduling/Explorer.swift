@@ -53,6 +53,8 @@ public final class Explorer {
         public var choices: Int
         public var output: String
         public var seed: UInt64
+        /// What each process was waiting in when the run failed (nil: it had ended).
+        public var pending: [ScheduleLog.Step?] = []
 
         /// A failure in `explore`'s sense: an error in any process, a deadlock, a livelock,
         /// a divergence, or a run that ended without a report (it crashed).
@@ -142,9 +144,13 @@ public final class Explorer {
         var names: [UInt32: String] = [:]
         let steps = log.steps
         for s in steps where names[s.object] == nil { names[s.object] = log.objectName(s.object) }
-        return Run(status: status, report: report, steps: steps, names: log.processNames, objectNames: names,
-                   hash: log.interleavingHash(), choices: log.choices, output: output == .capture ? readAll(outputFD) : "",
-                   seed: seed)
+        let pending = report.failed ? log.pending : []
+        for case let p? in pending where names[p.object] == nil { names[p.object] = log.pendingObjectName(p.process) }
+        var run = Run(status: status, report: report, steps: steps, names: log.processNames, objectNames: names,
+                      hash: log.interleavingHash(), choices: log.choices, output: output == .capture ? readAll(outputFD) : "",
+                      seed: seed)
+        run.pending = pending
+        return run
     }
 
     /// Waits for a run's host; ends it when it outlives its own --timeout by far.
@@ -267,10 +273,21 @@ public struct Finding {
     public var run: Explorer.Run
     /// Its decisions by process index (what to follow to replay it).
     public var picks: [Int]
-    /// Indices in `run.steps` of the critical pair, if one was found.
-    public var pair: (first: Int, second: Int)?
+    /// The critical pair, if one was found.
+    public var pair: CriticalPair?
     /// Runs spent shrinking and looking for the pair.
     public var runs = 0
+}
+
+/// Two steps of different processes on one object, one of them a write, whose order,
+/// swapped, makes the schedule pass. The second may be a call its process never made:
+/// the one it waited in when the run failed.
+public struct CriticalPair: Sendable {
+    public var first: ScheduleLog.Step
+    public var firstIndex: Int
+    public var second: ScheduleLog.Step
+    /// Its index in the steps; nil for the call a process was waiting in at the end.
+    public var secondIndex: Int?
 }
 
 extension Explorer {
@@ -343,32 +360,32 @@ extension Explorer {
     /// Two steps of different processes on one object, at least one of them a write, such
     /// that making the later one go first (choosing its process at the earlier one's
     /// choice point) makes the run pass. Tried first where the schedule preempts.
-    func criticalPair(_ run: Run, picks: [Int], spent: inout Int) -> (Int, Int)? {
+    func criticalPair(_ run: Run, picks: [Int], spent: inout Int) -> CriticalPair? {
         let steps = run.steps
         var choiceIndex = 0
-        var candidates: [(first: Int, second: Int, choice: Int, preempted: Bool)] = []
+        var candidates: [(pair: CriticalPair, choice: Int, preempted: Bool)] = []
         for (i, s) in steps.enumerated() {
             guard s.isChoice else { continue }
             defer { choiceIndex += 1 }
             guard CallSite.all.indices.contains(s.site), s.object != 0 else { continue }
             let access = CallSite.all[s.site].access
             // Every other process that could have gone here: its next step is the one it
-            // was about to make.
+            // was about to make (or, when it made none, the call it waited in at the end).
             for q in 0..<64 where q != s.process && s.readyMask & (1 << UInt64(q)) != 0 {
-                guard let j = steps[(i + 1)...].firstIndex(where: { $0.process == q }) else { continue }
-                let t = steps[j]
+                let j = steps[(i + 1)...].firstIndex(where: { $0.process == q })
+                guard let t = j.map({ steps[$0] }) ?? (q < run.pending.count ? run.pending[q] : nil) else { continue }
                 guard t.object == s.object, CallSite.all.indices.contains(t.site),
                       access == .write || CallSite.all[t.site].access == .write else { continue }
-                candidates.append((i, j, choiceIndex, s.preempted))
+                candidates.append((CriticalPair(first: s, firstIndex: i, second: t, secondIndex: j), choiceIndex, s.preempted))
             }
         }
-        candidates.sort { ($0.preempted ? 0 : 1, $0.first) < ($1.preempted ? 0 : 1, $1.first) }
+        candidates.sort { ($0.preempted ? 0 : 1, $0.pair.firstIndex) < ($1.preempted ? 0 : 1, $1.pair.firstIndex) }
         for c in candidates.prefix(64) {
             var candidate = Array(picks.prefix(c.choice))
-            candidate.append(steps[c.second].process)
+            candidate.append(c.pair.second.process)
             spent += 1
             let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
-            if !r.failed { return (c.first, c.second) }
+            if !r.failed { return c.pair }
         }
         return nil
     }

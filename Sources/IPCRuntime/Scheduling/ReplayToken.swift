@@ -37,9 +37,8 @@ public struct ReplayToken: Equatable, Sendable {
 
     // MARK: - Writing
 
-    /// The token: decisions in runs (a process chosen at consecutive choices is one entry:
-    /// the process, how many times, and the call it makes first), names in tables,
-    /// base64url.
+    /// The token: each decision is one of a table of (process, call, object), named;
+    /// repeats of one decision are counted; base64url.
     public var text: String {
         var out: [UInt8] = []
         func varint(_ v: UInt64) {
@@ -53,16 +52,18 @@ public struct ReplayToken: Equatable, Sendable {
         }
         var names: [String] = []
         var ops: [String] = []  // "site\u{0}object"
-        var runs: [(name: Int, op: Int, count: Int)] = []
+        var kinds: [(name: Int, op: Int)] = []
+        var runs: [(kind: Int, count: Int)] = []
         for d in decisions {
             let name = names.firstIndex(of: d.processName) ?? { names.append(d.processName); return names.count - 1 }()
-            if let last = runs.last, last.name == name {
-                runs[runs.count - 1].count += 1
-                continue
-            }
             let key = (d.site?.name ?? "") + "\u{0}" + d.objectName
             let op = ops.firstIndex(of: key) ?? { ops.append(key); return ops.count - 1 }()
-            runs.append((name, op, 1))
+            let kind = kinds.firstIndex { $0 == (name, op) } ?? { kinds.append((name, op)); return kinds.count - 1 }()
+            if let last = runs.last, last.kind == kind {
+                runs[runs.count - 1].count += 1
+            } else {
+                runs.append((kind, 1))
+            }
         }
         varint(seed)
         varint(UInt64(names.count))
@@ -73,11 +74,16 @@ public struct ReplayToken: Equatable, Sendable {
             string(String(parts[0]))
             string(parts.count > 1 ? String(parts[1]) : "")
         }
+        varint(UInt64(kinds.count))
+        for k in kinds {
+            varint(UInt64(k.name))
+            varint(UInt64(k.op))
+        }
         varint(UInt64(runs.count))
         for r in runs {
-            varint(UInt64(r.name))
-            varint(UInt64(r.op))
-            varint(UInt64(r.count))
+            // The lowest bit says whether a count follows.
+            varint(UInt64(r.kind) << 1 | (r.count > 1 ? 1 : 0))
+            if r.count > 1 { varint(UInt64(r.count)) }
         }
         return "\(Self.prefix).\(scriptHash.isEmpty ? "0" : scriptHash).\(Base64URL.encode(out))"
     }
@@ -131,15 +137,18 @@ public struct ReplayToken: Equatable, Sendable {
             }
             ops.append((site, object))
         }
-        var decisions: [ScheduleLog.Decision] = []
+        var kinds: [ScheduleLog.Decision] = []
         for _ in 0..<(try count(bytes.count)) {
             let name = try count(names.count - 1)
             let op = try count(ops.count - 1)
-            let n = try count(10_000_000)
-            for k in 0..<n {
-                decisions.append(ScheduleLog.Decision(process: nil, processName: names[name], site: k == 0 ? ops[op].site : nil,
-                                                      objectName: k == 0 ? ops[op].object : ""))
-            }
+            kinds.append(ScheduleLog.Decision(process: nil, processName: names[name], site: ops[op].site, objectName: ops[op].object))
+        }
+        var decisions: [ScheduleLog.Decision] = []
+        for _ in 0..<(try count(bytes.count)) {
+            let word = try varint()
+            guard word >> 1 < UInt64(kinds.count) else { throw Malformed(description: "a replay token with impossible sizes") }
+            let n = word & 1 == 1 ? try count(10_000_000) : 1
+            decisions += Array(repeating: kinds[Int(word >> 1)], count: n)
         }
         guard i == bytes.count else { throw Malformed(description: "a replay token with bytes left over") }
         self.decisions = decisions

@@ -430,6 +430,12 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// host end the run as a reported deadlock ends it (status 124).
     func fail(_ outcome: RunReport.Outcome, _ message: String?) -> Never {
         h.pointee.over = 1
+        if let log {
+            for q in 0..<count where ipc_load32(&proc(q).pointee.state) != IPC_SCHED_ENDED {
+                let p = proc(q)
+                log.setPending(q, site: p.pointee.site, object: p.pointee.object, objectName: &p.pointee.object_name, location: &p.pointee.where)
+            }
+        }
         var report = RunReport(outcome)
         let headline: String
         switch outcome {

@@ -101,6 +101,33 @@ public final class ScheduleLog: @unchecked Sendable {
     func setProcessName(_ i: Int, _ name: String) {
         guard i < Int(IPC_SCHED_PROCESSES) else { return }
         storeName(name, into: ipc_sched_log_process_name(h, Int32(i))!, capacity: Int(IPC_NAME_CAP))
+        ipc_sched_log_pending(h, Int32(i))!.pointee.site = UInt32.max
+    }
+
+    /// Records what process `i` is about to do (or waits in) as its run fails.
+    func setPending(_ i: Int, site: UInt32, object: UInt32, objectName: UnsafeRawPointer, location: UnsafeRawPointer) {
+        guard i < Int(IPC_SCHED_PROCESSES), let p = ipc_sched_log_pending(h, Int32(i)) else { return }
+        p.pointee.site = site
+        p.pointee.object = object
+        UnsafeMutableRawPointer(&p.pointee.object_name).copyMemory(from: objectName, byteCount: Int(IPC_NAME_CAP))
+        UnsafeMutableRawPointer(&p.pointee.where).copyMemory(from: location, byteCount: Int(IPC_WHERE_CAP))
+    }
+
+    /// What each process of the last run was waiting in when it failed (nil: it had
+    /// ended, or the run did not fail).
+    public var pending: [Step?] {
+        (0..<min(Int(h.pointee.processes), Int(IPC_SCHED_PROCESSES))).map { i in
+            guard let p = ipc_sched_log_pending(h, Int32(i)), p.pointee.site != UInt32.max else { return nil }
+            return Step(process: i, site: Int(p.pointee.site), object: p.pointee.object, ready: 0, readyMask: 0,
+                        preempted: false, timeout: false, resumed: false,
+                        location: loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)))
+        }
+    }
+
+    /// The name an object had in the last run's pending calls.
+    public func pendingObjectName(_ i: Int) -> String {
+        guard let p = ipc_sched_log_pending(h, Int32(i)) else { return "" }
+        return loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
     }
 
     /// The names of the last run's processes, by spawn index.
