@@ -30,12 +30,7 @@ extension IPCPlay {
     struct Explore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a script under many schedules until one fails; shrink it and name the two calls whose order matters.",
-            discussion: """
-                A run fails when the main script raises, any process ends with an uncaught error,
-                the run deadlocks, or it passes --max-steps. Exit status: 0 no schedule failed,
-                1 one did (its shrunk schedule, its critical pair and a replay line are printed),
-                2 usage error.
-                """
+            discussion: "A run fails when the main script raises, any process ends with an uncaught error, the run deadlocks, or it passes --max-steps. Exit status: 0 no schedule failed; 1 one did (its shrunk schedule, its critical pair and a replay line are printed); 2 usage error."
         )
 
         @Option(help: ArgumentHelp("pct (priorities with d-1 change points) or random.", valueName: "strategy"))
@@ -180,7 +175,7 @@ enum Exploring {
         for d in Set([depth, min(depth, 2)]).sorted(by: >) {
             parts.append("a depth-\(d) bug is found with probability ≥ \(percent(o.bound(depth: d)))")
         }
-        return "PCT: \(parts.joined(separator: "; ")) in these \(o.schedules) runs (n = \(o.processes) processes, k = \(o.steps) steps)"
+        return "PCT: \(parts.joined(separator: "; ")) in these \(o.schedules) runs (n = \(o.processes) processes, k = \(o.steps) steps with a choice)"
     }
 
     static func percent(_ p: Double) -> String {
@@ -196,7 +191,8 @@ enum Exploring {
         let run = finding.run
         var report = run.report
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
-        report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemption\(run.preemptions == 1 ? "" : "s")"
+        // The contract's format, whatever the numbers: "schedule: N steps, K preemptions".
+        report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemptions"
         if let pair = finding.pair {
             report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
@@ -219,7 +215,8 @@ enum Exploring {
         let run = finding.run
         var steps = run.steps.map { s in
             (process: s.process, call: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?",
-             object: run.objectNames[s.object] ?? "", location: shortLocation(s.location, script: script))
+             object: run.objectNames[s.object] ?? "",
+             location: shortLocation(s.location, script: script) + (s.resumed ? " (resumes)" : s.timeout ? " (times out)" : ""))
         }
         let made = steps.count
         for case let p? in run.pending {
@@ -227,12 +224,12 @@ enum Exploring {
                           run.objectNames[p.object] ?? "", shortLocation(p.location, script: script) + " (waits)"))
         }
         var keep = Set<Int>()
-        if steps.count <= 40 {
+        if steps.count <= 60 {
             keep = Set(steps.indices)
         } else {
-            keep.formUnion(0..<3)
-            keep.formUnion((steps.count - 3)..<steps.count)
-            for (i, s) in run.steps.enumerated() where s.preempted { keep.formUnion(max(0, i - 2)...min(steps.count - 1, i + 2)) }
+            keep.formUnion(0..<5)
+            keep.formUnion(max(0, made - 12)..<steps.count)  // how it ends
+            for (i, s) in run.steps.enumerated() where s.preempted { keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3)) }
             if let pair = finding.pair {
                 keep.formUnion(max(0, pair.firstIndex - 4)...min(steps.count - 1, pair.firstIndex + 3))
                 if let j = pair.secondIndex { keep.formUnion(max(0, j - 3)...min(steps.count - 1, j + 4)) }
@@ -248,7 +245,8 @@ enum Exploring {
             marked.insert(pair.secondIndex ?? made + (run.pending.prefix(pair.second.process).compactMap { $0 }.count))
         }
         let picture = Timeline(schedule: steps, names: run.names, rows: rows, elided: elided, marked: marked)
-        return picture.render(columns: max(Terminal.standardOutput.columns, 80), colour: false)
+        // Wide enough for a call, its object and its line in each lane.
+        return picture.render(columns: max(Terminal.standardOutput.columns, 8 + 30 * max(run.names.count, 1)), colour: false)
     }
 
     /// "9" for a line of the script itself, "other.lua:9" otherwise.
@@ -266,14 +264,23 @@ enum Exploring {
         case .deadlock?:
             out += "deadlock: every process is blocked, and none of them can wake another:\n"
             out += report.blocked.map { "  \($0)\n" }.joined()
+        case .error?:
+            out += report.messages.map { "error in the main script: \($0)\n" }.joined()
+        case .childError?:
+            out += report.messages.map { "error in a child: \($0)\n" }.joined()
         default:
             out += report.messages.map { "\(report.outcome?.rawValue ?? "failure"): \($0)\n" }.joined()
             out += report.blocked.map { "  \($0)\n" }.joined()
         }
-        // What the run printed, but the error report already shown above.
+        // What the run printed (children's errors and their tracebacks too), but the lines
+        // of the report already shown above.
+        let shown = Set(report.messages.flatMap { $0.split(separator: "\n").map { String($0).trimmingCharacters() } }
+                        + report.blocked.map { $0.trimmingCharacters() })
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast(output.hasSuffix("\n") ? 1 : 0).filter { line in
-            !(line.hasPrefix("ipcplay: error in") || line.hasPrefix("ipcplay: deadlock:") || line.hasPrefix("stack traceback:")
-              || line.hasPrefix("\t") || (report.outcome == .deadlock && line.hasPrefix("  ")))
+            let bare = String(line).trimmingCharacters()
+            if line.hasPrefix("ipcplay: deadlock:") { return false }
+            if report.outcome == .error, line.hasPrefix("ipcplay: error in MainProcess") { return false }
+            return !shown.contains(bare)
         }
         if !lines.isEmpty {
             out += "output of the shrunk schedule\(lines.count > 30 ? " (last 30 lines)" : ""):\n"
@@ -302,6 +309,13 @@ enum Exploring {
 }
 
 extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+
     func replacingOccurrences(of target: String, with replacement: String) -> String {
         split(separator: Substring(target), omittingEmptySubsequences: false).joined(separator: replacement)
     }
