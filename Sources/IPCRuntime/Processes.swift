@@ -214,7 +214,8 @@ public enum Runtime {
         ipc_set_report_fd(this.reportFD)
         HangBoard.install()
         if let path = options.tracePath {
-            try Trace.start(path: path, origin: board.header.pointee.start_ns)
+            // A controlled run's trace counts from its virtual clock's zero.
+            try Trace.start(path: path, origin: options.schedule == nil ? board.header.pointee.start_ns : 0)
         }
         try Hooks.install(options: options, board: board)
         Trace.processStarted(name: "MainProcess", index: 0)

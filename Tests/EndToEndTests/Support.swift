@@ -49,6 +49,14 @@ enum Ipcplay {
     /// (a safety net: the tests never rely on it).
     static func run(_ args: [String], stdin: String? = nil, directory: URL? = nil, limit: Double = 120,
                     environment: [String: String] = [:]) throws -> Result {
+        try command(binary, args, stdin: stdin, directory: directory, limit: limit, environment: environment)
+    }
+
+    /// Runs `executable args...` the same way: output to files, not pipes (a pipe whose
+    /// write end leaks into a long-lived process started meanwhile by another test, a
+    /// tmux server say, would never reach its end).
+    static func command(_ executable: String, _ args: [String], stdin: String? = nil, directory: URL? = nil, limit: Double = 120,
+                        environment: [String: String] = [:]) throws -> Result {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -57,7 +65,7 @@ enum Ipcplay {
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = args
         process.currentDirectoryURL = directory ?? packageRoot
         var env = ProcessInfo.processInfo.environment
