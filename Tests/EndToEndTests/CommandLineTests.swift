@@ -78,3 +78,68 @@ struct CommandLineTests {
         #expect(r.stdout == "child done\n", "the host still waits for non-daemon children: \(r.combined)")
     }
 }
+
+/// The command line's manners: options before the script only, exit statuses in --help,
+/// completion, a JUnit file that cannot be written, colour and width in a terminal.
+@Suite("Command line: manners")
+struct CommandLineMannersTests {
+    @Test func whatFollowsTheScriptIsTheScripts() throws {
+        let r = try Ipcplay.runLua("print(table.concat(arg, ' '))", args: ["--timeline=x.svg", "--timeout", "3", "--trace", "t.json"])
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout == "--timeline=x.svg --timeout 3 --trace t.json\n", "\(r.combined)")
+        // Before the script, the same spelling is ipcplay's.
+        let svg = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-\(UUID().uuidString.prefix(8)).svg")
+        defer { try? FileManager.default.removeItem(at: svg) }
+        let own = try Ipcplay.runLua("print(#arg)", options: ["--timeline=\(svg.path)"])
+        #expect(own.status == 0 && own.stdout == "0\n", "\(own.combined)")
+        #expect(FileManager.default.fileExists(atPath: svg.path))
+    }
+
+    @Test func helpListsEveryExitStatus() throws {
+        let h = try Ipcplay.run(["--help"])
+        for status in ["0", "1", "2", "124", "130", "143"] {
+            #expect(h.stdout.contains(" \(status) "), "exit status \(status) in --help:\n\(h.stdout)")
+        }
+        #expect(h.stdout.contains("--generate-completion-script"), "\(h.stdout)")
+    }
+
+    @Test(arguments: ["bash", "zsh", "fish"])
+    func completionCompletesLuaScripts(shell: String) throws {
+        let r = try Ipcplay.run(["--generate-completion-script", shell])
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout.contains("lua"), "the script argument completes .lua files:\n\(r.stdout.prefix(400))")
+        for command in ["explore", "replay", "step", "test"] { #expect(r.stdout.contains(command)) }
+    }
+
+    @Test func aJUnitFileThatCannotBeWrittenIsAClearError() throws {
+        let r = try Ipcplay.run(["test", "--junit", "/nonexistent/dir/report.xml", "tests/output_test.lua"])
+        #expect(r.status == 1, "\(r.combined)")
+        #expect(r.stderr.hasPrefix("ipcplay: cannot write the JUnit report /nonexistent/dir/report.xml: "), "\(r.combined)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.combined)")
+        #expect(!r.stdout.contains("PASS"), "found out before running the tests: \(r.stdout)")
+    }
+
+    /// A terminal of 70 columns through tmux: the timeline fills its width and is
+    /// coloured, unless NO_COLOR or TERM=dumb says otherwise.
+    @Test(.needsTmux, arguments: [("", true), ("NO_COLOR=1", false), ("TERM=dumb", false)])
+    func timelineColourAndWidthInATerminal(environment: String, coloured: Bool) throws {
+        let session = "ipcplay-tl-\(UUID().uuidString.prefix(8))"
+        func tmux(_ args: String) throws -> String { try Ipcplay.tmux(args) }
+        let command = "env \(environment) COLUMNS= \(Ipcplay.binary) run --timeline --time-scale 0.01 scripts/producer_consumer.lua; echo DONE; sleep 30"
+        _ = try tmux("new-session -d -s \(session) -x 70 -y 200 -c \(Ipcplay.packageRoot.path) '\(command)' </dev/null >/dev/null 2>&1")
+        defer { _ = try? tmux("kill-session -t \(session)") }
+        var screen = ""
+        for _ in 0..<200 {
+            screen = try tmux("capture-pane -p -e -S - -t \(session)")
+            if screen.contains("DONE") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(screen.contains("DONE"), "\(screen)")
+        let picture = screen.split(separator: "\n").drop { !$0.contains("MainProcess") }
+        #expect(picture.count > 10, "\(screen)")
+        #expect(screen.contains("\u{1B}[3") == coloured, "colour escapes with '\(environment)': \(screen.prefix(600))")
+        let plain = picture.map { $0.replacingOccurrences(of: "\u{1B}\\[[0-9;]*m", with: "", options: .regularExpression) }
+        let widest = plain.map(\.count).max() ?? 0
+        #expect(widest <= 70 && widest > 60, "the timeline fits the terminal's 70 columns: \(widest)\n\(plain.joined(separator: "\n"))")
+    }
+}

@@ -73,7 +73,7 @@ struct StepModeTests {
     func inATerminalThroughTmux() throws {
         let script = try Ipcplay.writeScript(Self.locks)
         let session = "ipcplay-step-\(UUID().uuidString.prefix(8))"
-        func tmux(_ args: String) throws -> String { try Ipcplay.command("/bin/sh", ["-c", "tmux " + args]).stdout }
+        func tmux(_ args: String) throws -> String { try Ipcplay.tmux(args) }
         // The server keeps what it inherits open: give it no pipe of ours.
         _ = try tmux("new-session -d -s \(session) -x 120 -y 40 '\(Ipcplay.binary) step \(script.path); echo EXIT=$?; sleep 30' </dev/null >/dev/null 2>&1")
         defer { _ = try? tmux("kill-session -t \(session)") }

@@ -127,6 +127,14 @@ enum Ipcplay {
         return file
     }
 
+    /// Runs `tmux ARGS` with no descriptor of ours but 0-2 (on /dev/null when starting a
+    /// server): Foundation learns that a process ended when a descriptor the process
+    /// inherited closes, and a tmux server lives on holding whatever it inherited.
+    static func tmux(_ args: String) throws -> String {
+        let closeOthers = #"for fd in /proc/$$/fd/*; do n=${fd##*/}; [ "$n" -gt 2 ] && eval "exec $n>&-"; done 2>/dev/null; "#
+        return try command("/bin/bash", ["-c", closeOthers + "exec tmux " + args]).stdout
+    }
+
     /// Runs `sh -c command` with `stdin`; returns its status and its stdout and stderr together.
     static func shell(_ command: String, stdin: String = "") throws -> (status: Int32, output: String) {
         let p = Process()
