@@ -32,7 +32,7 @@ enum PipeBindings {
             Method<ConnectionObject>("send", preview: .argument(2)) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return s.fail("closed") }
                 if s.top < 2 { throw LuaRaise("\(call.name): expected a value to send") }
-                let buffer = try s.encodeArgument(2, call.name)
+                let buffer = try s.encodeArgument(2, call)
                 return send(s, c, &call, buffer.bytes, raw: false)
             },
             Method<ConnectionObject>("send_bytes", preview: .argument(2)) { s, c, call throws(LuaRaise) in
@@ -111,7 +111,7 @@ enum PipeBindings {
 
     static func receive(_ s: LuaState, _ c: ConnectionObject, _ call: inout CallContext, raw wantRaw: Bool) throws(LuaRaise) -> Int32 {
         guard try receiving(s, c, call) else { return s.fail("closed") }
-        let buffer = Scratch.receive
+        let buffer = call.buffer
         switch c.connection.receive(into: buffer, deadline: call.deadline) {
         case .message(let raw, let id):
             if raw || wantRaw {
@@ -125,7 +125,6 @@ enum PipeBindings {
             }
             call.bytes = buffer.count
             call.flowIn = id
-            buffer.reset()
             return 1
         case .closed:
             return s.fail("closed")

@@ -90,7 +90,7 @@ enum QueueBindings {
 
     static func put(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, full: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
-        let buffer = try s.encodeArgument(2, call.name)
+        let buffer = try s.encodeArgument(2, call)
         let id = Trace.isOn ? Trace.newMessageID() : 0
         let outcome = q.queue.put(buffer.bytes, id: id, deadline: full == "full" ? .now : call.deadline)
         call.bytes = buffer.count
@@ -107,14 +107,13 @@ enum QueueBindings {
 
     static func get(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, empty: String) throws(LuaRaise) -> Int32 {
         if q.closed { return s.fail("closed") }
-        let buffer = Scratch.receive
+        let buffer = call.buffer
         switch q.queue.get(into: buffer, deadline: empty == "empty" ? .now : call.deadline) {
         case .item(let id):
             try s.pushDecoded(buffer, call.name)
             call.bytes = buffer.count
             call.flowIn = id
             call.counter = ("items", q.queue.count)
-            buffer.reset()
             return 1
         case .timedOut:
             return s.fail(empty)

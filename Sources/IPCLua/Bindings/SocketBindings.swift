@@ -53,8 +53,7 @@ enum SocketBindings {
             Method<SocketObject>("recv", timeout: 3, waits: { $0.nothingToRead }, preview: .result, external: true) { s, o, call throws(LuaRaise) in
                 let n = try s.integerArgument(2, call.name, "n")
                 guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("\(call.name): n must be between 1 and 2^30, got \(n)") }
-                let buffer = Scratch.receive
-                buffer.reset()
+                let buffer = call.buffer
                 guard buffer.reserve(Int(n)) else {
                     buffer.reset()
                     throw LuaRaise("\(call.name): not enough memory for \(n) bytes")
@@ -63,7 +62,6 @@ enum SocketBindings {
                 case .data(let got):
                     s.push(bytes: buffer.base, count: got)
                     call.bytes = got
-                    buffer.reset()
                     return 1
                 case .closed: return s.fail("closed")
                 case .timedOut: return s.fail("timeout")
@@ -93,13 +91,12 @@ enum SocketBindings {
                 } catch { throw LuaRaise("\(call.name): \(error)") }
             },
             Method<SocketObject>("recvfrom", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
-                let buffer = Scratch.receive
+                let buffer = call.buffer
                 switch o.socket.receiveFrom(into: buffer, deadline: call.deadline) {
                 case .datagram(let from):
                     s.push(bytes: buffer.base, count: buffer.count)
                     s.push(from)
                     call.bytes = buffer.count
-                    buffer.reset()
                     return 2
                 case .timedOut: return s.fail("timeout")
                 case .closed: return s.fail("closed")

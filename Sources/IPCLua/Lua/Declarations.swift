@@ -12,6 +12,9 @@ struct CallContext {
     let site: CallSite
     /// When the call gives up (its timeout argument).
     let deadline: Deadline
+    /// Its nesting level: 1 when Lua code made it, 2 when a finalizer or a hook made it
+    /// in the middle of a level-1 call, and so on.
+    let level: Int
     /// Bytes moved.
     var bytes = -1
     /// Trace ids of a message sent or received.
@@ -27,6 +30,9 @@ struct CallContext {
 
     /// The call's name, for error messages: `queue:put`.
     var name: String { site.name }
+
+    /// The call's own buffer for the message it sends or receives (emptied when it ends).
+    var buffer: ByteBuffer { CallBuffers.buffer(level) }
 
     /// The call's result as the gate's hooks see it: from the `n` Lua results on the
     /// stack (`nil, reason` fell short; a false from a call that waits timed out).
@@ -223,12 +229,16 @@ enum Bindings {
     }
 
     /// One call through the gate: before it takes effect, the gate's hooks see it (and
-    /// may hold this process there); after it, they see its result.
+    /// may hold this process there); after it, they see its result. A finalizer or a
+    /// hook may make another call in the middle of it (at any Lua allocation): the inner
+    /// call passes here too, one level deeper, with buffers of its own.
     @inline(__always)
     static func pass(_ s: LuaState, _ site: CallSite, _ object: ObjectRef, deadline: Deadline, external: Bool,
                      preview: Preview, wouldBlock: () -> Bool,
                      _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
-        var call = CallContext(s: s, site: site, deadline: deadline)
+        let level = CallBuffers.enter()
+        defer { CallBuffers.leave(level) }
+        var call = CallContext(s: s, site: site, deadline: deadline, level: level)
         // The Lua thread making the call (a process's target runs in a coroutine): where
         // reports and schedules say the call is.
         let outer = current

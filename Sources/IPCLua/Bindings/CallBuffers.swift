@@ -1,0 +1,78 @@
+import IPCCore
+
+/// The buffers calls encode their messages into and receive them into. Each call owns
+/// one, by its nesting level: a finalizer or a hook that calls into ipc in the middle of
+/// a call (at any allocation of a decode, say) runs a level deeper and gets another, so
+/// it never touches the bytes the outer call is still reading. They are kept and reused,
+/// so that the hot paths allocate nothing once they have grown.
+enum CallBuffers {
+    /// The nesting level of the innermost call in progress (0: none).
+    nonisolated(unsafe) static var depth = 0
+    /// `pool[level - 1]` belongs to the call in progress at `level`.
+    nonisolated(unsafe) static var pool: [ByteBuffer] = []
+    /// The largest message a buffer may hold.
+    nonisolated(unsafe) static var messageLimit = LuaCodec.maxMessage {
+        didSet { for b in pool { b.limit = messageLimit } }
+    }
+
+    /// A call begins: its level.
+    @inline(__always)
+    static func enter() -> Int {
+        depth += 1
+        return depth
+    }
+
+    /// The call at `level` ends: its buffer is emptied for the next call at that level.
+    @inline(__always)
+    static func leave(_ level: Int) {
+        depth = level - 1
+        if level <= pool.count { pool[level - 1].reset() }
+    }
+
+    /// The buffer of the call at `level`.
+    @inline(__always)
+    static func buffer(_ level: Int) -> ByteBuffer {
+        if level <= pool.count { return pool[level - 1] }
+        return grow(to: level)
+    }
+
+    @inline(never)
+    static func grow(to level: Int) -> ByteBuffer {
+        while pool.count < level {
+            let b = ByteBuffer(capacity: 1 << 12)
+            b.limit = messageLimit
+            pool.append(b)
+        }
+        return pool[level - 1]
+    }
+}
+
+extension LuaState {
+    /// Encodes the value at `i` into the call's buffer, or raises `call: reason (at ...)`.
+    @inline(__always)
+    func encodeArgument(_ i: Int32, _ call: CallContext) throws(LuaRaise) -> ByteBuffer {
+        let buffer = call.buffer
+        do {
+            try LuaCodec.encode(self, at: i, into: buffer)
+        } catch {
+            // Give the memory back before building the message.
+            buffer.reset()
+            throw LuaRaise("\(call.name): \(error.message)")
+        }
+        return buffer
+    }
+
+    /// Pushes the value encoded in `buffer`, or raises `call: malformed message: ...`.
+    @inline(__always)
+    func pushDecoded(_ buffer: ByteBuffer, _ call: String) throws(LuaRaise) {
+        if buffer.overflowed {
+            buffer.reset()
+            throw LuaRaise("\(call): not enough memory to receive the message (it is lost)")
+        }
+        do {
+            try LuaCodec.decode(self, buffer.bytes)
+        } catch {
+            throw LuaRaise("\(call): malformed message: \(error)")
+        }
+    }
+}
