@@ -1,4 +1,4 @@
--- Calls into ipc from a finalizer in the middle of another ipc call (issue 16):
+-- Calls into ipc from a finalizer or a hook in the middle of another ipc call (issue 16):
 -- every call owns its buffers, so the message a call is decoding is never touched by the
 -- calls a finalizer makes meanwhile. Drives __gc-triggered ipc through every path that
 -- pushes what it received: queue, pipe, socket and ipc.wait.
@@ -112,3 +112,34 @@ assert(#wrong == 0, "a finalizer's own calls went wrong: " .. table.concat(wrong
 for _, p in ipairs({"queue", "pipe", "socket", "wait"}) do
   assert(reentered[p], "no finalizer ran inside a " .. p .. " call: this test proves nothing there")
 end
+-- A call hook runs at every function call, C ones included: inside a binding, at each
+-- protected call it makes (the decode of a table is one). Its ipc calls must not disturb
+-- the call they interrupt.
+local inHook = false
+local insideCalls = 0
+debug.sethook(function()
+  -- Level 2 is the function being called; level 3 its caller: a binding (C) when the
+  -- hook runs inside one.
+  if phase and not inHook and debug.getinfo(3, "S").what == "C" then
+    inHook = true
+    reenter(0)
+    insideCalls = insideCalls + 1
+    inHook = false
+  end
+end, "c")
+for i = 1, 20 do
+  local t = message(i)
+  q:put(t)
+  phase = "queue"
+  local got = q:get(5)
+  phase = nil
+  check(got, i, "q:get under a hook")
+  a:send(t)
+  phase = "pipe"
+  got = b:recv(5)
+  phase = nil
+  check(got, i, "b:recv under a hook")
+end
+debug.sethook()
+assert(#wrong == 0, "a hook's own calls went wrong: " .. table.concat(wrong, "; "))
+assert(insideCalls >= 40, "the hook ran inside " .. insideCalls .. " of 40 calls")

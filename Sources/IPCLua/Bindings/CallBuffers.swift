@@ -65,14 +65,29 @@ extension LuaState {
     /// Pushes the value encoded in `buffer`, or raises `call: malformed message: ...`.
     @inline(__always)
     func pushDecoded(_ buffer: ByteBuffer, _ call: String) throws(LuaRaise) {
-        if buffer.overflowed {
-            buffer.reset()
-            throw LuaRaise("\(call): not enough memory to receive the message (it is lost)")
-        }
+        if buffer.overflowed { throw received(tooLarge: buffer, call) }
         do {
             try LuaCodec.decode(self, buffer.bytes)
         } catch {
-            throw LuaRaise("\(call): malformed message: \(error)")
+            throw decodeFailure(error, buffer, call)
+        }
+    }
+
+    /// A message that did not fit in the call's buffer (it was taken all the same).
+    @inline(never)
+    func received(tooLarge buffer: ByteBuffer, _ call: String) -> LuaRaise {
+        let size = buffer.requested
+        let note = LuaCodec.limitNote(buffer)
+        buffer.reset()  // the memory back before the message is built
+        return LuaRaise("\(call): not enough memory for a \(describeSize(size)) message (it is lost)\(note)")
+    }
+
+    @inline(never)
+    func decodeFailure(_ error: IPCError, _ buffer: ByteBuffer, _ call: String) -> LuaRaise {
+        switch error {
+        case .malformed(let why): return LuaRaise("\(call): malformed message: \(why)")
+        case .resource: return LuaRaise("\(call): not enough memory to decode a \(describeSize(buffer.count)) message (it is lost)")
+        default: return LuaRaise("\(call): \(error)")
         }
     }
 }

@@ -221,11 +221,11 @@ enum Bindings {
     }
 
     /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
-    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) {
+    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) throws(LuaRaise) {
         entries.append(entry)
         s.push(Int64(entries.count - 1))
         s.push(Int64(kind?.rawValue ?? -1))
-        s.push(function: dispatch, upvalues: 2)
+        try s.push(function: dispatch, upvalues: 2)
     }
 
     /// One call through the gate: before it takes effect, the gate's hooks see it (and
@@ -250,56 +250,61 @@ enum Bindings {
             Gate.leave { call.result(n, preview: preview) }
             return n
         } catch {
+            var error = error
+            if !error.named {
+                error.message = "\(site.name): \(error.message)"
+                error.named = true
+            }
             Gate.leave { CallResult(.raised(error.message)) }
             throw error
         }
     }
 
     /// Creates the metatables of `type` in the registry. Call once per Lua state.
-    static func register(_ type: LuaType, in s: LuaState) {
+    static func register(_ type: LuaType, in s: LuaState) throws(LuaRaise) {
         let L = s.L
         for kind in type.kinds {
-            _ = luaL_newmetatable(L, kind.typeName)
+            try s.check(ipc_lua_p_newmetatable(L, kind.typeName))
             let mt = s.top
             Metatables.pointers[kind.rawValue] = lua_topointer(L, mt)
-            s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
+            try s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
             let methods = s.top
             for m in type.methods where m.kinds.contains(kind) {
-                push(m, s, kind: kind)
-                s.setField(methods, m.name)
+                try push(m, s, kind: kind)
+                try s.setField(methods, m.name)
             }
             for (name, source) in type.luaMethods {
-                if LuaChunks.push(source, name: "=\(kind.typeName).\(name)", s) { s.setField(methods, name) }
+                if try LuaChunks.push(source, name: "=\(kind.typeName).\(name)", s) { try s.setField(methods, name) }
             }
             for g in type.guarded {
-                s.rawField(methods, g.acquire)
-                s.rawField(methods, g.release)
-                ipc_lua_pushguardedcall(L, "\(kind.label):\(g.name)")
-                s.setField(methods, g.name)
+                try s.rawField(methods, g.acquire)
+                try s.rawField(methods, g.release)
+                try s.check(ipc_lua_pushguardedcall(L, "\(kind.label):\(g.name)"))
+                try s.setField(methods, g.name)
             }
             if let fields = type.fields {
                 // Methods resolve in C (no Swift frame); other keys go to the fields.
                 s.pushValue(methods)
-                s.push(function: fields)
-                ipc_lua_pushindex(L)
+                try s.push(function: fields)
+                try s.check(ipc_lua_pushindex(L))
             } else {
                 s.pushValue(methods)
             }
-            s.setField(mt, "__index")
+            try s.setField(mt, "__index")
             s.pushValue(methods)
-            s.setField(mt, "methods")
-            if let f = type.newIndex { s.push(function: f); s.setField(mt, "__newindex") }
-            if let f = type.length { s.push(function: f); s.setField(mt, "__len") }
+            try s.setField(mt, "methods")
+            if let f = type.newIndex { try s.push(function: f); try s.setField(mt, "__newindex") }
+            if let f = type.length { try s.push(function: f); try s.setField(mt, "__len") }
             if let close = type.closeMethod {
-                s.rawField(methods, close)
-                s.setField(mt, "__close")
+                try s.rawField(methods, close)
+                try s.setField(mt, "__close")
             }
-            s.push(function: LuaObjects.toString)
-            s.setField(mt, "__tostring")
-            s.push(function: LuaObjects.collect)
-            s.setField(mt, "__gc")
-            s.push(kind.typeName)
-            s.setField(mt, "__name")
+            try s.push(function: LuaObjects.toString)
+            try s.setField(mt, "__tostring")
+            try s.push(function: LuaObjects.collect)
+            try s.setField(mt, "__gc")
+            try s.push(kind.typeName)
+            try s.setField(mt, "__name")
             s.setTop(mt - 1)
         }
     }
