@@ -348,6 +348,7 @@ int ipc_lua_docall(lua_State *L, int narg, int nres) {
 
 static int openlibs(lua_State *L) {
     luaL_openlibs(L);
+    ipc_lua_guardbuffers(L);
     return 0;
 }
 

@@ -114,6 +114,33 @@ int ipc_lua_pushindex(lua_State *L);
 /// nothing is pushed.
 int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, size_t errorcap);
 
+// MARK: - The state and its memory (ipc_memory.c)
+
+/// A new Lua state whose allocator keeps the heap within the limits below (none until
+/// they are set), with luaL_newstate's warning function and a panic function that ends
+/// the process with status 1 and a message. NULL if there is no memory for it.
+lua_State *ipc_lua_newstate(void);
+
+/// The heap may not grow past `bytes` (0: no limit).
+void ipc_lua_setmemorylimit(size_t bytes);
+
+/// The heap may grow while the address space (`space`, RLIMIT_AS) and the private data
+/// (`data`, RLIMIT_DATA) of the process leave `reserve` bytes of each to the rest of it
+/// (0: no such limit).
+void ipc_lua_setaddresslimits(size_t space, size_t data, size_t reserve);
+
+/// The bytes the Lua heap holds.
+size_t ipc_lua_memoryused(void);
+
+/// Makes the standard library functions that build strings in lauxlib buffers (which
+/// the allocator's refusals do not get an emergency collection) run a full collection
+/// first when the heap has come near its limit. Part of ipc_lua_openlibs.
+void ipc_lua_guardbuffers(lua_State *L);
+
+/// The address space and the private data (VmData) of this process, in bytes; 0 when
+/// /proc cannot be read.
+int ipc_lua_addressspace(size_t *size, size_t *data);
+
 // MARK: - Running Lua code
 
 /// lua.c's message handler: turns the error into a string and appends a traceback. A

@@ -176,7 +176,7 @@ enum ProcessBindings {
         }
         let status = ipc_lua_docall(thread, n, 0)
         if status != LUA_OK {
-            let message = LuaState(thread).string(-1) ?? "(error object is not a string)"
+            let message = MemoryBudget.explain(LuaState(thread).string(-1) ?? "(error object is not a string)", status: status)
             ScriptRunner.reportUncaught(message)
             Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
             RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))

@@ -55,8 +55,9 @@ enum SocketBindings {
                 guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("\(call.name): n must be between 1 and 2^30, got \(n)") }
                 let buffer = call.buffer
                 guard buffer.reserve(Int(n)) else {
+                    let note = LuaCodec.limitNote(buffer)
                     buffer.reset()
-                    throw LuaRaise("\(call.name): not enough memory for \(n) bytes")
+                    throw LuaRaise("\(call.name): not enough memory for \(describeSize(Int(n)))\(note)")
                 }
                 switch o.socket.receive(upTo: Int(n), into: buffer, deadline: call.deadline) {
                 case .data(let got):

@@ -41,16 +41,17 @@ public enum ScriptRunner {
         public var loadError: String? { loaded ? nil : s.string(1) }
     }
 
-    /// Makes the Lua state and compiles `script`. `options` are the run's (the module
-    /// reads some of them: `ipc.test.seed()`).
+    /// Makes the Lua state, within the run's memory budget, and compiles `script`.
+    /// `options` are the run's (the module reads some of them: `ipc.test.seed()`).
     public static func prepare(script: String, arguments: [String], options: RunOptions) -> Prepared? {
         Runtime.configure(options)
         do { try Runtime.installOutput() } catch {
             Runtime.writeStderr("ipcplay: \(error)\n")
             return nil
         }
-        guard let L = luaL_newstate() else {
-            Runtime.writeStderr("ipcplay: cannot create a Lua state (out of memory)\n")
+        MemoryBudget.apply(options)
+        guard let L = ipc_lua_newstate() else {
+            Runtime.writeStderr("ipcplay: cannot create a Lua state (not enough memory)\n")
             return nil
         }
         let s = LuaState(L)
@@ -127,8 +128,9 @@ public enum ScriptRunner {
         var failure: String?
         do {
             for a in prepared.arguments { try s.push(a) }
-            if ipc_lua_docall(s.L, Int32(prepared.arguments.count), 0) != LUA_OK {
-                failure = s.string(-1) ?? "(error object is not a string)"
+            let status = ipc_lua_docall(s.L, Int32(prepared.arguments.count), 0)
+            if status != LUA_OK {
+                failure = MemoryBudget.explain(s.string(-1) ?? "(error object is not a string)", status: status)
             }
         } catch {
             failure = "cannot pass the script its arguments: \(error.message)"
