@@ -192,6 +192,24 @@ static int push_scalar(lua_State *L, const unsigned char *p, size_t n) {
     return 0;
 }
 
+/// A message that is one small string: pushed without a protected call (see
+/// ipc_lua_pushsmall). Returns 0 when the message is anything else.
+static int push_small_string(lua_State *L, const unsigned char *p, size_t n) {
+    if (n == 0) return 0;
+    size_t len, at;
+    if (p[0] >= TAG_FIXSTRING && p[0] <= TAG_FIXSTRING + FIXSTRING_MAX) {
+        len = p[0] - TAG_FIXSTRING;
+        at = 1;
+    } else if (p[0] == TAG_STRING && n >= 2 && p[1] < 0x80) {
+        len = p[1];
+        at = 2;
+    } else {
+        return 0;
+    }
+    if (len > IPC_LUA_SMALL_STRING || at + len != n) return 0;
+    return ipc_lua_pushsmall(L, (const char *)p + at, len) == LUA_OK;
+}
+
 int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, size_t errorcap) {
     if (errorcap > 0) error[0] = 0;
     if (!lua_checkstack(L, 3)) {
@@ -199,6 +217,7 @@ int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, siz
         return IPC_DECODE_MALFORMED;
     }
     if (push_scalar(L, (const unsigned char *)bytes, len)) return IPC_DECODE_OK;
+    if (push_small_string(L, (const unsigned char *)bytes, len)) return IPC_DECODE_OK;
     reader r = {(const unsigned char *)bytes, 0, len, len, error, errorcap};
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &r);

@@ -36,7 +36,21 @@ static struct {
     size_t since_look;     // bytes allocated since then
     int near;              // the heap came near its limit: collect before building a string
     size_t collected_at;   // `used` after the last such collection
-} mem = {0, 0, 0, 0, 0, SIZE_MAX, 0, 0, 0};
+    int sure;              // the next small block must not be refused (ipc_lua_pushsmall)
+} mem = {0, 0, 0, 0, 0, SIZE_MAX, 0, 0, 0, 0};
+
+// A small string is pushed without a protected call: its object is one block of at most
+// SMALL_BLOCK bytes, which the allocator does not refuse (the heap may pass its limit by
+// that much), and which, if malloc itself refuses it, it takes from `spare`. Blocks taken
+// from there are never given back (malloc refusing a small block is rare and the end of
+// the process near); once it is used up, small strings are pushed protected too.
+#define SMALL_BLOCK 128
+static _Alignas(16) unsigned char spare[64 * SMALL_BLOCK];
+static size_t spare_used;
+
+static int in_spare(const void *p) {
+    return (const unsigned char *)p >= spare && (const unsigned char *)p < spare + sizeof spare;
+}
 
 /// What the heap may reach now (SIZE_MAX: no limit).
 static size_t cap(void) { return mem.limit != 0 && mem.limit < mem.ceiling ? mem.limit : mem.ceiling; }
@@ -104,17 +118,29 @@ static int may_grow(size_t grow) {
 static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud;
     size_t old = ptr != NULL ? osize : 0;  // without a block, osize tells its type
+    if (ptr != NULL && in_spare(ptr)) {
+        // Lua never resizes a string's block; freeing one leaves it where it is.
+        if (nsize > old) return NULL;
+        if (nsize == 0) mem.used -= old;
+        return nsize == 0 ? NULL : ptr;
+    }
     if (nsize == 0) {
         free(ptr);
         mem.used -= old;
         return NULL;
     }
+    int sure = mem.sure && ptr == NULL && nsize <= SMALL_BLOCK;
+    if (sure) mem.sure = 0;
     // Shrinking never fails (Lua counts on it).
-    if (nsize > old && !may_grow(nsize - old)) {
+    if (nsize > old && !sure && !may_grow(nsize - old)) {
         mem.near = 1;
         return NULL;
     }
     void *p = realloc(ptr, nsize);
+    if (p == NULL && sure && spare_used + SMALL_BLOCK <= sizeof spare) {
+        p = spare + spare_used;
+        spare_used += SMALL_BLOCK;
+    }
     if (p == NULL) {
         mem.near = 1;
         return NULL;
@@ -169,6 +195,18 @@ void ipc_lua_guardbuffers(lua_State *L) {
         guard(L, lua_gettop(L), "read");
     }
     lua_settop(L, loaded - 1);
+}
+
+int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len) {
+    if (len > IPC_LUA_SMALL_STRING || spare_used + SMALL_BLOCK > sizeof spare || !lua_checkstack(L, 1)) {
+        return ipc_lua_p_pushlstring(L, s, len);
+    }
+    // Its one allocation is the string's block (a string table that cannot grow stays as
+    // it is); the collector step after it raises nothing (finalizers run protected).
+    mem.sure = 1;
+    lua_pushlstring(L, s, len);
+    mem.sure = 0;
+    return LUA_OK;
 }
 
 void ipc_lua_setmemorylimit(size_t bytes) { mem.limit = bytes; }

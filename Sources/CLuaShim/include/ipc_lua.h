@@ -63,6 +63,14 @@ const char *ipc_lua_lasterror(void);
 
 /// lua_pushlstring.
 int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
+
+/// Strings up to this long are pushed without a protected call (ipc_lua_pushsmall).
+#define IPC_LUA_SMALL_STRING 64
+
+/// lua_pushlstring that cannot raise: a string of at most IPC_LUA_SMALL_STRING bytes is
+/// one small block, which the allocator (ipc_memory.c) never refuses; longer ones go
+/// through ipc_lua_p_pushlstring. Returns a status as the protected helpers do.
+int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len);
 /// lua_createtable.
 int ipc_lua_p_createtable(lua_State *L, int narr, int nrec);
 /// t[key] = v (raw), v on the stack top (popped).

@@ -10,6 +10,9 @@ enum CallBuffers {
     nonisolated(unsafe) static var depth = 0
     /// `pool[level - 1]` belongs to the call in progress at `level`.
     nonisolated(unsafe) static var pool: [ByteBuffer] = []
+    /// Bit `level` is set while the call at `level` (below 64) holds its buffer: only
+    /// those are emptied when their call ends.
+    nonisolated(unsafe) static var held: UInt64 = 0
     /// The largest message a buffer may hold.
     nonisolated(unsafe) static var messageLimit = LuaCodec.maxMessage {
         didSet { for b in pool { b.limit = messageLimit } }
@@ -22,16 +25,24 @@ enum CallBuffers {
         return depth
     }
 
-    /// The call at `level` ends: its buffer is emptied for the next call at that level.
+    /// The call at `level` ends: its buffer, if it took it, is emptied (and shrunk, if a
+    /// large message grew it) for the next call at that level.
     @inline(__always)
     static func leave(_ level: Int) {
         depth = level - 1
+        if level >= 64 || held & (1 << UInt64(level)) != 0 { release(level) }
+    }
+
+    @inline(never)
+    static func release(_ level: Int) {
+        if level < 64 { held &= ~(1 << UInt64(level)) }
         if level <= pool.count { pool[level - 1].reset() }
     }
 
     /// The buffer of the call at `level`.
     @inline(__always)
     static func buffer(_ level: Int) -> ByteBuffer {
+        if level < 64 { held |= 1 << UInt64(level) }
         if level <= pool.count { return pool[level - 1] }
         return grow(to: level)
     }

@@ -102,16 +102,18 @@ public struct LuaState {
         if status != LUA_OK { throw LuaRaise.protectedCall(status) }
     }
 
+    /// (A string of up to IPC_LUA_SMALL_STRING bytes needs no protected call: see
+    /// ipc_lua_pushsmall.)
     public func push(_ s: String) throws(LuaRaise) {
         var s = s
         let status = s.withUTF8 { buf in
-            ipc_lua_p_pushlstring(L, UnsafeRawPointer(buf.baseAddress)?.assumingMemoryBound(to: CChar.self), buf.count)
+            ipc_lua_pushsmall(L, UnsafeRawPointer(buf.baseAddress)?.assumingMemoryBound(to: CChar.self), buf.count)
         }
         try check(status)
     }
 
     public func push(bytes p: UnsafeRawPointer?, count: Int) throws(LuaRaise) {
-        try check(ipc_lua_p_pushlstring(L, p?.assumingMemoryBound(to: CChar.self), count))
+        try check(ipc_lua_pushsmall(L, p?.assumingMemoryBound(to: CChar.self), count))
     }
 
     /// Pushes `nil, reason`: the contract's way of reporting "timeout", "closed", ...
