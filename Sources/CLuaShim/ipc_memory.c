@@ -119,9 +119,9 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
     (void)ud;
     size_t old = ptr != NULL ? osize : 0;  // without a block, osize tells its type
     if (ptr != NULL && in_spare(ptr)) {
-        // Lua never resizes a string's block; freeing one leaves it where it is.
+        // Lua never grows a string's block; freeing one leaves it where it is.
         if (nsize > old) return NULL;
-        if (nsize == 0) mem.used -= old;
+        mem.used -= old - nsize;
         return nsize == 0 ? NULL : ptr;
     }
     if (nsize == 0) {
@@ -154,8 +154,7 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
 // collection when the heap has come near its limit (a C closure: the original is its
 // upvalue, called directly, in this frame).
 static int collecting_first(lua_State *L) {
-    if (mem.near) {
-        lua_gc(L, LUA_GCCOLLECT);
+    if (mem.near && lua_gc(L, LUA_GCCOLLECT) == 0) {  // (not inside a finalizer: -1)
         mem.near = 0;
         mem.collected_at = mem.used;
     }
@@ -198,7 +197,10 @@ void ipc_lua_guardbuffers(lua_State *L) {
 }
 
 int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len) {
-    if (len > IPC_LUA_SMALL_STRING || spare_used + SMALL_BLOCK > sizeof spare || !lua_checkstack(L, 1)) {
+    if (len > IPC_LUA_SMALL_STRING || spare_used + SMALL_BLOCK > sizeof spare || lua_getallocf(L, NULL) != allocate
+        || !lua_checkstack(L, 1)) {
+        // (A state made with another allocator, as the codec's tests and fuzzer make, has
+        // no such promise.)
         return ipc_lua_p_pushlstring(L, s, len);
     }
     // Its one allocation is the string's block (a string table that cannot grow stays as
