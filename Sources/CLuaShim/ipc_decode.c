@@ -210,14 +210,17 @@ static int push_small_string(lua_State *L, const unsigned char *p, size_t n) {
     return ipc_lua_pushsmall(L, (const char *)p + at, len) == LUA_OK;
 }
 
+int ipc_lua_decodesimple(lua_State *L, const void *bytes, size_t len) {
+    return push_scalar(L, (const unsigned char *)bytes, len) || push_small_string(L, (const unsigned char *)bytes, len);
+}
+
 int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, size_t errorcap) {
     if (errorcap > 0) error[0] = 0;
     if (!lua_checkstack(L, 3)) {
         snprintf(error, errorcap, "Lua stack exhausted");
         return IPC_DECODE_MALFORMED;
     }
-    if (push_scalar(L, (const unsigned char *)bytes, len)) return IPC_DECODE_OK;
-    if (push_small_string(L, (const unsigned char *)bytes, len)) return IPC_DECODE_OK;
+    if (ipc_lua_decodesimple(L, bytes, len)) return IPC_DECODE_OK;
     reader r = {(const unsigned char *)bytes, 0, len, len, error, errorcap};
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &r);

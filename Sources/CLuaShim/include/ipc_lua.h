@@ -69,7 +69,8 @@ int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
 
 /// lua_pushlstring that cannot raise: a string of at most IPC_LUA_SMALL_STRING bytes is
 /// one small block, which the allocator (ipc_memory.c) never refuses; longer ones go
-/// through ipc_lua_p_pushlstring. Returns a status as the protected helpers do.
+/// through ipc_lua_p_pushlstring. Returns a status as the protected helpers do. Needs
+/// one free stack slot, as lua_pushlstring does.
 int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len);
 /// lua_createtable.
 int ipc_lua_p_createtable(lua_State *L, int narr, int nrec);
@@ -121,6 +122,11 @@ int ipc_lua_pushindex(lua_State *L);
 /// scalar, which needs no memory, directly). Returns an IPC_DECODE_* status; on failure
 /// nothing is pushed.
 int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, size_t errorcap);
+
+/// The decoder's fast path: pushes a message that is one scalar or one small string (no
+/// protected call needed) and returns 1; returns 0, having pushed nothing, otherwise.
+/// Needs one free stack slot (a C function always has LUA_MINSTACK).
+int ipc_lua_decodesimple(lua_State *L, const void *bytes, size_t len);
 
 // MARK: - The state and its memory (ipc_memory.c)
 

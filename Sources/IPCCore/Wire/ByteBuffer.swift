@@ -54,27 +54,26 @@ public final class ByteBuffer {
     /// Makes room for `extra` more bytes; false (and `overflowed`) when memory is refused.
     @inlinable @discardableResult
     public func reserve(_ extra: Int) -> Bool {
-        if overflowed {
-            refused = refused.addingReportingOverflow(extra).overflow ? Int.max : refused + extra
-            return false
-        }
+        if overflowed { return refuse(extra) }
         let (needed, o) = count.addingReportingOverflow(extra)
-        if o || needed > limit { refuse(extra); return false }
+        if o || needed > limit { return refuse(extra) }
         if needed > capacity { return grow(to: needed, extra: extra) }
         return true
     }
 
-    @usableFromInline
-    func refuse(_ extra: Int) {
+    /// Refuses `extra` bytes (and all that follow, counted in `refused`): false.
+    @usableFromInline @inline(never)
+    func refuse(_ extra: Int) -> Bool {
+        refused = overflowed ? (refused.addingReportingOverflow(extra).overflow ? Int.max : refused + extra) : extra
         overflowed = true
-        refused = extra
+        return false
     }
 
     @usableFromInline
     func grow(to needed: Int, extra: Int) -> Bool {
         var c = max(capacity, 64)
         while c < needed { c = c > Int.max / 2 ? needed : c * 2 }
-        if !resize(to: min(c, max(limit, needed))) && !resize(to: needed) { refuse(extra); return false }
+        if !resize(to: min(c, max(limit, needed))) && !resize(to: needed) { return refuse(extra) }
         return true
     }
 

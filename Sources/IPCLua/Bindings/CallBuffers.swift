@@ -8,14 +8,18 @@ import IPCCore
 enum CallBuffers {
     /// The nesting level of the innermost call in progress (0: none).
     nonisolated(unsafe) static var depth = 0
-    /// `pool[level - 1]` belongs to the call in progress at `level`.
-    nonisolated(unsafe) static var pool: [ByteBuffer] = []
+    /// The buffer of the calls at level 1 (nearly all of them), made at the first call
+    /// that needs one. (An optional starts as nil without a lazy initializer, so reading it
+    /// costs no once-check.)
+    nonisolated(unsafe) static var first: ByteBuffer?
+    /// `deeper[level - 2]` belongs to the call in progress at `level` (2 and more).
+    nonisolated(unsafe) static var deeper: [ByteBuffer] = []
     /// Bit `level` is set while the call at `level` (below 64) holds its buffer: only
     /// those are emptied when their call ends.
     nonisolated(unsafe) static var held: UInt64 = 0
     /// The largest message a buffer may hold.
     nonisolated(unsafe) static var messageLimit = LuaCodec.maxMessage {
-        didSet { for b in pool { b.limit = messageLimit } }
+        didSet { for b in [first].compactMap({ $0 }) + deeper { b.limit = messageLimit } }
     }
 
     /// A call begins: its level.
@@ -30,31 +34,37 @@ enum CallBuffers {
     @inline(__always)
     static func leave(_ level: Int) {
         depth = level - 1
-        if level >= 64 || held & (1 << UInt64(level)) != 0 { release(level) }
-    }
-
-    @inline(never)
-    static func release(_ level: Int) {
-        if level < 64 { held &= ~(1 << UInt64(level)) }
-        if level <= pool.count { pool[level - 1].reset() }
+        if level < 64 {
+            guard held & (1 << UInt64(level)) != 0 else { return }
+            held &= ~(1 << UInt64(level))
+        }
+        if level == 1 { first?.reset() } else if level - 2 < deeper.count { deeper[level - 2].reset() }
     }
 
     /// The buffer of the call at `level`.
     @inline(__always)
     static func buffer(_ level: Int) -> ByteBuffer {
         if level < 64 { held |= 1 << UInt64(level) }
-        if level <= pool.count { return pool[level - 1] }
+        if level == 1, let b = first { return b }
+        if level >= 2 && level - 2 < deeper.count { return deeper[level - 2] }
         return grow(to: level)
     }
 
     @inline(never)
     static func grow(to level: Int) -> ByteBuffer {
-        while pool.count < level {
-            let b = ByteBuffer(capacity: 1 << 12)
-            b.limit = messageLimit
-            pool.append(b)
+        if level == 1 {
+            let b = make()
+            first = b
+            return b
         }
-        return pool[level - 1]
+        while deeper.count < level - 1 { deeper.append(make()) }
+        return deeper[level - 2]
+    }
+
+    static func make() -> ByteBuffer {
+        let b = ByteBuffer(capacity: 1 << 12)
+        b.limit = messageLimit
+        return b
     }
 }
 

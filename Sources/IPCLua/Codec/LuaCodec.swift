@@ -200,6 +200,7 @@ public enum LuaCodec {
     /// neither of which may cross a Swift frame. Throws `.malformed` for bytes that are
     /// not a message, `.resource` when Lua runs out of memory building the value.
     public static func decode(_ s: LuaState, _ bytes: UnsafeRawBufferPointer) throws(IPCError) {
+        if ipc_lua_decodesimple(s.L, bytes.baseAddress, bytes.count) != 0 { return }
         let (status, message) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { text in
             let status = ipc_lua_decode(s.L, bytes.baseAddress, bytes.count, text.baseAddress!, text.count)
             return (status, status == IPC_DECODE_OK || status == IPC_DECODE_MEMORY ? "" : String(cString: text.baseAddress!))

@@ -32,7 +32,9 @@ struct CallContext {
     var name: String { site.name }
 
     /// The call's own buffer for the message it sends or receives (emptied when it ends).
-    var buffer: ByteBuffer { CallBuffers.buffer(level) }
+    var buffer: ByteBuffer {
+        @inline(__always) get { CallBuffers.buffer(level) }
+    }
 
     /// The call's result as the gate's hooks see it: from the `n` Lua results on the
     /// stack (`nil, reason` fell short; a false from a call that waits timed out).
