@@ -203,6 +203,9 @@ static int push_small_string(lua_State *L, const unsigned char *p, size_t n) {
     } else if (p[0] == TAG_STRING && n >= 2 && p[1] < 0x80) {
         len = p[1];
         at = 2;
+    } else if (p[0] == TAG_STRING && n >= 3 && p[2] < 0x80) {
+        len = (size_t)(p[1] & 0x7f) | (size_t)p[2] << 7;
+        at = 3;
     } else {
         return 0;
     }

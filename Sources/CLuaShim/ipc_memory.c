@@ -44,7 +44,7 @@ static struct {
 // that much), and which, if malloc itself refuses it, it takes from `spare`. Blocks taken
 // from there are never given back (malloc refusing a small block is rare and the end of
 // the process near); once it is used up, small strings are pushed protected too.
-#define SMALL_BLOCK 128
+#define SMALL_BLOCK (IPC_LUA_SMALL_STRING + 64)
 static _Alignas(16) unsigned char spare[64 * SMALL_BLOCK];
 static size_t spare_used;
 

@@ -65,7 +65,7 @@ const char *ipc_lua_lasterror(void);
 int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
 
 /// Strings up to this long are pushed without a protected call (ipc_lua_pushsmall).
-#define IPC_LUA_SMALL_STRING 64
+#define IPC_LUA_SMALL_STRING 1024
 
 /// lua_pushlstring that cannot raise: a string of at most IPC_LUA_SMALL_STRING bytes is
 /// one small block, which the allocator (ipc_memory.c) never refuses; longer ones go
