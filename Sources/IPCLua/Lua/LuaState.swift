@@ -11,9 +11,10 @@ public struct LuaRaise: Error {
     public var named = true
     public init(_ message: String) { self.message = message }
 
-    /// A protected API call failed with `status`: its message, unnamed.
+    /// A protected API call failed: its message ("not enough memory", or what a hook
+    /// raised in it), unnamed.
     @inline(never)
-    static func protectedCall(_ status: Int32) -> LuaRaise {
+    static func protectedCallFailed() -> LuaRaise {
         var e = LuaRaise(String(cString: ipc_lua_lasterror()))
         e.named = false
         return e
@@ -99,11 +100,11 @@ public struct LuaState {
     /// Throws the error of a failed protected call.
     @inline(__always)
     func check(_ status: Int32) throws(LuaRaise) {
-        if status != LUA_OK { throw LuaRaise.protectedCall(status) }
+        if status != LUA_OK { throw LuaRaise.protectedCallFailed() }
     }
 
-    /// (A string of up to IPC_LUA_SMALL_STRING bytes needs no protected call: see
-    /// ipc_lua_pushsmall.)
+    /// Pushes a string (one of up to IPC_LUA_SMALL_STRING bytes without a protected call:
+    /// see ipc_lua_pushsmall).
     public func push(_ s: String) throws(LuaRaise) {
         var s = s
         let status = s.withUTF8 { buf in
