@@ -1,20 +1,215 @@
 #include "ipc_lua.h"
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 
 // MARK: - Trampoline
 
+static const char NO_MEMORY[] = "not enough memory";
+static char *raise_text;
+static size_t raise_len, raise_cap;
+
+void ipc_lua_setraise(const char *message, size_t len) {
+    if (len > raise_cap) {
+        char *p = realloc(raise_text, len);
+        if (p == NULL) {
+            message = NO_MEMORY;
+            len = sizeof NO_MEMORY - 1;
+            if (len > raise_cap) { raise_len = 0; return; }
+        } else {
+            raise_text = p;
+            raise_cap = len;
+        }
+    }
+    if (len > 0) memcpy(raise_text, message, len);
+    raise_len = len;
+}
+
 static int ipc_trampoline(lua_State *L) {
     ipc_swift_function fn = (ipc_swift_function)lua_touserdata(L, lua_upvalueindex(1));
     int n = fn(L);
-    if (n < 0) return lua_error(L);
+    if (n < 0) {
+        // The Swift frame has returned: pushing may raise (a memory error) from here.
+        if (raise_len > 0) lua_pushlstring(L, raise_text, raise_len); else lua_pushstring(L, NO_MEMORY);
+        return lua_error(L);
+    }
     return n;
 }
 
-void ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup) {
+// MARK: - Protected calls
+
+static char last_error[256];
+
+const char *ipc_lua_lasterror(void) { return last_error; }
+
+/// Runs the C function below `nargs` arguments on the stack top in protected mode.
+static int protect(lua_State *L, int nargs, int nresults) {
+    int status = lua_pcall(L, nargs, nresults, 0);
+    if (status != LUA_OK) {
+        const char *msg = status == LUA_ERRMEM ? NO_MEMORY
+            : lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error in a protected call";
+        snprintf(last_error, sizeof last_error, "%s", msg);
+        lua_pop(L, 1);
+    }
+    return status;
+}
+
+/// Fails as a memory error would when the stack cannot take `n` more slots.
+static int room(lua_State *L, int n) {
+    if (lua_checkstack(L, n)) return 1;
+    snprintf(last_error, sizeof last_error, "Lua stack exhausted");
+    return 0;
+}
+
+static int p_pushlstring(lua_State *L) {
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+    return 1;
+}
+
+int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len) {
+    if (!room(L, 3)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_pushlstring);
+    lua_pushlightuserdata(L, (void *)s);
+    lua_pushinteger(L, (lua_Integer)len);
+    return protect(L, 2, 1);
+}
+
+static int p_createtable(lua_State *L) {
+    lua_createtable(L, (int)lua_tointeger(L, 1), (int)lua_tointeger(L, 2));
+    return 1;
+}
+
+int ipc_lua_p_createtable(lua_State *L, int narr, int nrec) {
+    if (!room(L, 3)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_createtable);
+    lua_pushinteger(L, narr);
+    lua_pushinteger(L, nrec);
+    return protect(L, 2, 1);
+}
+
+// (value, table, key, keylen): table[key] = value
+static int p_setfield(lua_State *L) {
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 3), (size_t)lua_tointeger(L, 4));
+    lua_pushvalue(L, 1);
+    lua_rawset(L, 2);
+    return 0;
+}
+
+int ipc_lua_p_setfield(lua_State *L, int t, const char *key, size_t keylen) {
+    t = lua_absindex(L, t);
+    if (!room(L, 5)) { lua_pop(L, 1); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_setfield);
+    lua_insert(L, -2);
+    lua_pushvalue(L, t);
+    lua_pushlightuserdata(L, (void *)key);
+    lua_pushinteger(L, (lua_Integer)keylen);
+    return protect(L, 4, 0);
+}
+
+// (table, key, keylen): table[key]
+static int p_getfield(lua_State *L) {
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 2), (size_t)lua_tointeger(L, 3));
+    lua_rawget(L, 1);
+    return 1;
+}
+
+int ipc_lua_p_getfield(lua_State *L, int t, const char *key, size_t keylen, int *type) {
+    t = lua_absindex(L, t);
+    *type = LUA_TNIL;
+    if (!room(L, 4)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_getfield);
+    lua_pushvalue(L, t);
+    lua_pushlightuserdata(L, (void *)key);
+    lua_pushinteger(L, (lua_Integer)keylen);
+    int status = protect(L, 3, 1);
+    if (status == LUA_OK) *type = lua_type(L, -1);
+    return status;
+}
+
+// (value, table, n): table[n] = value
+static int p_rawseti(lua_State *L) {
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, 2, lua_tointeger(L, 3));
+    return 0;
+}
+
+int ipc_lua_p_rawseti(lua_State *L, int t, lua_Integer n) {
+    t = lua_absindex(L, t);
+    if (!room(L, 4)) { lua_pop(L, 1); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_rawseti);
+    lua_insert(L, -2);
+    lua_pushvalue(L, t);
+    lua_pushinteger(L, n);
+    return protect(L, 3, 0);
+}
+
+static int p_newuserdata(lua_State *L) {
+    lua_newuserdatauv(L, (size_t)lua_tointeger(L, 1), 1);
+    return 1;
+}
+
+int ipc_lua_p_newuserdata(lua_State *L, size_t size, void **block) {
+    *block = NULL;
+    if (!room(L, 2)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_newuserdata);
+    lua_pushinteger(L, (lua_Integer)size);
+    int status = protect(L, 1, 1);
+    if (status == LUA_OK) *block = lua_touserdata(L, -1);
+    return status;
+}
+
+static int p_getmetatable(lua_State *L) {
+    lua_getfield(L, LUA_REGISTRYINDEX, (const char *)lua_touserdata(L, 1));
+    return 1;
+}
+
+int ipc_lua_p_getmetatable(lua_State *L, const char *tname) {
+    if (!room(L, 2)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_getmetatable);
+    lua_pushlightuserdata(L, (void *)tname);
+    return protect(L, 1, 1);
+}
+
+static int p_newmetatable(lua_State *L) {
+    luaL_newmetatable(L, (const char *)lua_touserdata(L, 1));
+    return 1;
+}
+
+int ipc_lua_p_newmetatable(lua_State *L, const char *tname) {
+    if (!room(L, 2)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_newmetatable);
+    lua_pushlightuserdata(L, (void *)tname);
+    return protect(L, 1, 1);
+}
+
+static int p_newthread(lua_State *L) {
+    lua_newthread(L);
+    return 1;
+}
+
+int ipc_lua_p_newthread(lua_State *L, lua_State **thread) {
+    *thread = NULL;
+    if (!room(L, 1)) return LUA_ERRMEM;
+    lua_pushcfunction(L, p_newthread);
+    int status = protect(L, 0, 1);
+    if (status == LUA_OK) *thread = lua_tothread(L, -1);
+    return status;
+}
+
+// (upvalues..., fn): the closure
+static int p_pushswift(lua_State *L) {
+    int nup = lua_gettop(L) - 1;
+    lua_pushcclosure(L, ipc_trampoline, nup + 1);
+    return 1;
+}
+
+int ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup) {
+    if (!room(L, 2)) { lua_pop(L, nup); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_pushswift);
+    lua_insert(L, -(nup + 1));
     lua_pushlightuserdata(L, (void *)fn);
     if (nup > 0) lua_insert(L, -(nup + 1));
-    lua_pushcclosure(L, ipc_trampoline, nup + 1);
+    return protect(L, nup + 1, 1);
 }
 
 // MARK: - Guarded calls (with_lock, with)
@@ -60,9 +255,20 @@ static int guarded_call(lua_State *L) {
     return lua_gettop(L) - guard;
 }
 
-void ipc_lua_pushguardedcall(lua_State *L, const char *name) {
-    lua_pushstring(L, name);
+// (acquire, release, name): the guarded call
+static int p_guardedcall(lua_State *L) {
+    lua_pushstring(L, (const char *)lua_touserdata(L, 3));
+    lua_replace(L, 3);
     lua_pushcclosure(L, guarded_call, 3);
+    return 1;
+}
+
+int ipc_lua_pushguardedcall(lua_State *L, const char *name) {
+    if (!room(L, 2)) { lua_pop(L, 2); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_guardedcall);
+    lua_insert(L, -3);
+    lua_pushlightuserdata(L, (void *)name);
+    return protect(L, 3, 1);
 }
 
 // MARK: - __index with fields
@@ -78,8 +284,17 @@ static int index_with_fields(lua_State *L) {
     return 1;
 }
 
-void ipc_lua_pushindex(lua_State *L) {
+// (methods, f): the __index function
+static int p_index(lua_State *L) {
     lua_pushcclosure(L, index_with_fields, 2);
+    return 1;
+}
+
+int ipc_lua_pushindex(lua_State *L) {
+    if (!room(L, 1)) { lua_pop(L, 2); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_index);
+    lua_insert(L, -3);
+    return protect(L, 2, 1);
 }
 
 // MARK: - Running code
@@ -133,6 +348,7 @@ int ipc_lua_docall(lua_State *L, int narg, int nres) {
 
 static int openlibs(lua_State *L) {
     luaL_openlibs(L);
+    ipc_lua_guardbuffers(L);
     return 0;
 }
 

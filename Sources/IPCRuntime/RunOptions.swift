@@ -26,6 +26,9 @@ public struct RunOptions: Sendable {
     public var supervised = true
     /// Run under a controlled scheduler (`--sched`, `explore`, `replay`, `step`).
     public var schedule: ScheduleOptions?
+    /// The bytes each process's Lua heap may hold, and one message may take
+    /// (`--memory-limit`); nil: only the address space's limit, if any.
+    public var memoryLimit: Int?
 
     public init() {}
 }

@@ -11,17 +11,24 @@ struct ScheduleCommandOptions: ParsableArguments {
     @Option(help: ArgumentHelp("End a run that takes longer than this many seconds of real time (exit 124).", valueName: "seconds"))
     var timeout: Double = 60
 
+    @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Let each process's Lua heap hold at most this many MiB, and one message take as much.", valueName: "MB"))
+    var memoryLimit: Int?
+
     @Option(help: .hidden)
     var report: String?
 
     func validate() throws {
         if maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+        if let memoryLimit, !(1...ScenarioOptions.largestMemoryLimit).contains(memoryLimit) {
+            throw ValidationError("--memory-limit must be between 1 and \(ScenarioOptions.largestMemoryLimit) MiB")
+        }
     }
 
     var runOptions: RunOptions {
         var o = RunOptions()
         o.timeout = timeout
+        o.memoryLimit = memoryLimit.map { $0 << 20 }
         return o
     }
 }

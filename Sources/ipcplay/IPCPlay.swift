@@ -106,6 +106,9 @@ struct ScenarioOptions: ParsableArguments {
     @Option(name: .customLong("max-steps"), help: ArgumentHelp("With --sched: a run longer than this many steps fails as a livelock.", valueName: "n"))
     var maxSteps: Int?
 
+    @Option(name: .customLong("memory-limit"), help: ArgumentHelp("Let each process's Lua heap hold at most this many MiB, and one message take as much: past it, the script gets 'not enough memory'.", valueName: "MB"))
+    var memoryLimit: Int?
+
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
 
@@ -131,6 +134,9 @@ struct ScenarioOptions: ParsableArguments {
         if sched != nil && jitter > 0 { throw ValidationError("--jitter and --sched do not go together (a controlled run has no timing to shake)") }
         if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
+        if let memoryLimit, !(1...Self.largestMemoryLimit).contains(memoryLimit) {
+            throw ValidationError("--memory-limit must be between 1 and \(Self.largestMemoryLimit) MiB")
+        }
     }
 
     /// The run's options; `announce` prints a chosen seed.
@@ -146,6 +152,7 @@ struct ScenarioOptions: ParsableArguments {
         o.tracePath = trace
         o.timeline = timeline || timelineFile != nil
         o.timelineSVG = timelineFile
+        o.memoryLimit = memoryLimit.map { $0 << 20 }
         if (jitter > 0 || sched != nil) && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
             if announce {
@@ -162,6 +169,9 @@ struct ScenarioOptions: ParsableArguments {
 
     /// A single `--sched pct` run places its change points among this many choices.
     static let pctSteps = 100
+
+    /// 1 TiB, in MiB.
+    static let largestMemoryLimit = 1 << 20
 }
 
 enum SchedStrategy: String, ExpressibleByArgument, CaseIterable, Sendable { case random, pct }

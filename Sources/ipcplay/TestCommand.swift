@@ -150,6 +150,7 @@ struct TestRunner {
         if let sched = options.scenario.sched { parts += ["--sched", sched.rawValue] }
         if options.timeScale != 1 { parts += ["--time-scale", fmt(options.timeScale)] }
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
+        if let limit = options.scenario.memoryLimit { parts += ["--memory-limit", String(limit)] }
         if let n = options.explore { parts += ["--explore", String(n)] }
         parts.append(name)
         return parts.joined(separator: " ")
@@ -192,6 +193,7 @@ struct TestRunner {
             if let runs = options.explore {
                 args = [executable, "explore", "--runs", String(runs), "--seed", String(runSeed), "--timeout", fmt(options.timeout),
                         "--report", report]
+                if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the replay line reproduces the run.
@@ -199,6 +201,7 @@ struct TestRunner {
                         "--report", report, "--strict-child-errors", "--seed", String(runSeed)]
                 if options.jitter > 0 { args += ["--jitter", fmt(options.jitter)] }
                 if let sched = options.scenario.sched { args += ["--sched", sched.rawValue, "--depth", String(options.scenario.depth)] }
+                if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
             }
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)

@@ -2,9 +2,16 @@
 //
 // Lua raises errors with longjmp, and a longjmp across Swift frames is undefined
 // behaviour. So every Lua-visible function is the small C trampoline below: it calls a
-// Swift function, which only uses Lua API calls that cannot raise and returns either a
-// result count or IPC_LUA_RAISE with the error value pushed; the trampoline then calls
-// lua_error from C, after the Swift frame has returned.
+// Swift function, which returns either a result count or IPC_LUA_RAISE with the error
+// message handed over (ipc_lua_setraise); the trampoline then pushes the message and
+// calls lua_error from C, after the Swift frame has returned.
+//
+// Any API call that allocates can raise too (a memory error), and can run a collector
+// step, hence finalizers (which may call back into ipc). Swift makes such calls only
+// through the protected helpers below (ipc_lua_p_*), which run them under lua_pcall and
+// return a status; the decoder of messages is C and runs protected as a whole. Swift
+// calls the rest of the API directly: the calls that cannot raise (lua_type, lua_to*,
+// lua_push* of numbers and booleans, lua_rawget*, lua_checkstack, ...).
 //
 // Lua's headers define much of the API as function-like macros, which Swift cannot
 // import; they are re-exported here as static inline functions.
@@ -15,8 +22,12 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-/// Returned by a Swift binding to ask its trampoline to raise the value on top of the stack.
+/// Returned by a Swift binding to ask its trampoline to raise the message handed over by
+/// ipc_lua_setraise.
 #define IPC_LUA_RAISE (-1)
+
+/// Hands the trampoline the message of the error it is to raise (copied).
+void ipc_lua_setraise(const char *message, size_t len);
 
 /// A Lua-visible function written in Swift: returns a result count or IPC_LUA_RAISE.
 typedef int (*ipc_swift_function)(lua_State *L);
@@ -32,35 +43,117 @@ static inline void ipc_lua_remove(lua_State *L, int idx) { lua_remove(L, idx); }
 static inline void ipc_lua_replace(lua_State *L, int idx) { lua_replace(L, idx); }
 static inline int ipc_lua_isnoneornil(lua_State *L, int idx) { return lua_isnoneornil(L, idx); }
 static inline const char *ipc_lua_tostring(lua_State *L, int idx) { return lua_tostring(L, idx); }
-static inline void *ipc_lua_newuserdata(lua_State *L, size_t size) { return lua_newuserdatauv(L, size, 1); }
 static inline int ipc_lua_getuservalue(lua_State *L, int idx) { return lua_getiuservalue(L, idx, 1); }
 static inline int ipc_lua_setuservalue(lua_State *L, int idx) { return lua_setiuservalue(L, idx, 1); }
 static inline void ipc_lua_pushglobaltable(lua_State *L) { lua_pushglobaltable(L); }
 static inline const char *ipc_lua_typename_at(lua_State *L, int idx) { return luaL_typename(L, idx); }
 static inline lua_Integer ipc_lua_maxinteger(void) { return LUA_MAXINTEGER; }
 static inline lua_Integer ipc_lua_mininteger(void) { return LUA_MININTEGER; }
-/// Pushes the metatable registered under `tname` (luaL_getmetatable); no metamethods run.
-static inline int ipc_lua_getregisteredmetatable(lua_State *L, const char *tname) {
-    return lua_getfield(L, LUA_REGISTRYINDEX, tname);
-}
+
+// MARK: - Protected calls
+//
+// Each runs API calls that allocate in protected mode and returns LUA_OK, or the error
+// status with nothing pushed and the error's message in ipc_lua_lasterror(). Values the
+// call consumes (a value to store) are popped either way. Each needs a few free stack
+// slots, which it checks.
+
+/// The message of the last failed protected call ("not enough memory", or the error a
+/// hook raised in it).
+const char *ipc_lua_lasterror(void);
+
+/// lua_pushlstring.
+int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
+
+/// Strings up to this long are pushed without a protected call (ipc_lua_pushsmall).
+#define IPC_LUA_SMALL_STRING 1024
+
+/// lua_pushlstring that cannot raise: a string of at most IPC_LUA_SMALL_STRING bytes is
+/// one small block, which the allocator (ipc_memory.c) never refuses; longer ones go
+/// through ipc_lua_p_pushlstring. Returns a status as the protected helpers do. Needs
+/// one free stack slot, as lua_pushlstring does.
+int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len);
+/// lua_createtable.
+int ipc_lua_p_createtable(lua_State *L, int narr, int nrec);
+/// t[key] = v (raw), v on the stack top (popped).
+int ipc_lua_p_setfield(lua_State *L, int t, const char *key, size_t keylen);
+/// Pushes t[key] (raw); its type in *type.
+int ipc_lua_p_getfield(lua_State *L, int t, const char *key, size_t keylen, int *type);
+/// t[n] = v (raw), v on the stack top (popped).
+int ipc_lua_p_rawseti(lua_State *L, int t, lua_Integer n);
+/// Pushes a new full userdata of `size` bytes with one user value; its block in *block.
+int ipc_lua_p_newuserdata(lua_State *L, size_t size, void **block);
+/// Pushes the metatable registered under `tname` (luaL_getmetatable, without metamethods).
+int ipc_lua_p_getmetatable(lua_State *L, const char *tname);
+/// luaL_newmetatable: pushes the metatable registered under `tname`, made if missing.
+int ipc_lua_p_newmetatable(lua_State *L, const char *tname);
+/// Pushes a new coroutine; it in *thread.
+int ipc_lua_p_newthread(lua_State *L, lua_State **thread);
 
 // MARK: - Swift functions as Lua functions
 
 /// Pushes a Lua C closure that runs `fn` through the raising trampoline. `nup` values on
-/// top of the stack become upvalues 2..nup+1 (upvalue 1 holds `fn`).
-void ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup);
+/// top of the stack become upvalues 2..nup+1 (upvalue 1 holds `fn`). Protected: returns
+/// a status; the upvalues are popped either way.
+int ipc_lua_pushswift(lua_State *L, ipc_swift_function fn, int nup);
 
 /// Pushes a function `f(self, fn, ...)` that calls `acquire(self)`, then `fn(...)`, and
 /// always calls `release(self)` afterwards, also when `fn` raises (a to-be-closed slot,
 /// so the error keeps its own traceback). `acquire` and `release` are on the stack top
-/// (acquire below release) and are popped.
-void ipc_lua_pushguardedcall(lua_State *L, const char *name);
+/// (acquire below release) and are popped. Protected: returns a status.
+int ipc_lua_pushguardedcall(lua_State *L, const char *name);
 
 /// Pushes an `__index` function for a type with fields: it returns the method named by
 /// the key from the method table (without leaving C), or else calls the field function
 /// `f(object, key)`. The method table and `f` are on the stack top (table below f) and
-/// are popped.
-void ipc_lua_pushindex(lua_State *L);
+/// are popped. Protected: returns a status.
+int ipc_lua_pushindex(lua_State *L);
+
+// MARK: - Decoding messages (ipc_decode.c)
+
+#define IPC_DECODE_OK 0
+/// The bytes are not a message: why is in `error`.
+#define IPC_DECODE_MALFORMED 1
+/// Lua ran out of memory while building the value.
+#define IPC_DECODE_MEMORY 2
+/// Something that ran in the decode raised (a hook): its message is in `error`.
+#define IPC_DECODE_FAILED 3
+
+/// Pushes the value encoded in `bytes` (see WireFormat.swift), in protected mode (a
+/// scalar, which needs no memory, directly). Returns an IPC_DECODE_* status; on failure
+/// nothing is pushed.
+int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, size_t errorcap);
+
+/// The decoder's fast path: pushes a message that is one scalar or one small string (no
+/// protected call needed) and returns 1; returns 0, having pushed nothing, otherwise.
+/// Needs one free stack slot (a C function always has LUA_MINSTACK).
+int ipc_lua_decodesimple(lua_State *L, const void *bytes, size_t len);
+
+// MARK: - The state and its memory (ipc_memory.c)
+
+/// A new Lua state whose allocator keeps the heap within the limits below (none until
+/// they are set), with luaL_newstate's warning function and a panic function that ends
+/// the process with status 1 and a message. NULL if there is no memory for it.
+lua_State *ipc_lua_newstate(void);
+
+/// The heap may not grow past `bytes` (0: no limit).
+void ipc_lua_setmemorylimit(size_t bytes);
+
+/// The heap may grow while the address space (`space`, RLIMIT_AS) and the private data
+/// (`data`, RLIMIT_DATA) of the process leave `reserve` bytes of each to the rest of it
+/// (0: no such limit).
+void ipc_lua_setaddresslimits(size_t space, size_t data, size_t reserve);
+
+/// The bytes the Lua heap holds.
+size_t ipc_lua_memoryused(void);
+
+/// Makes the standard library functions that build strings in lauxlib buffers (which
+/// the allocator's refusals do not get an emergency collection) run a full collection
+/// first when the heap has come near its limit. Part of ipc_lua_openlibs.
+void ipc_lua_guardbuffers(lua_State *L);
+
+/// The address space and the private data (VmData) of this process, in bytes; 0 when
+/// /proc cannot be read.
+int ipc_lua_addressspace(size_t *size, size_t *data);
 
 // MARK: - Running Lua code
 

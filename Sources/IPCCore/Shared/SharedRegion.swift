@@ -26,7 +26,7 @@ public final class SharedRegion {
         do {
             base = try Memory.mapShared(size: rounded, reserveOnly: reserveOnly)
         } catch {
-            throw IPCError.resource("cannot map \(Self.describe(bytes: rounded)) of shared memory: \(error)")
+            throw IPCError.resource("cannot map \(describeSize(rounded)) of shared memory: \(error)")
         }
         self.size = rounded
         creator = ProcessIdentity.pid
@@ -74,14 +74,15 @@ public final class SharedRegion {
     public func header<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
         base.assumingMemoryBound(to: T.self)
     }
+}
 
-    static func describe(bytes: Int) -> String {
-        let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var v = Double(bytes)
-        var i = 0
-        while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
-        return i == 0 ? "\(bytes) bytes" : "\(Int(v.rounded())) \(units[i])"
-    }
+/// A size for messages: "512 bytes", "7 TiB", "900 MiB" (rounded to the unit).
+public func describeSize(_ bytes: Int) -> String {
+    let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    var v = Double(bytes)
+    var i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    return i == 0 ? "\(bytes) bytes" : "\(Int(v.rounded())) \(units[i])"
 }
 
 /// Copies `name` into a fixed C array of `capacity` bytes, NUL-terminated and truncated.

@@ -5,55 +5,81 @@ import Glibc
 ///
 /// Growing never traps: when memory is refused (malloc fails, or the buffer would pass
 /// `limit`), the buffer stops taking bytes and sets `overflowed`, which its users turn
-/// into an error.
+/// into an error. From then on it only counts what it is asked to take (`requested`), so
+/// that the error can say how large the message was. Creating one never traps either: a
+/// buffer whose first allocation is refused starts empty and tries again when it grows.
 public final class ByteBuffer {
     public private(set) var base: UnsafeMutableRawPointer
     public var count: Int = 0
     public private(set) var capacity: Int
     /// Set when a growth was refused; cleared by `reset()`.
     public var overflowed = false
+    /// Bytes asked for after the buffer overflowed, which it did not take.
+    public var refused = 0
     /// The largest size this buffer may reach.
     public var limit = Int.max
     /// Buffers that grew beyond this are shrunk back by `reset()`, so that one 64 MiB
     /// message does not pin 64 MiB for the rest of the run.
     public static let retainedCapacity = 1 << 20
 
+    /// Stands for the storage of a buffer that has none (its allocation was refused).
+    @usableFromInline nonisolated(unsafe) static let noStorage = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+
     public init(capacity: Int = 4096) {
-        self.capacity = max(capacity, 64)
-        base = malloc(self.capacity)!
+        let wanted = max(capacity, 64)
+        if let p = malloc(wanted) {
+            base = p
+            self.capacity = wanted
+        } else {
+            base = Self.noStorage
+            self.capacity = 0
+        }
     }
 
-    deinit { free(base) }
+    deinit { if capacity > 0 { free(base) } }
+
+    /// The bytes the buffer was asked to hold: `count`, plus what it refused once it
+    /// overflowed (an estimate: a varint is counted at its longest).
+    @inlinable public var requested: Int { count &+ refused }
 
     /// Empties the buffer, giving back memory beyond `retainedCapacity`.
     @inlinable
     public func reset() {
         count = 0
         overflowed = false
+        refused = 0
         if capacity > Self.retainedCapacity { _ = resize(to: Self.retainedCapacity) }
     }
 
     /// Makes room for `extra` more bytes; false (and `overflowed`) when memory is refused.
     @inlinable @discardableResult
     public func reserve(_ extra: Int) -> Bool {
-        if overflowed { return false }
+        if overflowed { return refuse(extra) }
         let (needed, o) = count.addingReportingOverflow(extra)
-        if o || needed > limit { overflowed = true; return false }
-        if needed > capacity { return grow(to: needed) }
+        if o || needed > limit { return refuse(extra) }
+        if needed > capacity { return grow(to: needed, extra: extra) }
         return true
     }
 
+    /// Refuses `extra` bytes (and all that follow, counted in `refused`): false.
+    @usableFromInline @inline(never)
+    func refuse(_ extra: Int) -> Bool {
+        refused = overflowed ? (refused.addingReportingOverflow(extra).overflow ? Int.max : refused + extra) : extra
+        overflowed = true
+        return false
+    }
+
     @usableFromInline
-    func grow(to needed: Int) -> Bool {
-        var c = capacity
+    func grow(to needed: Int, extra: Int) -> Bool {
+        var c = max(capacity, 64)
         while c < needed { c = c > Int.max / 2 ? needed : c * 2 }
-        if !resize(to: min(c, max(limit, needed))) { overflowed = true; return false }
+        if !resize(to: min(c, max(limit, needed))) && !resize(to: needed) { return refuse(extra) }
         return true
     }
 
     @usableFromInline
     func resize(to newCapacity: Int) -> Bool {
-        guard let p = realloc(base, newCapacity) else { return false }
+        guard let p = capacity == 0 ? malloc(newCapacity) : realloc(base, newCapacity) else { return false }
         base = p
         capacity = newCapacity
         return true

@@ -23,40 +23,40 @@ public enum IPCModule {
     ]
 
     /// Registers the types and pushes the module table.
-    public static func open(_ s: LuaState) {
+    public static func open(_ s: LuaState) throws(LuaRaise) {
         _ = fieldSites
-        Keys.intern(s)
-        for type in types { Bindings.register(type, in: s) }
-        s.newTable(hash: Int32(functions.count + 4))
+        try Keys.intern(s)
+        for type in types { try Bindings.register(type, in: s) }
+        try s.newTable(hash: Int32(functions.count + 4))
         for f in functions {
             let entry = f.erased()
-            Bindings.push(entry, s)
-            s.setField(-2, entry.name)
+            try Bindings.push(entry, s)
+            try s.setField(-2, entry.name)
         }
-        s.push("ipcplay " + Version.string)
-        s.setField(-2, "_VERSION")
-        s.newTable(hash: Int32(SocketBindings.functions.count))
+        try s.push("ipcplay " + Version.string)
+        try s.setField(-2, "_VERSION")
+        try s.newTable(hash: Int32(SocketBindings.functions.count))
         for f in SocketBindings.functions {
             let entry = f.erased()
-            Bindings.push(entry, s)
-            s.setField(-2, entry.name)
+            try Bindings.push(entry, s)
+            try s.setField(-2, entry.name)
         }
-        s.setField(-2, "unix")
-        TestHelpers.push(s)
-        s.setField(-2, "test")
+        try s.setField(-2, "unix")
+        try TestHelpers.push(s)
+        try s.setField(-2, "test")
     }
 
     /// Makes `require("ipc")` and the global `ipc` return the module.
-    public static func install(_ s: LuaState) {
-        open(s)
+    public static func install(_ s: LuaState) throws(LuaRaise) {
+        try open(s)
         let module = s.top
-        s.pushLoadedTable()
+        try s.pushLoadedTable()
         s.pushValue(module)
-        s.setField(-2, "ipc")
+        try s.setField(-2, "ipc")
         s.pop()
         ipc_lua_pushglobaltable(s.L)
         s.pushValue(module)
-        s.setField(-2, "ipc")
+        try s.setField(-2, "ipc")
         s.setTop(module - 1)
     }
 }

@@ -30,15 +30,15 @@ enum PipeBindings {
     static let type: LuaType = {
         var t = LuaType([.connection], [
             Method<ConnectionObject>("send", preview: .argument(2)) { s, c, call throws(LuaRaise) in
-                guard try sending(s, c, call) else { return s.fail("closed") }
+                guard try sending(s, c, call) else { return try s.fail("closed") }
                 if s.top < 2 { throw LuaRaise("\(call.name): expected a value to send") }
-                let buffer = try s.encodeArgument(2, call.name)
-                return send(s, c, &call, buffer.bytes, raw: false)
+                let buffer = try s.encodeArgument(2, call)
+                return try send(s, c, &call, buffer.bytes, raw: false)
             },
             Method<ConnectionObject>("send_bytes", preview: .argument(2)) { s, c, call throws(LuaRaise) in
-                guard try sending(s, c, call) else { return s.fail("closed") }
+                guard try sending(s, c, call) else { return try s.fail("closed") }
                 let bytes = try s.stringArgument(2, call.name, "argument 1")
-                return send(s, c, &call, bytes, raw: true)
+                return try send(s, c, &call, bytes, raw: true)
             },
             Method<ConnectionObject>("recv", timeout: 2, waits: { $0.nothingToReceive }, preview: .result) { s, c, call throws(LuaRaise) in
                 try receive(s, c, &call, raw: false)
@@ -48,7 +48,7 @@ enum PipeBindings {
             },
             // No timeout polls once (multiprocessing's default), unlike recv.
             Method<ConnectionObject>("poll", access: .read, timeout: 2, pollsByDefault: true, waits: { $0.nothingToReceive }) { s, c, call throws(LuaRaise) in
-                guard try receiving(s, c, call) else { return s.fail("closed") }
+                guard try receiving(s, c, call) else { return try s.fail("closed") }
                 s.push(c.connection.poll(deadline: call.deadline))
                 return 1
             },
@@ -72,8 +72,8 @@ enum PipeBindings {
             }
             let ref = try s.newObject(.connection, nameOption: 2, call.name)
             let (a, b) = try making(s, call.name) { () throws(IPCError) in try Connection.pair(duplex: duplex, name: ref.name) }
-            s.push(object: ConnectionObject(a, ref: ref), kind: .connection)
-            s.push(object: ConnectionObject(b, ref: ref), kind: .connection)
+            try s.push(object: ConnectionObject(a, ref: ref), kind: .connection)
+            try s.push(object: ConnectionObject(b, ref: ref), kind: .connection)
             return 2
         },
     ]
@@ -96,7 +96,7 @@ enum PipeBindings {
         return true
     }
 
-    static func send(_ s: LuaState, _ c: ConnectionObject, _ call: inout CallContext, _ bytes: UnsafeRawBufferPointer, raw: Bool) -> Int32 {
+    static func send(_ s: LuaState, _ c: ConnectionObject, _ call: inout CallContext, _ bytes: UnsafeRawBufferPointer, raw: Bool) throws(LuaRaise) -> Int32 {
         let id = Trace.isOn ? Trace.newMessageID() : 0
         call.bytes = bytes.count
         switch c.connection.send(bytes, raw: raw, id: id) {
@@ -105,32 +105,28 @@ enum PipeBindings {
             s.push(true)
             return 1
         case .closed:
-            return s.fail("closed")
+            return try s.fail("closed")
         }
     }
 
     static func receive(_ s: LuaState, _ c: ConnectionObject, _ call: inout CallContext, raw wantRaw: Bool) throws(LuaRaise) -> Int32 {
-        guard try receiving(s, c, call) else { return s.fail("closed") }
-        let buffer = Scratch.receive
+        guard try receiving(s, c, call) else { return try s.fail("closed") }
+        let buffer = call.buffer
         switch c.connection.receive(into: buffer, deadline: call.deadline) {
         case .message(let raw, let id):
             if raw || wantRaw {
-                if buffer.overflowed {
-                    buffer.reset()
-                    throw LuaRaise("\(call.name): not enough memory to receive the message (it is lost)")
-                }
-                s.push(bytes: buffer.base, count: buffer.count)
+                if buffer.overflowed { throw s.received(tooLarge: buffer, call.name) }
+                try s.push(bytes: buffer.base, count: buffer.count)
             } else {
                 try s.pushDecoded(buffer, call.name)
             }
             call.bytes = buffer.count
             call.flowIn = id
-            buffer.reset()
             return 1
         case .closed:
-            return s.fail("closed")
+            return try s.fail("closed")
         case .timedOut:
-            return s.fail("timeout")
+            return try s.fail("timeout")
         }
     }
 }

@@ -68,25 +68,25 @@ enum ProcessBindings {
 
     /// `ipc.spawn(fn, ...)`: a started Process running fn(...).
     static func spawn(_ s: LuaState, _ call: CallContext) throws(LuaRaise) -> Int32 {
-        guard isCallable(s, 1) else {
+        guard try isCallable(s, 1) else {
             throw LuaRaise("\(call.name): expected a function as argument 1, got \(s.typeName(1))")
         }
         let n = s.top - 1
         let process = ProcessObject(child: ChildProcess(name: nil, daemon: false))
-        s.push(object: process, kind: .process)
+        try s.push(object: process, kind: .process)
         let ud = s.top
         // user value = {target = fn, args = {...}, n = #args}
-        s.newTable(hash: 3)
+        try s.newTable(hash: 3)
         s.pushValue(1)
-        s.setField(-2, "target")
-        s.newTable(array: n)
+        try s.setField(-2, "target")
+        try s.newTable(array: n)
         for k in 0..<n {
             s.pushValue(2 + k)
-            s.rawSet(-2, index: Int64(k + 1))
+            try s.rawSet(-2, index: Int64(k + 1))
         }
-        s.setField(-2, "args")
+        try s.setField(-2, "args")
         s.push(Int64(n))
-        s.setField(-2, "n")
+        try s.setField(-2, "n")
         _ = ipc_lua_setuservalue(s.L, ud)
         try launch(s, process, at: ud, call: call.name)
         s.setTop(ud)
@@ -98,14 +98,14 @@ enum ProcessBindings {
         guard s.type(1) == LUA_TTABLE else {
             throw LuaRaise("\(call.name): expected a table {target = fn, args = {...}, name = ..., daemon = ...}, got \(s.typeName(1))")
         }
-        s.rawField(1, "target")
-        guard isCallable(s, -1) else { throw LuaRaise("\(call.name): target must be a function, got \(s.typeName(-1))") }
+        try s.rawField(1, "target")
+        guard try isCallable(s, -1) else { throw LuaRaise("\(call.name): target must be a function, got \(s.typeName(-1))") }
         let target = s.top
         var argCount: Int64 = 0
-        switch s.rawField(1, "args") {
-        case LUA_TNIL: s.pop(); s.newTable()
+        switch try s.rawField(1, "args") {
+        case LUA_TNIL: s.pop(); try s.newTable()
         case LUA_TTABLE:
-            if s.rawField(-1, "n") != LUA_TNIL {
+            if try s.rawField(-1, "n") != LUA_TNIL {
                 argCount = try s.integerArgument(-1, call.name, "args.n")
             } else {
                 argCount = Int64(s.rawLength(-2))
@@ -116,14 +116,14 @@ enum ProcessBindings {
         }
         let args = s.top
         var name: String?
-        switch s.rawField(1, "name") {
+        switch try s.rawField(1, "name") {
         case LUA_TNIL: break
         case LUA_TSTRING: name = s.string(-1)
         default: throw LuaRaise("\(call.name): name must be a string, got \(s.typeName(-1))")
         }
         s.pop()
         var daemon = false
-        switch s.rawField(1, "daemon") {
+        switch try s.rawField(1, "daemon") {
         case LUA_TNIL: break
         case LUA_TBOOLEAN: daemon = s.boolean(-1)
         default: throw LuaRaise("\(call.name): daemon must be a boolean, got \(s.typeName(-1))")
@@ -131,23 +131,23 @@ enum ProcessBindings {
         s.pop()
         if let name, name.isEmpty { throw LuaRaise("\(call.name): name must not be empty") }
         let process = ProcessObject(child: ChildProcess(name: name, daemon: daemon))
-        s.push(object: process, kind: .process)
+        try s.push(object: process, kind: .process)
         let ud = s.top
-        s.newTable(hash: 3)
+        try s.newTable(hash: 3)
         s.pushValue(target)
-        s.setField(-2, "target")
+        try s.setField(-2, "target")
         s.pushValue(args)
-        s.setField(-2, "args")
+        try s.setField(-2, "args")
         s.push(argCount)
-        s.setField(-2, "n")
+        try s.setField(-2, "n")
         _ = ipc_lua_setuservalue(s.L, ud)
         return 1
     }
 
-    static func isCallable(_ s: LuaState, _ i: Int32) -> Bool {
+    static func isCallable(_ s: LuaState, _ i: Int32) throws(LuaRaise) -> Bool {
         if s.type(i) == LUA_TFUNCTION { return true }
         guard lua_getmetatable(s.L, i) != 0 else { return false }
-        let t = s.rawField(-1, "__call")
+        let t = try s.rawField(-1, "__call")
         s.pop(2)
         return t == LUA_TFUNCTION
     }
@@ -166,16 +166,40 @@ enum ProcessBindings {
 
     static func runTarget(_ s: LuaState, _ ud: Int32) -> Int32 {
         ScriptRunner.seedRandom(s)
-        guard let thread = lua_newthread(s.L) else { return 1 }
+        let thread: OpaquePointer
+        let n: Int32
+        do {
+            (thread, n) = try prepareTarget(s, ud)
+        } catch {
+            ScriptRunner.reportUncaught("cannot start: \(error.message)")
+            return 1
+        }
+        let status = ipc_lua_docall(thread, n, 0)
+        if status != LUA_OK {
+            let message = MemoryBudget.explain(LuaState(thread).string(-1) ?? "(error object is not a string)", status: status)
+            ScriptRunner.reportUncaught(message)
+            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
+            RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))
+            return 1
+        }
+        return 0
+    }
+
+    /// A fresh coroutine with the target and its arguments of the process at `ud` on its
+    /// stack, and their count.
+    static func prepareTarget(_ s: LuaState, _ ud: Int32) throws(LuaRaise) -> (OpaquePointer, Int32) {
+        var made: OpaquePointer?
+        try s.check(ipc_lua_p_newthread(s.L, &made))
+        guard let thread = made else { throw LuaRaise("not enough memory") }
         let co = LuaState(thread)
         _ = ipc_lua_getuservalue(s.L, ud)
         let spec = s.top
-        s.rawField(spec, "target")
-        s.rawField(spec, "args")
-        s.rawField(spec, "n")
+        try s.rawField(spec, "target")
+        try s.rawField(spec, "args")
+        try s.rawField(spec, "n")
         let n = Int32(clamping: s.integer(-1) ?? 0)
         s.pop()
-        guard co.ensureStack(n + 8) else { return 1 }
+        guard co.ensureStack(n + 8) else { throw LuaRaise("too many arguments (\(n))") }
         s.pushValue(-2)
         lua_xmove(s.L, thread, 1)  // target
         for k in 1...max(n, 1) where n > 0 {
@@ -183,15 +207,7 @@ enum ProcessBindings {
             lua_xmove(s.L, thread, 1)
         }
         s.pop(3)
-        let status = ipc_lua_docall(thread, n, 0)
-        if status != LUA_OK {
-            let message = co.string(-1) ?? "(error object is not a string)"
-            ScriptRunner.reportUncaught(message)
-            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
-            RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))
-            return 1
-        }
-        return 0
+        return (thread, n)
     }
 
     // MARK: - Fields
@@ -202,7 +218,7 @@ enum ProcessBindings {
         switch s.key(2) {
         case Keys.pid:
             if p.child.isStarted { s.push(Int64(p.child.pid)) } else { s.pushNil() }
-        case Keys.name: s.push(p.child.name)
+        case Keys.name: try s.push(p.child.name)
         case Keys.daemon: s.push(p.child.daemon)
         case Keys.exitcode:
             return try exitcodeRead.pass(s, p.ref) { _ in
@@ -239,14 +255,14 @@ enum ProcessBindings {
         Function("ipc.spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
         Function("ipc.process") { s, call throws(LuaRaise) in try process(s, call) },
         /// `ipc.current()`: {name=..., pid=...} of the calling process.
-        Function("ipc.current", access: .read) { s, _ in
-            s.newTable(hash: 3)
-            s.push(Runtime.this.name)
-            s.setField(-2, "name")
+        Function("ipc.current", access: .read) { s, _ throws(LuaRaise) in
+            try s.newTable(hash: 3)
+            try s.push(Runtime.this.name)
+            try s.setField(-2, "name")
             s.push(Int64(ProcessIdentity.pid))
-            s.setField(-2, "pid")
+            try s.setField(-2, "pid")
             s.push(Runtime.this.isHost)
-            s.setField(-2, "is_main")
+            try s.setField(-2, "is_main")
             return 1
         },
         /// `ipc.sleep(seconds)`: scaled by --time-scale, on the run's clock.

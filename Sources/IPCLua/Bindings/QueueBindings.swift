@@ -67,7 +67,7 @@ enum QueueBindings {
         let ref = try s.newObject(kind, nameOption: 2, call.name)
         var capacity = MessageQueue.defaultCapacity
         if s.type(2) == LUA_TTABLE {
-            if s.rawField(2, "ring") != LUA_TNIL {
+            if try s.rawField(2, "ring") != LUA_TNIL {
                 let ring = try s.integerArgument(-1, call.name, "options.ring")
                 guard ring >= 4096 && ring <= 1 << 40 else {
                     throw LuaRaise("\(call.name): options.ring must be between 4096 and 2^40 bytes, got \(ring)")
@@ -79,7 +79,7 @@ enum QueueBindings {
         let queue = try making(s, call.name) { () throws(IPCError) in
             try MessageQueue(maxsize: Int(maxsize), capacity: capacity, joinable: kind == .joinableQueue, name: ref.name)
         }
-        s.push(object: QueueObject(queue, ref: ref), kind: kind)
+        try s.push(object: QueueObject(queue, ref: ref), kind: kind)
         return 1
     }
 
@@ -89,8 +89,8 @@ enum QueueBindings {
     ]
 
     static func put(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, full: String) throws(LuaRaise) -> Int32 {
-        if q.closed { return s.fail("closed") }
-        let buffer = try s.encodeArgument(2, call.name)
+        if q.closed { return try s.fail("closed") }
+        let buffer = try s.encodeArgument(2, call)
         let id = Trace.isOn ? Trace.newMessageID() : 0
         let outcome = q.queue.put(buffer.bytes, id: id, deadline: full == "full" ? .now : call.deadline)
         call.bytes = buffer.count
@@ -101,23 +101,22 @@ enum QueueBindings {
             s.push(true)
             return 1
         case .timedOut:
-            return s.fail(full)
+            return try s.fail(full)
         }
     }
 
     static func get(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, empty: String) throws(LuaRaise) -> Int32 {
-        if q.closed { return s.fail("closed") }
-        let buffer = Scratch.receive
+        if q.closed { return try s.fail("closed") }
+        let buffer = call.buffer
         switch q.queue.get(into: buffer, deadline: empty == "empty" ? .now : call.deadline) {
         case .item(let id):
             try s.pushDecoded(buffer, call.name)
             call.bytes = buffer.count
             call.flowIn = id
             call.counter = ("items", q.queue.count)
-            buffer.reset()
             return 1
         case .timedOut:
-            return s.fail(empty)
+            return try s.fail(empty)
         }
     }
 }

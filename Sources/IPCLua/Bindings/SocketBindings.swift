@@ -26,15 +26,15 @@ enum SocketBindings {
     static let serverType: LuaType = {
         var t = LuaType([.server], [
             Method<SocketObject>("accept", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
-                if o.socket.isClosed { return s.fail("closed") }
-                do {
-                    guard let c = try o.socket.accept(deadline: call.deadline) else { return s.fail("timeout") }
-                    push(s, c)
-                } catch { throw LuaRaise("\(call.name): \(error)") }
+                if o.socket.isClosed { return try s.fail("closed") }
+                let accepted: UnixSocket?
+                do { accepted = try o.socket.accept(deadline: call.deadline) } catch { throw LuaRaise("\(call.name): \(error)") }
+                guard let c = accepted else { return try s.fail("timeout") }
+                try push(s, c)
                 return 1
             },
             Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
-            Method<SocketObject>("path", access: .read) { s, o, _ in pushPath(s, o) },
+            Method<SocketObject>("path", access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
         ])
         t.closeMethod = "close"
         return t
@@ -47,26 +47,25 @@ enum SocketBindings {
                 call.bytes = bytes.count
                 switch o.socket.send(bytes) {
                 case .sent(let n): s.push(Int64(n)); return 1
-                case .closed: return s.fail("closed")
+                case .closed: return try s.fail("closed")
                 }
             },
             Method<SocketObject>("recv", timeout: 3, waits: { $0.nothingToRead }, preview: .result, external: true) { s, o, call throws(LuaRaise) in
                 let n = try s.integerArgument(2, call.name, "n")
                 guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("\(call.name): n must be between 1 and 2^30, got \(n)") }
-                let buffer = Scratch.receive
-                buffer.reset()
+                let buffer = call.buffer
                 guard buffer.reserve(Int(n)) else {
+                    let note = LuaCodec.limitNote(buffer)
                     buffer.reset()
-                    throw LuaRaise("\(call.name): not enough memory for \(n) bytes")
+                    throw LuaRaise("\(call.name): not enough memory for \(describeSize(Int(n)))\(note)")
                 }
                 switch o.socket.receive(upTo: Int(n), into: buffer, deadline: call.deadline) {
                 case .data(let got):
-                    s.push(bytes: buffer.base, count: got)
+                    try s.push(bytes: buffer.base, count: got)
                     call.bytes = got
-                    buffer.reset()
                     return 1
-                case .closed: return s.fail("closed")
-                case .timedOut: return s.fail("timeout")
+                case .closed: return try s.fail("closed")
+                case .timedOut: return try s.fail("timeout")
                 }
             },
             Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
@@ -85,28 +84,27 @@ enum SocketBindings {
                 guard let path = s.string(2) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(2))") }
                 let bytes = try s.stringArgument(3, call.name, "data")
                 call.bytes = bytes.count
-                do {
-                    switch try o.socket.send(bytes, to: path) {
-                    case .sent(let n): s.push(Int64(n)); return 1
-                    case .refused(let why): return s.fail(why)
-                    }
-                } catch { throw LuaRaise("\(call.name): \(error)") }
+                let outcome: UnixSocket.SendToOutcome
+                do { outcome = try o.socket.send(bytes, to: path) } catch { throw LuaRaise("\(call.name): \(error)") }
+                switch outcome {
+                case .sent(let n): s.push(Int64(n)); return 1
+                case .refused(let why): return try s.fail(why)
+                }
             },
             Method<SocketObject>("recvfrom", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
-                let buffer = Scratch.receive
+                let buffer = call.buffer
                 switch o.socket.receiveFrom(into: buffer, deadline: call.deadline) {
                 case .datagram(let from):
-                    s.push(bytes: buffer.base, count: buffer.count)
-                    s.push(from)
+                    try s.push(bytes: buffer.base, count: buffer.count)
+                    try s.push(from)
                     call.bytes = buffer.count
-                    buffer.reset()
                     return 2
-                case .timedOut: return s.fail("timeout")
-                case .closed: return s.fail("closed")
+                case .timedOut: return try s.fail("timeout")
+                case .closed: return try s.fail("closed")
                 }
             },
             Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
-            Method<SocketObject>("path", access: .read) { s, o, _ in pushPath(s, o) },
+            Method<SocketObject>("path", access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
         ])
         t.closeMethod = "close"
         return t
@@ -114,8 +112,8 @@ enum SocketBindings {
 
     static let types = [serverType, socketType, datagramType]
 
-    static func pushPath(_ s: LuaState, _ o: SocketObject) -> Int32 {
-        if let p = o.socket.path { s.push(p) } else { s.pushNil() }
+    static func pushPath(_ s: LuaState, _ o: SocketObject) throws(LuaRaise) -> Int32 {
+        if let p = o.socket.path { try s.push(p) } else { s.pushNil() }
         return 1
     }
 
@@ -127,21 +125,21 @@ enum SocketBindings {
         return { board.removeSocketFile(slot: slot) }
     }
 
-    static func push(_ s: LuaState, _ socket: UnixSocket, name: String? = nil) {
+    static func push(_ s: LuaState, _ socket: UnixSocket, name: String? = nil) throws(LuaRaise) {
         let kind: ObjectKind
         switch socket.kind {
         case .server: kind = .server
         case .stream: kind = .socket
         case .datagram: kind = .dgram
         }
-        s.push(object: SocketObject(socket, ref: s.newObject(kind, name: name)), kind: kind)
+        try s.push(object: SocketObject(socket, ref: s.newObject(kind, name: name)), kind: kind)
     }
 
     /// `{mode = 0x1B0, name = ...}`: the file mode of a bound socket (addition).
     static func modeOption(_ s: LuaState, _ i: Int32, _ call: String) throws(LuaRaise) -> mode_t? {
         guard s.type(i) == LUA_TTABLE else { return nil }
         defer { s.pop() }
-        if s.rawField(i, "mode") == LUA_TNIL { return nil }
+        if try s.rawField(i, "mode") == LUA_TNIL { return nil }
         let m = try s.integerArgument(-1, call, "options.mode")
         guard m >= 0 && m <= 0o7777 else { throw LuaRaise("\(call): options.mode must be between 0 and 0o7777") }
         return mode_t(m)
@@ -157,7 +155,7 @@ enum SocketBindings {
             guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call.name): backlog must be between 0 and 65535") }
             let mode = try modeOption(s, 3, call.name)
             let name = try s.nameOption(3, call.name)
-            push(s, try making(s, call.name) { () throws(IPCError) in
+            try push(s, making(s, call.name) { () throws(IPCError) in
                 try UnixSocket.listen(path: path, backlog: Int32(backlog), mode: mode, register: register)
             }, name: name)
             return 1
@@ -165,18 +163,18 @@ enum SocketBindings {
         /// `ipc.unix.connect(path [, timeout])`: a Socket, or nil and a message.
         Function("ipc.unix.connect", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
             guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
-            do {
-                switch try UnixSocket.connect(path: path, deadline: call.deadline) {
-                case .connected(let socket): push(s, socket)
-                case .refused(let why): return s.fail(why)
-                }
-            } catch { throw LuaRaise("\(call.name): \(error)") }
+            let outcome: UnixSocket.ConnectOutcome
+            do { outcome = try UnixSocket.connect(path: path, deadline: call.deadline) } catch { throw LuaRaise("\(call.name): \(error)") }
+            switch outcome {
+            case .connected(let socket): try push(s, socket)
+            case .refused(let why): return try s.fail(why)
+            }
             return 1
         },
         Function("ipc.unix.socketpair") { s, call throws(LuaRaise) in
             let (a, b) = try making(s, call.name) { () throws(IPCError) in try UnixSocket.pair() }
-            push(s, a)
-            push(s, b)
+            try push(s, a)
+            try push(s, b)
             return 2
         },
         /// `ipc.unix.dgram([path [, options]])`
@@ -188,7 +186,7 @@ enum SocketBindings {
             }
             let mode = try modeOption(s, 2, call.name)
             let name = try s.nameOption(2, call.name)
-            push(s, try making(s, call.name) { () throws(IPCError) in
+            try push(s, making(s, call.name) { () throws(IPCError) in
                 try UnixSocket.datagram(path: path, mode: mode, register: register)
             }, name: name)
             return 1
@@ -216,15 +214,15 @@ enum SocketBindings {
         }
         switch o.socket.sendDescriptors(fds, message: Array(message.utf8)) {
         case .sent: s.push(true); return 1
-        case .closed: return s.fail("closed")
+        case .closed: return try s.fail("closed")
         }
     }
 
     /// `sock:recv_handle([timeout])`: the object sent by `send_handle`.
     static func recvHandle(_ s: LuaState, _ o: SocketObject, _ call: CallContext) throws(LuaRaise) -> Int32 {
         switch o.socket.receiveDescriptors(deadline: call.deadline) {
-        case .closed: return s.fail("closed")
-        case .timedOut: return s.fail("timeout")
+        case .closed: return try s.fail("closed")
+        case .timedOut: return try s.fail("timeout")
         case .received(let fds, let message):
             let words = String(decoding: message, as: UTF8.self).split(separator: " ", maxSplits: 4).map(String.init)
             func reject(_ why: String) -> LuaRaise {
@@ -241,14 +239,15 @@ enum SocketBindings {
                 guard fds.count == expected else { throw reject("expected \(expected) descriptors, got \(fds.count)") }
                 let readFD = r >= 0 ? fds[1] : -1
                 let writeFD = w >= 0 ? fds[r >= 0 ? 2 : 1] : -1
+                let c: Connection
                 do {
-                    let c = try Connection.adopt(channelFD: fds[0], readFD: readFD, writeFD: writeFD, readDirection: r, writeDirection: w)
-                    s.push(object: ConnectionObject(c, ref: s.newObject(.connection, name: words[4])), kind: .connection)
+                    c = try Connection.adopt(channelFD: fds[0], readFD: readFD, writeFD: writeFD, readDirection: r, writeDirection: w)
                 } catch { throw LuaRaise("\(call.name): \(error)") }
+                try s.push(object: ConnectionObject(c, ref: s.newObject(.connection, name: words[4])), kind: .connection)
             case "socket", "server", "dgram":
                 guard fds.count == 1, UnixSocket.isSocket(fds[0]) else { throw reject("expected one socket descriptor") }
                 let kind: UnixSocket.Kind = words[1] == "server" ? .server : words[1] == "socket" ? .stream : .datagram
-                push(s, UnixSocket.adopt(fd: fds[0], kind: kind, path: words[2] == "-" ? nil : words[2]), name: words[3])
+                try push(s, UnixSocket.adopt(fd: fds[0], kind: kind, path: words[2] == "-" ? nil : words[2]), name: words[3])
             default:
                 throw reject("unknown handle kind '\(words[1])'")
             }

@@ -84,7 +84,7 @@ enum SyncBindings {
         let sem = try making(s, call.name) { () throws(IPCError) in
             try SharedSemaphore(value: UInt32(n), bound: bounded ? UInt32(n) : nil, name: ref.name)
         }
-        s.push(object: SemaphoreObject(sem, ref: ref), kind: kind)
+        try s.push(object: SemaphoreObject(sem, ref: ref), kind: kind)
         return 1
     }
 
@@ -124,7 +124,7 @@ enum SyncBindings {
         let kind: ObjectKind = recursive ? .rlock : .lock
         let ref = try s.newObject(kind, nameOption: 1, call.name)
         let l = try making(s, call.name) { () throws(IPCError) in try SharedLock(recursive: recursive, name: ref.name) }
-        s.push(object: LockObject(l, ref: ref), kind: kind)
+        try s.push(object: LockObject(l, ref: ref), kind: kind)
         return 1
     }
 
@@ -232,7 +232,7 @@ enum SyncBindings {
         let c = try making(s, call.name) { () throws(IPCError) in
             try SharedCondition(lock: lock.shared.lock, owner: lock.shared, name: ref.name)
         }
-        s.push(object: ConditionObject(c, ref: ref), kind: .condition)
+        try s.push(object: ConditionObject(c, ref: ref), kind: .condition)
         return 1
     }
 
@@ -244,14 +244,14 @@ enum SyncBindings {
     static let barrierType: LuaType = {
         var t = LuaType([.barrier], [
             // It counts its arrival first, then waits inside the call.
-            Method<BarrierObject>("wait", timeout: 2) { s, b, call in
+            Method<BarrierObject>("wait", timeout: 2) { s, b, call throws(LuaRaise) in
                 switch b.barrier.wait(deadline: call.deadline) {
                 case .passed(let index):
                     call.text = "index \(index)"
                     s.push(Int64(index))
                     return 1
-                case .timedOut: return s.fail("timeout")
-                case .broken: return s.fail("broken")
+                case .timedOut: return try s.fail("timeout")
+                case .broken: return try s.fail("broken")
                 }
             },
             Method<BarrierObject>("reset") { _, b, _ in b.barrier.reset(); return 0 },
@@ -268,7 +268,7 @@ enum SyncBindings {
         case Keys.parties: s.push(Int64(b.barrier.parties))
         case Keys.nWaiting: return try barrierNWaiting.pass(s, b.ref) { _ in s.push(Int64(b.barrier.waiting)); return 1 }
         case Keys.broken: return try barrierBroken.pass(s, b.ref) { _ in s.push(b.barrier.isBroken); return 1 }
-        case Keys.name: s.push(b.ref.name)
+        case Keys.name: try s.push(b.ref.name)
         default: s.pushNil()
         }
         return 1
@@ -286,7 +286,7 @@ enum SyncBindings {
         Function("ipc.event") { s, call throws(LuaRaise) in
             let ref = try s.newObject(.event, nameOption: 1, call.name)
             let e = try making(s, call.name) { () throws(IPCError) in try SharedEvent(name: ref.name) }
-            s.push(object: EventObject(e, ref: ref), kind: .event)
+            try s.push(object: EventObject(e, ref: ref), kind: .event)
             return 1
         },
         Function("ipc.condition") { s, call throws(LuaRaise) in try makeCondition(s, call) },
@@ -295,7 +295,7 @@ enum SyncBindings {
             guard n >= 1 && n <= 1 << 20 else { throw LuaRaise("\(call.name): parties must be at least 1, got \(n)") }
             let ref = try s.newObject(.barrier, nameOption: 2, call.name)
             let b = try making(s, call.name) { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: ref.name) }
-            s.push(object: BarrierObject(b, ref: ref), kind: .barrier)
+            try s.push(object: BarrierObject(b, ref: ref), kind: .barrier)
             return 1
         },
     ]

@@ -93,9 +93,9 @@ enum TestHelpers {
     }
 
     /// Pushes the `ipc.test` table (an empty one if the chunk fails, which would be a bug).
-    static func push(_ s: LuaState) {
-        s.push(function: markSkipped)
-        s.push(function: seed)
-        if !LuaChunks.push(source, name: "=ipc.test", s, arguments: 2) { s.newTable() }
+    static func push(_ s: LuaState) throws(LuaRaise) {
+        try s.push(function: markSkipped)
+        try s.push(function: seed)
+        if try !LuaChunks.push(source, name: "=ipc.test", s, arguments: 2) { try s.newTable() }
     }
 }

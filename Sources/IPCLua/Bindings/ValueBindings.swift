@@ -56,7 +56,7 @@ enum ValueBindings {
                     throw LuaRaise("\(call.name): expected a number, got \(s.typeName(2))")
                 }
                 switch v.scalars.add(0, delta) {
-                case .success(let r): push(s, r); return 1
+                case .success(let r): try push(s, r); return 1
                 case .failure(let e): throw LuaRaise("\(call.name): \(e)")
                 }
             },
@@ -83,12 +83,12 @@ enum ValueBindings {
 
     static let arrayType: LuaType = {
         var t = LuaType([.array], lockMethods + [
-            Method("totable", access: .read) { s, a, _ in
+            Method("totable", access: .read) { s, a, _ throws(LuaRaise) in
                 let n = a.scalars.count
-                s.newTable(array: Int32(clamping: n))
+                try s.newTable(array: Int32(clamping: n))
                 for k in 0..<n {
-                    push(s, a.scalars.load(k))
-                    s.rawSet(-2, index: Int64(k + 1))
+                    try push(s, a.scalars.load(k))
+                    try s.rawSet(-2, index: Int64(k + 1))
                 }
                 return 1
             },
@@ -102,7 +102,7 @@ enum ValueBindings {
                     throw LuaRaise("\(call.name): expected a number, got \(s.typeName(3))")
                 }
                 switch a.scalars.add(k, delta) {
-                case .success(let r): push(s, r); return 1
+                case .success(let r): try push(s, r); return 1
                 case .failure(let e): throw LuaRaise("\(call.name): \(e)")
                 }
             },
@@ -139,13 +139,13 @@ enum ValueBindings {
         }
     }
 
-    static func push(_ s: LuaState, _ v: Scalar) {
+    static func push(_ s: LuaState, _ v: Scalar) throws(LuaRaise) {
         switch v {
         case .int(let x): s.push(x)
         case .uint(let x): if x <= UInt64(Int64.max) { s.push(Int64(x)) } else { s.push(Double(x)) }
         case .float(let d): s.push(d)
         case .bool(let b): s.push(b)
-        case .byte(var b): s.push(bytes: &b, count: 1)
+        case .byte(var b): try s.push(bytes: &b, count: 1)
         }
     }
 
@@ -168,7 +168,7 @@ enum ValueBindings {
             let ref = try s.newObject(.value, nameOption: 3, call.name)
             let scalars = try making(s, call.name) { () throws(IPCError) in try SharedScalars(type: type, count: 1, name: ref.name) }
             if !s.isNoneOrNil(2) { scalars.store(0, bits: try scalar(s, 2, for: type, call.name)) }
-            s.push(object: ScalarsObject(scalars, ref: ref), kind: .value)
+            try s.push(object: ScalarsObject(scalars, ref: ref), kind: .value)
             return 1
         },
         /// `ipc.array(typecode, init_or_length [, options])`
@@ -201,7 +201,7 @@ enum ValueBindings {
                 let b = s.bytes(2)!
                 for k in 0..<count { scalars.store(k, bits: UInt64(b[k])) }
             }
-            s.push(object: ScalarsObject(scalars, ref: ref), kind: .array)
+            try s.push(object: ScalarsObject(scalars, ref: ref), kind: .array)
             return 1
         },
     ]
@@ -213,9 +213,9 @@ enum ValueBindings {
         guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongSelf("value", "value") }
         switch s.key(2) {
         case Keys.value:
-            return try valueRead.pass(s, v.ref, preview: .result) { _ in push(s, v.scalars.load(0)); return 1 }
-        case Keys.typecode: s.push(v.scalars.type.typecode)
-        case Keys.name: s.push(v.ref.name)
+            return try valueRead.pass(s, v.ref, preview: .result) { _ throws(LuaRaise) in try push(s, v.scalars.load(0)); return 1 }
+        case Keys.typecode: try s.push(v.scalars.type.typecode)
+        case Keys.name: try s.push(v.ref.name)
         default: s.pushNil()
         }
         return 1
@@ -251,8 +251,8 @@ enum ValueBindings {
     static func arrayIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
         guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongSelf("array", "index") }
         if let k = try element(s, a, 2, "array", reading: true) {
-            return try arrayRead.pass(s, a.ref, preview: .result) { _ in
-                if k < 0 { s.pushNil() } else { push(s, a.scalars.load(k)) }
+            return try arrayRead.pass(s, a.ref, preview: .result) { _ throws(LuaRaise) in
+                if k < 0 { s.pushNil() } else { try push(s, a.scalars.load(k)) }
                 return 1
             }
         }
@@ -260,8 +260,8 @@ enum ValueBindings {
             throw LuaRaise("array: index must be an integer, got \(s.typeName(2))")
         }
         switch s.key(2) {
-        case Keys.typecode: s.push(a.scalars.type.typecode)
-        case Keys.name: s.push(a.ref.name)
+        case Keys.typecode: try s.push(a.scalars.type.typecode)
+        case Keys.name: try s.push(a.ref.name)
         default: s.pushNil()
         }
         return 1

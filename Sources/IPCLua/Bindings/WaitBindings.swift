@@ -72,12 +72,12 @@ enum WaitBindings {
             if ready.contains(true) || deadline.hasExpired {
                 context.text = "\(ready.filter { $0 }.count) of \(n) ready"
                 if !ready.contains(true) { context.fellShort = "timeout" }
-                s.newTable()
+                try s.newTable()
                 var out: Int64 = 0
                 for (i, r) in ready.enumerated() where r {
                     out += 1
                     s.rawGet(1, index: Int64(i + 1))
-                    s.rawSet(-2, index: out)
+                    try s.rawSet(-2, index: out)
                 }
                 return 1
             }

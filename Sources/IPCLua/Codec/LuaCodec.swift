@@ -17,27 +17,49 @@ public enum LuaCodec {
         public var reason: String
         /// Path components from the failing value up to the root, innermost first.
         public var path: [String] = []
+        /// False for the errors of the whole value (its size), which have no place.
+        public var located = true
 
         /// "cannot send a function (at value.handler)"
         public var message: String {
-            "\(reason) (at value\(path.reversed().joined()))"
+            located ? "\(reason) (at value\(path.reversed().joined()))" : reason
         }
     }
 
     // MARK: - Encoding
 
-    /// Appends the value at `index` to `out`.
+    /// Appends the value at `index` to `out`. When `out` refuses memory (its limit, or
+    /// malloc), the encoder goes on counting the bytes the message would take, up to four
+    /// times what it held, so that the error can say how large it was.
     public static func encode(_ s: LuaState, at index: Int32, into out: ByteBuffer) throws(EncodeError) {
         var encoder = Encoder(s: s, out: out)
         try encoder.encode(s.absolute(index), depth: 0)
-        if out.overflowed { throw EncodeError(reason: outOfMemory) }
+        if out.overflowed { throw EncodeError(reason: tooLarge(out), located: false) }
     }
-
-    /// What an encode that ran out of memory (or past `maxMessage`) says.
-    static let outOfMemory = "cannot send a value this large: encoded, it needs more memory than this process can have"
 
     /// The largest encoded message.
     public static let maxMessage = 1 << 32
+
+    /// Past this many bytes asked of an overflowed buffer, the encoder stops counting: a
+    /// table that holds the same sub-table twice at each of 40 levels would take a long
+    /// time to count.
+    static func countingLimit(_ out: ByteBuffer) -> Int {
+        min(maxMessage, 4 * max(out.count, 1 << 20))
+    }
+
+    /// Why a value did not fit in `out`.
+    static func tooLarge(_ out: ByteBuffer) -> String {
+        if out.requested > maxMessage {
+            return "cannot send a value this large: encoded, it takes more than \(describeSize(maxMessage))"
+        }
+        let size = out.requested > countingLimit(out) ? "message of more than \(describeSize(out.requested))" : "\(describeSize(out.requested)) message"
+        return "not enough memory for a \(size)" + limitNote(out)
+    }
+
+    /// Names the limit a message passed, if that is why it was refused.
+    public static func limitNote(_ out: ByteBuffer) -> String {
+        out.requested > out.limit ? " (a message may take up to \(describeSize(out.limit)) in this process)" : ""
+    }
 
     struct Encoder {
         let s: LuaState
@@ -47,6 +69,9 @@ public enum LuaCodec {
 
         mutating func encode(_ i: Int32, depth: Int) throws(EncodeError) {
             let L = s.L
+            if out.overflowed && out.requested > LuaCodec.countingLimit(out) {
+                throw EncodeError(reason: LuaCodec.tooLarge(out), located: false)
+            }
             switch lua_type(L, i) {
             case LUA_TNIL, LUA_TNONE:
                 out.append(WireTag.nil)
@@ -62,10 +87,8 @@ public enum LuaCodec {
                 var len = 0
                 let p = lua_tolstring(L, i, &len)
                 out.appendString(p.map { UnsafeRawPointer($0) }, count: len)
-                if out.overflowed { throw EncodeError(reason: LuaCodec.outOfMemory) }
             case LUA_TTABLE:
                 try encodeTable(i, depth: depth)
-                if out.overflowed { throw EncodeError(reason: LuaCodec.outOfMemory) }
             default:
                 throw EncodeError(reason: "cannot send \(describeUnsendable(i))")
             }
@@ -99,8 +122,7 @@ public enum LuaCodec {
             out.appendVarint(UInt64(n))
             // The hash count is patched in afterwards: five varint bytes, padded.
             let countAt = out.count
-            guard out.reserve(5) else { throw EncodeError(reason: LuaCodec.outOfMemory) }
-            out.count += 5
+            if out.reserve(5) { out.count += 5 }
             for k in 0..<n {
                 _ = lua_rawgeti(L, t, Int64(k + 1))
                 do { try encode(s.top, depth: depth + 1) } catch {
@@ -134,6 +156,7 @@ public enum LuaCodec {
             }
             // Patch the count as a 5-byte varint (the decoder accepts padded varints).
             guard pairs < (1 << 35) else { throw EncodeError(reason: "cannot send a table with \(pairs) keys") }
+            if out.overflowed { return }  // only counting: nothing to patch
             let p = (out.base + countAt).assumingMemoryBound(to: UInt8.self)
             var v = pairs
             for b in 0..<5 {
@@ -171,78 +194,21 @@ public enum LuaCodec {
     // MARK: - Decoding
 
     /// Pushes the value encoded in `bytes`. On error nothing is left on the stack.
+    ///
+    /// The decoder is C (CLuaShim's ipc_decode.c), run in one protected call: building the
+    /// value allocates, and an allocation can raise a memory error and run finalizers,
+    /// neither of which may cross a Swift frame. Throws `.malformed` for bytes that are
+    /// not a message, `.resource` when Lua runs out of memory building the value.
     public static func decode(_ s: LuaState, _ bytes: UnsafeRawBufferPointer) throws(IPCError) {
-        let top = s.top
-        var reader = WireReader(bytes)
-        var preallocation = bytes.count
-        do throws(IPCError) {
-            try decodeValue(s, &reader, &preallocation, depth: 0)
-            if !reader.isAtEnd { throw IPCError.malformed("\(reader.remaining) bytes after the value") }
-        } catch {
-            s.setTop(top)
-            throw error
+        if ipc_lua_decodesimple(s.L, bytes.baseAddress, bytes.count) != 0 { return }
+        let (status, message) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 256) { text in
+            let status = ipc_lua_decode(s.L, bytes.baseAddress, bytes.count, text.baseAddress!, text.count)
+            return (status, status == IPC_DECODE_OK || status == IPC_DECODE_MEMORY ? "" : String(cString: text.baseAddress!))
         }
-    }
-
-    /// `preallocation` is what is left of the table slots the whole message may ask
-    /// lua_createtable for in advance.
-    static func decodeValue(_ s: LuaState, _ r: inout WireReader, _ preallocation: inout Int, depth: Int) throws(IPCError) {
-        let L = s.L
-        let tag = try r.byte()
-        switch tag {
-        case WireTag.nil: s.pushNil()
-        case WireTag.false: s.push(false)
-        case WireTag.true: s.push(true)
-        case WireTag.integer: lua_pushinteger(L, zigzagDecode(try r.varint()))
-        case WireTag.float: lua_pushnumber(L, Double(bitPattern: try r.littleEndian64()))
-        case WireTag.string:
-            let n = try r.count(minimumBytesEach: 1)
-            let p = try r.bytes(n)
-            s.push(bytes: p, count: n)
-        case WireTag.table:
-            try decodeTable(s, &r, &preallocation, depth: depth)
-        case WireTag.fixIntBase...(WireTag.fixIntBase + UInt8(WireTag.fixIntMax)):
-            lua_pushinteger(L, Int64(tag - WireTag.fixIntBase))
-        case WireTag.fixStringBase...(WireTag.fixStringBase + UInt8(WireTag.fixStringMax)):
-            let n = Int(tag - WireTag.fixStringBase)
-            let p = try r.bytes(n)
-            s.push(bytes: p, count: n)
-        default:
-            throw IPCError.malformed("unknown tag 0x\(String(tag, radix: 16))")
-        }
-    }
-
-    static func decodeTable(_ s: LuaState, _ r: inout WireReader, _ preallocation: inout Int, depth: Int) throws(IPCError) {
-        let L = s.L
-        if depth >= maxDepth { throw IPCError.malformed("tables nested deeper than \(maxDepth)") }
-        guard s.ensureStack(4) else { throw IPCError.malformed("Lua stack exhausted") }
-        // Each element takes at least one byte (a pair two), so a table's sizes are bounded
-        // by the bytes left. A nested table's bytes are its parent's too, so the slots
-        // preallocated are also bounded for the whole message: memory stays linear in its
-        // length, however deep the nesting (tables grow past their hints as usual).
-        let n = try r.count(minimumBytesEach: 1)
-        let m = try r.count(minimumBytesEach: 2)
-        guard n + 2 * m <= r.remaining else { throw IPCError.malformed("table sizes exceed the bytes left") }
-        let arrayHint = min(n, preallocation)
-        preallocation -= arrayHint
-        let hashHint = min(m, preallocation)
-        preallocation -= hashHint
-        lua_createtable(L, Int32(clamping: arrayHint), Int32(clamping: hashHint))
-        let t = s.top
-        for k in 0..<n {
-            try decodeValue(s, &r, &preallocation, depth: depth + 1)
-            if lua_type(L, -1) == LUA_TNIL { s.pop() } else { lua_rawseti(L, t, Int64(k + 1)) }
-        }
-        for _ in 0..<m {
-            try decodeValue(s, &r, &preallocation, depth: depth + 1)
-            let kt = lua_type(L, -1)
-            if kt == LUA_TNIL { throw IPCError.malformed("a table key is nil") }
-            if kt == LUA_TNUMBER, lua_isinteger(L, -1) == 0, lua_tonumberx(L, -1, nil).isNaN {
-                throw IPCError.malformed("a table key is NaN")
-            }
-            try decodeValue(s, &r, &preallocation, depth: depth + 1)
-            if lua_type(L, -1) == LUA_TNIL { s.pop(2) } else { lua_rawset(L, t) }
-        }
+        if status == IPC_DECODE_OK { return }
+        if status == IPC_DECODE_MEMORY { throw IPCError.resource("not enough memory") }
+        if status == IPC_DECODE_MALFORMED { throw IPCError.malformed(message) }
+        throw IPCError.system(message)
     }
 }
 

@@ -53,7 +53,7 @@ extension LuaState {
         if isNoneOrNil(i) { return nil }
         guard type(i) == LUA_TTABLE else { throw LuaRaise("\(call): options must be a table, got \(typeName(i))") }
         defer { pop() }
-        switch rawField(i, "name") {
+        switch try rawField(i, "name") {
         case LUA_TNIL: return nil
         case LUA_TSTRING: return string(-1)
         default: throw LuaRaise("\(call): options.name must be a string, got \(typeName(-1))")

@@ -12,6 +12,9 @@ struct CallContext {
     let site: CallSite
     /// When the call gives up (its timeout argument).
     let deadline: Deadline
+    /// Its nesting level: 1 when Lua code made it, 2 when a finalizer or a hook made it
+    /// in the middle of a level-1 call, and so on.
+    let level: Int
     /// Bytes moved.
     var bytes = -1
     /// Trace ids of a message sent or received.
@@ -27,6 +30,11 @@ struct CallContext {
 
     /// The call's name, for error messages: `queue:put`.
     var name: String { site.name }
+
+    /// The call's own buffer for the message it sends or receives (emptied when it ends).
+    var buffer: ByteBuffer {
+        @inline(__always) get { CallBuffers.buffer(level) }
+    }
 
     /// The call's result as the gate's hooks see it: from the `n` Lua results on the
     /// stack (`nil, reason` fell short; a false from a call that waits timed out).
@@ -215,20 +223,24 @@ enum Bindings {
     }
 
     /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
-    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) {
+    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) throws(LuaRaise) {
         entries.append(entry)
         s.push(Int64(entries.count - 1))
         s.push(Int64(kind?.rawValue ?? -1))
-        s.push(function: dispatch, upvalues: 2)
+        try s.push(function: dispatch, upvalues: 2)
     }
 
     /// One call through the gate: before it takes effect, the gate's hooks see it (and
-    /// may hold this process there); after it, they see its result.
+    /// may hold this process there); after it, they see its result. A finalizer or a
+    /// hook may make another call in the middle of it (at any Lua allocation): the inner
+    /// call passes here too, one level deeper, with buffers of its own.
     @inline(__always)
     static func pass(_ s: LuaState, _ site: CallSite, _ object: ObjectRef, deadline: Deadline, external: Bool,
                      preview: Preview, wouldBlock: () -> Bool,
                      _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
-        var call = CallContext(s: s, site: site, deadline: deadline)
+        let level = CallBuffers.enter()
+        defer { CallBuffers.leave(level) }
+        var call = CallContext(s: s, site: site, deadline: deadline, level: level)
         // The Lua thread making the call (a process's target runs in a coroutine): where
         // reports and schedules say the call is.
         let outer = current
@@ -240,56 +252,61 @@ enum Bindings {
             Gate.leave { call.result(n, preview: preview) }
             return n
         } catch {
+            var error = error
+            if !error.named {
+                error.message = "\(site.name): \(error.message)"
+                error.named = true
+            }
             Gate.leave { CallResult(.raised(error.message)) }
             throw error
         }
     }
 
     /// Creates the metatables of `type` in the registry. Call once per Lua state.
-    static func register(_ type: LuaType, in s: LuaState) {
+    static func register(_ type: LuaType, in s: LuaState) throws(LuaRaise) {
         let L = s.L
         for kind in type.kinds {
-            _ = luaL_newmetatable(L, kind.typeName)
+            try s.check(ipc_lua_p_newmetatable(L, kind.typeName))
             let mt = s.top
             Metatables.pointers[kind.rawValue] = lua_topointer(L, mt)
-            s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
+            try s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
             let methods = s.top
             for m in type.methods where m.kinds.contains(kind) {
-                push(m, s, kind: kind)
-                s.setField(methods, m.name)
+                try push(m, s, kind: kind)
+                try s.setField(methods, m.name)
             }
             for (name, source) in type.luaMethods {
-                if LuaChunks.push(source, name: "=\(kind.typeName).\(name)", s) { s.setField(methods, name) }
+                if try LuaChunks.push(source, name: "=\(kind.typeName).\(name)", s) { try s.setField(methods, name) }
             }
             for g in type.guarded {
-                s.rawField(methods, g.acquire)
-                s.rawField(methods, g.release)
-                ipc_lua_pushguardedcall(L, "\(kind.label):\(g.name)")
-                s.setField(methods, g.name)
+                try s.rawField(methods, g.acquire)
+                try s.rawField(methods, g.release)
+                try s.check(ipc_lua_pushguardedcall(L, "\(kind.label):\(g.name)"))
+                try s.setField(methods, g.name)
             }
             if let fields = type.fields {
                 // Methods resolve in C (no Swift frame); other keys go to the fields.
                 s.pushValue(methods)
-                s.push(function: fields)
-                ipc_lua_pushindex(L)
+                try s.push(function: fields)
+                try s.check(ipc_lua_pushindex(L))
             } else {
                 s.pushValue(methods)
             }
-            s.setField(mt, "__index")
+            try s.setField(mt, "__index")
             s.pushValue(methods)
-            s.setField(mt, "methods")
-            if let f = type.newIndex { s.push(function: f); s.setField(mt, "__newindex") }
-            if let f = type.length { s.push(function: f); s.setField(mt, "__len") }
+            try s.setField(mt, "methods")
+            if let f = type.newIndex { try s.push(function: f); try s.setField(mt, "__newindex") }
+            if let f = type.length { try s.push(function: f); try s.setField(mt, "__len") }
             if let close = type.closeMethod {
-                s.rawField(methods, close)
-                s.setField(mt, "__close")
+                try s.rawField(methods, close)
+                try s.setField(mt, "__close")
             }
-            s.push(function: LuaObjects.toString)
-            s.setField(mt, "__tostring")
-            s.push(function: LuaObjects.collect)
-            s.setField(mt, "__gc")
-            s.push(kind.typeName)
-            s.setField(mt, "__name")
+            try s.push(function: LuaObjects.toString)
+            try s.setField(mt, "__tostring")
+            try s.push(function: LuaObjects.collect)
+            try s.setField(mt, "__gc")
+            try s.push(kind.typeName)
+            try s.setField(mt, "__name")
             s.setTop(mt - 1)
         }
     }

@@ -16,26 +16,24 @@ enum Keys {
     nonisolated(unsafe) static var broken: UnsafeRawPointer?
 
     /// Interns the keys in `s` (once per Lua state).
-    static func intern(_ s: LuaState) {
-        s.newTable()
-        func make(_ text: String) -> UnsafeRawPointer? {
-            s.push(text)
+    static func intern(_ s: LuaState) throws(LuaRaise) {
+        try s.newTable()
+        func make(_ text: String) throws(LuaRaise) -> UnsafeRawPointer? {
+            try s.push(text)
             let p = lua_topointer(s.L, -1)
-            s.rawSet(-2, index: Int64(s.rawLength(-2) + 1))
+            try s.rawSet(-2, index: Int64(s.rawLength(-2) + 1))
             return p
         }
-        value = make("value")
-        name = make("name")
-        typecode = make("typecode")
-        pid = make("pid")
-        daemon = make("daemon")
-        exitcode = make("exitcode")
-        parties = make("parties")
-        nWaiting = make("n_waiting")
-        broken = make("broken")
-        s.push("ipc.keys")
-        lua_rotate(s.L, -2, 1)
-        lua_rawset(s.L, ipc_lua_registryindex())
+        value = try make("value")
+        name = try make("name")
+        typecode = try make("typecode")
+        pid = try make("pid")
+        daemon = try make("daemon")
+        exitcode = try make("exitcode")
+        parties = try make("parties")
+        nWaiting = try make("n_waiting")
+        broken = try make("broken")
+        try s.setField(ipc_lua_registryindex(), "ipc.keys")
     }
 }
 

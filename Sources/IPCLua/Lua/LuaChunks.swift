@@ -16,13 +16,13 @@ enum LuaChunks {
     /// caller, on the stack top) and leaves its one result. False (nothing left, the
     /// arguments popped) when it fails, which would be a bug of the module.
     @discardableResult
-    static func push(_ source: String, name: String, _ s: LuaState, arguments: Int32 = 0) -> Bool {
+    static func push(_ source: String, name: String, _ s: LuaState, arguments: Int32 = 0) throws(LuaRaise) -> Bool {
         var src = source
         let loaded = src.withUTF8 { buf in
             buf.withMemoryRebound(to: CChar.self) { ipc_lua_loadbuffer(s.L, $0.baseAddress, $0.count, name) }
         }
         guard loaded == LUA_OK else { s.pop(1 + arguments); return false }
-        s.push(function: clock)
+        try s.push(function: clock)
         if arguments > 0 { lua_rotate(s.L, -(arguments + 2), 2) }  // chunk, clock, then the arguments
         guard ipc_lua_pcall(s.L, arguments + 1, 1, 0) == LUA_OK else { s.pop(); return false }
         return true

@@ -45,11 +45,11 @@ enum LuaObjects {
     static let toString: ipc_swift_function = { L in
         luaEntry(L) { s throws(LuaRaise) in
             guard let ud = lua_touserdata(s.L, 1), let p = ud.load(as: UnsafeMutableRawPointer?.self) else {
-                s.push("<ipc object (collected)>")
+                try s.push("<ipc object (collected)>")
                 return 1
             }
             let object = Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue()
-            s.push((object as? LuaDescribable)?.luaDescription ?? "<ipc object>")
+            try s.push((object as? LuaDescribable)?.luaDescription ?? "<ipc object>")
             return 1
         }
     }
@@ -57,11 +57,14 @@ enum LuaObjects {
 
 extension LuaState {
     /// Pushes `object` as a userdata of `kind`.
-    public func push(object: AnyObject, kind: ObjectKind) {
-        let ud = ipc_lua_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer?>.size)!
-        ud.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer?.self)
-        _ = ipc_lua_getregisteredmetatable(L, kind.typeName)
+    public func push(object: AnyObject, kind: ObjectKind) throws(LuaRaise) {
+        var block: UnsafeMutableRawPointer?
+        try check(ipc_lua_p_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer?>.size, &block))
+        block!.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         lua_setmetatable(L, -2)
+        // Retained only once nothing can fail: the userdata's __gc releases it.
+        block!.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer?.self)
     }
 
     /// The kind of the ipc object at `i`, if it is one (a live or collected userdata).

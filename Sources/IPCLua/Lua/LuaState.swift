@@ -6,12 +6,27 @@ import IPCCore
 /// frame has returned.
 public struct LuaRaise: Error {
     public var message: String
+    /// False while the message does not name the call yet (a protected API call that
+    /// failed: "not enough memory"); the gate puts the call's name in front.
+    public var named = true
     public init(_ message: String) { self.message = message }
+
+    /// A protected API call failed: its message ("not enough memory", or what a hook
+    /// raised in it), unnamed.
+    @inline(never)
+    static func protectedCallFailed() -> LuaRaise {
+        var e = LuaRaise(String(cString: ipc_lua_lasterror()))
+        e.named = false
+        return e
+    }
 }
 
-/// A `lua_State*` seen from Swift. Only API calls that cannot raise a Lua error are used
-/// here (`lua_type`, `lua_to*x`, `lua_raw*`, `lua_push*`, `luaL_testudata`); anything
-/// that could (metamethods, `luaL_check*`, `lua_error`) stays in C.
+/// A `lua_State*` seen from Swift. API calls that cannot raise a Lua error are made
+/// directly (`lua_type`, `lua_to*x`, `lua_rawget*`, pushing numbers and booleans); calls
+/// that allocate (strings, tables, userdata, closures, stores into tables) can raise a
+/// memory error and run finalizers, so they go through CLuaShim's protected helpers and
+/// throw `LuaRaise` when they fail; anything else that could raise (metamethods,
+/// `luaL_check*`, `lua_error`) stays in C.
 public struct LuaState {
     public let L: OpaquePointer
 
@@ -72,56 +87,72 @@ public struct LuaState {
         return String(decoding: b, as: UTF8.self)
     }
 
-    // MARK: - Pushing
+    // MARK: - Pushing values that need no memory
 
     @inlinable public func pushNil() { lua_pushnil(L) }
     @inlinable public func push(_ b: Bool) { lua_pushboolean(L, b ? 1 : 0) }
     @inlinable public func push(_ i: Int64) { lua_pushinteger(L, i) }
     @inlinable public func push(_ i: Int) { lua_pushinteger(L, Int64(i)) }
     @inlinable public func push(_ d: Double) { lua_pushnumber(L, d) }
-    public func push(_ s: String) {
-        var s = s
-        s.withUTF8 { buf in _ = lua_pushlstring(L, UnsafeRawPointer(buf.baseAddress)?.assumingMemoryBound(to: CChar.self), buf.count) }
+
+    // MARK: - Calls that allocate (protected)
+
+    /// Throws the error of a failed protected call.
+    @inline(__always)
+    func check(_ status: Int32) throws(LuaRaise) {
+        if status != LUA_OK { throw LuaRaise.protectedCallFailed() }
     }
-    @inlinable
-    public func push(bytes p: UnsafeRawPointer?, count: Int) {
-        _ = lua_pushlstring(L, p?.assumingMemoryBound(to: CChar.self), count)
+
+    /// Pushes a string (one of up to IPC_LUA_SMALL_STRING bytes without a protected call:
+    /// see ipc_lua_pushsmall).
+    public func push(_ s: String) throws(LuaRaise) {
+        var s = s
+        let status = s.withUTF8 { buf in
+            ipc_lua_pushsmall(L, UnsafeRawPointer(buf.baseAddress)?.assumingMemoryBound(to: CChar.self), buf.count)
+        }
+        try check(status)
+    }
+
+    public func push(bytes p: UnsafeRawPointer?, count: Int) throws(LuaRaise) {
+        try check(ipc_lua_pushsmall(L, p?.assumingMemoryBound(to: CChar.self), count))
     }
 
     /// Pushes `nil, reason`: the contract's way of reporting "timeout", "closed", ...
-    @inlinable
-    public func fail(_ reason: String) -> Int32 {
+    public func fail(_ reason: String) throws(LuaRaise) -> Int32 {
         pushNil()
-        push(reason)
+        do { try push(reason) } catch { pop(); throw error }
         return 2
     }
 
-    @inlinable public func newTable(array: Int32 = 0, hash: Int32 = 0) { lua_createtable(L, array, hash) }
+    public func newTable(array: Int32 = 0, hash: Int32 = 0) throws(LuaRaise) {
+        try check(ipc_lua_p_createtable(L, array, hash))
+    }
 
     /// t[key] = value for the table at `t`, the value on top of the stack (popped).
-    public func setField(_ t: Int32, _ key: String) {
-        let t = absolute(t)
-        push(key)
-        lua_rotate(L, -2, 1)
-        lua_rawset(L, t)
+    public func setField(_ t: Int32, _ key: String) throws(LuaRaise) {
+        var key = key
+        let status = key.withUTF8 { k in ipc_lua_p_setfield(L, t, UnsafeRawPointer(k.baseAddress)?.assumingMemoryBound(to: CChar.self), k.count) }
+        try check(status)
     }
 
     /// Pushes t[key] (raw) for the table at `t`; returns its type.
     @discardableResult
-    public func rawField(_ t: Int32, _ key: String) -> Int32 {
-        let t = absolute(t)
-        push(key)
-        return lua_rawget(L, t)
+    public func rawField(_ t: Int32, _ key: String) throws(LuaRaise) -> Int32 {
+        var key = key
+        var type: Int32 = LUA_TNIL
+        let status = key.withUTF8 { k in ipc_lua_p_getfield(L, t, UnsafeRawPointer(k.baseAddress)?.assumingMemoryBound(to: CChar.self), k.count, &type) }
+        try check(status)
+        return type
     }
 
     @inlinable public func rawLength(_ i: Int32) -> Int { Int(lua_rawlen(L, i)) }
     @inlinable @discardableResult public func rawGet(_ t: Int32, index n: Int64) -> Int32 { lua_rawgeti(L, t, n) }
-    @inlinable public func rawSet(_ t: Int32, index n: Int64) { lua_rawseti(L, t, n) }
+    /// t[n] = value for the table at `t`, the value on top of the stack (popped).
+    public func rawSet(_ t: Int32, index n: Int64) throws(LuaRaise) { try check(ipc_lua_p_rawseti(L, t, n)) }
 
     /// Pushes the registry's `_LOADED` table (package.loaded).
-    public func pushLoadedTable() {
-        push("_LOADED")
-        _ = lua_rawget(L, ipc_lua_registryindex())
+    public func pushLoadedTable() throws(LuaRaise) {
+        try rawField(ipc_lua_registryindex(), "_LOADED")
     }
 
     /// The "file:line" of the innermost Lua function on the call stack, or "?".
@@ -135,9 +166,10 @@ public struct LuaState {
         return "?"
     }
 
-    /// Pushes a Swift binding as a Lua function (through the raising trampoline).
-    public func push(function: ipc_swift_function, upvalues: Int32 = 0) {
-        ipc_lua_pushswift(L, function, upvalues)
+    /// Pushes a Swift binding as a Lua function (through the raising trampoline); the
+    /// `upvalues` values on the stack top are popped.
+    public func push(function: ipc_swift_function, upvalues: Int32 = 0) throws(LuaRaise) {
+        try check(ipc_lua_pushswift(L, function, upvalues))
     }
 }
 
@@ -145,11 +177,17 @@ public struct LuaState {
 /// trampoline once this Swift frame has returned.
 @inline(__always)
 public func luaEntry(_ L: OpaquePointer?, _ body: (LuaState) throws(LuaRaise) -> Int32) -> Int32 {
-    let state = LuaState(L!)
     do {
-        return try body(state)
+        return try body(LuaState(L!))
     } catch {
-        state.push(error.message)
+        handOver(error)
         return IPC_LUA_RAISE
     }
+}
+
+/// Gives the trampoline the message to raise (it pushes it, in C).
+@inline(never)
+func handOver(_ error: LuaRaise) {
+    var message = error.message
+    message.withUTF8 { m in ipc_lua_setraise(UnsafeRawPointer(m.baseAddress)?.assumingMemoryBound(to: CChar.self), m.count) }
 }

@@ -41,16 +41,17 @@ public enum ScriptRunner {
         public var loadError: String? { loaded ? nil : s.string(1) }
     }
 
-    /// Makes the Lua state and compiles `script`. `options` are the run's (the module
-    /// reads some of them: `ipc.test.seed()`).
+    /// Makes the Lua state, within the run's memory budget, and compiles `script`.
+    /// `options` are the run's (the module reads some of them: `ipc.test.seed()`).
     public static func prepare(script: String, arguments: [String], options: RunOptions) -> Prepared? {
         Runtime.configure(options)
         do { try Runtime.installOutput() } catch {
             Runtime.writeStderr("ipcplay: \(error)\n")
             return nil
         }
-        guard let L = luaL_newstate() else {
-            Runtime.writeStderr("ipcplay: cannot create a Lua state (out of memory)\n")
+        MemoryBudget.apply(options)
+        guard let L = ipc_lua_newstate() else {
+            Runtime.writeStderr("ipcplay: cannot create a Lua state (not enough memory)\n")
             return nil
         }
         let s = LuaState(L)
@@ -58,10 +59,15 @@ public enum ScriptRunner {
             Runtime.writeStderr("ipcplay: cannot open the standard libraries: \(s.string(-1) ?? "out of memory")\n")
             return nil
         }
-        IPCModule.install(s)
-        installExit(s)
-        setArguments(s, script: script, arguments: arguments)
-        setPackagePath(s, script: script)
+        do {
+            try IPCModule.install(s)
+            try installExit(s)
+            try setArguments(s, script: script, arguments: arguments)
+            try setPackagePath(s, script: script)
+        } catch {
+            Runtime.writeStderr("ipcplay: cannot set up the Lua state: \(error.message)\n")
+            return nil
+        }
         let loaded = ipc_lua_loadfile(L, script) == LUA_OK
         return Prepared(s: s, loaded: loaded, script: script, arguments: arguments)
     }
@@ -119,10 +125,17 @@ public enum ScriptRunner {
         }
         seedRandom(s)
         s.pushValue(1)
-        for a in prepared.arguments { s.push(a) }
-        let status = ipc_lua_docall(s.L, Int32(prepared.arguments.count), 0)
-        if status != LUA_OK {
-            let message = s.string(-1) ?? "(error object is not a string)"
+        var failure: String?
+        do {
+            for a in prepared.arguments { try s.push(a) }
+            let status = ipc_lua_docall(s.L, Int32(prepared.arguments.count), 0)
+            if status != LUA_OK {
+                failure = MemoryBudget.explain(s.string(-1) ?? "(error object is not a string)", status: status)
+            }
+        } catch {
+            failure = "cannot pass the script its arguments: \(error.message)"
+        }
+        if let message = failure {
             if let reason = TestHelpers.skipReason {
                 var report = RunReport(.skipped)
                 report.messages = [reason]
@@ -176,48 +189,48 @@ public enum ScriptRunner {
     }
 
     /// `arg` as `lua` sets it: arg[0] the script, arg[1...] its arguments, arg[-1] us.
-    static func setArguments(_ s: LuaState, script: String, arguments: [String]) {
-        s.newTable(array: Int32(arguments.count), hash: 2)
-        s.push("ipcplay")
-        s.rawSet(-2, index: -1)
-        s.push(script)
-        s.rawSet(-2, index: 0)
+    static func setArguments(_ s: LuaState, script: String, arguments: [String]) throws(LuaRaise) {
+        try s.newTable(array: Int32(arguments.count), hash: 2)
+        try s.push("ipcplay")
+        try s.rawSet(-2, index: -1)
+        try s.push(script)
+        try s.rawSet(-2, index: 0)
         for (i, a) in arguments.enumerated() {
-            s.push(a)
-            s.rawSet(-2, index: Int64(i + 1))
+            try s.push(a)
+            try s.rawSet(-2, index: Int64(i + 1))
         }
         ipc_lua_pushglobaltable(s.L)
         s.pushValue(-2)
-        s.setField(-2, "arg")
+        try s.setField(-2, "arg")
         s.pop(2)
     }
 
     /// Modules beside the script come first: "<dir>/?.lua;<dir>/?/init.lua;...".
-    static func setPackagePath(_ s: LuaState, script: String) {
+    static func setPackagePath(_ s: LuaState, script: String) throws(LuaRaise) {
         let dir: String
         if let slash = script.lastIndex(of: "/") {
             dir = String(script[..<slash]).isEmpty ? "/" : String(script[..<slash])
         } else {
             dir = "."
         }
-        s.pushLoadedTable()
-        guard s.rawField(-1, "package") == LUA_TTABLE else { s.pop(2); return }
+        try s.pushLoadedTable()
+        guard try s.rawField(-1, "package") == LUA_TTABLE else { s.pop(2); return }
         let package = s.top
-        s.rawField(package, "path")
+        try s.rawField(package, "path")
         let old = s.string(-1) ?? ""
         s.pop()
-        s.push("\(dir)/?.lua;\(dir)/?/init.lua;" + old)
-        s.setField(package, "path")
+        try s.push("\(dir)/?.lua;\(dir)/?/init.lua;" + old)
+        try s.setField(package, "path")
         s.pop(2)
     }
 
     /// `os.exit([code [, close]])`: in a child, flush and `_exit` (never the parent's exit
     /// path); in the host, end the run as a normal end would, with that status.
-    static func installExit(_ s: LuaState) {
-        s.pushLoadedTable()
-        guard s.rawField(-1, "os") == LUA_TTABLE else { s.pop(2); return }
-        s.push(function: osExitFunction)
-        s.setField(-2, "exit")
+    static func installExit(_ s: LuaState) throws(LuaRaise) {
+        try s.pushLoadedTable()
+        guard try s.rawField(-1, "os") == LUA_TTABLE else { s.pop(2); return }
+        try s.push(function: osExitFunction)
+        try s.setField(-2, "exit")
         s.pop(2)
     }
 

@@ -1,0 +1,114 @@
+import IPCCore
+
+/// The buffers calls encode their messages into and receive them into. Each call owns
+/// one, by its nesting level: a finalizer or a hook that calls into ipc in the middle of
+/// a call (at any allocation of a decode, say) runs a level deeper and gets another, so
+/// it never touches the bytes the outer call is still reading. They are kept and reused,
+/// so that the hot paths allocate nothing once they have grown.
+enum CallBuffers {
+    /// The nesting level of the innermost call in progress (0: none).
+    nonisolated(unsafe) static var depth = 0
+    /// The buffer of the calls at level 1 (nearly all of them), made at the first call
+    /// that needs one. (An optional starts as nil without a lazy initializer, so reading it
+    /// costs no once-check.)
+    nonisolated(unsafe) static var first: ByteBuffer?
+    /// `deeper[level - 2]` belongs to the call in progress at `level` (2 and more).
+    nonisolated(unsafe) static var deeper: [ByteBuffer] = []
+    /// Bit `level` is set while the call at `level` (below 64) holds its buffer: only
+    /// those are emptied when their call ends.
+    nonisolated(unsafe) static var held: UInt64 = 0
+    /// The largest message a buffer may hold.
+    nonisolated(unsafe) static var messageLimit = LuaCodec.maxMessage {
+        didSet { for b in [first].compactMap({ $0 }) + deeper { b.limit = messageLimit } }
+    }
+
+    /// A call begins: its level.
+    @inline(__always)
+    static func enter() -> Int {
+        depth += 1
+        return depth
+    }
+
+    /// The call at `level` ends: its buffer, if it took it, is emptied (and shrunk, if a
+    /// large message grew it) for the next call at that level.
+    @inline(__always)
+    static func leave(_ level: Int) {
+        depth = level - 1
+        if level < 64 {
+            guard held & (1 << UInt64(level)) != 0 else { return }
+            held &= ~(1 << UInt64(level))
+        }
+        if level == 1 { first?.reset() } else if level - 2 < deeper.count { deeper[level - 2].reset() }
+    }
+
+    /// The buffer of the call at `level`.
+    @inline(__always)
+    static func buffer(_ level: Int) -> ByteBuffer {
+        if level < 64 { held |= 1 << UInt64(level) }
+        if level == 1, let b = first { return b }
+        if level >= 2 && level - 2 < deeper.count { return deeper[level - 2] }
+        return grow(to: level)
+    }
+
+    @inline(never)
+    static func grow(to level: Int) -> ByteBuffer {
+        if level == 1 {
+            let b = make()
+            first = b
+            return b
+        }
+        while deeper.count < level - 1 { deeper.append(make()) }
+        return deeper[level - 2]
+    }
+
+    static func make() -> ByteBuffer {
+        let b = ByteBuffer(capacity: 1 << 12)
+        b.limit = messageLimit
+        return b
+    }
+}
+
+extension LuaState {
+    /// Encodes the value at `i` into the call's buffer, or raises `call: reason (at ...)`.
+    @inline(__always)
+    func encodeArgument(_ i: Int32, _ call: CallContext) throws(LuaRaise) -> ByteBuffer {
+        let buffer = call.buffer
+        do {
+            try LuaCodec.encode(self, at: i, into: buffer)
+        } catch {
+            // Give the memory back before building the message.
+            buffer.reset()
+            throw LuaRaise("\(call.name): \(error.message)")
+        }
+        return buffer
+    }
+
+    /// Pushes the value encoded in `buffer`, or raises `call: malformed message: ...`.
+    @inline(__always)
+    func pushDecoded(_ buffer: ByteBuffer, _ call: String) throws(LuaRaise) {
+        if buffer.overflowed { throw received(tooLarge: buffer, call) }
+        do {
+            try LuaCodec.decode(self, buffer.bytes)
+        } catch {
+            throw decodeFailure(error, buffer, call)
+        }
+    }
+
+    /// A message that did not fit in the call's buffer (it was taken all the same).
+    @inline(never)
+    func received(tooLarge buffer: ByteBuffer, _ call: String) -> LuaRaise {
+        let size = buffer.requested
+        let note = LuaCodec.limitNote(buffer)
+        buffer.reset()  // the memory back before the message is built
+        return LuaRaise("\(call): not enough memory for a \(describeSize(size)) message (it is lost)\(note)")
+    }
+
+    @inline(never)
+    func decodeFailure(_ error: IPCError, _ buffer: ByteBuffer, _ call: String) -> LuaRaise {
+        switch error {
+        case .malformed(let why): return LuaRaise("\(call): malformed message: \(why)")
+        case .resource: return LuaRaise("\(call): not enough memory to decode a \(describeSize(buffer.count)) message (it is lost)")
+        default: return LuaRaise("\(call): \(error)")
+        }
+    }
+}
