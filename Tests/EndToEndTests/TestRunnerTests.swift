@@ -174,4 +174,44 @@ struct TestRunnerTests {
             """)
         #expect(r.status == 0 && r.stdout == "helpers ok\n", "\(r.combined)")
     }
+
+    /// `--explore N`: each test under N schedules; a failing one shows its shrunk schedule,
+    /// its critical pair and its replay line, in the text, TAP and JUnit reports.
+    @Test func exploreShowsTheScheduleThePairAndTheReplay() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-explore-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+            local v = ipc.value("i", 0)
+            local function add() for _ = 1, 3 do local x = v.value; v.value = x + 1 end end
+            local ps = {ipc.spawn(add), ipc.spawn(add)}
+            for _, p in ipairs(ps) do p:join() end
+            assert(v.value == 6, "lost updates: " .. v.value .. " of 6")
+            """.write(to: dir.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
+        try """
+            local v = ipc.value("i", 0)
+            local ps = {ipc.spawn(function() v:add(1) end), ipc.spawn(function() v:add(1) end)}
+            for _, p in ipairs(ps) do p:join() end
+            assert(v.value == 2)
+            """.write(to: dir.appendingPathComponent("atomic_test.lua"), atomically: true, encoding: .utf8)
+        let junit = dir.appendingPathComponent("junit.xml")
+        let r = try Ipcplay.run(["test", "--explore", "200", "--seed", "3", "--jobs", "2", "--junit", junit.path, dir.path])
+        #expect(r.status == 1, "\(r.combined)")
+        #expect(r.stdout.contains("PASS  \(dir.path)/atomic_test.lua"), "\(r.stdout)")
+        #expect(r.stdout.contains("FAIL  \(dir.path)/race_test.lua"), "\(r.stdout)")
+        #expect(r.stdout.contains("      schedule: "), "\(r.stdout)")
+        #expect(r.stdout.contains("      critical pair: value read at ") && r.stdout.contains("race_test.lua:2"), "\(r.stdout)")
+        #expect(r.stdout.contains("      replay: ipcplay replay s1."), "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("1 passed, 1 failed\n"), "\(r.stdout)")
+        let xml = try String(contentsOf: junit, encoding: .utf8)
+        #expect(xml.contains("critical pair: value read at") && xml.contains("replay: ipcplay replay s1."), "\(xml)")
+        let tap = try Ipcplay.run(["test", "--explore", "200", "--seed", "3", "--tap", dir.path])
+        #expect(tap.stdout.contains("  critical_pair: \"value read at"), "\(tap.stdout)")
+        #expect(tap.stdout.contains("  replay: \"ipcplay replay s1."), "\(tap.stdout)")
+        // The replay line replays the failure.
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.contains("replay: ipcplay replay") })
+        let words = line.split(separator: " ").map(String.init).drop { $0 != "ipcplay" }.dropFirst()
+        let again = try Ipcplay.run(Array(words))
+        #expect(again.status == 1 && again.stderr.contains("lost updates"), "\(again.combined)")
+    }
 }
