@@ -42,7 +42,7 @@ let package = Package(
             pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]
         ),
-        .target(name: "CLuaShim", dependencies: ["CLua"]),
+        .target(name: "CLuaShim", dependencies: ["CLua", "CSystemShim", "CRuntimeShim"]),
         .target(name: "CSystemShim"),
         .target(
             name: "IPCCore",

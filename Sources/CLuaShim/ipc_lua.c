@@ -25,7 +25,7 @@ void ipc_lua_setraise(const char *message, size_t len) {
     raise_len = len;
 }
 
-static int ipc_trampoline(lua_State *L) {
+int ipc_lua_trampoline(lua_State *L) {
     ipc_swift_function fn = (ipc_swift_function)lua_touserdata(L, lua_upvalueindex(1));
     int n = fn(L);
     if (n < 0) {
@@ -199,7 +199,7 @@ int ipc_lua_p_newthread(lua_State *L, lua_State **thread) {
 // (upvalues..., fn): the closure
 static int p_pushswift(lua_State *L) {
     int nup = lua_gettop(L) - 1;
-    lua_pushcclosure(L, ipc_trampoline, nup + 1);
+    lua_pushcclosure(L, ipc_lua_trampoline, nup + 1);
     return 1;
 }
 

@@ -12,6 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+int ipc_gate_hooked;
+
 // MARK: - The supervisor
 
 static void on_host_death(int sig) {

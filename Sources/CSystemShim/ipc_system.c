@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+int32_t ipc_self_pid;
+
 // MARK: - Clock
 
 int ipc_sleep_until(int64_t deadline_ns) {

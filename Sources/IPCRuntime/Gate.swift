@@ -1,3 +1,4 @@
+import CRuntimeShim
 import IPCCore
 
 /// What a call does to its object, for the scheduler (a read never wakes anybody) and
@@ -103,11 +104,13 @@ public enum Gate {
     public static func install(_ hook: GateHook) {
         hooks.append(hook)
         isObserved = true
+        ipc_gate_set_hooked(1)
     }
 
     public static func removeAll() {
         hooks = []
         isObserved = false
+        ipc_gate_set_hooked(0)
     }
 
     /// A call begins: the hooks see it before it takes effect. `wouldBlock` tells whether

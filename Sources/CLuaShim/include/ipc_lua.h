@@ -108,6 +108,23 @@ int ipc_lua_pushguardedcall(lua_State *L, const char *name);
 /// are popped. Protected: returns a status.
 int ipc_lua_pushindex(lua_State *L);
 
+/// The trampoline itself: runs the Swift function at upvalue 1 and raises its error.
+int ipc_lua_trampoline(lua_State *L);
+
+// MARK: - C fast paths (ipc_fast.c)
+
+/// Pushes `lock`/`unlock` (`acquire`/`release`) with an uncontended path in C. On the
+/// stack top (popped): the entry, the kind, the metatable (light userdata), the operation
+/// (1 acquire, 2 release), the lock's offset in the object's shared memory, 1 when
+/// re-entrant, the call's name, the offset of the object's name.
+int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn);
+/// Pushes an `__index` that reads `v.value` in C: on the stack top, the method table,
+/// the field function, the interned key "value" and the metatable (light userdata).
+int ipc_lua_pushfastindex(lua_State *L);
+/// Pushes a `__newindex` that writes `v.value` in C, else calls `fn`: on the stack top,
+/// the key "value" and the metatable (light userdata).
+int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn);
+
 // MARK: - Decoding messages (ipc_decode.c)
 
 #define IPC_DECODE_OK 0

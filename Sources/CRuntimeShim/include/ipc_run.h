@@ -10,6 +10,13 @@
 #include "ipc_system.h"
 #include "ipc_layouts.h"
 
+// MARK: - The gate
+
+/// Nonzero while some hook watches the gate (tracing, jitter, a controlled scheduler):
+/// the C fast paths of the bindings stand aside then, and every call goes through Swift.
+extern int ipc_gate_hooked;
+static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
+
 // MARK: - The run report ("key: value" lines for `ipcplay test` and `explore`)
 
 // The keys of the run report. Swift's `RunReport` reads and writes the same keys; the

@@ -27,6 +27,13 @@ static inline int64_t ipc_monotonic_ns(void) {
 /// (-EINTR when a signal came first; calling again resumes with the time left).
 int ipc_sleep_until(int64_t deadline_ns);
 
+// MARK: - Identity
+
+/// The calling process's pid, as Swift's `ProcessIdentity` caches it (refreshed in every
+/// new child): for the C fast paths, which must not make a syscall to know who they are.
+extern int32_t ipc_self_pid;
+static inline void ipc_set_self_pid(int32_t pid) { ipc_self_pid = pid; }
+
 // MARK: - Futex (futex(2), process-shared)
 
 /// Waits while `*word == expected`, until `deadline` on CLOCK_MONOTONIC (NULL: forever).

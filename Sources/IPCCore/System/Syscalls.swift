@@ -75,10 +75,17 @@ extension Result where Failure == Errno {
 /// The pid of the calling process, cached (glibc's `getpid` is a syscall) and refreshed
 /// by `ProcessIdentity.refreshAfterFork()` in every new child.
 public enum ProcessIdentity {
-    nonisolated(unsafe) public private(set) static var pid: Int32 = Glibc.getpid()
+    nonisolated(unsafe) public private(set) static var pid: Int32 = {
+        let pid = Glibc.getpid()
+        ipc_set_self_pid(pid)
+        return pid
+    }()
 
     /// Call first thing in a child after `fork()`.
-    public static func refreshAfterFork() { pid = Glibc.getpid() }
+    public static func refreshAfterFork() {
+        pid = Glibc.getpid()
+        ipc_set_self_pid(pid)
+    }
 }
 
 // MARK: - Memory

@@ -12,7 +12,8 @@ final class SemaphoreObject: LuaObject {
     var luaDescription: String { "<\(ref.kind!.label) \(ref.name) value=\(semaphore.value)>" }
 }
 
-final class LockObject: LuaObject {
+final class LockObject: LuaObject, SharedMemoryBacked {
+    var sharedBase: UnsafeMutableRawPointer { shared.region.base }
     let shared: SharedLock
     let ref: ObjectRef
     init(_ l: SharedLock, ref: ObjectRef) { shared = l; self.ref = ref }
@@ -104,10 +105,10 @@ enum SyncBindings {
 
     static let lockType: LuaType = {
         var t = LuaType([.lock, .rlock], [
-            Method<LockObject>("acquire", timeout: 2, waits: { !$0.shared.lock.isAvailable }) { s, o, call throws(LuaRaise) in
+            Method<LockObject>("acquire", timeout: 2, waits: { !$0.shared.lock.isAvailable }, fast: .acquire) { s, o, call throws(LuaRaise) in
                 try acquire(s, o.shared.lock, call)
             },
-            Method<LockObject>("release") { _, o, call throws(LuaRaise) in
+            Method<LockObject>("release", fast: .release) { _, o, call throws(LuaRaise) in
                 guard o.shared.lock.release() else {
                     let holder = o.shared.lock.holder
                     throw LuaRaise("\(call.name): \(o.ref.name) is not held by this process" + (holder == 0 ? " (it is unlocked)" : " (pid \(holder) holds it)"))

@@ -4,7 +4,8 @@ import IPCCore
 import IPCRuntime
 
 /// A shared value or array as Lua sees it.
-final class ScalarsObject: LuaObject {
+final class ScalarsObject: LuaObject, SharedMemoryBacked {
+    var sharedBase: UnsafeMutableRawPointer { scalars.region.base }
     let scalars: SharedScalars
     let ref: ObjectRef
 
@@ -32,7 +33,7 @@ enum ValueBindings {
     static let arrayWrite = FieldAccess("array write", access: .write)
 
     static let lockMethods: [Method<ScalarsObject>] = [
-        Method("lock", timeout: 2, waits: { $0.lockIsTaken }) { s, x, call throws(LuaRaise) in
+        Method("lock", timeout: 2, waits: { $0.lockIsTaken }, fast: .acquire) { s, x, call throws(LuaRaise) in
             switch x.scalars.lock.acquire(deadline: call.deadline, during: call.name) {
             case .acquired: s.push(true)
             case .timedOut: s.push(false)
@@ -40,7 +41,7 @@ enum ValueBindings {
             }
             return 1
         },
-        Method("unlock") { _, x, call throws(LuaRaise) in
+        Method("unlock", fast: .release) { _, x, call throws(LuaRaise) in
             guard x.scalars.lock.release() else {
                 throw LuaRaise("\(call.name): the lock of \(x.ref.name) is not held by this process")
             }

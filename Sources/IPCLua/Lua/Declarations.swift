@@ -1,5 +1,6 @@
 import CLua
 import CLuaShim
+import CSystemShim
 import IPCCore
 import IPCRuntime
 
@@ -84,11 +85,14 @@ struct Method<Object: AnyObject & GateObject>: @unchecked Sendable {
     var only: [ObjectKind]?
     /// An outside program could end its wait (sockets).
     var external = false
+    /// Its uncontended case has a C fast path (a lock's take and release).
+    var fast: FastLock?
     let body: (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32
 
     init(_ name: String, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
          waits: ((Object) -> Bool)? = nil, preview: Preview = .none, only: [ObjectKind]? = nil, external: Bool = false,
-         _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
+         fast: FastLock? = nil, _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
+        self.fast = fast
         self.name = name
         self.access = access
         self.timeout = timeout
@@ -107,7 +111,7 @@ struct Method<Object: AnyObject & GateObject>: @unchecked Sendable {
             sites[k.rawValue] = CallSite.declare("\(k.label):\(name)", access: access, blocking: waits != nil)
         }
         let m = self
-        return Bindings.Entry(name: name, kinds: only ?? kinds) { s, registered throws(LuaRaise) in
+        return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
             guard let kind = s.kind(1), let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
                 throw s.wrongSelf((registered ?? m.only?.first ?? kinds[0]).label, m.name)
             }
@@ -202,6 +206,8 @@ enum Bindings {
         let name: String
         /// The kinds whose method tables hold it (none for a module function).
         let kinds: [ObjectKind]
+        /// Its C fast path, if it has one.
+        var fast: FastLock? = nil
         /// Runs it; told the kind whose method table it was taken from (for the error of a
         /// wrong `self`).
         let invoke: (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
@@ -223,10 +229,20 @@ enum Bindings {
     }
 
     /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
-    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil) throws(LuaRaise) {
+    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil, metatable: UnsafeRawPointer? = nil) throws(LuaRaise) {
         entries.append(entry)
         s.push(Int64(entries.count - 1))
         s.push(Int64(kind?.rawValue ?? -1))
+        if let fast = entry.fast, let kind, let layout = FastLock.layout(of: kind), let metatable {
+            lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(mutating: metatable))
+            s.push(Int64(fast.rawValue))
+            s.push(Int64(layout.lock))
+            s.push(Int64(layout.recursive ? 1 : 0))
+            try s.push("\(kind.label):\(entry.name)")
+            s.push(Int64(layout.name))
+            try s.check(ipc_lua_pushfastlock(s.L, dispatch))
+            return
+        }
         try s.push(function: dispatch, upvalues: 2)
     }
 
@@ -272,7 +288,7 @@ enum Bindings {
             try s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
             let methods = s.top
             for m in type.methods where m.kinds.contains(kind) {
-                try push(m, s, kind: kind)
+                try push(m, s, kind: kind, metatable: lua_topointer(L, mt))
                 try s.setField(methods, m.name)
             }
             for (name, source) in type.luaMethods {
@@ -285,17 +301,33 @@ enum Bindings {
                 try s.setField(methods, g.name)
             }
             if let fields = type.fields {
-                // Methods resolve in C (no Swift frame); other keys go to the fields.
+                // Methods resolve in C (no Swift frame); other keys go to the fields, and a
+                // value's `value` is read in C while no hook watches the gate.
                 s.pushValue(methods)
                 try s.push(function: fields)
-                try s.check(ipc_lua_pushindex(L))
+                if kind == .value {
+                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: Keys.value))
+                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: lua_topointer(L, mt)))
+                    try s.check(ipc_lua_pushfastindex(L))
+                } else {
+                    try s.check(ipc_lua_pushindex(L))
+                }
             } else {
                 s.pushValue(methods)
             }
             try s.setField(mt, "__index")
             s.pushValue(methods)
             try s.setField(mt, "methods")
-            if let f = type.newIndex { try s.push(function: f); try s.setField(mt, "__newindex") }
+            if let f = type.newIndex {
+                if kind == .value {
+                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: Keys.value))
+                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: lua_topointer(L, mt)))
+                    try s.check(ipc_lua_pushfastnewindex(L, f))
+                } else {
+                    try s.push(function: f)
+                }
+                try s.setField(mt, "__newindex")
+            }
             if let f = type.length { try s.push(function: f); try s.setField(mt, "__len") }
             if let close = type.closeMethod {
                 try s.rawField(methods, close)
@@ -321,4 +353,29 @@ extension LuaState {
         default: return nil
         }
     }
+}
+
+/// The calls with a C fast path for their uncontended case (`ipc_fast.c`): taking and
+/// releasing the lock of an `ipc.lock()`, `ipc.rlock()`, value or array. They apply only
+/// while no hook watches the gate; otherwise, and in every other case, the call goes
+/// through the Swift binding and the gate.
+enum FastLock: Int, Sendable {
+    case acquire = 1, release = 2
+
+    /// Where the lock and the name lie in the shared memory of an object of `kind`.
+    static func layout(of kind: ObjectKind) -> (lock: Int, name: Int, recursive: Bool)? {
+        switch kind {
+        case .value, .array:
+            return (MemoryLayout<ipc_scalar_header>.offset(of: \.lock)!, MemoryLayout<ipc_scalar_header>.offset(of: \.name)!, true)
+        case .lock, .rlock:
+            return (MemoryLayout<ipc_lock_header>.offset(of: \.lock)!, MemoryLayout<ipc_lock_header>.offset(of: \.name)!, kind == .rlock)
+        default:
+            return nil
+        }
+    }
+}
+
+/// An object whose shared memory the C fast paths read (its header).
+protocol SharedMemoryBacked: AnyObject {
+    var sharedBase: UnsafeMutableRawPointer { get }
 }

@@ -58,9 +58,12 @@ enum LuaObjects {
 extension LuaState {
     /// Pushes `object` as a userdata of `kind`.
     public func push(object: AnyObject, kind: ObjectKind) throws(LuaRaise) {
+        // The box: the Swift object, then its shared memory for the C fast paths.
         var block: UnsafeMutableRawPointer?
-        try check(ipc_lua_p_newuserdata(L, MemoryLayout<UnsafeMutableRawPointer?>.size, &block))
+        try check(ipc_lua_p_newuserdata(L, 2 * MemoryLayout<UnsafeMutableRawPointer?>.size, &block))
         block!.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
+        block!.storeBytes(of: (object as? SharedMemoryBacked)?.sharedBase, toByteOffset: MemoryLayout<UnsafeMutableRawPointer?>.size,
+                          as: UnsafeMutableRawPointer?.self)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         lua_setmetatable(L, -2)
         // Retained only once nothing can fail: the userdata's __gc releases it.
