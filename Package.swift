@@ -64,7 +64,10 @@ let package = Package(
             dependencies: [
                 "IPCLua", "IPCRuntime", "IPCCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Every symbol bound at start: a forked child (a run of `explore`) does not
+            // look any up again.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"])]
         ),
         .testTarget(name: "IPCCoreTests", dependencies: ["IPCCore"]),
         .testTarget(name: "IPCLuaTests", dependencies: ["IPCLua", "CLua", "CLuaShim"]),

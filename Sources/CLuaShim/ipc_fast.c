@@ -8,6 +8,7 @@
 #include "ipc_run.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -56,17 +57,26 @@ static int take(ipc_robust_lock *lk, uint32_t me, const char *name, const char *
     return 1;
 }
 
+/// What a fast lock method needs to know, made once when the method is registered.
+typedef struct fast_lock_spec {
+    int operation;       // FAST_ACQUIRE or FAST_RELEASE
+    long lock_offset;    // of the robust lock in the object's shared memory
+    long name_offset;    // of the object's name there
+    int recursive;
+    char call[48];       // "value:lock", for a warning
+} fast_lock_spec;
+
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
-// 5 the operation, 6 the lock's offset in the shared memory, 7 1 when re-entrant, 8 the
-// call's name (for a warning).
+// 5 the method's fast_lock_spec.
 static int fast_lock_method(lua_State *L) {
     if (!ipc_gate_hooked && lua_gettop(L) == 1) {
         ipc_box *b = box_of(L, 4);
         if (b != NULL) {
-            ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + lua_tointeger(L, lua_upvalueindex(6)));
-            int recursive = (int)lua_tointeger(L, lua_upvalueindex(7));
+            const fast_lock_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+            ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
+            int recursive = spec->recursive;
             uint32_t me = (uint32_t)ipc_self_pid;
-            if (lua_tointeger(L, lua_upvalueindex(5)) == FAST_ACQUIRE) {
+            if (spec->operation == FAST_ACQUIRE) {
                 if (lk->holder == me) {
                     if (recursive) {
                         lk->depth++;
@@ -74,8 +84,7 @@ static int fast_lock_method(lua_State *L) {
                         return 1;
                     }
                 } else {
-                    const char *name = (const char *)b->shared + lua_tointeger(L, lua_upvalueindex(9));
-                    if (take(lk, me, name, lua_tostring(L, lua_upvalueindex(8)))) {
+                    if (take(lk, me, (const char *)b->shared + spec->name_offset, spec->call)) {
                         lua_pushboolean(L, 1);
                         return 1;
                     }
@@ -200,11 +209,20 @@ static int push_closure(lua_State *L, lua_CFunction f, int n) {
     return status;
 }
 
-int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn) {
-    // Stack: entry, kind, metatable, operation, offset, recursive, call name, name offset.
+int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
+                         int recursive, const char *call) {
+    // Stack: entry, kind, metatable. Specs live as long as the process (a few per type).
+    fast_lock_spec *spec = malloc(sizeof *spec);
+    if (spec == NULL) { lua_pop(L, 3); return LUA_ERRMEM; }
+    spec->operation = operation;
+    spec->lock_offset = lock_offset;
+    spec->name_offset = name_offset;
+    spec->recursive = recursive;
+    snprintf(spec->call, sizeof spec->call, "%s", call);
+    lua_pushlightuserdata(L, spec);
     lua_pushlightuserdata(L, (void *)fn);
-    lua_insert(L, -9);
-    return push_closure(L, fast_lock_method, 9);
+    lua_insert(L, -5);
+    return push_closure(L, fast_lock_method, 5);
 }
 
 int ipc_lua_pushfastindex(lua_State *L) { return push_closure(L, fast_index, 4); }

@@ -26,7 +26,9 @@ if not compiled then cbench = nil end
 local empty = string.format("/tmp/ipcplay-bench-empty-%d.lua", ipc.current().pid)
 io.open(empty, "w"):close()
 
-local function lua(name, n, x) return string.format("%s %s/workloads.lua %s %d %s", ipcplay, here, name, n, x or "") end
+local function lua(name, n, x)
+  return string.format("IPCPLAY=%s %s %s/workloads.lua %s %d %s", ipcplay, ipcplay, here, name, n, x or "")
+end
 local function py(name, n, x)
   return string.format("python3 %s/python/workloads.py %s %d %s", here, name, n, x or "")
 end
@@ -109,6 +111,13 @@ local W = {
    ours = lua("value_add_8", 1000000), python = py("value_lock_8", 200000), c = c("value_add_8", 20000000)},
   {id = "socket_echo", what = "Unix stream socket, 8 B echo round trips", kind = "rate",
    ours = lua("socket_echo", 50000), python = py("socket_echo", 50000), c = c("socket_echo", 100000)},
+  {id = "schedules", what = "explore: schedules/s, 3 processes, ~100 steps", kind = "rate",
+   ours = lua("schedules", 500),
+   target = "≥ 200/s (Coyote: ~95/s in-process)", check = function(r) return r.ours >= 200 end},
+  {id = "queue_stream_plain", what = "queue(1000) 1:1, 20k items, whole command", kind = "rate",
+   ours = lua("queue_stream_plain", 20000)},
+  {id = "queue_stream_sched", what = "the same under --sched random", kind = "rate",
+   ours = lua("queue_stream_sched", 20000)},
   {id = "spawn_join", what = "spawn and join 100 processes", kind = "time",
    ours = lua("spawn_join", 100), python = py("spawn_join", 100), c = c("spawn_join", 100),
    target = "≥ 3x faster than Python", check = function(r) return r.vs_py and r.vs_py >= 3 end},
@@ -149,6 +158,7 @@ end
 local function show(v, kind)
   if not v then return "-" end
   if kind == "rate" then
+    if v < 1e4 then return string.format("%.0f/s", v) end
     return v >= 1e6 and string.format("%.2fM/s", v / 1e6) or string.format("%.0fk/s", v / 1e3)
   elseif kind == "bytes" then
     return v >= 1e9 and string.format("%.2f GB/s", v / 1e9) or string.format("%.0f MB/s", v / 1e6)

@@ -116,6 +116,28 @@ local function increments(k, locked)
   assert(v.value == per * k)
   report(name, per * k, ipc.now() - t0)
 end
+-- Controlled scheduling, timed from outside (inside a controlled run the clock is virtual).
+local here = arg[0]:match("^(.*)/[^/]*$") or "."
+local ipcplay = os.getenv("IPCPLAY") or "ipcplay"
+local function timed(command)
+  local t0 = ipc.now()
+  assert(os.execute(command .. " > /dev/null"), command)
+  return ipc.now() - t0
+end
+
+-- explore's schedules per second: three processes, about 100 steps each.
+function W.schedules()
+  report(name, n, timed(string.format("%s explore --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here)))
+end
+
+-- The same queue stream as one command, plain and under --sched (its overhead).
+function W.queue_stream_plain()
+  report(name, n, timed(string.format("%s %s/workloads.lua queue_stream %d", ipcplay, here, n)))
+end
+function W.queue_stream_sched()
+  local command = string.format("%s run --sched random --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n)
+  report(name, n, timed(command))
+end
 function W.value_lock_2() increments(2, true) end
 function W.value_lock_8() increments(8, true) end
 function W.value_add_2() increments(2, false) end

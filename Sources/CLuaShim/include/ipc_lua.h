@@ -114,10 +114,11 @@ int ipc_lua_trampoline(lua_State *L);
 // MARK: - C fast paths (ipc_fast.c)
 
 /// Pushes `lock`/`unlock` (`acquire`/`release`) with an uncontended path in C. On the
-/// stack top (popped): the entry, the kind, the metatable (light userdata), the operation
-/// (1 acquire, 2 release), the lock's offset in the object's shared memory, 1 when
-/// re-entrant, the call's name, the offset of the object's name.
-int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn);
+/// stack top (popped): the entry, the kind, the metatable (light userdata). `operation`:
+/// 1 acquire, 2 release; the offsets of the lock and of the object's name in its shared
+/// memory; `call` names it in a warning.
+int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
+                         int recursive, const char *call);
 /// Pushes an `__index` that reads `v.value` in C: on the stack top, the method table,
 /// the field function, the interned key "value" and the metatable (light userdata).
 int ipc_lua_pushfastindex(lua_State *L);

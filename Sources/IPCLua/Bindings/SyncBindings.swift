@@ -12,8 +12,8 @@ final class SemaphoreObject: LuaObject {
     var luaDescription: String { "<\(ref.kind!.label) \(ref.name) value=\(semaphore.value)>" }
 }
 
-final class LockObject: LuaObject, SharedMemoryBacked {
-    var sharedBase: UnsafeMutableRawPointer { shared.region.base }
+final class LockObject: LuaObject {
+    var sharedBase: UnsafeMutableRawPointer? { shared.region.base }
     let shared: SharedLock
     let ref: ObjectRef
     init(_ l: SharedLock, ref: ObjectRef) { shared = l; self.ref = ref }

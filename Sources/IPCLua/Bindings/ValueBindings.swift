@@ -4,8 +4,8 @@ import IPCCore
 import IPCRuntime
 
 /// A shared value or array as Lua sees it.
-final class ScalarsObject: LuaObject, SharedMemoryBacked {
-    var sharedBase: UnsafeMutableRawPointer { scalars.region.base }
+final class ScalarsObject: LuaObject {
+    var sharedBase: UnsafeMutableRawPointer? { scalars.region.base }
     let scalars: SharedScalars
     let ref: ObjectRef
 

@@ -235,12 +235,8 @@ enum Bindings {
         s.push(Int64(kind?.rawValue ?? -1))
         if let fast = entry.fast, let kind, let layout = FastLock.layout(of: kind), let metatable {
             lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(mutating: metatable))
-            s.push(Int64(fast.rawValue))
-            s.push(Int64(layout.lock))
-            s.push(Int64(layout.recursive ? 1 : 0))
-            try s.push("\(kind.label):\(entry.name)")
-            s.push(Int64(layout.name))
-            try s.check(ipc_lua_pushfastlock(s.L, dispatch))
+            try s.check(ipc_lua_pushfastlock(s.L, dispatch, Int32(fast.rawValue), layout.lock, layout.name,
+                                             layout.recursive ? 1 : 0, "\(kind.label):\(entry.name)"))
             return
         }
         try s.push(function: dispatch, upvalues: 2)
@@ -373,9 +369,4 @@ enum FastLock: Int, Sendable {
             return nil
         }
     }
-}
-
-/// An object whose shared memory the C fast paths read (its header).
-protocol SharedMemoryBacked: AnyObject {
-    var sharedBase: UnsafeMutableRawPointer { get }
 }

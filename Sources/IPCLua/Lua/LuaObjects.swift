@@ -28,7 +28,15 @@ protocol LuaDescribable: AnyObject {
 }
 
 /// A Lua-visible object: a Swift object the runtime's gate knows (`GateObject`).
-typealias LuaObject = GateObject & LuaDescribable
+/// A Lua-visible object: a Swift object the runtime's gate knows, that describes itself,
+/// and whose shared memory the C fast paths may read (nil: they never do).
+protocol LuaObject: GateObject, LuaDescribable {
+    var sharedBase: UnsafeMutableRawPointer? { get }
+}
+
+extension LuaObject {
+    var sharedBase: UnsafeMutableRawPointer? { nil }
+}
 
 /// Boxing of Swift objects in Lua full userdata: the userdata holds one retained
 /// reference; `__gc` releases it (in each process, for its own copy).
@@ -57,12 +65,12 @@ enum LuaObjects {
 
 extension LuaState {
     /// Pushes `object` as a userdata of `kind`.
-    public func push(object: AnyObject, kind: ObjectKind) throws(LuaRaise) {
+    func push<Object: LuaObject>(object: Object, kind: ObjectKind) throws(LuaRaise) {
         // The box: the Swift object, then its shared memory for the C fast paths.
         var block: UnsafeMutableRawPointer?
         try check(ipc_lua_p_newuserdata(L, 2 * MemoryLayout<UnsafeMutableRawPointer?>.size, &block))
         block!.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-        block!.storeBytes(of: (object as? SharedMemoryBacked)?.sharedBase, toByteOffset: MemoryLayout<UnsafeMutableRawPointer?>.size,
+        block!.storeBytes(of: object.sharedBase, toByteOffset: MemoryLayout<UnsafeMutableRawPointer?>.size,
                           as: UnsafeMutableRawPointer?.self)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         lua_setmetatable(L, -2)
