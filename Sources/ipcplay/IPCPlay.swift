@@ -10,11 +10,13 @@ struct IPCPlay: ParsableCommand {
         commandName: "ipcplay",
         abstract: "Run Lua scenarios of inter-process communication, each worker in its own process.",
         discussion: """
-            `ipcplay SCRIPT [ARGS...]` is short for `ipcplay run SCRIPT [ARGS...]`. Options go
-            before the script; what follows it is the script's own arguments.
-            Exit status: 0 the script ended without error; 1 it raised (explore, replay, step:
-            a schedule failed); 2 usage error; 124 --timeout fired, or a deadlock; 130
-            interrupted (Ctrl-C); 143 terminated (SIGTERM).
+            `ipcplay SCRIPT [ARGS...]` is short for `ipcplay run SCRIPT [ARGS...]`. \
+            Options go before the script; what follows it is the script's own arguments.
+
+            Exit status: 0 the script ended without error; 1 it raised (explore, replay, \
+            step: a schedule failed); 2 usage error; 124 --timeout fired, or a deadlock; \
+            130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
+
             Shell completion: ipcplay --generate-completion-script bash|zsh|fish.
             """,
         version: Version.string,
