@@ -1,6 +1,9 @@
--- luacheck configuration: `luacheck scripts tests types` reports nothing (checked by
+-- luacheck configuration: `luacheck .` reports nothing (checked by
 -- Tests/EndToEndTests/LintTests.swift when luacheck is installed).
 std = "lua54"
+
+-- Build products are not ours.
+exclude_files = {".build/**", "Fuzz/.build/**"}
 
 -- `ipc` is preset as a global for short scripts (and returned by require("ipc")).
 read_globals = {"ipc"}
