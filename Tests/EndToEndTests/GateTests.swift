@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+/// Every call passes the gate: a script that makes every call of the module (Fixtures/
+/// every_call.lua) leaves a trace slice for each, under the names of docs/api.md.
+@Suite("The gate: every call is seen")
+struct GateTests {
+    /// Methods written as other calls: `v:with_lock(f)` is `value:lock`, `f`, `value:unlock`,
+    /// and those are its slices.
+    static let composed: Set<String> = ["with", "with_lock", "wait_for"]
+
+    /// The calls that are not methods: the module's functions, fields and the runtime's own.
+    static let others = [
+        "ipc.spawn", "ipc.process", "ipc.current", "ipc.sleep", "ipc.now", "ipc.wait",
+        "ipc.pipe", "ipc.queue", "ipc.joinable_queue", "ipc.value", "ipc.array",
+        "ipc.semaphore", "ipc.bounded_semaphore", "ipc.lock", "ipc.rlock", "ipc.event",
+        "ipc.condition", "ipc.barrier",
+        "ipc.unix.listen", "ipc.unix.connect", "ipc.unix.socketpair", "ipc.unix.dgram",
+        "value read", "value write", "array read", "array write",
+        "process.exitcode", "barrier.n_waiting", "barrier.broken", "process start", "process end",
+    ]
+
+    @Test func everyCallHasATraceSlice() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ipcplay-gate-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trace = dir.appendingPathComponent("t.json")
+        let script = Ipcplay.packageRoot.appendingPathComponent("Tests/EndToEndTests/Fixtures/every_call.lua")
+        let r = try Ipcplay.run(["run", "--trace", trace.path, script.path, dir.path])
+        #expect(r.status == 0, "\(r.combined)")
+
+        // The script lists each type's methods: kind, then names.
+        var expected = Self.others
+        for line in r.stdout.split(separator: "\n") where line.hasPrefix("methods ") {
+            let words = line.split(separator: " ").map(String.init)
+            expected += words.dropFirst(2).filter { !Self.composed.contains($0) }.map { "\(words[1]):\($0)" }
+        }
+        #expect(expected.count > Self.others.count + 60, "the script printed its types' methods: \(r.stdout)")
+
+        let events = try JSONSerialization.jsonObject(with: Data(contentsOf: trace)) as? [[String: Any]] ?? []
+        let slices = Set(events.filter { $0["ph"] as? String == "X" }.compactMap { $0["name"] as? String })
+        let missing = expected.filter { !slices.contains($0) }
+        #expect(missing.isEmpty, "calls with no trace slice: \(missing)")
+
+        // The names are those docs/api.md uses: a method as kind:method, the rest as listed.
+        let api = try String(contentsOf: Ipcplay.packageRoot.appendingPathComponent("docs/api.md"), encoding: .utf8)
+        let undocumented = Self.others.filter { !api.contains("`\($0)") }
+        #expect(undocumented.isEmpty, "call names not in docs/api.md: \(undocumented)")
+    }
+}
