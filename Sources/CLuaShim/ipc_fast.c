@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+const void *ipc_metatables[64];
+
 /// The block of every ipc object's userdata: the Swift object, and its shared memory.
 typedef struct ipc_box {
     void *object;

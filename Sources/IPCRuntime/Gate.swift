@@ -9,28 +9,37 @@ public enum Access: Sendable { case read, write }
 /// The bindings declare theirs when the module opens; the runtime declares its own
 /// (process start and end, the joins at a process's end). Ids are the same in every
 /// process of a run: they are given before the first fork.
+/// A site is its id alone (its name and traits are in a table): the gate copies it at
+/// every call, and a plain value costs no reference counting.
 public struct CallSite: Sendable, Hashable {
     public let id: Int
-    /// The name in traces, hang reports and schedules (the names docs/api.md uses).
-    public let name: String
-    public let access: Access
-    /// True when the call can wait (it has a probe: would it block now?).
-    public let blocking: Bool
 
-    public static func == (a: CallSite, b: CallSite) -> Bool { a.id == b.id }
-    public func hash(into h: inout Hasher) { h.combine(id) }
+    /// What a site is: its name in traces, hang reports and schedules (the names
+    /// docs/api.md uses), what it does to its object, and whether it can wait (it has a
+    /// probe: would it block now?).
+    public struct Traits: Sendable {
+        public let name: String
+        public let access: Access
+        public let blocking: Bool
+    }
 
-    nonisolated(unsafe) public private(set) static var all: [CallSite] = []
+    nonisolated(unsafe) public private(set) static var all: [Traits] = []
+
+    @inlinable public var name: String { CallSite.all[id].name }
+    @inlinable public var access: Access { CallSite.all[id].access }
+    @inlinable public var blocking: Bool { CallSite.all[id].blocking }
 
     /// Declares a call (once per name: declaring it again returns the same site).
     public static func declare(_ name: String, access: Access, blocking: Bool = false) -> CallSite {
-        if let s = all.first(where: { $0.name == name }) { return s }
-        let s = CallSite(id: all.count, name: name, access: access, blocking: blocking)
-        all.append(s)
-        return s
+        if let i = all.firstIndex(where: { $0.name == name }) { return CallSite(id: i) }
+        all.append(Traits(name: name, access: access, blocking: blocking))
+        return CallSite(id: all.count - 1)
     }
 
-    public static func named(_ name: String) -> CallSite? { all.first { $0.name == name } }
+    public static func named(_ name: String) -> CallSite? { all.firstIndex { $0.name == name }.map { CallSite(id: $0) } }
+
+    /// The site of id `id`, if one was declared.
+    public static func with(id: Int) -> CallSite? { all.indices.contains(id) ? CallSite(id: id) : nil }
 
     // The runtime's own calls.
     public static let processStart = declare("process start", access: .write)
@@ -94,12 +103,15 @@ public struct GateCall {
 public enum Gate {
     /// The calls in progress in this process, innermost last (a finalizer may make a
     /// call in the middle of another). The hang board reads the innermost when it parks.
-    nonisolated(unsafe) public private(set) static var calls: [GateCall] = []
+    /// A plain buffer of plain values: entering and leaving cost no reference counting.
+    @usableFromInline nonisolated(unsafe) static var stack: UnsafeMutablePointer<GateCall>?
+    nonisolated(unsafe) static var capacity = 0
+    nonisolated(unsafe) public private(set) static var depth = 0
     nonisolated(unsafe) static var hooks: [GateHook] = []
     nonisolated(unsafe) public private(set) static var isObserved = false
 
     /// The innermost call in progress, if any.
-    @inlinable public static var current: GateCall? { calls.last }
+    @inlinable public static var current: GateCall? { depth > 0 ? stack![depth - 1] : nil }
 
     public static func install(_ hook: GateHook) {
         hooks.append(hook)
@@ -118,21 +130,35 @@ public enum Gate {
     @inline(__always)
     public static func enter(_ site: CallSite, _ object: ObjectRef, deadline: Deadline = .never, external: Bool = false,
                              wouldBlock: () -> Bool = { false }) {
-        calls.append(GateCall(site: site, object: object, deadline: deadline, external: external))
+        if depth == capacity { grow() }
+        (stack! + depth).initialize(to: GateCall(site: site, object: object, deadline: deadline, external: external))
+        depth += 1
         if isObserved { notifyBefore(wouldBlock) }
+    }
+
+    @inline(never)
+    static func grow() {
+        let bigger = UnsafeMutablePointer<GateCall>.allocate(capacity: max(8, capacity * 2))
+        if let stack {
+            bigger.moveInitialize(from: stack, count: depth)
+            stack.deallocate()
+        }
+        stack = bigger
+        capacity = max(8, capacity * 2)
     }
 
     /// The call ends with `result` (built only when a hook looks at it).
     @inline(__always)
     public static func leave(_ result: () -> CallResult) {
-        if isObserved, let call = calls.last { notifyAfter(call, result()) }
-        calls.removeLast()
+        if isObserved, depth > 0 { notifyAfter(stack![depth - 1], result()) }
+        depth -= 1
+        (stack! + depth).deinitialize(count: 1)
     }
 
     @inline(never)
     static func notifyBefore(_ wouldBlock: () -> Bool) {
-        for hook in hooks { hook.before(calls[calls.count - 1], wouldBlock: wouldBlock) }
-        calls[calls.count - 1].started = Trace.now()
+        for hook in hooks { hook.before(stack![depth - 1], wouldBlock: wouldBlock) }
+        stack![depth - 1].started = Trace.now()
     }
 
     @inline(never)
@@ -148,5 +174,8 @@ public enum Gate {
     }
 
     /// Forgets the calls in progress (a new child starts with none).
-    static func reset() { calls.removeAll(keepingCapacity: true) }
+    static func reset() {
+        if depth > 0 { stack!.deinitialize(count: depth) }
+        depth = 0
+    }
 }

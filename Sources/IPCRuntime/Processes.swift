@@ -47,7 +47,9 @@ public final class ProcessState {
 
 /// A process started by this one (the runtime half of an `ipc.process`).
 public final class ChildProcess: GateObject {
-    public var name: String
+    public var name: String { didSet { ref = ObjectRef(id: objectID, kind: .process, name: name) } }
+    /// Made once (and again if it is renamed before it starts): a ref interns its name.
+    public private(set) var ref: ObjectRef
     public var daemon: Bool
     /// The default-name counter value when it was made, for the child's identity.
     let ordinal: Int
@@ -66,11 +68,11 @@ public final class ChildProcess: GateObject {
         self.daemon = daemon
         ordinal = Runtime.this.processCounter
         objectID = RunBoard.current?.nextObjectID() ?? 0
+        ref = ObjectRef(id: objectID, kind: .process, name: self.name)
     }
 
     deinit { if pidfd >= 0 { close(pidfd) } }
 
-    public var ref: ObjectRef { ObjectRef(id: objectID, kind: .process, name: name) }
     public var isStarted: Bool { pid != 0 }
     public var isMine: Bool { parentPid == ProcessIdentity.pid }
 

@@ -119,6 +119,10 @@ int ipc_lua_trampoline(lua_State *L);
 /// memory; `call` names it in a warning.
 int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
                          int recursive, const char *call);
+/// The metatable of each object kind in this process's Lua state (by ObjectKind's raw
+/// value), for recognising a userdata by a pointer comparison.
+extern const void *ipc_metatables[64];
+static inline const void **ipc_metatables_of_kinds(void) { return ipc_metatables; }
 /// Pushes an `__index` that reads `v.value` in C: on the stack top, the method table,
 /// the field function, the interned key "value" and the metatable (light userdata).
 int ipc_lua_pushfastindex(lua_State *L);

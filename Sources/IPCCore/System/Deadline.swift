@@ -42,7 +42,8 @@ public struct Deadline: Sendable, Equatable {
     /// Nanoseconds on the run's clock, or nil for no deadline.
     public let instant: Int64?
 
-    public static let never = Deadline(instant: nil)
+    /// (Computed: a stored static would cost a once-check at every call that passes it.)
+    @inlinable public static var never: Deadline { Deadline(instant: nil) }
 
     /// Already passed: the call must not block.
     public static var now: Deadline { Deadline(instant: MonotonicClock.nanoseconds()) }

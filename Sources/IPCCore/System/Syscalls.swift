@@ -75,16 +75,19 @@ extension Result where Failure == Errno {
 /// The pid of the calling process, cached (glibc's `getpid` is a syscall) and refreshed
 /// by `ProcessIdentity.refreshAfterFork()` in every new child.
 public enum ProcessIdentity {
-    nonisolated(unsafe) public private(set) static var pid: Int32 = {
-        let pid = Glibc.getpid()
-        ipc_set_self_pid(pid)
-        return pid
-    }()
+    /// 0 until first read (a plain zero, not a lazy global: no once-check on hot paths).
+    @usableFromInline nonisolated(unsafe) static var cached: Int32 = 0
+
+    @inlinable public static var pid: Int32 { cached != 0 ? cached : refresh() }
 
     /// Call first thing in a child after `fork()`.
-    public static func refreshAfterFork() {
-        pid = Glibc.getpid()
-        ipc_set_self_pid(pid)
+    public static func refreshAfterFork() { _ = refresh() }
+
+    @usableFromInline @discardableResult
+    static func refresh() -> Int32 {
+        cached = Glibc.getpid()
+        ipc_set_self_pid(cached)
+        return cached
     }
 }
 

@@ -30,16 +30,16 @@ enum QueueBindings {
     static let type: LuaType = {
         var t = LuaType([.queue, .joinableQueue], [
             Method<QueueObject>("put", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2)) { s, q, call throws(LuaRaise) in
-                try put(s, q, &call, full: "timeout")
+                try put(s, q, &call, nowait: false)
             },
             Method<QueueObject>("get", timeout: 2, waits: { $0.isEmptyNow }, preview: .result) { s, q, call throws(LuaRaise) in
-                try get(s, q, &call, empty: "timeout")
+                try get(s, q, &call, nowait: false)
             },
             Method<QueueObject>("put_nowait", preview: .argument(2)) { s, q, call throws(LuaRaise) in
-                try put(s, q, &call, full: "full")
+                try put(s, q, &call, nowait: true)
             },
             Method<QueueObject>("get_nowait", preview: .result) { s, q, call throws(LuaRaise) in
-                try get(s, q, &call, empty: "empty")
+                try get(s, q, &call, nowait: true)
             },
             Method<QueueObject>("qsize", access: .read) { s, q, _ in s.push(Int64(q.queue.count)); return 1 },
             Method<QueueObject>("empty", access: .read) { s, q, _ in s.push(q.queue.isEmpty); return 1 },
@@ -88,11 +88,12 @@ enum QueueBindings {
         Function("ipc.joinable_queue") { s, call throws(LuaRaise) in try make(s, call, kind: .joinableQueue) },
     ]
 
-    static func put(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, full: String) throws(LuaRaise) -> Int32 {
+    /// `put` or, `nowait`, `put_nowait` (which fails "full" where `put` times out).
+    static func put(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, nowait: Bool) throws(LuaRaise) -> Int32 {
         if q.closed { return try s.fail("closed") }
         let buffer = try s.encodeArgument(2, call)
         let id = Trace.isOn ? Trace.newMessageID() : 0
-        let outcome = q.queue.put(buffer.bytes, id: id, deadline: full == "full" ? .now : call.deadline)
+        let outcome = q.queue.put(buffer.bytes, id: id, deadline: nowait ? .now : call.deadline)
         call.bytes = buffer.count
         call.counter = ("items", q.queue.count)
         switch outcome {
@@ -101,14 +102,15 @@ enum QueueBindings {
             s.push(true)
             return 1
         case .timedOut:
-            return try s.fail(full)
+            return try s.fail(nowait ? "full" : "timeout")
         }
     }
 
-    static func get(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, empty: String) throws(LuaRaise) -> Int32 {
+    /// `get` or, `nowait`, `get_nowait` (which fails "empty" where `get` times out).
+    static func get(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, nowait: Bool) throws(LuaRaise) -> Int32 {
         if q.closed { return try s.fail("closed") }
         let buffer = call.buffer
-        switch q.queue.get(into: buffer, deadline: empty == "empty" ? .now : call.deadline) {
+        switch q.queue.get(into: buffer, deadline: nowait ? .now : call.deadline) {
         case .item(let id):
             try s.pushDecoded(buffer, call.name)
             call.bytes = buffer.count
@@ -116,7 +118,7 @@ enum QueueBindings {
             call.counter = ("items", q.queue.count)
             return 1
         case .timedOut:
-            return try s.fail(empty)
+            return try s.fail(nowait ? "empty" : "timeout")
         }
     }
 }

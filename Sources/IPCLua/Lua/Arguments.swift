@@ -7,19 +7,20 @@ extension LuaState {
     /// A timeout argument: nil/absent waits forever; a number of seconds (0 or negative:
     /// do not block; NaN is an error); `false` does not block and `true` blocks, as
     /// multiprocessing's `block` flag.
-    public func deadline(_ i: Int32, _ call: String) throws(LuaRaise) -> Deadline {
+    /// (`call` is only read for an error: most calls pass it as a site's computed name.)
+    public func deadline(_ i: Int32, _ call: @autoclosure () -> String) throws(LuaRaise) -> Deadline {
         switch type(i) {
         case LUA_TNONE, LUA_TNIL:
             return .never
         case LUA_TNUMBER:
             let v = number(i)!
-            if v.isNaN { throw LuaRaise("\(call): timeout must be a number of seconds, not NaN") }
+            if v.isNaN { throw LuaRaise("\(call()): timeout must be a number of seconds, not NaN") }
             if v == .infinity { return .never }
             return .after(seconds: v)
         case LUA_TBOOLEAN:
             return boolean(i) ? .never : .now
         default:
-            throw LuaRaise("\(call): timeout must be a number of seconds, got \(typeName(i))")
+            throw LuaRaise("\(call()): timeout must be a number of seconds, got \(typeName(i))")
         }
     }
 

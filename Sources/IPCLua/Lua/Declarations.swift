@@ -116,15 +116,22 @@ extension Method where Object: GateObject {
         }
         let m = self
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
-            guard let kind = s.kind(1), let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
+            // Nearly always, self is of the kind whose method table the method came from.
+            let kind = registered.flatMap { s.isObject(1, of: $0) ? $0 : nil } ?? s.kind(1)
+            guard let kind, let site = sites[kind.rawValue], let box = s.unretainedBox(1, as: Object.self) else {
                 throw s.wrongSelf((registered ?? m.only?.first ?? kinds[0]).label, m.name)
             }
             var deadline = Deadline.never
             if let i = m.timeout {
                 deadline = m.pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
             }
-            return try Bindings.pass(s, site, o.ref, deadline: deadline, external: m.external, preview: m.preview,
-                                     wouldBlock: { m.waits?(o) ?? false }) { call throws(LuaRaise) in try m.body(s, o, &call) }
+            // The userdata at 1 keeps the object alive for the whole call: no retain.
+            return try box._withUnsafeGuaranteedRef { o in
+                Result { () throws(LuaRaise) -> Int32 in
+                    try Bindings.pass(s, site, o.ref, deadline: deadline, external: m.external, preview: m.preview,
+                                      wouldBlock: { m.waits?(o) ?? false }) { call throws(LuaRaise) in try m.body(s, o, &call) }
+                }
+            }.get()
         }
     }
 }
@@ -220,22 +227,34 @@ enum Bindings {
     /// The Lua thread of the call in progress.
     nonisolated(unsafe) static var current: OpaquePointer?
 
-    /// Every entry registered in this process's Lua state; a Lua closure holds its index
-    /// as upvalue 2, and the kind whose method table holds it (or -1) as upvalue 3.
-    nonisolated(unsafe) static var entries: [Entry] = []
+    /// The `invoke` of every entry registered in this process's Lua state, in a plain
+    /// buffer (an array of entries would cost a once-check and a retain of each field
+    /// per call); a Lua closure holds its index as upvalue 2, and the kind whose method
+    /// table holds it (or -1) as upvalue 3.
+    nonisolated(unsafe) static var invokers: UnsafeMutablePointer<Invoke>?
+    nonisolated(unsafe) static var registered = 0
+    typealias Invoke = (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
 
     /// The C-callable entry point of every method and function.
     static let dispatch: ipc_swift_function = { L in
         luaEntry(L) { s throws(LuaRaise) in
-            let entry = entries[Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(2), nil))]
-            return try entry.invoke(s, ObjectKind(rawValue: Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(3), nil))))
+            let invoke = invokers![Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(2), nil))]
+            return try invoke(s, ObjectKind(rawValue: Int(lua_tointegerx(s.L, ipc_lua_upvalueindex(3), nil))))
         }
     }
 
     /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
     static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil, metatable: UnsafeRawPointer? = nil) throws(LuaRaise) {
-        entries.append(entry)
-        s.push(Int64(entries.count - 1))
+        // Entries are registered once per process (a few hundred): the buffer grows by
+        // doubling and is never freed.
+        if registered & (registered - 1) == 0 {
+            let bigger = UnsafeMutablePointer<Invoke>.allocate(capacity: max(1, registered * 2))
+            if let invokers { bigger.moveInitialize(from: invokers, count: registered); invokers.deallocate() }
+            invokers = bigger
+        }
+        (invokers! + registered).initialize(to: entry.invoke)
+        registered += 1
+        s.push(Int64(registered - 1))
         s.push(Int64(kind?.rawValue ?? -1))
         if let fast = entry.fast, let kind, let layout = FastLock.layout(of: kind), let metatable {
             lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(mutating: metatable))

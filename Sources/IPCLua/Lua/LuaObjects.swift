@@ -7,17 +7,18 @@ import IPCRuntime
 /// identity of its metatable (forked children share it): a check costs a pointer
 /// comparison, no string lookup and no reference counting.
 enum Metatables {
-    nonisolated(unsafe) static let pointers: UnsafeMutablePointer<UnsafeRawPointer?> = {
-        let p = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: ObjectKind.allCases.count)
-        p.initialize(repeating: nil, count: ObjectKind.allCases.count)
-        return p
-    }()
+    /// (A plain array in C: a Swift global made by a closure costs a once-check per read.)
+    static var pointers: UnsafeMutablePointer<UnsafeRawPointer?> { ipc_metatables_of_kinds() }
 
     /// The kind whose metatable is `mt`, if any.
     @inline(__always)
     static func kind(of mt: UnsafeRawPointer?) -> ObjectKind? {
         guard let mt else { return nil }
-        for i in 0..<ObjectKind.allCases.count where pointers[i] == mt { return ObjectKind(rawValue: i) }
+        var i = 0
+        while let kind = ObjectKind(rawValue: i) {
+            if pointers[i] == mt { return kind }
+            i += 1
+        }
         return nil
     }
 }
@@ -87,12 +88,29 @@ extension LuaState {
         return Metatables.kind(of: mt)
     }
 
+    /// True when the value at `i` is a userdata of `kind`.
+    @inline(__always)
+    func isObject(_ i: Int32, of kind: ObjectKind) -> Bool {
+        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return false }
+        let mt = lua_topointer(L, -1)
+        pop()
+        return mt == Metatables.pointers[kind.rawValue]
+    }
+
     /// The Swift object of the userdata at `i` (nil once collected); the caller has checked
     /// its kind.
     @inline(__always)
     func boxed<T: AnyObject>(_ i: Int32, as: T.Type) -> T? {
         guard let ud = lua_touserdata(L, i), let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
         return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue(), to: T.self)
+    }
+
+    /// The Swift object of the userdata at `i`, unretained (nil once collected): for a
+    /// call that keeps the userdata on its stack as long as it uses the object.
+    @inline(__always)
+    func unretainedBox<T: AnyObject>(_ i: Int32, as: T.Type) -> Unmanaged<T>? {
+        guard let ud = lua_touserdata(L, i), let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
+        return Unmanaged<T>.fromOpaque(p)
     }
 
     /// The object at `i` when it is a live userdata of `kind`.

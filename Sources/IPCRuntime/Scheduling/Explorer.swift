@@ -83,7 +83,7 @@ public final class Explorer {
         public var decisions: [ScheduleLog.Decision] {
             steps.filter(\.isChoice).map { s in
                 ScheduleLog.Decision(process: nil, processName: name(s.process),
-                                     site: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site] : nil,
+                                     site: CallSite.with(id: s.site),
                                      objectName: objectNames[s.object] ?? "")
             }
         }

@@ -172,7 +172,7 @@ public struct DirectedScheduler: Scheduler {
             var d = d
             let name = loadName(from: &d.process_name, capacity: Int(IPC_NAME_CAP))
             let object = loadName(from: &d.object_name, capacity: Int(IPC_NAME_CAP))
-            let site = d.site == UInt32.max ? nil : CallSite.all.indices.contains(Int(d.site)) ? CallSite.all[Int(d.site)] : nil
+            let site = d.site == UInt32.max ? nil : CallSite.with(id: Int(d.site))
             // The process by name; its pending call too, where the decision names one.
             if let p = ready.first(where: { context.name($0) == name }),
                site == nil || (context.pendingSite(p) == site!.id && object == context.pendingObjectName(p)) {
