@@ -54,7 +54,7 @@ public struct Timeline {
 
     /// Reads a trace written by `Trace` (one JSON object per line).
     public init(tracePath: String) {
-        guard let text = Self.read(tracePath) else { return }
+        guard let text = fileText(tracePath) else { return }
         var flowsOut: [Int: [(Double, UInt64)]] = [:]
         var flowsIn: [Int: [(Double, UInt64)]] = [:]
         var laneByPid: [Int: Lane] = [:]
@@ -99,19 +99,6 @@ public struct Timeline {
             if let inn = flowsIn[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowIn = inn.1 }
         }
         lanes = laneByPid.values.sorted { ($0.order, $0.pid) < ($1.order, $1.pid) }
-    }
-
-    static func read(_ path: String) -> String? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            data += buf[..<n]
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 
     // MARK: - Rows
@@ -332,18 +319,9 @@ public struct Timeline {
 
     func f(_ d: Double) -> String { String(Int((d * 10).rounded()) / 10) + "." + String(abs(Int((d * 10).rounded())) % 10) }
 
+    /// SVG text: control characters but newlines dropped.
     func xml(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: if u.value >= 0x20 || u == "\n" { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
+        s.escaped(String.xmlEntities) { $0.value >= 0x20 || $0 == "\n" ? nil : "" }
     }
 
     /// Lanes and how many calls each has (for tests and summaries).

@@ -127,6 +127,23 @@ enum Ipcplay {
         return file
     }
 
+    /// Two processes take two locks in opposite orders: some schedules deadlock (the
+    /// main process takes `a` at line 8, the child takes `b` at line 3).
+    static let locksInOppositeOrders = """
+        local a, b = ipc.lock({name = "a"}), ipc.lock({name = "b"})
+        local p = ipc.spawn(function()
+          b:acquire()
+          a:acquire()
+          a:release()
+          b:release()
+        end)
+        a:acquire()
+        b:acquire()
+        b:release()
+        a:release()
+        p:join()
+        """
+
     /// Runs `tmux ARGS` with no descriptor of ours but 0-2 (on /dev/null when starting a
     /// server): Foundation learns that a process ended when a descriptor the process
     /// inherited closes, and a tmux server lives on holding whatever it inherited.
