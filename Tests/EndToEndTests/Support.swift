@@ -115,11 +115,18 @@ enum Ipcplay {
         return try run(["run"] + options + [file.path] + args, stdin: stdin, directory: dir, limit: limit)
     }
 
+    /// A new directory /tmp/PREFIX-XXXXXXXX (short, so that socket paths in it stay well
+    /// under sun_path).
+    static func newTmpDirectory(_ prefix: String) throws -> URL {
+        let dir = URL(fileURLWithPath: "/tmp/\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     /// Writes `source` to a fresh world-readable directory under /tmp (so that a test may
     /// run it as another user) and returns the file.
     static func writeScript(_ source: String) throws -> URL {
-        let dir = URL(fileURLWithPath: "/tmp/ipcplay-script-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try newTmpDirectory("ipcplay-script")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let file = dir.appendingPathComponent("s.lua")
         try source.write(to: file, atomically: true, encoding: .utf8)
