@@ -174,6 +174,15 @@ struct ScenarioOptions: ParsableArguments {
     static let largestMemoryLimit = 1 << 20
 }
 
+/// The script a command runs, and the script's own arguments: everything after it.
+struct ScriptArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("The Lua script.", valueName: "script"), completion: .file(extensions: ["lua"]))
+    var script: String
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
+    var arguments: [String] = []
+}
+
 enum SchedStrategy: String, ExpressibleByArgument, CaseIterable, Sendable { case random, pct }
 
 extension IPCPlay {
@@ -184,15 +193,11 @@ extension IPCPlay {
 
         @OptionGroup var options: ScenarioOptions
 
-        @Argument(help: ArgumentHelp("The Lua script to run.", valueName: "script"), completion: .file(extensions: ["lua"]))
-        var script: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
-        var arguments: [String] = []
+        @OptionGroup var target: ScriptArguments
 
         func run() throws {
-            try checkReadable(script)
-            let status = ScriptRunner.run(script: script, arguments: arguments, options: options.runOptions())
+            try checkReadable(target.script)
+            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: options.runOptions())
             Glibc.exit(status)
         }
     }
