@@ -106,14 +106,7 @@ extension IPCPlay {
             discussion: "Exit status: 0 the run did not fail, 1 it failed (or no longer fits the script: the step where it diverged is named), 2 usage error."
         )
 
-        @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of the run (see docs/tracing.md).", valueName: "file"))
-        var trace: String?
-
-        @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
-        var timeline = false
-
-        @Option(name: .customLong("timeline-file"), help: .hidden)
-        var timelineFile: String?
+        @OptionGroup var recording: RecordingOptions
 
         @OptionGroup var options: ScheduleCommandOptions
 
@@ -123,8 +116,8 @@ extension IPCPlay {
         @OptionGroup var target: ScriptArguments
 
         func run() throws {
-            let wantTimeline = timeline || timelineFile != nil
-            let tracePath = trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
+            let wantTimeline = recording.wantsTimeline
+            let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
             // The token names calls: it is read once the module has declared them.
             let explorer = try options.explorer(target, tracePath: tracePath)
             let parsed: ReplayToken
@@ -138,13 +131,13 @@ extension IPCPlay {
             let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
             if wantTimeline, let tracePath {
                 let picture = Timeline(tracePath: tracePath)
-                if let svg = timelineFile {
+                if let svg = recording.timelineFile {
                     if let f = fopen(svg, "w") { fputs(picture.svg(), f); fclose(f) }
                 } else {
                     let terminal = Terminal.standardOutput
                     Runtime.writeStdout(picture.render(columns: terminal.columns, colour: terminal.colour))
                 }
-                if trace == nil { unlink(tracePath) }
+                if recording.trace == nil { unlink(tracePath) }
             }
             if let path = options.report { Exploring.write(run.report, to: path) }
             Glibc.exit(run.failed ? 1 : 0)

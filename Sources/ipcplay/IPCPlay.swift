@@ -112,14 +112,7 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
 
-    @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of every IPC call (see docs/tracing.md).", valueName: "file"))
-    var trace: String?
-
-    @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
-    var timeline = false
-
-    @Option(name: .customLong("timeline-file"), help: .hidden)
-    var timelineFile: String?
+    @OptionGroup var recording: RecordingOptions
 
     @Option(help: .hidden)
     var report: String?
@@ -149,9 +142,9 @@ struct ScenarioOptions: ParsableArguments {
         o.deadlockCheck = !noDeadlockCheck
         o.reportPath = report
         o.strictChildErrors = strictChildErrors
-        o.tracePath = trace
-        o.timeline = timeline || timelineFile != nil
-        o.timelineSVG = timelineFile
+        o.tracePath = recording.trace
+        o.timeline = recording.wantsTimeline
+        o.timelineSVG = recording.timelineFile
         o.memoryLimit = memoryLimit.map { $0 << 20 }
         if (jitter > 0 || sched != nil) && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
@@ -172,6 +165,21 @@ struct ScenarioOptions: ParsableArguments {
 
     /// 1 TiB, in MiB.
     static let largestMemoryLimit = 1 << 20
+}
+
+/// What a run records of its IPC calls: a trace, a timeline (`run` and `replay`).
+struct RecordingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of every IPC call (see docs/tracing.md).", valueName: "file"))
+    var trace: String?
+
+    @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
+    var timeline = false
+
+    @Option(name: .customLong("timeline-file"), help: .hidden)
+    var timelineFile: String?
+
+    /// A timeline is asked for, printed or as SVG.
+    var wantsTimeline: Bool { timeline || timelineFile != nil }
 }
 
 /// The script a command runs, and the script's own arguments: everything after it.
