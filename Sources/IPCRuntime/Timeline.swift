@@ -357,6 +357,21 @@ enum MiniJSON: Equatable {
 
         mutating func skip() { while i < bytes.count, bytes[i] == 32 || bytes[i] == 9 || bytes[i] == 10 || bytes[i] == 13 { i += 1 } }
 
+        /// The elements of an object or an array, its opening bracket read: each read by
+        /// `element`, up to `close`. False when it is malformed.
+        mutating func list(closedBy close: UInt8, _ element: (inout Parser) -> Bool) -> Bool {
+            skip()
+            if i < bytes.count, bytes[i] == close { i += 1; return true }
+            while true {
+                guard element(&self) else { return false }
+                skip()
+                guard i < bytes.count else { return false }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == close { i += 1; return true }
+                return false
+            }
+        }
+
         mutating func value() -> MiniJSON? {
             skip()
             guard i < bytes.count else { return nil }
@@ -364,36 +379,26 @@ enum MiniJSON: Equatable {
             case UInt8(ascii: "{"):
                 i += 1
                 var o: [String: MiniJSON] = [:]
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                while true {
-                    skip()
-                    guard case .string(let k)? = value() else { return nil }
-                    skip()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
-                    i += 1
-                    guard let v = value() else { return nil }
+                let read = list(closedBy: UInt8(ascii: "}")) { p in
+                    p.skip()
+                    guard case .string(let k)? = p.value() else { return false }
+                    p.skip()
+                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else { return false }
+                    p.i += 1
+                    guard let v = p.value() else { return false }
                     o[k] = v
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                    return nil
+                    return true
                 }
+                return read ? .object(o) : nil
             case UInt8(ascii: "["):
                 i += 1
                 var a: [MiniJSON] = []
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-                while true {
-                    guard let v = value() else { return nil }
+                let read = list(closedBy: UInt8(ascii: "]")) { p in
+                    guard let v = p.value() else { return false }
                     a.append(v)
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-                    return nil
+                    return true
                 }
+                return read ? .array(a) : nil
             case UInt8(ascii: "\""):
                 i += 1
                 var out: [UInt8] = []
