@@ -168,8 +168,6 @@ public enum ScriptRunner {
         }
     }
 
-    /// The uncaught-error report: the process's name and pid, the message with its
-    /// `file:line`, and the traceback, written as one block.
     /// Ends the host on an error the main script did not catch: says it, reports it, ends
     /// every process. Returns the exit status.
     static func endHost(uncaught message: String) -> Int32 {
@@ -182,6 +180,8 @@ public enum ScriptRunner {
         return Status.scriptError
     }
 
+    /// The uncaught-error report: the process's name and pid, the message with its
+    /// `file:line`, and the traceback, written as one block.
     static func reportUncaught(_ message: String) {
         Runtime.flushOutput()
         Runtime.writeStderr("ipcplay: error in \(Runtime.this.name) (pid \(ProcessIdentity.pid)): \(message)\n")
