@@ -57,6 +57,13 @@ local function kill_all(victims)
   return victims
 end
 
+-- Spawns `n` victims of `role` into `victims`, the i-th running body(i), i from 0.
+local function spawn_victims(victims, role, n, body)
+  for i = 0, n - 1 do
+    victims[#victims + 1] = {role = role, process = ipc.spawn(function() body(i) end)}
+  end
+end
+
 local function count(list, role)
   local n = 0
   for _, v in ipairs(list) do if v.role == role then n = n + 1 end end
@@ -70,23 +77,19 @@ local function queue_round()
   local size = streamed and 30000 or 20
   local received, done = tracker(2)
   local victims = {}
-  for p = 0, 1 do
-    victims[#victims + 1] = {role = "producer", process = ipc.spawn(function()
-      for seq = 1, MAX - 1 do
-        local pad = string.rep("x", size)
-        if q:put({p = p, seq = seq, pad = pad}) then done[p + 1] = seq end
-      end
-    end)}
-  end
-  for _ = 1, 2 do
-    victims[#victims + 1] = {role = "consumer", process = ipc.spawn(function()
-      while true do
-        local item = q:get()
-        assert(#item.pad == size, "a torn item")
-        received:add(item.p * MAX + item.seq + 1, 1)
-      end
-    end)}
-  end
+  spawn_victims(victims, "producer", 2, function(p)
+    for seq = 1, MAX - 1 do
+      local pad = string.rep("x", size)
+      if q:put({p = p, seq = seq, pad = pad}) then done[p + 1] = seq end
+    end
+  end)
+  spawn_victims(victims, "consumer", 2, function()
+    while true do
+      local item = q:get()
+      assert(#item.pad == size, "a torn item")
+      received:add(item.p * MAX + item.seq + 1, 1)
+    end
+  end)
   local killed = kill_all(victims)
   -- Survivors: a producer puts a marker, a consumer drains everything up to it.
   local tail = ipc.spawn(function() assert(q:put("end", 10), "put blocked after kills") end)
@@ -109,21 +112,17 @@ local function pipe_round()
   local received, done = tracker(2)
   local big = math.random() < 0.3
   local victims = {}
-  for p = 0, 1 do
-    victims[#victims + 1] = {role = "sender", process = ipc.spawn(function()
-      for seq = 1, MAX - 1 do
-        if w:send({p = p, seq = seq, pad = big and string.rep("y", 9000) or ""}) then done[p + 1] = seq end
-      end
-    end)}
-  end
-  for _ = 1, 2 do
-    victims[#victims + 1] = {role = "receiver", process = ipc.spawn(function()
-      while true do
-        local m = r:recv()
-        received:add(m.p * MAX + m.seq + 1, 1)
-      end
-    end)}
-  end
+  spawn_victims(victims, "sender", 2, function(p)
+    for seq = 1, MAX - 1 do
+      if w:send({p = p, seq = seq, pad = big and string.rep("y", 9000) or ""}) then done[p + 1] = seq end
+    end
+  end)
+  spawn_victims(victims, "receiver", 2, function()
+    while true do
+      local m = r:recv()
+      received:add(m.p * MAX + m.seq + 1, 1)
+    end
+  end)
   local killed = kill_all(victims)
   local tail = ipc.spawn(function() assert(w:send("end")) end)
   while true do
@@ -197,12 +196,10 @@ end}
 echo:start()
 local function socket_round()
   local victims = {}
-  for _ = 1, 3 do
-    victims[#victims + 1] = {role = "client", process = ipc.spawn(function()
-      local c = assert(ipc.unix.connect(sockdir .. "/s.sock", 5))
-      while true do c:send(string.rep("s", 1000)) c:recv(4096) end
-    end)}
-  end
+  spawn_victims(victims, "client", 3, function()
+    local c = assert(ipc.unix.connect(sockdir .. "/s.sock", 5))
+    while true do c:send(string.rep("s", 1000)) c:recv(4096) end
+  end)
   kill_all(victims)
   local c = ipc.unix.connect(sockdir .. "/s.sock", 5)
   if not c then fail("the server stopped accepting after clients were killed") end

@@ -51,29 +51,28 @@ end
 
 local function has(s) return text:find(s, 1, true) ~= nil end
 
--- Is `method` defined on `class` or on one of its ancestors?
-local function has_method(class, method)
+-- Does `class` or one of its ancestors satisfy `defines(c)` (c: its entry in `classes`)?
+local function inherits(class, defines)
   local seen = {}
   while class and not seen[class] do
     seen[class] = true
     local c = classes[class]
     if not c then return false end
-    if c.methods_on and has("\nfunction " .. c.methods_on .. ":" .. method .. "(") then return true end
+    if defines(c) then return true end
     class = c.parent
   end
   return false
 end
 
+-- Is `method` defined on `class` or on one of its ancestors?
+local function has_method(class, method)
+  return inherits(class, function(c)
+    return c.methods_on and has("\nfunction " .. c.methods_on .. ":" .. method .. "(")
+  end)
+end
+
 local function has_field(class, field)
-  local seen = {}
-  while class and not seen[class] do
-    seen[class] = true
-    local c = classes[class]
-    if not c then return false end
-    if c.fields[field] then return true end
-    class = c.parent
-  end
-  return false
+  return inherits(class, function(c) return c.fields[field] end)
 end
 
 local function sorted_keys(tbl)

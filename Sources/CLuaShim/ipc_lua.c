@@ -158,29 +158,28 @@ int ipc_lua_p_newuserdata(lua_State *L, size_t size, void **block) {
     return status;
 }
 
+/// Runs `f` in protected mode on one argument, the C string `s` (a light userdata), for
+/// one result.
+static int protect_on_string(lua_State *L, lua_CFunction f, const char *s) {
+    if (!room(L, 2)) return LUA_ERRMEM;
+    lua_pushcfunction(L, f);
+    lua_pushlightuserdata(L, (void *)s);
+    return protect(L, 1, 1);
+}
+
 static int p_getmetatable(lua_State *L) {
     lua_getfield(L, LUA_REGISTRYINDEX, (const char *)lua_touserdata(L, 1));
     return 1;
 }
 
-int ipc_lua_p_getmetatable(lua_State *L, const char *tname) {
-    if (!room(L, 2)) return LUA_ERRMEM;
-    lua_pushcfunction(L, p_getmetatable);
-    lua_pushlightuserdata(L, (void *)tname);
-    return protect(L, 1, 1);
-}
+int ipc_lua_p_getmetatable(lua_State *L, const char *tname) { return protect_on_string(L, p_getmetatable, tname); }
 
 static int p_newmetatable(lua_State *L) {
     luaL_newmetatable(L, (const char *)lua_touserdata(L, 1));
     return 1;
 }
 
-int ipc_lua_p_newmetatable(lua_State *L, const char *tname) {
-    if (!room(L, 2)) return LUA_ERRMEM;
-    lua_pushcfunction(L, p_newmetatable);
-    lua_pushlightuserdata(L, (void *)tname);
-    return protect(L, 1, 1);
-}
+int ipc_lua_p_newmetatable(lua_State *L, const char *tname) { return protect_on_string(L, p_newmetatable, tname); }
 
 static int p_newthread(lua_State *L) {
     lua_newthread(L);

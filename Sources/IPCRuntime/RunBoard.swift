@@ -70,21 +70,27 @@ public final class RunBoard {
     /// Claims a slot for the calling process; nil when the board is full (the process
     /// then runs unlisted).
     func claimSlot(name: String, spawnIndex: Int, parent: Int32) -> Int? {
-        for i in 0..<Int(IPC_PROCESS_SLOTS) {
-            let s = slot(i)
-            var expected: UInt32 = 0
-            if ipc_cas32(&s.pointee.state, &expected, 1) != 0 {
-                Self.raise(&header.pointee.slots_used, to: i + 1)
-                s.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
-                s.pointee.ppid = UInt32(bitPattern: parent)
-                s.pointee.spawn_index = UInt32(spawnIndex)
-                s.pointee.blocked = 0
-                storeName(name, into: &s.pointee.name, capacity: Int(IPC_NAME_CAP))
-                _ = ipc_add32(&header.pointee.live, 1)
-                return i
-            }
-        }
-        return nil
+        guard let i = Self.claimFirstFree(Int(IPC_PROCESS_SLOTS), used: &header.pointee.slots_used, tryClaim: { i in
+            var free: UInt32 = 0
+            return ipc_cas32(&slot(i).pointee.state, &free, 1) != 0
+        }) else { return nil }
+        let s = slot(i)
+        s.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+        s.pointee.ppid = UInt32(bitPattern: parent)
+        s.pointee.spawn_index = UInt32(spawnIndex)
+        s.pointee.blocked = 0
+        storeName(name, into: &s.pointee.name, capacity: Int(IPC_NAME_CAP))
+        _ = ipc_add32(&header.pointee.live, 1)
+        return i
+    }
+
+    /// Claims the first free entry of a table of `count` in shared memory: `tryClaim`
+    /// takes entry i if it is free (by compare-and-swap, so that two processes never take
+    /// the same one). Raises the table's high-water mark `used` past it; nil when all are taken.
+    static func claimFirstFree(_ count: Int, used: UnsafeMutablePointer<UInt32>, tryClaim: (Int) -> Bool) -> Int? {
+        guard let i = (0..<count).first(where: tryClaim) else { return nil }
+        raise(used, to: i + 1)
+        return i
     }
 
     /// Marks the calling process's slot ended (it is about to exit).
@@ -134,18 +140,15 @@ public final class RunBoard {
 
     /// Records the calling process's uncaught error until its parent joins it.
     public func recordError(name: String, message: String) {
-        for i in 0..<Int(IPC_ERROR_SLOTS) {
-            let r = errorRecord(i)
+        guard let i = Self.claimFirstFree(Int(IPC_ERROR_SLOTS), used: &header.pointee.errors_used, tryClaim: { i in
             var free: UInt32 = 0
-            if ipc_cas32(&r.pointee.state, &free, 3) != 0 {
-                Self.raise(&header.pointee.errors_used, to: i + 1)
-                r.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
-                storeName(name, into: &r.pointee.name, capacity: Int(IPC_NAME_CAP))
-                storeName(message, into: &r.pointee.message, capacity: 208)
-                ipc_store32(&r.pointee.state, 1)
-                return
-            }
-        }
+            return ipc_cas32(&errorRecord(i).pointee.state, &free, 3) != 0
+        }) else { return }
+        let r = errorRecord(i)
+        r.pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+        storeName(name, into: &r.pointee.name, capacity: Int(IPC_NAME_CAP))
+        storeName(message, into: &r.pointee.message, capacity: 208)
+        ipc_store32(&r.pointee.state, 1)
     }
 
     /// The process `pid` was joined: its error, if any, has been looked at.

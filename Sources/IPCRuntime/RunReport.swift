@@ -119,15 +119,7 @@ public struct RunReport: Equatable, Sendable {
 
     /// Reads the report file at `path` ("" when there is none).
     public static func read(path: String) -> RunReport {
-        guard let f = fopen(path, "r") else { return RunReport() }
-        defer { fclose(f) }
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            data += buf[..<n]
-        }
-        return parse(String(decoding: data, as: UTF8.self))
+        guard let text = fileText(path) else { return RunReport() }
+        return parse(text)
     }
 }

@@ -54,7 +54,7 @@ public struct Timeline {
 
     /// Reads a trace written by `Trace` (one JSON object per line).
     public init(tracePath: String) {
-        guard let text = Self.read(tracePath) else { return }
+        guard let text = fileText(tracePath) else { return }
         var flowsOut: [Int: [(Double, UInt64)]] = [:]
         var flowsIn: [Int: [(Double, UInt64)]] = [:]
         var laneByPid: [Int: Lane] = [:]
@@ -99,19 +99,6 @@ public struct Timeline {
             if let inn = flowsIn[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowIn = inn.1 }
         }
         lanes = laneByPid.values.sorted { ($0.order, $0.pid) < ($1.order, $1.pid) }
-    }
-
-    static func read(_ path: String) -> String? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            data += buf[..<n]
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 
     // MARK: - Rows
@@ -332,18 +319,9 @@ public struct Timeline {
 
     func f(_ d: Double) -> String { String(Int((d * 10).rounded()) / 10) + "." + String(abs(Int((d * 10).rounded())) % 10) }
 
+    /// SVG text: control characters but newlines dropped.
     func xml(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            default: if u.value >= 0x20 || u == "\n" { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
+        s.escaped(String.xmlEntities) { $0.value >= 0x20 || $0 == "\n" ? nil : "" }
     }
 
     /// Lanes and how many calls each has (for tests and summaries).
@@ -379,6 +357,21 @@ enum MiniJSON: Equatable {
 
         mutating func skip() { while i < bytes.count, bytes[i] == 32 || bytes[i] == 9 || bytes[i] == 10 || bytes[i] == 13 { i += 1 } }
 
+        /// The elements of an object or an array, its opening bracket read: each read by
+        /// `element`, up to `close`. False when it is malformed.
+        mutating func list(closedBy close: UInt8, _ element: (inout Parser) -> Bool) -> Bool {
+            skip()
+            if i < bytes.count, bytes[i] == close { i += 1; return true }
+            while true {
+                guard element(&self) else { return false }
+                skip()
+                guard i < bytes.count else { return false }
+                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
+                if bytes[i] == close { i += 1; return true }
+                return false
+            }
+        }
+
         mutating func value() -> MiniJSON? {
             skip()
             guard i < bytes.count else { return nil }
@@ -386,36 +379,26 @@ enum MiniJSON: Equatable {
             case UInt8(ascii: "{"):
                 i += 1
                 var o: [String: MiniJSON] = [:]
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                while true {
-                    skip()
-                    guard case .string(let k)? = value() else { return nil }
-                    skip()
-                    guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { return nil }
-                    i += 1
-                    guard let v = value() else { return nil }
+                let read = list(closedBy: UInt8(ascii: "}")) { p in
+                    p.skip()
+                    guard case .string(let k)? = p.value() else { return false }
+                    p.skip()
+                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else { return false }
+                    p.i += 1
+                    guard let v = p.value() else { return false }
                     o[k] = v
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "}") { i += 1; return .object(o) }
-                    return nil
+                    return true
                 }
+                return read ? .object(o) : nil
             case UInt8(ascii: "["):
                 i += 1
                 var a: [MiniJSON] = []
-                skip()
-                if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-                while true {
-                    guard let v = value() else { return nil }
+                let read = list(closedBy: UInt8(ascii: "]")) { p in
+                    guard let v = p.value() else { return false }
                     a.append(v)
-                    skip()
-                    guard i < bytes.count else { return nil }
-                    if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                    if bytes[i] == UInt8(ascii: "]") { i += 1; return .array(a) }
-                    return nil
+                    return true
                 }
+                return read ? .array(a) : nil
             case UInt8(ascii: "\""):
                 i += 1
                 var out: [UInt8] = []

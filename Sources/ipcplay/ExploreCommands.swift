@@ -25,11 +25,16 @@ struct ScheduleCommandOptions: ParsableArguments {
         }
     }
 
-    var runOptions: RunOptions {
-        var o = RunOptions()
-        o.timeout = timeout
-        o.memoryLimit = memoryLimit.map { $0 << 20 }
-        return o
+    /// Checks that `target`'s script is readable, prepares it once with these options
+    /// (and `seed`, `tracePath`) and returns the fork server that runs it.
+    func explorer(_ target: ScriptArguments, seed: UInt64? = nil, tracePath: String? = nil) throws -> Explorer {
+        try checkReadable(target.script)
+        var base = RunOptions()
+        base.timeout = timeout
+        base.memoryLimit = memoryLimit.map { $0 << 20 }
+        base.seed = seed
+        base.tracePath = tracePath
+        return try Exploring.explorer(script: target.script, arguments: target.arguments, base: base, maxSteps: maxSteps)
     }
 }
 
@@ -57,11 +62,7 @@ extension IPCPlay {
 
         @OptionGroup var options: ScheduleCommandOptions
 
-        @Argument(help: ArgumentHelp("The Lua script to explore.", valueName: "script"), completion: .file(extensions: ["lua"]))
-        var script: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
-        var arguments: [String] = []
+        @OptionGroup var target: ScriptArguments
 
         func validate() throws {
             if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
@@ -70,11 +71,8 @@ extension IPCPlay {
         }
 
         func run() throws {
-            try checkReadable(script)
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)
-            var base = options.runOptions
-            base.seed = seed
-            let explorer = try Exploring.explorer(script: script, arguments: arguments, base: base, maxSteps: options.maxSteps)
+            let explorer = try options.explorer(target, seed: seed)
             var exploration = Exploration()
             exploration.strategy = strategy == .pct ? .pct : .random
             exploration.depth = depth
@@ -85,7 +83,7 @@ extension IPCPlay {
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
             if let failure = outcome.failure {
                 let finding = explorer.shrink(failure)
-                let report = Exploring.report(finding, script: script, arguments: arguments, explorer: explorer)
+                let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
                 print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
                 print(Exploring.text(report, output: finding.run.output))
                 if let path = options.report { Exploring.write(report, to: path) }
@@ -108,52 +106,38 @@ extension IPCPlay {
             discussion: "Exit status: 0 the run did not fail, 1 it failed (or no longer fits the script: the step where it diverged is named), 2 usage error."
         )
 
-        @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of the run (see docs/tracing.md).", valueName: "file"))
-        var trace: String?
-
-        @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
-        var timeline = false
-
-        @Option(name: .customLong("timeline-file"), help: .hidden)
-        var timelineFile: String?
+        @OptionGroup var recording: RecordingOptions
 
         @OptionGroup var options: ScheduleCommandOptions
 
         @Argument(help: ArgumentHelp("The token of an `explore`'s replay line.", valueName: "token"))
         var token: String
 
-        @Argument(help: ArgumentHelp("The Lua script.", valueName: "script"), completion: .file(extensions: ["lua"]))
-        var script: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
-        var arguments: [String] = []
+        @OptionGroup var target: ScriptArguments
 
         func run() throws {
-            try checkReadable(script)
-            var base = options.runOptions
-            let wantTimeline = timeline || timelineFile != nil
-            let tracePath = trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
-            base.tracePath = tracePath
+            let wantTimeline = recording.wantsTimeline
+            let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
             // The token names calls: it is read once the module has declared them.
-            let explorer = try Exploring.explorer(script: script, arguments: arguments, base: base, maxSteps: options.maxSteps)
+            let explorer = try options.explorer(target, tracePath: tracePath)
             let parsed: ReplayToken
             do { parsed = try ReplayToken(parsing: token) } catch {
                 throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
             }
-            let hash = ReplayToken.hash(ofScript: script)
+            let hash = ReplayToken.hash(ofScript: target.script)
             if !parsed.scriptHash.isEmpty && parsed.scriptHash != hash {
-                Runtime.writeStderr("ipcplay: warning: \(script) changed since this token was made; replaying it anyway (decisions are named by process and call)\n")
+                Runtime.writeStderr("ipcplay: warning: \(target.script) changed since this token was made; replaying it anyway (decisions are named by process and call)\n")
             }
             let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
             if wantTimeline, let tracePath {
                 let picture = Timeline(tracePath: tracePath)
-                if let svg = timelineFile {
+                if let svg = recording.timelineFile {
                     if let f = fopen(svg, "w") { fputs(picture.svg(), f); fclose(f) }
                 } else {
                     let terminal = Terminal.standardOutput
                     Runtime.writeStdout(picture.render(columns: terminal.columns, colour: terminal.colour))
                 }
-                if trace == nil { unlink(tracePath) }
+                if recording.trace == nil { unlink(tracePath) }
             }
             if let path = options.report { Exploring.write(run.report, to: path) }
             Glibc.exit(run.failed ? 1 : 0)

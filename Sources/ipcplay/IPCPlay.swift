@@ -114,14 +114,7 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
 
-    @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of every IPC call (see docs/tracing.md).", valueName: "file"))
-    var trace: String?
-
-    @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
-    var timeline = false
-
-    @Option(name: .customLong("timeline-file"), help: .hidden)
-    var timelineFile: String?
+    @OptionGroup var recording: RecordingOptions
 
     @Option(help: .hidden)
     var report: String?
@@ -151,9 +144,9 @@ struct ScenarioOptions: ParsableArguments {
         o.deadlockCheck = !noDeadlockCheck
         o.reportPath = report
         o.strictChildErrors = strictChildErrors
-        o.tracePath = trace
-        o.timeline = timeline || timelineFile != nil
-        o.timelineSVG = timelineFile
+        o.tracePath = recording.trace
+        o.timeline = recording.wantsTimeline
+        o.timelineSVG = recording.timelineFile
         o.memoryLimit = memoryLimit.map { $0 << 20 }
         if (jitter > 0 || sched != nil) && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
@@ -176,6 +169,30 @@ struct ScenarioOptions: ParsableArguments {
     static let largestMemoryLimit = 1 << 20
 }
 
+/// What a run records of its IPC calls: a trace, a timeline (`run` and `replay`).
+struct RecordingOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of every IPC call (see docs/tracing.md).", valueName: "file"))
+    var trace: String?
+
+    @Flag(help: "Print a swim-lane timeline of the run when it ends (--timeline=FILE.svg writes it as SVG).")
+    var timeline = false
+
+    @Option(name: .customLong("timeline-file"), help: .hidden)
+    var timelineFile: String?
+
+    /// A timeline is asked for, printed or as SVG.
+    var wantsTimeline: Bool { timeline || timelineFile != nil }
+}
+
+/// The script a command runs, and the script's own arguments: everything after it.
+struct ScriptArguments: ParsableArguments {
+    @Argument(help: ArgumentHelp("The Lua script.", valueName: "script"), completion: .file(extensions: ["lua"]))
+    var script: String
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
+    var arguments: [String] = []
+}
+
 enum SchedStrategy: String, ExpressibleByArgument, CaseIterable, Sendable { case random, pct }
 
 extension IPCPlay {
@@ -186,15 +203,11 @@ extension IPCPlay {
 
         @OptionGroup var options: ScenarioOptions
 
-        @Argument(help: ArgumentHelp("The Lua script to run.", valueName: "script"), completion: .file(extensions: ["lua"]))
-        var script: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
-        var arguments: [String] = []
+        @OptionGroup var target: ScriptArguments
 
         func run() throws {
-            try checkReadable(script)
-            let status = ScriptRunner.run(script: script, arguments: arguments, options: options.runOptions())
+            try checkReadable(target.script)
+            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: options.runOptions())
             Glibc.exit(status)
         }
     }

@@ -26,17 +26,10 @@ extension IPCPlay {
 
         @OptionGroup var options: ScheduleCommandOptions
 
-        @Argument(help: ArgumentHelp("The Lua script.", valueName: "script"), completion: .file(extensions: ["lua"]))
-        var script: String
-
-        @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("Arguments for the script.", valueName: "args"))
-        var arguments: [String] = []
+        @OptionGroup var target: ScriptArguments
 
         func run() throws {
-            try checkReadable(script)
-            var base = options.runOptions
-            base.seed = seed
-            let explorer = try Exploring.explorer(script: script, arguments: arguments, base: base, maxSteps: options.maxSteps)
+            let explorer = try options.explorer(target, seed: seed)
             let requests: (read: Int32, write: Int32)
             do { requests = try Pipe.make() } catch {
                 throw CommandFailure(message: "cannot create a pipe: \(error)", status: 1)
@@ -44,13 +37,13 @@ extension IPCPlay {
             explorer.log.setRequestDescriptor(requests.write)
             var session = StepSession(explorer: explorer, requests: requests.read, seed: seed)
             let run = session.play()
-            let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: seed, decisions: run.decisions)
+            let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: seed, decisions: run.decisions)
             if run.failed {
                 var report = run.report
                 if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
                 print(report.outcome == .deadlock ? "the run deadlocked." : "the run failed: \(report.outcome!.rawValue)")
             }
-            print("replay: " + (["ipcplay", "replay", token.text, script] + arguments).map(Exploring.shellQuoted).joined(separator: " "))
+            print("replay: " + (["ipcplay", "replay", token.text, target.script] + target.arguments).map(Exploring.shellQuoted).joined(separator: " "))
             if let path = options.report { Exploring.write(run.report, to: path) }
             fflushStdout()
             Glibc.exit(run.failed ? 1 : 0)

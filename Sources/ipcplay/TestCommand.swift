@@ -289,23 +289,10 @@ struct TestRunner {
 
     // MARK: - Results
 
-    func readFile(_ path: String) -> String {
-        guard let f = fopen(path, "r") else { return "" }
-        defer { fclose(f) }
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            data += buf[..<n]
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
     func interpret(_ r: Running, exit: Int32, seconds: Double) -> TestResult {
         let report = RunReport.read(path: r.reportPath)
         var result = TestResult(name: r.name, status: .failed, seconds: seconds, seed: r.seed)
-        result.output = readFile(r.outputPath)
+        result.output = fileText(r.outputPath) ?? ""
         result.replay = replayCommand(r.name, seed: r.seed)
         result.message = report.messages.joined(separator: "\n")
         result.process = report.processes.first ?? ""
@@ -388,19 +375,8 @@ struct TestRunner {
 
     /// A YAML double-quoted scalar.
     func yaml(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default:
-                if u.value < 0x20 || u.value == 0x7f { out += "\\x" + hex2(u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        let table: [Unicode.Scalar: String] = ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"]
+        return "\"" + s.escaped(table) { $0.value < 0x20 || $0.value == 0x7f ? "\\x" + hex2($0.value) : nil } + "\""
     }
 
     func hex2(_ v: UInt32) -> String {
@@ -410,20 +386,9 @@ struct TestRunner {
 
     /// XML text with the five entities, and control characters dropped.
     func xml(_ s: String) -> String {
-        var out = ""
-        for u in s.unicodeScalars {
-            switch u {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default:
-                if u.value < 0x20 && u != "\n" && u != "\t" && u != "\r" { continue }
-                out.unicodeScalars.append(u)
-            }
+        s.escaped(String.xmlEntities.merging(["'": "&apos;"]) { $1 }) {
+            $0.value < 0x20 && $0 != "\n" && $0 != "\t" && $0 != "\r" ? "" : nil
         }
-        return out
     }
 
     func writeJUnit(to path: String) throws(CommandFailure) {

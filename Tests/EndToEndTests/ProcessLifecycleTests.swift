@@ -1,6 +1,31 @@
 import Foundation
 import Testing
 
+/// Starts `ipcplay` on `source`, which then blocks for ever, in the background (stdout to
+/// a file, stderr discarded) and waits, up to 30 s, until what it printed is `ready`.
+/// Returns the running process and what it printed.
+private func startBlocked(_ source: String, until ready: (String) -> Bool) throws -> (Process, String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-sig-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let script = dir.appendingPathComponent("s.lua")
+    try (source + "\nio.stdout:flush()\nipc.queue():get()\n").write(to: script, atomically: true, encoding: .utf8)
+    let out = dir.appendingPathComponent("out")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
+    process.arguments = [script.path]
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    var text = ""
+    for _ in 0..<3000 where !ready(text) {
+        Thread.sleep(forTimeInterval: 0.01)
+        text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+    }
+    return (process, text)
+}
+
 /// Every way out leaves no process behind.
 @Suite("Process life cycle: waits, daemons, no survivors")
 struct ProcessLifecycleTests {
@@ -63,30 +88,11 @@ struct ProcessLifecycleTests {
     }
 
     @Test func sigtermToTheHostEndsEverything() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-sig-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let script = dir.appendingPathComponent("s.lua")
-        try """
+        let (process, text) = try startBlocked("""
             local ps = {}
             for i = 1, 3 do ps[i] = ipc.spawn(function() while true do ipc.sleep(1) end end) end
             print("pids " .. ps[1].pid .. " " .. ps[2].pid .. " " .. ps[3].pid)
-            io.stdout:flush()
-            ipc.queue():get()
-            """.write(to: script, atomically: true, encoding: .utf8)
-        let out = dir.appendingPathComponent("out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
-        process.arguments = [script.path]
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var text = ""
-        for _ in 0..<3000 where !text.contains("\n") {
-            Thread.sleep(forTimeInterval: 0.01)
-            text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-        }
+            """, until: { $0.contains("\n") })
         process.terminate()
         process.waitUntilExit()
         #expect(process.terminationStatus == 143)
@@ -97,31 +103,12 @@ struct ProcessLifecycleTests {
 @Suite("Signals: Ctrl-C twice, SIGPIPE, a timeout while forking")
 struct SignalTests {
     @Test func secondCtrlCEndsAtOnce() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-int-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let script = dir.appendingPathComponent("s.lua")
         // A shell that ignores SIGTERM outlives the first Ctrl-C's polite round.
-        try """
+        let (process, text) = try startBlocked("""
             local p = ipc.spawn(function() os.execute("trap '' TERM INT; echo \\"pids $$\\"; sleep 60") end)
             local q = ipc.spawn(function() while true do ipc.sleep(1) end end)
             print("pids " .. p.pid .. " " .. q.pid)
-            io.stdout:flush()
-            ipc.queue():get()
-            """.write(to: script, atomically: true, encoding: .utf8)
-        let out = dir.appendingPathComponent("out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
-        process.arguments = [script.path]
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var text = ""
-        for _ in 0..<3000 where text.components(separatedBy: "pids ").count < 3 {
-            Thread.sleep(forTimeInterval: 0.01)
-            text = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-        }
+            """, until: { $0.components(separatedBy: "pids ").count >= 3 })
         kill(process.processIdentifier, SIGINT)
         Thread.sleep(forTimeInterval: 0.05)
         kill(process.processIdentifier, SIGINT)

@@ -12,6 +12,17 @@ struct RaceLessonsTests {
 
     func lines(_ s: String) -> [String] { s.split(separator: "\n").map(String.init) }
 
+    /// Explores `scripts/races/NAME.lua` for 1000 schedules from seed 1 and expects it to
+    /// end with `status`. Returns the script's path and the result.
+    func explore(_ name: String, expecting status: Int32,
+                 sourceLocation: SourceLocation = #_sourceLocation) throws -> (String, Ipcplay.Result) {
+        let script = "scripts/races/\(name).lua"
+        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "1000", script], limit: Self.limit)
+        #expect(!r.hung, "\(name): \(r.combined)", sourceLocation: sourceLocation)
+        #expect(r.status == status, "\(name): \(r.combined)", sourceLocation: sourceLocation)
+        return (script, r)
+    }
+
     /// Both files of every lesson are there, and nothing else.
     @Test func everyLessonHasItsTwin() throws {
         let dir = Ipcplay.packageRoot.appendingPathComponent("scripts/races")
@@ -22,10 +33,7 @@ struct RaceLessonsTests {
 
     @Test(arguments: lessons)
     func theBugIsFound(_ lesson: String) throws {
-        let script = "scripts/races/\(lesson).lua"
-        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "1000", script], limit: Self.limit)
-        #expect(!r.hung, "\(lesson): \(r.combined)")
-        #expect(r.status == 1, "\(lesson): \(r.combined)")
+        let (script, r) = try explore(lesson, expecting: 1)
         let out = lines(r.stdout)
         #expect(out.first?.hasPrefix("ipcplay: schedule ") == true, "\(lesson): \(r.stdout)")
         #expect(out.contains { $0.hasPrefix("schedule: ") && $0.contains(" steps, ") }, "\(lesson): \(r.stdout)")
@@ -60,10 +68,7 @@ struct RaceLessonsTests {
 
     @Test(arguments: lessons)
     func theFixHolds(_ lesson: String) throws {
-        let script = "scripts/races/\(lesson)_fixed.lua"
-        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "1000", script], limit: Self.limit)
-        #expect(!r.hung, "\(lesson)_fixed: \(r.combined)")
-        #expect(r.status == 0, "\(lesson)_fixed: \(r.combined)")
+        let (script, r) = try explore("\(lesson)_fixed", expecting: 0)
         #expect(lines(r.stdout).last?.hasSuffix("no failure") == true, "\(lesson)_fixed: \(r.stdout)")
         #expect(r.stdout.hasPrefix("PCT: ") || r.stdout.contains("\nPCT: "), "\(lesson)_fixed: \(r.stdout)")
 

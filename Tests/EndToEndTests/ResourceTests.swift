@@ -8,8 +8,17 @@ struct ResourceTests {
     func script(_ source: String) throws -> URL { try Ipcplay.writeScript(source) }
     func shell(_ command: String) throws -> (status: Int32, output: String) { try Ipcplay.shell(command) }
 
+    /// Runs `source` under the shell's `ulimit LIMIT`: its status, its output (stdout and
+    /// stderr together), and the output's lines.
+    func run(ulimit limit: String, _ source: String) throws -> (status: Int32, output: String, lines: [String]) {
+        let s = try script(source)
+        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        let r = try shell("ulimit \(limit) && '\(Ipcplay.binary)' '\(s.path)'")
+        return (r.status, r.output, r.output.split(separator: "\n").map(String.init))
+    }
+
     @Test func descriptorsExhausted() throws {
-        let s = try script("""
+        let r = try run(ulimit: "-n 64", """
             local kept, err = {}, nil
             for i = 1, 1000 do
               local ok, a, b = pcall(ipc.pipe)
@@ -28,10 +37,8 @@ struct ResourceTests {
             b:send("after")
             print(a:recv(1))
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
-        let r = try shell("ulimit -n 64 && '\(Ipcplay.binary)' '\(s.path)'")
         #expect(r.status == 0, "\(r.output)")
-        let lines = r.output.split(separator: "\n").map(String.init)
+        let lines = r.lines
         #expect(lines.first?.hasPrefix("ipc.pipe: cannot create ") == true, "\(r.output)")
         #expect(lines.first?.hasSuffix("Too many open files") == true, "the cause is named: \(r.output)")
         #expect(lines.last == "after", "the host goes on: \(r.output)")
@@ -86,7 +93,7 @@ struct ResourceTests {
     @Test(.disabled(if: Ipcplay.underAddressSanitizer, "ulimit -v and AddressSanitizer exclude each other"))
     func messageBiggerThanMemoryAllows() throws {
         // A table whose sub-tables are shared: tiny in Lua, 4 GiB once copied out.
-        let s = try script("""
+        let r = try run(ulimit: "-v 1600000", """
             local t = {string.rep("x", 1 << 20)}
             for i = 1, 12 do t = {t, t} end
             local q = ipc.queue()
@@ -98,10 +105,8 @@ struct ResourceTests {
             q:put("still works")
             print(q:get(1))
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
-        let r = try shell("ulimit -v 1600000 && '\(Ipcplay.binary)' '\(s.path)'")
         #expect(r.status == 0, "\(r.output)")
-        let lines = r.output.split(separator: "\n").map(String.init)
+        let lines = r.lines
         // The encoder counts on past what it may hold, to four times that, and says so.
         #expect(lines.first?.hasPrefix("queue:put: not enough memory for a message of more than ") == true, "\(r.output)")
         #expect(lines.dropFirst().first?.hasPrefix("connection:send: not enough memory for a message of more than ") == true, "\(r.output)")

@@ -6,11 +6,7 @@ import Testing
 /// shared memory has no name in any file system.
 @Suite("Safe files")
 struct SafeFilesTests {
-    func tempDir() throws -> URL {
-        let dir = URL(fileURLWithPath: "/tmp/ipcplay-files-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func tempDir() throws -> URL { try Ipcplay.newTmpDirectory("ipcplay-files") }
 
     static let modes = """
         local dir = arg[1]

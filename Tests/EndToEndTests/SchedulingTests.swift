@@ -110,20 +110,7 @@ struct SchedulingTests {
     }
 
     @Test func exploreFindsTheDeadlockOfTwoLocksInOppositeOrders() throws {
-        let script = try Ipcplay.writeScript("""
-            local a, b = ipc.lock({name = "a"}), ipc.lock({name = "b"})
-            local p = ipc.spawn(function()
-              b:acquire()
-              a:acquire()
-              a:release()
-              b:release()
-            end)
-            a:acquire()
-            b:acquire()
-            b:release()
-            a:release()
-            p:join()
-            """)
+        let script = try Ipcplay.writeScript(Ipcplay.locksInOppositeOrders)
         let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "300", script.path])
         #expect(r.status == 1, "\(r.combined)")
         #expect(r.stdout.contains("deadlock: every process is blocked"), "\(r.stdout)")

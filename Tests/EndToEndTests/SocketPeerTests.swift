@@ -4,12 +4,7 @@ import Testing
 /// ipcplay's Unix sockets talk plain bytes: real peers on the other side.
 @Suite("Unix sockets with real peers")
 struct SocketPeerTests {
-    func tempDir() throws -> URL {
-        // Short, so that socket paths stay well under sun_path.
-        let dir = URL(fileURLWithPath: "/tmp/ipcplay-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    func tempDir() throws -> URL { try Ipcplay.newTmpDirectory("ipcplay") }
 
     /// Starts `ipcplay args` in the background; returns it and its stdout file.
     func start(_ args: [String], in dir: URL) throws -> (Process, URL) {
@@ -24,6 +19,15 @@ struct SocketPeerTests {
         p.standardInput = FileHandle.nullDevice
         try p.run()
         return (p, out)
+    }
+
+    /// Starts scripts/unix_server.lua for one client on DIR/msg.sock and waits for its
+    /// socket file; returns the server, its stdout file and the socket's path.
+    func startServerScript(in dir: URL) throws -> (Process, URL, String) {
+        let sock = dir.appendingPathComponent("msg.sock").path
+        let (server, out) = try start(["scripts/unix_server.lua", sock, "1"], in: dir)
+        #expect(waitFor(sock))
+        return (server, out, sock)
     }
 
     func waitFor(_ path: String, seconds: Double = 30) -> Bool {
@@ -51,9 +55,7 @@ struct SocketPeerTests {
     @Test(.needsSocat) func socatTalksToTheServerScript() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let sock = dir.appendingPathComponent("msg.sock").path
-        let (server, out) = try start(["scripts/unix_server.lua", sock, "1"], in: dir)
-        #expect(waitFor(sock))
+        let (server, out, sock) = try startServerScript(in: dir)
         let (status, reply) = try shell("printf 'hello from socat' | socat -t 2 - UNIX-CONNECT:\(sock)")
         #expect(status == 0, "\(reply)")
         #expect(reply.hasPrefix("copy! "), "\(reply)")
@@ -67,9 +69,7 @@ struct SocketPeerTests {
     @Test(.needsPython3) func pythonClientTalksToTheServerScript() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let sock = dir.appendingPathComponent("msg.sock").path
-        let (server, out) = try start(["scripts/unix_server.lua", sock, "1"], in: dir)
-        #expect(waitFor(sock))
+        let (server, out, sock) = try startServerScript(in: dir)
         let client = """
             import socket, sys
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -4,19 +4,8 @@ import Testing
 /// `ipcplay step`: the person chooses who makes each step, from a pipe or a terminal.
 @Suite("Step mode, piped and in a terminal", .serialized)
 struct StepModeTests {
-    static let locks = """
-        local a, b = ipc.lock({name = "a"}), ipc.lock({name = "b"})
-        local p = ipc.spawn(function()
-          b:acquire()
-          a:acquire()
-          a:release()
-          b:release()
-        end)
-        a:acquire()
-        b:acquire()
-        b:release()
-        a:release()
-        p:join()
+    static let locks = Ipcplay.locksInOppositeOrders + """
+
         print("no deadlock")
         """
 

@@ -115,17 +115,41 @@ enum Ipcplay {
         return try run(["run"] + options + [file.path] + args, stdin: stdin, directory: dir, limit: limit)
     }
 
+    /// A new directory /tmp/PREFIX-XXXXXXXX (short, so that socket paths in it stay well
+    /// under sun_path).
+    static func newTmpDirectory(_ prefix: String) throws -> URL {
+        let dir = URL(fileURLWithPath: "/tmp/\(prefix)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     /// Writes `source` to a fresh world-readable directory under /tmp (so that a test may
     /// run it as another user) and returns the file.
     static func writeScript(_ source: String) throws -> URL {
-        let dir = URL(fileURLWithPath: "/tmp/ipcplay-script-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try newTmpDirectory("ipcplay-script")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
         let file = dir.appendingPathComponent("s.lua")
         try source.write(to: file, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
         return file
     }
+
+    /// Two processes take two locks in opposite orders: some schedules deadlock (the
+    /// main process takes `a` at line 8, the child takes `b` at line 3).
+    static let locksInOppositeOrders = """
+        local a, b = ipc.lock({name = "a"}), ipc.lock({name = "b"})
+        local p = ipc.spawn(function()
+          b:acquire()
+          a:acquire()
+          a:release()
+          b:release()
+        end)
+        a:acquire()
+        b:acquire()
+        b:release()
+        a:release()
+        p:join()
+        """
 
     /// Runs `tmux ARGS` with no descriptor of ours but 0-2 (on /dev/null when starting a
     /// server): Foundation learns that a process ended when a descriptor the process

@@ -62,6 +62,14 @@ local function large(channel, mib, count)
     target = channel == "queue" and "≥ 1 GB/s" or "≥ 1 GB/s; ≥ Python's send_bytes",
     check = channel == "queue" and gbps or pipe_target}
 end
+-- The peak RSS of the sender ("tx") or the receiver ("rx") of four 64 MiB messages.
+local function peak(channel, side)
+  local name = string.format("memory_%s_%s", channel, side)
+  return {id = string.format("mem_%s_64MiB_%s", channel, side), kind = "multiple",
+    what = string.format("%s, 64 MiB messages: %s's peak RSS", channel, side == "tx" and "sender" or "receiver"),
+    ours = lua(name, 4, 64 * MiB), python = py(name, 4, 64 * MiB),
+    target = "< 3x the message", check = under3}
+end
 local W = {
   {id = "queue_stream", what = "queue(1000) 1:1, 8 B items", kind = "rate",
    ours = lua("queue_stream", 200000), python = py("queue_stream", 200000), c = c("queue_stream", 1000000),
@@ -82,18 +90,7 @@ local W = {
    target = "≥ 1 GB/s", check = gbps},
   large("queue", 4, 64), large("queue", 16, 16), large("queue", 64, 4),
   large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
-  {id = "mem_queue_64MiB_tx", what = "queue, 64 MiB messages: sender's peak RSS", kind = "multiple",
-   ours = lua("memory_queue_tx", 4, 64 * MiB), python = py("memory_queue_tx", 4, 64 * MiB),
-   target = "< 3x the message", check = under3},
-  {id = "mem_queue_64MiB_rx", what = "queue, 64 MiB messages: receiver's peak RSS", kind = "multiple",
-   ours = lua("memory_queue_rx", 4, 64 * MiB), python = py("memory_queue_rx", 4, 64 * MiB),
-   target = "< 3x the message", check = under3},
-  {id = "mem_pipe_64MiB_tx", what = "pipe, 64 MiB messages: sender's peak RSS", kind = "multiple",
-   ours = lua("memory_pipe_tx", 4, 64 * MiB), python = py("memory_pipe_tx", 4, 64 * MiB),
-   target = "< 3x the message", check = under3},
-  {id = "mem_pipe_64MiB_rx", what = "pipe, 64 MiB messages: receiver's peak RSS", kind = "multiple",
-   ours = lua("memory_pipe_rx", 4, 64 * MiB), python = py("memory_pipe_rx", 4, 64 * MiB),
-   target = "< 3x the message", check = under3},
+  peak("queue", "tx"), peak("queue", "rx"), peak("pipe", "tx"), peak("pipe", "rx"),
   {id = "pipe_stream", what = "simplex pipe 1:1, small integers", kind = "rate",
    ours = lua("pipe_stream", 200000), python = py("pipe_stream", 200000), c = c("pipe_stream", 1000000),
    target = "≥ 3x Pipe(False); ≥ 0.4x C",

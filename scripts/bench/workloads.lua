@@ -6,26 +6,41 @@ local W = {}
 
 local function report(what, count, seconds) print(string.format("%s %d %.6f", what, count, seconds)) end
 
+-- Runs `body` and reports how long it took for `count` operations.
+local function measure(count, body)
+  local t0 = ipc.now()
+  body()
+  report(name, count, ipc.now() - t0)
+end
+
+-- A stream to one consumer process, which runs `consume`: this process then runs
+-- `produce`, timed until the consumer has joined. `spawned`, if given, runs between the
+-- spawn and the start of the clock (a pipe's sender closes its read end there).
+local function stream(count, consume, produce, spawned)
+  local c = ipc.spawn(consume)
+  if spawned then spawned() end
+  measure(count, function()
+    produce()
+    c:join()
+  end)
+end
+
 -- One producer, one consumer, small integers through queue(1000).
 function W.queue_stream()
   local q = ipc.queue(1000)
-  local c = ipc.spawn(function() for _ = 1, n do q:get() end end)
-  local t0 = ipc.now()
-  for i = 1, n do q:put(i) end
-  c:join()
-  report(name, n, ipc.now() - t0)
+  stream(n, function() for _ = 1, n do q:get() end end, function() for i = 1, n do q:put(i) end end)
 end
 
 -- Four producers and four consumers on one queue(1000).
 function W.queue_stream_4x4()
   local q = ipc.queue(1000)
   local per = n // 4
-  local t0 = ipc.now()
-  local ps = {}
-  for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for _ = 1, per do q:get() end end) end
-  for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for i = 1, per do q:put(i) end end) end
-  for _, p in ipairs(ps) do p:join() end
-  report(name, per * 4, ipc.now() - t0)
+  measure(per * 4, function()
+    local ps = {}
+    for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for _ = 1, per do q:get() end end) end
+    for _ = 1, 4 do ps[#ps + 1] = ipc.spawn(function() for i = 1, per do q:put(i) end end) end
+    for _, p in ipairs(ps) do p:join() end
+  end)
 end
 
 -- A joinable queue: the consumer marks every item done; the producer joins.
@@ -33,10 +48,10 @@ function W.joinable_queue()
   local q = ipc.joinable_queue(1000)
   local c = ipc.process{daemon = true, target = function() while true do q:get() q:task_done() end end}
   c:start()
-  local t0 = ipc.now()
-  for i = 1, n do q:put(i) end
-  q:join()
-  report(name, n, ipc.now() - t0)
+  measure(n, function()
+    for i = 1, n do q:put(i) end
+    q:join()
+  end)
 end
 
 -- Messages of a given size through queue(64): bytes per second.
@@ -44,11 +59,8 @@ function W.queue_bytes()
   local size = tonumber(extra)
   local q = ipc.queue(64)
   local payload = string.rep("x", size)
-  local c = ipc.spawn(function() for _ = 1, n do assert(#q:get() == size) end end)
-  local t0 = ipc.now()
-  for _ = 1, n do q:put(payload) end
-  c:join()
-  report(name, n * size, ipc.now() - t0)
+  stream(n * size, function() for _ = 1, n do assert(#q:get() == size) end end,
+         function() for _ = 1, n do q:put(payload) end end)
 end
 
 -- Messages of a given size through a simplex pipe, as raw bytes (send_bytes/recv_bytes).
@@ -56,94 +68,85 @@ function W.pipe_bytes()
   local size = tonumber(extra)
   local r, w = ipc.pipe(false)
   local payload = string.rep("x", size)
-  local c = ipc.spawn(function() w:close() for _ = 1, n do assert(#r:recv_bytes() == size) end end)
-  r:close()
-  local t0 = ipc.now()
-  for _ = 1, n do w:send_bytes(payload) end
-  c:join()
-  report(name, n * size, ipc.now() - t0)
+  stream(n * size, function() w:close() for _ = 1, n do assert(#r:recv_bytes() == size) end end,
+         function() for _ = 1, n do w:send_bytes(payload) end end, function() r:close() end)
 end
 
 -- A simplex pipe, one sender, one receiver, small integers.
 function W.pipe_stream()
   local r, w = ipc.pipe(false)
-  local c = ipc.spawn(function() w:close() for _ = 1, n do r:recv() end end)
-  r:close()
-  local t0 = ipc.now()
-  for i = 1, n do w:send(i) end
-  c:join()
-  report(name, n, ipc.now() - t0)
+  stream(n, function() w:close() for _ = 1, n do r:recv() end end, function() for i = 1, n do w:send(i) end end,
+         function() r:close() end)
 end
 
--- Round trips over a duplex pipe.
+-- Round trips over a duplex pipe (the partner's join is not timed).
 function W.pipe_pingpong()
   local a, b = ipc.pipe()
   local c = ipc.spawn(function() for _ = 1, n do b:send(b:recv()) end end)
-  local t0 = ipc.now()
-  for i = 1, n do a:send(i) a:recv() end
-  local dt = ipc.now() - t0
+  measure(n, function()
+    for i = 1, n do a:send(i) a:recv() end
+  end)
   c:join()
-  report(name, n, dt)
 end
 
--- Round trips through two semaphores.
+-- Round trips through two semaphores (the partner's join is not timed).
 function W.semaphore_pingpong()
   local s1, s2 = ipc.semaphore(0), ipc.semaphore(0)
   local c = ipc.spawn(function() for _ = 1, n do s1:acquire() s2:release() end end)
-  local t0 = ipc.now()
-  for _ = 1, n do s1:release() s2:acquire() end
-  local dt = ipc.now() - t0
+  measure(n, function()
+    for _ = 1, n do s1:release() s2:acquire() end
+  end)
   c:join()
-  report(name, n, dt)
 end
 
 -- k processes increment one shared value: under its lock, or with add().
 local function increments(k, locked)
   local v = ipc.value("q", 0)
   local per = n // k
-  local t0 = ipc.now()
-  local ps = {}
-  for p = 1, k do
-    ps[p] = ipc.spawn(function()
-      if locked then
-        for _ = 1, per do v:lock() v.value = v.value + 1 v:unlock() end
-      else
-        for _ = 1, per do v:add(1) end
-      end
-    end)
-  end
-  for _, p in ipairs(ps) do p:join() end
-  assert(v.value == per * k)
-  report(name, per * k, ipc.now() - t0)
+  measure(per * k, function()
+    local ps = {}
+    for p = 1, k do
+      ps[p] = ipc.spawn(function()
+        if locked then
+          for _ = 1, per do v:lock() v.value = v.value + 1 v:unlock() end
+        else
+          for _ = 1, per do v:add(1) end
+        end
+      end)
+    end
+    for _, p in ipairs(ps) do p:join() end
+    assert(v.value == per * k)
+  end)
 end
 -- Controlled scheduling, timed from outside (inside a controlled run the clock is virtual).
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local ipcplay = os.getenv("IPCPLAY") or "ipcplay"
-local function timed(command)
-  local t0 = ipc.now()
+local function run_quietly(command)
   assert(os.execute(command .. " > /dev/null"), command)
-  return ipc.now() - t0
 end
 
 -- explore's schedules per second: three processes, about 100 steps each.
 function W.schedules()
-  report(name, n, timed(string.format("%s explore --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here)))
+  measure(n, function()
+    run_quietly(string.format("%s explore --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here))
+  end)
 end
 
 -- The same queue stream as one command, plain and under --sched (its overhead).
 function W.queue_stream_plain()
-  report(name, n, timed(string.format("%s %s/workloads.lua queue_stream %d", ipcplay, here, n)))
+  measure(n, function() run_quietly(string.format("%s %s/workloads.lua queue_stream %d", ipcplay, here, n)) end)
 end
 function W.queue_stream_sched()
-  local command = string.format("%s run --sched random --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n)
-  report(name, n, timed(command))
+  measure(n, function()
+    run_quietly(string.format("%s run --sched random --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n))
+  end)
 end
 function W.value_lock_2() increments(2, true) end
 function W.value_lock_8() increments(8, true) end
 function W.value_add_2() increments(2, false) end
 function W.value_add_8() increments(8, false) end
 
--- 8-byte echo round trips over a Unix stream socket.
+-- 8-byte echo round trips over a Unix stream socket (the echo server's end is not timed).
 function W.socket_echo()
   local path = string.format("/tmp/ipcplay-bench-%d.sock", ipc.current().pid)
   local srv = ipc.unix.listen(path)
@@ -156,26 +159,25 @@ function W.socket_echo()
     end
   end)
   local c = assert(ipc.unix.connect(path))
-  local t0 = ipc.now()
-  for _ = 1, n do
-    c:send("12345678")
-    local got = #c:recv(64)
-    while got < 8 do got = got + #c:recv(64) end
-  end
-  local dt = ipc.now() - t0
+  measure(n, function()
+    for _ = 1, n do
+      c:send("12345678")
+      local got = #c:recv(64)
+      while got < 8 do got = got + #c:recv(64) end
+    end
+  end)
   c:close()
   s:join()
   srv:close()
-  report(name, n, dt)
 end
 
 -- Spawn n processes that do nothing, then join them.
 function W.spawn_join()
-  local t0 = ipc.now()
-  local ps = {}
-  for i = 1, n do ps[i] = ipc.spawn(function() end) end
-  for i = 1, n do ps[i]:join() end
-  report(name, n, ipc.now() - t0)
+  measure(n, function()
+    local ps = {}
+    for i = 1, n do ps[i] = ipc.spawn(function() end) end
+    for i = 1, n do ps[i]:join() end
+  end)
 end
 
 local function status_kb(pid, field)

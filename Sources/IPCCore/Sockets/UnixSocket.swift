@@ -66,8 +66,7 @@ public final class UnixSocket {
             throw IPCError.misuse("\(path) exists and is not a socket; not touching it")
         }
         // Live or stale? Try to reach it.
-        let probe = ipc_unix_socket(datagram ? 1 : 0)
-        guard probe >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -probe))") }
+        let probe = try newSocket(datagram: datagram)
         defer { Glibc.close(probe) }
         _ = ipc_set_nonblocking(probe, 1)
         let r = ipc_unix_connect(probe, path)
@@ -86,25 +85,39 @@ public final class UnixSocket {
 
     // MARK: - Servers and clients
 
-    /// `socket`, `bind` and `listen`: a stream server at `path`. `mode` (when given) sets
-    /// the file's permissions; otherwise the umask decides.
-    public static func listen(path: String, backlog: Int32, mode: mode_t?, register: (String) -> (() -> Void)?) throws(IPCError) -> UnixSocket {
-        try checkPathLength(path)
-        try clearStale(path, datagram: false)
-        let fd = ipc_unix_socket(0)
+    /// A new Unix socket's descriptor, stream or datagram.
+    static func newSocket(datagram: Bool) throws(IPCError) -> Int32 {
+        let fd = ipc_unix_socket(datagram ? 1 : 0)
         guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        return fd
+    }
+
+    /// Binds the new socket `fd` to `path` and gives the file `mode` (when given; otherwise
+    /// the umask decides). On failure the socket is closed, and its file, once made, removed.
+    static func bind(_ fd: Int32, kind: Kind, path: String, mode: mode_t?,
+                     register: (String) -> (() -> Void)?) throws(IPCError) -> UnixSocket {
         let b = ipc_unix_bind(fd, path)
         guard b == 0 else {
             Glibc.close(fd)
-            if b == -EADDRINUSE { throw IPCError.misuse("something is already listening at \(path)") }
+            if b == -EADDRINUSE && kind == .server { throw IPCError.misuse("something is already listening at \(path)") }
             throw IPCError.system("cannot bind \(path): \(Errno(rawValue: -b))")
         }
-        let socket = UnixSocket(kind: .server, fd: fd, path: path, onRemovePath: register(path))
+        let socket = UnixSocket(kind: kind, fd: fd, path: path, onRemovePath: register(path))
         if let mode, chmod(path, mode) != 0 {
             let e = Errno.current
             socket.close()
             throw IPCError.system("cannot set the mode of \(path): \(e)")
         }
+        return socket
+    }
+
+    /// `socket`, `bind` and `listen`: a stream server at `path`. `mode` (when given) sets
+    /// the file's permissions; otherwise the umask decides.
+    public static func listen(path: String, backlog: Int32, mode: mode_t?, register: (String) -> (() -> Void)?) throws(IPCError) -> UnixSocket {
+        try checkPathLength(path)
+        try clearStale(path, datagram: false)
+        let fd = try newSocket(datagram: false)
+        let socket = try bind(fd, kind: .server, path: path, mode: mode, register: register)
         // Several processes may accept on it: waits happen in poll, and an accept that
         // loses the race must not block.
         _ = ipc_set_nonblocking(fd, 1)
@@ -136,8 +149,7 @@ public final class UnixSocket {
     /// Connects to the server at `path`; `.refused(reason)` when nothing listens there.
     public static func connect(path: String, deadline: Deadline) throws(IPCError) -> ConnectOutcome {
         try checkPathLength(path)
-        let fd = ipc_unix_socket(0)
-        guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        let fd = try newSocket(datagram: false)
         // A full backlog makes connect wait: bound that wait by the deadline.
         if let left = deadline.remainingNanoseconds { _ = ipc_set_send_timeout(fd, max(left, 1)) }
         let r = Blocking.parked(deadline) { Syscall.shim { ipc_unix_connect(fd, path) } }
@@ -222,21 +234,9 @@ public final class UnixSocket {
             try checkPathLength(path)
             try clearStale(path, datagram: true)
         }
-        let fd = ipc_unix_socket(1)
-        guard fd >= 0 else { throw IPCError.resource("cannot create a socket: \(Errno(rawValue: -fd))") }
+        let fd = try newSocket(datagram: true)
         guard let path else { return UnixSocket(kind: .datagram, fd: fd, path: nil) }
-        let b = ipc_unix_bind(fd, path)
-        guard b == 0 else {
-            Glibc.close(fd)
-            throw IPCError.system("cannot bind \(path): \(Errno(rawValue: -b))")
-        }
-        let socket = UnixSocket(kind: .datagram, fd: fd, path: path, onRemovePath: register(path))
-        if let mode, chmod(path, mode) != 0 {
-            let e = Errno.current
-            socket.close()
-            throw IPCError.system("cannot set the mode of \(path): \(e)")
-        }
-        return socket
+        return try bind(fd, kind: .datagram, path: path, mode: mode, register: register)
     }
 
     public enum SendToOutcome: Equatable { case sent(Int), refused(String) }

@@ -212,11 +212,18 @@ enum ValueBindings {
     /// `__index` for what is not a method: `value` (a call), `typecode`, `name`.
     static func valueIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
         guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongSelf("value", "value") }
-        switch s.key(2) {
-        case Keys.value:
+        if s.key(2) == Keys.value {
             return try valueRead.pass(s, v.ref, preview: .result) { _ throws(LuaRaise) in try push(s, v.scalars.load(0)); return 1 }
-        case Keys.typecode: try s.push(v.scalars.type.typecode)
-        case Keys.name: try s.push(v.ref.name)
+        }
+        return try pushPlainField(s, of: v)
+    }
+
+    /// The fields that are not IPC calls, which values and arrays share: `typecode` and
+    /// `name` at key 2 (nil for any other key).
+    static func pushPlainField(_ s: LuaState, of x: ScalarsObject) throws(LuaRaise) -> Int32 {
+        switch s.key(2) {
+        case Keys.typecode: try s.push(x.scalars.type.typecode)
+        case Keys.name: try s.push(x.ref.name)
         default: s.pushNil()
         }
         return 1
@@ -260,12 +267,7 @@ enum ValueBindings {
         guard s.type(2) == LUA_TSTRING else {
             throw LuaRaise("array: index must be an integer, got \(s.typeName(2))")
         }
-        switch s.key(2) {
-        case Keys.typecode: try s.push(a.scalars.type.typecode)
-        case Keys.name: try s.push(a.ref.name)
-        default: s.pushNil()
-        }
-        return 1
+        return try pushPlainField(s, of: a)
     }
 
     static func arrayNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {

@@ -66,6 +66,30 @@ struct CallContext {
     }
 }
 
+/// What the gate is told of a method or a module function besides its name: how it
+/// accesses its object, whether and when it would wait (`Subject`: what tells, the object
+/// or the Lua state), whether an outside program could end that wait, what its trace
+/// previews.
+struct GateTraits<Subject> {
+    var access: Access
+    /// Would the call wait if it went ahead now? (Calls that can wait.)
+    var waits: ((Subject) -> Bool)?
+    var preview: Preview
+    /// An outside program could end its wait (sockets).
+    var external: Bool
+
+    /// Its call site, named `name`.
+    func site(_ name: String) -> CallSite { CallSite.declare(name, access: access, blocking: waits != nil) }
+
+    /// One call of it on `subject` through the gate.
+    @inline(__always)
+    func pass(_ s: LuaState, _ site: CallSite, _ object: ObjectRef, deadline: Deadline, subject: Subject,
+              _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
+        try Bindings.pass(s, site, object, deadline: deadline, external: external, preview: preview,
+                          wouldBlock: { waits?(subject) ?? false }, body)
+    }
+}
+
 /// One method of a Lua-visible type, declared once: its name, what it does to its
 /// object, whether it can wait and how to tell if it would, what its trace previews.
 /// Registration derives everything else from it: the call name (`queue:put`), the
@@ -75,18 +99,13 @@ struct CallContext {
 /// then cost a search of the binary's conformance records at start-up.)
 struct Method<Object: AnyObject>: @unchecked Sendable {
     let name: String
-    var access: Access = .write
+    var traits: GateTraits<Object>
     /// The argument holding its timeout, if it takes one.
     var timeout: Int32?
     /// True when no timeout means "do not wait" (`c:poll()`), not "wait for ever".
     var pollsByDefault = false
-    /// Would the call wait if it went ahead now? (Calls that can wait.)
-    var waits: ((Object) -> Bool)?
-    var preview: Preview = .none
     /// Only these kinds of its type have it (`task_done`: joinable queues); nil: all.
     var only: [ObjectKind]?
-    /// An outside program could end its wait (sockets).
-    var external = false
     /// Its uncontended case has a C fast path (a lock's take and release).
     var fast: FastLock?
     let body: (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32
@@ -94,15 +113,12 @@ struct Method<Object: AnyObject>: @unchecked Sendable {
     init(_ name: String, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
          waits: ((Object) -> Bool)? = nil, preview: Preview = .none, only: [ObjectKind]? = nil, external: Bool = false,
          fast: FastLock? = nil, _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
-        self.fast = fast
         self.name = name
-        self.access = access
+        traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.timeout = timeout
         self.pollsByDefault = pollsByDefault
-        self.waits = waits
-        self.preview = preview
         self.only = only
-        self.external = external
+        self.fast = fast
         self.body = body
     }
 }
@@ -112,7 +128,7 @@ extension Method where Object: GateObject {
     func erased(kinds: [ObjectKind]) -> Bindings.Entry {
         var sites = [CallSite?](repeating: nil, count: ObjectKind.allCases.count)
         for k in kinds where only?.contains(k) ?? true {
-            sites[k.rawValue] = CallSite.declare("\(k.label):\(name)", access: access, blocking: waits != nil)
+            sites[k.rawValue] = traits.site("\(k.label):\(name)")
         }
         let m = self
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
@@ -128,8 +144,7 @@ extension Method where Object: GateObject {
             // The userdata at 1 keeps the object alive for the whole call: no retain.
             return try box._withUnsafeGuaranteedRef { o in
                 Result { () throws(LuaRaise) -> Int32 in
-                    try Bindings.pass(s, site, o.ref, deadline: deadline, external: m.external, preview: m.preview,
-                                      wouldBlock: { m.waits?(o) ?? false }) { call throws(LuaRaise) in try m.body(s, o, &call) }
+                    try m.traits.pass(s, site, o.ref, deadline: deadline, subject: o) { call throws(LuaRaise) in try m.body(s, o, &call) }
                 }
             }.get()
         }
@@ -139,33 +154,26 @@ extension Method where Object: GateObject {
 /// A module function (`ipc.queue`, `ipc.sleep`, `ipc.unix.connect`), declared once.
 struct Function: @unchecked Sendable {
     let name: String
-    var access: Access = .write
+    var traits: GateTraits<LuaState>
     /// Computes its deadline from its arguments, when it can wait.
     var deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)?
-    var waits: ((LuaState) -> Bool)?
-    var preview: Preview = .none
-    var external = false
     let body: (LuaState, inout CallContext) throws(LuaRaise) -> Int32
 
     init(_ name: String, access: Access = .write, deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
          waits: ((LuaState) -> Bool)? = nil, preview: Preview = .none, external: Bool = false,
          _ body: @escaping (LuaState, inout CallContext) throws(LuaRaise) -> Int32) {
         self.name = name
-        self.access = access
+        traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.deadline = deadline
-        self.waits = waits
-        self.preview = preview
-        self.external = external
         self.body = body
     }
 
     func erased() -> Bindings.Entry {
-        let site = CallSite.declare(name, access: access, blocking: waits != nil)
+        let site = traits.site(name)
         let f = self
         return Bindings.Entry(name: name.split(separator: ".").last.map(String.init) ?? name, kinds: []) { s, _ throws(LuaRaise) in
             let deadline = try f.deadline?(s, site.name) ?? .never
-            return try Bindings.pass(s, site, .none, deadline: deadline, external: f.external, preview: f.preview,
-                                     wouldBlock: { f.waits?(s) ?? false }) { call throws(LuaRaise) in try f.body(s, &call) }
+            return try f.traits.pass(s, site, .none, deadline: deadline, subject: s) { call throws(LuaRaise) in try f.body(s, &call) }
         }
     }
 }

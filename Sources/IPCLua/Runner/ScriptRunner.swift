@@ -114,14 +114,7 @@ public enum ScriptRunner {
         Runtime.this.locate = { LuaState(Bindings.current ?? s.L).callerLocation() }
         guard prepared.loaded else {
             // A syntax error: "file:line: message", no traceback to speak of.
-            let message = s.string(1) ?? "cannot load \(prepared.script)"
-            reportUncaught(message)
-            var report = RunReport(.error)
-            report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
-            report.messages = [message]
-            Runtime.report(report)
-            Runtime.abortHost()
-            return Status.scriptError
+            return endHost(uncaught: s.string(1) ?? "cannot load \(prepared.script)")
         }
         seedRandom(s)
         s.pushValue(1)
@@ -143,14 +136,8 @@ public enum ScriptRunner {
                 Runtime.abortHost()
                 return Status.ok
             }
-            reportUncaught(message)
             Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
-            var report = RunReport(.error)
-            report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
-            report.messages = [message]
-            Runtime.report(report)
-            Runtime.abortHost()
-            return Status.scriptError
+            return endHost(uncaught: message)
         }
         Runtime.finishHost()
         if options.strictChildErrors {
@@ -179,6 +166,18 @@ public enum ScriptRunner {
         } else if let seed = Runtime.this.options.seed {
             _ = ipc_lua_randomseed(s.L, Int64(bitPattern: fnv1a(name, seed: seed)))
         }
+    }
+
+    /// Ends the host on an error the main script did not catch: says it, reports it, ends
+    /// every process. Returns the exit status.
+    static func endHost(uncaught message: String) -> Int32 {
+        reportUncaught(message)
+        var report = RunReport(.error)
+        report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
+        report.messages = [message]
+        Runtime.report(report)
+        Runtime.abortHost()
+        return Status.scriptError
     }
 
     /// The uncaught-error report: the process's name and pid, the message with its

@@ -21,15 +21,9 @@ public struct ReplayToken: Equatable, Sendable {
 
     /// The short hash of a script's bytes ("" when it cannot be read).
     public static func hash(ofScript path: String) -> String {
-        guard let f = fopen(path, "rb") else { return "" }
-        defer { fclose(f) }
+        guard let bytes = fileContents(path) else { return "" }
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            for b in buf[..<n] { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        }
+        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         let folded = UInt32(truncatingIfNeeded: h ^ (h >> 32))
         let hex = String(folded, radix: 16)
         return String(repeating: "0", count: 8 - hex.count) + hex

@@ -15,6 +15,20 @@ def report(count, seconds):
     print("%s %d %.6f" % (name, count, seconds))
 
 
+def stream(count, consumer, args, produce, spawned=None):
+    """A stream to one consumer process, `consumer(*args)`: this process then runs
+    `produce`, timed until the consumer has joined. `spawned`, if given, runs between the
+    start and the clock (a pipe's sender closes its read end there)."""
+    c = mp.Process(target=consumer, args=args)
+    c.start()
+    if spawned is not None:
+        spawned()
+    t0 = time.monotonic()
+    produce()
+    c.join()
+    report(count, time.monotonic() - t0)
+
+
 def consume(q, k):
     for _ in range(k):
         q.get()
@@ -27,12 +41,7 @@ def produce(q, k):
 
 def queue_stream():
     q = mp.Queue(1000)
-    c = mp.Process(target=consume, args=(q, n))
-    c.start()
-    t0 = time.monotonic()
-    produce(q, n)
-    c.join()
-    report(n, time.monotonic() - t0)
+    stream(n, consume, (q, n), lambda: produce(q, n))
 
 
 def queue_stream_4x4():
@@ -73,13 +82,11 @@ def queue_bytes():
     size = int(extra)
     q = mp.Queue(64)
     payload = b"x" * size
-    c = mp.Process(target=size_consumer, args=(q, n, size))
-    c.start()
-    t0 = time.monotonic()
-    for _ in range(n):
-        q.put(payload)
-    c.join()
-    report(n * size, time.monotonic() - t0)
+
+    def send_all():
+        for _ in range(n):
+            q.put(payload)
+    stream(n * size, size_consumer, (q, n, size), send_all)
 
 
 def receive_bytes(r, w, k, size):
@@ -92,14 +99,11 @@ def pipe_bytes():
     size = int(extra)
     r, w = mp.Pipe(False)
     payload = b"x" * size
-    c = mp.Process(target=receive_bytes, args=(r, w, n, size))
-    c.start()
-    r.close()
-    t0 = time.monotonic()
-    for _ in range(n):
-        w.send_bytes(payload)
-    c.join()
-    report(n * size, time.monotonic() - t0)
+
+    def send_all():
+        for _ in range(n):
+            w.send_bytes(payload)
+    stream(n * size, receive_bytes, (r, w, n, size), send_all, r.close)
 
 
 def receive(r, w, k):
@@ -110,14 +114,11 @@ def receive(r, w, k):
 
 def pipe_stream():
     r, w = mp.Pipe(False)
-    c = mp.Process(target=receive, args=(r, w, n))
-    c.start()
-    r.close()
-    t0 = time.monotonic()
-    for i in range(n):
-        w.send(i)
-    c.join()
-    report(n, time.monotonic() - t0)
+
+    def send_all():
+        for i in range(n):
+            w.send(i)
+    stream(n, receive, (r, w, n), send_all, r.close)
 
 
 def echo(b, k):
