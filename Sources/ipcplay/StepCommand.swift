@@ -13,11 +13,12 @@ extension IPCPlay {
         static let configuration = CommandConfiguration(
             abstract: "Run a script one step at a time: you choose which process makes each step.",
             discussion: """
-                At each step where more than one process can go, every such process is shown with
-                its pending call and file:line; answer with its number or its name, 'u' to undo the
-                last choice, 'r' to let the random scheduler choose the rest (as the end of the
-                input does). The run ends with a replay line. Exit status: 0 the run did not fail,
-                1 it failed, 2 usage error.
+                At each step where more than one process can go, every such process is shown \
+                with its pending call and file:line; answer with its number or its name, 'u' to \
+                undo the last choice, 'r' to let the random scheduler choose the rest (as the \
+                end of the input does). The run ends with a replay line.
+
+                Exit status: 0 the run did not fail, 1 it failed, 2 usage error.
                 """
         )
 

@@ -8,9 +8,9 @@ extension IPCPlay {
         static let configuration = CommandConfiguration(
             abstract: "Run scenario tests: every *_test.lua under the paths (default tests/), each in its own process group.",
             discussion: """
-                A test passes when its main script ends without error, no process of it is left
-                blocked (--timeout, default 30 s, or a deadlock), and no child that the script did
-                not join ended with an uncaught error. The run ends with the line
+                A test passes when its main script ends without error, no process of it is \
+                left blocked (--timeout, default 30 s, or a deadlock), and no child that the \
+                script did not join ended with an uncaught error. The run ends with the line \
                 'N passed, N failed' and a non-zero status when any failed.
                 """
         )

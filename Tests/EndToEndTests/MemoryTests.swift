@@ -56,7 +56,7 @@ struct MemoryTests {
             q:put(string.rep("y", 1 << 20))
             print("a large item", #q:get(1))
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(s) }
         let r = try shell("\(Self.addressSpace) && '\(Ipcplay.binary)' '\(s.path)'")
         #expect(r.status == 0, "\(r.output)")
         #expect(r.output == """
@@ -92,7 +92,7 @@ struct MemoryTests {
             q:put(t)
             print(#q:get())
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(s) }
         let r = try shell("\(Self.addressSpace) && '\(Ipcplay.binary)' '\(s.path)'")
         #expect(r.status == 1, "the host ends with status 1, not a signal: \(r.output)")
         #expect(r.output.contains("greedy\ttrue\t1\n"), "the child ends with status 1: \(r.output)")

@@ -162,7 +162,7 @@ struct SignalTests {
             for _ = 1, 16 do ipc.spawn(function() while true do end end) end
             for _ = 1, 5000 do ipc.spawn(function() ipc.sleep(60) end) end
             """)
-        defer { try? FileManager.default.removeItem(at: script.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(script) }
         for round in 1...6 {
             let r = try Ipcplay.run(["run", "--timeout", "0.3", script.path])
             #expect(r.status == 124, "\(r.stdout)")

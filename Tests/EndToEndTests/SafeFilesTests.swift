@@ -22,7 +22,7 @@ struct SafeFilesTests {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
         let s = try Ipcplay.writeScript(Self.modes)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(s) }
         let r = try Ipcplay.shell("umask \(umask) && '\(Ipcplay.binary)' '\(s.path)' '\(dir.path)'")
         #expect(r.status == 0, "\(r.output)")
         #expect(r.output == "\(expected)\t\(expected)\t660\n", "\(r.output)")
@@ -56,7 +56,7 @@ struct SafeFilesTests {
             c:send("x")
             print("stale replaced", srv:accept(5):recv(1))
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(s) }
         let r = try Ipcplay.shell("'\(Ipcplay.binary)' '\(s.path)' '\(d)'")
         #expect(r.status == 0, "\(r.output)")
         let lines = r.output.split(separator: "\n")
@@ -94,7 +94,7 @@ struct SafeFilesTests {
             end
             assert(shared >= 12, "only " .. shared .. " shared mappings")
             """)
-        defer { try? FileManager.default.removeItem(at: s.deletingLastPathComponent()) }
+        defer { Ipcplay.removeScript(s) }
         let r = try Ipcplay.shell("'\(Ipcplay.binary)' '\(s.path)'")
         #expect(r.status == 0, "\(r.output)")
         for path in r.output.split(separator: "\n") {

@@ -111,6 +111,7 @@ struct SchedulingTests {
 
     @Test func exploreFindsTheDeadlockOfTwoLocksInOppositeOrders() throws {
         let script = try Ipcplay.writeScript(Ipcplay.locksInOppositeOrders)
+        defer { Ipcplay.removeScript(script) }
         let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "300", script.path])
         #expect(r.status == 1, "\(r.combined)")
         #expect(r.stdout.contains("deadlock: every process is blocked"), "\(r.stdout)")

@@ -11,6 +11,7 @@ struct StepModeTests {
 
     @Test func choicesFromAPipe() throws {
         let script = try Ipcplay.writeScript(Self.locks)
+        defer { Ipcplay.removeScript(script) }
         // Let the child start and take b, then the main process takes a: deadlock.
         let r = try Ipcplay.run(["step", script.path], stdin: "2\n2\n1\n")
         #expect(r.status == 1, "\(r.combined)")
@@ -29,6 +30,7 @@ struct StepModeTests {
 
     @Test func undoAndRandomForTheRest() throws {
         let script = try Ipcplay.writeScript(Self.locks)
+        defer { Ipcplay.removeScript(script) }
         // Take the deadlocking road (the child starts and takes b), undo that last choice
         // (back at step 5), then let the main process take a and b: no deadlock; "r" ends
         // the questions.
@@ -41,6 +43,7 @@ struct StepModeTests {
 
     @Test func theEndOfInputLetsTheRandomSchedulerFinish() throws {
         let script = try Ipcplay.writeScript(Self.locks)
+        defer { Ipcplay.removeScript(script) }
         let r = try Ipcplay.run(["step", script.path], stdin: "")
         #expect(r.status == 0 || r.status == 1, "\(r.combined)")
         #expect(r.stdout.contains("(end of input: random choices for the rest)"), "\(r.stdout)")
@@ -49,6 +52,7 @@ struct StepModeTests {
 
     @Test func aWrongAnswerIsAskedAgain() throws {
         let script = try Ipcplay.writeScript(Self.locks)
+        defer { Ipcplay.removeScript(script) }
         let r = try Ipcplay.run(["step", script.path], stdin: "7\nnobody\nu\nMainProcess\nr\n")
         #expect(r.stdout.contains("'7' is not one of the choices"), "\(r.stdout)")
         #expect(r.stdout.contains("'nobody' is not one of the choices"), "\(r.stdout)")
@@ -61,6 +65,7 @@ struct StepModeTests {
     @Test(.needsTmux)
     func inATerminalThroughTmux() throws {
         let script = try Ipcplay.writeScript(Self.locks)
+        defer { Ipcplay.removeScript(script) }
         let session = "ipcplay-step-\(UUID().uuidString.prefix(8))"
         func tmux(_ args: String) throws -> String { try Ipcplay.tmux(args) }
         // The server keeps what it inherits open: give it no pipe of ours.

@@ -134,6 +134,11 @@ enum Ipcplay {
         return file
     }
 
+    /// Removes a script written by `writeScript`, and its directory.
+    static func removeScript(_ file: URL) {
+        try? FileManager.default.removeItem(at: file.deletingLastPathComponent())
+    }
+
     /// Two processes take two locks in opposite orders: some schedules deadlock (the
     /// main process takes `a` at line 8, the child takes `b` at line 3).
     static let locksInOppositeOrders = """
