@@ -162,11 +162,9 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
 }
 
 // __index. Upvalues: 1 the method table, 2 the type's field function, 3 the interned key
-// "value" (NULL for types without it), 4 the metatable.
+// "value" (NULL for types without it), 4 the metatable. No method is named "value", so
+// its fast path may come before the method table.
 static int fast_index(lua_State *L) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
-    lua_pop(L, 1);
     if (!ipc_gate_hooked && lua_type(L, 2) == LUA_TSTRING && lua_topointer(L, 2) == lua_touserdata(L, lua_upvalueindex(3))) {
         ipc_box *b = box_of(L, 4);
         if (b != NULL) {
@@ -174,11 +172,7 @@ static int fast_index(lua_State *L) {
             return 1;
         }
     }
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 2);
-    lua_call(L, 2, 1);
-    return 1;
+    return ipc_lua_index_with_fields(L);
 }
 
 // __newindex. Upvalues: 1 the Swift binding (fallback), 2 the key "value", 3 the metatable.

@@ -272,7 +272,7 @@ int ipc_lua_pushguardedcall(lua_State *L, const char *name) {
 
 // MARK: - __index with fields
 
-static int index_with_fields(lua_State *L) {
+int ipc_lua_index_with_fields(lua_State *L) {
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
     lua_pop(L, 1);
@@ -285,7 +285,7 @@ static int index_with_fields(lua_State *L) {
 
 // (methods, f): the __index function
 static int p_index(lua_State *L) {
-    lua_pushcclosure(L, index_with_fields, 2);
+    lua_pushcclosure(L, ipc_lua_index_with_fields, 2);
     return 1;
 }
 

@@ -121,6 +121,9 @@ int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, lon
                          int recursive, const char *call);
 /// The metatable of each object kind in this process's Lua state (by ObjectKind's raw
 /// value), for recognising a userdata by a pointer comparison.
+/// `__index` of a type with fields: the method table (upvalue 1), else the field
+/// function (upvalue 2) called with the object and the key.
+int ipc_lua_index_with_fields(lua_State *L);
 extern const void *ipc_metatables[64];
 static inline const void **ipc_metatables_of_kinds(void) { return ipc_metatables; }
 /// Pushes an `__index` that reads `v.value` in C: on the stack top, the method table,
