@@ -86,6 +86,18 @@ struct SchedulingTests {
 
     // MARK: - explore
 
+    /// Whatever schedule the search stumbles on first, the shrunk one has at most two
+    /// preemptions (random's first failures have up to five; seed 4 ended at four with the
+    /// greedy pass alone).
+    @Test(arguments: ["1", "4", "5", "9"])
+    func aRandomFailureShrinksToFewPreemptions(seed: String) throws {
+        let r = try Ipcplay.run(["explore", "--strategy", "random", "--seed", seed, "scripts/races/lost_update.lua", "20"])
+        #expect(r.status == 1, "\(r.combined)")
+        let schedule = r.stdout.split(separator: "\n").first { $0.hasPrefix("schedule: ") } ?? ""
+        let preemptions = Int(schedule.split(separator: " ").dropFirst(3).first ?? "") ?? 99
+        #expect(preemptions <= 2, "shrunk to at most 2 preemptions: \(schedule)\n\(r.combined)")
+    }
+
     @Test func exploreFindsTheLostUpdateAndShrinksIt() throws {
         let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "300", "scripts/lost_update.lua", "2", "20", "unlocked"])
         #expect(r.status == 1, "\(r.combined)")

@@ -330,6 +330,26 @@ extension Explorer {
                 }
             }
         }
+        // The greedy pass can stop at a local minimum (each preemption alone is needed by
+        // the others). Then try, from the schedule with no decision at all, every single
+        // preemption (CHESS's context bounding at 1): a bug of one preemption is found in
+        // as many runs as that schedule has choices.
+        if best.preemptions > 1 && spent < budget {
+            let base = self.run(.directed(.end), seed: run.seed, decisions: [])
+            spent += 1
+            let choiceSteps = base.steps.indices.filter { base.steps[$0].isChoice }
+            search: for (j, i) in choiceSteps.enumerated() {
+                let step = base.steps[i]
+                for q in 0..<64 where q != step.process && step.readyMask & (1 << UInt64(q)) != 0 {
+                    if let r = attempt(Array(base.picks.prefix(j)) + [q]), r.preemptions < best.preemptions {
+                        best = r
+                        picks = r.picks
+                        if best.preemptions <= 1 { break search }
+                    }
+                    if spent >= budget { break search }
+                }
+            }
+        }
         // Fewest steps: with no more preemptions, drop the decisions after each one in turn
         // (the default goes on), and keep the shortest run that still fails.
         improved = true
