@@ -143,3 +143,23 @@ end
 debug.sethook()
 assert(#wrong == 0, "a hook's own calls went wrong: " .. table.concat(wrong, "; "))
 assert(insideCalls >= 40, "the hook ran inside " .. insideCalls .. " of 40 calls")
+
+-- A finalizer that runs an object's own __gc in the middle of that object's call: the call
+-- holds the object until it ends (it must neither crash nor see it vanish), and the object
+-- is gone for the calls after it.
+do
+  collectgarbage("incremental", 10, 1000)
+  local arr = ipc.array("c", 2000000)
+  local victim, inside, during = arr, false, false
+  setmetatable({}, {__gc = function() during = inside; getmetatable(victim).__gc(victim) end})
+  inside = true
+  local items = arr:totable()  -- each one-byte string allocates: the finalizer runs inside
+  inside = false
+  assert(during, "the finalizer ran inside the call")
+  assert(#items == 2000000, "totable returned " .. #items .. " items")
+  collectgarbage("collect")
+  local ok, err = pcall(function() return arr:totable() end)
+  assert(not ok and tostring(err):find("array:totable", 1, true), "a call on a finalized array: " .. tostring(err))
+  collectgarbage("generational")
+  collectgarbage("incremental")
+end

@@ -43,19 +43,27 @@ enum { FAST_ACQUIRE = 1, FAST_RELEASE = 2 };
 static int take(ipc_robust_lock *lk, uint32_t me, const char *name, const char *call) {
     if (__atomic_load_n(&lk->mutex.__data.__lock, __ATOMIC_RELAXED) != 0) return 0;
     int r = pthread_mutex_trylock(&lk->mutex);
+    if (r != 0 && r != EOWNERDEAD) return 0;
+    uint32_t dead = lk->holder;
+    // As the Swift side: the new holder first, then consistent, then the warning.
+    lk->holder = me;
+    lk->depth = 1;
     if (r == EOWNERDEAD) {
-        uint32_t dead = lk->holder;
         pthread_mutex_consistent(&lk->mutex);
         fflush(NULL);
         char line[256];
         int n = snprintf(line, sizeof line, "ipcplay: warning: %s was held by process %u, which died; %s took it over\n",
                          name, dead, call);
-        if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-        r = 0;
+        size_t left = n > 0 ? ((size_t)n < sizeof line ? (size_t)n : sizeof line - 1) : 0;
+        const char *p = line;
+        while (left > 0) {
+            ssize_t w = write(2, p, left);
+            if (w < 0 && errno == EINTR) continue;
+            if (w <= 0) break;
+            p += w;
+            left -= (size_t)w;
+        }
     }
-    if (r != 0) return 0;
-    lk->holder = me;
-    lk->depth = 1;
     return 1;
 }
 
@@ -78,6 +86,7 @@ static int fast_lock_method(lua_State *L) {
             ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
             int recursive = spec->recursive;
             uint32_t me = (uint32_t)ipc_self_pid;
+            if (me == 0) return ipc_lua_trampoline(L);  // the pid not read yet: the Swift side knows
             if (spec->operation == FAST_ACQUIRE) {
                 if (lk->holder == me) {
                     if (recursive) {
@@ -141,7 +150,8 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
         if (v < lo[t] || v > hi[t]) return 0;
         bits = (uint64_t)v;
     } else if (t == 10 || t == 11) {
-        if (lua_type(L, i) != LUA_TNUMBER) return 0;
+        // An integer is converted by the Swift side (rounded once, not via a double).
+        if (lua_type(L, i) != LUA_TNUMBER || lua_isinteger(L, i)) return 0;
         double d = lua_tonumber(L, i);
         if (t == 10) {
             if (isfinite(d) && fabs(d) > FLT_MAX) return 0;

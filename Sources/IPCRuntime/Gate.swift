@@ -98,8 +98,8 @@ public struct GateCall {
 
 /// The gate: every IPC call passes through `enter` before it takes effect and `leave`
 /// after. Tracing, the hang board, jitter and the controlled scheduler are its hooks;
-/// none of them is wired into a binding. With no hook installed a call costs two stores
-/// and two predictable branches.
+/// none of them is wired into a binding. With no hook installed a call costs a few stores
+/// into a plain buffer and two predictable branches.
 public enum Gate {
     /// The calls in progress in this process, innermost last (a finalizer may make a
     /// call in the middle of another). The hang board reads the innermost when it parks.
@@ -150,7 +150,11 @@ public enum Gate {
     /// The call ends with `result` (built only when a hook looks at it).
     @inline(__always)
     public static func leave(_ result: () -> CallResult) {
-        if isObserved, depth > 0 { notifyAfter(stack![depth - 1], result()) }
+        precondition(depth > 0, "Gate.leave without enter")
+        if isObserved {
+            let call = stack![depth - 1]
+            notifyAfter(call, result())
+        }
         depth -= 1
         (stack! + depth).deinitialize(count: 1)
     }

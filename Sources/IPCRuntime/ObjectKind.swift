@@ -1,4 +1,3 @@
-import Glibc
 /// Every kind of IPC object a script can hold: the one list (call names, default names,
 /// metatables, trace objects all derive from it).
 public enum ObjectKind: Int, CaseIterable, Sendable {
@@ -73,25 +72,19 @@ public enum ObjectKind: Int, CaseIterable, Sendable {
 
 /// What the runtime knows of one IPC object: its run-wide id (the same in every process:
 /// given before the fork that shares the object), its kind and its name.
-public struct ObjectRef: @unchecked Sendable {
+public struct ObjectRef: Sendable {
     public let id: UInt32
     public let kind: ObjectKind?
+    public let name: String
     /// The object whose state its calls depend on: itself, but for a condition, its lock.
     public let key: UInt32
-    /// Its name, kept as a C string that lives as long as the process: the gate copies
-    /// the ref at every call, and a plain value costs no reference counting.
-    let interned: UnsafePointer<CChar>
-
-    public var name: String { String(cString: interned) }
 
     public init(id: UInt32, kind: ObjectKind?, name: String, key: UInt32? = nil) {
         self.id = id
         self.kind = kind
-        self.interned = UnsafePointer(strdup(name) ?? ObjectRef.unnamed)
+        self.name = name
         self.key = key ?? id
     }
-
-    nonisolated(unsafe) static let unnamed: UnsafeMutablePointer<CChar> = strdup("")!
 
     /// Module-level calls (`ipc.sleep`, `ipc.now`, `ipc.wait`) act on no object.
     public static let none = ObjectRef(id: 0, kind: nil, name: "")

@@ -48,7 +48,7 @@ public final class ProcessState {
 /// A process started by this one (the runtime half of an `ipc.process`).
 public final class ChildProcess: GateObject {
     public var name: String { didSet { ref = ObjectRef(id: objectID, kind: .process, name: name) } }
-    /// Made once (and again if it is renamed before it starts): a ref interns its name.
+    /// Made once, and again when it is renamed (not at every call through the gate).
     public private(set) var ref: ObjectRef
     public var daemon: Bool
     /// The default-name counter value when it was made, for the child's identity.

@@ -134,19 +134,16 @@ extension Method where Object: GateObject {
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
             // Nearly always, self is of the kind whose method table the method came from.
             let kind = registered.flatMap { s.isObject(1, of: $0) ? $0 : nil } ?? s.kind(1)
-            guard let kind, let site = sites[kind.rawValue], let box = s.unretainedBox(1, as: Object.self) else {
+            guard let kind, let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
                 throw s.wrongSelf((registered ?? m.only?.first ?? kinds[0]).label, m.name)
             }
             var deadline = Deadline.never
             if let i = m.timeout {
                 deadline = m.pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
             }
-            // The userdata at 1 keeps the object alive for the whole call: no retain.
-            return try box._withUnsafeGuaranteedRef { o in
-                Result { () throws(LuaRaise) -> Int32 in
-                    try m.traits.pass(s, site, o.ref, deadline: deadline, subject: o) { call throws(LuaRaise) in try m.body(s, o, &call) }
-                }
-            }.get()
+            // `o` is retained for the whole call: a finalizer in the middle of it may run the
+            // userdata's `__gc`, which lets the object go.
+            return try m.traits.pass(s, site, o.ref, deadline: deadline, subject: o) { call throws(LuaRaise) in try m.body(s, o, &call) }
         }
     }
 }

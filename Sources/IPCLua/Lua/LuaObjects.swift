@@ -105,14 +105,6 @@ extension LuaState {
         return unsafeDowncast(Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue(), to: T.self)
     }
 
-    /// The Swift object of the userdata at `i`, unretained (nil once collected): for a
-    /// call that keeps the userdata on its stack as long as it uses the object.
-    @inline(__always)
-    func unretainedBox<T: AnyObject>(_ i: Int32, as: T.Type) -> Unmanaged<T>? {
-        guard let ud = lua_touserdata(L, i), let p = ud.load(as: UnsafeMutableRawPointer?.self) else { return nil }
-        return Unmanaged<T>.fromOpaque(p)
-    }
-
     /// The object at `i` when it is a live userdata of `kind`.
     @inline(__always)
     public func object<T: AnyObject>(_ i: Int32, _ kind: ObjectKind, as: T.Type) -> T? {
