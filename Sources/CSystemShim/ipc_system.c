@@ -173,6 +173,14 @@ ssize_t ipc_read_nowait(int fd, void *buf, size_t n) {
     return r >= 0 ? r : -errno;
 }
 
+int ipc_pipe_grow(int fd, int size) {
+    int now = fcntl(fd, F_GETPIPE_SZ);
+    if (now < 0) return -errno;
+    if (now >= size) return now;
+    int r = fcntl(fd, F_SETPIPE_SZ, size);
+    return r >= 0 ? r : -errno;
+}
+
 ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen) {
     ssize_t r;
     if (blen == 0) {

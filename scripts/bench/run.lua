@@ -74,7 +74,7 @@ local W = {
    ours = lua("queue_bytes", 1000, MiB), python = py("queue_bytes", 500, MiB), c = c("queue_bytes", 1000, MiB),
    target = "≥ 1 GB/s", check = gbps},
   large("queue", 4, 64), large("queue", 16, 16), large("queue", 64, 4),
-  large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
+  large("pipe", 1, 256), large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
   {id = "mem_queue_64MiB_tx", what = "queue, 64 MiB messages: sender's peak RSS", kind = "multiple",
    ours = lua("memory_queue_tx", 4, 64 * MiB), python = py("memory_queue_tx", 4, 64 * MiB),
    target = "< 3x the message", check = under3},
