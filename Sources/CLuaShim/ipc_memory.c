@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /// How many bytes may be allocated between two looks at the address space.
@@ -72,6 +73,22 @@ static size_t kept_bytes(void) {
 
 /// The host's release hook (ipc_lua_setreleasehook).
 static void (*release_hook)(void);
+
+// A new large block (a long string: a message received, say) is faulted in at once
+// (MADV_POPULATE_WRITE, Linux 5.14; ignored before): one call maps every page, where
+// the copy that fills it would take a fault per 4 KiB (25% more time here for 64 MiB).
+// Lua fills a new block whole (a string's bytes, a table's slots), so this takes no page
+// that would not be touched anyway. Grown blocks are not populated: their new part may
+// stay unused.
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define POPULATE_MIN ((size_t)4 << 20)
+static void populate(void *p, size_t n) {
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
 
 static int in_spare(const void *p) {
     return (const unsigned char *)p >= spare && (const unsigned char *)p < spare + sizeof spare;
@@ -236,6 +253,7 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
         // None fits: those kept may not take the heap past its limit beside the new one.
         if (large && mem.limit != 0 && mem.used + nsize + kept_bytes() > mem.limit) ipc_lua_dropkept();
         p = realloc(ptr, nsize);
+        if (p != NULL && ptr == NULL && nsize >= POPULATE_MIN) populate(p, nsize);
     }
     if (p == NULL && sure && spare_used + SMALL_BLOCK <= sizeof spare) {
         p = spare + spare_used;

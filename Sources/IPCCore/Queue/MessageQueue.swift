@@ -606,7 +606,7 @@ public final class MessageQueue {
             if flags & Self.last != 0 {
                 out.reset()
                 consumeFrame(into: out, itemTaken: true, streamReader: nil, skipping: nil, taskDropped: false)
-                h.pointee.last_reader = me
+                if h.pointee.last_reader != me { h.pointee.last_reader = me }  // a read, mostly
                 let more = h.pointee.items > 0 && h.pointee.readers_waiting > 0
                 unlockState()
                 wakeWriters()
