@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /// How many bytes may be allocated between two looks at the address space.
@@ -47,6 +48,47 @@ static struct {
 #define SMALL_BLOCK (IPC_LUA_SMALL_STRING + 64)
 static _Alignas(16) unsigned char spare[64 * SMALL_BLOCK];
 static size_t spare_used;
+
+// The last large blocks Lua freed, kept for the next large allocations: a process that
+// receives large messages one after another gets the same pages back, where glibc would
+// map each block above 32 MiB afresh, and every page of a fresh mapping faults on first
+// touch (that costs more than the copy into it). Up to four, because the collector frees
+// garbage in bursts, after a cycle: several large strings are made before those before
+// them are freed (as many as fit in the garbage the collector lets pile up between two
+// cycles: the blocks kept take the place of that garbage). They count against the heap's
+// limit, and are freed before the allocator refuses anything, and by a full collection
+// the script asks for.
+#define KEPT_SLOTS 4
+static struct {
+    void *block;
+    size_t size;
+} kept[KEPT_SLOTS];  // kept[0] the older
+
+/// The bytes of all blocks kept.
+static size_t kept_bytes(void) {
+    size_t n = 0;
+    for (int i = 0; i < KEPT_SLOTS; i++) n += kept[i].size;
+    return n;
+}
+
+/// The host's release hook (ipc_lua_setreleasehook).
+static void (*release_hook)(void);
+
+// A new large block (a long string: a message received, say) is faulted in at once
+// (MADV_POPULATE_WRITE, Linux 5.14; ignored before): one call maps every page, where
+// the copy that fills it would take a fault per 4 KiB (25% more time here for 64 MiB).
+// Lua fills a new block whole (a string's bytes, a table's slots), so this takes no page
+// that would not be touched anyway. Grown blocks are not populated: their new part may
+// stay unused.
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define POPULATE_MIN ((size_t)4 << 20)
+static void populate(void *p, size_t n) {
+    uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
 
 static int in_spare(const void *p) {
     return (const unsigned char *)p >= spare && (const unsigned char *)p < spare + sizeof spare;
@@ -103,8 +145,10 @@ static void look(void) {
     mem.ceiling = r > SIZE_MAX - mem.used ? SIZE_MAX : mem.used + r;
 }
 
-static int may_grow(size_t grow) {
-    if (mem.limit != 0 && (mem.used > mem.limit || grow > mem.limit - mem.used)) return 0;
+/// May the heap grow by `grow` bytes while `held` bytes stay kept?
+static int may_grow(size_t grow, size_t held) {
+    size_t total = mem.used + held;
+    if (mem.limit != 0 && (total > mem.limit || grow > mem.limit - total)) return 0;
     if (mem.ceiling == SIZE_MAX && mem.space_limit == 0 && mem.data_limit == 0) return 1;
     mem.since_look += grow;
     int over = mem.used > mem.ceiling || grow > mem.ceiling - mem.used;
@@ -113,6 +157,67 @@ static int may_grow(size_t grow) {
         over = mem.used > mem.ceiling || grow > mem.ceiling - mem.used;
     }
     return !over;
+}
+
+void ipc_lua_dropkept(void) {
+    for (int i = 0; i < KEPT_SLOTS; i++) {
+        free(kept[i].block);
+        kept[i].block = NULL;
+        kept[i].size = 0;
+    }
+}
+
+/// Keeps a block Lua freed, freeing the oldest one kept when every slot is taken.
+static void keep(void *block, size_t size) {
+    if (kept[KEPT_SLOTS - 1].block != NULL) {
+        free(kept[0].block);
+        for (int i = 0; i + 1 < KEPT_SLOTS; i++) kept[i] = kept[i + 1];
+        kept[KEPT_SLOTS - 1].block = NULL;
+        kept[KEPT_SLOTS - 1].size = 0;
+    }
+    for (int i = 0; i < KEPT_SLOTS; i++) {
+        if (kept[i].block == NULL) {
+            kept[i].block = block;
+            kept[i].size = size;
+            return;
+        }
+    }
+}
+
+size_t ipc_lua_memorykept(void) { return kept_bytes(); }
+
+void ipc_lua_setreleasehook(void (*release)(void)) { release_hook = release; }
+
+/// May the heap grow by `grow` bytes? When not, gives back the kept block and what the
+/// host can spare, looks at the address space again, and answers after that.
+static int may_grow_releasing(size_t grow, size_t held) {
+    if (may_grow(grow, held)) return 1;
+    if (kept_bytes() == 0 && release_hook == NULL) return 0;
+    ipc_lua_dropkept();
+    if (release_hook != NULL) release_hook();
+    if (mem.space_limit != 0 || mem.data_limit != 0) look();
+    return may_grow(grow, 0);
+}
+
+/// A new block of `nsize` (at least IPC_LUA_KEEP_MIN) bytes made of a kept one whose
+/// size is close (within a factor of two), the closest; NULL when none is.
+static void *reuse_kept(size_t nsize) {
+    int best = -1;
+    size_t gap = SIZE_MAX;
+    for (int i = 0; i < KEPT_SLOTS; i++) {
+        size_t k = kept[i].size;
+        if (kept[i].block == NULL || k / 2 > nsize || k < nsize / 2) continue;
+        size_t d = k > nsize ? k - nsize : nsize - k;
+        if (d < gap) { gap = d; best = i; }
+    }
+    if (best < 0) return NULL;
+    // Shrinking is in place; growing a mapped block remaps it (its pages come along).
+    void *p = kept[best].size == nsize ? kept[best].block : realloc(kept[best].block, nsize);
+    if (p == NULL) return NULL;  // the kept block is still there
+    for (int i = best; i + 1 < KEPT_SLOTS; i++) kept[i] = kept[i + 1];
+    kept[KEPT_SLOTS - 1].block = NULL;
+    kept[KEPT_SLOTS - 1].size = 0;
+    return p;
 }
 
 static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -125,18 +230,31 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
         return nsize == 0 ? NULL : ptr;
     }
     if (nsize == 0) {
-        free(ptr);
+        if (old >= IPC_LUA_KEEP_MIN) {
+            keep(ptr, old);
+        } else {
+            free(ptr);
+        }
         mem.used -= old;
         return NULL;
     }
     int sure = mem.sure && ptr == NULL && nsize <= SMALL_BLOCK;
     if (sure) mem.sure = 0;
+    // A new large block may be made of a kept one (counted out here: when none fits,
+    // they are freed first).
+    int large = ptr == NULL && nsize >= IPC_LUA_KEEP_MIN;
     // Shrinking never fails (Lua counts on it).
-    if (nsize > old && !sure && !may_grow(nsize - old)) {
+    if (nsize > old && !sure && !may_grow_releasing(nsize - old, large ? 0 : kept_bytes())) {
         mem.near = 1;
         return NULL;
     }
-    void *p = realloc(ptr, nsize);
+    void *p = large ? reuse_kept(nsize) : NULL;
+    if (p == NULL) {
+        // None fits: those kept may not take the heap past its limit beside the new one.
+        if (large && mem.limit != 0 && mem.used + nsize + kept_bytes() > mem.limit) ipc_lua_dropkept();
+        p = realloc(ptr, nsize);
+        if (p != NULL && ptr == NULL && nsize >= POPULATE_MIN) populate(p, nsize);
+    }
     if (p == NULL && sure && spare_used + SMALL_BLOCK <= sizeof spare) {
         p = spare + spare_used;
         spare_used += SMALL_BLOCK;
@@ -162,13 +280,23 @@ static int collecting_first(lua_State *L) {
     return original(L);
 }
 
-/// Replaces t[name] (a C function without upvalues) with collecting_first over it.
-static void guard(lua_State *L, int t, const char *name) {
+// collectgarbage, which also frees the blocks kept when it runs a full collection: a
+// script that asks for one wants the memory back.
+static int collecting_all(lua_State *L) {
+    int full = lua_isnoneornil(L, 1) || (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "collect") == 0);
+    lua_CFunction original = (lua_CFunction)lua_touserdata(L, lua_upvalueindex(1));
+    int n = original(L);
+    if (full) ipc_lua_dropkept();
+    return n;
+}
+
+/// Replaces t[name] (a C function without upvalues) with `wrapper` over it.
+static void wrap(lua_State *L, int t, const char *name, lua_CFunction wrapper) {
     if (lua_getfield(L, t, name) == LUA_TFUNCTION && lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1) == NULL) {
         lua_CFunction original = lua_tocfunction(L, -1);
         lua_pop(L, 1);
         lua_pushlightuserdata(L, (void *)original);
-        lua_pushcclosure(L, collecting_first, 1);
+        lua_pushcclosure(L, wrapper, 1);
         lua_setfield(L, t, name);
     } else {
         lua_pop(L, 1);
@@ -179,19 +307,21 @@ void ipc_lua_guardbuffers(lua_State *L) {
     static const char *const string[] = {"rep", "format", "gsub", "char", "reverse", "upper", "lower", "pack", "dump", NULL};
     lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
     int loaded = lua_gettop(L);
+    if (lua_getfield(L, loaded, LUA_GNAME) == LUA_TTABLE) wrap(L, lua_gettop(L), "collectgarbage", collecting_all);
+    lua_pop(L, 1);
     if (lua_getfield(L, loaded, LUA_STRLIBNAME) == LUA_TTABLE) {
-        for (int i = 0; string[i] != NULL; i++) guard(L, lua_gettop(L), string[i]);
+        for (int i = 0; string[i] != NULL; i++) wrap(L, lua_gettop(L), string[i], collecting_first);
     }
     lua_pop(L, 1);
-    if (lua_getfield(L, loaded, LUA_TABLIBNAME) == LUA_TTABLE) guard(L, lua_gettop(L), "concat");
+    if (lua_getfield(L, loaded, LUA_TABLIBNAME) == LUA_TTABLE) wrap(L, lua_gettop(L), "concat", collecting_first);
     lua_pop(L, 1);
-    if (lua_getfield(L, loaded, LUA_UTF8LIBNAME) == LUA_TTABLE) guard(L, lua_gettop(L), "char");
+    if (lua_getfield(L, loaded, LUA_UTF8LIBNAME) == LUA_TTABLE) wrap(L, lua_gettop(L), "char", collecting_first);
     lua_pop(L, 1);
-    if (lua_getfield(L, loaded, LUA_IOLIBNAME) == LUA_TTABLE) guard(L, lua_gettop(L), "read");
+    if (lua_getfield(L, loaded, LUA_IOLIBNAME) == LUA_TTABLE) wrap(L, lua_gettop(L), "read", collecting_first);
     lua_pop(L, 1);
     // file:read, in the methods of the file handles' metatable
     if (luaL_getmetatable(L, LUA_FILEHANDLE) == LUA_TTABLE && lua_getfield(L, -1, "__index") == LUA_TTABLE) {
-        guard(L, lua_gettop(L), "read");
+        wrap(L, lua_gettop(L), "read", collecting_first);
     }
     lua_settop(L, loaded - 1);
 }

@@ -135,4 +135,32 @@ struct ConnectionTests {
         #expect(result.outcome == .message(raw: false, id: 0))
         #expect(result.text == msg)
     }
+
+    /// The frames' checksum is CRC-32C at every length and alignment: three interleaved
+    /// streams for the long ones, joined by shifts, one stream for the rest.
+    @Test func crc32cMatchesTheBitwiseDefinition() {
+        func bitwise(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for b in bytes {
+                c ^= UInt32(b)
+                for _ in 0..<8 { c = c & 1 != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+            }
+            return ~c
+        }
+        let check = Array("123456789".utf8)
+        #expect(check.withUnsafeBytes { ipc_crc32c(0, $0.baseAddress, $0.count) } == 0xE306_9283)
+        var x: UInt32 = 12345
+        let data = (0..<(5 * 1024 + 64)).map { _ -> UInt8 in
+            x = x &* 1_103_515_245 &+ 12345
+            return UInt8(truncatingIfNeeded: x >> 16)
+        }
+        data.withUnsafeBytes { all in
+            for length in [0, 1, 7, 8, 255, 767, 768, 769, 1000, 3071, 3072, 3073, 3839, 3840, 4072, 4096, 5000] {
+                for offset in [0, 1, 3, 8] {
+                    let part = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + length)])
+                    #expect(ipc_crc32c(0, part.baseAddress, length) == bitwise(part), "length \(length), offset \(offset)")
+                }
+            }
+        }
+    }
 }

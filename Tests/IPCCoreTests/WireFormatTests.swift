@@ -58,6 +58,42 @@ struct WireFormatTests {
         #expect(b.capacity >= big.count)
         b.reset()
         #expect(b.count == 0)
+        #expect(b.capacity >= big.count, "reset keeps the memory")
+        b.shrink()
         #expect(b.capacity <= ByteBuffer.retainedCapacity)
+    }
+
+    @Test func messagePartsCopyAcrossTheSeam() {
+        let head: [UInt8] = [1, 2, 3]
+        let body: [UInt8] = [4, 5, 6, 7]
+        head.withUnsafeBytes { h in
+            body.withUnsafeBytes { b in
+                let m = MessageParts(head: h, body: b)
+                #expect(m.count == 7)
+                for from in 0...7 {
+                    for n in 0...(7 - from) {
+                        var out = [UInt8](repeating: 0, count: n)
+                        out.withUnsafeMutableBytes { m.copy(from: from, count: n, to: $0.baseAddress ?? UnsafeMutableRawPointer(bitPattern: 8)!) }
+                        #expect(out == Array((head + body)[from..<(from + n)]))
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func byteBufferStaysGrownWhileLargeMessagesCome() {
+        let b = ByteBuffer(capacity: 64)
+        let big = [UInt8](repeating: 7, count: ByteBuffer.retainedCapacity * 3)
+        for _ in 0..<3 * ByteBuffer.idleLimit {
+            big.withUnsafeBytes { b.append($0) }
+            b.recycle()
+            #expect(b.count == 0 && b.capacity >= big.count)
+        }
+        // Small messages: it shrinks after idleLimit of them in a row.
+        for i in 1...ByteBuffer.idleLimit {
+            b.append(1)
+            b.recycle()
+            #expect((b.capacity > ByteBuffer.retainedCapacity) == (i < ByteBuffer.idleLimit))
+        }
     }
 }

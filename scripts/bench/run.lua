@@ -89,7 +89,7 @@ local W = {
    ours = lua("queue_bytes", 1000, MiB), python = py("queue_bytes", 500, MiB), c = c("queue_bytes", 1000, MiB),
    target = "≥ 1 GB/s", check = gbps},
   large("queue", 4, 64), large("queue", 16, 16), large("queue", 64, 4),
-  large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
+  large("pipe", 1, 256), large("pipe", 4, 64), large("pipe", 16, 16), large("pipe", 64, 4),
   peak("queue", "tx"), peak("queue", "rx"), peak("pipe", "tx"), peak("pipe", "rx"),
   {id = "pipe_stream", what = "simplex pipe 1:1, small integers", kind = "rate",
    ours = lua("pipe_stream", 200000), python = py("pipe_stream", 200000), c = c("pipe_stream", 1000000),

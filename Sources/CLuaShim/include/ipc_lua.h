@@ -171,6 +171,21 @@ void ipc_lua_setaddresslimits(size_t space, size_t data, size_t reserve);
 /// The bytes the Lua heap holds.
 size_t ipc_lua_memoryused(void);
 
+/// The allocator keeps the last few large blocks Lua freed (at least IPC_LUA_KEEP_MIN
+/// bytes each) for the next large allocations; they count against the limits, and are
+/// given back before anything is refused.
+#define IPC_LUA_KEEP_MIN ((size_t)1 << 20)
+
+/// The bytes of the blocks kept (0: none).
+size_t ipc_lua_memorykept(void);
+
+/// Frees the blocks kept, if any.
+void ipc_lua_dropkept(void);
+
+/// Called before the allocator refuses memory, to free what the host holds and can
+/// spare (idle message buffers); the allocator then looks at its limits again.
+void ipc_lua_setreleasehook(void (*release)(void));
+
 /// Makes the standard library functions that build strings in lauxlib buffers (which
 /// the allocator's refusals do not get an emergency collection) run a full collection
 /// first when the heap has come near its limit. Part of ipc_lua_openlibs.

@@ -34,6 +34,10 @@ typedef struct ipc_queue_header {
     uint32_t space_seq;          // futex: bumped when room is made
     uint32_t join_seq;           // futex: bumped when unfinished reaches 0
     uint32_t readers_waiting, writers_waiting, joiners_waiting, selectors;
+    // Hints for streamed items, not journaled (a stale value costs time, never items):
+    uint32_t last_reader;        // pid of the last consumer that took an item
+    uint32_t spill;              // a producer stopped waiting for room in the warm front
+    uint64_t copying;            // a producer writes a frame outside the lock: do not trim all
     ipc_queue_journal journal;
     char name[IPC_NAME_CAP];
 } ipc_queue_header;

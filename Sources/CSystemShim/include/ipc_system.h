@@ -171,6 +171,11 @@ ssize_t ipc_read_nowait(int fd, void *buf, size_t n);
 /// the kernel's cheaper path) or one writev(2): bytes written or -errno (-EAGAIN when a
 /// non-blocking pipe is full).
 ssize_t ipc_write2(int fd, const void *a, size_t alen, const void *b, size_t blen);
+
+/// Raises the capacity of the pipe `fd` to at least `size` bytes (F_SETPIPE_SZ); returns
+/// the capacity it has, or -errno (the kernel may refuse: /proc/sys/fs/pipe-max-size, or
+/// the user's pipe budget).
+int ipc_pipe_grow(int fd, int size);
 /// memfd_create(name, MFD_CLOEXEC) sized to `size` bytes, or -errno.
 int ipc_memfd(const char *name, size_t size);
 /// mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0), or NULL.

@@ -25,6 +25,15 @@ public final class Connection {
     let writeDirection: Int
     /// True once this end is closed in this process.
     public private(set) var isClosed = false
+    /// This process has asked for the larger pipe (`largePipe`), once.
+    var grown = false
+
+    /// A message larger than `growAt` bytes has the pipe grown to `largePipe` bytes first
+    /// (F_SETPIPE_SZ, once): with the default 64 KiB the sender and the receiver take turns
+    /// sleeping and waking every 16 frames. The kernel allocates the pages only while bytes
+    /// are in the pipe; it may refuse (the user's pipe budget), and then nothing changes.
+    static let growAt = 256 << 10
+    static let largePipe = Int32(1 << 20)
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
     /// number, trace id.
@@ -154,6 +163,10 @@ public final class Connection {
         defer { lock.release() }
         var offset = 0
         let total = payload.count
+        if total > Self.growAt && !grown {
+            grown = true
+            _ = ipc_pipe_grow(writeFD, Self.largePipe)
+        }
         let box = inbox(writeDirection)
         repeat {
             let n = min(Self.maxFramePayload, total - offset)

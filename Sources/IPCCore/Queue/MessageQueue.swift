@@ -15,6 +15,12 @@ import SystemPackage
 ///   the whole message and the consumer `get_lock`, so frames of two messages never mix,
 ///   and a process that dies mid-message is detected through those robust locks: a dead
 ///   producer's message is closed with an ABORT frame, a dead consumer's is skipped.
+/// - Streamed frames are copied in and out without the state lock (the lock only places
+///   and publishes them), so that producer and consumer copy at the same time, and they
+///   cycle through the ring's first `hotZone` bytes, whose pages stay mapped: a fresh
+///   page costs a fault in each process (and a trim), more than the copy. The producer
+///   waits a moment for the consumer to make room there rather than run ahead into cold
+///   pages, when a consumer of this queue is about.
 /// - Waiters sleep on futex words (`data_seq`, `space_seq`, `join_seq`); a producer
 ///   wakes only when someone sleeps (`readers_waiting`), so an uncontended put is one
 ///   lock, one copy, one unlock.
@@ -33,6 +39,14 @@ public final class MessageQueue {
     /// Ring bytes below this offset are never given back to the kernel (they are hot).
     static let hotZone = 4 << 20
     static let trimBlock = 1 << 20
+    /// Payload bytes of a streamed frame: four frames fill the hot zone. Larger messages
+    /// stream; smaller ones go in one frame.
+    static let streamFrame = hotZone / 4 - 64
+    /// How long a producer waits for the consumer to make room in the hot zone before
+    /// it writes beyond it (each sign of progress starts the wait again). Long enough for
+    /// a consumer to turn a 64 MiB item into a Lua string in fresh memory (50-100 ms
+    /// here): spilling into cold pages costs both sides a fault per page, and a trim.
+    static let hotWaitNanoseconds: Int64 = 250_000_000
 
     // Frame flags.
     static let first: UInt16 = 1
@@ -46,8 +60,8 @@ public final class MessageQueue {
 
     /// - Parameters:
     ///   - maxsize: item limit, 0 for none.
-    ///   - capacity: ring bytes (reserved, paid for only as used); items larger than a
-    ///     quarter of it stream through it.
+    ///   - capacity: ring bytes (reserved, paid for only as used); items larger than
+    ///     `streamFrame` (or a quarter of the ring) stream through it.
     public init(maxsize: Int, capacity: Int = MessageQueue.defaultCapacity, joinable: Bool, name: String) throws(IPCError) {
         let cap = max(4096, (capacity + 7) & ~7)
         region = try SharedRegion(size: Self.headerSpace + cap, reserveOnly: true)
@@ -58,7 +72,7 @@ public final class MessageQueue {
         try RobustLock(&h.pointee.put_lock).initialize()
         try RobustLock(&h.pointee.get_lock).initialize()
         h.pointee.capacity = UInt64(cap)
-        h.pointee.max_frame = UInt64(min(cap / 4 - Self.frameHeader, 16 << 20))
+        h.pointee.max_frame = UInt64(min(cap / 4 - Self.frameHeader, Self.streamFrame))
         h.pointee.maxsize = UInt64(maxsize)
         storeName(name, into: &h.pointee.name, capacity: Int(IPC_NAME_CAP))
         let fd = ipc_eventfd()
@@ -137,6 +151,7 @@ public final class MessageQueue {
             if writer != 0 && (writer == dead || !ProcessControl.exists(writer)) {
                 self.appendAbort()
             }
+            self.h.pointee.copying = 0  // the dead holder's frame was never published
             self.unlockState()
         }
     }
@@ -161,7 +176,8 @@ public final class MessageQueue {
     static func frameSize(_ payload: Int) -> Int { frameHeader + ((payload + 7) & ~7) }
 
     /// Where a frame of `size` bytes goes, keeping 16 contiguous free bytes after it (room
-    /// for an ABORT frame), or nil when it does not fit now.
+    /// for an ABORT frame), or nil when it does not fit now. Back to the front, where the
+    /// pages are warm, as soon as the frame fits there and not before the hot zone's end.
     func placement(size: Int) -> (offset: Int, padding: Int)? {
         let cap = Int(h.pointee.capacity)
         let used = Int(h.pointee.used)
@@ -170,11 +186,26 @@ public final class MessageQueue {
         let head = Int(h.pointee.head)
         let tail = Int(h.pointee.tail)
         if tail > head {
+            if tail + need > Self.hotZone && need <= head { return (0, cap - tail) }
             if need <= cap - tail { return (tail, 0) }
-            if need <= head { return (0, cap - tail) }
             return nil
         }
         return need <= head - tail ? (tail, 0) : nil
+    }
+
+    /// A place for a frame of `size` bytes that ends within the hot zone, or nil.
+    func hotPlacement(size: Int) -> (offset: Int, padding: Int)? {
+        let cap = Int(h.pointee.capacity)
+        let hot = min(cap, Self.hotZone)
+        let need = size + Self.frameHeader
+        if h.pointee.used == 0 { return need <= hot ? (0, 0) : nil }
+        let head = Int(h.pointee.head)
+        let tail = Int(h.pointee.tail)
+        if tail > head {
+            if tail + need <= hot { return (tail, 0) }
+            return need <= min(head, hot) ? (0, cap - tail) : nil
+        }
+        return need <= head - tail && tail + need <= hot ? (tail, 0) : nil
     }
 
     func writeFrameHeader(at offset: Int, length: Int, flags: UInt16, id: UInt64) {
@@ -185,25 +216,26 @@ public final class MessageQueue {
         p.storeBytes(of: id, toByteOffset: 8, as: UInt64.self)
     }
 
-    /// Writes one frame and publishes it (journaled). The caller holds the state lock.
-    func publish(_ payload: UnsafeRawBufferPointer, flags: UInt16, id: UInt64, at place: (offset: Int, padding: Int)) {
+    /// Writes bytes `from..<from+n` of `message` as a frame at `offset` (not yet visible).
+    func writeFrame(_ message: MessageParts, from: Int, count n: Int, flags: UInt16, id: UInt64, at offset: Int) {
+        writeFrameHeader(at: offset, length: n, flags: flags, id: id)
+        message.copy(from: from, count: n, to: ring + offset + Self.frameHeader)
+    }
+
+    /// Makes a written frame of `size` bytes visible (journaled). The caller holds the
+    /// state lock. The ring may have emptied since the place was chosen (a frame written
+    /// outside the lock): the frame then starts it, wherever it lies.
+    func commit(size: Int, flags: UInt16, at place: (offset: Int, padding: Int)) {
         let cap = Int(h.pointee.capacity)
-        if place.padding >= Self.frameHeader {
-            writeFrameHeader(at: cap - place.padding, length: 0, flags: Self.wrap, id: 0)
+        let empty = h.pointee.used == 0
+        let padding = empty ? 0 : place.padding
+        if padding >= Self.frameHeader {
+            writeFrameHeader(at: cap - padding, length: 0, flags: Self.wrap, id: 0)
         }
-        if h.pointee.used == 0 {
-            // Empty: start again at the front, where the pages are warm.
-            h.pointee.head = 0
-            h.pointee.tail = 0
-        }
-        writeFrameHeader(at: place.offset, length: payload.count, flags: flags, id: id)
-        if let src = payload.baseAddress, payload.count > 0 {
-            (ring + place.offset + Self.frameHeader).copyMemory(from: src, byteCount: payload.count)
-        }
-        let size = Self.frameSize(payload.count)
         beginUpdate(Self.journalPut)
+        if empty { h.pointee.head = UInt64(place.offset) }
         h.pointee.tail = UInt64(place.offset + size)
-        h.pointee.used += UInt64(place.padding + size)
+        h.pointee.used += UInt64(padding + size)
         if flags & Self.first != 0 {
             h.pointee.items += 1
             h.pointee.unfinished += 1
@@ -213,6 +245,12 @@ public final class MessageQueue {
         endUpdate()
         let newTail = h.pointee.tail
         if newTail > h.pointee.high_water { h.pointee.high_water = newTail }
+    }
+
+    /// Writes one frame and publishes it. The caller holds the state lock.
+    func publish(_ message: MessageParts, from: Int, count n: Int, flags: UInt16, id: UInt64, at place: (offset: Int, padding: Int)) {
+        writeFrame(message, from: from, count: n, flags: flags, id: id, at: place.offset)
+        commit(size: Self.frameSize(n), flags: flags, at: place)
     }
 
     /// Closes the current streamed message with an ABORT frame (there is always room).
@@ -290,6 +328,13 @@ public final class MessageQueue {
     }
 
     func trimAll() {
+        // A producer may be writing a frame beyond the hot zone, outside the lock (unless
+        // it died doing so: then nobody writes there, and the next producer closes its item).
+        if h.pointee.copying != 0 {
+            let writer = Int32(bitPattern: h.pointee.stream_writer)
+            if writer != 0 && ProcessControl.exists(writer) { return }
+            h.pointee.copying = 0
+        }
         let high = Int(h.pointee.high_water)
         if high > Self.hotZone {
             let top = min(Int(h.pointee.capacity), (high + Memory.pageSize - 1) / Memory.pageSize * Memory.pageSize)
@@ -343,14 +388,19 @@ public final class MessageQueue {
 
     /// Appends one message, waiting for room until `deadline`.
     public func put(_ payload: UnsafeRawBufferPointer, id: UInt64 = 0, deadline: Deadline) -> PutOutcome {
-        if payload.count <= maxFrame { return putSingle(payload, id: id, deadline: deadline) }
-        return putStreamed(payload, id: id, deadline: deadline)
+        put(MessageParts(payload), id: id, deadline: deadline)
     }
 
-    func putSingle(_ payload: UnsafeRawBufferPointer, id: UInt64, deadline: Deadline) -> PutOutcome {
+    /// Appends one message given in two pieces.
+    public func put(_ message: MessageParts, id: UInt64 = 0, deadline: Deadline) -> PutOutcome {
+        if message.count <= maxFrame { return putSingle(message, id: id, deadline: deadline) }
+        return putStreamed(message, id: id, deadline: deadline)
+    }
+
+    func putSingle(_ message: MessageParts, id: UInt64, deadline: Deadline) -> PutOutcome {
         guard lockState(deadline, "queue:put") else { return .timedOut }
         let me = UInt32(bitPattern: ProcessIdentity.pid)
-        let size = Self.frameSize(payload.count)
+        let size = Self.frameSize(message.count)
         var waited = false
         while true {
             let writer = h.pointee.stream_writer
@@ -364,7 +414,7 @@ public final class MessageQueue {
             }
             let maxsize = h.pointee.maxsize
             if maxsize == 0 || h.pointee.items < maxsize, let place = placement(size: size) {
-                publish(payload, flags: Self.first | Self.last, id: id, at: place)
+                publish(message, from: 0, count: message.count, flags: Self.first | Self.last, id: id, at: place)
                 let more = waited && h.pointee.writers_waiting > 0 && (maxsize == 0 || h.pointee.items < maxsize)
                 unlockState()
                 wakeReaders(all: false)
@@ -385,45 +435,87 @@ public final class MessageQueue {
         }
     }
 
-    func putStreamed(_ payload: UnsafeRawBufferPointer, id: UInt64, deadline: Deadline) -> PutOutcome {
+    /// Is a consumer about that will make room in the hot zone soon? The last process that
+    /// took an item, if it is another one and alive, and no producer gave up waiting for
+    /// it since (then, until a consumer takes a streamed frame again, nobody waits).
+    func consumerAbout() -> Bool {
+        if Blocking.isControlled || h.pointee.spill != 0 { return false }
+        let reader = Int32(bitPattern: h.pointee.last_reader)
+        return reader != 0 && reader != ProcessIdentity.pid && ProcessControl.exists(reader)
+    }
+
+    func putStreamed(_ message: MessageParts, id: UInt64, deadline: Deadline) -> PutOutcome {
         guard acquirePutLock(deadline) else { return .timedOut }
         defer { putLock.release() }
         guard lockState(deadline, "queue:put") else { return .timedOut }
-        let total = payload.count
+        let total = message.count
         let frame = maxFrame
         var offset = 0
+        // The end of the current wait for room in the hot zone (nil: not waiting).
+        var hotWaitEnd: Int64?
+        var spilling = false
         while offset < total {
             let n = min(frame, total - offset)
             let isFirst = offset == 0
             let isLast = offset + n == total
             let size = Self.frameSize(n)
+            var flags: UInt16 = 0
+            if isFirst { flags |= Self.first }
+            if isLast { flags |= Self.last }
+            var chosen: (offset: Int, padding: Int)?
             while true {
                 let maxsize = h.pointee.maxsize
                 let roomForItem = !isFirst || maxsize == 0 || h.pointee.items < maxsize
-                if roomForItem, let place = placement(size: size) {
-                    var flags: UInt16 = 0
-                    if isFirst { flags |= Self.first }
-                    if isLast { flags |= Self.last }
-                    publish(UnsafeRawBufferPointer(rebasing: payload[offset..<(offset + n)]), flags: flags, id: id, at: place)
-                    unlockState()
-                    wakeReaders(all: !isFirst)
-                    if !isLast { _ = lockState(.never, "queue:put") }
-                    break
+                var coldRoom = false
+                if roomForItem {
+                    if let place = hotPlacement(size: size) { chosen = place; break }
+                    if let place = placement(size: size) {
+                        if spilling || !consumerAbout() { chosen = place; break }
+                        coldRoom = true
+                    }
                 }
                 if deadline.hasExpired {
                     if !isFirst { appendAbort() }
                     unlockState()
                     return .timedOut
                 }
-                let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put") {
-                    ipc_load64(&h.pointee.used) + UInt64(size) * 2 + 64 < h.pointee.capacity
+                var until = deadline
+                if coldRoom {
+                    let now = MonotonicClock.nanoseconds()
+                    if hotWaitEnd == nil { hotWaitEnd = now + Self.hotWaitNanoseconds }
+                    until = deadline.earlier(Deadline(instant: hotWaitEnd))
                 }
-                if r == .timedOut && !(roomForItem && placement(size: size) != nil) {
-                    if !isFirst { appendAbort() }
-                    unlockState()
-                    return .timedOut
+                let usedBefore = h.pointee.used
+                _ = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: until, during: "queue:put") {
+                    ipc_load64(&h.pointee.used) < usedBefore
+                }
+                if h.pointee.used < usedBefore {
+                    hotWaitEnd = nil  // the consumer is there: wait for it again if need be
+                } else if coldRoom, let end = hotWaitEnd, MonotonicClock.nanoseconds() >= end {
+                    // It did not come: write beyond the hot zone, and tell the next producers.
+                    spilling = true
+                    h.pointee.spill = 1
                 }
             }
+            guard let place = chosen else { break }
+            if isFirst {
+                // From now on the other producers wait for put_lock (journaled: a producer
+                // killed before its first frame is published leaves only a stray ABORT).
+                beginUpdate(Self.journalPut)
+                h.pointee.stream_writer = UInt32(bitPattern: ProcessIdentity.pid)
+                endUpdate()
+            }
+            // The bytes go in without the lock: the place is ours (only put_lock's holder
+            // places frames now), and nobody trims the whole ring meanwhile.
+            h.pointee.copying = UInt64(place.offset + size)
+            unlockState()
+            writeFrame(message, from: offset, count: n, flags: flags, id: id, at: place.offset)
+            _ = lockState(.never, "queue:put")
+            commit(size: size, flags: flags, at: place)
+            h.pointee.copying = 0
+            unlockState()
+            wakeReaders(all: !isFirst)
+            if !isLast { _ = lockState(.never, "queue:put") }
             offset += n
         }
         return .done
@@ -493,7 +585,9 @@ public final class MessageQueue {
                     continue
                 }
                 let isLast = flags & Self.last != 0
-                consumeFrame(into: out, itemTaken: false, streamReader: isLast ? 0 : nil, skipping: nil, taskDropped: false)
+                copyOut(head, into: out)
+                consumeFrame(into: nil, itemTaken: false, streamReader: isLast ? 0 : nil, skipping: nil, taskDropped: false)
+                h.pointee.spill = 0  // a consumer is about
                 if isLast {
                     unlockState()
                     wakeWriters()
@@ -512,6 +606,7 @@ public final class MessageQueue {
             if flags & Self.last != 0 {
                 out.reset()
                 consumeFrame(into: out, itemTaken: true, streamReader: nil, skipping: nil, taskDropped: false)
+                if h.pointee.last_reader != me { h.pointee.last_reader = me }  // a read, mostly
                 let more = h.pointee.items > 0 && h.pointee.readers_waiting > 0
                 unlockState()
                 wakeWriters()
@@ -528,9 +623,23 @@ public final class MessageQueue {
             }
             out.reset()
             streamID = id
-            consumeFrame(into: out, itemTaken: true, streamReader: me, skipping: nil, taskDropped: false)
+            copyOut(head, into: out)
+            consumeFrame(into: nil, itemTaken: true, streamReader: me, skipping: nil, taskDropped: false)
+            h.pointee.last_reader = me
+            h.pointee.spill = 0
             wakeWriters()
         }
+    }
+
+    /// Appends the payload of the streamed frame at `head` to `out`, without the state
+    /// lock (held again on return): the frame stays where it is until it is consumed, as
+    /// the other consumers wait for get_lock, which this one holds, and producers only
+    /// write into free space.
+    func copyOut(_ head: Int, into out: ByteBuffer) {
+        let length = Int((ring + head).load(as: UInt32.self))
+        unlockState()
+        if length > 0 { out.append(ring + head + Self.frameHeader, count: length) }
+        _ = lockState(.never, "queue:get")
     }
 
     // MARK: - Joinable

@@ -18,9 +18,14 @@ public final class ByteBuffer {
     public var refused = 0
     /// The largest size this buffer may reach.
     public var limit = Int.max
-    /// Buffers that grew beyond this are shrunk back by `reset()`, so that one 64 MiB
-    /// message does not pin 64 MiB for the rest of the run.
+    /// Buffers that grew beyond this are shrunk back (`shrink()`, and `recycle()` once
+    /// large messages stop coming), so that one 64 MiB message does not pin 64 MiB for
+    /// the rest of the run.
     public static let retainedCapacity = 1 << 20
+    /// `recycle()`s in a row that used little of a grown buffer before it shrinks.
+    public static let idleLimit = 8
+    /// Those `recycle()`s so far.
+    var idleUses = 0
 
     /// Stands for the storage of a buffer that has none (its allocation was refused).
     @usableFromInline nonisolated(unsafe) static let noStorage = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
@@ -42,13 +47,39 @@ public final class ByteBuffer {
     /// overflowed (an estimate: a varint is counted at its longest).
     @inlinable public var requested: Int { count &+ refused }
 
-    /// Empties the buffer, giving back memory beyond `retainedCapacity`.
+    /// Empties the buffer (its memory stays).
     @inlinable
     public func reset() {
         count = 0
         overflowed = false
         refused = 0
+    }
+
+    /// Gives back memory beyond `retainedCapacity` (the buffer must be empty).
+    public func shrink() {
+        idleUses = 0
         if capacity > Self.retainedCapacity { _ = resize(to: Self.retainedCapacity) }
+    }
+
+    /// Empties the buffer at the end of a call. A buffer that a large message grew stays
+    /// grown while large messages keep coming: growing it again costs a page fault per
+    /// 4 KiB each time, more than the copy. It shrinks after `idleLimit` calls in a row
+    /// that used at most an eighth of it.
+    @inlinable
+    public func recycle() {
+        let used = requested
+        reset()
+        if capacity > Self.retainedCapacity { noteUse(used) }
+    }
+
+    @usableFromInline
+    func noteUse(_ used: Int) {
+        if used > capacity / 8 {
+            idleUses = 0
+        } else {
+            idleUses += 1
+            if idleUses >= Self.idleLimit { shrink() }
+        }
     }
 
     /// Makes room for `extra` more bytes; false (and `overflowed`) when memory is refused.

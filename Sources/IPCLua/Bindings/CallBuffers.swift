@@ -1,3 +1,5 @@
+import CLua
+import CLuaShim
 import IPCCore
 
 /// The buffers calls encode their messages into and receive them into. Each call owns
@@ -29,8 +31,8 @@ enum CallBuffers {
         return depth
     }
 
-    /// The call at `level` ends: its buffer, if it took it, is emptied (and shrunk, if a
-    /// large message grew it) for the next call at that level.
+    /// The call at `level` ends: its buffer, if it took it, is emptied for the next call
+    /// at that level (and shrunk once large messages stop coming: `ByteBuffer.recycle`).
     @inline(__always)
     static func leave(_ level: Int) {
         depth = level - 1
@@ -38,7 +40,13 @@ enum CallBuffers {
             guard held & (1 << UInt64(level)) != 0 else { return }
             held &= ~(1 << UInt64(level))
         }
-        if level == 1 { first?.reset() } else if level - 2 < deeper.count { deeper[level - 2].reset() }
+        let buffer = level == 1 ? first : level - 2 < deeper.count ? deeper[level - 2] : nil
+        guard let buffer else { return }
+        let grown = buffer.capacity > ByteBuffer.retainedCapacity
+        buffer.recycle()
+        // Large messages stopped coming: the blocks the allocator keeps for the next
+        // large strings go too.
+        if grown && buffer.capacity <= ByteBuffer.retainedCapacity { ipc_lua_dropkept() }
     }
 
     /// The buffer of the call at `level`.
@@ -61,6 +69,14 @@ enum CallBuffers {
         return deeper[level - 2]
     }
 
+    /// Shrinks the buffers no call in progress holds (the allocator asks, before it
+    /// refuses memory to Lua: a buffer kept grown for large messages must not cost the
+    /// script its heap). The buffers of calls in progress stay as they are.
+    static func releaseIdle() {
+        if let b = first, held & (1 << 1) == 0 { b.shrink() }
+        for (i, b) in deeper.enumerated() where i + 2 < 64 && held & (1 << UInt64(i + 2)) == 0 { b.shrink() }
+    }
+
     static func make() -> ByteBuffer {
         let b = ByteBuffer(capacity: 1 << 12)
         b.limit = messageLimit
@@ -78,9 +94,36 @@ extension LuaState {
         } catch {
             // Give the memory back before building the message.
             buffer.reset()
+            buffer.shrink()
             throw LuaRaise("\(call.name): \(error.message)")
         }
         return buffer
+    }
+
+    /// Strings at least this long are sent as their encoded head (tag and length) and
+    /// the Lua string's own bytes, not copied into the call's buffer first.
+    static let directStringMin = 1 << 16
+
+    /// The value at `i` as a message: encoded into the call's buffer, or for a long
+    /// string, its head there and its bytes where Lua keeps them (the string stays on the
+    /// stack, so they stay put for the call). Raises as `encodeArgument`.
+    @inline(__always)
+    func encodeMessage(_ i: Int32, _ call: CallContext) throws(LuaRaise) -> MessageParts {
+        if lua_type(L, i) == LUA_TSTRING {
+            var len = 0
+            if let p = lua_tolstring(L, i, &len), len >= Self.directStringMin {
+                let buffer = call.buffer
+                // Within the limits the encoder applies; beyond them it gives the error.
+                if len <= min(buffer.limit, LuaCodec.maxMessage) - 16 {
+                    buffer.appendString(nil, count: len)
+                    if !buffer.overflowed {
+                        return MessageParts(head: buffer.bytes, body: UnsafeRawBufferPointer(start: p, count: len))
+                    }
+                    buffer.reset()
+                }
+            }
+        }
+        return MessageParts(try encodeArgument(i, call).bytes)
     }
 
     /// Pushes the value encoded in `buffer`, or raises `call: malformed message: ...`.
@@ -100,6 +143,7 @@ extension LuaState {
         let size = buffer.requested
         let note = LuaCodec.limitNote(buffer)
         buffer.reset()  // the memory back before the message is built
+        buffer.shrink()
         return LuaRaise("\(call): not enough memory for a \(describeSize(size)) message (it is lost)\(note)")
     }
 

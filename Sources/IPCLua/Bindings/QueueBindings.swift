@@ -91,10 +91,10 @@ enum QueueBindings {
     /// `put` or, `nowait`, `put_nowait` (which fails "full" where `put` times out).
     static func put(_ s: LuaState, _ q: QueueObject, _ call: inout CallContext, nowait: Bool) throws(LuaRaise) -> Int32 {
         if q.closed { return try s.fail("closed") }
-        let buffer = try s.encodeArgument(2, call)
+        let message = try s.encodeMessage(2, call)
         let id = Trace.isOn ? Trace.newMessageID() : 0
-        let outcome = q.queue.put(buffer.bytes, id: id, deadline: nowait ? .now : call.deadline)
-        call.bytes = buffer.count
+        let outcome = q.queue.put(message, id: id, deadline: nowait ? .now : call.deadline)
+        call.bytes = message.count
         call.counter = ("items", q.queue.count)
         switch outcome {
         case .done:

@@ -57,6 +57,7 @@ enum SocketBindings {
                 guard buffer.reserve(Int(n)) else {
                     let note = LuaCodec.limitNote(buffer)
                     buffer.reset()
+                    buffer.shrink()
                     throw LuaRaise("\(call.name): not enough memory for \(describeSize(Int(n)))\(note)")
                 }
                 switch o.socket.receive(upTo: Int(n), into: buffer, deadline: call.deadline) {

@@ -41,6 +41,7 @@ enum MemoryBudget {
         }
         ipc_lua_setmemorylimit(options.memoryLimit ?? 0)
         CallBuffers.messageLimit = messageLimit
+        ipc_lua_setreleasehook { CallBuffers.releaseIdle() }
     }
 
     /// The message of an uncaught error: a memory error (which Lua raises without a
