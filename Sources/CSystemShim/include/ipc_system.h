@@ -142,6 +142,9 @@ static inline int ipc_robust_lock_available(ipc_robust_lock *lock) {
 int ipc_pidfd_open(pid_t pid);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1).
 int ipc_set_child_subreaper(void);
+/// Restricts the calling process (and what it forks later) to the CPU it runs on now;
+/// returns 0 or -errno.
+int ipc_pin_to_current_cpu(void);
 /// prctl(PR_SET_PDEATHSIG, sig): `sig` is sent to the caller when its parent dies.
 /// Returns 0 or -errno.
 int ipc_set_parent_death_signal(int sig);
