@@ -17,20 +17,22 @@
 
 const void *ipc_metatables[64];
 
-/// The block of every ipc object's userdata: the Swift object, and its shared memory.
+/// The block of every ipc object's userdata: the Swift object, its shared memory, and the
+/// metatable of its kind (its tag: the block says what it is, and a check costs no Lua
+/// metatable lookup).
 typedef struct ipc_box {
     void *object;
     void *shared;
+    const void *tag;
 } ipc_box;
 
-/// The box of `self` (index 1) when its metatable is the one at upvalue `mt` and it is live.
-static ipc_box *box_of(lua_State *L, int mt) {
-    if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1)) return NULL;
-    const void *have = lua_topointer(L, -1);
-    lua_pop(L, 1);
-    if (have != lua_touserdata(L, lua_upvalueindex(mt))) return NULL;
+/// The box of `self` (index 1) when it is a live ipc object tagged `tag`. The length is
+/// checked first: any other userdata (an io file, say) is smaller or larger, and a value
+/// of another type has no block.
+static ipc_box *box_of(lua_State *L, const void *tag) {
+    if (lua_rawlen(L, 1) != sizeof(ipc_box)) return NULL;
     ipc_box *b = lua_touserdata(L, 1);
-    return b != NULL && b->object != NULL && b->shared != NULL ? b : NULL;
+    return b != NULL && b->tag == tag && b->object != NULL && b->shared != NULL ? b : NULL;
 }
 
 // MARK: - Locks
@@ -73,6 +75,7 @@ typedef struct fast_lock_spec {
     long lock_offset;    // of the robust lock in the object's shared memory
     long name_offset;    // of the object's name there
     int recursive;
+    const void *tag;     // the metatable of its kind (see ipc_box)
     char call[48];       // "value:lock", for a warning
 } fast_lock_spec;
 
@@ -80,9 +83,9 @@ typedef struct fast_lock_spec {
 // 5 the method's fast_lock_spec.
 static int fast_lock_method(lua_State *L) {
     if (!ipc_gate_hooked && lua_gettop(L) == 1) {
-        ipc_box *b = box_of(L, 4);
+        const fast_lock_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+        ipc_box *b = box_of(L, spec->tag);
         if (b != NULL) {
-            const fast_lock_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
             ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
             int recursive = spec->recursive;
             uint32_t me = (uint32_t)ipc_self_pid;
@@ -176,7 +179,7 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
 // its fast path may come before the method table.
 static int fast_index(lua_State *L) {
     if (!ipc_gate_hooked && lua_type(L, 2) == LUA_TSTRING && lua_topointer(L, 2) == lua_touserdata(L, lua_upvalueindex(3))) {
-        ipc_box *b = box_of(L, 4);
+        ipc_box *b = box_of(L, lua_touserdata(L, lua_upvalueindex(4)));
         if (b != NULL) {
             push_scalar(L, b->shared);
             return 1;
@@ -188,7 +191,7 @@ static int fast_index(lua_State *L) {
 // __newindex. Upvalues: 1 the Swift binding (fallback), 2 the key "value", 3 the metatable.
 static int fast_newindex(lua_State *L) {
     if (!ipc_gate_hooked && lua_type(L, 2) == LUA_TSTRING && lua_topointer(L, 2) == lua_touserdata(L, lua_upvalueindex(2))) {
-        ipc_box *b = box_of(L, 3);
+        ipc_box *b = box_of(L, lua_touserdata(L, lua_upvalueindex(3)));
         if (b != NULL && store_scalar(L, 3, b->shared)) return 0;
     }
     return ipc_lua_trampoline(L);
@@ -224,6 +227,7 @@ int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, lon
     spec->lock_offset = lock_offset;
     spec->name_offset = name_offset;
     spec->recursive = recursive;
+    spec->tag = lua_touserdata(L, -1);
     snprintf(spec->call, sizeof spec->call, "%s", call);
     lua_pushlightuserdata(L, spec);
     lua_pushlightuserdata(L, (void *)fn);

@@ -67,12 +67,14 @@ enum LuaObjects {
 extension LuaState {
     /// Pushes `object` as a userdata of `kind`.
     func push<Object: LuaObject>(object: Object, kind: ObjectKind) throws(LuaRaise) {
-        // The box: the Swift object, then its shared memory for the C fast paths.
+        // The box (ipc_box in ipc_fast.c): the Swift object, then its shared memory and the
+        // metatable of its kind, for the C fast paths.
+        let word = MemoryLayout<UnsafeMutableRawPointer?>.size
         var block: UnsafeMutableRawPointer?
-        try check(ipc_lua_p_newuserdata(L, 2 * MemoryLayout<UnsafeMutableRawPointer?>.size, &block))
+        try check(ipc_lua_p_newuserdata(L, 3 * word, &block))
         block!.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-        block!.storeBytes(of: object.sharedBase, toByteOffset: MemoryLayout<UnsafeMutableRawPointer?>.size,
-                          as: UnsafeMutableRawPointer?.self)
+        block!.storeBytes(of: object.sharedBase, toByteOffset: word, as: UnsafeMutableRawPointer?.self)
+        block!.storeBytes(of: Metatables.pointers[kind.rawValue], toByteOffset: 2 * word, as: UnsafeRawPointer?.self)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         lua_setmetatable(L, -2)
         // Retained only once nothing can fail: the userdata's __gc releases it.
