@@ -80,14 +80,6 @@ struct GateTraits<Subject> {
 
     /// Its call site, named `name`.
     func site(_ name: String) -> CallSite { CallSite.declare(name, access: access, blocking: waits != nil) }
-
-    /// One call of it on `subject` through the gate.
-    @inline(__always)
-    func pass(_ s: LuaState, _ site: CallSite, _ object: ObjectRef, deadline: Deadline, subject: Subject,
-              _ body: (inout CallContext) throws(LuaRaise) -> Int32) throws(LuaRaise) -> Int32 {
-        try Bindings.pass(s, site, object, deadline: deadline, external: external, preview: preview,
-                          wouldBlock: { waits?(subject) ?? false }, body)
-    }
 }
 
 /// One method of a Lua-visible type, declared once: its name, what it does to its
@@ -130,20 +122,24 @@ extension Method where Object: GateObject {
         for k in kinds where only?.contains(k) ?? true {
             sites[k.rawValue] = traits.site("\(k.label):\(name)")
         }
-        let m = self
+        // The closure captures the fields it uses, not the whole declaration: a captured
+        // struct would be copied at every call, retaining each of its references.
+        let (name, only, timeout, pollsByDefault, body) = (self.name, self.only, self.timeout, pollsByDefault, self.body)
+        let (waits, preview, external) = (traits.waits, traits.preview, traits.external)
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
             // Nearly always, self is of the kind whose method table the method came from.
             let kind = registered.flatMap { s.isObject(1, of: $0) ? $0 : nil } ?? s.kind(1)
             guard let kind, let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
-                throw s.wrongSelf((registered ?? m.only?.first ?? kinds[0]).label, m.name)
+                throw s.wrongSelf((registered ?? only?.first ?? kinds[0]).label, name)
             }
             var deadline = Deadline.never
-            if let i = m.timeout {
-                deadline = m.pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
+            if let i = timeout {
+                deadline = pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
             }
             // `o` is retained for the whole call: a finalizer in the middle of it may run the
             // userdata's `__gc`, which lets the object go.
-            return try m.traits.pass(s, site, o.ref, deadline: deadline, subject: o) { call throws(LuaRaise) in try m.body(s, o, &call) }
+            return try Bindings.pass(s, site, o.ref, deadline: deadline, external: external, preview: preview,
+                                     wouldBlock: { waits?(o) ?? false }) { call throws(LuaRaise) in try body(s, o, &call) }
         }
     }
 }
@@ -167,10 +163,13 @@ struct Function: @unchecked Sendable {
 
     func erased() -> Bindings.Entry {
         let site = traits.site(name)
-        let f = self
+        // Captures its fields, not the whole declaration (see Method.erased).
+        let (makeDeadline, body) = (self.deadline, self.body)
+        let (waits, preview, external) = (traits.waits, traits.preview, traits.external)
         return Bindings.Entry(name: name.split(separator: ".").last.map(String.init) ?? name, kinds: []) { s, _ throws(LuaRaise) in
-            let deadline = try f.deadline?(s, site.name) ?? .never
-            return try f.traits.pass(s, site, .none, deadline: deadline, subject: s) { call throws(LuaRaise) in try f.body(s, &call) }
+            let deadline = try makeDeadline?(s, site.name) ?? .never
+            return try Bindings.pass(s, site, .none, deadline: deadline, external: external, preview: preview,
+                                     wouldBlock: { waits?(s) ?? false }) { call throws(LuaRaise) in try body(s, &call) }
         }
     }
 }
