@@ -11,7 +11,7 @@ private func startBlocked(_ source: String, until ready: (String) -> Bool) throw
     let script = dir.appendingPathComponent("s.lua")
     try (source + "\nio.stdout:flush()\nipc.queue():get()\n").write(to: script, atomically: true, encoding: .utf8)
     let out = dir.appendingPathComponent("out")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
     let process = Process()
     process.executableURL = URL(fileURLWithPath: Ipcplay.binary)
     process.arguments = [script.path]

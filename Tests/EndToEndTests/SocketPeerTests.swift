@@ -9,7 +9,7 @@ struct SocketPeerTests {
     /// Starts `ipcplay args` in the background; returns it and its stdout file.
     func start(_ args: [String], in dir: URL) throws -> (Process, URL) {
         let out = dir.appendingPathComponent("bg-\(UUID().uuidString.prefix(6)).out")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Ipcplay.binary)
         p.arguments = args
