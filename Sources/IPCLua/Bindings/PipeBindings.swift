@@ -63,7 +63,7 @@ enum PipeBindings {
 
     /// `ipc.pipe([duplex=true [, options]])`: two Connections.
     static let functions = [
-        Function("ipc.pipe") { s, call throws(LuaRaise) in
+        Function("pipe") { s, call throws(LuaRaise) in
             var duplex = true
             switch s.type(1) {
             case LUA_TNONE, LUA_TNIL: break

@@ -252,10 +252,10 @@ enum ProcessBindings {
     // MARK: - Module functions
 
     static let functions = [
-        Function("ipc.spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
-        Function("ipc.process") { s, call throws(LuaRaise) in try process(s, call) },
+        Function("spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
+        Function("process") { s, call throws(LuaRaise) in try process(s, call) },
         /// `ipc.current()`: {name=..., pid=...} of the calling process.
-        Function("ipc.current", access: .read) { s, _ throws(LuaRaise) in
+        Function("current", access: .read) { s, _ throws(LuaRaise) in
             try s.newTable(hash: 3)
             try s.push(Runtime.this.name)
             try s.setField(-2, "name")
@@ -266,7 +266,7 @@ enum ProcessBindings {
             return 1
         },
         /// `ipc.sleep(seconds)`: scaled by --time-scale, on the run's clock.
-        Function("ipc.sleep", deadline: { s, name throws(LuaRaise) in
+        Function("sleep", deadline: { s, name throws(LuaRaise) in
             let seconds = try s.numberArgument(1, name, "seconds")
             if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
             return Runtime.sleepDeadline(seconds: seconds)
@@ -274,7 +274,7 @@ enum ProcessBindings {
             Blocking.sleep(until: call.deadline)
             return 0
         },
-        Function("ipc.now", access: .read) { s, _ in
+        Function("now", access: .read) { s, _ in
             s.push(MonotonicClock.seconds())
             return 1
         },

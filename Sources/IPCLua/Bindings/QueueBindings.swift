@@ -84,8 +84,8 @@ enum QueueBindings {
     }
 
     static let functions = [
-        Function("ipc.queue") { s, call throws(LuaRaise) in try make(s, call, kind: .queue) },
-        Function("ipc.joinable_queue") { s, call throws(LuaRaise) in try make(s, call, kind: .joinableQueue) },
+        Function("queue") { s, call throws(LuaRaise) in try make(s, call, kind: .queue) },
+        Function("joinable_queue") { s, call throws(LuaRaise) in try make(s, call, kind: .joinableQueue) },
     ]
 
     /// `put` or, `nowait`, `put_nowait` (which fails "full" where `put` times out).

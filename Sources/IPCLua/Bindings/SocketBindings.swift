@@ -150,7 +150,7 @@ enum SocketBindings {
 
     static let functions = [
         /// `ipc.unix.listen(path [, backlog=5 [, options]])`
-        Function("ipc.unix.listen") { s, call throws(LuaRaise) in
+        Function("listen", in: .unix) { s, call throws(LuaRaise) in
             guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
             let backlog = try s.optionalInteger(2, call.name, "backlog", default: 5)
             guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call.name): backlog must be between 0 and 65535") }
@@ -162,7 +162,7 @@ enum SocketBindings {
             return 1
         },
         /// `ipc.unix.connect(path [, timeout])`: a Socket, or nil and a message.
-        Function("ipc.unix.connect", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
+        Function("connect", in: .unix, deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
             guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
             let outcome: UnixSocket.ConnectOutcome
             do { outcome = try UnixSocket.connect(path: path, deadline: call.deadline) } catch { throw LuaRaise("\(call.name): \(error)") }
@@ -172,14 +172,14 @@ enum SocketBindings {
             }
             return 1
         },
-        Function("ipc.unix.socketpair") { s, call throws(LuaRaise) in
+        Function("socketpair", in: .unix) { s, call throws(LuaRaise) in
             let (a, b) = try making(s, call.name) { () throws(IPCError) in try UnixSocket.pair() }
             try push(s, a)
             try push(s, b)
             return 2
         },
         /// `ipc.unix.dgram([path [, options]])`
-        Function("ipc.unix.dgram") { s, call throws(LuaRaise) in
+        Function("dgram", in: .unix) { s, call throws(LuaRaise) in
             var path: String?
             if !s.isNoneOrNil(1) {
                 guard let p = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }

@@ -280,18 +280,18 @@ enum SyncBindings {
     static let types = [semaphoreType, lockType, eventType, conditionType, barrierType]
 
     static let functions = [
-        Function("ipc.semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: false) },
-        Function("ipc.bounded_semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: true) },
-        Function("ipc.lock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: false) },
-        Function("ipc.rlock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: true) },
-        Function("ipc.event") { s, call throws(LuaRaise) in
+        Function("semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: false) },
+        Function("bounded_semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: true) },
+        Function("lock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: false) },
+        Function("rlock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: true) },
+        Function("event") { s, call throws(LuaRaise) in
             let ref = try s.newObject(.event, nameOption: 1, call.name)
             let e = try making(s, call.name) { () throws(IPCError) in try SharedEvent(name: ref.name) }
             try s.push(object: EventObject(e, ref: ref), kind: .event)
             return 1
         },
-        Function("ipc.condition") { s, call throws(LuaRaise) in try makeCondition(s, call) },
-        Function("ipc.barrier") { s, call throws(LuaRaise) in
+        Function("condition") { s, call throws(LuaRaise) in try makeCondition(s, call) },
+        Function("barrier") { s, call throws(LuaRaise) in
             let n = try s.integerArgument(1, call.name, "parties")
             guard n >= 1 && n <= 1 << 20 else { throw LuaRaise("\(call.name): parties must be at least 1, got \(n)") }
             let ref = try s.newObject(.barrier, nameOption: 2, call.name)

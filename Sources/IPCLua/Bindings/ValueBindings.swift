@@ -164,7 +164,7 @@ enum ValueBindings {
 
     static let functions = [
         /// `ipc.value(typecode [, init [, options]])`
-        Function("ipc.value") { s, call throws(LuaRaise) in
+        Function("value") { s, call throws(LuaRaise) in
             let type = try parseType(s, call.name)
             let ref = try s.newObject(.value, nameOption: 3, call.name)
             let scalars = try making(s, call.name) { () throws(IPCError) in try SharedScalars(type: type, count: 1, name: ref.name) }
@@ -173,7 +173,7 @@ enum ValueBindings {
             return 1
         },
         /// `ipc.array(typecode, init_or_length [, options])`
-        Function("ipc.array") { s, call throws(LuaRaise) in
+        Function("array") { s, call throws(LuaRaise) in
             let type = try parseType(s, call.name)
             let ref = try s.newObject(.array, nameOption: 3, call.name)
             var count = 0

@@ -146,16 +146,24 @@ extension Method where Object: GateObject {
 
 /// A module function (`ipc.queue`, `ipc.sleep`, `ipc.unix.connect`), declared once.
 struct Function: @unchecked Sendable {
+    /// The table it is a field of.
+    enum Table: String { case ipc = "ipc", unix = "ipc.unix" }
+
+    /// Its key in its table (`spawn`), as Lua scripts write it.
+    let key: String
+    /// Its call name (`ipc.spawn`, `ipc.unix.connect`).
     let name: String
     var traits: GateTraits<LuaState>
     /// Computes its deadline from its arguments, when it can wait.
     var deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)?
     let body: (LuaState, inout CallContext) throws(LuaRaise) -> Int32
 
-    init(_ name: String, access: Access = .write, deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
+    init(_ key: String, in table: Table = .ipc, access: Access = .write,
+         deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
          waits: ((LuaState) -> Bool)? = nil, preview: Preview = .none, external: Bool = false,
          _ body: @escaping (LuaState, inout CallContext) throws(LuaRaise) -> Int32) {
-        self.name = name
+        self.key = key
+        name = "\(table.rawValue).\(key)"
         traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.deadline = deadline
         self.body = body
@@ -166,7 +174,7 @@ struct Function: @unchecked Sendable {
         // Captures its fields, not the whole declaration (see Method.erased).
         let (makeDeadline, body) = (self.deadline, self.body)
         let (waits, preview, external) = (traits.waits, traits.preview, traits.external)
-        return Bindings.Entry(name: name.split(separator: ".").last.map(String.init) ?? name, kinds: []) { s, _ throws(LuaRaise) in
+        return Bindings.Entry(name: key, kinds: []) { s, _ throws(LuaRaise) in
             let deadline = try makeDeadline?(s, site.name) ?? .never
             return try Bindings.pass(s, site, .none, deadline: deadline, external: external, preview: preview,
                                      wouldBlock: { waits?(s) ?? false }) { call throws(LuaRaise) in try body(s, &call) }
