@@ -1,5 +1,5 @@
 // The decoder of values that travel (the wire format of WireFormat.swift; the encoder is
-// LuaCodec.swift). It is C because decoding allocates Lua values, and an allocation can
+// LuaCodec.swift, and ipc_lua_encodesimple below for one value that is not a table). It is C because decoding allocates Lua values, and an allocation can
 // raise a memory error (a longjmp) and run finalizers: the whole decode runs in one
 // protected call, so neither ever crosses a Swift frame.
 #include "ipc_lua.h"
@@ -211,6 +211,56 @@ static int push_small_string(lua_State *L, const unsigned char *p, size_t n) {
     }
     if (len > IPC_LUA_SMALL_STRING || at + len != n) return 0;
     return ipc_lua_pushsmall(L, (const char *)p + at, len) == LUA_OK;
+}
+
+static size_t put_varint(unsigned char *out, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    out[n++] = (unsigned char)v;
+    return n;
+}
+
+size_t ipc_lua_encodesimple(lua_State *L, int i, unsigned char *out, size_t cap) {
+    if (cap < 11) return 0;
+    switch (lua_type(L, i)) {
+    case LUA_TNIL: out[0] = TAG_NIL; return 1;
+    case LUA_TBOOLEAN: out[0] = lua_toboolean(L, i) ? TAG_TRUE : TAG_FALSE; return 1;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, i)) {
+            lua_Integer v = lua_tointeger(L, i);
+            if (v >= 0 && v <= FIXINT_MAX) { out[0] = (unsigned char)(TAG_FIXINT + v); return 1; }
+            out[0] = TAG_INTEGER;
+            uint64_t u = (uint64_t)v;
+            return 1 + put_varint(out + 1, (u << 1) ^ (0 - (u >> 63)));
+        } else {
+            double d = lua_tonumber(L, i);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits);
+            out[0] = TAG_FLOAT;
+            for (int k = 1; k <= 8; k++, bits >>= 8) out[k] = (unsigned char)bits;
+            return 9;
+        }
+    case LUA_TSTRING: {
+        size_t len;
+        const char *p = lua_tolstring(L, i, &len);  // a string: no conversion, no allocation
+        size_t at;
+        if (len <= FIXSTRING_MAX) {
+            out[0] = (unsigned char)(TAG_FIXSTRING + len);
+            at = 1;
+        } else {
+            if (len > cap - 11) return 0;
+            out[0] = TAG_STRING;
+            at = 1 + put_varint(out + 1, len);
+        }
+        if (at + len > cap) return 0;
+        memcpy(out + at, p, len);
+        return at + len;
+    }
+    default: return 0;
+    }
 }
 
 int ipc_lua_decodesimple(lua_State *L, const void *bytes, size_t len) {

@@ -1,5 +1,5 @@
-// The C fast paths of the hottest calls: an uncontended lock and unlock, and reading and
-// writing `v.value`, with no Swift frame. They apply only while no hook watches the gate
+// The C fast paths of the hottest calls: an uncontended lock and unlock, reading and
+// writing `v.value`, and putting and taking a small item on a queue, with no Swift frame. They apply only while no hook watches the gate
 // (`ipc_gate_hooked`: no trace, no jitter, no controlled scheduler), and only in the
 // simple case; everything else (a timeout, a lock taken, a holder that died, a value
 // that does not fit, a wrong `self`) falls back to the Swift binding, through the gate.
@@ -8,6 +8,7 @@
 #include "ipc_run.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <float.h>
 #include <math.h>
@@ -22,9 +23,26 @@ const void *ipc_metatables[64];
 /// metatable lookup).
 typedef struct ipc_box {
     void *object;
-    void *shared;
+    void *shared;  // NULL when the fast paths must leave it to Swift (closed)
     const void *tag;
+    // A connection's read and write ends and the directions (inboxes) they serve; a
+    // queue's eventfd in `fd_out` (written to wake `ipc.wait`); -1 when none.
+    int32_t fd_in, fd_out;
+    int32_t dir_in, dir_out;
 } ipc_box;
+
+size_t ipc_lua_box_size(void) { return sizeof(ipc_box); }
+
+void ipc_lua_box_init(void *block, void *shared, const void *tag, int fd_in, int fd_out, int dir_in, int dir_out) {
+    ipc_box *b = block;
+    b->object = NULL;
+    b->shared = shared;
+    b->tag = tag;
+    b->fd_in = fd_in;
+    b->fd_out = fd_out;
+    b->dir_in = dir_in;
+    b->dir_out = dir_out;
+}
 
 /// The box of `self` (index 1) when it is a live ipc object tagged `tag`. The length is
 /// checked first: any other userdata (an io file, say) is smaller or larger, and a value
@@ -37,7 +55,30 @@ static ipc_box *box_of(lua_State *L, const void *tag) {
 
 // MARK: - Locks
 
-enum { FAST_ACQUIRE = 1, FAST_RELEASE = 2 };
+enum {
+    FAST_ACQUIRE = 1, FAST_RELEASE = 2,  // a lock's
+    FAST_PUT = 3, FAST_GET = 4,          // a queue's
+    FAST_SEND = 5, FAST_RECV = 6,        // a connection's, values
+    FAST_SEND_BYTES = 7, FAST_RECV_BYTES = 8,  // and raw bytes
+    FAST_SEM_ACQUIRE = 9, FAST_SEM_RELEASE = 10,  // a semaphore's
+};
+
+/// The warning the Swift side gives when a lock's holder died (Blocking.recoveredFromDeadHolder).
+static void warn_takeover(const char *name, uint32_t dead, const char *call) {
+    fflush(NULL);
+    char line[256];
+    int n = snprintf(line, sizeof line, "ipcplay: warning: %s was held by process %u, which died; %s took it over\n",
+                     name, dead, call);
+    size_t left = n > 0 ? ((size_t)n < sizeof line ? (size_t)n : sizeof line - 1) : 0;
+    const char *p = line;
+    while (left > 0) {
+        ssize_t w = write(2, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        p += w;
+        left -= (size_t)w;
+    }
+}
 
 /// Takes a lock found free (its word 0: no holder, no dead one). A holder that died in
 /// the instant between the look and the take leaves the lock to us inconsistent: it is
@@ -52,38 +93,26 @@ static int take(ipc_robust_lock *lk, uint32_t me, const char *name, const char *
     lk->depth = 1;
     if (r == EOWNERDEAD) {
         pthread_mutex_consistent(&lk->mutex);
-        fflush(NULL);
-        char line[256];
-        int n = snprintf(line, sizeof line, "ipcplay: warning: %s was held by process %u, which died; %s took it over\n",
-                         name, dead, call);
-        size_t left = n > 0 ? ((size_t)n < sizeof line ? (size_t)n : sizeof line - 1) : 0;
-        const char *p = line;
-        while (left > 0) {
-            ssize_t w = write(2, p, left);
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) break;
-            p += w;
-            left -= (size_t)w;
-        }
+        warn_takeover(name, dead, call);
     }
     return 1;
 }
 
-/// What a fast lock method needs to know, made once when the method is registered.
-typedef struct fast_lock_spec {
-    int operation;       // FAST_ACQUIRE or FAST_RELEASE
-    long lock_offset;    // of the robust lock in the object's shared memory
+/// What a fast method needs to know, made once when the method is registered.
+typedef struct fast_spec {
+    int operation;       // FAST_ACQUIRE and the others above
+    long lock_offset;    // of the robust lock in the object's shared memory (a queue's state lock)
     long name_offset;    // of the object's name there
     int recursive;
     const void *tag;     // the metatable of its kind (see ipc_box)
-    char call[48];       // "value:lock", for a warning
-} fast_lock_spec;
+    char call[48];       // "value:lock", for a warning and an error
+} fast_spec;
 
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
-// 5 the method's fast_lock_spec.
+// 5 the method's fast_spec.
 static int fast_lock_method(lua_State *L) {
     if (!ipc_gate_hooked && lua_gettop(L) == 1) {
-        const fast_lock_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+        const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
         ipc_box *b = box_of(L, spec->tag);
         if (b != NULL) {
             ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
@@ -116,6 +145,476 @@ static int fast_lock_method(lua_State *L) {
         }
     }
     return ipc_lua_trampoline(L);
+}
+
+/// Pushes the value a message of `length` bytes encodes, or raises as the Swift side
+/// does (LuaState.decodeFailure).
+static int push_decoded(lua_State *L, const unsigned char *bytes, size_t length, const char *call) {
+    if (ipc_lua_decodesimple(L, bytes, length)) return 1;
+    char why[160];
+    switch (ipc_lua_decode(L, bytes, length, why, sizeof why)) {
+    case IPC_DECODE_OK: return 1;
+    case IPC_DECODE_MEMORY:
+        return luaL_error(L, "%s: not enough memory to decode a %d bytes message (it is lost)", call, (int)length);
+    case IPC_DECODE_MALFORMED: return luaL_error(L, "%s: malformed message: %s", call, why);
+    default: return luaL_error(L, "%s: %s", call, why);
+    }
+}
+
+// MARK: - Queues
+
+// A small item put on a queue or taken from it, by the rules of MessageQueue.swift's
+// `putSingle` and `get` in their simplest case: the state lock taken at once or within a
+// short spin, no streamed item in the way, room in the ring (an item in it) without a
+// wait, no pages to give back. Every field is updated under the journal, as the Swift
+// side does, so a process killed at any instant leaves a queue the next locker repairs.
+// Anything else (a full or empty queue, a timeout argument, a table, a long string, a
+// closed queue, a holder that died) goes to the Swift binding, through the gate.
+
+/// Payload bytes of an item the fast paths carry (encoded and decoded on the C stack).
+#define FAST_ITEM_MAX 256
+/// Tries of the state lock before the fast path gives up (as Spin.lockSpins).
+#define FAST_LOCK_SPINS 2000
+
+typedef struct queue_ring {
+    ipc_queue_header *h;
+    unsigned char *ring;
+} queue_ring;
+
+static queue_ring ring_of(ipc_box *b) {
+    ipc_queue_header *h = b->shared;
+    return (queue_ring){h, (unsigned char *)h + IPC_QUEUE_HEADER_SPACE};
+}
+
+static void begin_update(ipc_queue_header *h, uint32_t kind) {
+    h->journal.head = h->head;
+    h->journal.tail = h->tail;
+    h->journal.used = h->used;
+    h->journal.items = h->items;
+    h->journal.unfinished = h->unfinished;
+    h->journal.stream_writer = h->stream_writer;
+    h->journal.stream_reader = h->stream_reader;
+    h->journal.skipping = h->skipping;
+    ipc_compiler_barrier();
+    h->journal.kind = kind;
+    ipc_compiler_barrier();
+}
+
+static void end_update(ipc_queue_header *h) {
+    ipc_compiler_barrier();
+    h->journal.kind = 0;
+    ipc_compiler_barrier();
+}
+
+/// MessageQueue.rollBackJournal: restores what a killed process left half done.
+static void roll_back(ipc_queue_header *h) {
+    if (h->journal.kind == 0) return;
+    h->head = h->journal.head;
+    h->tail = h->journal.tail;
+    h->used = h->journal.used;
+    h->items = h->journal.items;
+    h->unfinished = h->journal.unfinished;
+    h->stream_writer = h->journal.stream_writer;
+    h->stream_reader = h->journal.stream_reader;
+    h->skipping = h->journal.skipping;
+    ipc_compiler_barrier();
+    h->journal.kind = 0;
+}
+
+/// Takes the state lock within a short spin; 0 if it stays taken (the Swift side then
+/// waits for it) or its holder died before we looked (the Swift side repairs).
+static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
+    ipc_robust_lock *lk = &h->state_lock;
+    for (int spins = 0;; spins++) {
+        if (ipc_robust_lock_looks_free(lk)) {
+            int r = pthread_mutex_trylock(&lk->mutex);
+            if (r == 0 || r == EOWNERDEAD) {
+                uint32_t dead = lk->holder;
+                lk->holder = me;
+                if (r == EOWNERDEAD) {
+                    // Its holder died in the instant since the look: repaired as the Swift side does.
+                    roll_back(h);
+                    pthread_mutex_consistent(&lk->mutex);
+                    warn_takeover(h->name, dead, call);
+                }
+                return 1;
+            }
+        }
+        if (spins == FAST_LOCK_SPINS) return 0;
+        ipc_pause();
+    }
+}
+
+static void unlock_state(ipc_queue_header *h) {
+    h->state_lock.holder = 0;
+    pthread_mutex_unlock(&h->state_lock.mutex);
+}
+
+static void wake_readers(ipc_queue_header *h, int fd) {
+    if (ipc_load32(&h->readers_waiting) > 0) {
+        ipc_add32(&h->data_seq, 1);
+        ipc_futex_wake(&h->data_seq, 1);
+    }
+    if (ipc_load32(&h->selectors) > 0 && fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(fd, &one, sizeof one);
+        (void)w;  // a full counter already wakes the waiter
+    }
+}
+
+static void wake_writers(ipc_queue_header *h) {
+    if (ipc_load32(&h->writers_waiting) > 0) {
+        ipc_add32(&h->space_seq, 1);
+        ipc_futex_wake(&h->space_seq, 1);
+    }
+}
+
+static uint64_t frame_size(uint64_t payload) { return IPC_QUEUE_FRAME_HEADER + ((payload + 7) & ~(uint64_t)7); }
+
+/// MessageQueue.placement: where a frame of `size` bytes goes (and the wrap padding before
+/// it), keeping room for an ABORT frame after it; 0 when it does not fit now.
+static int placement(const ipc_queue_header *h, uint64_t size, uint64_t *offset, uint64_t *padding) {
+    uint64_t cap = h->capacity, need = size + IPC_QUEUE_FRAME_HEADER;
+    *padding = 0;
+    if (h->used == 0) { *offset = 0; return need <= cap; }
+    uint64_t head = h->head, tail = h->tail;
+    if (tail > head) {
+        if (tail + need > IPC_QUEUE_HOT_ZONE && need <= head) { *offset = 0; *padding = cap - tail; return 1; }
+        *offset = tail;
+        return need <= cap - tail;
+    }
+    *offset = tail;
+    return need <= head - tail;
+}
+
+static void write_frame_header(unsigned char *at, uint32_t length, uint16_t flags) {
+    uint16_t zero = 0;
+    uint64_t id = 0;  // message ids are for traces, and no trace watches
+    memcpy(at, &length, 4);
+    memcpy(at + 4, &flags, 2);
+    memcpy(at + 6, &zero, 2);
+    memcpy(at + 8, &id, 8);
+}
+
+/// `q:put(item)` and `q:put_nowait(item)`. Upvalues as fast_lock_method's.
+static int fast_queue_put(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 2) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    unsigned char item[FAST_ITEM_MAX];
+    size_t n;
+    if (b == NULL || me == 0 || (n = ipc_lua_encodesimple(L, 2, item, sizeof item)) == 0) return ipc_lua_trampoline(L);
+    queue_ring q = ring_of(b);
+    ipc_queue_header *h = q.h;
+    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
+    uint64_t size = frame_size(n), offset, padding;
+    if (h->stream_writer != 0 || (h->maxsize != 0 && h->items >= h->maxsize) || !placement(h, size, &offset, &padding)) {
+        unlock_state(h);
+        return ipc_lua_trampoline(L);  // it waits, or a streamed item goes in first
+    }
+    // MessageQueue.publish: the bytes first, then the journaled update that shows them.
+    write_frame_header(q.ring + offset, (uint32_t)n, IPC_FRAME_FIRST | IPC_FRAME_LAST);
+    memcpy(q.ring + offset + IPC_QUEUE_FRAME_HEADER, item, n);
+    uint64_t cap = h->capacity;
+    if (padding >= IPC_QUEUE_FRAME_HEADER) write_frame_header(q.ring + cap - padding, 0, IPC_FRAME_WRAP);
+    begin_update(h, IPC_JOURNAL_PUT);
+    if (h->used == 0) h->head = offset;
+    h->tail = offset + size;
+    h->used += padding + size;
+    h->items += 1;
+    h->unfinished += 1;
+    end_update(h);
+    if (h->tail > h->high_water) h->high_water = h->tail;
+    unlock_state(h);
+    wake_readers(h, b->fd_out);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/// `q:get()` and `q:get_nowait()`. Upvalues as fast_lock_method's.
+static int fast_queue_get(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    if (b == NULL || me == 0) return ipc_lua_trampoline(L);
+    queue_ring q = ring_of(b);
+    ipc_queue_header *h = q.h;
+    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
+    uint64_t head = h->head, cap = h->capacity;
+    uint32_t length = 0;
+    uint16_t flags = 0;
+    // An item of one frame at the head, with no wrap padding before it, where taking it
+    // gives no pages back (MessageQueue.trim and trimAll would have nothing to do).
+    int simple = h->stream_reader == 0 && h->skipping == 0 && h->used > 0 && cap - head >= IPC_QUEUE_FRAME_HEADER;
+    if (simple) {
+        memcpy(&length, q.ring + head, 4);
+        memcpy(&flags, q.ring + head + 4, 2);
+        simple = flags == (IPC_FRAME_FIRST | IPC_FRAME_LAST) && length <= FAST_ITEM_MAX;
+    }
+    uint64_t size = frame_size(length);
+    if (simple) {
+        simple = h->used > size ? head + size <= IPC_QUEUE_HOT_ZONE
+                                : h->copying == 0 && h->high_water <= IPC_QUEUE_HOT_ZONE;
+    }
+    if (!simple) {
+        unlock_state(h);
+        return ipc_lua_trampoline(L);
+    }
+    unsigned char item[FAST_ITEM_MAX];
+    memcpy(item, q.ring + head + IPC_QUEUE_FRAME_HEADER, length);
+    begin_update(h, IPC_JOURNAL_GET);
+    h->used -= size;
+    if (h->used == 0) {
+        h->head = 0;
+        h->tail = 0;
+    } else {
+        h->head = head + size;
+    }
+    h->items -= 1;
+    end_update(h);
+    if (h->last_reader != me) h->last_reader = me;
+    int more = h->items > 0 && h->readers_waiting > 0;
+    unlock_state(h);
+    wake_writers(h);
+    if (more) wake_readers(h, b->fd_out);
+    // The item is ours now; only its decoding is left (no lock held: it may raise).
+    return push_decoded(L, item, length, spec->call);
+}
+
+// MARK: - Pipes
+
+// A message of one small frame sent or received, by the rules of Connection.swift's
+// `send` and `receive` in their simplest case: the lock taken at once or within a short
+// spin, the frame written whole at once (or found whole in the inbox and the pipe). The
+// inbox's state is one word, stored once, as the Swift side does. Anything else (a full
+// pipe, an empty one after a short spin, a frame that is not whole and valid, a message
+// of several frames, a closed end, a timeout argument) goes to the Swift binding.
+
+/// `Connection.maxFramePayload`: a frame is written with one write(2) of at most PIPE_BUF.
+#define PIPE_FRAME_MAX (PIPE_BUF - IPC_PIPE_FRAME_HEADER)
+/// The largest payload `recv` takes here (a string this long needs no protected push).
+#define FAST_RECEIVE_MAX IPC_LUA_SMALL_STRING
+/// Looks at the sender's counter before the fast `recv` leaves an empty pipe to Swift
+/// (as Spin.waitSpins).
+#define FAST_WAIT_SPINS 2000
+
+static void (*recover_inbox)(void *channel, int direction);
+
+void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction)) { recover_inbox = recover; }
+
+static ipc_channel_inbox *inbox_of(ipc_channel_header *h, int direction) { return &h->inbox[direction]; }
+
+/// Takes a pipe's send or receive lock within a short spin; 0 if it stays taken or its
+/// holder died before we looked. A holder that died in the instant since the look is
+/// taken over as the Swift side does (a receive lock's inbox is recovered first).
+static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int recover_direction, const char *call) {
+    for (int spins = 0;; spins++) {
+        if (ipc_robust_lock_looks_free(lk)) {
+            int r = pthread_mutex_trylock(&lk->mutex);
+            if (r == 0 || r == EOWNERDEAD) {
+                uint32_t dead = lk->holder;
+                lk->holder = me;
+                if (r == EOWNERDEAD) {
+                    if (recover_direction >= 0 && recover_inbox != NULL) recover_inbox(h, recover_direction);
+                    pthread_mutex_consistent(&lk->mutex);
+                    warn_takeover(h->name, dead, call);
+                }
+                return 1;
+            }
+        }
+        if (spins == FAST_LOCK_SPINS) return 0;
+        ipc_pause();
+    }
+}
+
+static void release_pipe_lock(ipc_robust_lock *lk) {
+    lk->holder = 0;
+    pthread_mutex_unlock(&lk->mutex);
+}
+
+/// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.
+static int fast_pipe_send(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 2) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    if (b == NULL || me == 0 || b->fd_out < 0) return ipc_lua_trampoline(L);
+    int raw = spec->operation == FAST_SEND_BYTES;
+    unsigned char frame[PIPE_BUF];
+    unsigned char *payload = frame + IPC_PIPE_FRAME_HEADER;
+    size_t n;
+    if (raw) {
+        if (lua_type(L, 2) != LUA_TSTRING) return ipc_lua_trampoline(L);
+        const char *p = lua_tolstring(L, 2, &n);
+        if (n > PIPE_FRAME_MAX) return ipc_lua_trampoline(L);
+        memcpy(payload, p, n);
+    } else if ((n = ipc_lua_encodesimple(L, 2, payload, PIPE_FRAME_MAX)) == 0) {
+        return ipc_lua_trampoline(L);
+    }
+    ipc_channel_header *h = b->shared;
+    ipc_robust_lock *lk = &h->send_lock[b->dir_out];
+    if (!take_pipe_lock(h, lk, me, -1, spec->call)) return ipc_lua_trampoline(L);
+    ipc_channel_inbox *box = inbox_of(h, b->dir_out);
+    uint32_t word = (uint32_t)n | IPC_PIPE_FIRST | IPC_PIPE_LAST | (raw ? IPC_PIPE_RAW : 0);
+    uint32_t crc = ipc_crc32c(0, payload, n);
+    // Reserved before the write, as the Swift side does: a failed write leaves a gap.
+    uint32_t sequence = ++box->sequence;
+    uint64_t id = 0;  // trace ids are for traces, and no trace watches
+    uint32_t check = ipc_pipe_frame_check(h->salt, word, crc, sequence, id);
+    memcpy(frame, &check, 4);
+    memcpy(frame + 4, &word, 4);
+    memcpy(frame + 8, &crc, 4);
+    memcpy(frame + 12, &sequence, 4);
+    memcpy(frame + 16, &id, 8);
+    ssize_t w;
+    do {
+        w = write(b->fd_out, frame, IPC_PIPE_FRAME_HEADER + n);
+    } while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)(IPC_PIPE_FRAME_HEADER + n)) {
+        // A full pipe (it waits for room) or no reader left: the Swift side says which.
+        release_pipe_lock(lk);
+        return ipc_lua_trampoline(L);
+    }
+    ipc_add32(&box->written, 1);
+    release_pipe_lock(lk);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/// Connection.InboxState: the active half, and where its unconsumed bytes start and end.
+typedef struct inbox_state { uint64_t active, start, end; } inbox_state;
+
+static inbox_state load_state(ipc_channel_inbox *box) {
+    uint64_t w = __atomic_load_n(&box->state, __ATOMIC_SEQ_CST);
+    return (inbox_state){w >> 63, (w >> 32) & 0x7FFFFFFF, w & 0xFFFFFFFF};
+}
+
+static void store_state(ipc_channel_inbox *box, inbox_state st) {
+    __atomic_store_n(&box->state, st.active << 63 | st.start << 32 | st.end, __ATOMIC_SEQ_CST);
+}
+
+static unsigned char *half_of(ipc_channel_inbox *box, uint64_t which) { return box->bytes + which * IPC_INBOX_HALF; }
+
+/// Connection.fill without its waits: reads into the inbox until it holds `minimum`
+/// bytes. 1 when it does; 0 when the pipe is empty for now (after a short look at the
+/// sender's counter), at its end, or failing (the Swift side then waits or says why).
+static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum) {
+    for (;;) {
+        inbox_state st = load_state(box);
+        if (st.end - st.start >= minimum) return 1;
+        if (IPC_INBOX_HALF - st.end < minimum - (st.end - st.start) || (st.start == st.end && st.start > 0)) {
+            uint64_t other = 1 - st.active, count = st.end - st.start;
+            if (count > 0) memcpy(half_of(box, other), half_of(box, st.active) + st.start, count);
+            st = (inbox_state){other, 0, count};
+            store_state(box, st);
+        }
+        uint32_t seen = ipc_load32(&box->written);
+        ssize_t r = read(fd, half_of(box, st.active) + st.end, IPC_INBOX_HALF - st.end);
+        if (r > 0) {
+            st.end += (uint64_t)r;
+            store_state(box, st);
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EINTR)) return 0;
+        if (errno == EINTR) continue;
+        int spins = 0;
+        while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) {
+            ipc_pause();
+            spins++;
+        }
+        if (spins == FAST_WAIT_SPINS) return 0;
+    }
+}
+
+/// `c:recv()` and `c:recv_bytes()`. Upvalues as fast_lock_method's.
+static int fast_pipe_recv(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
+    ipc_channel_header *h = b->shared;
+    ipc_robust_lock *lk = &h->recv_lock[b->dir_in];
+    if (!take_pipe_lock(h, lk, me, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
+    ipc_channel_inbox *box = inbox_of(h, b->dir_in);
+    unsigned char payload[FAST_RECEIVE_MAX];
+    uint32_t word = 0, length = 0;
+    int taken = 0;
+    if (fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER)) {
+        inbox_state st = load_state(box);
+        const unsigned char *at = half_of(box, st.active) + st.start;
+        uint32_t check, crc, sequence;
+        uint64_t id;
+        memcpy(&check, at, 4);
+        memcpy(&word, at + 4, 4);
+        memcpy(&crc, at + 8, 4);
+        memcpy(&sequence, at + 12, 4);
+        memcpy(&id, at + 16, 8);
+        length = word & IPC_PIPE_LENGTH_MASK;
+        // One whole, valid frame that is a whole message; anything else is left to Swift
+        // (it slides past bytes that are not a frame, and gathers messages of several).
+        if (check == ipc_pipe_frame_check(h->salt, word, crc, sequence, id) && length <= FAST_RECEIVE_MAX
+            && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
+            && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length)) {
+            st = load_state(box);
+            at = half_of(box, st.active) + st.start;
+            if (ipc_crc32c(0, at + IPC_PIPE_FRAME_HEADER, length) == crc) {
+                memcpy(payload, at + IPC_PIPE_FRAME_HEADER, length);
+                // Consumed: the number first, then the state in one store (Connection.receive).
+                box->consumed = sequence;
+                st.start += IPC_PIPE_FRAME_HEADER + length;
+                store_state(box, st);
+                taken = 1;
+            }
+        }
+    }
+    release_pipe_lock(lk);
+    if (!taken) return ipc_lua_trampoline(L);
+    // The message is ours now; only making its value is left (no lock held: it may raise).
+    if ((word & IPC_PIPE_RAW) || spec->operation == FAST_RECV_BYTES) {
+        if (ipc_lua_pushsmall(L, (const char *)payload, length) != LUA_OK) return luaL_error(L, "%s: not enough memory", spec->call);
+        return 1;
+    }
+    return push_decoded(L, payload, length, spec->call);
+}
+
+// MARK: - Semaphores
+
+// SharedSemaphore.swift's `acquire` while a unit is there or comes within a short spin,
+// and `release` of one unit within the bound; anything else goes to the Swift binding.
+
+static int take_unit(ipc_semaphore_header *h) {
+    uint32_t v = ipc_load32(&h->value);
+    while (v > 0) {
+        if (__atomic_compare_exchange_n(&h->value, &v, v - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 1;
+    }
+    return 0;
+}
+
+/// `s:acquire()` and `s:release()`. Upvalues as fast_lock_method's.
+static int fast_semaphore(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    if (b == NULL) return ipc_lua_trampoline(L);
+    ipc_semaphore_header *h = b->shared;
+    if (spec->operation == FAST_SEM_ACQUIRE) {
+        for (int spins = 0; !take_unit(h); spins++) {
+            if (spins == FAST_WAIT_SPINS) return ipc_lua_trampoline(L);  // it sleeps there
+            ipc_pause();
+        }
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    uint64_t limit = h->bound >= 0 ? (uint64_t)h->bound : (uint64_t)INT32_MAX;
+    uint32_t v = ipc_load32(&h->value);
+    do {
+        if ((uint64_t)v + 1 > limit) return ipc_lua_trampoline(L);  // the Swift side raises
+    } while (!__atomic_compare_exchange_n(&h->value, &v, v + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    if (ipc_load32(&h->waiters) > 0) ipc_futex_wake(&h->value, 1);
+    return 0;
 }
 
 // MARK: - v.value
@@ -218,10 +717,10 @@ static int push_closure(lua_State *L, lua_CFunction f, int n) {
     return status;
 }
 
-int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
-                         int recursive, const char *call) {
+int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
+                     int recursive, const char *call) {
     // Stack: entry, kind, metatable. Specs live as long as the process (a few per type).
-    fast_lock_spec *spec = malloc(sizeof *spec);
+    fast_spec *spec = malloc(sizeof *spec);
     if (spec == NULL) { lua_pop(L, 3); return LUA_ERRMEM; }
     spec->operation = operation;
     spec->lock_offset = lock_offset;
@@ -232,7 +731,13 @@ int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, lon
     lua_pushlightuserdata(L, spec);
     lua_pushlightuserdata(L, (void *)fn);
     lua_insert(L, -5);
-    return push_closure(L, fast_lock_method, 5);
+    lua_CFunction f = operation == FAST_PUT    ? fast_queue_put
+                    : operation == FAST_GET    ? fast_queue_get
+                    : operation == FAST_SEND || operation == FAST_SEND_BYTES ? fast_pipe_send
+                    : operation == FAST_RECV || operation == FAST_RECV_BYTES ? fast_pipe_recv
+                    : operation == FAST_SEM_ACQUIRE || operation == FAST_SEM_RELEASE ? fast_semaphore
+                                               : fast_lock_method;
+    return push_closure(L, f, 5);
 }
 
 int ipc_lua_pushfastindex(lua_State *L) { return push_closure(L, fast_index, 4); }
@@ -241,4 +746,8 @@ int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn) {
     lua_pushlightuserdata(L, (void *)fn);
     lua_insert(L, -3);
     return push_closure(L, fast_newindex, 3);
+}
+
+void ipc_lua_box_detach(lua_State *L, int i) {
+    if (lua_type(L, i) == LUA_TUSERDATA && lua_rawlen(L, i) == sizeof(ipc_box)) ((ipc_box *)lua_touserdata(L, i))->shared = NULL;
 }

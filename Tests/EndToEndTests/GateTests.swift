@@ -47,4 +47,28 @@ struct GateTests {
         let undocumented = Self.others.filter { !api.contains("`\($0)") }
         #expect(undocumented.isEmpty, "call names not in docs/api.md: \(undocumented)")
     }
+
+    /// The C fast paths (small queue items, small pipe messages, semaphores, locks, `v.value`)
+    /// stand in for the gate only while no hook watches it: with a trace, the same script
+    /// passes with every one of those calls in Swift, each with its slice.
+    @Test func fastPathsAgreeWithTheGate() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ipcplay-fast-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let trace = dir.appendingPathComponent("t.json")
+        // (Plain, it runs with the other scenarios. Here a shorter stream: its trace is read whole.)
+        let traced = try Ipcplay.run(["run", "--trace", trace.path, "tests/fast_paths_test.lua", "7", "5000"], limit: 200)
+        #expect(traced.status == 0 && traced.stdout.contains("fast paths test ok"), "\(traced.combined)")
+
+        let events = try JSONSerialization.jsonObject(with: Data(contentsOf: trace)) as? [[String: Any]] ?? []
+        var slices: [String: Int] = [:]
+        for e in events where e["ph"] as? String == "X" {
+            if let name = e["name"] as? String { slices[name, default: 0] += 1 }
+        }
+        // The stream alone puts 5,000 items; the ping-pong makes 5,000 turns.
+        #expect(slices["queue:put", default: 0] > 5_000, "\(slices)")
+        #expect(slices["queue:get", default: 0] > 5_000, "\(slices)")
+        #expect(slices["semaphore:acquire", default: 0] >= 10_000, "\(slices)")
+        #expect(slices["connection:send", default: 0] > 100 && slices["connection:recv", default: 0] > 100, "\(slices)")
+    }
 }

@@ -113,12 +113,28 @@ int ipc_lua_trampoline(lua_State *L);
 
 // MARK: - C fast paths (ipc_fast.c)
 
-/// Pushes `lock`/`unlock` (`acquire`/`release`) with an uncontended path in C. On the
-/// stack top (popped): the entry, the kind, the metatable (light userdata). `operation`:
-/// 1 acquire, 2 release; the offsets of the lock and of the object's name in its shared
-/// memory; `call` names it in a warning.
-int ipc_lua_pushfastlock(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
-                         int recursive, const char *call);
+/// Pushes a method with a path in C for its simple case, `fn` (its Swift binding) for the
+/// others: `lock`/`unlock` (`acquire`/`release`) uncontended, a queue's `put`/`get` of a
+/// small item, a connection's `send`/`recv` of a message of one small frame, a
+/// semaphore's `acquire` of a unit that is there and `release` of one. On the stack top (popped): the entry, the kind, the metatable (light
+/// userdata). `operation`: 1 acquire, 2 release, 3 put, 4 get, 5 send, 6 recv,
+/// 7 send_bytes, 8 recv_bytes, 9 and 10 a semaphore's acquire and release; the offsets of the lock (a queue's state lock) and of the
+/// object's name in its shared memory; whether the lock is recursive; `call` names it in
+/// a warning or an error.
+int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
+                     int recursive, const char *call);
+/// The block of an ipc object's userdata at `i` says its shared memory is no more for the
+/// fast paths (a closed queue or connection: its calls go to Swift, which says "closed").
+void ipc_lua_box_detach(lua_State *L, int i);
+/// The size of an ipc object's userdata block, and its fields for the fast paths (the
+/// object itself is stored last, once nothing can fail): its shared memory, its kind's
+/// metatable, a connection's read and write ends and their directions, or a queue's
+/// eventfd as `fd_out`; -1 for none.
+size_t ipc_lua_box_size(void);
+void ipc_lua_box_init(void *block, void *shared, const void *tag, int fd_in, int fd_out, int dir_in, int dir_out);
+/// Recovers a receive inbox whose receiver died (Connection.recoverInbox), for the fast
+/// `recv` that finds it so; set when the module opens.
+void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction));
 /// The metatable of each object kind in this process's Lua state (by ObjectKind's raw
 /// value), for recognising a userdata by a pointer comparison.
 /// `__index` of a type with fields: the method table (upvalue 1), else the field
@@ -152,6 +168,11 @@ int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, siz
 /// protected call needed) and returns 1; returns 0, having pushed nothing, otherwise.
 /// Needs one free stack slot (a C function always has LUA_MINSTACK).
 int ipc_lua_decodesimple(lua_State *L, const void *bytes, size_t len);
+/// The encoder's fast path, for the C fast paths: encodes the value at `i` into `out` as
+/// LuaCodec.swift would when it is nil, a boolean, a number or a string, and returns its
+/// length; returns 0 for any other value, or when it does not fit in `cap` bytes. Never
+/// raises, never allocates.
+size_t ipc_lua_encodesimple(lua_State *L, int i, unsigned char *out, size_t cap);
 
 // MARK: - The state and its memory (ipc_memory.c)
 

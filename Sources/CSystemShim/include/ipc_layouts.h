@@ -8,7 +8,24 @@
 
 #define IPC_NAME_CAP 48
 
-/// A queue: a byte ring of frames in the memory that follows this header.
+/// A queue: a byte ring of frames in the memory that follows this header (at
+/// IPC_QUEUE_HEADER_SPACE from its start). MessageQueue.swift runs it; the C fast paths
+/// (ipc_fast.c) put and take small items with the same rules.
+#define IPC_QUEUE_HEADER_SPACE 4096
+/// A frame: u32 payload length, u16 flags, u16 zero, u64 message id, then the payload,
+/// padded to 8 bytes.
+#define IPC_QUEUE_FRAME_HEADER 16
+/// Ring bytes below this offset are never given back to the kernel (they are hot).
+#define IPC_QUEUE_HOT_ZONE (4 << 20)
+enum {
+    IPC_FRAME_FIRST = 1,  // the first frame of an item
+    IPC_FRAME_LAST = 2,   // its last (an item of one frame has both)
+    IPC_FRAME_WRAP = 4,   // padding to the ring's end: the next frame is at offset 0
+    IPC_FRAME_ABORT = 8,  // the item's producer died: drop what came of it
+};
+/// What the journal saved the fields for.
+enum { IPC_JOURNAL_PUT = 1, IPC_JOURNAL_GET = 2 };
+
 typedef struct ipc_queue_journal {
     uint32_t kind;  // 0: nothing in flight; otherwise the saved fields are restored
     uint32_t stream_writer, stream_reader, skipping;
@@ -139,6 +156,25 @@ typedef struct ipc_channel_inbox {
 _Static_assert(offsetof(ipc_channel_inbox, state) == 64, "senders' line");
 _Static_assert(offsetof(ipc_channel_inbox, bytes) == 80, "Connection.inboxBytesOffset");
 _Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
+
+/// A pipe frame's header (Connection.swift; the C fast paths in ipc_fast.c): the check,
+/// length and flags, the payload's CRC-32C, the sequence number, the trace id.
+#define IPC_PIPE_FRAME_HEADER 24
+enum {
+    IPC_PIPE_FIRST = 1 << 24,
+    IPC_PIPE_LAST = 2 << 24,
+    IPC_PIPE_RAW = 4 << 24,  // bytes from send_bytes, not an encoded value
+    IPC_PIPE_LENGTH_MASK = 0x00FFFFFF,
+};
+
+/// A frame header's check: a mix of the pipe's salt and the header's other fields, so
+/// that a receiver finds the next frame boundary after bytes lost with a dead receiver.
+static inline uint32_t ipc_pipe_frame_check(uint64_t salt, uint32_t word, uint32_t crc, uint32_t sequence, uint64_t id) {
+    uint64_t x = salt ^ ((uint64_t)word << 32 | crc) ^ id ^ ((uint64_t)sequence * 0x9E3779B97F4A7C15ull);
+    x = (x ^ (x >> 33)) * 0xff51afd7ed558ccdull;
+    x = (x ^ (x >> 33)) * 0xc4ceb9fe1a85ec53ull;
+    return (uint32_t)(x ^ (x >> 33));
+}
 
 /// A Connection pair's shared state: per direction a send lock, a receive lock and an
 /// inbox.

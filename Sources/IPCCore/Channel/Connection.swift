@@ -15,14 +15,19 @@ import SystemPackage
 ///
 /// Duplex connections are two pipes, one per direction, which keeps the throughput of a
 /// pipe (a socketpair is several times slower on Linux).
+///
+/// The C fast paths of `send` and `recv` (ipc_fast.c) send and take a message of one
+/// small frame by the same rules, when nothing is in the way; they leave the rest here.
 public final class Connection {
     /// The locks of both directions, shared by both ends.
     public let channel: SharedRegion
     @usableFromInline let header: UnsafeMutablePointer<ipc_channel_header>
     public private(set) var readFD: Int32
     public private(set) var writeFD: Int32
-    let readDirection: Int
-    let writeDirection: Int
+    public let readDirection: Int
+    public let writeDirection: Int
+    /// The channel's header in shared memory, for the C fast paths.
+    public var sharedHeader: UnsafeMutableRawPointer { UnsafeMutableRawPointer(header) }
     /// True once this end is closed in this process.
     public private(set) var isClosed = false
     /// This process has asked for the larger pipe (`largePipe`), once.
@@ -37,15 +42,15 @@ public final class Connection {
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
     /// number, trace id.
-    static let frameHeader = 24
+    static let frameHeader = Int(IPC_PIPE_FRAME_HEADER)
     /// `ipc_channel_inbox.bytes` follows the inbox's counters (Swift does not import a C
     /// array this large as a field; the C header asserts the offset).
     static let inboxBytesOffset = 80
     public static let maxFramePayload = Int(PIPE_BUF) - 24
-    static let flagFirst: UInt32 = 1 << 24
-    static let flagLast: UInt32 = 2 << 24
-    static let flagRaw: UInt32 = 4 << 24
-    static let lengthMask: UInt32 = 0x00FF_FFFF
+    static let flagFirst = UInt32(IPC_PIPE_FIRST)
+    static let flagLast = UInt32(IPC_PIPE_LAST)
+    static let flagRaw = UInt32(IPC_PIPE_RAW)
+    static let lengthMask = UInt32(IPC_PIPE_LENGTH_MASK)
     static let magic: UInt64 = 0x6970_6363_6F6E_6E00
 
     init(channel: SharedRegion, readFD: Int32, writeFD: Int32, readDirection: Int, writeDirection: Int) {
@@ -145,10 +150,7 @@ public final class Connection {
 
     @inline(__always)
     func check(_ word: UInt32, _ crc: UInt32, _ sequence: UInt32, _ id: UInt64) -> UInt32 {
-        var x = header.pointee.salt ^ (UInt64(word) << 32 | UInt64(crc)) ^ id ^ (UInt64(sequence) &* 0x9E37_79B9_7F4A_7C15)
-        x = (x ^ (x >> 33)) &* 0xff51_afd7_ed55_8ccd
-        x = (x ^ (x >> 33)) &* 0xc4ce_b9fe_1a85_ec53
-        return UInt32(truncatingIfNeeded: x ^ (x >> 33))
+        ipc_pipe_frame_check(header.pointee.salt, word, crc, sequence, id)
     }
 
     // MARK: - Sending
@@ -212,7 +214,9 @@ public final class Connection {
 
     public enum ReceiveOutcome: Equatable { case message(raw: Bool, id: UInt64), closed, timedOut }
 
-    func inbox(_ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> {
+    func inbox(_ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> { Self.inbox(header, direction) }
+
+    static func inbox(_ header: UnsafeMutablePointer<ipc_channel_header>, _ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> {
         let offset = MemoryLayout<ipc_channel_header>.offset(of: \.inbox)!
         return (UnsafeMutableRawPointer(header) + offset).assumingMemoryBound(to: ipc_channel_inbox.self) + direction
     }
@@ -235,13 +239,20 @@ public final class Connection {
     }
 
     @inline(__always)
-    func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { InboxState(ipc_load64(&box.pointee.state)) }
+    static func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { InboxState(ipc_load64(&box.pointee.state)) }
+    @inline(__always)
+    func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { Self.state(box) }
 
     @inline(__always)
-    func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { ipc_store64(&box.pointee.state, st.word) }
+    static func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { ipc_store64(&box.pointee.state, st.word) }
+    @inline(__always)
+    func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { Self.setState(box, st) }
 
     @inline(__always)
-    func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer {
+    func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer { Self.half(box, which) }
+
+    @inline(__always)
+    static func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer {
         UnsafeMutableRawPointer(box) + Self.inboxBytesOffset + which * Int(IPC_INBOX_HALF)
     }
 
@@ -364,12 +375,12 @@ public final class Connection {
     // MARK: - Recovery
 
     /// The frame header at `at` when it is one (its check holds), else nil.
-    func frame(at p: UnsafeRawPointer) -> (length: Int, crc: UInt32, sequence: UInt32)? {
+    static func frame(at p: UnsafeRawPointer, salt: UInt64) -> (length: Int, crc: UInt32, sequence: UInt32)? {
         let word = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
         let crc = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
         let sequence = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
         let length = Int(word & Self.lengthMask)
-        guard p.loadUnaligned(as: UInt32.self) == check(word, crc, sequence, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
+        guard p.loadUnaligned(as: UInt32.self) == ipc_pipe_frame_check(salt, word, crc, sequence, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
               length <= Self.maxFramePayload else { return nil }
         return (length, crc, sequence)
     }
@@ -380,7 +391,9 @@ public final class Connection {
     /// and then come whole frames (the last perhaps cut by the end of the half, its rest
     /// still in the pipe), numbered above every frame before them; stale frames are
     /// numbered below. Takes the fresh bytes back into the inbox.
-    func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) {
+    func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) { Self.recoverReadAhead(box, salt: header.pointee.salt) }
+
+    static func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>, salt: UInt64) {
         var st = state(box)
         let base = UnsafeRawPointer(half(box, st.active))
         let cap = Int(IPC_INBOX_HALF)
@@ -389,14 +402,14 @@ public final class Connection {
         var last = box.pointee.consumed
         var at = st.start
         while at < st.end {
-            guard cap - at >= Self.frameHeader, let f = frame(at: base + at) else { at += 1; continue }
+            guard cap - at >= Self.frameHeader, let f = frame(at: base + at, salt: salt) else { at += 1; continue }
             if at + Self.frameHeader + f.length > st.end { break }
             if Int32(bitPattern: f.sequence &- last) > 0 { last = f.sequence }
             at += Self.frameHeader + f.length
         }
         // From there on, fresh frames (each one checked whole).
         var fresh = at
-        while cap - fresh >= Self.frameHeader, let f = frame(at: base + fresh), Int32(bitPattern: f.sequence &- last) > 0 {
+        while cap - fresh >= Self.frameHeader, let f = frame(at: base + fresh, salt: salt), Int32(bitPattern: f.sequence &- last) > 0 {
             if fresh + Self.frameHeader + f.length > cap {
                 fresh = cap  // cut by the end of the half: the rest follows in the pipe
                 break
@@ -412,6 +425,14 @@ public final class Connection {
             st.end = fresh
             setState(box, st)
         }
+    }
+
+    /// `recoverReadAhead` for the C fast path of `recv`, which may be the one to find that
+    /// a receiver died (it has no Connection at hand: the channel's header and direction).
+    public static let recoverInbox: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void = { header, direction in
+        guard let header else { return }
+        let h = header.assumingMemoryBound(to: ipc_channel_header.self)
+        recoverReadAhead(inbox(h, Int(direction)), salt: h.pointee.salt)
     }
 
     /// True when a message (or the end of the stream) is ready to read.

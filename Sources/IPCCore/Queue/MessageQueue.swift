@@ -24,6 +24,8 @@ import SystemPackage
 /// - Waiters sleep on futex words (`data_seq`, `space_seq`, `join_seq`); a producer
 ///   wakes only when someone sleeps (`readers_waiting`), so an uncontended put is one
 ///   lock, one copy, one unlock.
+/// - The C fast paths of `q:put` and `q:get` (ipc_fast.c) put and take an item of one
+///   small frame by the same rules, when nothing is in the way; they leave the rest here.
 public final class MessageQueue {
     public let region: SharedRegion
     let h: UnsafeMutablePointer<ipc_queue_header>
@@ -33,11 +35,11 @@ public final class MessageQueue {
     public let isJoinable: Bool
 
     public static let defaultCapacity = 256 << 20
-    public static let headerSpace = 4096
-    static let frameHeader = 16
+    public static let headerSpace = Int(IPC_QUEUE_HEADER_SPACE)
+    static let frameHeader = Int(IPC_QUEUE_FRAME_HEADER)
     static let magic: UInt64 = 0x6970_6371_7565_7565  // "ipcqueue"
     /// Ring bytes below this offset are never given back to the kernel (they are hot).
-    static let hotZone = 4 << 20
+    static let hotZone = Int(IPC_QUEUE_HOT_ZONE)
     static let trimBlock = 1 << 20
     /// Payload bytes of a streamed frame: four frames fill the hot zone. Larger messages
     /// stream; smaller ones go in one frame.
@@ -49,14 +51,14 @@ public final class MessageQueue {
     static let hotWaitNanoseconds: Int64 = 250_000_000
 
     // Frame flags.
-    static let first: UInt16 = 1
-    static let last: UInt16 = 2
-    static let wrap: UInt16 = 4
-    static let abort: UInt16 = 8
+    static let first = UInt16(IPC_FRAME_FIRST)
+    static let last = UInt16(IPC_FRAME_LAST)
+    static let wrap = UInt16(IPC_FRAME_WRAP)
+    static let abort = UInt16(IPC_FRAME_ABORT)
 
     // Journal kinds.
-    static let journalPut: UInt32 = 1
-    static let journalGet: UInt32 = 2
+    static let journalPut = UInt32(IPC_JOURNAL_PUT)
+    static let journalGet = UInt32(IPC_JOURNAL_GET)
 
     /// - Parameters:
     ///   - maxsize: item limit, 0 for none.
@@ -83,6 +85,8 @@ public final class MessageQueue {
 
     deinit { close(eventFD) }
 
+    /// The header in shared memory (the ring follows at `headerSpace`), for the C fast paths.
+    public var header: UnsafeMutableRawPointer { UnsafeMutableRawPointer(h) }
     public var name: String { loadName(from: &h.pointee.name, capacity: Int(IPC_NAME_CAP)) }
     public var maxsize: Int { Int(h.pointee.maxsize) }
     public var capacity: Int { Int(h.pointee.capacity) }

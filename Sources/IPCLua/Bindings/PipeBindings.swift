@@ -19,6 +19,14 @@ final class ConnectionObject: LuaObject {
         return "<connection \(ref.name) \(connection.isClosed ? "closed" : mode)>"
     }
 
+    /// The C fast paths send and take messages of one small frame with the channel's
+    /// shared memory and this end's descriptors.
+    var sharedBase: UnsafeMutableRawPointer? { connection.sharedHeader }
+    var fastDescriptors: FastDescriptors {
+        let c = connection
+        return FastDescriptors(fdIn: c.readFD, fdOut: c.writeFD, directionIn: Int32(c.readDirection), directionOut: Int32(c.writeDirection))
+    }
+
     /// Would a receive wait now? (Not on a closed or sending end: those return at once.)
     var nothingToReceive: Bool {
         !connection.isClosed && connection.canReceive && !connection.hasBufferedInput
@@ -29,21 +37,21 @@ final class ConnectionObject: LuaObject {
 enum PipeBindings {
     static let type: LuaType = {
         var t = LuaType([.connection], [
-            Method<ConnectionObject>("send", preview: .argument(2)) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("send", preview: .argument(2), fast: .send) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return try s.fail("closed") }
                 if s.top < 2 { throw LuaRaise("\(call.name): expected a value to send") }
                 let buffer = try s.encodeArgument(2, call)
                 return try send(s, c, &call, buffer.bytes, raw: false)
             },
-            Method<ConnectionObject>("send_bytes", preview: .argument(2)) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("send_bytes", preview: .argument(2), fast: .sendBytes) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return try s.fail("closed") }
                 let bytes = try s.stringArgument(2, call.name, "argument 1")
                 return try send(s, c, &call, bytes, raw: true)
             },
-            Method<ConnectionObject>("recv", timeout: 2, waits: { $0.nothingToReceive }, preview: .result) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("recv", timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recv) { s, c, call throws(LuaRaise) in
                 try receive(s, c, &call, raw: false)
             },
-            Method<ConnectionObject>("recv_bytes", timeout: 2, waits: { $0.nothingToReceive }, preview: .result) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("recv_bytes", timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recvBytes) { s, c, call throws(LuaRaise) in
                 try receive(s, c, &call, raw: true)
             },
             // No timeout polls once (multiprocessing's default), unlike recv.
@@ -52,7 +60,11 @@ enum PipeBindings {
                 s.push(c.connection.poll(deadline: call.deadline))
                 return 1
             },
-            Method<ConnectionObject>("close") { _, c, _ in c.connection.close(); return 0 },
+            Method<ConnectionObject>("close") { s, c, _ in
+                c.connection.close()
+                ipc_lua_box_detach(s.L, 1)  // its calls go through Swift, which says "closed"
+                return 0
+            },
             Method<ConnectionObject>("closed", access: .read) { s, c, _ in s.push(c.connection.isClosed); return 1 },
             Method<ConnectionObject>("readable", access: .read) { s, c, _ in s.push(c.connection.canReceive); return 1 },
             Method<ConnectionObject>("writable", access: .read) { s, c, _ in s.push(c.connection.canSend); return 1 },

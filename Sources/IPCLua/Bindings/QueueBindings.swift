@@ -20,6 +20,11 @@ final class QueueObject: LuaObject {
         return "<\(ref.kind!.label) \(ref.name) items=\(size)\(closed ? " closed" : "")>"
     }
 
+    /// The C fast paths put and take small items in the queue's shared memory, and wake
+    /// `ipc.wait` through its eventfd.
+    var sharedBase: UnsafeMutableRawPointer? { queue.header }
+    var fastDescriptors: FastDescriptors { FastDescriptors(fdOut: queue.eventFD) }
+
     /// Would a put wait now?
     var isFullNow: Bool { !closed && queue.isFull }
     /// Would a get wait now?
@@ -29,22 +34,26 @@ final class QueueObject: LuaObject {
 enum QueueBindings {
     static let type: LuaType = {
         var t = LuaType([.queue, .joinableQueue], [
-            Method<QueueObject>("put", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2)) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("put", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
                 try put(s, q, &call, nowait: false)
             },
-            Method<QueueObject>("get", timeout: 2, waits: { $0.isEmptyNow }, preview: .result) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("get", timeout: 2, waits: { $0.isEmptyNow }, preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: false)
             },
-            Method<QueueObject>("put_nowait", preview: .argument(2)) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("put_nowait", preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
                 try put(s, q, &call, nowait: true)
             },
-            Method<QueueObject>("get_nowait", preview: .result) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("get_nowait", preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: true)
             },
             Method<QueueObject>("qsize", access: .read) { s, q, _ in s.push(Int64(q.queue.count)); return 1 },
             Method<QueueObject>("empty", access: .read) { s, q, _ in s.push(q.queue.isEmpty); return 1 },
             Method<QueueObject>("full", access: .read) { s, q, _ in s.push(q.queue.isFull); return 1 },
-            Method<QueueObject>("close") { _, q, _ in q.closed = true; return 0 },
+            Method<QueueObject>("close") { s, q, _ in
+                q.closed = true
+                ipc_lua_box_detach(s.L, 1)  // its calls go through Swift, which says "closed"
+                return 0
+            },
             Method<QueueObject>("task_done", only: [.joinableQueue]) { _, q, call throws(LuaRaise) in
                 guard q.queue.taskDone() else {
                     throw LuaRaise("\(call.name): called more times than there were items put")

@@ -6,6 +6,7 @@ import IPCRuntime
 // The synchronisation family as Lua sees it.
 
 final class SemaphoreObject: LuaObject {
+    var sharedBase: UnsafeMutableRawPointer? { semaphore.region.base }
     let semaphore: SharedSemaphore
     let ref: ObjectRef
     init(_ s: SharedSemaphore, ref: ObjectRef) { semaphore = s; self.ref = ref }
@@ -50,12 +51,12 @@ enum SyncBindings {
 
     static let semaphoreType: LuaType = {
         var t = LuaType([.semaphore, .boundedSemaphore], [
-            Method<SemaphoreObject>("acquire", timeout: 2, waits: { $0.semaphore.value == 0 }) { s, o, call in
+            Method<SemaphoreObject>("acquire", timeout: 2, waits: { $0.semaphore.value == 0 }, fast: .semaphoreAcquire) { s, o, call in
                 s.push(o.semaphore.acquire(deadline: call.deadline))
                 call.counter = ("value", Int(o.semaphore.value))
                 return 1
             },
-            Method<SemaphoreObject>("release") { s, o, call throws(LuaRaise) in
+            Method<SemaphoreObject>("release", fast: .semaphoreRelease) { s, o, call throws(LuaRaise) in
                 let n = try s.optionalInteger(2, call.name, "n", default: 1)
                 guard n >= 1 && n <= Int64(SharedSemaphore.maximum) else { throw LuaRaise("\(call.name): n must be at least 1, got \(n)") }
                 switch o.semaphore.release(UInt32(n)) {

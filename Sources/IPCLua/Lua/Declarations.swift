@@ -98,13 +98,13 @@ struct Method<Object: AnyObject>: @unchecked Sendable {
     var pollsByDefault = false
     /// Only these kinds of its type have it (`task_done`: joinable queues); nil: all.
     var only: [ObjectKind]?
-    /// Its uncontended case has a C fast path (a lock's take and release).
-    var fast: FastLock?
+    /// Its simple case has a C fast path (a lock's take and release, a small item put or taken).
+    var fast: FastPath?
     let body: (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32
 
     init(_ name: String, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
          waits: ((Object) -> Bool)? = nil, preview: Preview = .none, only: [ObjectKind]? = nil, external: Bool = false,
-         fast: FastLock? = nil, _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
+         fast: FastPath? = nil, _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
         self.name = name
         traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.timeout = timeout
@@ -230,7 +230,7 @@ enum Bindings {
         /// The kinds whose method tables hold it (none for a module function).
         let kinds: [ObjectKind]
         /// Its C fast path, if it has one.
-        var fast: FastLock? = nil
+        var fast: FastPath? = nil
         /// Runs it; told the kind whose method table it was taken from (for the error of a
         /// wrong `self`).
         let invoke: (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
@@ -268,9 +268,9 @@ enum Bindings {
         registered += 1
         s.push(Int64(registered - 1))
         s.push(Int64(kind?.rawValue ?? -1))
-        if let fast = entry.fast, let kind, let layout = FastLock.layout(of: kind), let metatable {
+        if let fast = entry.fast, let kind, let layout = FastPath.layout(of: kind), let metatable {
             lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(mutating: metatable))
-            try s.check(ipc_lua_pushfastlock(s.L, dispatch, Int32(fast.rawValue), layout.lock, layout.name,
+            try s.check(ipc_lua_pushfast(s.L, dispatch, Int32(fast.rawValue), layout.lock, layout.name,
                                              layout.recursive ? 1 : 0, "\(kind.label):\(entry.name)"))
             return
         }
@@ -386,20 +386,32 @@ extension LuaState {
     }
 }
 
-/// The calls with a C fast path for their uncontended case (`ipc_fast.c`): taking and
-/// releasing the lock of an `ipc.lock()`, `ipc.rlock()`, value or array. They apply only
-/// while no hook watches the gate; otherwise, and in every other case, the call goes
-/// through the Swift binding and the gate.
-enum FastLock: Int, Sendable {
-    case acquire = 1, release = 2
+/// The calls with a C fast path for their simple case (`ipc_fast.c`): taking and
+/// releasing the lock of an `ipc.lock()`, `ipc.rlock()`, value or array, uncontended; a
+/// queue's `put` and `get` of an item that is not a table and encodes in a few hundred
+/// bytes, without a wait; a connection's `send` and `recv` (and `_bytes`) of a message of
+/// one small frame, without a wait; a semaphore's `acquire` and `release` of one unit,
+/// without a wait. They apply only while no hook watches the gate; otherwise, and
+/// in every other case, the call goes through the Swift binding and the gate.
+enum FastPath: Int, Sendable {
+    case acquire = 1, release = 2, put = 3, get = 4, send = 5, recv = 6, sendBytes = 7, recvBytes = 8
+    case semaphoreAcquire = 9, semaphoreRelease = 10
 
-    /// Where the lock and the name lie in the shared memory of an object of `kind`.
+    /// Where the lock (a queue's state lock) and the name lie in the shared memory of an
+    /// object of `kind`.
     static func layout(of kind: ObjectKind) -> (lock: Int, name: Int, recursive: Bool)? {
         switch kind {
         case .value, .array:
             return (MemoryLayout<ipc_scalar_header>.offset(of: \.lock)!, MemoryLayout<ipc_scalar_header>.offset(of: \.name)!, true)
         case .lock, .rlock:
             return (MemoryLayout<ipc_lock_header>.offset(of: \.lock)!, MemoryLayout<ipc_lock_header>.offset(of: \.name)!, kind == .rlock)
+        case .queue, .joinableQueue:
+            return (MemoryLayout<ipc_queue_header>.offset(of: \.state_lock)!, MemoryLayout<ipc_queue_header>.offset(of: \.name)!, false)
+        case .semaphore, .boundedSemaphore:
+            return (0, MemoryLayout<ipc_semaphore_header>.offset(of: \.name)!, false)  // (no lock)
+        case .connection:
+            // (Each direction has its locks: the fast path picks them by the end's direction.)
+            return (MemoryLayout<ipc_channel_header>.offset(of: \.send_lock)!, MemoryLayout<ipc_channel_header>.offset(of: \.name)!, false)
         default:
             return nil
         }

@@ -33,10 +33,18 @@ protocol LuaDescribable: AnyObject {
 /// and whose shared memory the C fast paths may read (nil: they never do).
 protocol LuaObject: GateObject, LuaDescribable {
     var sharedBase: UnsafeMutableRawPointer? { get }
+    /// The descriptors the fast paths use: a connection's read and write ends and their
+    /// directions, a queue's eventfd as `fdOut`; -1 for none.
+    var fastDescriptors: FastDescriptors { get }
+}
+
+struct FastDescriptors {
+    var fdIn: Int32 = -1, fdOut: Int32 = -1, directionIn: Int32 = -1, directionOut: Int32 = -1
 }
 
 extension LuaObject {
     var sharedBase: UnsafeMutableRawPointer? { nil }
+    var fastDescriptors: FastDescriptors { FastDescriptors() }
 }
 
 /// Boxing of Swift objects in Lua full userdata: the userdata holds one retained
@@ -67,14 +75,11 @@ enum LuaObjects {
 extension LuaState {
     /// Pushes `object` as a userdata of `kind`.
     func push<Object: LuaObject>(object: Object, kind: ObjectKind) throws(LuaRaise) {
-        // The box (ipc_box in ipc_fast.c): the Swift object, then its shared memory and the
-        // metatable of its kind, for the C fast paths.
-        let word = MemoryLayout<UnsafeMutableRawPointer?>.size
+        // The box (ipc_box in ipc_fast.c): the Swift object, then what the C fast paths use.
         var block: UnsafeMutableRawPointer?
-        try check(ipc_lua_p_newuserdata(L, 3 * word, &block))
-        block!.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
-        block!.storeBytes(of: object.sharedBase, toByteOffset: word, as: UnsafeMutableRawPointer?.self)
-        block!.storeBytes(of: Metatables.pointers[kind.rawValue], toByteOffset: 2 * word, as: UnsafeRawPointer?.self)
+        try check(ipc_lua_p_newuserdata(L, ipc_lua_box_size(), &block))
+        let d = object.fastDescriptors
+        ipc_lua_box_init(block, object.sharedBase, Metatables.pointers[kind.rawValue], d.fdIn, d.fdOut, d.directionIn, d.directionOut)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         lua_setmetatable(L, -2)
         // Retained only once nothing can fail: the userdata's __gc releases it.
