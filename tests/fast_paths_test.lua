@@ -1,10 +1,10 @@
 -- The C fast paths (a small item put on a queue or taken from it, a small message sent or
--- received on a pipe, a semaphore's acquire and release) agree with the Swift bindings
+-- received on a pipe, a semaphore's acquire and release, a value's add) agree with the Swift bindings
 -- they stand in for: values of every simple kind and of sizes on both sides of the fast
 -- paths' limits cross in both directions, fast calls meet slow ones (tables, long
 -- strings, timeouts), a queue's ring wraps, closed objects say "closed", `ipc.wait` wakes
--- on a fast put, misuse raises as before, and processes SIGKILLed inside these calls
--- leave the objects whole. EndToEndTests also run it with --trace, where every call goes
+-- on a fast put, misuse raises as before, `v:add` sums as before, and processes SIGKILLed
+-- inside these calls leave the objects whole. EndToEndTests also run it with --trace, where every call goes
 -- through the gate in Swift: both runs must pass.
 local ipc = require("ipc")
 math.randomseed(tonumber(arg[1]) or ipc.test.seed())
@@ -190,7 +190,25 @@ do
   assert(b:get_value() == 1)
 end
 
--- 8. Processes SIGKILLed at random instants inside fast puts, gets, sends and receives:
+-- 8. v:add: sums that fit, for every signed typecode, from two processes at once; a sum
+--    that does not fit raises as before and changes nothing; other typecodes add too.
+for _, tc in ipairs({"b", "h", "i", "l", "q"}) do
+  local v = ipc.value(tc, 0)
+  assert(v:add(5) == 5 and v:add(-7) == -2 and v.value == -2)
+  local other = ipc.spawn(function() for _ = 1, 100 do v:add(1) end end)  -- within int8 however they interleave
+  for _ = 1, 100 do v:add(-1) end
+  other:join()
+  assert(v.value == -2, "typecode " .. tc .. ": " .. v.value)
+  local max = ({b = 127, h = 32767, i = 2147483647})[tc] or math.maxinteger
+  v.value = max
+  local ok, err = pcall(v.add, v, 1)
+  assert(not ok and tostring(err):find("^value:add: .*does not fit typecode"), tostring(err))
+  assert(v.value == max)
+end
+assert(ipc.value("d", 1.5):add(1) == 2.5)
+assert(ipc.value("B", 250):add(5) == 255)
+
+-- 9. Processes SIGKILLed at random instants inside fast puts, gets, sends and receives:
 --    the survivors find the queue, the pipe and the semaphore unlocked and whole.
 for round = 1, 6 do
   local q = ipc.queue(round % 2 == 0 and 4 or 0)

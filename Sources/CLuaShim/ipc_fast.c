@@ -61,6 +61,7 @@ enum {
     FAST_SEND = 5, FAST_RECV = 6,        // a connection's, values
     FAST_SEND_BYTES = 7, FAST_RECV_BYTES = 8,  // and raw bytes
     FAST_SEM_ACQUIRE = 9, FAST_SEM_RELEASE = 10,  // a semaphore's
+    FAST_VALUE_ADD = 11,                           // a value's add
 };
 
 /// The warning the Swift side gives when a lock's holder died (Blocking.recoveredFromDeadHolder).
@@ -640,10 +641,37 @@ static void push_scalar(lua_State *L, ipc_scalar_header *h) {
     }
 }
 
+/// The integers each integer typecode holds (as a Lua integer: the unsigned 64-bit types
+/// up to INT64_MAX here; the Swift side handles the rest).
+static const int64_t lo[] = {INT8_MIN, 0, INT16_MIN, 0, INT32_MIN, 0, INT64_MIN, 0, INT64_MIN, 0};
+static const int64_t hi[] = {INT8_MAX, UINT8_MAX, INT16_MAX, UINT16_MAX, INT32_MAX, UINT32_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
+
+/// `v:add(n)` of an integer to a value of a signed integer typecode, when the sum fits
+/// (SharedScalars.add: a compare-and-swap loop); anything else goes to the Swift binding,
+/// which says why it does not fit. Upvalues as fast_lock_method's.
+static int fast_value_add(lua_State *L) {
+    if (ipc_gate_hooked || lua_gettop(L) != 2 || !lua_isinteger(L, 2)) return ipc_lua_trampoline(L);
+    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
+    ipc_box *b = box_of(L, spec->tag);
+    if (b == NULL) return ipc_lua_trampoline(L);
+    ipc_scalar_header *h = b->shared;
+    int t = h->typecode, size = (int)h->item_size;
+    if (t > 8 || t % 2 != 0) return ipc_lua_trampoline(L);  // int8, int16, int32, long, int64
+    lua_Integer d = lua_tointeger(L, 2);
+    uint64_t old = ipc_load_sized(&h->inline_value, size);
+    for (;;) {
+        int64_t a = size == 1 ? (int8_t)old : size == 2 ? (int16_t)old : size == 4 ? (int32_t)old : (int64_t)old;
+        int64_t sum;
+        if (__builtin_add_overflow(a, (int64_t)d, &sum) || sum < lo[t] || sum > hi[t]) return ipc_lua_trampoline(L);
+        if (ipc_cas_sized(&h->inline_value, size, &old, (uint64_t)sum)) {
+            lua_pushinteger(L, sum);
+            return 1;
+        }
+    }
+}
+
 /// Stores the Lua value at `i` when it plainly fits; 0 otherwise (the Swift side says why).
 static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
-    static const int64_t lo[] = {INT8_MIN, 0, INT16_MIN, 0, INT32_MIN, 0, INT64_MIN, 0, INT64_MIN, 0};
-    static const int64_t hi[] = {INT8_MAX, UINT8_MAX, INT16_MAX, UINT16_MAX, INT32_MAX, UINT32_MAX, INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX};
     uint64_t bits;
     int t = h->typecode;
     if (t <= 9) {
@@ -736,6 +764,7 @@ int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lo
                     : operation == FAST_SEND || operation == FAST_SEND_BYTES ? fast_pipe_send
                     : operation == FAST_RECV || operation == FAST_RECV_BYTES ? fast_pipe_recv
                     : operation == FAST_SEM_ACQUIRE || operation == FAST_SEM_RELEASE ? fast_semaphore
+                    : operation == FAST_VALUE_ADD ? fast_value_add
                                                : fast_lock_method;
     return push_closure(L, f, 5);
 }

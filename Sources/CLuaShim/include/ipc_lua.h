@@ -116,9 +116,11 @@ int ipc_lua_trampoline(lua_State *L);
 /// Pushes a method with a path in C for its simple case, `fn` (its Swift binding) for the
 /// others: `lock`/`unlock` (`acquire`/`release`) uncontended, a queue's `put`/`get` of a
 /// small item, a connection's `send`/`recv` of a message of one small frame, a
-/// semaphore's `acquire` of a unit that is there and `release` of one. On the stack top (popped): the entry, the kind, the metatable (light
+/// semaphore's `acquire` of a unit that is there and `release` of one, a value's `add` of
+/// an integer that fits. On the stack top (popped): the entry, the kind, the metatable (light
 /// userdata). `operation`: 1 acquire, 2 release, 3 put, 4 get, 5 send, 6 recv,
-/// 7 send_bytes, 8 recv_bytes, 9 and 10 a semaphore's acquire and release; the offsets of the lock (a queue's state lock) and of the
+/// 7 send_bytes, 8 recv_bytes, 9 and 10 a semaphore's acquire and release, 11 a value's
+/// add; the offsets of the lock (a queue's state lock) and of the
 /// object's name in its shared memory; whether the lock is recursive; `call` names it in
 /// a warning or an error.
 int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,

@@ -51,7 +51,7 @@ enum ValueBindings {
 
     static let valueType: LuaType = {
         var t = LuaType([.value], lockMethods + [
-            Method("add", preview: .result) { s, v, call throws(LuaRaise) in
+            Method("add", preview: .result, fast: .valueAdd) { s, v, call throws(LuaRaise) in
                 let delta: Scalar
                 if let i = s.integer(2) { delta = .int(i) } else if let d = s.number(2) { delta = .float(d) } else {
                     throw LuaRaise("\(call.name): expected a number, got \(s.typeName(2))")

@@ -391,11 +391,11 @@ extension LuaState {
 /// queue's `put` and `get` of an item that is not a table and encodes in a few hundred
 /// bytes, without a wait; a connection's `send` and `recv` (and `_bytes`) of a message of
 /// one small frame, without a wait; a semaphore's `acquire` and `release` of one unit,
-/// without a wait. They apply only while no hook watches the gate; otherwise, and
+/// without a wait; a value's `add` of an integer that fits. They apply only while no hook watches the gate; otherwise, and
 /// in every other case, the call goes through the Swift binding and the gate.
 enum FastPath: Int, Sendable {
     case acquire = 1, release = 2, put = 3, get = 4, send = 5, recv = 6, sendBytes = 7, recvBytes = 8
-    case semaphoreAcquire = 9, semaphoreRelease = 10
+    case semaphoreAcquire = 9, semaphoreRelease = 10, valueAdd = 11
 
     /// Where the lock (a queue's state lock) and the name lie in the shared memory of an
     /// object of `kind`.
