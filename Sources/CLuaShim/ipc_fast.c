@@ -109,41 +109,44 @@ typedef struct fast_spec {
     char call[48];       // "value:lock", for a warning and an error
 } fast_spec;
 
+/// The object of a fast method called with `nargs` arguments (self included) while no
+/// hook watches the gate, and the method's spec (upvalue 5); NULL when the call is for
+/// the Swift binding.
+static ipc_box *fast_self(lua_State *L, int nargs, const fast_spec **spec) {
+    if (ipc_gate_hooked || lua_gettop(L) != nargs) return NULL;
+    *spec = lua_touserdata(L, lua_upvalueindex(5));
+    return box_of(L, (*spec)->tag);
+}
+
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
 // 5 the method's fast_spec.
 static int fast_lock_method(lua_State *L) {
-    if (!ipc_gate_hooked && lua_gettop(L) == 1) {
-        const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-        ipc_box *b = box_of(L, spec->tag);
-        if (b != NULL) {
-            ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
-            int recursive = spec->recursive;
-            uint32_t me = (uint32_t)ipc_self_pid;
-            if (me == 0) return ipc_lua_trampoline(L);  // the pid not read yet: the Swift side knows
-            if (spec->operation == FAST_ACQUIRE) {
-                if (lk->holder == me) {
-                    if (recursive) {
-                        lk->depth++;
-                        lua_pushboolean(L, 1);
-                        return 1;
-                    }
-                } else {
-                    if (take(lk, me, (const char *)b->shared + spec->name_offset, spec->call)) {
-                        lua_pushboolean(L, 1);
-                        return 1;
-                    }
-                }
-            } else if (lk->holder == me) {
-                if (recursive && lk->depth > 1) {
-                    lk->depth--;
-                    return 0;
-                }
-                lk->depth = 0;
-                lk->holder = 0;
-                pthread_mutex_unlock(&lk->mutex);
-                return 0;
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 1, &spec);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    if (b == NULL || me == 0) return ipc_lua_trampoline(L);  // (pid 0: not read yet; the Swift side knows)
+    ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
+    int recursive = spec->recursive;
+    if (spec->operation == FAST_ACQUIRE) {
+        if (lk->holder == me) {
+            if (recursive) {
+                lk->depth++;
+                lua_pushboolean(L, 1);
+                return 1;
             }
+        } else if (take(lk, me, (const char *)b->shared + spec->name_offset, spec->call)) {
+            lua_pushboolean(L, 1);
+            return 1;
         }
+    } else if (lk->holder == me) {
+        if (recursive && lk->depth > 1) {
+            lk->depth--;
+            return 0;
+        }
+        lk->depth = 0;
+        lk->holder = 0;
+        pthread_mutex_unlock(&lk->mutex);
+        return 0;
     }
     return ipc_lua_trampoline(L);
 }
@@ -222,10 +225,14 @@ static void roll_back(ipc_queue_header *h) {
     h->journal.kind = 0;
 }
 
-/// Takes the state lock within a short spin; 0 if it stays taken (the Swift side then
-/// waits for it) or its holder died before we looked (the Swift side repairs).
-static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
-    ipc_robust_lock *lk = &h->state_lock;
+/// Takes a robust lock found free, or come free within a short spin: 1 when taken; 0 when
+/// it stays taken (the Swift side then waits for it) or its holder died before we looked
+/// (the lock word says so: the Swift side repairs). A holder that died in the instant
+/// between the look and the take leaves it to us inconsistent: `repair(arg)` puts right
+/// what it left half done, as the Swift side would, then it is made consistent, with
+/// the Swift side's warning.
+static int take_spinning(ipc_robust_lock *lk, uint32_t me, void (*repair)(void *, int), void *arg, int index,
+                         const char *name, const char *call) {
     for (int spins = 0;; spins++) {
         if (ipc_robust_lock_looks_free(lk)) {
             int r = pthread_mutex_trylock(&lk->mutex);
@@ -233,10 +240,9 @@ static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
                 uint32_t dead = lk->holder;
                 lk->holder = me;
                 if (r == EOWNERDEAD) {
-                    // Its holder died in the instant since the look: repaired as the Swift side does.
-                    roll_back(h);
+                    if (repair != NULL) repair(arg, index);
                     pthread_mutex_consistent(&lk->mutex);
-                    warn_takeover(h->name, dead, call);
+                    warn_takeover(name, dead, call);
                 }
                 return 1;
             }
@@ -246,10 +252,22 @@ static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
     }
 }
 
-static void unlock_state(ipc_queue_header *h) {
-    h->state_lock.holder = 0;
-    pthread_mutex_unlock(&h->state_lock.mutex);
+static void release_taken(ipc_robust_lock *lk) {
+    lk->holder = 0;
+    pthread_mutex_unlock(&lk->mutex);
 }
+
+static void roll_back_queue(void *h, int unused) {
+    (void)unused;
+    roll_back(h);
+}
+
+/// Takes the queue's state lock (see take_spinning).
+static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
+    return take_spinning(&h->state_lock, me, roll_back_queue, h, 0, h->name, call);
+}
+
+static void unlock_state(ipc_queue_header *h) { release_taken(&h->state_lock); }
 
 static void wake_readers(ipc_queue_header *h, int fd) {
     if (ipc_load32(&h->readers_waiting) > 0) {
@@ -299,9 +317,8 @@ static void write_frame_header(unsigned char *at, uint32_t length, uint16_t flag
 
 /// `q:put(item)` and `q:put_nowait(item)`. Upvalues as fast_lock_method's.
 static int fast_queue_put(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 2) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 2, &spec);
     uint32_t me = (uint32_t)ipc_self_pid;
     unsigned char item[FAST_ITEM_MAX];
     size_t n;
@@ -335,9 +352,8 @@ static int fast_queue_put(lua_State *L) {
 
 /// `q:get()` and `q:get_nowait()`. Upvalues as fast_lock_method's.
 static int fast_queue_get(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 1, &spec);
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0) return ipc_lua_trampoline(L);
     queue_ring q = ring_of(b);
@@ -407,39 +423,16 @@ void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction)) { 
 
 static ipc_channel_inbox *inbox_of(ipc_channel_header *h, int direction) { return &h->inbox[direction]; }
 
-/// Takes a pipe's send or receive lock within a short spin; 0 if it stays taken or its
-/// holder died before we looked. A holder that died in the instant since the look is
-/// taken over as the Swift side does (a receive lock's inbox is recovered first).
+/// Takes a pipe's send lock, or its receive lock for `direction` (whose inbox is
+/// recovered when its last holder died; see take_spinning).
 static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int recover_direction, const char *call) {
-    for (int spins = 0;; spins++) {
-        if (ipc_robust_lock_looks_free(lk)) {
-            int r = pthread_mutex_trylock(&lk->mutex);
-            if (r == 0 || r == EOWNERDEAD) {
-                uint32_t dead = lk->holder;
-                lk->holder = me;
-                if (r == EOWNERDEAD) {
-                    if (recover_direction >= 0 && recover_inbox != NULL) recover_inbox(h, recover_direction);
-                    pthread_mutex_consistent(&lk->mutex);
-                    warn_takeover(h->name, dead, call);
-                }
-                return 1;
-            }
-        }
-        if (spins == FAST_LOCK_SPINS) return 0;
-        ipc_pause();
-    }
-}
-
-static void release_pipe_lock(ipc_robust_lock *lk) {
-    lk->holder = 0;
-    pthread_mutex_unlock(&lk->mutex);
+    return take_spinning(lk, me, recover_direction >= 0 ? recover_inbox : NULL, h, recover_direction, h->name, call);
 }
 
 /// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.
 static int fast_pipe_send(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 2) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 2, &spec);
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0 || b->fd_out < 0) return ipc_lua_trampoline(L);
     int raw = spec->operation == FAST_SEND_BYTES;
@@ -475,11 +468,11 @@ static int fast_pipe_send(lua_State *L) {
     } while (w < 0 && errno == EINTR);
     if (w != (ssize_t)(IPC_PIPE_FRAME_HEADER + n)) {
         // A full pipe (it waits for room) or no reader left: the Swift side says which.
-        release_pipe_lock(lk);
+        release_taken(lk);
         return ipc_lua_trampoline(L);
     }
     ipc_add32(&box->written, 1);
-    release_pipe_lock(lk);
+    release_taken(lk);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -531,9 +524,8 @@ static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum) {
 
 /// `c:recv()` and `c:recv_bytes()`. Upvalues as fast_lock_method's.
 static int fast_pipe_recv(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 1, &spec);
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
     ipc_channel_header *h = b->shared;
@@ -571,7 +563,7 @@ static int fast_pipe_recv(lua_State *L) {
             }
         }
     }
-    release_pipe_lock(lk);
+    release_taken(lk);
     if (!taken) return ipc_lua_trampoline(L);
     // The message is ours now; only making its value is left (no lock held: it may raise).
     if ((word & IPC_PIPE_RAW) || spec->operation == FAST_RECV_BYTES) {
@@ -596,9 +588,8 @@ static int take_unit(ipc_semaphore_header *h) {
 
 /// `s:acquire()` and `s:release()`. Upvalues as fast_lock_method's.
 static int fast_semaphore(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 1) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 1, &spec);
     if (b == NULL) return ipc_lua_trampoline(L);
     ipc_semaphore_header *h = b->shared;
     if (spec->operation == FAST_SEM_ACQUIRE) {
@@ -650,10 +641,9 @@ static const int64_t hi[] = {INT8_MAX, UINT8_MAX, INT16_MAX, UINT16_MAX, INT32_M
 /// (SharedScalars.add: a compare-and-swap loop); anything else goes to the Swift binding,
 /// which says why it does not fit. Upvalues as fast_lock_method's.
 static int fast_value_add(lua_State *L) {
-    if (ipc_gate_hooked || lua_gettop(L) != 2 || !lua_isinteger(L, 2)) return ipc_lua_trampoline(L);
-    const fast_spec *spec = lua_touserdata(L, lua_upvalueindex(5));
-    ipc_box *b = box_of(L, spec->tag);
-    if (b == NULL) return ipc_lua_trampoline(L);
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 2, &spec);
+    if (b == NULL || !lua_isinteger(L, 2)) return ipc_lua_trampoline(L);
     ipc_scalar_header *h = b->shared;
     int t = h->typecode, size = (int)h->item_size;
     if (t > 8 || t % 2 != 0) return ipc_lua_trampoline(L);  // int8, int16, int32, long, int64

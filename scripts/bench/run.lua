@@ -49,6 +49,10 @@ local MiB = 1048576
 local function gbps(r) return r.ours >= 1e9 end
 local function pipe_target(r) return r.ours >= 1e9 and r.vs_py ~= nil and r.vs_py >= 1 end
 local function under3(r) return r.ours < 3 end
+-- At least `python_ratio` times Python and `c_ratio` times the C floor.
+local function at_least(python_ratio, c_ratio)
+  return function(r) return r.vs_py ~= nil and r.vs_py >= python_ratio and r.vs_c ~= nil and r.vs_c >= c_ratio end
+end
 
 -- Large messages, `count` of `mib` MiB each (256 MiB a run). C: a 16 MiB byte ring in
 -- shared memory, copied in and out (queue); the whole message in one write, read into a
@@ -73,7 +77,7 @@ end
 local W = {
   {id = "queue_stream", what = "queue(1000) 1:1, 8 B items", kind = "rate",
    ours = lua("queue_stream", 200000), python = py("queue_stream", 200000), c = c("queue_stream", 1000000),
-   target = "≥ 10x multiprocessing.Queue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
+   target = "≥ 10x multiprocessing.Queue; ≥ 0.5x C", check = at_least(10, 0.5)},
   {id = "joinable_queue", what = "joinable queue, task_done + join", kind = "rate",
    ours = lua("joinable_queue", 200000), python = py("joinable_queue", 100000), c = c("joinable_queue", 1000000),
    target = "≥ 10x JoinableQueue", check = function(r) return r.vs_py and r.vs_py >= 10 end},
@@ -93,8 +97,7 @@ local W = {
   peak("queue", "tx"), peak("queue", "rx"), peak("pipe", "tx"), peak("pipe", "rx"),
   {id = "pipe_stream", what = "simplex pipe 1:1, small integers", kind = "rate",
    ours = lua("pipe_stream", 200000), python = py("pipe_stream", 200000), c = c("pipe_stream", 1000000),
-   target = "≥ 3x Pipe(False); ≥ 0.4x C",
-   check = function(r) return r.vs_py and r.vs_py >= 3 and r.vs_c and r.vs_c >= 0.4 end},
+   target = "≥ 3x Pipe(False); ≥ 0.6x C", check = at_least(3, 0.6)},
   {id = "pipe_pingpong", what = "duplex pipe round trips", kind = "rate",
    ours = lua("pipe_pingpong", 50000), python = py("pipe_pingpong", 50000), c = c("pipe_pingpong", 100000),
    target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
@@ -104,7 +107,7 @@ local W = {
    target = "≥ 1.0x C", check = function(r) return r.vs_c and r.vs_c >= 1.0 end},
   {id = "value_lock_2", what = "lock; v.value = v.value + 1; unlock, 2 procs", kind = "rate",
    ours = lua("value_lock_2", 400000), python = py("value_lock_2", 400000), c = c("value_lock_2", 4000000),
-   target = "≥ 5x with v.get_lock()", check = function(r) return r.vs_py and r.vs_py >= 5 end},
+   target = "≥ 5x with v.get_lock(); ≥ 0.25x C", check = at_least(5, 0.25)},
   {id = "value_lock_8", what = "the same, 8 processes", kind = "rate",
    ours = lua("value_lock_8", 400000), python = py("value_lock_8", 200000), c = c("value_lock_8", 4000000)},
   {id = "value_add_2", what = "v:add(1), 2 processes (Python: locked +=)", kind = "rate",
