@@ -62,6 +62,7 @@ enum {
     FAST_SEND_BYTES = 7, FAST_RECV_BYTES = 8,  // and raw bytes
     FAST_SEM_ACQUIRE = 9, FAST_SEM_RELEASE = 10,  // a semaphore's
     FAST_VALUE_ADD = 11,                           // a value's add
+    FAST_PUT_NOWAIT = 12, FAST_GET_NOWAIT = 13,    // a queue's, never waiting
 };
 
 /// The warning the Swift side gives when a lock's holder died (Blocking.recoveredFromDeadHolder).
@@ -179,6 +180,10 @@ static int push_decoded(lua_State *L, const unsigned char *bytes, size_t length,
 #define FAST_ITEM_MAX 256
 /// Tries of the state lock before the fast path gives up (as Spin.lockSpins).
 #define FAST_LOCK_SPINS 2000
+/// Looks at an empty queue, a full one, an empty pipe or a semaphore at 0 before the
+/// fast path leaves the wait to Swift (as Spin.waitSpins): the other side usually acts
+/// within that time, and the call then costs no trip through the binding.
+#define FAST_WAIT_SPINS 2000
 
 typedef struct queue_ring {
     ipc_queue_header *h;
@@ -325,6 +330,12 @@ static int fast_queue_put(lua_State *L) {
     if (b == NULL || me == 0 || (n = ipc_lua_encodesimple(L, 2, item, sizeof item)) == 0) return ipc_lua_trampoline(L);
     queue_ring q = ring_of(b);
     ipc_queue_header *h = q.h;
+    if (spec->operation == FAST_PUT && h->maxsize != 0) {
+        // (A look every 16 pauses: the consumers write that line under the lock.)
+        for (int spins = 0; ipc_load64(&h->items) >= h->maxsize && spins < FAST_WAIT_SPINS; spins += 16) {
+            for (int k = 0; k < 16; k++) ipc_pause();
+        }
+    }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
     uint64_t size = frame_size(n), offset, padding;
     if (h->stream_writer != 0 || (h->maxsize != 0 && h->items >= h->maxsize) || !placement(h, size, &offset, &padding)) {
@@ -358,6 +369,9 @@ static int fast_queue_get(lua_State *L) {
     if (b == NULL || me == 0) return ipc_lua_trampoline(L);
     queue_ring q = ring_of(b);
     ipc_queue_header *h = q.h;
+    if (spec->operation == FAST_GET) {
+        for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) ipc_pause();
+    }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
     uint64_t head = h->head, cap = h->capacity;
     uint32_t length = 0;
@@ -413,9 +427,6 @@ static int fast_queue_get(lua_State *L) {
 #define PIPE_FRAME_MAX (PIPE_BUF - IPC_PIPE_FRAME_HEADER)
 /// The largest payload `recv` takes here (a string this long needs no protected push).
 #define FAST_RECEIVE_MAX IPC_LUA_SMALL_STRING
-/// Looks at the sender's counter before the fast `recv` leaves an empty pipe to Swift
-/// (as Spin.waitSpins).
-#define FAST_WAIT_SPINS 2000
 
 static void (*recover_inbox)(void *channel, int direction);
 
@@ -749,8 +760,8 @@ int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lo
     lua_pushlightuserdata(L, spec);
     lua_pushlightuserdata(L, (void *)fn);
     lua_insert(L, -5);
-    lua_CFunction f = operation == FAST_PUT    ? fast_queue_put
-                    : operation == FAST_GET    ? fast_queue_get
+    lua_CFunction f = operation == FAST_PUT || operation == FAST_PUT_NOWAIT ? fast_queue_put
+                    : operation == FAST_GET || operation == FAST_GET_NOWAIT ? fast_queue_get
                     : operation == FAST_SEND || operation == FAST_SEND_BYTES ? fast_pipe_send
                     : operation == FAST_RECV || operation == FAST_RECV_BYTES ? fast_pipe_recv
                     : operation == FAST_SEM_ACQUIRE || operation == FAST_SEM_RELEASE ? fast_semaphore

@@ -129,7 +129,7 @@ int ipc_lua_trampoline(lua_State *L);
 /// an integer that fits. On the stack top (popped): the entry, the kind, the metatable (light
 /// userdata). `operation`: 1 acquire, 2 release, 3 put, 4 get, 5 send, 6 recv,
 /// 7 send_bytes, 8 recv_bytes, 9 and 10 a semaphore's acquire and release, 11 a value's
-/// add; the offsets of the lock (a queue's state lock) and of the
+/// add, 12 put_nowait, 13 get_nowait; the offsets of the lock (a queue's state lock) and of the
 /// object's name in its shared memory; whether the lock is recursive; `call` names it in
 /// a warning or an error.
 int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,

@@ -40,10 +40,10 @@ enum QueueBindings {
             Method<QueueObject>("get", timeout: 2, waits: { $0.isEmptyNow }, preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: false)
             },
-            Method<QueueObject>("put_nowait", preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("put_nowait", preview: .argument(2), fast: .putNowait) { s, q, call throws(LuaRaise) in
                 try put(s, q, &call, nowait: true)
             },
-            Method<QueueObject>("get_nowait", preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("get_nowait", preview: .result, fast: .getNowait) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: true)
             },
             Method<QueueObject>("qsize", access: .read) { s, q, _ in s.push(Int64(q.queue.count)); return 1 },
