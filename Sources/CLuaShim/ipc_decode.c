@@ -151,7 +151,6 @@ static void value(lua_State *L, reader *r, int depth) {
 
 static int decode_protected(lua_State *L) {
     reader *r = (reader *)lua_touserdata(L, 1);
-    ipc_lua_before_large_string(L, r->end);
     value(L, r, 0);
     if (r->at < r->end) malformed(L, r, "%zu bytes after the value", remaining(r));
     return 1;

@@ -61,14 +61,8 @@ static int room(lua_State *L, int n) {
     return 0;
 }
 
-void ipc_lua_before_large_string(lua_State *L, size_t len) {
-    if (len >= IPC_LUA_LARGE_STRING) lua_gc(L, LUA_GCSTEP, (int)(len >> 10));
-}
-
 static int p_pushlstring(lua_State *L) {
-    size_t len = (size_t)lua_tointeger(L, 2);
-    ipc_lua_before_large_string(L, len);
-    lua_pushlstring(L, (const char *)lua_touserdata(L, 1), len);
+    lua_pushlstring(L, (const char *)lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
     return 1;
 }
 

@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -80,9 +79,7 @@ static void (*release_hook)(void);
 // the copy that fills it would take a fault per 4 KiB (25% more time here for 64 MiB).
 // Lua fills a new block whole (a string's bytes, a table's slots), so this takes no page
 // that would not be touched anyway. Grown blocks are not populated: their new part may
-// stay unused. The block is asked for in huge pages first (MADV_HUGEPAGE: THP in its
-// "madvise" mode, a fault per 2 MiB; 64 MiB populated and filled in 15-28 ms here
-// against 41 ms in 4 KiB pages).
+// stay unused.
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -90,10 +87,7 @@ static void (*release_hook)(void);
 static void populate(void *p, size_t n) {
     uintptr_t lo = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
     uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
-    if (hi > lo) {
-        (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-    }
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
 }
 
 static int in_spare(const void *p) {
@@ -403,12 +397,6 @@ static void warnfon(void *ud, const char *message, int tocont) {
 }
 
 lua_State *ipc_lua_newstate(void) {
-    // Blocks of 1 MiB and more get mappings of their own: growing one (a call's buffer as
-    // a large message comes in) then moves its pages (mremap) where glibc's heap would
-    // copy them into fresh ones, each doubling; the first 64 MiB message received took
-    // about 100 ms more for that. (Set once: glibc otherwise raises the threshold as it
-    // goes, up to 32 MiB.)
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     lua_State *L = lua_newstate(allocate, NULL);
     if (L != NULL) {
         lua_atpanic(L, panic);

@@ -64,15 +64,6 @@ const char *ipc_lua_lasterror(void);
 /// lua_pushlstring.
 int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
 
-/// Messages at least this long (a string received) are made after a step of garbage
-/// collection worth their size, the step their allocation would bring on anyway, done
-/// first: the last large string, often garbage by now, is then freed and its block (kept
-/// by the allocator, its pages mapped) holds the new one, where a fresh block's pages
-/// would each cost a fault and zeroing.
-#define IPC_LUA_LARGE_STRING ((size_t)4 << 20)
-/// That step, for `len` bytes (in protected mode only: a finalizer may run).
-void ipc_lua_before_large_string(lua_State *L, size_t len);
-
 /// Strings up to this long are pushed without a protected call (ipc_lua_pushsmall).
 #define IPC_LUA_SMALL_STRING 1024
 

@@ -116,19 +116,6 @@ public enum Memory {
         _ = madvise(base, size, MADV_REMOVE)
     }
 
-    /// `madvise(MADV_HUGEPAGE)` over the whole pages of `base..<base+size`: a large buffer
-    /// that a message fills at once is then mapped in 2 MiB pages where the kernel has
-    /// them (transparent huge pages, "madvise" mode), a fault per 2 MiB instead of per
-    /// 4 KiB. Advice only: nothing changes where THP is off.
-    public static func preferHugePages(_ base: UnsafeMutableRawPointer, size: Int) {
-        let lo = (Int(bitPattern: base) + pageSize - 1) & ~(pageSize - 1)
-        let hi = (Int(bitPattern: base) + size) & ~(pageSize - 1)
-        if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_HUGEPAGE) }
-    }
-
-    /// Buffers at least this large get `preferHugePages`.
-    public static let hugePagesMin = 4 << 20
-
     /// The system page size.
     public static let pageSize: Int = Int(sysconf(Int32(_SC_PAGESIZE)))
 }

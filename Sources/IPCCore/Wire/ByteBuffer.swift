@@ -113,7 +113,6 @@ public final class ByteBuffer {
         guard let p = capacity == 0 ? malloc(newCapacity) : realloc(base, newCapacity) else { return false }
         base = p
         capacity = newCapacity
-        if newCapacity >= Memory.hugePagesMin { Memory.preferHugePages(p, size: newCapacity) }
         return true
     }
 
