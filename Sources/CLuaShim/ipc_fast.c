@@ -8,6 +8,7 @@
 #include "ipc_run.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <float.h>
@@ -185,6 +186,12 @@ static int push_decoded(lua_State *L, const unsigned char *bytes, size_t length,
 /// within that time, and the call then costs no trip through the binding.
 #define FAST_WAIT_SPINS 2000
 
+/// Pause `i` of a wait's spin: every 64th yields the CPU (as Spin.until), so that the
+/// process we wait for runs at once when it shares our CPU (more processes than CPUs).
+static void wait_pause(int i) {
+    if (i % 64 == 63) sched_yield(); else ipc_pause();
+}
+
 typedef struct queue_ring {
     ipc_queue_header *h;
     unsigned char *ring;
@@ -333,7 +340,7 @@ static int fast_queue_put(lua_State *L) {
     if (spec->operation == FAST_PUT && h->maxsize != 0) {
         // (A look every 16 pauses: the consumers write that line under the lock.)
         for (int spins = 0; ipc_load64(&h->items) >= h->maxsize && spins < FAST_WAIT_SPINS; spins += 16) {
-            for (int k = 0; k < 16; k++) ipc_pause();
+            for (int k = 0; k < 16; k++) wait_pause(spins + k);
         }
     }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
@@ -370,7 +377,7 @@ static int fast_queue_get(lua_State *L) {
     queue_ring q = ring_of(b);
     ipc_queue_header *h = q.h;
     if (spec->operation == FAST_GET) {
-        for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) ipc_pause();
+        for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) wait_pause(spins);
     }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
     uint64_t head = h->head, cap = h->capacity;
@@ -525,10 +532,7 @@ static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum) {
         if (r == 0 || (errno != EAGAIN && errno != EINTR)) return 0;
         if (errno == EINTR) continue;
         int spins = 0;
-        while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) {
-            ipc_pause();
-            spins++;
-        }
+        while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
         if (spins == FAST_WAIT_SPINS) return 0;
     }
 }
@@ -606,7 +610,7 @@ static int fast_semaphore(lua_State *L) {
     if (spec->operation == FAST_SEM_ACQUIRE) {
         for (int spins = 0; !take_unit(h); spins++) {
             if (spins == FAST_WAIT_SPINS) return ipc_lua_trampoline(L);  // it sleeps there
-            ipc_pause();
+            wait_pause(spins);
         }
         lua_pushboolean(L, 1);
         return 1;
