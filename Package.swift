@@ -72,6 +72,6 @@ let package = Package(
         ),
         .testTarget(name: "IPCCoreTests", dependencies: ["IPCCore"]),
         .testTarget(name: "IPCLuaTests", dependencies: ["IPCLua", "CLua", "CLuaShim"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["ipcplay"], exclude: ["Fixtures"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["ipcplay", "CRuntimeShim"], exclude: ["Fixtures"]),
     ]
 )

@@ -276,10 +276,102 @@ static int g_trace_fd = -1;
 
 void ipc_trace_set_fd(int fd) { g_trace_fd = fd; }
 
+/// Writes out the repair's output buffer at `at` (retrying EINTR and short writes).
+static int trace_put(int fd, const char *buf, size_t n, off_t at) {
+    while (n > 0) {
+        ssize_t w = pwrite(fd, buf, n, at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -1;
+        buf += w;
+        n -= (size_t)w;
+        at += w;
+    }
+    return 0;
+}
+
+/// Static, not on the stack: the teardown may run in a signal handler.
+static char g_trace_in[1 << 16], g_trace_out[1 << 16];
+
+/// A process SIGKILLed inside the `write` of its batch leaves part of it: the kernel stops
+/// copying a write into a file at a page boundary once a fatal signal is pending. That
+/// fragment, a line cut short, is then continued by the next batch, or it ends the file.
+/// Every event begins `{"ph":"` and no string in the trace holds a bare `"`, so an event
+/// beginning anywhere but at a line's start marks a fragment before it. The file is read
+/// once; from the first fragment on, each byte kept is written back where it now belongs.
+int ipc_trace_cut_fragments(int fd) {
+    static const char start[] = "{\"ph\":\"";
+    const int start_len = (int)sizeof start - 1;
+    off_t read_at = 0, kept = 0, line_start = 0, flushed = 0;
+    size_t pending = 0;  // output bytes for [flushed, kept), once `moved`
+    int moved = 0, matched = 0, cut = 0;
+    char last = '\n';
+    for (;;) {
+        ssize_t n = pread(fd, g_trace_in, sizeof g_trace_in, read_at);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        if (n == 0) break;
+        read_at += n;
+        for (ssize_t i = 0; i < n; i++) {
+            char c = g_trace_in[i];
+            if (moved) {
+                if (pending == sizeof g_trace_out) {
+                    if (trace_put(fd, g_trace_out, pending, flushed) < 0) return -1;
+                    flushed += (off_t)pending;
+                    pending = 0;
+                }
+                g_trace_out[pending++] = c;
+            }
+            kept++;
+            last = c;
+            if (c == '\n') { line_start = kept; matched = 0; continue; }
+            matched = c == start[matched] ? matched + 1 : (c == start[0] ? 1 : 0);
+            if (matched < start_len) continue;
+            matched = 0;
+            off_t event = kept - start_len;
+            if (event == line_start) continue;
+            // A fragment [line_start, event): the event's first bytes move to line_start.
+            cut++;
+            if (!moved) {
+                moved = 1;
+                flushed = line_start;
+                pending = 0;
+            } else if (line_start >= flushed) {
+                pending = (size_t)(line_start - flushed);
+            } else {
+                flushed = line_start;
+                pending = 0;
+            }
+            memcpy(g_trace_out + pending, start, (size_t)start_len);
+            pending += (size_t)start_len;
+            kept = line_start + start_len;
+        }
+    }
+    if (last != '\n') {  // the file ends inside a fragment
+        cut++;
+        if (moved && line_start >= flushed) pending = (size_t)(line_start - flushed);
+        else if (moved) { flushed = line_start; pending = 0; }
+        kept = line_start;
+    }
+    if (moved && trace_put(fd, g_trace_out, pending, flushed) < 0) return -1;
+    if (cut > 0) {
+        int r;
+        do { r = ftruncate(fd, kept); } while (r < 0 && errno == EINTR);
+        if (r < 0) return -1;
+    }
+    return cut;
+}
+
 void ipc_trace_close(void) {
     int fd = g_trace_fd;
     if (fd < 0) return;
     g_trace_fd = -1;
+    // Every writer is gone now (the teardown has reaped the run). pwrite on an O_APPEND
+    // descriptor appends, so the repair runs without it; the closing write appends again.
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && fcntl(fd, F_SETFL, flags & ~O_APPEND) == 0) {
+        (void)ipc_trace_cut_fragments(fd);
+        (void)fcntl(fd, F_SETFL, flags);
+    }
     const char *end = "{\"ph\":\"M\",\"name\":\"trace_end\",\"pid\":0,\"tid\":0,\"args\":{}}\n]\n";
     (void)!write(fd, end, cstrlen(end));
 }

@@ -11,6 +11,8 @@ import IPCCore
 /// buffer before it parks, before it forks, when the buffer fills, and before it exits.
 /// So a run that crashes or times out still leaves a loadable file (the JSON array
 /// format tolerates a missing `]`, and the host closes it on every way out it controls).
+/// A process SIGKILLed inside its `write` leaves a cut batch; the host's close removes
+/// such fragments (`ipc_trace_cut_fragments`).
 /// Events are formatted straight into that buffer (no intermediate strings). When
 /// tracing is off, every hook is one predictable branch.
 public enum Trace {
@@ -26,7 +28,10 @@ public enum Trace {
 
     /// Opens `path` (truncated) in the host and writes the array's opening.
     public static func start(path: String, origin: Int64) throws(IPCError) {
-        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        // Read and write: its end cuts out what killed writers left (`ipc_trace_close`).
+        // A file that can only be written is traced still, without that repair.
+        var f = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644)
+        if f < 0 && errno == EACCES { f = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o644) }
         guard f >= 0 else { throw IPCError.resource("cannot write the trace \(path): \(String(cString: strerror(errno)))") }
         fd = f
         self.origin = origin

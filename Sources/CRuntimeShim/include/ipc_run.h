@@ -272,8 +272,12 @@ void ipc_teardown(int grace_ms);
 void ipc_timeout_arm(double seconds);
 /// The trace file's descriptor: every way out of the host closes its JSON array.
 void ipc_trace_set_fd(int fd);
-/// Closes the trace's JSON array (once). Async-signal-safe.
+/// Closes the trace's JSON array (once), after cutting out what processes killed in the
+/// middle of a write left. Async-signal-safe.
 void ipc_trace_close(void);
+/// Cuts out of a trace file (not O_APPEND) the partial lines of interrupted writes: the
+/// number cut, or -1 with errno. Async-signal-safe.
+int ipc_trace_cut_fragments(int fd);
 /// A descriptor that also receives the timeout report, as run-report lines.
 void ipc_set_report_fd(int fd);
 /// In the host: SIGUSR2 (sent when a deadlock has been reported) ends the run with
