@@ -83,24 +83,6 @@ static void warn_takeover(const char *name, uint32_t dead, const char *call) {
     }
 }
 
-/// Takes a lock found free (its word 0: no holder, no dead one). A holder that died in
-/// the instant between the look and the take leaves the lock to us inconsistent: it is
-/// taken over as the Swift side does (made consistent, a warning), nothing to repair.
-static int take(ipc_robust_lock *lk, uint32_t me, const char *name, const char *call) {
-    if (__atomic_load_n(&lk->mutex.__data.__lock, __ATOMIC_RELAXED) != 0) return 0;
-    int r = pthread_mutex_trylock(&lk->mutex);
-    if (r != 0 && r != EOWNERDEAD) return 0;
-    uint32_t dead = lk->holder;
-    // As the Swift side: the new holder first, then consistent, then the warning.
-    lk->holder = me;
-    lk->depth = 1;
-    if (r == EOWNERDEAD) {
-        pthread_mutex_consistent(&lk->mutex);
-        warn_takeover(name, dead, call);
-    }
-    return 1;
-}
-
 /// What a fast method needs to know, made once when the method is registered.
 typedef struct fast_spec {
     int operation;       // FAST_ACQUIRE and the others above
@@ -120,6 +102,9 @@ static ipc_box *fast_self(lua_State *L, int nargs, const fast_spec **spec) {
     return box_of(L, (*spec)->tag);
 }
 
+static int take_spinning(ipc_robust_lock *lk, uint32_t me, void (*repair)(void *, int), void *arg, int index,
+                         const char *name, const char *call);
+
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
 // 5 the method's fast_spec.
 static int fast_lock_method(lua_State *L) {
@@ -136,7 +121,10 @@ static int fast_lock_method(lua_State *L) {
                 lua_pushboolean(L, 1);
                 return 1;
             }
-        } else if (take(lk, me, (const char *)b->shared + spec->name_offset, spec->call)) {
+        } else if (take_spinning(lk, me, NULL, NULL, 0, (const char *)b->shared + spec->name_offset, spec->call)) {
+            // Found free, or come free within the same short spin as RobustLock.acquire's
+            // (a holder on another CPU is usually about to release); else Swift parks.
+            lk->depth = 1;
             lua_pushboolean(L, 1);
             return 1;
         }
@@ -706,12 +694,20 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
     return 1;
 }
 
-// __index. Upvalues: 1 the method table, 2 the type's field function, 3 the interned key
-// "value" (NULL for types without it), 4 the metatable. No method is named "value", so
-// its fast path may come before the method table.
+// A value's key "value" (the interned string) and its kind's metatable: the same in every
+// value's metamethods, kept here rather than read from upvalues, as each read is a call
+// into Lua and these run on every `v.value`. Set when the metamethods are made: a process
+// has one Lua state (a second state in one process, as in the unit tests, gets the
+// Swift side for its `v.value`, as its key's address differs).
+static const void *value_key, *value_tag;
+
+// __index. Upvalues: 1 the method table, 2 the type's field function (then 3 the key and 4
+// the metatable, which the statics above hold). No method is named "value", so its fast
+// path may come before the method table. No type check of the key: only the string
+// "value" has that address (a light userdata made in C to hold it would read the value).
 static int fast_index(lua_State *L) {
-    if (!ipc_gate_hooked && lua_type(L, 2) == LUA_TSTRING && lua_topointer(L, 2) == lua_touserdata(L, lua_upvalueindex(3))) {
-        ipc_box *b = box_of(L, lua_touserdata(L, lua_upvalueindex(4)));
+    if (!ipc_gate_hooked && lua_topointer(L, 2) == value_key) {
+        ipc_box *b = box_of(L, value_tag);
         if (b != NULL) {
             push_scalar(L, b->shared);
             return 1;
@@ -720,10 +716,10 @@ static int fast_index(lua_State *L) {
     return ipc_lua_index_with_fields(L);
 }
 
-// __newindex. Upvalues: 1 the Swift binding (fallback), 2 the key "value", 3 the metatable.
+// __newindex. Upvalues: 1 the Swift binding (fallback), then the key and the metatable.
 static int fast_newindex(lua_State *L) {
-    if (!ipc_gate_hooked && lua_type(L, 2) == LUA_TSTRING && lua_topointer(L, 2) == lua_touserdata(L, lua_upvalueindex(2))) {
-        ipc_box *b = box_of(L, lua_touserdata(L, lua_upvalueindex(3)));
+    if (!ipc_gate_hooked && lua_topointer(L, 2) == value_key) {
+        ipc_box *b = box_of(L, value_tag);
         if (b != NULL && store_scalar(L, 3, b->shared)) return 0;
     }
     return ipc_lua_trampoline(L);
@@ -774,9 +770,15 @@ int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lo
     return push_closure(L, f, 5);
 }
 
-int ipc_lua_pushfastindex(lua_State *L) { return push_closure(L, fast_index, 4); }
+int ipc_lua_pushfastindex(lua_State *L) {
+    value_key = lua_touserdata(L, -2);
+    value_tag = lua_touserdata(L, -1);
+    return push_closure(L, fast_index, 4);
+}
 
 int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn) {
+    value_key = lua_touserdata(L, -2);
+    value_tag = lua_touserdata(L, -1);
     lua_pushlightuserdata(L, (void *)fn);
     lua_insert(L, -3);
     return push_closure(L, fast_newindex, 3);
