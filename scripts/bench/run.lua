@@ -25,8 +25,8 @@ local _, compiled = capture(string.format("cc -O2 -o %s %s/c/bench.c -lpthread",
 if not compiled then cbench = nil end
 -- value_lock's loop in lua5.4 on a C object that does nothing, if Lua's headers are there.
 local ceiling = string.format("/tmp/ipcplay-bench-ceiling-%d.so", ipc.current().pid)
-local _, ceiling_built = capture(string.format("cc -O2 -shared -fPIC $(pkg-config --cflags lua5.4) -o %s %s/c/lua_ceiling.c",
-  ceiling, here))
+local _, ceiling_built = capture(string.format(
+  "cc -O2 -shared -fPIC $(pkg-config --cflags lua5.4) -o %s %s/c/lua_ceiling.c", ceiling, here))
 if not ceiling_built then ceiling = nil end
 -- Start-up is timed on a one-line script, the same file for ipcplay and for lua5.4.
 local oneline = string.format("/tmp/ipcplay-bench-oneline-%d.lua", ipc.current().pid)
@@ -114,7 +114,8 @@ local W = {
    ours = lua("value_lock_2", 400000), python = py("value_lock_2", 400000), c = c("value_lock_2", 4000000),
    target = "≥ 5x with v.get_lock(); ≥ 0.25x C", check = at_least(5, 0.25)},
   {id = "value_lock_lua", what = "the same loop, lua5.4 on a C object doing nothing, 1 proc", kind = "rate",
-   ours = ceiling and string.format("lua5.4 %s/lua_ceiling.lua %s 4000000", here, ceiling), c = c("value_lock_2", 4000000)},
+   ours = ceiling and string.format("lua5.4 %s/lua_ceiling.lua %s 4000000", here, ceiling),
+   c = c("value_lock_2", 4000000)},
   {id = "value_lock_8", what = "the same, 8 processes", kind = "rate",
    ours = lua("value_lock_8", 400000), python = py("value_lock_8", 200000), c = c("value_lock_8", 4000000)},
   {id = "value_add_2", what = "v:add(1), 2 processes (Python: locked +=)", kind = "rate",
