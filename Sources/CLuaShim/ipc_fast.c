@@ -429,10 +429,19 @@ void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction)) { 
 
 static ipc_channel_inbox *inbox_of(ipc_channel_header *h, int direction) { return &h->inbox[direction]; }
 
-/// Takes a pipe's send lock, or its receive lock for `direction` (whose inbox is
-/// recovered when its last holder died; see take_spinning).
-static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int recover_direction, const char *call) {
-    return take_spinning(lk, me, recover_direction >= 0 ? recover_inbox : NULL, h, recover_direction, h->name, call);
+/// A send lock taken over from a dead sender: its lane is fenced (see ipc_channel_lane),
+/// as Connection.send does.
+static void fence_lane(void *channel, int direction) {
+    __atomic_store_n(&((ipc_channel_header *)channel)->lane[direction].fenced, 1, __ATOMIC_SEQ_CST);
+}
+
+/// Takes a pipe's send lock for `send_direction` (whose lane is fenced when its last
+/// holder died), or its receive lock for `receive_direction` (whose inbox is recovered);
+/// see take_spinning.
+static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int send_direction,
+                          int receive_direction, const char *call) {
+    if (send_direction >= 0) return take_spinning(lk, me, fence_lane, h, send_direction, h->name, call);
+    return take_spinning(lk, me, recover_inbox, h, receive_direction, h->name, call);
 }
 
 /// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.
@@ -455,7 +464,7 @@ static int fast_pipe_send(lua_State *L) {
     }
     ipc_channel_header *h = b->shared;
     ipc_robust_lock *lk = &h->send_lock[b->dir_out];
-    if (!take_pipe_lock(h, lk, me, -1, spec->call)) return ipc_lua_trampoline(L);
+    if (!take_pipe_lock(h, lk, me, b->dir_out, -1, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_out);
     uint32_t word = (uint32_t)n | IPC_PIPE_FIRST | IPC_PIPE_LAST | (raw ? IPC_PIPE_RAW : 0);
     uint32_t crc = ipc_crc32c(0, payload, n);
@@ -533,7 +542,7 @@ static int fast_pipe_recv(lua_State *L) {
     if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
     ipc_channel_header *h = b->shared;
     ipc_robust_lock *lk = &h->recv_lock[b->dir_in];
-    if (!take_pipe_lock(h, lk, me, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
+    if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_in);
     unsigned char payload[FAST_RECEIVE_MAX];
     uint32_t word = 0, length = 0;
@@ -552,7 +561,7 @@ static int fast_pipe_recv(lua_State *L) {
         // One whole, valid frame that is a whole message; anything else is left to Swift
         // (it slides past bytes that are not a frame, and gathers messages of several).
         if (check == ipc_pipe_frame_check(h->salt, word, crc, sequence, id) && length <= FAST_RECEIVE_MAX
-            && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
+            && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST | IPC_PIPE_LANE)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
             && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length)) {
             st = load_state(box);
             at = half_of(box, st.active) + st.start;

@@ -164,8 +164,30 @@ enum {
     IPC_PIPE_FIRST = 1 << 24,
     IPC_PIPE_LAST = 2 << 24,
     IPC_PIPE_RAW = 4 << 24,  // bytes from send_bytes, not an encoded value
+    IPC_PIPE_LANE = 8 << 24,  // the payload is in the lane: u32 slot, u32 length
     IPC_PIPE_LENGTH_MASK = 0x00FFFFFF,
 };
+
+/// A large message (more than IPC_LANE_MIN bytes) travels through its direction's lane:
+/// slots of shared memory after the channel's header. The sender copies a part of the
+/// message into a slot and writes a small frame (IPC_PIPE_LANE) that names it; the
+/// receiver copies it out before it records the frame consumed. A slot is written again
+/// only once the frame that last named it is consumed (the inbox's `consumed`), so a
+/// receiver killed at any instant leaves the frame and its slot to the next one. A sender
+/// that takes the send lock over from a dead one sets `fenced`: the dead one may have
+/// named a slot in a frame it never wrote, so the next lane message first writes an
+/// empty frame and reuses no slot until that frame is consumed.
+#define IPC_LANE_MIN (256 << 10)
+#define IPC_LANE_SLOTS 4
+#define IPC_LANE_SLOT (1 << 20)
+typedef struct ipc_channel_lane {
+    uint32_t slot_sequence[IPC_LANE_SLOTS];  // the frame that last named each slot
+    uint32_t next;     // the slot the next part goes to (senders, under the send lock)
+    uint32_t waiting;  // a sender sleeps on the inbox's `consumed` (a futex) for a slot
+    uint32_t fenced;   // the send lock was taken over from a dead sender
+    uint8_t pad[36];
+} ipc_channel_lane;
+_Static_assert(sizeof(ipc_channel_lane) == 64, "one line per lane");
 
 /// A frame header's check: a mix of the pipe's salt and the header's other fields, so
 /// that a receiver finds the next frame boundary after bytes lost with a dead receiver.
@@ -176,8 +198,8 @@ static inline uint32_t ipc_pipe_frame_check(uint64_t salt, uint32_t word, uint32
     return (uint32_t)(x ^ (x >> 33));
 }
 
-/// A Connection pair's shared state: per direction a send lock, a receive lock and an
-/// inbox.
+/// A Connection pair's shared state: per direction a send lock, a receive lock, an inbox
+/// and a lane (whose slots follow, at IPC_LANE_OFFSET).
 typedef struct ipc_channel_header {
     uint64_t magic;
     uint64_t salt;  // frame check seed
@@ -185,7 +207,10 @@ typedef struct ipc_channel_header {
     ipc_robust_lock recv_lock[2];
     char name[IPC_NAME_CAP];
     ipc_channel_inbox inbox[2];
+    ipc_channel_lane lane[2];
 } ipc_channel_header;
+/// Where the lanes' slots start in the channel's region (direction 0's, then 1's).
+#define IPC_LANE_OFFSET ((sizeof(ipc_channel_header) + 4095) & ~(size_t)4095)
 _Static_assert(offsetof(ipc_channel_header, inbox) % 64 == 0, "inboxes on line boundaries");
 
 #endif

@@ -16,6 +16,12 @@ import SystemPackage
 /// Duplex connections are two pipes, one per direction, which keeps the throughput of a
 /// pipe (a socketpair is several times slower on Linux).
 ///
+/// A large message (more than `laneAt` bytes) does not go through the pipe in frames of
+/// 4 KiB, two kernel copies each: its parts go through the direction's lane, slots of
+/// 1 MiB in the channel's shared memory, and the pipe carries a small frame per part
+/// that names its slot (ipc_layouts.h, `ipc_channel_lane`). Everything else about frames
+/// holds for those frames: their order, their numbers, a sender's or a receiver's death.
+///
 /// The C fast paths of `send` and `recv` (ipc_fast.c) send and take a message of one
 /// small frame by the same rules, when nothing is in the way; they leave the rest here.
 public final class Connection {
@@ -39,6 +45,19 @@ public final class Connection {
     /// are in the pipe; it may refuse (the user's pipe budget), and then nothing changes.
     static let growAt = 256 << 10
     static let largePipe = Int32(1 << 20)
+
+    /// Messages longer than this go through the lane, unless a controlled scheduler runs
+    /// the processes (then a message's frames are all in the pipe, as a wait for a slot
+    /// is not one a step can see coming).
+    static let laneAt = Int(IPC_LANE_MIN)
+    static let laneSlots = Int(IPC_LANE_SLOTS)
+    static let laneSlot = Int(IPC_LANE_SLOT)
+    /// Where the slots start in the channel's region, and the region's whole size.
+    static let laneOffset = (MemoryLayout<ipc_channel_header>.size + 4095) & ~4095
+    static let regionSize = laneOffset + 2 * laneSlots * laneSlot
+    static let flagLane = UInt32(IPC_PIPE_LANE)
+    /// The payload of a lane frame: u32 slot, u32 length.
+    static let laneFramePayload = 8
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
     /// number, trace id.
@@ -66,7 +85,8 @@ public final class Connection {
 
     /// `pipe2(O_CLOEXEC)` once (simplex: `a` receives, `b` sends) or twice (duplex).
     public static func pair(duplex: Bool, name: String) throws(IPCError) -> (Connection, Connection) {
-        let region = try SharedRegion(passableSize: MemoryLayout<ipc_channel_header>.size, name: "ipcplay-pipe")
+        // The lanes' slots are paid for only once a large message touches them.
+        let region = try SharedRegion(passableSize: regionSize, name: "ipcplay-pipe")
         let h = region.header(ipc_channel_header.self)
         for i in 0..<2 {
             try Self.lock(h, \.send_lock, i).initialize()
@@ -113,7 +133,7 @@ public final class Connection {
             if writeFD >= 0 { Glibc.close(writeFD) }
             throw error
         }
-        guard region.size >= MemoryLayout<ipc_channel_header>.size,
+        guard region.size >= regionSize,
               region.header(ipc_channel_header.self).pointee.magic == magic,
               (readFD >= 0) == (readDirection >= 0), (writeFD >= 0) == (writeDirection >= 0),
               readDirection < 2, writeDirection < 2 else {
@@ -161,10 +181,17 @@ public final class Connection {
     public func send(_ payload: UnsafeRawBufferPointer, raw: Bool, id: UInt64 = 0) -> SendOutcome {
         guard writeFD >= 0 else { return .closed }
         let lock = sendLock(writeDirection)
-        _ = lock.acquire(deadline: .never, object: self.name, during: "connection:send") { _ in }
+        let lane = self.lane(writeDirection)
+        // Taken over from a dead sender: it may have named a slot in a frame it never wrote.
+        _ = lock.acquire(deadline: .never, object: self.name, during: "connection:send") { _ in
+            ipc_store32(&lane.pointee.fenced, 1)
+        }
         defer { lock.release() }
-        var offset = 0
         let total = payload.count
+        if total > Self.laneAt && !Blocking.isControlled, let bytes = payload.baseAddress {
+            return sendThroughLane(bytes, total, raw: raw, id: id)
+        }
+        var offset = 0
         if total > Self.growAt && !grown {
             grown = true
             _ = ipc_pipe_grow(writeFD, Self.largePipe)
@@ -192,6 +219,80 @@ public final class Connection {
         return .done
     }
 
+    /// Sends a large message through the lane (the send lock held): per part, a free slot,
+    /// the part copied into it, and a frame that names it.
+    func sendThroughLane(_ payload: UnsafeRawPointer, _ total: Int, raw: Bool, id: UInt64) -> SendOutcome {
+        let lane = self.lane(writeDirection)
+        if ipc_load32(&lane.pointee.fenced) != 0 {
+            guard fenceLane() else { return .closed }
+        }
+        var offset = 0
+        repeat {
+            let n = min(Self.laneSlot, total - offset)
+            let slot = Int(lane.pointee.next % UInt32(Self.laneSlots))
+            lane.pointee.next &+= 1
+            guard awaitSlot(slot) else { return .closed }
+            laneBytes(writeDirection, slot).copyMemory(from: payload + offset, byteCount: n)
+            var word = UInt32(Self.laneFramePayload) | Self.flagLane
+            if offset == 0 { word |= Self.flagFirst }
+            if offset + n == total { word |= Self.flagLast }
+            if raw { word |= Self.flagRaw }
+            guard writeNumberedFrame(word, body: (UInt32(slot), UInt32(n)), id: id, slot: slot) else { return .closed }
+            offset += n
+        } while offset < total
+        return .done
+    }
+
+    /// Writes a frame of `word` (length and flags) whose payload is `body`, with the next
+    /// number; the number is also the slot's, when it names one.
+    func writeNumberedFrame(_ word: UInt32, body: (UInt32, UInt32), id: UInt64, slot: Int?) -> Bool {
+        let box = inbox(writeDirection)
+        var body = body
+        let length = Int(word & Self.lengthMask)
+        return withUnsafeBytes(of: &body) { payload in
+            let crc = ipc_crc32c(0, payload.baseAddress, length)
+            // Reserved before the write: a sender killed in between leaves a gap, never
+            // two frames with one number (and a slot named by a frame never written is
+            // what the fence is for).
+            box.pointee.sequence &+= 1
+            let sequence = box.pointee.sequence
+            if let slot { slotSequence(writeDirection, slot).pointee = sequence }
+            var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
+            let ok = withUnsafeBytes(of: &frameHeader) { hdr in writeFrame(hdr.baseAddress!, payload.baseAddress, length) }
+            if ok { _ = ipc_add32(&box.pointee.written, 1) }
+            return ok
+        }
+    }
+
+    /// After a dead sender: an empty frame (part of no message), and no slot is reused
+    /// until it is consumed, with every frame before it.
+    func fenceLane() -> Bool {
+        guard writeNumberedFrame(0, body: (0, 0), id: 0, slot: nil) else { return false }
+        let sequence = inbox(writeDirection).pointee.sequence
+        for slot in 0..<Self.laneSlots { slotSequence(writeDirection, slot).pointee = sequence }
+        ipc_store32(&lane(writeDirection).pointee.fenced, 0)
+        return true
+    }
+
+    /// Waits until the frame that last named `slot` is consumed. False when no process
+    /// can read this direction any more (as a write would say, EPIPE).
+    func awaitSlot(_ slot: Int) -> Bool {
+        let box = inbox(writeDirection)
+        let lane = self.lane(writeDirection)
+        let target = slotSequence(writeDirection, slot).pointee
+        let consumed = (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed)!)
+            .assumingMemoryBound(to: UInt32.self)
+        let free = { Int32(bitPattern: ipc_load32(consumed) &- target) >= 0 }
+        if free() || Spin.until(Spin.waitSpins, free) { return true }
+        while true {
+            // Told before the last look (receivers store `consumed`, then read this).
+            ipc_store32(&lane.pointee.waiting, 1)
+            // Slices of a second: a receiver may be gone for good, and a write would say so.
+            if Blocking.wait(until: free, futex: consumed, deadline: .after(seconds: 1)) { return true }
+            if Poll.readersGone(writeEnd: writeFD) { return false }
+        }
+    }
+
     /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
     /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
     /// there is room.
@@ -215,6 +316,21 @@ public final class Connection {
     public enum ReceiveOutcome: Equatable { case message(raw: Bool, id: UInt64), closed, timedOut }
 
     func inbox(_ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> { Self.inbox(header, direction) }
+
+    func lane(_ direction: Int) -> UnsafeMutablePointer<ipc_channel_lane> {
+        let offset = MemoryLayout<ipc_channel_header>.offset(of: \.lane)!
+        return (UnsafeMutableRawPointer(header) + offset).assumingMemoryBound(to: ipc_channel_lane.self) + direction
+    }
+
+    /// The number of the frame that last named `slot` of `direction`'s lane.
+    func slotSequence(_ direction: Int, _ slot: Int) -> UnsafeMutablePointer<UInt32> {
+        let offset = MemoryLayout<ipc_channel_lane>.offset(of: \.slot_sequence)!
+        return (UnsafeMutableRawPointer(lane(direction)) + offset).assumingMemoryBound(to: UInt32.self) + slot
+    }
+
+    func laneBytes(_ direction: Int, _ slot: Int) -> UnsafeMutableRawPointer {
+        channel.base + Self.laneOffset + (direction * Self.laneSlots + slot) * Self.laneSlot
+    }
 
     static func inbox(_ header: UnsafeMutablePointer<ipc_channel_header>, _ direction: Int) -> UnsafeMutablePointer<ipc_channel_inbox> {
         let offset = MemoryLayout<ipc_channel_header>.offset(of: \.inbox)!
@@ -363,10 +479,28 @@ public final class Connection {
                 raw = word & Self.flagRaw != 0
                 id = frameID
             }
-            if started { out.append(at + Self.frameHeader, count: length) }
+            if word & Self.flagLane != 0 {
+                // A part in a slot, copied out before the frame is consumed (until then the
+                // slot is not written again).
+                let slot = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader, as: UInt32.self))
+                let n = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader + 4, as: UInt32.self))
+                if started && length == Self.laneFramePayload && slot < Self.laneSlots && n <= Self.laneSlot {
+                    out.append(laneBytes(readDirection, slot), count: n)
+                } else {
+                    started = false
+                }
+            } else if started {
+                out.append(at + Self.frameHeader, count: length)
+            }
             // Consumed: one store, so a receiver killed here loses nothing it had not taken
             // (the number first: it only ever needs to be at least the last consumed one).
-            box.pointee.consumed = sequence
+            // A sender may wait for it, for a slot: it says so before its last look.
+            ipc_store32(&box.pointee.consumed, sequence)
+            let lane = self.lane(readDirection)
+            if ipc_load32(&lane.pointee.waiting) != 0 {
+                ipc_store32(&lane.pointee.waiting, 0)
+                Futex.wakeAll(&box.pointee.consumed)
+            }
             consume(box, Self.frameHeader + length)
             if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
         }

@@ -265,6 +265,13 @@ public enum Poll {
         return (Syscall.glibc { poll(&p, 1, 0) }.value ?? 1) > 0
     }
 
+    /// True when `fd`, a pipe's write end, has no reader left anywhere (poll's POLLERR).
+    public static func readersGone(writeEnd fd: Int32) -> Bool {
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard (Syscall.glibc { poll(&p, 1, 0) }.value ?? 0) > 0 else { return false }
+        return p.revents & Int16(POLLERR) != 0
+    }
+
     /// Waits until `fd` has any of `events`, or the deadline passes. True when ready.
     public static func wait(fd: Int32, events: Int16, deadline: Deadline) throws(Errno) -> Bool {
         try wait([(fd, events)], deadline: deadline)[0] != 0
