@@ -135,4 +135,38 @@ do
   assert(ok == nil and err == "closed", "a send with no reader: " .. tostring(err))
 end
 
+-- 5. Large messages received while garbage with finalizers that call ipc waits: the full
+--    collection made before a large string (to reuse the last one's memory) runs them
+--    in the middle of the receive.
+do
+  local r, w = ipc.pipe(false)
+  local q = ipc.queue()
+  local n = 5
+  local sender = ipc.spawn(function()
+    r:close()
+    for i = 1, n do w:send_bytes(make(16 * MiB + i, i)) end
+    for i = 1, n do w:send({i = i, s = make(16 * MiB + i, i)}) end
+  end)
+  w:close()
+  local finalized = 0
+  for i = 1, 2 * n do
+    for _ = 1, 20 do
+      setmetatable({}, {__gc = function()
+        assert(q:put_nowait(i))
+        finalized = finalized + 1
+      end})
+    end
+    if i <= n then
+      assert(check(r:recv_bytes(), "with finalizers") == i)
+    else
+      local v = r:recv()
+      assert(v.i == i - n and check(v.s, "a value with finalizers") == i - n)
+    end
+  end
+  sender:join()
+  assert(sender.exitcode == 0)
+  collectgarbage()
+  assert(finalized == 20 * 2 * n and q:qsize() == 20 * 2 * n, "finalizers run: " .. finalized)
+end
+
 print("pipe lane test ok")

@@ -274,6 +274,7 @@ int ipc_lua_decode(lua_State *L, const void *bytes, size_t len, char *error, siz
         return IPC_DECODE_MALFORMED;
     }
     if (ipc_lua_decodesimple(L, bytes, len)) return IPC_DECODE_OK;
+    ipc_lua_collectfor(L, len);
     reader r = {(const unsigned char *)bytes, 0, len, len, error, errorcap};
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &r);

@@ -38,7 +38,8 @@ static struct {
     int near;              // the heap came near its limit: collect before building a string
     size_t collected_at;   // `used` after the last such collection
     int sure;              // the next small block must not be refused (ipc_lua_pushsmall)
-} mem = {0, 0, 0, 0, 0, SIZE_MAX, 0, 0, 0, 0};
+    size_t large;          // of `used`, the bytes in blocks of IPC_LUA_KEEP_MIN or more
+} mem = {0, 0, 0, 0, 0, SIZE_MAX, 0, 0, 0, 0, 0};
 
 // A small string is pushed without a protected call: its object is one block of at most
 // SMALL_BLOCK bytes, which the allocator does not refuse (the heap may pass its limit by
@@ -231,6 +232,7 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
     }
     if (nsize == 0) {
         if (old >= IPC_LUA_KEEP_MIN) {
+            mem.large -= old;
             keep(ptr, old);
         } else {
             free(ptr);
@@ -264,6 +266,8 @@ static void *allocate(void *ud, void *ptr, size_t osize, size_t nsize) {
         return NULL;
     }
     mem.used = mem.used - old + nsize;
+    if (nsize >= IPC_LUA_KEEP_MIN) mem.large += nsize;
+    if (old >= IPC_LUA_KEEP_MIN) mem.large -= old;
     if (nsize > old) note_size();
     return p;
 }
@@ -326,7 +330,37 @@ void ipc_lua_guardbuffers(lua_State *L) {
     lua_settop(L, loaded - 1);
 }
 
+/// True when a kept block would make a new block of `nsize` bytes (see reuse_kept).
+static int kept_fits(size_t nsize) {
+    for (int i = 0; i < KEPT_SLOTS; i++) {
+        size_t k = kept[i].size;
+        if (kept[i].block != NULL && k / 2 <= nsize && k >= nsize / 2) return 1;
+    }
+    return 0;
+}
+
+static int p_collect(lua_State *L) {
+    lua_gc(L, LUA_GCCOLLECT);
+    return 0;
+}
+
+// A string of COLLECT_FOR bytes or more (a large message received), with no kept block
+// to make it of, would take fresh pages, each faulted and cleared (20-30 ms for 64 MiB
+// here): the strings made before it are usually garbage by now, waiting for a cycle of
+// the collector. A full collection first frees them into the kept blocks, when the rest
+// of the heap is small beside the string (the collection's cost grows with the rest,
+// not with the large blocks).
+#define COLLECT_FOR ((size_t)16 << 20)
+void ipc_lua_collectfor(lua_State *L, size_t len) {
+    if (len < COLLECT_FOR || lua_getallocf(L, NULL) != allocate || kept_fits(len) || mem.large < len) return;
+    if ((mem.used - mem.large) > len / 8) return;
+    if (!lua_checkstack(L, 1)) return;
+    lua_pushcfunction(L, p_collect);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
 int ipc_lua_pushsmall(lua_State *L, const char *s, size_t len) {
+    ipc_lua_collectfor(L, len);
     if (len > IPC_LUA_SMALL_STRING || spare_used + SMALL_BLOCK > sizeof spare || lua_getallocf(L, NULL) != allocate) {
         // (A state made with another allocator, as the codec's tests and fuzzer make, has
         // no such promise.)

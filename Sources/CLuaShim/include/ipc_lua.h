@@ -67,6 +67,11 @@ int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);
 /// Strings up to this long are pushed without a protected call (ipc_lua_pushsmall).
 #define IPC_LUA_SMALL_STRING 1024
 
+/// Before a string or a message of `len` bytes is made: when it is large (16 MiB or more)
+/// and no block the allocator kept fits it, a full collection (protected) first frees the
+/// large strings that are garbage by now into the kept blocks, if the rest of the heap is
+/// small beside it. Nothing otherwise.
+void ipc_lua_collectfor(lua_State *L, size_t len);
 /// lua_pushlstring that cannot raise: a string of at most IPC_LUA_SMALL_STRING bytes is
 /// one small block, which the allocator (ipc_memory.c) never refuses; longer ones go
 /// through ipc_lua_p_pushlstring. Returns a status as the protected helpers do. Needs
