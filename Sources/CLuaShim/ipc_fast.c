@@ -567,8 +567,10 @@ static int fast_pipe_recv(lua_State *L) {
             at = half_of(box, st.active) + st.start;
             if (ipc_crc32c(0, at + IPC_PIPE_FRAME_HEADER, length) == crc) {
                 memcpy(payload, at + IPC_PIPE_FRAME_HEADER, length);
-                // Consumed: the number first, then the state in one store (Connection.receive).
-                box->consumed = sequence;
+                // Consumed: the number first, then the state in one store (Connection.receive);
+                // a sender waiting for a lane slot is woken (it waits for some number).
+                __atomic_store_n(&box->consumed, sequence, __ATOMIC_SEQ_CST);
+                if (__atomic_load_n(&h->lane[b->dir_in].waiting, __ATOMIC_SEQ_CST) != 0) ipc_futex_wake(&box->consumed, INT32_MAX);
                 st.start += IPC_PIPE_FRAME_HEADER + length;
                 store_state(box, st);
                 taken = 1;

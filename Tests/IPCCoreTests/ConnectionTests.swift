@@ -136,6 +136,107 @@ struct ConnectionTests {
         #expect(result.text == msg)
     }
 
+    // MARK: - The lane (messages larger than 256 KiB)
+
+    func send(_ c: Connection, bytes n: Int, _ fill: UInt8) -> Connection.SendOutcome {
+        [UInt8](repeating: fill, count: n).withUnsafeBytes { c.send($0, raw: true) }
+    }
+
+    final class Sent: @unchecked Sendable {
+        var outcome: Connection.SendOutcome = .closed
+        let done = DispatchSemaphore(value: 0)
+    }
+
+    /// Sends `n` bytes of `fill` on another thread (the lane makes a sender wait for a
+    /// receiver once its four slots are full).
+    func sendLater(_ c: Connection, bytes n: Int, _ fill: UInt8) -> Sent {
+        let sent = Sent()
+        nonisolated(unsafe) let sender = c
+        Thread.detachNewThread {
+            sent.outcome = self.send(sender, bytes: n, fill)
+            sent.done.signal()
+        }
+        return sent
+    }
+
+    func receiveByte(_ r: Connection, _ buf: ByteBuffer, seconds: Double = 10) -> UInt8? {
+        guard r.receive(into: buf, deadline: .after(seconds: seconds)) == .message(raw: true, id: 0), buf.count > 0 else { return nil }
+        return buf.base.load(as: UInt8.self)
+    }
+
+    /// Parts of large messages go through the four slots; a sender waits for a slot until
+    /// the frame that last named it is consumed, and every byte arrives.
+    @Test func largeMessagesGoThroughTheLane() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        let sizes = [Connection.laneAt + 1, Connection.laneSlot, 3 * Connection.laneSlot + 5, 9 * Connection.laneSlot]
+        let sent = Sent()
+        nonisolated(unsafe) let sender = w
+        Thread.detachNewThread {
+            for (k, n) in sizes.enumerated() { sent.outcome = self.send(sender, bytes: n, UInt8(k + 1)) }
+            sent.done.signal()
+        }
+        let buf = ByteBuffer()
+        for (k, n) in sizes.enumerated() {
+            #expect(receiveByte(r, buf) == UInt8(k + 1))
+            #expect(buf.count == n && buf.bytes.allSatisfy { $0 == UInt8(k + 1) })
+        }
+        #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
+    }
+
+    /// Frame numbers wrap: a pipe whose numbers passed 2^31 before its first large
+    /// message still finds its slots free (they were named by frames long consumed).
+    @Test func slotsStayFreeWhenNumbersWrap() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        let box = w.inbox(w.writeDirection)
+        for start: UInt32 in [0x8000_0010, 0xFFFF_FFF0] {
+            box.pointee.sequence = start
+            ipc_store32(&box.pointee.consumed, start)
+            let sent = sendLater(w, bytes: 5 * Connection.laneSlot, 9)
+            let buf = ByteBuffer()
+            #expect(receiveByte(r, buf) == 9 && buf.count == 5 * Connection.laneSlot)
+            #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
+        }
+    }
+
+    /// A receiver killed after it counted a lane frame consumed but before it took the
+    /// frame out of the inbox: the sender may have reused the slot, so the next receiver
+    /// drops that message (the dead one's) rather than deliver another's bytes in it.
+    @Test func aLaneFrameCountedConsumedIsNotReadAgain() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        for k in 1...4 { #expect(send(w, bytes: 512 << 10, UInt8(k)) == .done) }  // slots 0 to 3
+        let box = r.inbox(r.readDirection)
+        // The dead receiver: it read ahead and counted the first frame consumed.
+        #expect(r.fill(box, minimum: 32, deadline: .now, midMessage: false) == .ok)
+        let st = r.state(box)
+        ipc_store32(&box.pointee.consumed, (r.half(box, st.active) + st.start).loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        #expect(send(w, bytes: 512 << 10, 5) == .done)  // into slot 0 again, at once
+        let buf = ByteBuffer()
+        for k: UInt8 in 2...5 { #expect(receiveByte(r, buf) == k) }
+    }
+
+    /// A sender waiting for a slot is woken by the frame that frees it, even when frames
+    /// before that one were consumed first (small messages, here). Its sleep between looks
+    /// for readers is made long, so a lost wake-up would show as a receive timing out.
+    @Test func aSenderWaitingForASlotIsWokenByItsFrame() throws {
+        let saved = Connection.readerCheckSeconds
+        Connection.readerCheckSeconds = 120
+        defer { Connection.readerCheckSeconds = saved }
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        for _ in 0..<10 { #expect(send(w, bytes: 100, 0) == .done) }
+        #expect(send(w, bytes: 4 * Connection.laneSlot, 1) == .done)  // every slot
+        let sent = sendLater(w, bytes: Connection.laneSlot, 2)
+        let lane = w.lane(w.writeDirection)
+        for _ in 0..<10_000 where ipc_load32(&lane.pointee.waiting) == 0 { usleep(1000) }  // it sleeps now
+        let buf = ByteBuffer()
+        for _ in 0..<10 {
+            #expect(receiveByte(r, buf) == 0)
+            usleep(20_000)  // time for the sender to wake, find no slot, and sleep again
+        }
+        #expect(receiveByte(r, buf) == 1)
+        #expect(receiveByte(r, buf) == 2)
+        #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
+    }
+
     /// The frames' checksum is CRC-32C at every length and alignment: three interleaved
     /// streams for the long ones, joined by shifts, one stream for the rest.
     @Test func crc32cMatchesTheBitwiseDefinition() {

@@ -58,6 +58,9 @@ public final class Connection {
     static let flagLane = UInt32(IPC_PIPE_LANE)
     /// The payload of a lane frame: u32 slot, u32 length.
     static let laneFramePayload = 8
+    /// How long a sender waiting for a slot sleeps before it looks whether any reader is
+    /// left (a variable for the tests, which make it long: a lost wake-up then shows).
+    nonisolated(unsafe) static var readerCheckSeconds = 1.0
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
     /// number, trace id.
@@ -280,17 +283,32 @@ public final class Connection {
         let box = inbox(writeDirection)
         let lane = self.lane(writeDirection)
         let target = slotSequence(writeDirection, slot).pointee
-        let consumed = (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed)!)
-            .assumingMemoryBound(to: UInt32.self)
-        let free = { Int32(bitPattern: ipc_load32(consumed) &- target) >= 0 }
+        let consumed = Self.consumedWord(box)
+        // Consumed when `consumed` lies between the slot's frame and the last frame
+        // written, counted back from the last one (the numbers wrap: a slot unused for
+        // 2^31 frames is as free as one used a moment ago).
+        let last = box.pointee.sequence  // stable: we hold the send lock
+        let free = { last &- ipc_load32(consumed) <= last &- target }
         if free() || Spin.until(Spin.waitSpins, free) { return true }
-        while true {
-            // Told before the last look (receivers store `consumed`, then read this).
-            ipc_store32(&lane.pointee.waiting, 1)
-            // Slices of a second: a receiver may be gone for good, and a write would say so.
-            if Blocking.wait(until: free, futex: consumed, deadline: .after(seconds: 1)) { return true }
-            if Poll.readersGone(writeEnd: writeFD) { return false }
+        defer { ipc_store32(&lane.pointee.waiting, 0) }
+        return Blocking.parked(.never) {
+            while true {
+                // Said before each look: receivers store `consumed`, then read this, and
+                // wake the sender for every frame consumed while it is set.
+                ipc_store32(&lane.pointee.waiting, 1)
+                let seen = ipc_load32(consumed)
+                if free() { return true }
+                // Slices of a second: the readers may be gone for good (a write would say so).
+                if Blocking.sleep(on: consumed, while: seen, deadline: .after(seconds: Self.readerCheckSeconds)) == .timedOut,
+                   Poll.readersGone(writeEnd: writeFD) {
+                    return false
+                }
+            }
         }
+    }
+
+    static func consumedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt32> {
+        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed)!).assumingMemoryBound(to: UInt32.self)
     }
 
     /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
@@ -481,10 +499,13 @@ public final class Connection {
             }
             if word & Self.flagLane != 0 {
                 // A part in a slot, copied out before the frame is consumed (until then the
-                // slot is not written again).
+                // slot is not written again). A frame already counted consumed is one a
+                // receiver killed before it took the frame out of the inbox: its slot may
+                // hold another part by now, so its message is dropped (the dead receiver's).
                 let slot = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader, as: UInt32.self))
                 let n = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader + 4, as: UInt32.self))
-                if started && length == Self.laneFramePayload && slot < Self.laneSlots && n <= Self.laneSlot {
+                let fresh = Int32(bitPattern: sequence &- ipc_load32(Self.consumedWord(box))) > 0
+                if started && fresh && length == Self.laneFramePayload && slot < Self.laneSlots && n <= Self.laneSlot {
                     out.append(laneBytes(readDirection, slot), count: n)
                 } else {
                     started = false
@@ -496,11 +517,7 @@ public final class Connection {
             // (the number first: it only ever needs to be at least the last consumed one).
             // A sender may wait for it, for a slot: it says so before its last look.
             ipc_store32(&box.pointee.consumed, sequence)
-            let lane = self.lane(readDirection)
-            if ipc_load32(&lane.pointee.waiting) != 0 {
-                ipc_store32(&lane.pointee.waiting, 0)
-                Futex.wakeAll(&box.pointee.consumed)
-            }
+            if ipc_load32(&lane(readDirection).pointee.waiting) != 0 { Futex.wakeAll(&box.pointee.consumed) }
             consume(box, Self.frameHeader + length)
             if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
         }
