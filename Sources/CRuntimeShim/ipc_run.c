@@ -292,6 +292,28 @@ static int trace_put(int fd, const char *buf, size_t n, off_t at) {
 /// Static, not on the stack: the teardown may run in a signal handler.
 static char g_trace_in[1 << 16], g_trace_out[1 << 16];
 
+/// The repair's output: bytes for [flushed, flushed + pending), written back once the
+/// first fragment has moved what follows it (`moved`).
+typedef struct {
+    off_t flushed;
+    size_t pending;
+    int moved;
+} trace_output;
+
+/// Drops the output from `at` on (a fragment starts there).
+static void trace_drop_from(trace_output *o, off_t at) {
+    if (!o->moved) {
+        o->moved = 1;
+        o->flushed = at;
+        o->pending = 0;
+    } else if (at >= o->flushed) {
+        o->pending = (size_t)(at - o->flushed);
+    } else {
+        o->flushed = at;
+        o->pending = 0;
+    }
+}
+
 /// A process SIGKILLed inside the `write` of its batch leaves part of it: the kernel stops
 /// copying a write into a file at a page boundary once a fatal signal is pending. That
 /// fragment, a line cut short, is then continued by the next batch, or it ends the file.
@@ -301,9 +323,9 @@ static char g_trace_in[1 << 16], g_trace_out[1 << 16];
 int ipc_trace_cut_fragments(int fd) {
     static const char start[] = "{\"ph\":\"";
     const int start_len = (int)sizeof start - 1;
-    off_t read_at = 0, kept = 0, line_start = 0, flushed = 0;
-    size_t pending = 0;  // output bytes for [flushed, kept), once `moved`
-    int moved = 0, matched = 0, cut = 0;
+    off_t read_at = 0, kept = 0, line_start = 0;
+    trace_output o = {0, 0, 0};
+    int matched = 0, cut = 0;
     char last = '\n';
     for (;;) {
         ssize_t n = pread(fd, g_trace_in, sizeof g_trace_in, read_at);
@@ -313,13 +335,13 @@ int ipc_trace_cut_fragments(int fd) {
         read_at += n;
         for (ssize_t i = 0; i < n; i++) {
             char c = g_trace_in[i];
-            if (moved) {
-                if (pending == sizeof g_trace_out) {
-                    if (trace_put(fd, g_trace_out, pending, flushed) < 0) return -1;
-                    flushed += (off_t)pending;
-                    pending = 0;
+            if (o.moved) {
+                if (o.pending == sizeof g_trace_out) {
+                    if (trace_put(fd, g_trace_out, o.pending, o.flushed) < 0) return -1;
+                    o.flushed += (off_t)o.pending;
+                    o.pending = 0;
                 }
-                g_trace_out[pending++] = c;
+                g_trace_out[o.pending++] = c;
             }
             kept++;
             last = c;
@@ -331,28 +353,18 @@ int ipc_trace_cut_fragments(int fd) {
             if (event == line_start) continue;
             // A fragment [line_start, event): the event's first bytes move to line_start.
             cut++;
-            if (!moved) {
-                moved = 1;
-                flushed = line_start;
-                pending = 0;
-            } else if (line_start >= flushed) {
-                pending = (size_t)(line_start - flushed);
-            } else {
-                flushed = line_start;
-                pending = 0;
-            }
-            memcpy(g_trace_out + pending, start, (size_t)start_len);
-            pending += (size_t)start_len;
+            trace_drop_from(&o, line_start);
+            memcpy(g_trace_out + o.pending, start, (size_t)start_len);
+            o.pending += (size_t)start_len;
             kept = line_start + start_len;
         }
     }
-    if (last != '\n') {  // the file ends inside a fragment
+    if (last != '\n') {  // the file ends inside a fragment: the truncation drops it
         cut++;
-        if (moved && line_start >= flushed) pending = (size_t)(line_start - flushed);
-        else if (moved) { flushed = line_start; pending = 0; }
+        if (o.moved) trace_drop_from(&o, line_start);
         kept = line_start;
     }
-    if (moved && trace_put(fd, g_trace_out, pending, flushed) < 0) return -1;
+    if (o.moved && trace_put(fd, g_trace_out, o.pending, o.flushed) < 0) return -1;
     if (cut > 0) {
         int r;
         do { r = ftruncate(fd, kept); } while (r < 0 && errno == EINTR);

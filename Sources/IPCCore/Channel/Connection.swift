@@ -199,24 +199,13 @@ public final class Connection {
             grown = true
             _ = ipc_pipe_grow(writeFD, Self.largePipe)
         }
-        let box = inbox(writeDirection)
         repeat {
             let n = min(Self.maxFramePayload, total - offset)
             var word = UInt32(n)
             if offset == 0 { word |= Self.flagFirst }
             if offset + n == total { word |= Self.flagLast }
             if raw { word |= Self.flagRaw }
-            let crc = ipc_crc32c(0, payload.baseAddress.map { $0 + offset }, n)
-            // Reserved before the write: a sender killed in between leaves a gap, never
-            // two frames with one number.
-            box.pointee.sequence &+= 1
-            let sequence = box.pointee.sequence
-            var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
-            let ok = withUnsafeBytes(of: &frameHeader) { hdr in
-                writeFrame(hdr.baseAddress!, payload.baseAddress.map { $0 + offset }, n)
-            }
-            if !ok { return .closed }
-            _ = ipc_add32(&box.pointee.written, 1)
+            guard writeNumberedFrame(word, payload.baseAddress.map { $0 + offset }, id: id) else { return .closed }
             offset += n
         } while offset < total
         return .done
@@ -240,37 +229,35 @@ public final class Connection {
             if offset == 0 { word |= Self.flagFirst }
             if offset + n == total { word |= Self.flagLast }
             if raw { word |= Self.flagRaw }
-            guard writeNumberedFrame(word, body: (UInt32(slot), UInt32(n)), id: id, slot: slot) else { return .closed }
+            var body = (UInt32(slot), UInt32(n))
+            guard withUnsafeBytes(of: &body, { writeNumberedFrame(word, $0.baseAddress, id: id, slot: slot) }) else { return .closed }
             offset += n
         } while offset < total
         return .done
     }
 
-    /// Writes a frame of `word` (length and flags) whose payload is `body`, with the next
-    /// number; the number is also the slot's, when it names one.
-    func writeNumberedFrame(_ word: UInt32, body: (UInt32, UInt32), id: UInt64, slot: Int?) -> Bool {
+    /// Writes a frame of `word` (length and flags) with `payload`, numbered next; the
+    /// number is also the slot's, when the frame names one. False when no reader is left.
+    func writeNumberedFrame(_ word: UInt32, _ payload: UnsafeRawPointer?, id: UInt64, slot: Int? = nil) -> Bool {
         let box = inbox(writeDirection)
-        var body = body
         let length = Int(word & Self.lengthMask)
-        return withUnsafeBytes(of: &body) { payload in
-            let crc = ipc_crc32c(0, payload.baseAddress, length)
-            // Reserved before the write: a sender killed in between leaves a gap, never
-            // two frames with one number (and a slot named by a frame never written is
-            // what the fence is for).
-            box.pointee.sequence &+= 1
-            let sequence = box.pointee.sequence
-            if let slot { slotSequence(writeDirection, slot).pointee = sequence }
-            var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
-            let ok = withUnsafeBytes(of: &frameHeader) { hdr in writeFrame(hdr.baseAddress!, payload.baseAddress, length) }
-            if ok { _ = ipc_add32(&box.pointee.written, 1) }
-            return ok
-        }
+        let crc = ipc_crc32c(0, payload, length)
+        // Reserved before the write: a sender killed in between leaves a gap, never two
+        // frames with one number (and a slot named by a frame never written is what the
+        // fence is for).
+        box.pointee.sequence &+= 1
+        let sequence = box.pointee.sequence
+        if let slot { slotSequence(writeDirection, slot).pointee = sequence }
+        var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
+        guard withUnsafeBytes(of: &frameHeader, { writeFrame($0.baseAddress!, payload, length) }) else { return false }
+        _ = ipc_add32(&box.pointee.written, 1)
+        return true
     }
 
     /// After a dead sender: an empty frame (part of no message), and no slot is reused
     /// until it is consumed, with every frame before it.
     func fenceLane() -> Bool {
-        guard writeNumberedFrame(0, body: (0, 0), id: 0, slot: nil) else { return false }
+        guard writeNumberedFrame(0, nil, id: 0) else { return false }
         let sequence = inbox(writeDirection).pointee.sequence
         for slot in 0..<Self.laneSlots { slotSequence(writeDirection, slot).pointee = sequence }
         ipc_store32(&lane(writeDirection).pointee.fenced, 0)
