@@ -188,13 +188,19 @@ struct ConnectionTests {
     @Test func slotsStayFreeWhenNumbersWrap() throws {
         let (r, w) = try Connection.pair(duplex: false, name: "p")
         let box = w.inbox(w.writeDirection)
+        let lane = w.lane(w.writeDirection)
+        let saved = Connection.slotWaitSeconds
+        Connection.slotWaitSeconds = 120
+        defer { Connection.slotWaitSeconds = saved }
         for start: UInt32 in [0x8000_0010, 0xFFFF_FFF0] {
             box.pointee.sequence = start
             ipc_store32(&box.pointee.consumed, start)
+            let next = lane.pointee.next
             let sent = sendLater(w, bytes: 5 * Connection.laneSlot, 9)
             let buf = ByteBuffer()
             #expect(receiveByte(r, buf) == 9 && buf.count == 5 * Connection.laneSlot)
             #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
+            #expect(lane.pointee.next &- next == 5, "every part went through a slot")
         }
     }
 
@@ -215,12 +221,13 @@ struct ConnectionTests {
     }
 
     /// A sender waiting for a slot is woken by the frame that frees it, even when frames
-    /// before that one were consumed first (small messages, here). Its sleep between looks
-    /// for readers is made long, so a lost wake-up would show as a receive timing out.
+    /// before that one were consumed first (small messages, here). Its wait before it
+    /// gives the part to the pipe is made long, so a lost wake-up would show as a receive
+    /// timing out.
     @Test func aSenderWaitingForASlotIsWokenByItsFrame() throws {
-        let saved = Connection.readerCheckSeconds
-        Connection.readerCheckSeconds = 120
-        defer { Connection.readerCheckSeconds = saved }
+        let saved = Connection.slotWaitSeconds
+        Connection.slotWaitSeconds = 120
+        defer { Connection.slotWaitSeconds = saved }
         let (r, w) = try Connection.pair(duplex: false, name: "p")
         for _ in 0..<10 { #expect(send(w, bytes: 100, 0) == .done) }
         #expect(send(w, bytes: 4 * Connection.laneSlot, 1) == .done)  // every slot
@@ -234,6 +241,27 @@ struct ConnectionTests {
         }
         #expect(receiveByte(r, buf) == 1)
         #expect(receiveByte(r, buf) == 2)
+        #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
+    }
+
+    /// No receiver takes parts: after a moment each part goes through the pipe itself, so
+    /// a sender waits for ever only on a full pipe (the deadlock report sees that wait),
+    /// and a receiver that comes later still gets the whole message.
+    @Test func partsGoThroughThePipeWhenNoSlotComesFree() throws {
+        let (r, w) = try Connection.pair(duplex: false, name: "p")
+        let lane = w.lane(w.writeDirection)
+        #expect(send(w, bytes: 4 * Connection.laneSlot, 1) == .done)  // every slot, unread
+        #expect(lane.pointee.next == 4)
+        let box = w.inbox(w.writeDirection)
+        let written = ipc_load32(&box.pointee.written)
+        let sent = sendLater(w, bytes: 2 * Connection.laneSlot + 3, 2)
+        // Frames of the second message reach the pipe though no slot is free.
+        for _ in 0..<10_000 where ipc_load32(&box.pointee.written) &- written < 4 { usleep(1000) }
+        #expect(ipc_load32(&box.pointee.written) &- written >= 4 && lane.pointee.next == 4)
+        let buf = ByteBuffer()
+        #expect(receiveByte(r, buf) == 1 && buf.count == 4 * Connection.laneSlot)
+        #expect(receiveByte(r, buf) == 2 && buf.count == 2 * Connection.laneSlot + 3)
+        #expect(buf.bytes.allSatisfy { $0 == 2 })
         #expect(sent.done.wait(timeout: .now() + 30) == .success && sent.outcome == .done)
     }
 

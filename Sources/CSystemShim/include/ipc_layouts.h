@@ -172,11 +172,12 @@ enum {
 /// slots of shared memory after the channel's header. The sender copies a part of the
 /// message into a slot and writes a small frame (IPC_PIPE_LANE) that names it; the
 /// receiver copies it out before it records the frame consumed. A slot is written again
-/// only once the frame that last named it is consumed (the inbox's `consumed`), so a
-/// receiver killed at any instant leaves the frame and its slot to the next one. A sender
-/// that takes the send lock over from a dead one sets `fenced`: the dead one may have
-/// named a slot in a frame it never wrote, so the next lane message first writes an
-/// empty frame and reuses no slot until that frame is consumed.
+/// only once the frame that last named it is consumed (the inbox's `consumed`); a sender
+/// waits for that a moment (a futex on `consumed`, `waiting` set), then sends the next
+/// part through the pipe in ordinary frames (it never waits for a slot for ever). A sender that takes the send lock
+/// over from a dead one sets `fenced`: the dead one may have named a slot in a frame it
+/// never wrote, so the next lane message first writes an empty frame and reuses no slot
+/// until that frame is consumed.
 #define IPC_LANE_MIN (256 << 10)
 #define IPC_LANE_SLOTS 4
 #define IPC_LANE_SLOT (1 << 20)

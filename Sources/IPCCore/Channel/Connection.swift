@@ -58,9 +58,12 @@ public final class Connection {
     static let flagLane = UInt32(IPC_PIPE_LANE)
     /// The payload of a lane frame: u32 slot, u32 length.
     static let laneFramePayload = 8
-    /// How long a sender waiting for a slot sleeps before it looks whether any reader is
-    /// left (a variable for the tests, which make it long: a lost wake-up then shows).
-    nonisolated(unsafe) static var readerCheckSeconds = 1.0
+    /// How long a sender waits for its next slot to come free (a spin, then a sleep that
+    /// the receiver which consumes the slot's frame ends) before it sends a part of
+    /// `pipePart` bytes through the pipe itself. A variable for the tests, which make it
+    /// long: a lost wake-up then shows.
+    nonisolated(unsafe) static var slotWaitSeconds = 0.05
+    static let pipePart = 64 << 10
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence
     /// number, trace id.
@@ -194,25 +197,36 @@ public final class Connection {
         if total > Self.laneAt && !Blocking.isControlled, let bytes = payload.baseAddress {
             return sendThroughLane(bytes, total, raw: raw, id: id)
         }
-        var offset = 0
-        if total > Self.growAt && !grown {
+        return writeFrames(payload.baseAddress, 0..<total, of: total, raw: raw, id: id) ? .done : .closed
+    }
+
+    /// Writes the bytes `range` of a message of `total` bytes as frames in the pipe (the
+    /// first and the last flagged as such). A full pipe parks the sender in `poll` until
+    /// there is room, or until no reader is left (then false, as for EPIPE).
+    func writeFrames(_ payload: UnsafeRawPointer?, _ range: Range<Int>, of total: Int, raw: Bool, id: UInt64) -> Bool {
+        if range.count > Self.growAt && !grown {
             grown = true
             _ = ipc_pipe_grow(writeFD, Self.largePipe)
         }
+        var offset = range.lowerBound
         repeat {
-            let n = min(Self.maxFramePayload, total - offset)
+            let n = min(Self.maxFramePayload, range.upperBound - offset)
             var word = UInt32(n)
             if offset == 0 { word |= Self.flagFirst }
             if offset + n == total { word |= Self.flagLast }
             if raw { word |= Self.flagRaw }
-            guard writeNumberedFrame(word, payload.baseAddress.map { $0 + offset }, id: id) else { return .closed }
+            guard writeNumberedFrame(word, payload.map { $0 + offset }, id: id) else { return false }
             offset += n
-        } while offset < total
-        return .done
+        } while offset < range.upperBound
+        return true
     }
 
-    /// Sends a large message through the lane (the send lock held): per part, a free slot,
-    /// the part copied into it, and a frame that names it.
+    /// Sends a large message through the lane (the send lock held): per part, the next
+    /// slot once it is free, the part copied into it, and a frame that names it. A slot
+    /// that does not come free within `slotWaitSeconds` (no receiver is taking parts, or
+    /// none is left) has the next part go through the pipe itself: the sender never waits
+    /// for a slot without a deadline, and waits for ever only as a sender on a pipe does,
+    /// in `poll` on a full pipe, which the last reader's exit ends (EPIPE: "closed").
     func sendThroughLane(_ payload: UnsafeRawPointer, _ total: Int, raw: Bool, id: UInt64) -> SendOutcome {
         let lane = self.lane(writeDirection)
         if ipc_load32(&lane.pointee.fenced) != 0 {
@@ -220,10 +234,15 @@ public final class Connection {
         }
         var offset = 0
         repeat {
-            let n = min(Self.laneSlot, total - offset)
             let slot = Int(lane.pointee.next % UInt32(Self.laneSlots))
+            guard slotComesFree(slot) else {
+                let n = min(Self.pipePart, total - offset)
+                guard writeFrames(payload, offset..<(offset + n), of: total, raw: raw, id: id) else { return .closed }
+                offset += n
+                continue
+            }
             lane.pointee.next &+= 1
-            guard awaitSlot(slot) else { return .closed }
+            let n = min(Self.laneSlot, total - offset)
             laneBytes(writeDirection, slot).copyMemory(from: payload + offset, byteCount: n)
             var word = UInt32(Self.laneFramePayload) | Self.flagLane
             if offset == 0 { word |= Self.flagFirst }
@@ -264,32 +283,28 @@ public final class Connection {
         return true
     }
 
-    /// Waits until the frame that last named `slot` is consumed. False when no process
-    /// can read this direction any more (as a write would say, EPIPE).
-    func awaitSlot(_ slot: Int) -> Bool {
+    /// True when the frame that last named `slot` is consumed, now or within
+    /// `slotWaitSeconds`. Consumed when `consumed` lies between the slot's frame and the
+    /// last frame written, counted back from the last one (the numbers wrap: a slot unused
+    /// for 2^31 frames is as free as one used a moment ago).
+    func slotComesFree(_ slot: Int) -> Bool {
         let box = inbox(writeDirection)
-        let lane = self.lane(writeDirection)
         let target = slotSequence(writeDirection, slot).pointee
         let consumed = Self.consumedWord(box)
-        // Consumed when `consumed` lies between the slot's frame and the last frame
-        // written, counted back from the last one (the numbers wrap: a slot unused for
-        // 2^31 frames is as free as one used a moment ago).
         let last = box.pointee.sequence  // stable: we hold the send lock
         let free = { last &- ipc_load32(consumed) <= last &- target }
         if free() || Spin.until(Spin.waitSpins, free) { return true }
+        let lane = self.lane(writeDirection)
         defer { ipc_store32(&lane.pointee.waiting, 0) }
-        return Blocking.parked(.never) {
+        let deadline = Deadline.after(seconds: Self.slotWaitSeconds)
+        return Blocking.parked(deadline) {
             while true {
                 // Said before each look: receivers store `consumed`, then read this, and
                 // wake the sender for every frame consumed while it is set.
                 ipc_store32(&lane.pointee.waiting, 1)
                 let seen = ipc_load32(consumed)
                 if free() { return true }
-                // Slices of a second: the readers may be gone for good (a write would say so).
-                if Blocking.sleep(on: consumed, while: seen, deadline: .after(seconds: Self.readerCheckSeconds)) == .timedOut,
-                   Poll.readersGone(writeEnd: writeFD) {
-                    return false
-                }
+                if Blocking.sleep(on: consumed, while: seen, deadline: deadline) == .timedOut { return free() }
             }
         }
     }
@@ -502,7 +517,7 @@ public final class Connection {
             }
             // Consumed: one store, so a receiver killed here loses nothing it had not taken
             // (the number first: it only ever needs to be at least the last consumed one).
-            // A sender may wait for it, for a slot: it says so before its last look.
+            // A sender may wait for it, for a slot: it says so before each look.
             ipc_store32(&box.pointee.consumed, sequence)
             if ipc_load32(&lane(readDirection).pointee.waiting) != 0 { Futex.wakeAll(&box.pointee.consumed) }
             consume(box, Self.frameHeader + length)
