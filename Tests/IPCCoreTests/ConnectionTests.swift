@@ -4,7 +4,7 @@ import Glibc
 @testable import IPCCore
 import Testing
 
-@Suite("Pipe connections, in one process")
+@Suite("Pipe connections, in one process", .serialized)  // some set Connection.slotWaitSeconds
 struct ConnectionTests {
     func send(_ c: Connection, _ s: String, raw: Bool = false) -> Connection.SendOutcome {
         var s = s
