@@ -211,10 +211,7 @@ public final class Connection {
         var offset = range.lowerBound
         repeat {
             let n = min(Self.maxFramePayload, range.upperBound - offset)
-            var word = UInt32(n)
-            if offset == 0 { word |= Self.flagFirst }
-            if offset + n == total { word |= Self.flagLast }
-            if raw { word |= Self.flagRaw }
+            let word = Self.frameWord(UInt32(n), part: offset, n, of: total, raw: raw)
             guard writeNumberedFrame(word, payload.map { $0 + offset }, id: id) else { return false }
             offset += n
         } while offset < range.upperBound
@@ -244,15 +241,22 @@ public final class Connection {
             lane.pointee.next &+= 1
             let n = min(Self.laneSlot, total - offset)
             laneBytes(writeDirection, slot).copyMemory(from: payload + offset, byteCount: n)
-            var word = UInt32(Self.laneFramePayload) | Self.flagLane
-            if offset == 0 { word |= Self.flagFirst }
-            if offset + n == total { word |= Self.flagLast }
-            if raw { word |= Self.flagRaw }
+            let word = Self.frameWord(UInt32(Self.laneFramePayload) | Self.flagLane, part: offset, n, of: total, raw: raw)
             var body = (UInt32(slot), UInt32(n))
             guard withUnsafeBytes(of: &body, { writeNumberedFrame(word, $0.baseAddress, id: id, slot: slot) }) else { return .closed }
             offset += n
         } while offset < total
         return .done
+    }
+
+    /// A frame's word for the part of `n` bytes at `offset` in a message of `total`:
+    /// `base` (its length, and the lane flag) with FIRST, LAST and RAW as they apply.
+    static func frameWord(_ base: UInt32, part offset: Int, _ n: Int, of total: Int, raw: Bool) -> UInt32 {
+        var word = base
+        if offset == 0 { word |= flagFirst }
+        if offset + n == total { word |= flagLast }
+        if raw { word |= flagRaw }
+        return word
     }
 
     /// Writes a frame of `word` (length and flags) with `payload`, numbered next; the
