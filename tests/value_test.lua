@@ -146,4 +146,24 @@ assert(ipc.now() - t0 >= 0.19)
 held:kill() held:join()
 assert(a:lock(1) and a:unlock() == nil)
 raises("^array:unlock", a.unlock, a)
+-- each value has its own metatable, whose __index table holds the methods (found with no
+-- call into C); it is still a value to every check, and is collected with the value
+local v1, v2 = ipc.value("i", 1), ipc.value("d", 2.5)
+assert(getmetatable(v1) ~= getmetatable(v2))
+for _, m in ipairs({"lock", "unlock", "add", "with_lock"}) do
+  assert(type(rawget(getmetatable(v1).__index, m)) == "function", m .. " in the own method table")
+end
+assert(v1.lock(v2) == true and v2.value == 2.5) v2:unlock()
+raises("^queue:put: expected a queue as self, got value", ipc.queue().put, v1, 1)
+raises("^value:lock: expected a value as self, got queue", v1.lock, ipc.queue())
+assert(tostring(v1):find("^<value value#%d+ 'i'>$") and v1.typecode == "i" and v1.nothing == nil)
+v1.value = 41
+assert(v1:add(1) == 42 and v1.value == 42)
+local adder = ipc.spawn(function() for _ = 1, 1000 do v1:lock() v1.value = v1.value + 1 v1:unlock() end end)
+for _ = 1, 1000 do v1:lock() v1.value = v1.value + 1 v1:unlock() end
+assert(adder:join(30) and v1.value == 2042)
+local gone = setmetatable({}, {__mode = "k"})
+for _ = 1, 1000 do gone[ipc.value("i", 0)] = true end
+collectgarbage() collectgarbage()
+assert(next(gone) == nil, "values with their own metatables are collected")
 print("values and arrays ok")

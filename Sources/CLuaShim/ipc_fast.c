@@ -233,23 +233,16 @@ static void roll_back(ipc_queue_header *h) {
 /// the Swift side's warning.
 static int take_spinning(ipc_robust_lock *lk, uint32_t me, void (*repair)(void *, int), void *arg, int index,
                          const char *name, const char *call) {
-    for (int spins = 0;; spins++) {
-        if (ipc_robust_lock_looks_free(lk)) {
-            int r = pthread_mutex_trylock(&lk->mutex);
-            if (r == 0 || r == EOWNERDEAD) {
-                uint32_t dead = lk->holder;
-                lk->holder = me;
-                if (r == EOWNERDEAD) {
-                    if (repair != NULL) repair(arg, index);
-                    pthread_mutex_consistent(&lk->mutex);
-                    warn_takeover(name, dead, call);
-                }
-                return 1;
-            }
-        }
-        if (spins == FAST_LOCK_SPINS) return 0;
-        ipc_pause();
+    int r = ipc_robust_lock_try_spinning(lk, FAST_LOCK_SPINS);
+    if (r != 0 && r != EOWNERDEAD) return 0;
+    uint32_t dead = lk->holder;
+    lk->holder = me;
+    if (r == EOWNERDEAD) {
+        if (repair != NULL) repair(arg, index);
+        pthread_mutex_consistent(&lk->mutex);
+        warn_takeover(name, dead, call);
     }
+    return 1;
 }
 
 static void release_taken(ipc_robust_lock *lk) {
@@ -705,6 +698,10 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
     return 1;
 }
 
+// The key (its address) of an object's kind's metatable in its own metatable (see
+// ipc_lua_p_setownmetatable).
+static const char own_kind_slot;
+
 // A value's key "value" (the interned string) and its kind's metatable: the same in every
 // value's metamethods, kept here rather than read from upvalues, as each read is a call
 // into Lua and these run on every `v.value`. Set when the metamethods are made: a process
@@ -724,6 +721,20 @@ static int fast_index(lua_State *L) {
             return 1;
         }
     }
+    return ipc_lua_index_with_fields(L);
+}
+
+// __index of an object's own method table, for the keys it lacks (fields). Upvalues as
+// fast_index's, then 3 the object; called with the method table, for which the object
+// stands in.
+static int fast_own_index(lua_State *L) {
+    ipc_box *b = lua_touserdata(L, lua_upvalueindex(3));
+    if (!ipc_gate_hooked && lua_topointer(L, 2) == value_key && b->object != NULL && b->shared != NULL) {
+        push_scalar(L, b->shared);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_replace(L, 1);
     return ipc_lua_index_with_fields(L);
 }
 
@@ -797,4 +808,68 @@ int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn) {
 
 void ipc_lua_box_detach(lua_State *L, int i) {
     if (lua_type(L, i) == LUA_TUSERDATA && lua_rawlen(L, i) == sizeof(ipc_box)) ((ipc_box *)lua_touserdata(L, i))->shared = NULL;
+}
+
+// MARK: - Own metatables
+
+// (object, kind's metatable K): the object's own metatable M, a copy of K's string fields
+// with M.__index = T, T a copy of K's method table whose metatable's __index is
+// fast_own_index over the object (its other upvalues are those of K's __index, a
+// fast_index). M[&own_kind_slot] = K names the kind. The cycle object -> M -> T -> its
+// metatable -> the closure -> object is collected with the object.
+static int p_setownmetatable(lua_State *L) {
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 1);  // 3: T's metatable
+    lua_getfield(L, 2, "__index");
+    lua_getupvalue(L, -1, 1);
+    lua_getupvalue(L, -2, 2);
+    lua_remove(L, -3);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, fast_own_index, 3);
+    lua_setfield(L, 3, "__index");
+    lua_getfield(L, 2, "methods");  // 4
+    lua_createtable(L, 0, 16);      // 5: T
+    for (lua_pushnil(L); lua_next(L, 4);) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, 5);
+    }
+    lua_pushvalue(L, 3);
+    lua_setmetatable(L, 5);
+    lua_createtable(L, 0, 12);  // 6: M
+    for (lua_pushnil(L); lua_next(L, 2);) {
+        if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "__index") != 0) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, 6);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    lua_pushvalue(L, 5);
+    lua_setfield(L, 6, "__index");
+    lua_pushvalue(L, 2);
+    lua_rawsetp(L, 6, &own_kind_slot);
+    lua_pushvalue(L, 6);
+    lua_setmetatable(L, 1);
+    return 0;
+}
+
+int ipc_lua_p_setownmetatable(lua_State *L) {
+    if (!lua_checkstack(L, 3)) { lua_pop(L, 1); return LUA_ERRMEM; }
+    lua_pushcfunction(L, p_setownmetatable);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    int status = lua_pcall(L, 2, 0, 0);
+    if (status != LUA_OK) lua_pop(L, 1);
+    lua_pop(L, 1);
+    return status;
+}
+
+const void *ipc_lua_kindmetatable(lua_State *L, int i) {
+    if (!lua_checkstack(L, 2) || !lua_getmetatable(L, i)) return NULL;
+    const void *mt = lua_topointer(L, -1);
+    if (lua_rawgetp(L, -1, &own_kind_slot) == LUA_TTABLE) mt = lua_topointer(L, -1);
+    lua_pop(L, 2);
+    return mt;
 }

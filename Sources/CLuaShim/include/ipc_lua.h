@@ -155,6 +155,14 @@ int ipc_lua_pushfastindex(lua_State *L);
 /// Pushes a `__newindex` that writes `v.value` in C, else calls `fn`: on the stack top,
 /// the key "value" and the metatable (light userdata).
 int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn);
+/// Gives the userdata below the stack top its own metatable, made from its kind's
+/// metatable (on the top, popped): the same fields, but an `__index` table of its own
+/// that holds the methods, so that `v:lock()` finds its method with no call into C, and
+/// whose own `__index` (the kind's) serves the fields with the object at hand.
+int ipc_lua_p_setownmetatable(lua_State *L);
+/// The metatable of the kind of the value at `i` (an own metatable leads to its kind's),
+/// or NULL when it has none. Allocates nothing.
+const void *ipc_lua_kindmetatable(lua_State *L, int i);
 
 // MARK: - Decoding messages (ipc_decode.c)
 

@@ -31,12 +31,8 @@ public struct RobustLock {
     public func acquire(deadline: Deadline) -> Outcome {
         var r = ipc_robust_lock_try(raw)
         if r == EBUSY && !Blocking.isControlled {
-            // A short spin: critical sections last a few hundred nanoseconds.
-            var spins = 0
-            while r == EBUSY && spins < Spin.lockSpins {
-                if ipc_robust_lock_looks_free(raw) != 0 { r = ipc_robust_lock_try(raw) } else { ipc_pause() }
-                spins += 1
-            }
+            // A short spin, backing off: critical sections last a few hundred nanoseconds.
+            r = ipc_robust_lock_try_spinning(raw, Int32(Spin.lockSpins))
         }
         if r == EBUSY {
             if deadline.hasExpired { return .timedOut }

@@ -81,26 +81,31 @@ extension LuaState {
         let d = object.fastDescriptors
         ipc_lua_box_init(block, object.sharedBase, Metatables.pointers[kind.rawValue], d.fdIn, d.fdOut, d.directionIn, d.directionOut)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
-        lua_setmetatable(L, -2)
+        if kind.hasOwnMetatable {
+            do { try check(ipc_lua_p_setownmetatable(L)) } catch { pop(); throw error }
+        } else {
+            lua_setmetatable(L, -2)
+        }
         // Retained only once nothing can fail: the userdata's __gc releases it.
         block!.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer?.self)
     }
 
+    /// The metatable of the kind of the userdata at `i` (a value's own metatable leads to
+    /// its kind's), if it has one.
+    @inline(__always)
+    func kindMetatable(_ i: Int32) -> UnsafeRawPointer? {
+        guard lua_type(L, i) == LUA_TUSERDATA else { return nil }
+        return ipc_lua_kindmetatable(L, i)
+    }
+
     /// The kind of the ipc object at `i`, if it is one (a live or collected userdata).
     @inline(__always)
-    public func kind(_ i: Int32) -> ObjectKind? {
-        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
-        let mt = lua_topointer(L, -1)
-        pop()
-        return Metatables.kind(of: mt)
-    }
+    public func kind(_ i: Int32) -> ObjectKind? { Metatables.kind(of: kindMetatable(i)) }
 
     /// True when the value at `i` is a userdata of `kind`.
     @inline(__always)
     func isObject(_ i: Int32, of kind: ObjectKind) -> Bool {
-        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return false }
-        let mt = lua_topointer(L, -1)
-        pop()
+        guard let mt = kindMetatable(i) else { return false }
         return mt == Metatables.pointers[kind.rawValue]
     }
 
@@ -115,10 +120,7 @@ extension LuaState {
     /// The object at `i` when it is a live userdata of `kind`.
     @inline(__always)
     public func object<T: AnyObject>(_ i: Int32, _ kind: ObjectKind, as: T.Type) -> T? {
-        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return nil }
-        let mt = lua_topointer(L, -1)
-        pop()
-        guard mt == Metatables.pointers[kind.rawValue] else { return nil }
+        guard isObject(i, of: kind) else { return nil }
         return boxed(i, as: T.self)
     }
 
@@ -144,4 +146,10 @@ extension LuaState {
     }
 
     func describeBare(_ i: Int32) -> String { kind(i)?.label ?? typeName(i) }
+}
+
+extension ObjectKind {
+    /// Kinds whose every object has its own metatable (ipc_lua_p_setownmetatable): a
+    /// value's methods then resolve from a table, while `v.value` is served in C.
+    var hasOwnMetatable: Bool { self == .value }
 }
