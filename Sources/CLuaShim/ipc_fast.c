@@ -102,8 +102,8 @@ static ipc_box *fast_self(lua_State *L, int nargs, const fast_spec **spec) {
     return box_of(L, (*spec)->tag);
 }
 
-static int take_spinning(ipc_robust_lock *lk, uint32_t me, void (*repair)(void *, int), void *arg, int index,
-                         const char *name, const char *call);
+static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
+                         int index, const char *name, const char *call);
 
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
 // 5 the method's fast_spec.
@@ -121,7 +121,8 @@ static int fast_lock_method(lua_State *L) {
                 lua_pushboolean(L, 1);
                 return 1;
             }
-        } else if (take_spinning(lk, me, NULL, NULL, 0, (const char *)b->shared + spec->name_offset, spec->call)) {
+        } else if (take_spinning(lk, IPC_OWNED_LOCK_MAX_GAP, me, NULL, NULL, 0, (const char *)b->shared + spec->name_offset,
+                                 spec->call)) {
             // Found free, or come free within the same short spin as RobustLock.acquire's
             // (a holder on another CPU is usually about to release); else Swift parks.
             lk->depth = 1;
@@ -231,9 +232,9 @@ static void roll_back(ipc_queue_header *h) {
 /// between the look and the take leaves it to us inconsistent: `repair(arg)` puts right
 /// what it left half done, as the Swift side would, then it is made consistent, with
 /// the Swift side's warning.
-static int take_spinning(ipc_robust_lock *lk, uint32_t me, void (*repair)(void *, int), void *arg, int index,
-                         const char *name, const char *call) {
-    int r = ipc_robust_lock_try_spinning(lk, FAST_LOCK_SPINS);
+static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
+                         int index, const char *name, const char *call) {
+    int r = ipc_robust_lock_try_spinning(lk, FAST_LOCK_SPINS, max_gap);
     if (r != 0 && r != EOWNERDEAD) return 0;
     uint32_t dead = lk->holder;
     lk->holder = me;
@@ -257,7 +258,7 @@ static void roll_back_queue(void *h, int unused) {
 
 /// Takes the queue's state lock (see take_spinning).
 static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
-    return take_spinning(&h->state_lock, me, roll_back_queue, h, 0, h->name, call);
+    return take_spinning(&h->state_lock, 1, me, roll_back_queue, h, 0, h->name, call);
 }
 
 static void unlock_state(ipc_queue_header *h) { release_taken(&h->state_lock); }
@@ -433,8 +434,8 @@ static void fence_lane(void *channel, int direction) {
 /// see take_spinning.
 static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int send_direction,
                           int receive_direction, const char *call) {
-    if (send_direction >= 0) return take_spinning(lk, me, fence_lane, h, send_direction, h->name, call);
-    return take_spinning(lk, me, recover_inbox, h, receive_direction, h->name, call);
+    if (send_direction >= 0) return take_spinning(lk, 1, me, fence_lane, h, send_direction, h->name, call);
+    return take_spinning(lk, 1, me, recover_inbox, h, receive_direction, h->name, call);
 }
 
 /// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.

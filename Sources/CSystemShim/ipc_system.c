@@ -210,7 +210,7 @@ int ipc_robust_lock_acquire(ipc_robust_lock *lock, const struct timespec *deadli
 int ipc_robust_lock_try(ipc_robust_lock *lock) { return pthread_mutex_trylock(&lock->mutex); }
 int ipc_robust_lock_release(ipc_robust_lock *lock) { return pthread_mutex_unlock(&lock->mutex); }
 
-int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget) {
+int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap) {
     for (int spent = 0, gap = 1;;) {
         if (ipc_robust_lock_looks_free(lock)) {
             int r = pthread_mutex_trylock(&lock->mutex);
@@ -219,7 +219,7 @@ int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget) {
         if (spent >= budget) return EBUSY;
         for (int i = 0; i < gap; i++) ipc_pause();
         spent += gap;
-        if (gap < IPC_LOCK_BACKOFF_MAX) gap *= 2;
+        if (gap < max_gap) gap *= 2;
     }
 }
 int ipc_robust_lock_consistent(ipc_robust_lock *lock) { return pthread_mutex_consistent(&lock->mutex); }

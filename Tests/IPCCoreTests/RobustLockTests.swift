@@ -15,7 +15,7 @@ struct RobustLockTests {
 
     @Test func takesAFreeLock() throws {
         try withLock { raw in
-            #expect(ipc_robust_lock_try_spinning(raw, 0) == 0)
+            #expect(ipc_robust_lock_try_spinning(raw, 0, IPC_OWNED_LOCK_MAX_GAP) == 0)
             #expect(ipc_robust_lock_release(raw) == 0)
         }
     }
@@ -24,10 +24,10 @@ struct RobustLockTests {
         try withLock { raw in
             #expect(ipc_robust_lock_try(raw) == 0)
             // Held by this thread: every look finds it taken; the budget ends the spin.
-            #expect(ipc_robust_lock_try_spinning(raw, 1_000) == EBUSY)
-            #expect(ipc_robust_lock_try_spinning(raw, 0) == EBUSY)
+            #expect(ipc_robust_lock_try_spinning(raw, 1_000, IPC_OWNED_LOCK_MAX_GAP) == EBUSY)
+            #expect(ipc_robust_lock_try_spinning(raw, 0, IPC_OWNED_LOCK_MAX_GAP) == EBUSY)
             #expect(ipc_robust_lock_release(raw) == 0)
-            #expect(ipc_robust_lock_try_spinning(raw, 1_000) == 0)
+            #expect(ipc_robust_lock_try_spinning(raw, 1_000, IPC_OWNED_LOCK_MAX_GAP) == 0)
             #expect(ipc_robust_lock_release(raw) == 0)
         }
     }
@@ -44,12 +44,12 @@ struct RobustLockTests {
             pthread_join(thread, nil)
             // Its word holds only the owner-died bit: it never looks free, so the spin
             // leaves the takeover to the caller's own trylock or blocking acquire.
-            #expect(ipc_robust_lock_try_spinning(raw, 1_000) == EBUSY)
+            #expect(ipc_robust_lock_try_spinning(raw, 1_000, IPC_OWNED_LOCK_MAX_GAP) == EBUSY)
             #expect(ipc_robust_lock_available(raw) != 0)
             #expect(ipc_robust_lock_try(raw) == EOWNERDEAD)
             #expect(ipc_robust_lock_consistent(raw) == 0)
             #expect(ipc_robust_lock_release(raw) == 0)
-            #expect(ipc_robust_lock_try_spinning(raw, 0) == 0)
+            #expect(ipc_robust_lock_try_spinning(raw, 0, IPC_OWNED_LOCK_MAX_GAP) == 0)
             #expect(ipc_robust_lock_release(raw) == 0)
         }
     }

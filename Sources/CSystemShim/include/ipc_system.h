@@ -131,16 +131,19 @@ static inline int ipc_robust_lock_looks_free(ipc_robust_lock *lock) {
     return __atomic_load_n(&lock->mutex.__data.__lock, __ATOMIC_RELAXED) == 0;
 }
 int ipc_robust_lock_consistent(ipc_robust_lock *lock);
-/// The most pauses between two looks at a taken lock (see ipc_robust_lock_try_spinning).
-#define IPC_LOCK_BACKOFF_MAX 64
+/// The most pauses between two looks at a taken lock that scripts hold (a value's, an
+/// `ipc.lock()`): see ipc_robust_lock_try_spinning.
+#define IPC_OWNED_LOCK_MAX_GAP 64
 /// pthread_mutex_trylock while the lock looks free, for up to `budget` pauses: 0, EBUSY
 /// (still taken), EOWNERDEAD. A lock whose holder died never looks free (its word keeps
-/// the owner-died bit): EBUSY, and the caller's blocking acquire takes it over. The wait between two looks doubles up to
-/// IPC_LOCK_BACKOFF_MAX pauses: a waiter that looked after every pause would take the
-/// lock word's cache line from the holder each time, and the lock itself at each
-/// release, a cross-CPU handoff per critical section; one that looks less often lets
-/// the holder run on in its own cache.
-int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget);
+/// the owner-died bit): EBUSY, and the caller's blocking acquire takes it over. The wait
+/// between two looks doubles up to `max_gap` pauses. For a script's lock, contended by
+/// processes that each take it again and again: a waiter that looked after every pause
+/// would take the lock word's cache line from the holder each time, and the lock itself
+/// at each release, a cross-CPU handoff per critical section; one that looks less often
+/// lets the holder run on in its own cache. (An internal lock, whose holder is the other
+/// side of a queue or pipe and holds it for tens of nanoseconds, looks after every pause.)
+int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap);
 /// True when no live process owns the mutex: free, or its owner died (the kernel then
 /// leaves only the OWNER_DIED bit in the word). A plain read, for a scheduler's probe.
 static inline int ipc_robust_lock_available(ipc_robust_lock *lock) {

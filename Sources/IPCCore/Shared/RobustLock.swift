@@ -28,11 +28,11 @@ public struct RobustLock {
     /// `pthread_mutex_trylock`, a short spin (critical sections are a few hundred
     /// nanoseconds), then `pthread_mutex_clocklock(CLOCK_MONOTONIC)` until `deadline`.
     @inlinable
-    public func acquire(deadline: Deadline) -> Outcome {
+    public func acquire(deadline: Deadline, maxGap: Int32 = 1) -> Outcome {
         var r = ipc_robust_lock_try(raw)
         if r == EBUSY && !Blocking.isControlled {
-            // A short spin, backing off: critical sections last a few hundred nanoseconds.
-            r = ipc_robust_lock_try_spinning(raw, Int32(Spin.lockSpins))
+            // A short spin: critical sections last a few hundred nanoseconds.
+            r = ipc_robust_lock_try_spinning(raw, Int32(Spin.lockSpins), maxGap)
         }
         if r == EBUSY {
             if deadline.hasExpired { return .timedOut }

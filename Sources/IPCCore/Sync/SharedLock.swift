@@ -46,7 +46,7 @@ public struct OwnedLock {
             Blocking.sleep(until: deadline)
             return .timedOut
         }
-        switch lock.acquire(deadline: deadline) {
+        switch lock.acquire(deadline: deadline, maxGap: IPC_OWNED_LOCK_MAX_GAP) {
         case .acquired:
             raw.pointee.depth = 1
             return .acquired
