@@ -209,19 +209,6 @@ int ipc_robust_lock_acquire(ipc_robust_lock *lock, const struct timespec *deadli
 
 int ipc_robust_lock_try(ipc_robust_lock *lock) { return pthread_mutex_trylock(&lock->mutex); }
 int ipc_robust_lock_release(ipc_robust_lock *lock) { return pthread_mutex_unlock(&lock->mutex); }
-
-int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap) {
-    for (int spent = 0, gap = 1;;) {
-        if (ipc_robust_lock_looks_free(lock)) {
-            int r = pthread_mutex_trylock(&lock->mutex);
-            if (r != EBUSY) return r;
-        }
-        if (spent >= budget) return EBUSY;
-        for (int i = 0; i < gap; i++) ipc_pause();
-        spent += gap;
-        if (gap < max_gap) gap *= 2;
-    }
-}
 int ipc_robust_lock_consistent(ipc_robust_lock *lock) { return pthread_mutex_consistent(&lock->mutex); }
 
 // MARK: - Processes

@@ -7,6 +7,7 @@
 #ifndef IPCPLAY_IPC_SYSTEM_H
 #define IPCPLAY_IPC_SYSTEM_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -143,7 +144,18 @@ int ipc_robust_lock_consistent(ipc_robust_lock *lock);
 /// at each release, a cross-CPU handoff per critical section; one that looks less often
 /// lets the holder run on in its own cache. (An internal lock, whose holder is the other
 /// side of a queue or pipe and holds it for tens of nanoseconds, looks after every pause.)
-int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap);
+static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap) {
+    for (int spent = 0, gap = 1;;) {
+        if (ipc_robust_lock_looks_free(lock)) {
+            int r = pthread_mutex_trylock(&lock->mutex);
+            if (r != EBUSY) return r;
+        }
+        if (spent >= budget) return EBUSY;
+        for (int i = 0; i < gap; i++) ipc_pause();
+        spent += gap;
+        if (gap < max_gap) gap *= 2;
+    }
+}
 /// True when no live process owns the mutex: free, or its owner died (the kernel then
 /// leaves only the OWNER_DIED bit in the word). A plain read, for a scheduler's probe.
 static inline int ipc_robust_lock_available(ipc_robust_lock *lock) {
