@@ -144,17 +144,22 @@ typedef struct ipc_channel_inbox {
     // own: a send then does not take the receivers' line (nor the bytes) from their CPU.
     // (Explicit padding, not _Alignas: Swift does not import over-aligned fields.)
     uint32_t written;   // frames written so far: receivers spin on it
+    uint8_t watched_line_pad[60];
+    // Read and written by senders only, so not on the line receivers watch (a sender
+    // would take that line from them twice per frame, not once).
     uint32_t sequence;  // the last sequence number a sender reserved
-    uint8_t senders_line_pad[56];
+    uint8_t senders_line_pad[60];
     // Written by receivers.
     uint64_t state;     // active << 63 | start << 32 | end
     uint32_t consumed;  // the sequence number of the last frame consumed
     uint32_t pad;
+    // Swift does not import `bytes` (too large an array), nor place a field after it at
+    // its C offset: every field the Swift side reads comes before it.
     uint8_t bytes[2 * IPC_INBOX_HALF];
     uint8_t tail_pad[48];
 } ipc_channel_inbox;
-_Static_assert(offsetof(ipc_channel_inbox, state) == 64, "senders' line");
-_Static_assert(offsetof(ipc_channel_inbox, bytes) == 80, "Connection.inboxBytesOffset");
+_Static_assert(offsetof(ipc_channel_inbox, state) == 128, "the watched line, then the senders' line");
+_Static_assert(offsetof(ipc_channel_inbox, bytes) == 144, "Connection.inboxBytesOffset");
 _Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
 
 /// A pipe frame's header (Connection.swift; the C fast paths in ipc_fast.c): the check,

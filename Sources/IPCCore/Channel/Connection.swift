@@ -70,7 +70,7 @@ public final class Connection {
     static let frameHeader = Int(IPC_PIPE_FRAME_HEADER)
     /// `ipc_channel_inbox.bytes` follows the inbox's counters (Swift does not import a C
     /// array this large as a field; the C header asserts the offset).
-    static let inboxBytesOffset = 80
+    static let inboxBytesOffset = 144
     public static let maxFramePayload = Int(PIPE_BUF) - 24
     static let flagFirst = UInt32(IPC_PIPE_FIRST)
     static let flagLast = UInt32(IPC_PIPE_LAST)
