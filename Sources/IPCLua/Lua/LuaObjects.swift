@@ -105,8 +105,11 @@ extension LuaState {
     /// True when the value at `i` is a userdata of `kind`.
     @inline(__always)
     func isObject(_ i: Int32, of kind: ObjectKind) -> Bool {
-        guard let mt = kindMetatable(i) else { return false }
-        return mt == Metatables.pointers[kind.rawValue]
+        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return false }
+        let mt = lua_topointer(L, -1)
+        pop()
+        if mt == Metatables.pointers[kind.rawValue] { return true }
+        return kind.hasOwnMetatable && ipc_lua_kindmetatable(L, i) == Metatables.pointers[kind.rawValue]
     }
 
     /// The Swift object of the userdata at `i` (nil once collected); the caller has checked
