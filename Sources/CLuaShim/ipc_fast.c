@@ -480,7 +480,7 @@ static int fast_pipe_send(lua_State *L) {
         release_taken(lk);
         return ipc_lua_trampoline(L);
     }
-    ipc_add32(&box->written, 1);
+    ipc_store32_release(&box->written, sequence);
     release_taken(lk);
     lua_pushboolean(L, 1);
     return 1;

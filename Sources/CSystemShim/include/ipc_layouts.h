@@ -143,7 +143,9 @@ typedef struct ipc_channel_inbox {
     // Written by senders and watched by spinning receivers, so on a cache line of their
     // own: a send then does not take the receivers' line (nor the bytes) from their CPU.
     // (Explicit padding, not _Alignas: Swift does not import over-aligned fields.)
-    uint32_t written;   // frames written so far: receivers spin on it
+    // The number of the last frame written: receivers spin until it changes. Stored, not
+    // incremented, so that a send need not read the line back from a spinning receiver.
+    uint32_t written;
     uint8_t watched_line_pad[60];
     // Read and written by senders only, so not on the line receivers watch (a sender
     // would take that line from them twice per frame, not once).

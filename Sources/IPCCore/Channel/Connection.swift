@@ -273,7 +273,7 @@ public final class Connection {
         if let slot { slotSequence(writeDirection, slot).pointee = sequence }
         var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
         guard withUnsafeBytes(of: &frameHeader, { writeFrame($0.baseAddress!, payload, length) }) else { return false }
-        _ = ipc_add32(&box.pointee.written, 1)
+        ipc_store32_release(&box.pointee.written, sequence)
         return true
     }
 
