@@ -457,7 +457,7 @@ static int fast_pipe_send(lua_State *L) {
         return ipc_lua_trampoline(L);
     }
     ipc_channel_header *h = b->shared;
-    ipc_robust_lock *lk = &h->send_lock[b->dir_out];
+    ipc_robust_lock *lk = &h->send_lock[b->dir_out].lock;
     if (!take_pipe_lock(h, lk, me, b->dir_out, -1, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_out);
     uint32_t word = (uint32_t)n | IPC_PIPE_FIRST | IPC_PIPE_LAST | (raw ? IPC_PIPE_RAW : 0);
@@ -535,7 +535,7 @@ static int fast_pipe_recv(lua_State *L) {
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
     ipc_channel_header *h = b->shared;
-    ipc_robust_lock *lk = &h->recv_lock[b->dir_in];
+    ipc_robust_lock *lk = &h->recv_lock[b->dir_in].lock;
     if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_in);
     unsigned char payload[FAST_RECEIVE_MAX];

@@ -11,6 +11,21 @@ struct ConnectionTests {
         return s.withUTF8 { c.send(UnsafeRawBufferPointer($0), raw: raw) }
     }
 
+    /// Swift's view of the shared layout is C's: the C fast paths and the Swift core
+    /// read the same fields of one header.
+    @Test func layoutAgreesWithC() {
+        #expect(MemoryLayout<ipc_channel_header>.size == ipc_channel_header_size())
+        #expect(MemoryLayout<ipc_channel_header>.offset(of: \.lane) == ipc_channel_lane_offset())
+        #expect(MemoryLayout<ipc_channel_header>.offset(of: \.inbox) == ipc_channel_inbox_offset())
+        #expect(MemoryLayout<ipc_channel_header>.offset(of: \.recv_lock) == ipc_channel_recv_lock_offset())
+        #expect(MemoryLayout<ipc_channel_header>.offset(of: \.send_lock) == 64)
+        #expect(MemoryLayout<ipc_line_lock>.stride == 64)
+        #expect(MemoryLayout<ipc_channel_inbox>.size == ipc_inbox_size())
+        #expect(MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed) == ipc_inbox_consumed_offset())
+        #expect(MemoryLayout<ipc_channel_inbox>.offset(of: \.sequence) == ipc_inbox_sequence_offset())
+        #expect(Connection.inboxBytesOffset == 144)
+    }
+
     @Test func duplexBothWays() throws {
         let (a, b) = try Connection.pair(duplex: true, name: "p")
         #expect(send(a, "to b") == .done)

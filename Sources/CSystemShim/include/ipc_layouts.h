@@ -155,8 +155,8 @@ typedef struct ipc_channel_inbox {
     uint64_t state;     // active << 63 | start << 32 | end
     uint32_t consumed;  // the sequence number of the last frame consumed
     uint32_t pad;
-    // Swift does not import `bytes` (too large an array), nor place a field after it at
-    // its C offset: every field the Swift side reads comes before it.
+    // Swift does not import `bytes` (too large an array); Connection.inboxBytesOffset
+    // says where it starts.
     uint8_t bytes[2 * IPC_INBOX_HALF];
     uint8_t tail_pad[48];
 } ipc_channel_inbox;
@@ -206,17 +206,40 @@ static inline uint32_t ipc_pipe_frame_check(uint64_t salt, uint32_t word, uint32
     return (uint32_t)(x ^ (x >> 33));
 }
 
+/// A robust lock on a cache line of its own.
+typedef struct ipc_line_lock {
+    ipc_robust_lock lock;
+    uint8_t pad[64 - sizeof(ipc_robust_lock)];
+} ipc_line_lock;
+
 /// A Connection pair's shared state: per direction a send lock, a receive lock, an inbox
 /// and a lane (whose slots follow, at IPC_LANE_OFFSET).
+///
+/// The first line is written once, when the pair is made, and read at every frame (the
+/// salt); each lock has a line of its own, written at every send or receive by its side
+/// only. (A send lock beside the salt cost every frame two cache misses: the sender's
+/// write of its lock took the line from the receiver, whose read of the salt took it
+/// back.)
 typedef struct ipc_channel_header {
     uint64_t magic;
     uint64_t salt;  // frame check seed
-    ipc_robust_lock send_lock[2];
-    ipc_robust_lock recv_lock[2];
     char name[IPC_NAME_CAP];
+    ipc_line_lock send_lock[2];
+    ipc_line_lock recv_lock[2];
     ipc_channel_inbox inbox[2];
     ipc_channel_lane lane[2];
 } ipc_channel_header;
+_Static_assert(sizeof(ipc_line_lock) == 64, "a lock per line");
+_Static_assert(offsetof(ipc_channel_header, send_lock) == 64, "the read-mostly line, then the locks");
+/// C's view of the layout, for a test that Swift's agrees (Swift does not import an
+/// inbox's bytes, and reads the rest by name).
+static inline size_t ipc_channel_header_size(void) { return sizeof(ipc_channel_header); }
+static inline size_t ipc_channel_lane_offset(void) { return offsetof(ipc_channel_header, lane); }
+static inline size_t ipc_channel_inbox_offset(void) { return offsetof(ipc_channel_header, inbox); }
+static inline size_t ipc_channel_recv_lock_offset(void) { return offsetof(ipc_channel_header, recv_lock); }
+static inline size_t ipc_inbox_size(void) { return sizeof(ipc_channel_inbox); }
+static inline size_t ipc_inbox_consumed_offset(void) { return offsetof(ipc_channel_inbox, consumed); }
+static inline size_t ipc_inbox_sequence_offset(void) { return offsetof(ipc_channel_inbox, sequence); }
 /// Where the lanes' slots start in the channel's region (direction 0's, then 1's).
 #define IPC_LANE_OFFSET ((sizeof(ipc_channel_header) + 4095) & ~(size_t)4095)
 _Static_assert(offsetof(ipc_channel_header, inbox) % 64 == 0, "inboxes on line boundaries");

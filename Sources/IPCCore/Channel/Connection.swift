@@ -158,8 +158,8 @@ public final class Connection {
     /// the address is stable).
     static func lock(_ h: UnsafeMutablePointer<ipc_channel_header>, _ field: PartialKeyPath<ipc_channel_header>, _ index: Int) -> RobustLock {
         let offset = MemoryLayout<ipc_channel_header>.offset(of: field)!
-        let first = (UnsafeMutableRawPointer(h) + offset).assumingMemoryBound(to: ipc_robust_lock.self)
-        return RobustLock(first + index)
+        let line = UnsafeMutableRawPointer(h) + offset + index * MemoryLayout<ipc_line_lock>.stride
+        return RobustLock(line.assumingMemoryBound(to: ipc_robust_lock.self))
     }
 
     func sendLock(_ direction: Int) -> RobustLock { Self.lock(header, \.send_lock, direction) }
