@@ -251,5 +251,38 @@ for _, pair in ipairs(values) do
   end
   if type(key) ~= "string" then must_fail("array", function() a[key] = 1 end) end
 end
+-- A metatable is no proof of kind: debug.setmetatable can give any userdata any kind's
+-- metatable (or another kind's to an ipc object); every call then refuses it by name,
+-- and its finalizer and tostring leave it alone.
+do
+  local fq, fsem, fv = ipc.queue(), ipc.semaphore(1), ipc.value("i", 5)
+  local function file() return io.open("/dev/null") end
+  current = "a forged metatable"
+  for label, victim in pairs({queue = fq, value = fv}) do
+    local f = file()
+    debug.setmetatable(f, getmetatable(victim))
+    assert(tostring(f) == "<not an ipc object>")
+    for _, m in ipairs({"put", "get", "lock", "unlock", "add", "close"}) do
+      local method = getmetatable(victim).__index
+      method = type(method) == "table" and method[m] or nil
+      if method then must_fail(label .. ":" .. m, function() return method(f) end) end
+    end
+  end
+  debug.setmetatable(fq, getmetatable(fsem))
+  must_fail("semaphore:release", function() return fq:release() end)
+  must_fail("semaphore:acquire", function() return fq:acquire() end)
+  local f = file()
+  debug.setmetatable(f, getmetatable(fv))
+  must_fail("value.value", function() f.value = 3 end)
+  must_fail("value.value", function() return getmetatable(fv).__newindex(fq, "value", 1) end)
+  local fa = ipc.array("i", 2)
+  local g = file()
+  debug.setmetatable(g, getmetatable(fa))
+  must_fail("array", function() return g[1] end)
+  must_fail("array", function() g[1] = 1 end)
+  must_fail("array", function() return #g end)
+  collectgarbage() collectgarbage()
+  assert(fv.value == 5 and fsem:acquire() == true)
+end
 os.execute("rm -rf " .. dir)
 print(string.format("misuse matrix: %d calls, %d errors, all named after their call", checked, errors))

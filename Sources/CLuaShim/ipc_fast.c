@@ -699,10 +699,6 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
     return 1;
 }
 
-// The key (its address) of an object's kind's metatable in its own metatable (see
-// ipc_lua_p_setownmetatable).
-static const char own_kind_slot;
-
 // A value's key "value" (the interned string) and its kind's metatable: the same in every
 // value's metamethods, kept here rather than read from upvalues, as each read is a call
 // into Lua and these run on every `v.value`. Set when the metamethods are made: a process
@@ -816,8 +812,8 @@ void ipc_lua_box_detach(lua_State *L, int i) {
 // (object, kind's metatable K): the object's own metatable M, a copy of K's string fields
 // with M.__index = T, T a copy of K's method table whose metatable's __index is
 // fast_own_index over the object (its other upvalues are those of K's __index, a
-// fast_index). M[&own_kind_slot] = K names the kind. The cycle object -> M -> T -> its
-// metatable -> the closure -> object is collected with the object.
+// fast_index). The object's box names its kind (ipc_lua_objecttag). The cycle object ->
+// M -> T -> its metatable -> the closure -> object is collected with the object.
 static int p_setownmetatable(lua_State *L) {
     lua_settop(L, 2);
     lua_createtable(L, 0, 1);  // 3: T's metatable
@@ -849,8 +845,6 @@ static int p_setownmetatable(lua_State *L) {
     }
     lua_pushvalue(L, 5);
     lua_setfield(L, 6, "__index");
-    lua_pushvalue(L, 2);
-    lua_rawsetp(L, 6, &own_kind_slot);
     lua_pushvalue(L, 6);
     lua_setmetatable(L, 1);
     return 0;
@@ -867,10 +861,12 @@ int ipc_lua_p_setownmetatable(lua_State *L) {
     return status;
 }
 
-const void *ipc_lua_kindmetatable(lua_State *L, int i) {
-    if (!lua_checkstack(L, 2) || !lua_getmetatable(L, i)) return NULL;
-    const void *mt = lua_topointer(L, -1);
-    if (lua_rawgetp(L, -1, &own_kind_slot) == LUA_TTABLE) mt = lua_topointer(L, -1);
-    lua_pop(L, 2);
-    return mt;
+const void *ipc_lua_objecttag(lua_State *L, int i) {
+    if (lua_type(L, i) != LUA_TUSERDATA || lua_rawlen(L, i) != sizeof(ipc_box)) return NULL;
+    const void *tag = ((ipc_box *)lua_touserdata(L, i))->tag;
+    if (tag == NULL) return NULL;
+    for (int k = 0; k < 64; k++) {
+        if (ipc_metatables[k] == tag) return tag;
+    }
+    return NULL;
 }

@@ -160,9 +160,11 @@ int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn);
 /// that holds the methods, so that `v:lock()` finds its method with no call into C, and
 /// whose own `__index` (the kind's) serves the fields with the object at hand.
 int ipc_lua_p_setownmetatable(lua_State *L);
-/// The metatable of the kind of the value at `i` (an own metatable leads to its kind's),
-/// or NULL when it has none. Allocates nothing.
-const void *ipc_lua_kindmetatable(lua_State *L, int i);
+/// The tag of the ipc object at `i` (its kind's metatable, written into its box when it
+/// was made), or NULL when the value is not one. The box, not the metatable, says what an
+/// object is: a script can give any userdata any metatable (`debug.setmetatable`), but
+/// not write into a userdata's block. Allocates nothing.
+const void *ipc_lua_objecttag(lua_State *L, int i);
 
 // MARK: - Decoding messages (ipc_decode.c)
 

@@ -211,7 +211,7 @@ enum ValueBindings {
 
     /// `__index` for what is not a method: `value` (a call), `typecode`, `name`.
     static func valueIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongSelf("value", "value") }
+        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf("value.value", "value") }
         if s.key(2) == Keys.value {
             return try valueRead.pass(s, v.ref, preview: .result) { _ throws(LuaRaise) in try push(s, v.scalars.load(0)); return 1 }
         }
@@ -230,7 +230,7 @@ enum ValueBindings {
     }
 
     static func valueNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongSelf("value", "value") }
+        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf("value.value", "value") }
         guard s.key(2) == Keys.value else {
             throw LuaRaise("value: cannot set field '\(s.string(2) ?? s.typeName(2))' (only value can be set)")
         }
@@ -257,7 +257,7 @@ enum ValueBindings {
     }
 
     static func arrayIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongSelf("array", "index") }
+        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongFieldSelf("array", "array") }
         if let k = try element(s, a, 2, "array", reading: true) {
             return try arrayRead.pass(s, a.ref, preview: .result) { _ throws(LuaRaise) in
                 if k < 0 { s.pushNil() } else { try push(s, a.scalars.load(k)) }
@@ -271,7 +271,7 @@ enum ValueBindings {
     }
 
     static func arrayNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongSelf("array", "index") }
+        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongFieldSelf("array", "array") }
         guard let k = try element(s, a, 2, "array", reading: false) else {
             throw LuaRaise("array: index must be an integer, got \(s.typeName(2))")
         }
@@ -280,7 +280,7 @@ enum ValueBindings {
     }
 
     static func arrayLength(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongSelf("array", "length") }
+        guard let a = s.object(1, .array, as: ScalarsObject.self) else { throw s.wrongFieldSelf("array", "array") }
         s.push(Int64(a.scalars.count))
         return 1
     }

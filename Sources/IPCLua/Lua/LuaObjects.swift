@@ -3,9 +3,10 @@ import CLuaShim
 import IPCCore
 import IPCRuntime
 
-/// The metatables of this process's Lua state, by kind. A userdata is recognised by the
-/// identity of its metatable (forked children share it): a check costs a pointer
-/// comparison, no string lookup and no reference counting.
+/// The metatables of this process's Lua state, by kind. An object's box holds its kind's
+/// (its tag, written when it is made; forked children share it), and a userdata is
+/// recognised by that tag, never by its metatable, which a script can change: a check
+/// costs a length and a few pointer comparisons, no string lookup, no reference counting.
 enum Metatables {
     /// (A plain array in C: a Swift global made by a closure costs a once-check per read.)
     static var pointers: UnsafeMutablePointer<UnsafeRawPointer?> { ipc_metatables_of_kinds() }
@@ -51,7 +52,9 @@ extension LuaObject {
 /// reference; `__gc` releases it (in each process, for its own copy).
 enum LuaObjects {
     static let collect: ipc_swift_function = { L in
-        guard let ud = lua_touserdata(L, 1) else { return 0 }
+        // Only an ipc object's box holds an object (this metamethod may have been given
+        // to another userdata with `debug.setmetatable`).
+        guard ipc_lua_objecttag(L, 1) != nil, let ud = lua_touserdata(L, 1) else { return 0 }
         if let p = ud.load(as: UnsafeMutableRawPointer?.self) {
             ud.storeBytes(of: nil, as: UnsafeMutableRawPointer?.self)
             Unmanaged<AnyObject>.fromOpaque(p).release()
@@ -61,6 +64,10 @@ enum LuaObjects {
 
     static let toString: ipc_swift_function = { L in
         luaEntry(L) { s throws(LuaRaise) in
+            guard ipc_lua_objecttag(s.L, 1) != nil else {
+                try s.push("<not an ipc object>")
+                return 1
+            }
             guard let ud = lua_touserdata(s.L, 1), let p = ud.load(as: UnsafeMutableRawPointer?.self) else {
                 try s.push("<ipc object (collected)>")
                 return 1
@@ -90,26 +97,16 @@ extension LuaState {
         block!.storeBytes(of: Unmanaged.passRetained(object).toOpaque(), as: UnsafeMutableRawPointer?.self)
     }
 
-    /// The metatable of the kind of the userdata at `i` (a value's own metatable leads to
-    /// its kind's), if it has one.
+    /// The kind of the ipc object at `i`, if it is one (a live or collected userdata): its
+    /// box's tag (ipc_lua_objecttag), which a script cannot forge as it can a metatable.
     @inline(__always)
-    func kindMetatable(_ i: Int32) -> UnsafeRawPointer? {
-        guard lua_type(L, i) == LUA_TUSERDATA else { return nil }
-        return ipc_lua_kindmetatable(L, i)
-    }
-
-    /// The kind of the ipc object at `i`, if it is one (a live or collected userdata).
-    @inline(__always)
-    public func kind(_ i: Int32) -> ObjectKind? { Metatables.kind(of: kindMetatable(i)) }
+    public func kind(_ i: Int32) -> ObjectKind? { Metatables.kind(of: ipc_lua_objecttag(L, i)) }
 
     /// True when the value at `i` is a userdata of `kind`.
     @inline(__always)
     func isObject(_ i: Int32, of kind: ObjectKind) -> Bool {
-        guard lua_type(L, i) == LUA_TUSERDATA, lua_getmetatable(L, i) != 0 else { return false }
-        let mt = lua_topointer(L, -1)
-        pop()
-        if mt == Metatables.pointers[kind.rawValue] { return true }
-        return kind.hasOwnMetatable && ipc_lua_kindmetatable(L, i) == Metatables.pointers[kind.rawValue]
+        guard let tag = ipc_lua_objecttag(L, i) else { return false }
+        return tag == Metatables.pointers[kind.rawValue]
     }
 
     /// The Swift object of the userdata at `i` (nil once collected); the caller has checked
@@ -149,6 +146,13 @@ extension LuaState {
     }
 
     func describeBare(_ i: Int32) -> String { kind(i)?.label ?? typeName(i) }
+
+    /// The error for a field read or written on what is not a `label` (`v.value` on a
+    /// userdata given a value's metatable, say).
+    func wrongFieldSelf(_ call: String, _ label: String) -> LuaRaise {
+        let article = "aeiou".contains(label.first ?? "x") ? "an" : "a"
+        return LuaRaise("\(call): expected \(article) \(label), got \(describeBare(1))")
+    }
 }
 
 extension ObjectKind {
