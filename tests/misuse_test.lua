@@ -283,6 +283,20 @@ do
   must_fail("array", function() return #g end)
   collectgarbage() collectgarbage()
   assert(fv.value == 5 and fsem:acquire() == true)
+  -- The kind's metatable, reached through the registry and changed: a new value is made
+  -- from what registration kept, or refused by name.
+  local kind
+  for _, t in pairs(debug.getregistry()) do
+    if type(t) == "table" and rawget(t, "__name") == "ipc.Value" then kind = t end
+  end
+  local kept_methods, kept_index = kind.methods, kind.__index
+  kind.methods = 1
+  local fresh = ipc.value("i", 1)
+  assert(fresh.value == 1 and fresh:lock() == true) fresh:unlock()
+  kind.__index = function() return 42, print end
+  must_fail("ipc.value", ipc.value, "i", 0)
+  kind.methods, kind.__index = kept_methods, kept_index
+  assert(ipc.value("i", 7).value == 7)
 end
 os.execute("rm -rf " .. dir)
 print(string.format("misuse matrix: %d calls, %d errors, all named after their call", checked, errors))

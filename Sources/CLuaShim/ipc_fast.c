@@ -760,9 +760,7 @@ static int push_closure(lua_State *L, lua_CFunction f, int n) {
     lua_insert(L, -(n + 1));
     lua_pushlightuserdata(L, (void *)f);
     lua_insert(L, -(n + 1));
-    int status = lua_pcall(L, n + 1, 1, 0);
-    if (status != LUA_OK) lua_pop(L, 1);
-    return status;
+    return ipc_lua_protect(L, n + 1, 1);
 }
 
 int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lock_offset, long name_offset,
@@ -816,36 +814,42 @@ void ipc_lua_box_detach(lua_State *L, int i) {
 // M -> T -> its metatable -> the closure -> object is collected with the object.
 static int p_setownmetatable(lua_State *L) {
     lua_settop(L, 2);
-    lua_createtable(L, 0, 1);  // 3: T's metatable
-    lua_getfield(L, 2, "__index");
-    lua_getupvalue(L, -1, 1);
-    lua_getupvalue(L, -2, 2);
-    lua_remove(L, -3);
+    // Registration made K and its __index; a script with the debug library can reach K
+    // through the registry, and Lua's API checks no types here: each piece is checked.
+    if (lua_type(L, 2) != LUA_TTABLE) return luaL_error(L, "its kind's metatable was replaced");
+    lua_pushliteral(L, "__index");
+    lua_rawget(L, 2);  // 3: fast_index, over (methods, field function, ...)
+    if (lua_tocfunction(L, 3) != fast_index || lua_getupvalue(L, 3, 1) == NULL || lua_getupvalue(L, 3, 2) == NULL
+        || lua_type(L, 4) != LUA_TTABLE || lua_type(L, 5) != LUA_TFUNCTION) {
+        return luaL_error(L, "its kind's metatable was changed");
+    }
+    lua_createtable(L, 0, 1);  // 6: T's metatable
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
     lua_pushvalue(L, 1);
     lua_pushcclosure(L, fast_own_index, 3);
-    lua_setfield(L, 3, "__index");
-    lua_getfield(L, 2, "methods");  // 4
-    lua_createtable(L, 0, 16);      // 5: T
+    lua_setfield(L, 6, "__index");
+    lua_createtable(L, 0, 16);  // 7: T, the methods
     for (lua_pushnil(L); lua_next(L, 4);) {
         lua_pushvalue(L, -2);
         lua_insert(L, -2);
-        lua_rawset(L, 5);
+        lua_rawset(L, 7);
     }
-    lua_pushvalue(L, 3);
-    lua_setmetatable(L, 5);
-    lua_createtable(L, 0, 12);  // 6: M
+    lua_pushvalue(L, 6);
+    lua_setmetatable(L, 7);
+    lua_createtable(L, 0, 12);  // 8: M, K's string fields but __index
     for (lua_pushnil(L); lua_next(L, 2);) {
         if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "__index") != 0) {
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
-            lua_rawset(L, 6);
+            lua_rawset(L, 8);
         } else {
             lua_pop(L, 1);
         }
     }
-    lua_pushvalue(L, 5);
-    lua_setfield(L, 6, "__index");
-    lua_pushvalue(L, 6);
+    lua_pushvalue(L, 7);
+    lua_setfield(L, 8, "__index");
+    lua_pushvalue(L, 8);
     lua_setmetatable(L, 1);
     return 0;
 }
@@ -855,8 +859,7 @@ int ipc_lua_p_setownmetatable(lua_State *L) {
     lua_pushcfunction(L, p_setownmetatable);
     lua_pushvalue(L, -3);
     lua_pushvalue(L, -3);
-    int status = lua_pcall(L, 2, 0, 0);
-    if (status != LUA_OK) lua_pop(L, 1);
+    int status = ipc_lua_protect(L, 2, 0);
     lua_pop(L, 1);
     return status;
 }

@@ -43,7 +43,9 @@ static char last_error[256];
 const char *ipc_lua_lasterror(void) { return last_error; }
 
 /// Runs the C function below `nargs` arguments on the stack top in protected mode.
-static int protect(lua_State *L, int nargs, int nresults) {
+static int protect(lua_State *L, int nargs, int nresults) { return ipc_lua_protect(L, nargs, nresults); }
+
+int ipc_lua_protect(lua_State *L, int nargs, int nresults) {
     int status = lua_pcall(L, nargs, nresults, 0);
     if (status != LUA_OK) {
         const char *msg = status == LUA_ERRMEM ? NO_MEMORY

@@ -60,6 +60,9 @@ static inline lua_Integer ipc_lua_mininteger(void) { return LUA_MININTEGER; }
 /// The message of the last failed protected call ("not enough memory", or the error a
 /// hook raised in it).
 const char *ipc_lua_lasterror(void);
+/// lua_pcall of the C function below `nargs` arguments on the stack top, with no message
+/// handler: on failure, the error is popped and kept for ipc_lua_lasterror.
+int ipc_lua_protect(lua_State *L, int nargs, int nresults);
 
 /// lua_pushlstring.
 int ipc_lua_p_pushlstring(lua_State *L, const char *s, size_t len);

@@ -154,8 +154,9 @@ static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget
             if (r != EBUSY) return r;
         }
         if (spent >= budget) return EBUSY;
-        for (int i = 0; i < gap; i++) ipc_pause();
-        spent += gap;
+        int wait = gap < budget - spent ? gap : budget - spent;
+        for (int i = 0; i < wait; i++) ipc_pause();
+        spent += wait;
         if (gap < max_gap) gap *= 2;
     }
 }
