@@ -252,8 +252,9 @@ for _, pair in ipairs(values) do
   if type(key) ~= "string" then must_fail("array", function() a[key] = 1 end) end
 end
 -- A metatable is no proof of kind: debug.setmetatable can give any userdata any kind's
--- metatable (or another kind's to an ipc object); every call then refuses it by name,
--- and its finalizer and tostring leave it alone.
+-- metatable; every call then refuses it by name, and its finalizer and tostring leave it
+-- alone. An ipc object keeps its own metatable, and a C function its upvalues (which
+-- the bindings read unchecked).
 do
   local fq, fsem, fv = ipc.queue(), ipc.semaphore(1), ipc.value("i", 5)
   local function file() return io.open("/dev/null") end
@@ -268,9 +269,15 @@ do
       if method then must_fail(label .. ":" .. m, function() return method(f) end) end
     end
   end
-  debug.setmetatable(fq, getmetatable(fsem))
-  must_fail("semaphore:release", function() return fq:release() end)
-  must_fail("semaphore:acquire", function() return fq:acquire() end)
+  must_fail("debug.setmetatable", debug.setmetatable, fq, getmetatable(fsem))
+  must_fail("debug.setmetatable", debug.setmetatable, fq, getmetatable(io.stdout))
+  must_fail("debug.setupvalue", debug.setupvalue, fq.put, 1, "x")
+  must_fail("debug.setuservalue", debug.setuservalue, ipc.process{target = print}, 42, 1)
+  must_fail("debug.setupvalue", debug.setupvalue, debug.getmetatable(getmetatable(fv).__index).__index, 1, "x")
+  assert(fq:put(1) == true and fq:get() == 1)
+  local upvalue = 1
+  local function lua_function() return upvalue end
+  assert(debug.setupvalue(lua_function, 1, 2) == "upvalue" and lua_function() == 2)
   local f = file()
   debug.setmetatable(f, getmetatable(fv))
   must_fail("value.value", function() f.value = 3 end)

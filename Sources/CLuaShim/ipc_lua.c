@@ -347,9 +347,47 @@ int ipc_lua_docall(lua_State *L, int narg, int nres) {
     return status;
 }
 
+// The debug library stays, but three of its functions could reach past Lua into the
+// bindings: a C function's upvalues (what ipcplay's C closures read without checks), an
+// ipc object's metatable (Lua's io library, given one, calls a word of its block) and
+// its user values (a process's target and arguments, read as the table they were).
+static int call_original(lua_State *L) {
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static int guarded_setupvalue(lua_State *L) {
+    if (lua_iscfunction(L, 1)) return luaL_error(L, "debug.setupvalue: a C function's upvalues are its own");
+    return call_original(L);
+}
+
+static int guarded_setmetatable(lua_State *L) {
+    if (ipc_lua_objecttag(L, 1) != NULL) return luaL_error(L, "debug.setmetatable: an ipc object keeps its metatable");
+    return call_original(L);
+}
+
+static int guarded_setuservalue(lua_State *L) {
+    if (ipc_lua_objecttag(L, 1) != NULL) return luaL_error(L, "debug.setuservalue: an ipc object keeps its user values");
+    return call_original(L);
+}
+
+static void guard(lua_State *L, const char *name, lua_CFunction f) {
+    lua_getfield(L, -1, name);
+    lua_pushcclosure(L, f, 1);
+    lua_setfield(L, -2, name);
+}
+
 static int openlibs(lua_State *L) {
     luaL_openlibs(L);
     ipc_lua_guardbuffers(L);
+    if (lua_getglobal(L, LUA_DBLIBNAME) == LUA_TTABLE) {
+        guard(L, "setupvalue", guarded_setupvalue);
+        guard(L, "setmetatable", guarded_setmetatable);
+        guard(L, "setuservalue", guarded_setuservalue);
+    }
+    lua_pop(L, 1);
     return 0;
 }
 
