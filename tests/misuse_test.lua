@@ -304,6 +304,11 @@ do
   must_fail("ipc.value", ipc.value, "i", 0)
   kind.methods, kind.__index = kept_methods, kept_index
   assert(ipc.value("i", 7).value == 7)
+  local registry = debug.getregistry()
+  registry["ipc.Value"] = 42
+  must_fail("ipc.value", ipc.value, "i", 0)
+  registry["ipc.Value"] = kind
+  assert(ipc.value("i", 8).value == 8)
 end
 os.execute("rm -rf " .. dir)
 print(string.format("misuse matrix: %d calls, %d errors, all named after their call", checked, errors))

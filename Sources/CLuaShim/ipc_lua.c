@@ -170,7 +170,10 @@ static int protect_on_string(lua_State *L, lua_CFunction f, const char *s) {
 }
 
 static int p_getmetatable(lua_State *L) {
-    lua_getfield(L, LUA_REGISTRYINDEX, (const char *)lua_touserdata(L, 1));
+    // A script can reach the registry (debug.getregistry) and put anything there; what
+    // lua_setmetatable is given must be a table (Lua's API does not check).
+    const char *name = lua_touserdata(L, 1);
+    if (lua_getfield(L, LUA_REGISTRYINDEX, name) != LUA_TTABLE) return luaL_error(L, "the metatable of %s was replaced", name);
     return 1;
 }
 
