@@ -147,6 +147,8 @@ int ipc_robust_lock_consistent(ipc_robust_lock *lock);
 /// at each release, a cross-CPU handoff per critical section; one that looks less often
 /// lets the holder run on in its own cache. (An internal lock, whose holder is the other
 /// side of a queue or pipe and holds it for tens of nanoseconds, looks after every pause.)
+/// The last wait may pass the budget by less than `max_gap` pauses: clamping it measured
+/// 4-10% slower on the queue rows, whose internal locks spin here too.
 static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget, int max_gap) {
     for (int spent = 0, gap = 1;;) {
         if (ipc_robust_lock_looks_free(lock)) {
@@ -154,9 +156,8 @@ static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget
             if (r != EBUSY) return r;
         }
         if (spent >= budget) return EBUSY;
-        int wait = gap < budget - spent ? gap : budget - spent;
-        for (int i = 0; i < wait; i++) ipc_pause();
-        spent += wait;
+        for (int i = 0; i < gap; i++) ipc_pause();
+        spent += gap;
         if (gap < max_gap) gap *= 2;
     }
 }
