@@ -706,24 +706,11 @@ static int store_scalar(lua_State *L, int i, ipc_scalar_header *h) {
 // Swift side for its `v.value`, as its key's address differs).
 static const void *value_key, *value_tag;
 
-// __index. Upvalues: 1 the method table, 2 the type's field function (then 3 the key and 4
-// the metatable, which the statics above hold). No method is named "value", so its fast
-// path may come before the method table. No type check of the key: only the string
+// __index of a value's own method table, for the keys it lacks (fields). Upvalues: 1 the
+// kind's method table, 2 its field function (as ipc_lua_index_with_fields's), 3 the value;
+// called with the method table, for which the value stands in. No method is named
+// "value", so its fast path comes first. No type check of the key: only the string
 // "value" has that address (a light userdata made in C to hold it would read the value).
-static int fast_index(lua_State *L) {
-    if (!ipc_gate_hooked && lua_topointer(L, 2) == value_key) {
-        ipc_box *b = box_of(L, value_tag);
-        if (b != NULL) {
-            push_scalar(L, b->shared);
-            return 1;
-        }
-    }
-    return ipc_lua_index_with_fields(L);
-}
-
-// __index of an object's own method table, for the keys it lacks (fields). Upvalues as
-// fast_index's, then 3 the object; called with the method table, for which the object
-// stands in.
 static int fast_own_index(lua_State *L) {
     ipc_box *b = lua_touserdata(L, lua_upvalueindex(3));
     if (!ipc_gate_hooked && lua_topointer(L, 2) == value_key && b->object != NULL && b->shared != NULL) {
@@ -787,12 +774,6 @@ int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lo
     return push_closure(L, f, 5);
 }
 
-int ipc_lua_pushfastindex(lua_State *L) {
-    value_key = lua_touserdata(L, -2);
-    value_tag = lua_touserdata(L, -1);
-    return push_closure(L, fast_index, 4);
-}
-
 int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn) {
     value_key = lua_touserdata(L, -2);
     value_tag = lua_touserdata(L, -1);
@@ -809,8 +790,8 @@ void ipc_lua_box_detach(lua_State *L, int i) {
 
 // (object, kind's metatable K): the object's own metatable M, a copy of K's string fields
 // with M.__index = T, T a copy of K's method table whose metatable's __index is
-// fast_own_index over the object (its other upvalues are those of K's __index, a
-// fast_index). The object's box names its kind (ipc_lua_objecttag). The cycle object ->
+// fast_own_index over the object (its other upvalues are those of K's __index, an
+// ipc_lua_index_with_fields closure). The object's box names its kind (ipc_lua_objecttag). The cycle object ->
 // M -> T -> its metatable -> the closure -> object is collected with the object.
 static int p_setownmetatable(lua_State *L) {
     lua_settop(L, 2);
@@ -818,8 +799,8 @@ static int p_setownmetatable(lua_State *L) {
     // through the registry, and Lua's API checks no types here: each piece is checked.
     if (lua_type(L, 2) != LUA_TTABLE) return luaL_error(L, "its kind's metatable was replaced");
     lua_pushliteral(L, "__index");
-    lua_rawget(L, 2);  // 3: fast_index, over (methods, field function, ...)
-    if (lua_tocfunction(L, 3) != fast_index || lua_getupvalue(L, 3, 1) == NULL || lua_getupvalue(L, 3, 2) == NULL
+    lua_rawget(L, 2);  // 3: ipc_lua_index_with_fields, over (methods, field function)
+    if (lua_tocfunction(L, 3) != ipc_lua_index_with_fields || lua_getupvalue(L, 3, 1) == NULL || lua_getupvalue(L, 3, 2) == NULL
         || lua_type(L, 4) != LUA_TTABLE || lua_type(L, 5) != LUA_TFUNCTION) {
         return luaL_error(L, "its kind's metatable was changed");
     }

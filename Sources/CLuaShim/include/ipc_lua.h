@@ -152,9 +152,6 @@ void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction));
 int ipc_lua_index_with_fields(lua_State *L);
 extern const void *ipc_metatables[64];
 static inline const void **ipc_metatables_of_kinds(void) { return ipc_metatables; }
-/// Pushes an `__index` that reads `v.value` in C: on the stack top, the method table,
-/// the field function, the interned key "value" and the metatable (light userdata).
-int ipc_lua_pushfastindex(lua_State *L);
 /// Pushes a `__newindex` that writes `v.value` in C, else calls `fn`: on the stack top,
 /// the key "value" and the metatable (light userdata).
 int ipc_lua_pushfastnewindex(lua_State *L, ipc_swift_function fn);

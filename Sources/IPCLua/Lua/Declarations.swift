@@ -332,17 +332,12 @@ enum Bindings {
                 try s.setField(methods, g.name)
             }
             if let fields = type.fields {
-                // Methods resolve in C (no Swift frame); other keys go to the fields, and a
-                // value's `value` is read in C while no hook watches the gate.
+                // Methods resolve in C (no Swift frame); other keys go to the fields. (A
+                // value's own metatable serves its methods from a table and reads `value`
+                // in C: ipc_lua_p_setownmetatable, over this closure's upvalues.)
                 s.pushValue(methods)
                 try s.push(function: fields)
-                if kind == .value {
-                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: Keys.value))
-                    lua_pushlightuserdata(L, UnsafeMutableRawPointer(mutating: lua_topointer(L, mt)))
-                    try s.check(ipc_lua_pushfastindex(L))
-                } else {
-                    try s.check(ipc_lua_pushindex(L))
-                }
+                try s.check(ipc_lua_pushindex(L))
             } else {
                 s.pushValue(methods)
             }
