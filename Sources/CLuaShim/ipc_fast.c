@@ -232,9 +232,9 @@ static void roll_back(ipc_queue_header *h) {
 /// between the look and the take leaves it to us inconsistent: `repair(arg)` puts right
 /// what it left half done, as the Swift side would, then it is made consistent, with
 /// the Swift side's warning.
-static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
-                         int index, const char *name, const char *call) {
-    int r = ipc_robust_lock_try_spinning(lk, FAST_LOCK_SPINS, max_gap);
+static int take_within(ipc_robust_lock *lk, int budget, int max_gap, uint32_t me, void (*repair)(void *, int),
+                       void *arg, int index, const char *name, const char *call) {
+    int r = ipc_robust_lock_try_spinning(lk, budget, max_gap);
     if (r != 0 && r != EOWNERDEAD) return 0;
     uint32_t dead = lk->holder;
     lk->holder = me;
@@ -244,6 +244,11 @@ static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*r
         warn_takeover(name, dead, call);
     }
     return 1;
+}
+
+static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
+                         int index, const char *name, const char *call) {
+    return take_within(lk, FAST_LOCK_SPINS, max_gap, me, repair, arg, index, name, call);
 }
 
 static void release_taken(ipc_robust_lock *lk) {
@@ -438,6 +443,90 @@ static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t m
     return take_spinning(lk, 1, me, recover_inbox, h, receive_direction, h->name, call);
 }
 
+/// Connection.InboxState: the active half, and where its unconsumed bytes start and end.
+typedef struct inbox_state { uint64_t active, start, end; } inbox_state;
+
+static inbox_state load_state(ipc_channel_inbox *box) {
+    uint64_t w = __atomic_load_n(&box->state, __ATOMIC_SEQ_CST);
+    return (inbox_state){w >> 63, (w >> 32) & 0x7FFFFFFF, w & 0xFFFFFFFF};
+}
+
+static void store_state(ipc_channel_inbox *box, inbox_state st) {
+    __atomic_store_n(&box->state, st.active << 63 | st.start << 32 | st.end, __ATOMIC_SEQ_CST);
+}
+
+static unsigned char *half_of(ipc_channel_inbox *box, uint64_t which) { return box->bytes + which * IPC_INBOX_HALF; }
+
+/// Writes a whole frame to the pipe, counted in `piped` first (a sender killed between
+/// the two leaves the count high, which only keeps frames off the direct way, see
+/// ipc_channel_inbox). 1 when written; 0 when the pipe is full or has no reader.
+static int write_counted(ipc_channel_inbox *box, int fd, const unsigned char *frame, size_t length) {
+    ipc_add64(&box->piped, length);
+    ssize_t w;
+    do {
+        w = write(fd, frame, length);
+    } while (w < 0 && errno == EINTR);
+    if (w == (ssize_t)length) return 1;
+    __atomic_sub_fetch(&box->piped, length, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+/// Fills in the header of a frame of `length` payload bytes (flags in `word`) at `frame`,
+/// with the next sequence number (reserved before the frame goes anywhere, as the Swift
+/// side does: a frame that goes nowhere leaves a gap).
+static uint32_t frame_header(ipc_channel_header *h, ipc_channel_inbox *box, unsigned char *frame, uint32_t word,
+                             size_t length) {
+    uint32_t crc = ipc_crc32c(0, frame + IPC_PIPE_FRAME_HEADER, length);
+    uint32_t sequence = ++box->sequence;
+    uint64_t id = 0;  // trace ids are for traces, and no trace watches
+    uint32_t check = ipc_pipe_frame_check(h->salt, word, crc, sequence, id);
+    memcpy(frame, &check, 4);
+    memcpy(frame + 4, &word, 4);
+    memcpy(frame + 8, &crc, 4);
+    memcpy(frame + 12, &sequence, 4);
+    memcpy(frame + 16, &id, 8);
+    return sequence;
+}
+
+/// Pauses a sender spends on the receive lock for a direct put: a receiver holds it for
+/// the time it takes a frame out; one that holds it longer waits in Swift, for the pipe.
+#define DIRECT_LOCK_SPINS 16
+
+/// Puts a whole frame (the send lock held) straight into the inbox of `direction`, for
+/// the receiver that takes frames there in C: see ipc_channel_inbox. 1 when it is there (and
+/// `written` says so); 0 when the frame must go through the pipe.
+static int put_direct(ipc_channel_header *h, int direction, int fd, unsigned char *frame, size_t length,
+                      uint32_t sequence, uint32_t me, const char *call) {
+    ipc_channel_inbox *box = inbox_of(h, direction);
+    if (ipc_load32(&box->receiver) == 0 || ipc_load32(&box->pollers) != 0 || ipc_load32(&box->direct_off) != 0)
+        return 0;
+    ipc_robust_lock *lk = &h->recv_lock[direction].lock;
+    if (!take_within(lk, DIRECT_LOCK_SPINS, 1, me, recover_inbox, h, direction, h->name, call)) return 0;
+    inbox_state st = load_state(box);
+    // In pipe order only when the pipe holds nothing (every byte written was read).
+    int fits = ipc_load32(&box->direct_off) == 0 && ipc_load64(&box->piped) == ipc_load64(&box->drained);
+    if (fits && st.start == st.end) st.start = st.end = 0;  // empty: from the front
+    if (fits && IPC_INBOX_HALF - st.end >= length) {
+        memcpy(half_of(box, st.active) + st.end, frame, length);
+        st.end += length;
+        store_state(box, st);
+        // A poller that came after our look sleeps in poll(2), which only the pipe ends:
+        // it stores `pollers`, then looks at the inbox; we store the inbox, then look.
+        int ring = ipc_load32(&box->pollers) != 0;
+        release_taken(lk);
+        ipc_store32_release(&box->written, sequence);
+        if (ring) {
+            // An empty frame, part of no message (as a lane's fence).
+            unsigned char bell[IPC_PIPE_FRAME_HEADER];
+            uint32_t bell_sequence = frame_header(h, box, bell, 0, 0);
+            if (write_counted(box, fd, bell, sizeof bell)) ipc_store32_release(&box->written, bell_sequence);
+        }
+        return 1;
+    }
+    release_taken(lk);
+    return 0;
+}
+
 /// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.
 static int fast_pipe_send(lua_State *L) {
     const fast_spec *spec;
@@ -461,49 +550,27 @@ static int fast_pipe_send(lua_State *L) {
     if (!take_pipe_lock(h, lk, me, b->dir_out, -1, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_out);
     uint32_t word = (uint32_t)n | IPC_PIPE_FIRST | IPC_PIPE_LAST | (raw ? IPC_PIPE_RAW : 0);
-    uint32_t crc = ipc_crc32c(0, payload, n);
-    // Reserved before the write, as the Swift side does: a failed write leaves a gap.
-    uint32_t sequence = ++box->sequence;
-    uint64_t id = 0;  // trace ids are for traces, and no trace watches
-    uint32_t check = ipc_pipe_frame_check(h->salt, word, crc, sequence, id);
-    memcpy(frame, &check, 4);
-    memcpy(frame + 4, &word, 4);
-    memcpy(frame + 8, &crc, 4);
-    memcpy(frame + 12, &sequence, 4);
-    memcpy(frame + 16, &id, 8);
-    ssize_t w;
-    do {
-        w = write(b->fd_out, frame, IPC_PIPE_FRAME_HEADER + n);
-    } while (w < 0 && errno == EINTR);
-    if (w != (ssize_t)(IPC_PIPE_FRAME_HEADER + n)) {
-        // A full pipe (it waits for room) or no reader left: the Swift side says which.
-        release_taken(lk);
-        return ipc_lua_trampoline(L);
+    uint32_t sequence = frame_header(h, box, frame, word, n);
+    size_t length = IPC_PIPE_FRAME_HEADER + n;
+    if (!put_direct(h, b->dir_out, b->fd_out, frame, length, sequence, me, spec->call)) {
+        if (!write_counted(box, b->fd_out, frame, length)) {
+            // A full pipe (it waits for room) or no reader left: the Swift side says which.
+            release_taken(lk);
+            return ipc_lua_trampoline(L);
+        }
+        ipc_store32_release(&box->written, sequence);
     }
-    ipc_store32_release(&box->written, sequence);
     release_taken(lk);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/// Connection.InboxState: the active half, and where its unconsumed bytes start and end.
-typedef struct inbox_state { uint64_t active, start, end; } inbox_state;
-
-static inbox_state load_state(ipc_channel_inbox *box) {
-    uint64_t w = __atomic_load_n(&box->state, __ATOMIC_SEQ_CST);
-    return (inbox_state){w >> 63, (w >> 32) & 0x7FFFFFFF, w & 0xFFFFFFFF};
-}
-
-static void store_state(ipc_channel_inbox *box, inbox_state st) {
-    __atomic_store_n(&box->state, st.active << 63 | st.start << 32 | st.end, __ATOMIC_SEQ_CST);
-}
-
-static unsigned char *half_of(ipc_channel_inbox *box, uint64_t which) { return box->bytes + which * IPC_INBOX_HALF; }
-
 /// Connection.fill without its waits: reads into the inbox until it holds `minimum`
-/// bytes. 1 when it does; 0 when the pipe is empty for now (after a short look at the
-/// sender's counter), at its end, or failing (the Swift side then waits or says why).
-static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum) {
+/// bytes. 1 when it does; -1 when the inbox and the pipe are empty (`seen`: the sender's
+/// counter before the read), for the caller to wait without the lock; 0 when the pipe is
+/// empty for now in the middle of a frame (after a short look at the sender's counter),
+/// at its end, or failing (the Swift side then waits or says why).
+static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum, uint32_t *seen_out) {
     for (;;) {
         inbox_state st = load_state(box);
         if (st.end - st.start >= minimum) return 1;
@@ -518,14 +585,31 @@ static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum) {
         if (r > 0) {
             st.end += (uint64_t)r;
             store_state(box, st);
+            ipc_add64(&box->drained, (uint64_t)r);
             continue;
         }
         if (r == 0 || (errno != EAGAIN && errno != EINTR)) return 0;
         if (errno == EINTR) continue;
+        if (st.end == st.start) {
+            *seen_out = seen;
+            return -1;
+        }
         int spins = 0;
         while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
         if (spins == FAST_WAIT_SPINS) return 0;
     }
+}
+
+/// Waits (the receive lock released) until a sender has written a frame after `seen`,
+/// or put one straight into the inbox. 1 when one came within the fast path's spin; 0
+/// when the wait is for Swift (which holds the lock while it waits: no direct puts).
+static int await_frame(ipc_channel_inbox *box, uint32_t me, uint32_t seen) {
+    int spins = 0;
+    while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
+    if (spins < FAST_WAIT_SPINS) return 1;
+    uint32_t expected = me;
+    ipc_cas32(&box->receiver, &expected, 0);  // unless another receiver came since
+    return 0;
 }
 
 /// `c:recv()` and `c:recv_bytes()`. Upvalues as fast_lock_method's.
@@ -536,12 +620,20 @@ static int fast_pipe_recv(lua_State *L) {
     if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
     ipc_channel_header *h = b->shared;
     ipc_robust_lock *lk = &h->recv_lock[b->dir_in].lock;
-    if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
     ipc_channel_inbox *box = inbox_of(h, b->dir_in);
     unsigned char payload[FAST_RECEIVE_MAX];
-    uint32_t word = 0, length = 0;
-    int taken = 0;
-    if (fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER)) {
+    uint32_t word = 0, length = 0, seen = 0;
+    int taken = 0, filled;
+    // Senders may put frames straight into the inbox while we receive (put_direct).
+    if (ipc_load32(&box->receiver) != me) ipc_store32(&box->receiver, me);
+    for (;;) {
+        if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
+        filled = fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER, &seen);
+        if (filled >= 0) break;
+        release_taken(lk);
+        if (!await_frame(box, me, seen)) return ipc_lua_trampoline(L);
+    }
+    if (filled) {
         inbox_state st = load_state(box);
         const unsigned char *at = half_of(box, st.active) + st.start;
         uint32_t check, crc, sequence;
@@ -556,7 +648,7 @@ static int fast_pipe_recv(lua_State *L) {
         // (it slides past bytes that are not a frame, and gathers messages of several).
         if (check == ipc_pipe_frame_check(h->salt, word, crc, sequence, id) && length <= FAST_RECEIVE_MAX
             && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST | IPC_PIPE_LANE)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
-            && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length)) {
+            && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length, &seen) == 1) {
             st = load_state(box);
             at = half_of(box, st.active) + st.start;
             if (ipc_crc32c(0, at + IPC_PIPE_FRAME_HEADER, length) == crc) {

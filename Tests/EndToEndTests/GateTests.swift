@@ -71,4 +71,21 @@ struct GateTests {
         #expect(slices["semaphore:acquire", default: 0] >= 10_000, "\(slices)")
         #expect(slices["connection:send", default: 0] > 100 && slices["connection:recv", default: 0] > 100, "\(slices)")
     }
+
+    /// Direct puts (a small message put straight into the pipe's inbox, ipc_fast.c): with no
+    /// hook, 100 small messages sent while the receiver is between two receives make no
+    /// write(2) (the sender's /proc/self/io says so), and every message of the scenario
+    /// arrives in order; with a trace every call goes through Swift and the pipe, and the
+    /// same order holds.
+    @Test(.enabled(if: FileManager.default.isReadableFile(atPath: "/proc/self/io"),
+                   "/proc/self/io is not readable here: write calls cannot be counted"))
+    func directPutsSkipTheKernelAndKeepTheOrder() throws {
+        let plain = try Ipcplay.run(["run", "tests/pipe_direct_test.lua", "count-writes"], limit: 200)
+        #expect(plain.status == 0, "\(plain.combined)")
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("ipcplay-direct-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let traced = try Ipcplay.run(["run", "--trace", dir.appendingPathComponent("t.json").path, "tests/pipe_direct_test.lua"], limit: 200)
+        #expect(traced.status == 0, "\(traced.combined)")
+    }
 }

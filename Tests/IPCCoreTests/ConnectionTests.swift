@@ -23,7 +23,8 @@ struct ConnectionTests {
         #expect(MemoryLayout<ipc_channel_inbox>.size == ipc_inbox_size())
         #expect(MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed) == ipc_inbox_consumed_offset())
         #expect(MemoryLayout<ipc_channel_inbox>.offset(of: \.sequence) == ipc_inbox_sequence_offset())
-        #expect(Connection.inboxBytesOffset == 144)
+        #expect(MemoryLayout<ipc_channel_inbox>.offset(of: \.drained) == ipc_inbox_drained_offset())
+        #expect(Connection.inboxBytesOffset == ipc_inbox_bytes_offset())
     }
 
     @Test func duplexBothWays() throws {

@@ -138,6 +138,15 @@ typedef struct ipc_scalar_header {
 /// pipe order): a receiver killed between its read(2) and the store that records it
 /// leaves fresh frames past `end`, which the next receiver tells from stale bytes by
 /// their numbers, above `consumed` and above every frame before `end`.
+///
+/// A small message can also skip the kernel: while a receiver takes frames in C
+/// (`receiver`: it spins for the next one without the receive lock), nothing sleeps in
+/// poll(2) on the pipe (`pollers`), and every byte written to the pipe has been read
+/// into the inbox (`piped` == `drained`), a sender appends its frame to the inbox itself,
+/// under the receive lock (ipc_fast.c, `put_direct`). The frame is then in pipe order
+/// (after everything read, before anything written later), and looks as if it had been
+/// read. Any death under the receive lock turns this off for good (`direct_off`): the
+/// counters may be wrong after it, and the pipe is always right.
 #define IPC_INBOX_HALF 16384
 typedef struct ipc_channel_inbox {
     // Written by senders and watched by spinning receivers, so on a cache line of their
@@ -150,18 +159,23 @@ typedef struct ipc_channel_inbox {
     // Read and written by senders only, so not on the line receivers watch (a sender
     // would take that line from them twice per frame, not once).
     uint32_t sequence;  // the last sequence number a sender reserved
-    uint8_t senders_line_pad[60];
-    // Written by receivers.
+    uint32_t pad0;
+    uint64_t piped;     // bytes written to the pipe, counted before each write
+    uint8_t senders_line_pad[48];
+    // Written by receivers (and by a sender that puts a frame in directly).
     uint64_t state;     // active << 63 | start << 32 | end
     uint32_t consumed;  // the sequence number of the last frame consumed
-    uint32_t pad;
+    uint32_t receiver;  // pid of the last receiver to take a frame in C, until it waits in Swift or closes
+    uint64_t drained;   // bytes read from the pipe into the inbox
+    uint32_t pollers;   // processes in poll(2) on the pipe (c:poll, ipc.wait): no direct put
+    uint32_t direct_off;  // a receive lock was taken over from a dead process
     // Swift does not import `bytes` (too large an array); Connection.inboxBytesOffset
     // says where it starts.
     uint8_t bytes[2 * IPC_INBOX_HALF];
-    uint8_t tail_pad[48];
+    uint8_t tail_pad[32];
 } ipc_channel_inbox;
 _Static_assert(offsetof(ipc_channel_inbox, state) == 128, "the watched line, then the senders' line");
-_Static_assert(offsetof(ipc_channel_inbox, bytes) == 144, "Connection.inboxBytesOffset");
+_Static_assert(offsetof(ipc_channel_inbox, bytes) == 160, "Connection.inboxBytesOffset");
 _Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
 
 /// A pipe frame's header (Connection.swift; the C fast paths in ipc_fast.c): the check,
@@ -240,6 +254,8 @@ static inline size_t ipc_channel_recv_lock_offset(void) { return offsetof(ipc_ch
 static inline size_t ipc_inbox_size(void) { return sizeof(ipc_channel_inbox); }
 static inline size_t ipc_inbox_consumed_offset(void) { return offsetof(ipc_channel_inbox, consumed); }
 static inline size_t ipc_inbox_sequence_offset(void) { return offsetof(ipc_channel_inbox, sequence); }
+static inline size_t ipc_inbox_drained_offset(void) { return offsetof(ipc_channel_inbox, drained); }
+static inline size_t ipc_inbox_bytes_offset(void) { return offsetof(ipc_channel_inbox, bytes); }
 /// Where the lanes' slots start in the channel's region (direction 0's, then 1's).
 #define IPC_LANE_OFFSET ((sizeof(ipc_channel_header) + 4095) & ~(size_t)4095)
 _Static_assert(offsetof(ipc_channel_header, inbox) % 64 == 0, "inboxes on line boundaries");

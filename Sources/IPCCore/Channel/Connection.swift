@@ -70,7 +70,7 @@ public final class Connection {
     static let frameHeader = Int(IPC_PIPE_FRAME_HEADER)
     /// `ipc_channel_inbox.bytes` follows the inbox's counters (Swift does not import a C
     /// array this large as a field; the C header asserts the offset).
-    static let inboxBytesOffset = 144
+    static let inboxBytesOffset = 160
     public static let maxFramePayload = Int(PIPE_BUF) - 24
     static let flagFirst = UInt32(IPC_PIPE_FIRST)
     static let flagLast = UInt32(IPC_PIPE_LAST)
@@ -167,7 +167,10 @@ public final class Connection {
 
     /// Closes this end in this process (other processes keep their copies).
     public func close() {
-        if readFD >= 0 { Glibc.close(readFD); readFD = -1 }
+        if readFD >= 0 {
+            leaveDirectPuts()
+            Glibc.close(readFD); readFD = -1
+        }
         if writeFD >= 0 { Glibc.close(writeFD); writeFD = -1 }
         isClosed = true
     }
@@ -320,19 +323,34 @@ public final class Connection {
     /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
     /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
     /// there is room.
+    /// Each attempt is counted in `piped` before it (a sender killed in between leaves the
+    /// count high, which only keeps frames off the direct way: see ipc_channel_inbox).
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
+        let piped = Self.pipedWord(inbox(writeDirection))
+        let length = UInt64(Self.frameHeader + n)
         while true {
+            _ = ipc_add64(piped, length)
             switch Syscall.shim({ ipc_write2(writeFD, hdr, Self.frameHeader, payload, n) }) {
             case .success(let written):
                 // A short write cannot happen: a write of at most PIPE_BUF bytes to a
                 // non-blocking pipe is all or nothing.
                 return written == Self.frameHeader + n
             case .failure(.resourceTemporarilyUnavailable):
+                _ = ipc_add64(piped, 0 &- length)
                 _ = Blocking.poll(writeFD, Int16(POLLOUT), deadline: .never)
             case .failure:
+                _ = ipc_add64(piped, 0 &- length)
                 return false  // EPIPE: every reader is gone
             }
         }
+    }
+
+    static func pipedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.piped)!).assumingMemoryBound(to: UInt64.self)
+    }
+
+    static func drainedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt64> {
+        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.drained)!).assumingMemoryBound(to: UInt64.self)
     }
 
     // MARK: - Receiving
@@ -419,6 +437,7 @@ public final class Connection {
             case .success(let r):
                 st.end += r
                 setState(box, st)
+                _ = ipc_add64(Self.drainedWord(box), UInt64(r))
                 continue
             case .failure(.resourceTemporarilyUnavailable): break
             case .failure: return .closed
@@ -426,6 +445,7 @@ public final class Connection {
             // Nothing yet: the sender is usually about to write; watch its counter for a
             // moment rather than sleep in poll (a wake-up costs both sides a syscall).
             if Spin.until(Spin.waitSpins, { ipc_load32(&box.pointee.written) != seen }) { continue }
+            leaveDirectPuts()
             if midMessage {
                 if !Blocking.poll(readFD, Int16(POLLIN), deadline: .after(seconds: 1)) {
                     let sender = sendLock(readDirection).holder
@@ -435,6 +455,13 @@ public final class Connection {
             }
             if !Blocking.poll(readFD, Int16(POLLIN), deadline: deadline) { return .timedOut }
         }
+    }
+
+    /// This process no longer takes frames in C on this end (it sleeps, or closes it):
+    /// senders stop putting frames straight into the inbox for it (ipc_channel_inbox).
+    func leaveDirectPuts() {
+        var me = UInt32(bitPattern: ProcessIdentity.pid)
+        _ = ipc_cas32(&inbox(readDirection).pointee.receiver, &me, 0)
     }
 
     /// Consumes `n` bytes of the inbox (one store).
@@ -551,6 +578,9 @@ public final class Connection {
     func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) { Self.recoverReadAhead(box, salt: header.pointee.salt) }
 
     static func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>, salt: UInt64) {
+        // The dead one may have read without counting it, or put a frame in directly
+        // without finishing: the counters that order direct puts are not to be trusted.
+        ipc_store32(&box.pointee.direct_off, 1)
         var st = state(box)
         let base = UnsafeRawPointer(half(box, st.active))
         let cap = Int(IPC_INBOX_HALF)
@@ -595,8 +625,24 @@ public final class Connection {
     /// True when a message (or the end of the stream) is ready to read.
     public func poll(deadline: Deadline) -> Bool {
         guard readFD >= 0 else { return false }
+        beginSelect()
+        defer { endSelect() }
         if state(inbox(readDirection)).count > 0 { return true }
         return Blocking.poll(readFD, Int16(POLLIN), deadline: deadline)
+    }
+
+    /// Said before looking at the inbox and then sleeping in poll(2) on the pipe (and
+    /// `endSelect` after): a sender that puts a frame straight into the inbox meanwhile
+    /// also rings the pipe (see ipc_channel_inbox). A poller killed in between leaves the
+    /// count high, which only keeps frames on the pipe.
+    public func beginSelect() {
+        guard readFD >= 0 else { return }
+        _ = ipc_add32(&inbox(readDirection).pointee.pollers, 1)
+    }
+
+    public func endSelect() {
+        guard readFD >= 0 else { return }
+        _ = ipc_sub32(&inbox(readDirection).pointee.pollers, 1)
     }
 
     /// True when unconsumed bytes wait in this end's inbox (read ahead by some receiver).

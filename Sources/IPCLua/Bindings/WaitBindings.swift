@@ -41,8 +41,22 @@ enum WaitBindings {
                 throw LuaRaise("\(call): item \(k) is \(s.describe(-1)); expected a connection, queue, socket, server or dgram")
             }
         }
-        for case .queue(let q) in sources { q.beginSelect() }
-        defer { for case .queue(let q) in sources { q.endSelect() } }
+        for source in sources {
+            switch source {
+            case .queue(let q): q.beginSelect()
+            case .connection(let c): c.beginSelect()
+            case .socket: break
+            }
+        }
+        defer {
+            for source in sources {
+                switch source {
+                case .queue(let q): q.endSelect()
+                case .connection(let c): c.endSelect()
+                case .socket: break
+                }
+            }
+        }
         while true {
             var ready = [Bool](repeating: false, count: sources.count)
             var entries: [(fd: Int32, events: Int16)] = []
