@@ -128,3 +128,21 @@ for _, how in ipairs({"wait", "poll"}) do
   assert(a:send("done"))
   assert(partner:join(60) and partner.exitcode == 0, how .. ": partner exit " .. tostring(partner.exitcode))
 end
+
+-- 4. A receiver that ends (without closing its end) takes no more direct puts: once no
+--    reader is left anywhere, `send` says "closed", as on any pipe.
+do
+  local r, w = ipc.pipe(false)
+  local sent = ipc.event()
+  local receiver = ipc.spawn(function()
+    w:close()
+    assert(sent:wait(60), "sent")
+    assert(r:recv() == 1 and r:recv() == 2)  -- in C, with no wait: direct puts are on
+  end)
+  assert(w:send(1) and w:send(2))
+  sent:set()
+  assert(receiver:join(60) and receiver.exitcode == 0, "receiver exit " .. tostring(receiver.exitcode))
+  r:close()
+  local ok, why = w:send(3)
+  assert(ok == nil and why == "closed", "a send with no reader left: " .. tostring(why))
+end

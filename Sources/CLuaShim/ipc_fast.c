@@ -624,8 +624,9 @@ static int fast_pipe_recv(lua_State *L) {
     unsigned char payload[FAST_RECEIVE_MAX];
     uint32_t word = 0, length = 0, seen = 0;
     int taken = 0, filled;
-    // Senders may put frames straight into the inbox while we receive (put_direct).
-    if (ipc_load32(&box->receiver) != me) ipc_store32(&box->receiver, me);
+    // Senders may put frames straight into the inbox while we receive (put_direct); the
+    // word is cleared when this process closes the end, waits in Swift, or ends.
+    if (ipc_load32(&box->receiver) != me && ipc_exit_note_word(&box->receiver)) ipc_store32(&box->receiver, me);
     for (;;) {
         if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
         filled = fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER, &seen);

@@ -25,6 +25,35 @@
 
 int32_t ipc_self_pid;
 
+static uint32_t *exit_words[IPC_EXIT_WORDS];
+static int exit_word_count;
+
+int ipc_exit_note_word(uint32_t *word) {
+    for (int i = 0; i < exit_word_count; i++) if (exit_words[i] == word) return 1;
+    if (exit_word_count == IPC_EXIT_WORDS) return 0;
+    exit_words[exit_word_count++] = word;
+    return 1;
+}
+
+void ipc_exit_forget_word(uint32_t *word) {
+    for (int i = 0; i < exit_word_count; i++) {
+        if (exit_words[i] == word) {
+            exit_words[i] = exit_words[--exit_word_count];
+            return;
+        }
+    }
+}
+
+void ipc_exit_clear_words(uint32_t pid) {
+    for (int i = 0; i < exit_word_count; i++) {
+        uint32_t expected = pid;
+        __atomic_compare_exchange_n(exit_words[i], &expected, 0, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    }
+    exit_word_count = 0;
+}
+
+void ipc_exit_reset_words(void) { exit_word_count = 0; }
+
 // MARK: - Clock
 
 int ipc_sleep_until(int64_t deadline_ns) {

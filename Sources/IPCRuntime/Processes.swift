@@ -239,6 +239,7 @@ public enum Runtime {
     /// then end whatever is left of the run (grandchildren, the supervisor) and remove
     /// the run's socket files.
     public static func finishHost() {
+        ipc_exit_clear_words(UInt32(bitPattern: ProcessIdentity.pid))
         ipc_flush_all()
         waitForChildren()
         endSteps()
@@ -286,6 +287,7 @@ public enum Runtime {
         state.object = object
         this = state  // the parent's children are not ours
         Gate.reset()
+        ipc_exit_reset_words()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
         Trace.buffer.count = 0
         Trace.processStarted(name: name, index: spawnIndex)
@@ -295,6 +297,7 @@ public enum Runtime {
     /// Ends a child process: waits for its own non-daemon children, ends its daemon ones,
     /// flushes its output and leaves with `_exit` (never the parent's exit path).
     public static func endChild(code: Int32) -> Never {
+        ipc_exit_clear_words(UInt32(bitPattern: ProcessIdentity.pid))
         ipc_flush_all()
         waitForChildren()
         endSteps()

@@ -35,6 +35,19 @@ int ipc_sleep_until(int64_t deadline_ns);
 extern int32_t ipc_self_pid;
 static inline void ipc_set_self_pid(int32_t pid) { ipc_self_pid = pid; }
 
+/// Words in shared memory that hold this process's pid while it plays a part other
+/// processes act on (a pipe's receiver that senders put frames to directly): the process
+/// notes each (at most IPC_EXIT_WORDS), forgets one it clears itself, and clears those
+/// left when it ends. A process killed leaves them set: whoever reads them must cope.
+#define IPC_EXIT_WORDS 64
+/// 1 when `word` is noted (now or before); 0 when the list is full.
+int ipc_exit_note_word(uint32_t *word);
+void ipc_exit_forget_word(uint32_t *word);
+/// Each noted word that still holds `pid` becomes 0; the list is emptied.
+void ipc_exit_clear_words(uint32_t pid);
+/// In a new child: the parent's list is not its own.
+void ipc_exit_reset_words(void);
+
 // MARK: - Futex (futex(2), process-shared)
 
 /// Waits while `*word == expected`, until `deadline` on CLOCK_MONOTONIC (NULL: forever).

@@ -461,7 +461,10 @@ public final class Connection {
     /// senders stop putting frames straight into the inbox for it (ipc_channel_inbox).
     func leaveDirectPuts() {
         var me = UInt32(bitPattern: ProcessIdentity.pid)
-        _ = ipc_cas32(&inbox(readDirection).pointee.receiver, &me, 0)
+        let box = inbox(readDirection)
+        let word = (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.receiver)!).assumingMemoryBound(to: UInt32.self)
+        _ = ipc_cas32(word, &me, 0)
+        ipc_exit_forget_word(word)
     }
 
     /// Consumes `n` bytes of the inbox (one store).
