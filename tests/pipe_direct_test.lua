@@ -146,3 +146,36 @@ do
   local ok, why = w:send(3)
   assert(ok == nil and why == "closed", "a send with no reader left: " .. tostring(why))
 end
+
+-- 5. The drain idiom, `while c:poll() do c:recv() end`, in lockstep with a sender that
+--    sends the next message only when told: a poll that says true always has a message
+--    behind it (a poller that comes while a sender puts a frame in directly has that frame
+--    moved to the pipe, not a wake-up frame rung after it: that made this hang).
+do
+  local a, b = ipc.pipe(false)
+  local n = tonumber(arg[2]) or 20000
+  local turn = ipc.value("q", 0)
+  local sender = ipc.spawn(function()
+    a:close()
+    local x = 0
+    for i = 1, n do
+      while turn.value ~= i do end
+      for k = 1, (i * 7919) % 200 do x = x + k end  -- varied delays: the race comes up
+      assert(b:send(i))
+    end
+  end)
+  b:close()
+  local x = 0
+  for i = 1, n do
+    turn.value = i
+    for k = 1, (i * 104729) % 200 do x = x + k end
+    assert(a:poll(30), "poll timed out at " .. i)
+    local got = 0
+    while a:poll() do
+      assert(a:recv() == i, "message " .. i)
+      got = got + 1
+    end
+    assert(got == 1, "round " .. i .. " took " .. got)
+  end
+  assert(sender:join(60) and sender.exitcode == 0, "sender exit " .. tostring(sender.exitcode))
+end

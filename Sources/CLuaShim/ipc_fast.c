@@ -510,18 +510,23 @@ static int put_direct(ipc_channel_header *h, int direction, int fd, unsigned cha
         memcpy(half_of(box, st.active) + st.end, frame, length);
         st.end += length;
         store_state(box, st);
-        // A poller that came after our look sleeps in poll(2), which only the pipe ends:
-        // it stores `pollers`, then looks at the inbox; we store the inbox, then look.
-        int ring = ipc_load32(&box->pollers) != 0;
-        release_taken(lk);
-        ipc_store32_release(&box->written, sequence);
-        if (ring) {
-            // An empty frame, part of no message (as a lane's fence).
-            unsigned char bell[IPC_PIPE_FRAME_HEADER];
-            uint32_t bell_sequence = frame_header(h, box, bell, 0, 0);
-            if (write_counted(box, fd, bell, sizeof bell)) ipc_store32_release(&box->written, bell_sequence);
+        // Stored, then looked: a poller stores `pollers`, then looks at the inbox. So a
+        // poller we do not see now will see the frame.
+        if (ipc_load32(&box->pollers) == 0) {
+            release_taken(lk);
+            ipc_store32_release(&box->written, sequence);
+            return 1;
         }
-        return 1;
+        // One came after our first look, and may sleep in poll(2), which only the pipe
+        // ends: the frame is taken back (no one took it, we hold the lock) and written
+        // there before anyone can look for it again. (An empty frame rung after it instead
+        // would make a poll say true with no message to receive.)
+        st.end -= length;
+        store_state(box, st);
+        int written = write_counted(box, fd, frame, length);
+        release_taken(lk);
+        if (written) ipc_store32_release(&box->written, sequence);
+        return written;  // if not, the caller's own write finds out why
     }
     release_taken(lk);
     return 0;
