@@ -608,10 +608,11 @@ static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum, uint32_t *
 /// Waits (the receive lock released) until a sender has written a frame after `seen`,
 /// or put one straight into the inbox. 1 when one came within the fast path's spin; 0
 /// when the wait is for Swift (which holds the lock while it waits: no direct puts).
-static int await_frame(ipc_channel_inbox *box, uint32_t me, uint32_t seen) {
-    int spins = 0;
-    while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
-    if (spins < FAST_WAIT_SPINS) return 1;
+/// `spins` counts the pauses of every wait of one call: one that other receivers keep
+/// beating to the frames goes to Swift (and sleeps) as one that sees none would.
+static int await_frame(ipc_channel_inbox *box, uint32_t me, uint32_t seen, int *spins) {
+    while (ipc_load32(&box->written) == seen && *spins < FAST_WAIT_SPINS) wait_pause((*spins)++);
+    if (*spins < FAST_WAIT_SPINS) return 1;
     uint32_t expected = me;
     ipc_cas32(&box->receiver, &expected, 0);  // unless another receiver came since
     return 0;
@@ -628,7 +629,7 @@ static int fast_pipe_recv(lua_State *L) {
     ipc_channel_inbox *box = inbox_of(h, b->dir_in);
     unsigned char payload[FAST_RECEIVE_MAX];
     uint32_t word = 0, length = 0, seen = 0;
-    int taken = 0, filled;
+    int taken = 0, filled, spins = 0;
     // Senders may put frames straight into the inbox while we receive (put_direct); the
     // word is cleared when this process closes the end, waits in Swift, or ends.
     if (ipc_load32(&box->receiver) != me && ipc_exit_note_word(&box->receiver)) ipc_store32(&box->receiver, me);
@@ -637,7 +638,7 @@ static int fast_pipe_recv(lua_State *L) {
         filled = fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER, &seen);
         if (filled >= 0) break;
         release_taken(lk);
-        if (!await_frame(box, me, seen)) return ipc_lua_trampoline(L);
+        if (!await_frame(box, me, seen, &spins)) return ipc_lua_trampoline(L);
     }
     if (filled) {
         inbox_state st = load_state(box);

@@ -146,7 +146,14 @@ typedef struct ipc_scalar_header {
 /// under the receive lock (ipc_fast.c, `put_direct`). The frame is then in pipe order
 /// (after everything read, before anything written later), and looks as if it had been
 /// read. Any death under the receive lock turns this off for good (`direct_off`): the
-/// counters may be wrong after it, and the pipe is always right.
+/// counters may be wrong after it, and the pipe is always right. So, in effect, does a
+/// sender killed between counting a write in `piped` and making it, and a poller killed
+/// in poll(2) (the counts stay high). A receiver killed while `receiver` names it leaves
+/// it set (a normal end clears it): until another receiver takes a frame in C, senders
+/// may still put up to an inbox's worth of frames directly where no reader is left,
+/// before the pipe tells them "closed". A sender killed in the instant between putting a
+/// frame in and moving it to the pipe for a poller (put_direct) leaves that poller asleep
+/// until the next message or its timeout; the frame itself is received.
 #define IPC_INBOX_HALF 16384
 typedef struct ipc_channel_inbox {
     // Written by senders and watched by spinning receivers, so on a cache line of their
