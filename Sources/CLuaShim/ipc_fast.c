@@ -586,6 +586,12 @@ static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum, uint32_t *
             store_state(box, st);
         }
         uint32_t seen = ipc_load32(&box->written);
+        if (st.end == st.start && ipc_load64(&box->piped) == ipc_load64(&box->drained)) {
+            // Every byte written has been read: no read(2) to learn that the pipe is
+            // empty. (A write counted after this look is stored in `written` after `seen`.)
+            *seen_out = seen;
+            return -1;
+        }
         ssize_t r = read(fd, half_of(box, st.active) + st.end, IPC_INBOX_HALF - st.end);
         if (r > 0) {
             st.end += (uint64_t)r;
