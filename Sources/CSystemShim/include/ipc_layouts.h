@@ -140,7 +140,8 @@ typedef struct ipc_scalar_header {
 /// their numbers, above `consumed` and above every frame before `end`.
 ///
 /// A small message can also skip the kernel: while a receiver takes frames in C
-/// (`receiver`: it spins for the next one without the receive lock), nothing sleeps in
+/// (`receiver`: from its first frame taken in C until it waits in Swift, closes its end
+/// or ends; it spins for the next frame without the receive lock), nothing sleeps in
 /// poll(2) on the pipe (`pollers`), and every byte written to the pipe has been read
 /// into the inbox (`piped` == `drained`), a sender appends its frame to the inbox itself,
 /// under the receive lock (ipc_fast.c, `put_direct`). The frame is then in pipe order
@@ -172,7 +173,7 @@ typedef struct ipc_channel_inbox {
     // Written by receivers (and by a sender that puts a frame in directly).
     uint64_t state;     // active << 63 | start << 32 | end
     uint32_t consumed;  // the sequence number of the last frame consumed
-    uint32_t receiver;  // pid of the last receiver to take a frame in C, until it waits in Swift or closes
+    uint32_t receiver;  // pid of the receiver taking frames in C (see above)
     uint64_t drained;   // bytes read from the pipe into the inbox
     uint32_t pollers;   // processes in poll(2) on the pipe (c:poll, ipc.wait): no direct put
     uint32_t direct_off;  // a receive lock was taken over from a dead process

@@ -297,7 +297,7 @@ public final class Connection {
     func slotComesFree(_ slot: Int) -> Bool {
         let box = inbox(writeDirection)
         let target = slotSequence(writeDirection, slot).pointee
-        let consumed = Self.consumedWord(box)
+        let consumed = Self.word(box, \.consumed)
         let last = box.pointee.sequence  // stable: we hold the send lock
         let free = { last &- ipc_load32(consumed) <= last &- target }
         if free() || Spin.until(Spin.waitSpins, free) { return true }
@@ -316,17 +316,19 @@ public final class Connection {
         }
     }
 
-    static func consumedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt32> {
-        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.consumed)!).assumingMemoryBound(to: UInt32.self)
+    /// A word of `box` that other processes change, for the atomic calls (the inbox lives
+    /// in shared memory, so the address is stable).
+    static func word<T>(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ field: KeyPath<ipc_channel_inbox, T>) -> UnsafeMutablePointer<T> {
+        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: field)!).assumingMemoryBound(to: T.self)
     }
 
     /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
     /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
-    /// there is room.
-    /// Each attempt is counted in `piped` before it (a sender killed in between leaves the
-    /// count high, which only keeps frames off the direct way: see ipc_channel_inbox).
+    /// there is room. Each attempt is counted in `piped` before it is made (a sender killed
+    /// in between leaves the count high, which only keeps frames off the direct way: see
+    /// ipc_channel_inbox).
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
-        let piped = Self.pipedWord(inbox(writeDirection))
+        let piped = Self.word(inbox(writeDirection), \.piped)
         let length = UInt64(Self.frameHeader + n)
         while true {
             _ = ipc_add64(piped, length)
@@ -343,14 +345,6 @@ public final class Connection {
                 return false  // EPIPE: every reader is gone
             }
         }
-    }
-
-    static func pipedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt64> {
-        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.piped)!).assumingMemoryBound(to: UInt64.self)
-    }
-
-    static func drainedWord(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> UnsafeMutablePointer<UInt64> {
-        (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.drained)!).assumingMemoryBound(to: UInt64.self)
     }
 
     // MARK: - Receiving
@@ -437,7 +431,7 @@ public final class Connection {
             case .success(let r):
                 st.end += r
                 setState(box, st)
-                _ = ipc_add64(Self.drainedWord(box), UInt64(r))
+                _ = ipc_add64(Self.word(box, \.drained), UInt64(r))
                 continue
             case .failure(.resourceTemporarilyUnavailable): break
             case .failure: return .closed
@@ -461,10 +455,9 @@ public final class Connection {
     /// senders stop putting frames straight into the inbox for it (ipc_channel_inbox).
     func leaveDirectPuts() {
         var me = UInt32(bitPattern: ProcessIdentity.pid)
-        let box = inbox(readDirection)
-        let word = (UnsafeMutableRawPointer(box) + MemoryLayout<ipc_channel_inbox>.offset(of: \.receiver)!).assumingMemoryBound(to: UInt32.self)
-        _ = ipc_cas32(word, &me, 0)
-        ipc_exit_forget_word(word)
+        let receiver = Self.word(inbox(readDirection), \.receiver)
+        _ = ipc_cas32(receiver, &me, 0)
+        ipc_exit_forget_word(receiver)
     }
 
     /// Consumes `n` bytes of the inbox (one store).
@@ -540,7 +533,7 @@ public final class Connection {
                 // hold another part by now, so its message is dropped (the dead receiver's).
                 let slot = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader, as: UInt32.self))
                 let n = Int(at.loadUnaligned(fromByteOffset: Self.frameHeader + 4, as: UInt32.self))
-                let fresh = Int32(bitPattern: sequence &- ipc_load32(Self.consumedWord(box))) > 0
+                let fresh = Int32(bitPattern: sequence &- ipc_load32(Self.word(box, \.consumed))) > 0
                 if started && fresh && length == Self.laneFramePayload && slot < Self.laneSlots && n <= Self.laneSlot {
                     out.append(laneBytes(readDirection, slot), count: n)
                 } else {
@@ -635,9 +628,9 @@ public final class Connection {
     }
 
     /// Said before looking at the inbox and then sleeping in poll(2) on the pipe (and
-    /// `endSelect` after): a sender that puts a frame straight into the inbox meanwhile
-    /// also rings the pipe (see ipc_channel_inbox). A poller killed in between leaves the
-    /// count high, which only keeps frames on the pipe.
+    /// `endSelect` after): while it is said, senders put no frame straight into the inbox,
+    /// and one that did in the meantime moves it to the pipe (see ipc_channel_inbox). A
+    /// poller killed in between leaves the count high, which only keeps frames on the pipe.
     public func beginSelect() {
         guard readFD >= 0 else { return }
         _ = ipc_add32(&inbox(readDirection).pointee.pollers, 1)
