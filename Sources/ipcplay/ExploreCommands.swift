@@ -160,20 +160,31 @@ enum Exploring {
         }
     }
 
-    /// PCT's guarantee for these runs.
+    /// PCT's guarantee, for the runs that kept to its conditions, stating them; and why the
+    /// others are not counted.
     static func bound(_ o: Exploration.Outcome, depth: Int) -> String {
-        var parts: [String] = []
-        for d in Set([depth, min(depth, 2)]).sorted(by: >) {
-            parts.append("a depth-\(d) bug is found with probability ≥ \(percent(o.bound(depth: d)))")
+        var lines: [String] = []
+        if o.keptPCT > 0 {
+            let runs = o.keptPCT == o.schedules ? "these \(o.schedules) runs" : "the \(o.keptPCT) of these \(o.schedules) runs that kept to its conditions"
+            lines.append("PCT: a depth-\(depth) bug is found with probability ≥ \(percent(o.bound(depth: depth))) in \(runs)"
+                         + " (n = \(o.keptProcesses) processes, k = \(o.keptSteps) steps with a choice, d = \(depth))")
+        } else {
+            lines.append("PCT: no probability bound: no run kept to PCT's conditions")
         }
-        return "PCT: \(parts.joined(separator: "; ")) in these \(o.schedules) runs (n = \(o.processes) processes, k = \(o.steps) steps with a choice)"
+        var why: [String] = []
+        if o.leftLonger > 0 { why.append("\(o.leftLonger) made more choices than the k their change points were drawn from") }
+        if o.leftAtYield > 0 { why.append("\(o.leftAtYield) lowered a process at an explicit yield (a call with timeout 0 that found nothing)") }
+        if o.leftFair > 0 { why.append("\(o.leftFair) went on with fair random choices after \(PCTScheduler.fairBound) choices") }
+        if !why.isEmpty { lines.append("PCT: not counted: " + why.joined(separator: "; ")) }
+        return lines.joined(separator: "\n")
     }
 
+    /// A probability in percent, rounded down (never up to a certainty it is not).
     static func percent(_ p: Double) -> String {
-        if p >= 0.995 && p < 1 { return "99%" }
-        if p >= 0.1 { return "\(Int((p * 100).rounded(.down)))%" }
-        let text = String(Double(Int(p * 10000)) / 100)
-        return text + "%"
+        let hundredths = min(Int((p * 10_000).rounded(.down)), 9_999)
+        if hundredths == 0 { return "\(p * 100)%" }
+        let fraction = hundredths % 100
+        return "\(hundredths / 100)" + (fraction == 0 ? "" : fraction % 10 == 0 ? ".\(fraction / 10)" : ".\(fraction < 10 ? "0" : "")\(fraction)") + "%"
     }
 
     /// The findings of a failing schedule, as `explore` prints them and `test --explore`

@@ -126,10 +126,9 @@ typedef struct ipc_sched_process {
     uint32_t site;        // the pending call (a CallSite id)
     uint32_t object;      // the pending call's object id
     uint32_t key;         // what its wait depends on (an object key; 0: anything)
-    uint32_t yielding;    // its last step found nothing to do (a poll): PCT lowers it
+    uint32_t yielding;    // its last step was an explicit yield (a call with timeout 0
+                          // that found nothing): PCT lowers it
     int64_t deadline;     // blocked: when its wait times out (virtual ns), -1: never
-    uint32_t last_site;   // its previous step, to see a read repeated in a loop
-    uint32_t last_object;
     uint32_t blocking;    // its pending call can wait (a probe tells whether it would)
     uint32_t in_core;     // it waits inside a call it began (not at the gate)
     char name[IPC_NAME_CAP];
@@ -220,6 +219,9 @@ typedef struct ipc_sched_log {
     uint64_t choices;         // steps where more than one process was ready
     uint32_t interactive;     // 1: ask the controller at each choice (`ipcplay step`)
     uint32_t random_rest;     // 1: the person said "random for the rest"
+    uint32_t left_pct;        // PCT's conditions did not hold for the whole run: bit 0, a
+                              // process was lowered at an explicit yield; bit 1, the run
+                              // passed the fair bound and went on with random choices
     // The conversation with `ipcplay step` (interactive runs).
     uint32_t request;         // futex: bumped by the deciding process to ask
     uint32_t answer;          // futex: bumped by the controller when it has answered

@@ -55,6 +55,9 @@ public final class Explorer {
         public var seed: UInt64
         /// What each process was waiting in when the run failed (nil: it had ended).
         public var pending: [ScheduleLog.Step?] = []
+        /// PCT's conditions did not hold for the whole run (bit 0: a process was lowered at
+        /// an explicit yield; bit 1: the run went on fairly past the bound).
+        public var leftPCT: UInt32 = 0
 
         /// A failure in `explore`'s sense: an error in any process, a deadlock, a livelock,
         /// a divergence, or a run that ended without a report (it crashed).
@@ -150,6 +153,7 @@ public final class Explorer {
                       hash: log.interleavingHash(), choices: log.choices, output: output == .capture ? readAll(outputFD) : "",
                       seed: seed)
         run.pending = pending
+        run.leftPCT = log.h.pointee.left_pct
         return run
     }
 
@@ -226,16 +230,26 @@ public struct Exploration {
         /// The largest number of processes and of choices (PCT's n and k).
         public var processes = 0
         public var steps = 0
+        /// PCT: the runs that kept to its conditions (their change points were drawn among
+        /// at least as many choices as they made, no process was lowered at a yield, no
+        /// fair scheduling), and the largest n and k among them. The bound is theirs.
+        public var keptPCT = 0
+        public var keptProcesses = 0
+        public var keptSteps = 0
+        /// Why runs left PCT: lowered at a yield, went on fairly, more choices than k.
+        public var leftAtYield = 0
+        public var leftFair = 0
+        public var leftLonger = 0
         /// The first failing run, if any.
         public var failure: Explorer.Run?
         public var seconds = 0.0
 
-        /// PCT's guarantee: a bug of depth `d` is found with probability at least
-        /// 1 - (1 - 1/(n k^(d-1)))^runs.
+        /// PCT's guarantee for the runs that kept to it: a bug of depth `d` is found with
+        /// probability at least 1 - (1 - 1/(n k^(d-1)))^runs.
         public func bound(depth d: Int) -> Double {
-            let n = Double(max(processes, 1)), k = Double(max(steps, 1))
+            let n = Double(max(keptProcesses, 1)), k = Double(max(keptSteps, 1))
             let p = 1 / (n * pow(k, Double(d - 1)))
-            return 1 - pow(1 - min(p, 1), Double(schedules))
+            return 1 - pow(1 - min(p, 1), Double(keptPCT))
         }
     }
 
@@ -251,6 +265,19 @@ public struct Exploration {
             let run = explorer.run(kind, seed: seed(of: i))
             outcome.schedules += 1
             hashes.insert(run.hash)
+            if strategy == .pct {
+                // Change points drawn among k choices cover a run of at most k choices
+                // (depth 1 has none: every run keeps to it).
+                let longer = depth > 1 && run.choices > k
+                if run.leftPCT & 1 != 0 { outcome.leftAtYield += 1 }
+                if run.leftPCT & 2 != 0 { outcome.leftFair += 1 }
+                if longer && run.leftPCT == 0 { outcome.leftLonger += 1 }
+                if run.leftPCT == 0 && !longer {
+                    outcome.keptPCT += 1
+                    outcome.keptProcesses = max(outcome.keptProcesses, run.names.count)
+                    outcome.keptSteps = max(outcome.keptSteps, k)
+                }
+            }
             k = max(k, run.choices)
             outcome.processes = max(outcome.processes, run.names.count)
             if run.failed {

@@ -201,15 +201,12 @@ public final class Schedule: GateHook, Blocking.Controller {
             return
         }
         if call.site.access == .write { markRechecks(key(call.object)) }
+        // An explicit yield: a call that could not wait (timeout 0, or a nowait form) and
+        // found nothing to do, as a poll in a loop does. Nothing else is one: an ordinary
+        // read, even of one value twice, is a step like any other (PCT's bound needs it).
         var yielding = false
-        switch result.outcome {
-        case .fell: yielding = true
-        case .done, .raised:
-            yielding = call.site.access == .read && p.pointee.last_site == UInt32(call.site.id) && p.pointee.last_object == call.object.id
-        }
+        if case .fell(let why) = result.outcome, why != "closed", p.pointee.blocking == 0 { yielding = true }
         p.pointee.yielding = yielding ? 1 : 0
-        p.pointee.last_site = UInt32(call.site.id)
-        p.pointee.last_object = call.object.id
     }
 
     /// What a wait on `object` depends on: itself, or all the run's sockets (whose peers

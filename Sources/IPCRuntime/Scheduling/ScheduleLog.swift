@@ -45,6 +45,7 @@ public final class ScheduleLog: @unchecked Sendable {
         h.pointee.keep_locations = keepLocations ? 1 : 0
         h.pointee.interactive = interactive ? 1 : 0
         h.pointee.random_rest = 0
+        h.pointee.left_pct = 0
         let n = min(decisions.count, capacity)
         for (i, d) in decisions.prefix(n).enumerated() {
             let r = decisionBase + i

@@ -22,8 +22,8 @@ public struct SchedulerContext {
     public let last: Int
     /// `last`, when its next call can go ahead too: picking another one preempts it.
     public let current: Int?
-    /// True when `last`'s last step found nothing to do (a poll, a timeout, a read
-    /// repeated in a loop): it yields, and PCT lowers it.
+    /// True when `last`'s last step was an explicit yield (a call with timeout 0 that
+    /// found nothing): PCT lowers it.
     public let yielding: Bool
 
     /// The priority order (PCT), highest first.
@@ -35,6 +35,11 @@ public struct SchedulerContext {
     }
     var log: ScheduleLog? { schedule.log }
     func diverge(_ message: String) { schedule.log?.markDiverged(message) }
+    /// --max-steps of the run.
+    var maxSteps: UInt64 { schedule.h.pointee.max_steps }
+    /// The run no longer keeps to PCT's conditions: a process was lowered at a yield, or
+    /// the run went on fairly. Its guarantee is then not claimed for this run.
+    func leavePCT(fair: Bool) { schedule.log?.h.pointee.left_pct |= fair ? 2 : 1 }
 }
 
 /// The processes by priority, highest first (kept in the run's shared memory).
@@ -89,8 +94,15 @@ public struct RandomScheduler: Scheduler {
 /// place in a priority order and the highest ready one always runs; at `depth - 1` change
 /// points, chosen uniformly among the `steps` expected choices, the process that ran is
 /// moved below everyone. A bug of depth d is found with probability at least
-/// 1/(n * k^(d-1)) per run (n processes, k steps). A process that yields (a poll found
-/// nothing) is lowered too, or a top-priority poller would spin for ever.
+/// 1/(n * k^(d-1)) per run (n processes, k steps).
+///
+/// Only two things leave that algorithm, and each is written in the log (`left_pct`), so
+/// that the bound is claimed only for the runs that kept to it:
+/// - an explicit yield (a call with timeout 0 that found nothing, as a poll in a loop
+///   makes) lowers the yielding process, as Shuttle does for `yield_now`: a top-priority
+///   poller would otherwise spin for ever;
+/// - past `fairBound` choices (a process spinning on reads, which are never yields), the
+///   rest of the run is chosen at random (Coyote's fair scheduling after a bound).
 public struct PCTScheduler: Scheduler {
     var random: SplitMix64
     /// Change points, by choice number (1-based), at most 15.
@@ -100,6 +112,8 @@ public struct PCTScheduler: Scheduler {
     var choices: Int64 = 0
 
     public static let maxDepth = 16
+    /// Choices after which a run goes on fairly (random), when --max-steps leaves room.
+    public static let fairBound: Int64 = 10_000
 
     /// `steps`: the number of choices a run is expected to have (0 when not known yet:
     /// then there are no change points, and the run counts them).
@@ -132,8 +146,16 @@ public struct PCTScheduler: Scheduler {
 
     public mutating func pick(_ ready: [Int], _ context: inout SchedulerContext) -> Int? {
         choices += 1
+        // Half of --max-steps at most, so that a spinning run ends by itself, not as a livelock.
+        if choices > min(Self.fairBound, Int64(clamping: context.maxSteps / 2)) {
+            context.leavePCT(fair: true)
+            return ready[Int(random.next() % UInt64(ready.count))]
+        }
         let order = context.order
-        if context.yielding { order.lower(context.last) }
+        if context.yielding {
+            order.lower(context.last)
+            context.leavePCT(fair: false)
+        }
         if isChangePoint(choices) { order.lower(context.last) }
         return order.highest(of: ready)
     }
