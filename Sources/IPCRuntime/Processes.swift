@@ -172,10 +172,7 @@ public final class ChildProcess: GateObject {
             // is gone (its locks freed) before the caller's next step.
             schedule.willEnd(spawnIndex)
             _ = try? ProcessControl.signal(pid, signal)
-            if let fd = try? ProcessControl.pidfdOpen(pid) {
-                _ = try? Poll.wait(fd: fd.rawValue, events: Int16(POLLIN), deadline: .never)
-                close(fd.rawValue)
-            }
+            ProcessControl.awaitEnd(pid)
             return
         }
         _ = try? ProcessControl.signal(pid, signal)

@@ -109,6 +109,7 @@ enum {
     IPC_SCHED_BLOCKED = 2,  // its pending call would wait (until `key` changes, or `deadline`)
     IPC_SCHED_RECHECK = 3,  // blocked, but a step may have changed what it waits for
     IPC_SCHED_ENDED = 4,
+    IPC_SCHED_EXITING = 5,  // it made its end step; the kernel has yet to end it (its heir waits)
 };
 
 enum {
@@ -116,6 +117,7 @@ enum {
     IPC_VISIT_PROBE = 1,    // check whether the pending call would wait, then hand back
     IPC_VISIT_TIMEOUT = 2,  // the virtual clock reached the deadline: go ahead, timed out
     IPC_VISIT_ANSWER = 3,   // (to the prober) the probed process has answered
+    IPC_VISIT_SUCCEED = 4,  // a process made its end step: wait until it is gone, then decide
 };
 
 typedef struct ipc_sched_process {

@@ -174,6 +174,14 @@ public enum ProcessControl {
         }
     }
 
+    /// Waits until process `pid` has exited (not reaped: its parent still may). By then the
+    /// kernel has released its robust locks. Returns at once when there is no such process.
+    public static func awaitEnd(_ pid: Int32) {
+        guard pid > 0, let fd = try? pidfdOpen(pid) else { return }
+        _ = try? Poll.wait(fd: fd.rawValue, events: Int16(POLLIN), deadline: .never)
+        close(fd.rawValue)
+    }
+
     /// How a process ended, as `waitpid` reports it.
     public enum Termination: Equatable, Sendable {
         case exited(Int32)

@@ -193,10 +193,19 @@ public final class Schedule: GateHook, Blocking.Controller {
     public func after(_ call: GateCall, _ result: CallResult) {
         let p = proc(me)
         if call.site == .processEnd {
-            ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_ENDED))
-            markRechecks(0)
             ipc_flush_all()
             Trace.flush()
+            // A child's end step lasts until the kernel has ended it: only then are the locks
+            // it still holds free for the next acquire to take over, so the next decision
+            // waits for its death (its heir makes it), and every run takes them over at the
+            // same step. The host is not gone until it tears the run down.
+            if me != 0, let heir = (0..<count).first(where: { isLive($0) && $0 != me }) {
+                ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_EXITING))
+                give(to: heir, visit: UInt32(IPC_VISIT_SUCCEED))
+                return
+            }
+            ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_ENDED))
+            markRechecks(0)
             if let (next, visit) = chooseIfAnyLeft() { give(to: next, visit: visit) }
             return
         }
@@ -267,8 +276,35 @@ public final class Schedule: GateHook, Blocking.Controller {
         return c
     }
 
-    /// `choose`, or nil when every process has ended.
-    func chooseIfAnyLeft() -> (process: Int, visit: UInt32)? {
+    /// A process of the run that has not ended (it may be waiting).
+    func isLive(_ q: Int) -> Bool {
+        let state = ipc_load32(&proc(q).pointee.state)
+        return state == IPC_SCHED_READY || state == IPC_SCHED_BLOCKED || state == IPC_SCHED_RECHECK
+    }
+
+    /// The heir of processes that made their end step: waits until the kernel has ended
+    /// them (their robust locks are then marked as a dead holder's), marks them ended, and
+    /// makes the decision they would have made. `probe` answers for this process's own
+    /// pending call, which a death may have unblocked.
+    func succeed(probe: () -> Bool) -> (process: Int, visit: UInt32) {
+        var last = me
+        for q in 0..<count where ipc_load32(&proc(q).pointee.state) == IPC_SCHED_EXITING {
+            ProcessControl.awaitEnd(Int32(bitPattern: proc(q).pointee.pid))
+            ipc_store32(&proc(q).pointee.state, UInt32(IPC_SCHED_ENDED))
+            last = q
+        }
+        markRechecks(0)
+        let p = proc(me)
+        if ipc_load32(&p.pointee.state) == IPC_SCHED_BLOCKED || p.pointee.blocking != 0 {
+            ipc_store32(&p.pointee.state, UInt32(probe() ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
+        }
+        return chooseIfAnyLeft(last: last) ?? (me, UInt32(IPC_VISIT_RUN))
+    }
+
+    /// `choose`, or nil when every process has ended. `last` made the last step (the
+    /// deciding process, unless it decides for a process that ended).
+    func chooseIfAnyLeft(last: Int? = nil) -> (process: Int, visit: UInt32)? {
+        let last = last ?? me
         resolveRechecks()
         let now = Int64(bitPattern: ipc_load64(&h.pointee.now))
         var ready: [Int] = []
@@ -296,12 +332,12 @@ public final class Schedule: GateHook, Blocking.Controller {
             ipc_store64(&h.pointee.now, UInt64(e.deadline))
             ready = [e.process]
         }
-        let meReady = ready.contains(me)
+        let lastReady = ready.contains(last)
         var chosen = ready[0]
         if ready.count > 1 {
-            let yielding = proc(me).pointee.yielding != 0
-            proc(me).pointee.yielding = 0
-            var context = SchedulerContext(schedule: self, last: me, current: meReady ? me : nil, yielding: yielding)
+            let yielding = proc(last).pointee.yielding != 0
+            proc(last).pointee.yielding = 0
+            var context = SchedulerContext(schedule: self, last: last, current: lastReady ? last : nil, yielding: yielding)
             guard let pick = strategyPointer.pointee.pick(ready, &context) else {
                 fail(.diverged, log?.divergence)
             }
@@ -324,7 +360,7 @@ public final class Schedule: GateHook, Blocking.Controller {
             record.object = p.pointee.object
             record.ready = UInt16(clamping: ready.count)
             record.ready_mask = ready.reduce(0) { $1 < 64 ? $0 | (1 << UInt64($1)) : $0 }
-            record.preempted = meReady && chosen != me && ready.count > 1 ? 1 : 0
+            record.preempted = lastReady && chosen != last && ready.count > 1 ? 1 : 0
             record.timeout = (timedOut ? 1 : 0) | (p.pointee.in_core != 0 ? 2 : 0)
             let location = log.keepsLocations ? loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) : nil
             if !log.append(record, location: location, objectName: &p.pointee.object_name) {
@@ -386,6 +422,13 @@ public final class Schedule: GateHook, Blocking.Controller {
             }
             seen = ipc_load32(&p.pointee.word)
             let visit = p.pointee.visit
+            if visit == IPC_VISIT_SUCCEED {
+                let (next, v) = succeed(probe: probe)
+                if next == me { return v }
+                seen = ipc_load32(&p.pointee.word)  // the probes of `succeed` moved it
+                give(to: next, visit: v)
+                continue
+            }
             if visit != IPC_VISIT_PROBE { return visit }
             // A probe: can the pending call go now? Then the turn goes back to the prober.
             ipc_store32(&p.pointee.state, UInt32(probe() ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
@@ -464,7 +507,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         (0..<count).compactMap { q in
             let p = proc(q)
             let state = ipc_load32(&p.pointee.state)
-            guard state != IPC_SCHED_NONE && state != IPC_SCHED_ENDED else { return nil }
+            guard state != IPC_SCHED_NONE && state != IPC_SCHED_ENDED && state != IPC_SCHED_EXITING else { return nil }
             let site = CallSite.all.indices.contains(Int(p.pointee.site)) ? CallSite.all[Int(p.pointee.site)].name : "?"
             let object = loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
             let location = loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP))
