@@ -259,7 +259,26 @@ int ipc_pin_to_current_cpu(void) {
 }
 int ipc_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) == 0 ? 0 : -errno; }
 
-static void on_child(int sig) { (void)sig; }
+// Where a child's exit is told (ipc_set_child_notice), or NULL.
+static uint32_t *volatile g_notice_word;
+static uint32_t *volatile g_notice_flag;
+
+static void on_child(int sig) {
+    (void)sig;
+    uint32_t *word = g_notice_word, *flag = g_notice_flag;
+    if (word == NULL || flag == NULL) return;
+    int saved = errno;
+    __atomic_store_n(flag, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(word, 1, __ATOMIC_SEQ_CST);
+    ipc_futex_wake(word, 1);
+    errno = saved;
+}
+
+void ipc_set_child_notice(uint32_t *word, uint32_t *flag) {
+    g_notice_word = NULL;
+    g_notice_flag = flag;
+    g_notice_word = word;
+}
 
 void ipc_install_sigchld_handler(void) {
     struct sigaction sa;

@@ -254,6 +254,28 @@ public enum Runtime {
         RunBoard.current?.errorRecords().filter { includingJoined || !$0.seen } ?? []
     }
 
+    /// A failure is named by its cause: in a controlled run that fails on any child's error
+    /// (`explore`, `replay`), an uncaught error of a child made before `failure` (one
+    /// process runs at a time, so before it in step order) is the headline, and `failure`
+    /// (a deadlock on the dead child's lock, the main script's assertion) its consequence.
+    public static func namedByCause(_ failure: RunReport) -> RunReport {
+        guard this.options.strictChildErrors, this.options.schedule != nil,
+              failure.outcome != .childError, let first = childErrors(includingJoined: true).first else { return failure }
+        var report = RunReport(.childError)
+        report.processes = ["\(first.name) (pid \(first.pid))"]
+        report.messages = ["uncaught error in \(first.name) (pid \(first.pid)): \(first.message)"]
+        switch failure.outcome {
+        case .deadlock?: report.messages.append(consequence + "the run deadlocked: every process is blocked, and none of them can wake another:")
+        case .error?: report.messages.append(consequence + "the main script raised: " + (failure.messages.first ?? ""))
+        default: report.messages.append(consequence + "\(failure.outcome?.rawValue ?? "failure"): " + (failure.messages.first ?? ""))
+        }
+        report.blocked = failure.blocked
+        return report
+    }
+
+    /// How `namedByCause` introduces what followed from the cause.
+    public static let consequence = "as a consequence, "
+
     /// The host's end after an error in the main script: end every process at once.
     public static func abortHost() {
         ipc_flush_all()

@@ -269,7 +269,9 @@ enum Exploring {
         case .error?:
             out += report.messages.map { "error in the main script: \($0)\n" }.joined()
         case .childError?:
-            out += report.messages.map { "error in a child: \($0)\n" }.joined()
+            // The cause, then what followed from it (a deadlock lists what each waited in).
+            out += report.messages.map { $0.hasPrefix(Runtime.consequence) ? "\($0)\n" : "error in a child: \($0)\n" }.joined()
+            out += report.blocked.map { "  \($0)\n" }.joined()
         default:
             out += report.messages.map { "\(report.outcome?.rawValue ?? "failure"): \($0)\n" }.joined()
             out += report.blocked.map { "  \($0)\n" }.joined()

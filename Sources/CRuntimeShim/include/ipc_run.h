@@ -133,6 +133,7 @@ typedef struct ipc_sched_process {
     int64_t deadline;     // blocked: when its wait times out (virtual ns), -1: never
     uint32_t blocking;    // its pending call can wait (a probe tells whether it would)
     uint32_t in_core;     // it waits inside a call it began (not at the gate)
+    uint32_t child_died;  // set by its SIGCHLD handler: one of its children exited
     char name[IPC_NAME_CAP];
     char object_name[IPC_NAME_CAP];
     char where[IPC_WHERE_CAP];  // file:line of the pending call

@@ -195,6 +195,10 @@ int ipc_set_parent_death_signal(int sig);
 /// never restarted (poll, nanosleep, futex waits with a deadline), so every blocking call
 /// of the runtime is written to resume after EINTR with the time it has left.
 void ipc_install_sigchld_handler(void);
+/// From now on, that handler also tells of each child's exit: it sets `*flag` to 1, then
+/// bumps the futex word `*word` and wakes it (a process waiting there for its turn learns
+/// that a child died). NULLs: no longer.
+void ipc_set_child_notice(uint32_t *word, uint32_t *flag);
 /// Restores every signal's default action and unblocks all signals (for a new child),
 /// keeping SIGPIPE ignored.
 void ipc_reset_signals(void);

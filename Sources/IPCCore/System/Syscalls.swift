@@ -182,6 +182,13 @@ public enum ProcessControl {
         close(fd.rawValue)
     }
 
+    /// True when child `pid` has exited (it is left to be reaped: `waitid` with WNOWAIT).
+    public static func hasExited(_ pid: Int32) -> Bool {
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return errno == ECHILD }
+        return info._sifields._sigchld.si_pid != 0
+    }
+
     /// How a process ended, as `waitpid` reports it.
     public enum Termination: Equatable, Sendable {
         case exited(Int32)

@@ -175,7 +175,7 @@ public enum ScriptRunner {
         var report = RunReport(.error)
         report.processes = ["MainProcess (pid \(ProcessIdentity.pid))"]
         report.messages = [message]
-        Runtime.report(report)
+        Runtime.report(Runtime.namedByCause(report))
         Runtime.abortHost()
         return Status.scriptError
     }

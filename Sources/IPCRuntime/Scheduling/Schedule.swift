@@ -98,6 +98,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         Trace.clock = { [h = s.h] in Int64(bitPattern: ipc_load64(&h.pointee.now)) &+ Int64(ipc_load64(&h.pointee.steps)) &* 1000 }
         s.register(0, name: "MainProcess", object: .none)
         s.proc(0).pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+        s.watchChildren()
         ipc_store32(&s.h.pointee.turn, 0)
         return s
     }
@@ -149,7 +150,12 @@ public final class Schedule: GateHook, Blocking.Controller {
         me = index
         awaitingFirstTurn = true
         proc(index).pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
+        proc(index).pointee.child_died = 0
+        watchChildren()
     }
+
+    /// A child's exit wakes this process where it waits for its turn.
+    func watchChildren() { ipc_set_child_notice(&proc(me).pointee.word, &proc(me).pointee.child_died) }
 
     /// The seed of `math.random` in the process named `name`.
     public func randomSeed(for name: String) -> UInt64 { fnv1a(name, seed: seed ^ 0x6d61_7468) }
@@ -401,6 +407,33 @@ public final class Schedule: GateHook, Blocking.Controller {
         ipc_store32(&h.pointee.turn, UInt32(q))
         _ = ipc_add32(&p.pointee.word, 1)
         Futex.wake(&p.pointee.word, count: 1)
+        // A signal may have ended it meanwhile (its parent marks it ended, then claims the
+        // turn from it): whichever of the two claims the turn decides in its place.
+        if ipc_load32(&p.pointee.state) == IPC_SCHED_ENDED { claimTurn(from: q) }
+    }
+
+    /// The turn sits with `q`, which a signal ended: this process takes it and decides in
+    /// its place (a visit to itself). One claim wins, whoever else tries.
+    func claimTurn(from q: Int) {
+        var expected = UInt32(q)
+        guard q != me, ipc_cas32(&h.pointee.turn, &expected, UInt32(me)) != 0 else { return }
+        let p = proc(me)
+        p.pointee.visit = UInt32(IPC_VISIT_SUCCEED)
+        _ = ipc_add32(&p.pointee.word, 1)
+    }
+
+    /// A child of this process exited (SIGCHLD told it). One that ends without its end step
+    /// was ended by a signal (`kill -9` from outside, or from itself through `os.execute`):
+    /// it is marked ended, and if the turn was with it, this process decides in its place,
+    /// so the run goes on as after `p:kill()`.
+    func noticeDeadChildren() {
+        ipc_store32(&proc(me).pointee.child_died, 0)
+        for child in Runtime.this.children {
+            let q = child.spawnIndex
+            guard q > 0, q < count, isLive(q), ProcessControl.hasExited(child.pid) else { continue }
+            ipc_store32(&proc(q).pointee.state, UInt32(IPC_SCHED_ENDED))
+            claimTurn(from: q)
+        }
     }
 
     /// Gives the turn to `q` and waits until it comes back. Returns the visit it came back
@@ -418,9 +451,13 @@ public final class Schedule: GateHook, Blocking.Controller {
         if initial == nil && ipc_load32(&h.pointee.turn) == UInt32(me) { return p.pointee.visit }
         while true {
             while ipc_load32(&p.pointee.word) == seen {
+                if ipc_load32(&p.pointee.child_died) != 0 { noticeDeadChildren(); continue }
                 _ = Futex.wait(&p.pointee.word, expected: seen, deadline: .never)
             }
             seen = ipc_load32(&p.pointee.word)
+            if ipc_load32(&p.pointee.child_died) != 0 { noticeDeadChildren() }
+            // The word also moves when a child exits; only a turn handed over is a visit.
+            guard ipc_load32(&h.pointee.turn) == UInt32(me) else { continue }
             let visit = p.pointee.visit
             if visit == IPC_VISIT_SUCCEED {
                 let (next, v) = succeed(probe: probe)
@@ -497,7 +534,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         ipc_flush_all()
         Trace.flush()
         Runtime.writeStderr(headline + "\n" + report.blocked.map { "  " + $0 + "\n" }.joined())
-        Runtime.report(report)
+        Runtime.report(Runtime.namedByCause(report))
         kill(hostPid, SIGUSR2)  // the host ends the run (when this is the host: now)
         while true { pause() }
     }
