@@ -415,8 +415,9 @@ static void on_timeout(int sig) {
 static void on_deadlock_reported(int sig) {
     (void)sig;
     g_shutting_down = 1;
+    int status = g_run != NULL && g_run->end_status != 0 ? (int)g_run->end_status : 124;
     ipc_teardown(0);
-    _exit(124);
+    _exit(status);
 }
 
 void ipc_deadlock_exit_install(void) {

@@ -83,6 +83,7 @@ public final class ChildProcess: GateObject {
         if Runtime.this.isHost && Runtime.this.options.supervised { try Supervisor.ensureStarted(board: board) }
         let group = Int32(bitPattern: ipc_load32(&board.header.pointee.group))
         let spawnIndex = board.nextSpawnIndex()
+        Schedule.current?.checkRoom(for: spawnIndex)
         let parent = ProcessIdentity.pid
         Runtime.willFork()
         let child: Int32

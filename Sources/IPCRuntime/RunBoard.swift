@@ -97,7 +97,10 @@ public final class RunBoard {
     func endSlot(_ i: Int) {
         let s = slot(i)
         var running: UInt32 = 1
-        if ipc_cas32(&s.pointee.state, &running, 2) != 0 { _ = ipc_sub32(&header.pointee.live, 1) }
+        if ipc_cas32(&s.pointee.state, &running, 2) != 0 {
+            _ = ipc_sub32(&header.pointee.live, 1)
+            tellSupervisorIfAllParked()
+        }
     }
 
     /// Frees the slot of a process that has been reaped.
@@ -111,6 +114,7 @@ public final class RunBoard {
                     if s.pointee.blocked != 0 && s.pointee.deadline_ns == 0 && s.pointee.external == 0 {
                         _ = ipc_sub32(&header.pointee.parked, 1)
                     }
+                    tellSupervisorIfAllParked()
                 }
                 s.pointee.pid = 0
                 ipc_store32(&s.pointee.state, 0)
@@ -124,9 +128,20 @@ public final class RunBoard {
     /// The calling process parks for ever on an object of the run. When every running
     /// process has, the supervisor is told (and started if there is none yet).
     func parkedForEver() {
-        let parked = ipc_add32(&header.pointee.parked, 1)
-        guard header.pointee.deadlock_check != 0, parked >= ipc_load32(&header.pointee.live) else { return }
-        if Runtime.this.isHost && Runtime.this.options.supervised { try? Supervisor.ensureStarted(board: self) }
+        _ = ipc_add32(&header.pointee.parked, 1)
+        if Runtime.this.isHost && Runtime.this.options.supervised && header.pointee.deadlock_check != 0
+            && ipc_load32(&header.pointee.parked) >= ipc_load32(&header.pointee.live) {
+            try? Supervisor.ensureStarted(board: self)
+        }
+        tellSupervisorIfAllParked()
+    }
+
+    /// Wakes the supervisor when every running process is parked for ever. Called wherever
+    /// either count moves that way: a process parks, or one that was not parked ends (the
+    /// others may all have parked before it: nobody else would tell).
+    func tellSupervisorIfAllParked() {
+        let live = ipc_load32(&header.pointee.live)
+        guard header.pointee.deadlock_check != 0, live > 0, ipc_load32(&header.pointee.parked) >= live else { return }
         _ = ipc_add32(&header.pointee.supervisor_word, 1)
         Futex.wake(&header.pointee.supervisor_word, count: 1)
     }

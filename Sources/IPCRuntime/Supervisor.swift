@@ -51,8 +51,14 @@ enum Supervisor {
         let h = board.header
         while true {
             let seq = ipc_load32(&h.pointee.supervisor_word)
-            if h.pointee.deadlock_check != 0 && allParked(board) && confirmDeadlock(board) {
-                reportDeadlock(board, host: host)
+            if h.pointee.deadlock_check != 0 && allParked(board) {
+                switch confirmDeadlock(board) {
+                case .confirmed: reportDeadlock(board, host: host)
+                // Every process has said it parks for ever, but one is not asleep in the
+                // kernel yet: nothing will tell the supervisor again, so it looks again.
+                case .settling: continue
+                case .notADeadlock: break
+                }
             }
             _ = Futex.wait(&h.pointee.supervisor_word, expected: seq, deadline: .never)
         }
@@ -63,23 +69,28 @@ enum Supervisor {
         return live > 0 && ipc_load32(&board.header.pointee.parked) >= live
     }
 
-    /// True when, over about half a second, every running process stays parked for ever
-    /// on the run's objects, asleep in the kernel, and no IPC call completes.
-    static func confirmDeadlock(_ board: RunBoard) -> Bool {
+    enum Verdict { case confirmed, settling, notADeadlock }
+
+    /// `.confirmed` when, over about half a second, every running process stays parked for
+    /// ever on the run's objects, asleep in the kernel, and no IPC call completes;
+    /// `.settling` when all still say they park for ever and nothing moved, but one of them
+    /// is not asleep yet (on its way into the kernel, or just scheduled out).
+    static func confirmDeadlock(_ board: RunBoard) -> Verdict {
         let progress = ipc_load64(&board.header.pointee.progress)
         for _ in 0..<4 {
             MonotonicClock.sleep(nanoseconds: 150_000_000)
-            guard allParked(board), ipc_load64(&board.header.pointee.progress) == progress else { return false }
+            guard allParked(board), ipc_load64(&board.header.pointee.progress) == progress else { return .notADeadlock }
             var listed = 0
             for p in board.snapshot() {
                 let state = processState(p.pid)
                 if state == nil || state == "Z" || state == "X" { continue }  // gone
-                guard p.blocked, p.deadlineNanoseconds == 0, !p.external, state == "S" else { return false }
+                guard p.blocked, p.deadlineNanoseconds == 0, !p.external else { return .notADeadlock }
+                guard state == "S" else { return .settling }
                 listed += 1
             }
-            if listed == 0 { return false }
+            if listed == 0 { return .notADeadlock }
         }
-        return true
+        return .confirmed
     }
 
     /// The scheduler state of `pid` from /proc (R running, S sleeping, Z zombie, ...).

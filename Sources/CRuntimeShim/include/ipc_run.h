@@ -87,7 +87,7 @@ typedef struct ipc_run_header {
     uint32_t slots_used;      // process slots ever claimed: every scan stops there
     uint32_t sockets_used;    // socket slots ever claimed
     uint32_t errors_used;     // error records ever claimed
-    uint32_t pad1;
+    uint32_t end_status;      // the status a run ended by a report (SIGUSR2) exits with; 0: 124
     uint32_t name_counters[32];
     ipc_error_record errors[IPC_ERROR_SLOTS];
     ipc_process_slot processes[IPC_PROCESS_SLOTS];

@@ -137,10 +137,14 @@ public final class Schedule: GateHook, Blocking.Controller {
 
     /// The parent, before forking process `child`.
     func willFork(child: Int, name: String, object: UInt32) {
-        guard child < Int(IPC_SCHED_PROCESSES) else {
-            fail(.error, "a controlled run holds at most \(IPC_SCHED_PROCESSES) processes")
-        }
         register(child, name: name, object: ObjectRef(id: object, kind: .process, name: name))
+    }
+
+    /// Before anything of a fork: a run past the schedule's room ends, with a usage error's
+    /// status (2), as every limit does.
+    func checkRoom(for child: Int) {
+        guard child >= Int(IPC_SCHED_PROCESSES) else { return }
+        fail(.error, "a controlled run holds at most \(IPC_SCHED_PROCESSES) processes; this script starts more", status: 2)
     }
 
     func forkFailed(child: Int) { ipc_store32(&proc(child).pointee.state, UInt32(IPC_SCHED_ENDED)) }
@@ -509,8 +513,9 @@ public final class Schedule: GateHook, Blocking.Controller {
 
     /// Ends the run: reports `outcome` (and what every process waits for), then has the
     /// host end the run as a reported deadlock ends it (status 124).
-    func fail(_ outcome: RunReport.Outcome, _ message: String?) -> Never {
+    func fail(_ outcome: RunReport.Outcome, _ message: String?, status: UInt32 = 124) -> Never {
         h.pointee.over = 1
+        if let board = RunBoard.current { board.header.pointee.end_status = status }
         if let log {
             for q in 0..<count where ipc_load32(&proc(q).pointee.state) != IPC_SCHED_ENDED {
                 let p = proc(q)
