@@ -27,7 +27,24 @@ final class LockObject: LuaObject {
 final class EventObject: LuaObject {
     let event: SharedEvent
     let ref: ObjectRef
+    /// The event's set() count when the wait in progress reached the gate. A wait
+    /// begins there: a controlled scheduler may hold it at the gate (before its body
+    /// runs) across a set(); clear(), and the set() must still end it.
+    var waitStart: UInt32?
     init(_ e: SharedEvent, ref: ObjectRef) { event = e; self.ref = ref }
+
+    /// Would the wait in progress block? (The gate asks; the first question notes when it began.)
+    func waitWouldBlock() -> Bool {
+        let start = waitStart ?? event.sets
+        waitStart = start
+        return !event.isSignalled(since: start)
+    }
+
+    /// When the wait in progress began (at the gate, or now if the gate did not ask).
+    func takeWaitStart() -> UInt32 {
+        defer { waitStart = nil }
+        return waitStart ?? event.sets
+    }
     var luaDescription: String { "<event \(ref.name) \(event.isSet ? "set" : "clear")>" }
 }
 
@@ -136,8 +153,8 @@ enum SyncBindings {
         Method<EventObject>("set") { _, e, _ in e.event.set(); return 0 },
         Method<EventObject>("clear") { _, e, _ in e.event.clear(); return 0 },
         Method<EventObject>("is_set", access: .read) { s, e, _ in s.push(e.event.isSet); return 1 },
-        Method<EventObject>("wait", timeout: 2, waits: { !$0.event.isSet }) { s, e, call in
-            s.push(e.event.wait(deadline: call.deadline))
+        Method<EventObject>("wait", timeout: 2, waits: { $0.waitWouldBlock() }) { s, e, call in
+            s.push(e.event.wait(deadline: call.deadline, since: e.takeWaitStart()))
             return 1
         },
     ])

@@ -1,0 +1,34 @@
+import Foundation
+import Testing
+
+/// Where a port of Python's multiprocessing code expects Python's semantics (issue 29),
+/// proved under the controlled scheduler: every schedule, not the lucky ones.
+@Suite("Python's semantics under the controlled scheduler")
+struct PythonSemanticsTests {
+    /// Three processes wait on an event; the main process sets and at once clears it.
+    /// Under virtual time the sleep ends only once every waiter is blocked in its wait, so
+    /// each of them is waiting at the set(), and each must return true.
+    static let setAndClear = """
+        local ipc = require("ipc")
+        local e = ipc.event()
+        local woke = ipc.value("i", 0)
+        local ps = {}
+        for k = 1, 3 do ps[k] = ipc.spawn(function() if e:wait() then woke:add(1) end end) end
+        ipc.sleep(1)
+        e:set()
+        e:clear()
+        for _, p in ipairs(ps) do p:join() end
+        assert(woke.value == 3, woke.value .. " of 3 waiters woke")
+        assert(not e:is_set())
+        """
+
+    @Test(arguments: ["pct", "random"])
+    func anEventSetThenClearedWakesEveryWaiterInEverySchedule(strategy: String) throws {
+        let script = try Ipcplay.writeScript(Self.setAndClear)
+        defer { Ipcplay.removeScript(script) }
+        let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "1", "--runs", "300", script.path], limit: 300)
+        #expect(r.status == 0, "\(r.combined)")
+        let last = r.stdout.split(separator: "\n").last ?? ""
+        #expect(last.hasPrefix("300 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+    }
+}
