@@ -31,4 +31,34 @@ struct PythonSemanticsTests {
         let last = r.stdout.split(separator: "\n").last ?? ""
         #expect(last.hasPrefix("300 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
     }
+
+    /// A barrier's action runs once per passage, before any party leaves, in every
+    /// schedule (its own calls are steps like any other).
+    static let barrierAction = """
+        local ipc = require("ipc")
+        local runs = ipc.value("i", 0)
+        local early = ipc.value("i", 0)
+        local b = ipc.barrier(3, {action = function() runs:add(1) end})
+        local function party()
+          for k = 1, 2 do
+            assert(b:wait())
+            if runs.value < k then early:add(1) end
+          end
+        end
+        local ps = {}
+        for k = 1, 2 do ps[k] = ipc.spawn(party) end
+        party()
+        for _, p in ipairs(ps) do p:join() end
+        assert(runs.value == 2, "the action ran " .. runs.value .. " times in 2 passages")
+        assert(early.value == 0, "a party left before the action ran")
+        """
+
+    @Test func aBarrierActionRunsOncePerPassageBeforeAnyPartyLeavesInEverySchedule() throws {
+        let script = try Ipcplay.writeScript(Self.barrierAction)
+        defer { Ipcplay.removeScript(script) }
+        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "200", script.path], limit: 300)
+        #expect(r.status == 0, "\(r.combined)")
+        let last = r.stdout.split(separator: "\n").last ?? ""
+        #expect(last.hasPrefix("200 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+    }
 }

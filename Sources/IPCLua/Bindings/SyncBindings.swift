@@ -59,7 +59,14 @@ final class ConditionObject: LuaObject {
 final class BarrierObject: LuaObject {
     let barrier: SharedBarrier
     let ref: ObjectRef
-    init(_ b: SharedBarrier, ref: ObjectRef) { barrier = b; self.ref = ref }
+    /// Its `timeout` option: what a wait with no timeout of its own waits (seconds).
+    let defaultTimeout: Double?
+    /// It has an `action` (the function is the userdata's user value: each process that
+    /// inherits the barrier has its copy of it).
+    let hasAction: Bool
+    init(_ b: SharedBarrier, ref: ObjectRef, defaultTimeout: Double?, hasAction: Bool) {
+        barrier = b; self.ref = ref; self.defaultTimeout = defaultTimeout; self.hasAction = hasAction
+    }
     var luaDescription: String { "<barrier \(ref.name) \(barrier.waiting)/\(barrier.parties)\(barrier.isBroken ? " broken" : "")>" }
 }
 
@@ -264,13 +271,26 @@ enum SyncBindings {
         var t = LuaType([.barrier], [
             // It counts its arrival first, then waits inside the call.
             Method<BarrierObject>("wait", timeout: 2) { s, b, call throws(LuaRaise) in
-                switch b.barrier.wait(deadline: call.deadline) {
+                var deadline = call.deadline
+                if s.isNoneOrNil(2), let seconds = b.defaultTimeout { deadline = .after(seconds: seconds) }
+                // The action's error (with its traceback), when it raised.
+                var actionError: String?
+                let action: (() -> Bool)? = b.hasAction ? {
+                    _ = ipc_lua_getuservalue(s.L, 1)
+                    if ipc_lua_docall(s.L, 0, 0) == LUA_OK { return true }
+                    actionError = s.string(-1) ?? "(an error object that is not a string)"
+                    s.pop()
+                    return false
+                } : nil
+                switch b.barrier.wait(deadline: deadline, action: action) {
                 case .passed(let index):
                     call.text = "index \(index)"
                     s.push(Int64(index))
                     return 1
                 case .timedOut: return try s.fail("timeout")
                 case .broken: return try s.fail("broken")
+                case .actionFailed:
+                    throw LuaRaise("\(call.name): the barrier's action raised (the barrier is broken): \(actionError ?? "")")
                 }
             },
             Method<BarrierObject>("reset") { _, b, _ in b.barrier.reset(); return 0 },
@@ -313,8 +333,31 @@ enum SyncBindings {
             let n = try s.integerArgument(1, call.name, "parties")
             guard n >= 1 && n <= 1 << 20 else { throw LuaRaise("\(call.name): parties must be at least 1, got \(n)") }
             let ref = try s.newObject(.barrier, nameOption: 2, call.name)
+            var timeout: Double?
+            var hasAction = false
+            if s.type(2) == LUA_TTABLE {
+                switch try s.rawField(2, "timeout") {
+                case LUA_TNIL: break
+                case LUA_TNUMBER:
+                    let t = s.number(-1)!
+                    guard !t.isNaN && t >= 0 else { throw LuaRaise("\(call.name): options.timeout must be a number of seconds (0 or more), got \(t)") }
+                    if t != .infinity { timeout = t }
+                default: throw LuaRaise("\(call.name): options.timeout must be a number of seconds, got \(s.typeName(-1))")
+                }
+                s.pop()
+                switch try s.rawField(2, "action") {
+                case LUA_TNIL: s.pop()
+                case LUA_TFUNCTION: hasAction = true  // (left on the stack for the user value)
+                default: throw LuaRaise("\(call.name): options.action must be a function, got \(s.typeName(-1))")
+                }
+            }
             let b = try making(s, call.name) { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: ref.name) }
-            try s.push(object: BarrierObject(b, ref: ref), kind: .barrier)
+            let actionIndex = s.top
+            try s.push(object: BarrierObject(b, ref: ref, defaultTimeout: timeout, hasAction: hasAction), kind: .barrier)
+            if hasAction {
+                s.pushValue(actionIndex)
+                _ = ipc_lua_setuservalue(s.L, -2)
+            }
             return 1
         },
     ]
