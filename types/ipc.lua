@@ -158,11 +158,14 @@ function Connection:recv(timeout) end
 ---@return "closed"|nil err
 function Connection:poll(timeout) end
 
----Sends a raw string message, no encoding.
+---Sends a raw string message, no encoding: `size` bytes of `s` from byte `offset`
+---(counted from 0, as Python's; default: all of `s`).
 ---@param s string
+---@param offset? integer
+---@param size? integer
 ---@return true|nil ok
 ---@return "closed"|nil err
-function Connection:send_bytes(s) end
+function Connection:send_bytes(s, offset, size) end
 
 ---The next message as raw bytes.
 ---@param timeout? ipc.Timeout

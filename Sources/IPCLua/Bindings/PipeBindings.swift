@@ -45,7 +45,7 @@ enum PipeBindings {
             },
             Method<ConnectionObject>("send_bytes", preview: .argument(2), fast: .sendBytes) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return try s.fail("closed") }
-                let bytes = try s.stringArgument(2, call.name, "argument 1")
+                let bytes = try slice(s, call.name, try s.stringArgument(2, call.name, "argument 1"))
                 return try send(s, c, &call, bytes, raw: true)
             },
             Method<ConnectionObject>("recv", timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recv) { s, c, call throws(LuaRaise) in
@@ -72,6 +72,22 @@ enum PipeBindings {
         t.closeMethod = "close"
         return t
     }()
+
+    /// `send_bytes(s [, offset [, size]])`'s bytes: `size` bytes of `s` from `offset`
+    /// (counted from 0, as Python's), with Python's bounds rules.
+    static func slice(_ s: LuaState, _ call: String, _ bytes: UnsafeRawBufferPointer) throws(LuaRaise) -> UnsafeRawBufferPointer {
+        if s.isNoneOrNil(3) && s.isNoneOrNil(4) { return bytes }
+        let n = Int64(bytes.count)
+        let offset = try s.optionalInteger(3, call, "offset", default: 0)
+        guard offset >= 0 else { throw LuaRaise("\(call): offset is negative (\(offset))") }
+        guard offset <= n else { throw LuaRaise("\(call): offset \(offset) is past the end of the \(n) bytes") }
+        let size = try s.optionalInteger(4, call, "size", default: n - offset)
+        guard size >= 0 else { throw LuaRaise("\(call): size is negative (\(size))") }
+        guard size <= n - offset else {
+            throw LuaRaise("\(call): offset + size (\(offset) + \(size)) is past the end of the \(n) bytes")
+        }
+        return UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<Int(offset + size)])
+    }
 
     /// `ipc.pipe([duplex=true [, options]])`: two Connections.
     static let functions = [
