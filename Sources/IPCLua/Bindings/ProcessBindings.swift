@@ -33,12 +33,12 @@ enum ProcessBindings {
 
     static let type: LuaType = {
         var t = LuaType([.process], [
-            Method<ProcessObject>("start") { s, p, call throws(LuaRaise) in
+            Method<ProcessObject>("start", takes: []) { s, p, call throws(LuaRaise) in
                 if p.child.isStarted { throw LuaRaise("\(call.name): \(p.child.name) was already started") }
                 try launch(s, p, at: 1, call: call.name)
                 return 0
             },
-            Method<ProcessObject>("join", timeout: 2, waits: { $0.joinWaits }) { s, p, call throws(LuaRaise) in
+            Method<ProcessObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.joinWaits }) { s, p, call throws(LuaRaise) in
                 guard p.child.isStarted else { throw LuaRaise("\(call.name): \(p.child.name) was never started") }
                 guard p.child.isMine else {
                     throw LuaRaise("\(call.name): \(p.child.name) is not a child of this process (only the process that started it can join it)")
@@ -48,7 +48,7 @@ enum ProcessBindings {
                 s.push(ended)
                 return 1
             },
-            Method<ProcessObject>("is_alive", access: .read) { s, p, _ in
+            Method<ProcessObject>("is_alive", takes: [], access: .read) { s, p, _ in
                 if p.child.isStarted && !p.child.isMine {
                     s.push(RunBoard.current?.lists(pid: p.child.pid) ?? false)
                 } else {
@@ -56,8 +56,8 @@ enum ProcessBindings {
                 }
                 return 1
             },
-            Method<ProcessObject>("terminate") { _, p, _ in p.child.send(signal: SIGTERM); return 0 },
-            Method<ProcessObject>("kill") { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
+            Method<ProcessObject>("terminate", takes: []) { _, p, _ in p.child.send(signal: SIGTERM); return 0 },
+            Method<ProcessObject>("kill", takes: []) { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
         ])
         t.fields = { luaEntry($0, index) }
         t.newIndex = { luaEntry($0, newIndex) }
@@ -252,10 +252,10 @@ enum ProcessBindings {
     // MARK: - Module functions
 
     static let functions = [
-        Function("spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
-        Function("process") { s, call throws(LuaRaise) in try process(s, call) },
+        Function("spawn", takes: nil) { s, call throws(LuaRaise) in try spawn(s, call) },
+        Function("process", takes: ["spec"], python: "Lua has no keyword arguments: ipc.process{target = fn, args = {...}, name = ..., daemon = ...}", options: ["target", "args", "daemon"]) { s, call throws(LuaRaise) in try process(s, call) },
         /// `ipc.current()`: {name=..., pid=...} of the calling process.
-        Function("current", access: .read) { s, _ throws(LuaRaise) in
+        Function("current", takes: [], access: .read) { s, _ throws(LuaRaise) in
             try s.newTable(hash: 3)
             try s.push(Runtime.this.name)
             try s.setField(-2, "name")
@@ -266,7 +266,7 @@ enum ProcessBindings {
             return 1
         },
         /// `ipc.sleep(seconds)`: scaled by --time-scale, on the run's clock.
-        Function("sleep", deadline: { s, name throws(LuaRaise) in
+        Function("sleep", takes: ["seconds"], deadline: { s, name throws(LuaRaise) in
             let seconds = try s.numberArgument(1, name, "seconds")
             if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
             return Runtime.sleepDeadline(seconds: seconds)
@@ -274,7 +274,7 @@ enum ProcessBindings {
             Blocking.sleep(until: call.deadline)
             return 0
         },
-        Function("now", access: .read) { s, _ in
+        Function("now", takes: [], access: .read) { s, _ in
             s.push(MonotonicClock.seconds())
             return 1
         },

@@ -16,7 +16,7 @@ enum WaitBindings {
     }
 
     static let functions = [
-        Function("wait", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }) { s, call throws(LuaRaise) in
+        Function("wait", takes: ["list", "timeout"], deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }) { s, call throws(LuaRaise) in
             try wait(s, &call)
         },
     ]
