@@ -70,6 +70,10 @@ ipc._VERSION = ""
 ---@field daemon? boolean a daemon process is ended when the main script ends; others are waited for
 
 ---What `ipc.current()` returns.
+---@class ipc.ParentInfo
+---@field name string
+---@field pid integer
+
 ---@class ipc.ProcessInfo
 ---@field name string `MainProcess` for the main script, `Process-1`, ... for children
 ---@field pid integer
@@ -90,6 +94,18 @@ function ipc.process(spec) end
 ---The calling process: `{name = ..., pid = ..., is_main = ...}`.
 ---@return ipc.ProcessInfo
 function ipc.current() end
+
+---The process that started this one (`{name = ..., pid = ...}`), or nil in the main process.
+---@return ipc.ParentInfo|nil
+function ipc.parent_process() end
+
+---The Processes this process started that have not ended (it reaps those that have).
+---@return ipc.Process[]
+function ipc.active_children() end
+
+---The number of CPUs online, as Python's os.cpu_count().
+---@return integer
+function ipc.cpu_count() end
 
 ---Sleeps; the duration is multiplied by `--time-scale` (virtual time under `--sched`).
 ---@param seconds number not negative

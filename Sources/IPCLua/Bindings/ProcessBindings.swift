@@ -162,6 +162,11 @@ enum ProcessBindings {
         } catch {
             throw LuaRaise("\(call): \(error)")
         }
+        // So that ipc.active_children() gives back this very object.
+        try pushStarted(s)
+        s.pushValue(ud)
+        try s.rawSet(-2, index: Int64(process.child.pid))
+        s.pop()
     }
 
     static func runTarget(_ s: LuaState, _ ud: Int32) -> Int32 {
@@ -278,5 +283,53 @@ enum ProcessBindings {
             s.push(MonotonicClock.seconds())
             return 1
         },
+        /// `ipc.cpu_count()`: the CPUs online, as Python's os.cpu_count().
+        Function("cpu_count", takes: [], access: .read) { s, _ in
+            s.push(Int64(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+            return 1
+        },
+        /// `ipc.parent_process()`: {name=..., pid=...} of the process that started this
+        /// one, or nil in the main process.
+        Function("parent_process", takes: [], access: .read) { s, _ throws(LuaRaise) in
+            guard let parent = Runtime.this.parent else { s.pushNil(); return 1 }
+            try s.newTable(hash: 2)
+            try s.push(parent.name)
+            try s.setField(-2, "name")
+            s.push(Int64(parent.pid))
+            try s.setField(-2, "pid")
+            return 1
+        },
+        /// `ipc.active_children()`: the Processes this process started that have not
+        /// ended, in start order; as Python's, it reaps those that have.
+        Function("active_children", takes: [], access: .read) { s, _ throws(LuaRaise) in
+            let alive = Runtime.this.children.filter { $0.poll() == nil }
+            try s.newTable(array: Int32(clamping: alive.count))
+            let list = s.top
+            try pushStarted(s)
+            for (k, child) in alive.enumerated() {
+                // The script's own object when it still has it, else a new one for the child.
+                if lua_rawgeti(s.L, -1, Int64(child.pid)) == LUA_TNIL {
+                    s.pop()
+                    try s.push(object: ProcessObject(child: child), kind: .process)
+                }
+                try s.rawSet(list, index: Int64(k + 1))
+            }
+            s.setTop(list)
+            return 1
+        },
     ]
+
+    /// Pushes the table of the Process objects this process started, by pid (weak
+    /// values: it keeps no object alive), made on first use.
+    static func pushStarted(_ s: LuaState) throws(LuaRaise) {
+        if try s.rawField(ipc_lua_registryindex(), "ipc.started") == LUA_TTABLE { return }
+        s.pop()
+        try s.newTable()
+        try s.newTable(hash: 1)
+        try s.push("v")
+        try s.setField(-2, "__mode")
+        lua_setmetatable(s.L, -2)
+        s.pushValue(-1)
+        try s.setField(ipc_lua_registryindex(), "ipc.started")
+    }
 }
