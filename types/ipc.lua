@@ -35,7 +35,7 @@
 ---@alias ipc.Typecode "b"|"B"|"h"|"H"|"i"|"I"|"l"|"L"|"q"|"Q"|"f"|"d"|"c"|"?"
 
 ---What `ipc.wait` can wait on: ready to read (or to accept).
----@alias ipc.Waitable ipc.Connection|ipc.Queue|ipc.JoinableQueue|ipc.Socket|ipc.Server|ipc.Dgram
+---@alias ipc.Waitable ipc.Connection|ipc.Queue|ipc.JoinableQueue|ipc.Socket|ipc.Server|ipc.Dgram|ipc.Process
 
 ---What `sock:send_handle` can pass to another process.
 ---@alias ipc.Handle ipc.Connection|ipc.Socket|ipc.Server|ipc.Dgram
@@ -525,7 +525,7 @@ function Barrier:abort() end
 
 -- MARK: - Waiting on several things
 
----The sub-list of `list` that is ready to read (or accept), in `list`'s order; an empty
+---The sub-list of `list` that is ready to read (or accept), or has ended (a Process), in `list`'s order; an empty
 ---table when the timeout passes.
 ---@param list ipc.Waitable[]
 ---@param timeout? ipc.Timeout
