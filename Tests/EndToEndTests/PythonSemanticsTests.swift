@@ -61,4 +61,31 @@ struct PythonSemanticsTests {
         let last = r.stdout.split(separator: "\n").last ?? ""
         #expect(last.hasPrefix("200 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
     }
+
+    /// A pool maps, and a worker killed in the middle of a task fails that task (it does
+    /// not hang the caller), in every schedule: the pool's calls are steps like any other.
+    static let poolWithAKill = """
+        local ipc = require("ipc")
+        local pool = ipc.pool(2)
+        local out = pool:map(function(x) return x * x end, {1, 2, 3})
+        assert(out[1] == 1 and out[2] == 4 and out[3] == 9)
+        local hold = ipc.event()
+        local started = ipc.queue()
+        local r = pool:apply_async(function() started:put(ipc.current().pid) hold:wait() end)
+        local pid = started:get()
+        for _, p in ipairs(ipc.active_children()) do if p.pid == pid then p:kill() end end
+        local ok, err = pcall(r.get, r)
+        assert(not ok and err:find("died"), tostring(err))
+        pool:close()
+        assert(pool:join())
+        """
+
+    @Test func aPoolSurvivesAKilledWorkerInEverySchedule() throws {
+        let script = try Ipcplay.writeScript(Self.poolWithAKill)
+        defer { Ipcplay.removeScript(script) }
+        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "100", script.path], limit: 300)
+        #expect(r.status == 0, "\(r.combined)")
+        let last = r.stdout.split(separator: "\n").last ?? ""
+        #expect(last.hasPrefix("100 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+    }
 }
