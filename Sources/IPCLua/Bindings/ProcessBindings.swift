@@ -258,7 +258,11 @@ enum ProcessBindings {
 
     static let functions = [
         Function("spawn", takes: nil) { s, call throws(LuaRaise) in try spawn(s, call) },
-        Function("process", takes: ["spec"], python: "Lua has no keyword arguments: ipc.process{target = fn, args = {...}, name = ..., daemon = ...}", options: ["target", "args", "daemon"]) { s, call throws(LuaRaise) in try process(s, call) },
+        Function("process", takes: ["spec"],
+                 python: "Lua has no keyword arguments: ipc.process{target = fn, args = {...}, name = ..., daemon = ...}",
+                 options: ["target", "args", "daemon"]) { s, call throws(LuaRaise) in
+            try process(s, call)
+        },
         /// `ipc.current()`: {name=..., pid=...} of the calling process.
         Function("current", takes: [], access: .read) { s, _ throws(LuaRaise) in
             try s.newTable(hash: 3)
