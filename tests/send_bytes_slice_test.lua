@@ -29,6 +29,19 @@ t.raises(function() a:send_bytes("abc", 1, -1) end, "^connection:send_bytes: siz
 t.raises(function() a:send_bytes("abc", 1, 3) end, "^connection:send_bytes: offset %+ size %(1 %+ 3%) is past the end")
 t.raises(function() a:send_bytes("abc", "x") end, "^connection:send_bytes: offset must be an integer")
 t.raises(function() a:send_bytes("abc", 1.5) end, "^connection:send_bytes: offset must be an integer")
+-- CPython's _TestConnection.test_sendbytes, as it is.
+local msg = "abcdefghijklmnopqrstuvwxyz"
+a:send_bytes(msg) t.eq(b:recv_bytes(5), msg)
+a:send_bytes(msg, 5) t.eq(b:recv_bytes(5), msg:sub(6))
+a:send_bytes(msg, 7, 8) t.eq(b:recv_bytes(5), msg:sub(8, 15))
+a:send_bytes(msg, 26) t.eq(b:recv_bytes(5), "")
+a:send_bytes(msg, 26, 0) t.eq(b:recv_bytes(5), "")
+t.raises(function() a:send_bytes(msg, 27) end, "^[^\n]*connection:send_bytes: offset 27 is past the end")
+t.raises(function() a:send_bytes(msg, 22, 5) end, "connection:send_bytes: offset %+ size")
+t.raises(function() a:send_bytes(msg, 26, 1) end, "connection:send_bytes: offset %+ size")
+t.raises(function() a:send_bytes(msg, -1) end, "connection:send_bytes: offset is negative")
+t.raises(function() a:send_bytes(msg, 4, -1) end, "connection:send_bytes: size is negative")
+
 -- Nothing was sent by the calls that raised.
 t.eq(b:poll(), false)
 print("send_bytes slices ok")
