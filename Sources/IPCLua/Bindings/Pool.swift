@@ -70,7 +70,7 @@ enum Pool {
       end
       local r = task.result
       r.done, r.ok, r.n, r.values = true, ok, n, values
-      if pool.on_settle then pool.on_settle(r) end
+      if r.on_done then r.on_done(r) end
     end
 
     local function assign(pool, task)
@@ -237,18 +237,18 @@ enum Pool {
     function Pool:imap_unordered(fn, list, ...)
       check_no_more("pool:imap_unordered", 2, fn, list, ...)
       local results = submit_all(self, "pool:imap_unordered", fn, list, false)
-      local left, given = #results, {}
+      -- The results done and not yet given, in the order they came.
+      local done, first, last = {}, 1, 0
+      local function came(r) last = last + 1; done[last] = r end
+      for _, r in ipairs(results) do
+        if r.done then came(r) else r.on_done = came end
+      end
       return function()
-        while left > 0 do
-          for _, r in ipairs(results) do
-            if r.done and not given[r] then
-              given[r] = true
-              left = left - 1
-              return (r:get())
-            end
-          end
-          pump(self, nil)
-        end
+        if first > #results then return nil end
+        while first > last do pump(self, nil) end
+        local r = done[first]
+        done[first], first = nil, first + 1
+        return (r:get())
       end
     end
 
