@@ -34,8 +34,8 @@
 ---floats, `c` one byte (a one-character string), `?` boolean.
 ---@alias ipc.Typecode "b"|"B"|"h"|"H"|"i"|"I"|"l"|"L"|"q"|"Q"|"f"|"d"|"c"|"?"
 
----What `ipc.wait` can wait on: ready to read (or to accept).
----@alias ipc.Waitable ipc.Connection|ipc.Queue|ipc.JoinableQueue|ipc.Socket|ipc.Server|ipc.Dgram
+---What `ipc.wait` can wait on: ready to read (or to accept), or ended (a Process).
+---@alias ipc.Waitable ipc.Connection|ipc.Queue|ipc.JoinableQueue|ipc.Socket|ipc.Server|ipc.Dgram|ipc.Process
 
 ---What `sock:send_handle` can pass to another process.
 ---@alias ipc.Handle ipc.Connection|ipc.Socket|ipc.Server|ipc.Dgram
@@ -70,6 +70,10 @@ ipc._VERSION = ""
 ---@field daemon? boolean a daemon process is ended when the main script ends; others are waited for
 
 ---What `ipc.current()` returns.
+---@class ipc.ParentInfo
+---@field name string
+---@field pid integer
+
 ---@class ipc.ProcessInfo
 ---@field name string `MainProcess` for the main script, `Process-1`, ... for children
 ---@field pid integer
@@ -90,6 +94,94 @@ function ipc.process(spec) end
 ---The calling process: `{name = ..., pid = ..., is_main = ...}`.
 ---@return ipc.ProcessInfo
 function ipc.current() end
+
+---The process that started this one (`{name = ..., pid = ...}`), or nil in the main process.
+---@return ipc.ParentInfo|nil
+function ipc.parent_process() end
+
+---The Processes this process started that have not ended (it reaps those that have).
+---@return ipc.Process[]
+function ipc.active_children() end
+
+---A pool of `n` worker processes (default: ipc.cpu_count()), as Python's multiprocessing.Pool.
+---@param n? integer
+---@return ipc.Pool
+function ipc.pool(n) end
+
+---@class ipc.Pool
+local Pool = {}
+
+---{fn(list[1]), ...} (each call's first result), in order.
+---@param fn function
+---@param list any[]
+---@return any[]
+function Pool:map(fn, list) end
+
+---{fn(table.unpack(list[1])), ...}, in order.
+---@param fn function
+---@param list any[][]
+---@return any[]
+function Pool:starmap(fn, list) end
+
+---An iterator over the results, in order.
+---@param fn function
+---@param list any[]
+---@return fun(): any
+function Pool:imap(fn, list) end
+
+---An iterator over the results, as they come.
+---@param fn function
+---@param list any[]
+---@return fun(): any
+function Pool:imap_unordered(fn, list) end
+
+---Runs fn(table.unpack(args)) in a worker; returns a result to get.
+---@param fn function
+---@param args? any[]
+---@return ipc.PoolResult
+function Pool:apply_async(fn, args) end
+
+---apply_async(fn, args):get()
+---@param fn function
+---@param args? any[]
+---@return any ...
+function Pool:apply(fn, args) end
+
+---No more tasks.
+function Pool:close() end
+
+---Ends the workers now; unfinished tasks fail.
+function Pool:terminate() end
+
+---After close() or terminate(): waits for the tasks and the workers to end.
+---@param timeout? number
+---@return boolean ended
+function Pool:join(timeout) end
+
+---@class ipc.PoolResult
+local PoolResult = {}
+
+---The task's results; raises its error; `nil, "timeout"`.
+---@param timeout? number
+---@return any ...
+function PoolResult:get(timeout) end
+
+---True once the task is done (false at the timeout).
+---@param timeout? number
+---@return boolean
+function PoolResult:wait(timeout) end
+
+---Done, without waiting.
+---@return boolean
+function PoolResult:ready() end
+
+---Done without an error (an error if not done yet).
+---@return boolean
+function PoolResult:successful() end
+
+---The number of CPUs online, as Python's os.cpu_count().
+---@return integer
+function ipc.cpu_count() end
 
 ---Sleeps; the duration is multiplied by `--time-scale` (virtual time under `--sched`).
 ---@param seconds number not negative
@@ -158,11 +250,14 @@ function Connection:recv(timeout) end
 ---@return "closed"|nil err
 function Connection:poll(timeout) end
 
----Sends a raw string message, no encoding.
+---Sends a raw string message, no encoding: `size` bytes of `s` from byte `offset`
+---(counted from 0, as Python's; default: all of `s`).
 ---@param s string
+---@param offset? integer
+---@param size? integer
 ---@return true|nil ok
 ---@return "closed"|nil err
-function Connection:send_bytes(s) end
+function Connection:send_bytes(s, offset, size) end
 
 ---The next message as raw bytes.
 ---@param timeout? ipc.Timeout
@@ -506,7 +601,7 @@ function Barrier:abort() end
 
 -- MARK: - Waiting on several things
 
----The sub-list of `list` that is ready to read (or accept), in `list`'s order; an empty
+---The sub-list of `list` that is ready to read (or accept), or has ended (a Process), in `list`'s order; an empty
 ---table when the timeout passes.
 ---@param list ipc.Waitable[]
 ---@param timeout? ipc.Timeout

@@ -21,7 +21,9 @@ public final class ProcessState {
     /// How many Process objects this process has made (for `Process-N` names).
     var processCounter = 0
     /// The children this process started and has not reaped.
-    var children: [ChildProcess] = []
+    public internal(set) var children: [ChildProcess] = []
+    /// The process that started this one (nil in the host): `ipc.parent_process()`.
+    public internal(set) var parent: (name: String, pid: Int32)?
     /// Where the process is when no Lua code runs (waiting for children at its end).
     var locationOverride: String?
     /// True while this process counts itself as parked for ever on the run's objects.
@@ -74,6 +76,8 @@ public final class ChildProcess: GateObject {
     deinit { if pidfd >= 0 { close(pidfd) } }
 
     public var isStarted: Bool { pid != 0 }
+    /// A descriptor readable once the child has ended (its pidfd), or -1. Parent only.
+    public var endDescriptor: Int32 { termination == nil ? pidfd : -1 }
     public var isMine: Bool { parentPid == ProcessIdentity.pid }
 
     /// Forks; the child runs `body` and ends with the code it returns. In the parent,
@@ -305,6 +309,7 @@ public enum Runtime {
         state.reportFD = this.reportFD
         state.slot = board.claimSlot(name: name, spawnIndex: spawnIndex, parent: parent)
         state.object = object
+        state.parent = (this.name, parent)
         this = state  // the parent's children are not ours
         Gate.reset()
         ipc_exit_reset_words()

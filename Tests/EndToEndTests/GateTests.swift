@@ -12,6 +12,7 @@ struct GateTests {
     /// The calls that are not methods: the module's functions, fields and the runtime's own.
     static let others = [
         "ipc.spawn", "ipc.process", "ipc.current", "ipc.sleep", "ipc.now", "ipc.wait",
+        "ipc.cpu_count", "ipc.parent_process", "ipc.active_children",
         "ipc.pipe", "ipc.queue", "ipc.joinable_queue", "ipc.value", "ipc.array",
         "ipc.semaphore", "ipc.bounded_semaphore", "ipc.lock", "ipc.rlock", "ipc.event",
         "ipc.condition", "ipc.barrier",

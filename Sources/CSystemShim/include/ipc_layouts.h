@@ -77,11 +77,16 @@ typedef struct ipc_lock_header {
     char name[IPC_NAME_CAP];
 } ipc_lock_header;
 
-/// An event.
+/// An event. Every set() bumps `generation`, so that a waiter that saw the generation
+/// when its wait began returns true for a set() made during it, even when a clear()
+/// followed before the waiter ran again (as in Python). Bit 0 of `generation` says that
+/// someone sleeps on it: set() makes the futex call only then, and clears the bit. A
+/// waiter killed asleep leaves the bit, which costs the next set() one futex call and
+/// nothing else (there is no count to leave wrong).
 typedef struct ipc_event_header {
     uint64_t magic;
-    uint32_t flag;     // futex word: 0 clear, 1 set
-    uint32_t waiters;
+    uint32_t flag;        // 0 clear, 1 set
+    uint32_t generation;  // futex word: set() count << 1 | sleepers
     char name[IPC_NAME_CAP];
 } ipc_event_header;
 

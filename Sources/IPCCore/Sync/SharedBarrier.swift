@@ -27,14 +27,43 @@ public final class SharedBarrier {
         _ = lock.acquire(deadline: .never, object: self.name, during: during) { _ in }
     }
 
-    public enum WaitOutcome: Equatable { case passed(index: Int), timedOut, broken }
+    public enum WaitOutcome: Equatable { case passed(index: Int), timedOut, broken, actionFailed }
 
-    public func wait(deadline: Deadline) -> WaitOutcome {
+    /// Waits until `parties` processes have called it. The last to arrive runs `action`
+    /// first (false: it failed), without the lock and before any party is released, as
+    /// Python's; a failed action breaks the barrier. While the action runs, `count`
+    /// stays at `parties`: a process that comes meanwhile belongs to the next passage and
+    /// waits for this one to end.
+    public func wait(deadline: Deadline, action: (() -> Bool)? = nil) -> WaitOutcome {
         lockIt("barrier:wait")
+        while h.pointee.broken == 0 && h.pointee.count >= h.pointee.parties {
+            let passing = h.pointee.generation
+            lock.release()
+            let moved = { ipc_load32(&self.h.pointee.generation) != passing }
+            let ended = Spin.until(Spin.waitSpins, moved) || Blocking.wait(until: moved, futex: &h.pointee.generation, deadline: deadline)
+            lockIt("barrier:wait")
+            if !ended && h.pointee.generation == passing {
+                breakLocked()
+                lock.release()
+                return .timedOut
+            }
+        }
         if h.pointee.broken != 0 { lock.release(); return .broken }
         let index = Int(h.pointee.count)
         let generation = h.pointee.generation
         if index + 1 == Int(h.pointee.parties) {
+            if let action {
+                ipc_store32(&h.pointee.count, h.pointee.parties)
+                lock.release()
+                let succeeded = action()
+                lockIt("barrier:wait")
+                if h.pointee.generation != generation {
+                    // Broken while the action ran (a waiter timed out, abort, reset).
+                    lock.release()
+                    return succeeded ? .broken : .actionFailed
+                }
+                if !succeeded { breakLocked(); lock.release(); return .actionFailed }
+            }
             h.pointee.count = 0
             ipc_store32(&h.pointee.generation, generation &+ 1)
             lock.release()

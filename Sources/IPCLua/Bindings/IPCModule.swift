@@ -45,6 +45,8 @@ public enum IPCModule {
         try s.setField(-2, "unix")
         try TestHelpers.push(s)
         try s.setField(-2, "test")
+        try Pool.push(s, module: s.top)
+        try s.setField(-2, "pool")
     }
 
     /// Makes `require("ipc")` and the global `ipc` return the module.

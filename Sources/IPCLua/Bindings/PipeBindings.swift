@@ -37,45 +37,61 @@ final class ConnectionObject: LuaObject {
 enum PipeBindings {
     static let type: LuaType = {
         var t = LuaType([.connection], [
-            Method<ConnectionObject>("send", preview: .argument(2), fast: .send) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("send", takes: ["value"], preview: .argument(2), fast: .send) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return try s.fail("closed") }
                 if s.top < 2 { throw LuaRaise("\(call.name): expected a value to send") }
                 let buffer = try s.encodeArgument(2, call)
                 return try send(s, c, &call, buffer.bytes, raw: false)
             },
-            Method<ConnectionObject>("send_bytes", preview: .argument(2), fast: .sendBytes) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("send_bytes", takes: ["s", "offset", "size"], preview: .argument(2), fast: .sendBytes) { s, c, call throws(LuaRaise) in
                 guard try sending(s, c, call) else { return try s.fail("closed") }
-                let bytes = try s.stringArgument(2, call.name, "argument 1")
+                let bytes = try slice(s, call.name, try s.stringArgument(2, call.name, "argument 1"))
                 return try send(s, c, &call, bytes, raw: true)
             },
-            Method<ConnectionObject>("recv", timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recv) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("recv", takes: ["timeout"], timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recv) { s, c, call throws(LuaRaise) in
                 try receive(s, c, &call, raw: false)
             },
-            Method<ConnectionObject>("recv_bytes", timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recvBytes) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("recv_bytes", takes: ["timeout"], timeout: 2, waits: { $0.nothingToReceive }, preview: .result, fast: .recvBytes) { s, c, call throws(LuaRaise) in
                 try receive(s, c, &call, raw: true)
             },
             // No timeout polls once (multiprocessing's default), unlike recv.
-            Method<ConnectionObject>("poll", access: .read, timeout: 2, pollsByDefault: true, waits: { $0.nothingToReceive }) { s, c, call throws(LuaRaise) in
+            Method<ConnectionObject>("poll", takes: ["timeout"], access: .read, timeout: 2, pollsByDefault: true, waits: { $0.nothingToReceive }) { s, c, call throws(LuaRaise) in
                 guard try receiving(s, c, call) else { return try s.fail("closed") }
                 s.push(c.connection.poll(deadline: call.deadline))
                 return 1
             },
-            Method<ConnectionObject>("close") { s, c, _ in
+            Method<ConnectionObject>("close", takes: []) { s, c, _ in
                 c.connection.close()
                 ipc_lua_box_detach(s.L, 1)  // its calls go through Swift, which says "closed"
                 return 0
             },
-            Method<ConnectionObject>("closed", access: .read) { s, c, _ in s.push(c.connection.isClosed); return 1 },
-            Method<ConnectionObject>("readable", access: .read) { s, c, _ in s.push(c.connection.canReceive); return 1 },
-            Method<ConnectionObject>("writable", access: .read) { s, c, _ in s.push(c.connection.canSend); return 1 },
+            Method<ConnectionObject>("closed", takes: [], access: .read) { s, c, _ in s.push(c.connection.isClosed); return 1 },
+            Method<ConnectionObject>("readable", takes: [], access: .read) { s, c, _ in s.push(c.connection.canReceive); return 1 },
+            Method<ConnectionObject>("writable", takes: [], access: .read) { s, c, _ in s.push(c.connection.canSend); return 1 },
         ])
         t.closeMethod = "close"
         return t
     }()
 
+    /// `send_bytes(s [, offset [, size]])`'s bytes: `size` bytes of `s` from `offset`
+    /// (counted from 0, as Python's), with Python's bounds rules.
+    static func slice(_ s: LuaState, _ call: String, _ bytes: UnsafeRawBufferPointer) throws(LuaRaise) -> UnsafeRawBufferPointer {
+        if s.isNoneOrNil(3) && s.isNoneOrNil(4) { return bytes }
+        let n = Int64(bytes.count)
+        let offset = try s.optionalInteger(3, call, "offset", default: 0)
+        guard offset >= 0 else { throw LuaRaise("\(call): offset is negative (\(offset))") }
+        guard offset <= n else { throw LuaRaise("\(call): offset \(offset) is past the end of the \(n) bytes") }
+        let size = try s.optionalInteger(4, call, "size", default: n - offset)
+        guard size >= 0 else { throw LuaRaise("\(call): size is negative (\(size))") }
+        guard size <= n - offset else {
+            throw LuaRaise("\(call): offset + size (\(offset) + \(size)) is past the end of the \(n) bytes")
+        }
+        return UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<Int(offset + size)])
+    }
+
     /// `ipc.pipe([duplex=true [, options]])`: two Connections.
     static let functions = [
-        Function("pipe") { s, call throws(LuaRaise) in
+        Function("pipe", takes: ["duplex", "options"]) { s, call throws(LuaRaise) in
             var duplex = true
             switch s.type(1) {
             case LUA_TNONE, LUA_TNIL: break

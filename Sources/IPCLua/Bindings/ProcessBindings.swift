@@ -33,12 +33,12 @@ enum ProcessBindings {
 
     static let type: LuaType = {
         var t = LuaType([.process], [
-            Method<ProcessObject>("start") { s, p, call throws(LuaRaise) in
+            Method<ProcessObject>("start", takes: []) { s, p, call throws(LuaRaise) in
                 if p.child.isStarted { throw LuaRaise("\(call.name): \(p.child.name) was already started") }
                 try launch(s, p, at: 1, call: call.name)
                 return 0
             },
-            Method<ProcessObject>("join", timeout: 2, waits: { $0.joinWaits }) { s, p, call throws(LuaRaise) in
+            Method<ProcessObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.joinWaits }) { s, p, call throws(LuaRaise) in
                 guard p.child.isStarted else { throw LuaRaise("\(call.name): \(p.child.name) was never started") }
                 guard p.child.isMine else {
                     throw LuaRaise("\(call.name): \(p.child.name) is not a child of this process (only the process that started it can join it)")
@@ -48,7 +48,7 @@ enum ProcessBindings {
                 s.push(ended)
                 return 1
             },
-            Method<ProcessObject>("is_alive", access: .read) { s, p, _ in
+            Method<ProcessObject>("is_alive", takes: [], access: .read) { s, p, _ in
                 if p.child.isStarted && !p.child.isMine {
                     s.push(RunBoard.current?.lists(pid: p.child.pid) ?? false)
                 } else {
@@ -56,8 +56,8 @@ enum ProcessBindings {
                 }
                 return 1
             },
-            Method<ProcessObject>("terminate") { _, p, _ in p.child.send(signal: SIGTERM); return 0 },
-            Method<ProcessObject>("kill") { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
+            Method<ProcessObject>("terminate", takes: []) { _, p, _ in p.child.send(signal: SIGTERM); return 0 },
+            Method<ProcessObject>("kill", takes: []) { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
         ])
         t.fields = { luaEntry($0, index) }
         t.newIndex = { luaEntry($0, newIndex) }
@@ -162,6 +162,11 @@ enum ProcessBindings {
         } catch {
             throw LuaRaise("\(call): \(error)")
         }
+        // So that ipc.active_children() gives back this very object.
+        try pushStarted(s)
+        s.pushValue(ud)
+        try s.rawSet(-2, index: Int64(process.child.pid))
+        s.pop()
     }
 
     static func runTarget(_ s: LuaState, _ ud: Int32) -> Int32 {
@@ -252,10 +257,14 @@ enum ProcessBindings {
     // MARK: - Module functions
 
     static let functions = [
-        Function("spawn") { s, call throws(LuaRaise) in try spawn(s, call) },
-        Function("process") { s, call throws(LuaRaise) in try process(s, call) },
+        Function("spawn", takes: nil) { s, call throws(LuaRaise) in try spawn(s, call) },
+        Function("process", takes: ["spec"],
+                 python: "Lua has no keyword arguments: ipc.process{target = fn, args = {...}, name = ..., daemon = ...}",
+                 options: ["target", "args", "daemon"]) { s, call throws(LuaRaise) in
+            try process(s, call)
+        },
         /// `ipc.current()`: {name=..., pid=...} of the calling process.
-        Function("current", access: .read) { s, _ throws(LuaRaise) in
+        Function("current", takes: [], access: .read) { s, _ throws(LuaRaise) in
             try s.newTable(hash: 3)
             try s.push(Runtime.this.name)
             try s.setField(-2, "name")
@@ -266,7 +275,7 @@ enum ProcessBindings {
             return 1
         },
         /// `ipc.sleep(seconds)`: scaled by --time-scale, on the run's clock.
-        Function("sleep", deadline: { s, name throws(LuaRaise) in
+        Function("sleep", takes: ["seconds"], deadline: { s, name throws(LuaRaise) in
             let seconds = try s.numberArgument(1, name, "seconds")
             if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
             return Runtime.sleepDeadline(seconds: seconds)
@@ -274,9 +283,57 @@ enum ProcessBindings {
             Blocking.sleep(until: call.deadline)
             return 0
         },
-        Function("now", access: .read) { s, _ in
+        Function("now", takes: [], access: .read) { s, _ in
             s.push(MonotonicClock.seconds())
             return 1
         },
+        /// `ipc.cpu_count()`: the CPUs online, as Python's os.cpu_count().
+        Function("cpu_count", takes: [], access: .read) { s, _ in
+            s.push(Int64(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+            return 1
+        },
+        /// `ipc.parent_process()`: {name=..., pid=...} of the process that started this
+        /// one, or nil in the main process.
+        Function("parent_process", takes: [], access: .read) { s, _ throws(LuaRaise) in
+            guard let parent = Runtime.this.parent else { s.pushNil(); return 1 }
+            try s.newTable(hash: 2)
+            try s.push(parent.name)
+            try s.setField(-2, "name")
+            s.push(Int64(parent.pid))
+            try s.setField(-2, "pid")
+            return 1
+        },
+        /// `ipc.active_children()`: the Processes this process started that have not
+        /// ended, in start order; as Python's, it reaps those that have.
+        Function("active_children", takes: [], access: .read) { s, _ throws(LuaRaise) in
+            let alive = Runtime.this.children.filter { $0.poll() == nil }
+            try s.newTable(array: Int32(clamping: alive.count))
+            let list = s.top
+            try pushStarted(s)
+            for (k, child) in alive.enumerated() {
+                // The script's own object when it still has it, else a new one for the child.
+                if lua_rawgeti(s.L, -1, Int64(child.pid)) == LUA_TNIL {
+                    s.pop()
+                    try s.push(object: ProcessObject(child: child), kind: .process)
+                }
+                try s.rawSet(list, index: Int64(k + 1))
+            }
+            s.setTop(list)
+            return 1
+        },
     ]
+
+    /// Pushes the table of the Process objects this process started, by pid (weak
+    /// values: it keeps no object alive), made on first use.
+    static func pushStarted(_ s: LuaState) throws(LuaRaise) {
+        if try s.rawField(ipc_lua_registryindex(), "ipc.started") == LUA_TTABLE { return }
+        s.pop()
+        try s.newTable()
+        try s.newTable(hash: 1)
+        try s.push("v")
+        try s.setField(-2, "__mode")
+        lua_setmetatable(s.L, -2)
+        s.pushValue(-1)
+        try s.setField(ipc_lua_registryindex(), "ipc.started")
+    }
 }

@@ -34,33 +34,33 @@ final class QueueObject: LuaObject {
 enum QueueBindings {
     static let type: LuaType = {
         var t = LuaType([.queue, .joinableQueue], [
-            Method<QueueObject>("put", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("put", takes: ["item", "timeout"], python: "Python's put(item, block, timeout) is put(item, timeout) or put_nowait(item) here", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
                 try put(s, q, &call, nowait: false)
             },
-            Method<QueueObject>("get", timeout: 2, waits: { $0.isEmptyNow }, preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("get", takes: ["timeout"], python: "Python's get(block, timeout) is get(timeout) or get_nowait() here", timeout: 2, waits: { $0.isEmptyNow }, preview: .result, fast: .get) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: false)
             },
-            Method<QueueObject>("put_nowait", preview: .argument(2), fast: .putNowait) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("put_nowait", takes: ["item"], preview: .argument(2), fast: .putNowait) { s, q, call throws(LuaRaise) in
                 try put(s, q, &call, nowait: true)
             },
-            Method<QueueObject>("get_nowait", preview: .result, fast: .getNowait) { s, q, call throws(LuaRaise) in
+            Method<QueueObject>("get_nowait", takes: [], preview: .result, fast: .getNowait) { s, q, call throws(LuaRaise) in
                 try get(s, q, &call, nowait: true)
             },
-            Method<QueueObject>("qsize", access: .read) { s, q, _ in s.push(Int64(q.queue.count)); return 1 },
-            Method<QueueObject>("empty", access: .read) { s, q, _ in s.push(q.queue.isEmpty); return 1 },
-            Method<QueueObject>("full", access: .read) { s, q, _ in s.push(q.queue.isFull); return 1 },
-            Method<QueueObject>("close") { s, q, _ in
+            Method<QueueObject>("qsize", takes: [], access: .read) { s, q, _ in s.push(Int64(q.queue.count)); return 1 },
+            Method<QueueObject>("empty", takes: [], access: .read) { s, q, _ in s.push(q.queue.isEmpty); return 1 },
+            Method<QueueObject>("full", takes: [], access: .read) { s, q, _ in s.push(q.queue.isFull); return 1 },
+            Method<QueueObject>("close", takes: []) { s, q, _ in
                 q.closed = true
                 ipc_lua_box_detach(s.L, 1)  // its calls go through Swift, which says "closed"
                 return 0
             },
-            Method<QueueObject>("task_done", only: [.joinableQueue]) { _, q, call throws(LuaRaise) in
+            Method<QueueObject>("task_done", takes: [], only: [.joinableQueue]) { _, q, call throws(LuaRaise) in
                 guard q.queue.taskDone() else {
                     throw LuaRaise("\(call.name): called more times than there were items put")
                 }
                 return 0
             },
-            Method<QueueObject>("join", timeout: 2, waits: { $0.queue.unfinishedTasks > 0 }, only: [.joinableQueue]) { s, q, call in
+            Method<QueueObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.queue.unfinishedTasks > 0 }, only: [.joinableQueue]) { s, q, call in
                 s.push(q.queue.join(deadline: call.deadline))
                 return 1
             },
@@ -93,8 +93,8 @@ enum QueueBindings {
     }
 
     static let functions = [
-        Function("queue") { s, call throws(LuaRaise) in try make(s, call, kind: .queue) },
-        Function("joinable_queue") { s, call throws(LuaRaise) in try make(s, call, kind: .joinableQueue) },
+        Function("queue", takes: ["maxsize", "options"], options: ["ring"]) { s, call throws(LuaRaise) in try make(s, call, kind: .queue) },
+        Function("joinable_queue", takes: ["maxsize", "options"], options: ["ring"]) { s, call throws(LuaRaise) in try make(s, call, kind: .joinableQueue) },
     ]
 
     /// `put` or, `nowait`, `put_nowait` (which fails "full" where `put` times out).

@@ -25,7 +25,7 @@ final class SocketObject: LuaObject {
 enum SocketBindings {
     static let serverType: LuaType = {
         var t = LuaType([.server], [
-            Method<SocketObject>("accept", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("accept", takes: ["timeout"], timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
                 if o.socket.isClosed { return try s.fail("closed") }
                 let accepted: UnixSocket?
                 do { accepted = try o.socket.accept(deadline: call.deadline) } catch { throw LuaRaise("\(call.name): \(error)") }
@@ -33,8 +33,8 @@ enum SocketBindings {
                 try push(s, c)
                 return 1
             },
-            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
-            Method<SocketObject>("path", access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
+            Method<SocketObject>("close", takes: []) { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("path", takes: [], access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
         ])
         t.closeMethod = "close"
         return t
@@ -42,7 +42,7 @@ enum SocketBindings {
 
     static let socketType: LuaType = {
         var t = LuaType([.socket], [
-            Method<SocketObject>("send", preview: .argument(2), external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("send", takes: ["s"], preview: .argument(2), external: true) { s, o, call throws(LuaRaise) in
                 let bytes = try s.stringArgument(2, call.name, "argument 1")
                 call.bytes = bytes.count
                 switch o.socket.send(bytes) {
@@ -50,7 +50,7 @@ enum SocketBindings {
                 case .closed: return try s.fail("closed")
                 }
             },
-            Method<SocketObject>("recv", timeout: 3, waits: { $0.nothingToRead }, preview: .result, external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("recv", takes: ["n", "timeout"], timeout: 3, waits: { $0.nothingToRead }, preview: .result, external: true) { s, o, call throws(LuaRaise) in
                 let n = try s.integerArgument(2, call.name, "n")
                 guard n >= 1 && n <= 1 << 30 else { throw LuaRaise("\(call.name): n must be between 1 and 2^30, got \(n)") }
                 let buffer = call.buffer
@@ -69,9 +69,9 @@ enum SocketBindings {
                 case .timedOut: return try s.fail("timeout")
                 }
             },
-            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
-            Method<SocketObject>("send_handle", external: true) { s, o, call throws(LuaRaise) in try sendHandle(s, o, call) },
-            Method<SocketObject>("recv_handle", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("close", takes: []) { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("send_handle", takes: ["handle"], external: true) { s, o, call throws(LuaRaise) in try sendHandle(s, o, call) },
+            Method<SocketObject>("recv_handle", takes: ["timeout"], timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
                 try recvHandle(s, o, call)
             },
         ])
@@ -81,7 +81,7 @@ enum SocketBindings {
 
     static let datagramType: LuaType = {
         var t = LuaType([.dgram], [
-            Method<SocketObject>("sendto", preview: .argument(3), external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("sendto", takes: ["path", "s"], preview: .argument(3), external: true) { s, o, call throws(LuaRaise) in
                 guard let path = s.string(2) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(2))") }
                 let bytes = try s.stringArgument(3, call.name, "data")
                 call.bytes = bytes.count
@@ -92,7 +92,7 @@ enum SocketBindings {
                 case .refused(let why): return try s.fail(why)
                 }
             },
-            Method<SocketObject>("recvfrom", timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
+            Method<SocketObject>("recvfrom", takes: ["timeout"], timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
                 let buffer = call.buffer
                 switch o.socket.receiveFrom(into: buffer, deadline: call.deadline) {
                 case .datagram(let from):
@@ -104,8 +104,8 @@ enum SocketBindings {
                 case .closed: return try s.fail("closed")
                 }
             },
-            Method<SocketObject>("close") { _, o, _ in o.socket.close(); return 0 },
-            Method<SocketObject>("path", access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
+            Method<SocketObject>("close", takes: []) { _, o, _ in o.socket.close(); return 0 },
+            Method<SocketObject>("path", takes: [], access: .read) { s, o, _ throws(LuaRaise) in try pushPath(s, o) },
         ])
         t.closeMethod = "close"
         return t
@@ -150,7 +150,7 @@ enum SocketBindings {
 
     static let functions = [
         /// `ipc.unix.listen(path [, backlog=5 [, options]])`
-        Function("listen", in: .unix) { s, call throws(LuaRaise) in
+        Function("listen", in: .unix, takes: ["path", "backlog", "options"], options: ["mode"]) { s, call throws(LuaRaise) in
             guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
             let backlog = try s.optionalInteger(2, call.name, "backlog", default: 5)
             guard backlog >= 0 && backlog <= 65535 else { throw LuaRaise("\(call.name): backlog must be between 0 and 65535") }
@@ -162,7 +162,7 @@ enum SocketBindings {
             return 1
         },
         /// `ipc.unix.connect(path [, timeout])`: a Socket, or nil and a message.
-        Function("connect", in: .unix, deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
+        Function("connect", in: .unix, takes: ["path", "timeout"], deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }, external: true) { s, call throws(LuaRaise) in
             guard let path = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }
             let outcome: UnixSocket.ConnectOutcome
             do { outcome = try UnixSocket.connect(path: path, deadline: call.deadline) } catch { throw LuaRaise("\(call.name): \(error)") }
@@ -172,14 +172,14 @@ enum SocketBindings {
             }
             return 1
         },
-        Function("socketpair", in: .unix) { s, call throws(LuaRaise) in
+        Function("socketpair", in: .unix, takes: []) { s, call throws(LuaRaise) in
             let (a, b) = try making(s, call.name) { () throws(IPCError) in try UnixSocket.pair() }
             try push(s, a)
             try push(s, b)
             return 2
         },
         /// `ipc.unix.dgram([path [, options]])`
-        Function("dgram", in: .unix) { s, call throws(LuaRaise) in
+        Function("dgram", in: .unix, takes: ["path", "options"], options: ["mode"]) { s, call throws(LuaRaise) in
             var path: String?
             if !s.isNoneOrNil(1) {
                 guard let p = s.string(1) else { throw LuaRaise("\(call.name): expected a path, got \(s.typeName(1))") }

@@ -27,7 +27,24 @@ final class LockObject: LuaObject {
 final class EventObject: LuaObject {
     let event: SharedEvent
     let ref: ObjectRef
+    /// The event's set() count when the wait in progress reached the gate. A wait
+    /// begins there: a controlled scheduler may hold it at the gate (before its body
+    /// runs) across a set(); clear(), and the set() must still end it.
+    var waitStart: UInt32?
     init(_ e: SharedEvent, ref: ObjectRef) { event = e; self.ref = ref }
+
+    /// Would the wait in progress block? (The gate asks; the first question notes when it began.)
+    func waitWouldBlock() -> Bool {
+        let start = waitStart ?? event.sets
+        waitStart = start
+        return !event.isSignalled(since: start)
+    }
+
+    /// When the wait in progress began (at the gate, or now if the gate did not ask).
+    func takeWaitStart() -> UInt32 {
+        defer { waitStart = nil }
+        return waitStart ?? event.sets
+    }
     var luaDescription: String { "<event \(ref.name) \(event.isSet ? "set" : "clear")>" }
 }
 
@@ -42,21 +59,31 @@ final class ConditionObject: LuaObject {
 final class BarrierObject: LuaObject {
     let barrier: SharedBarrier
     let ref: ObjectRef
-    init(_ b: SharedBarrier, ref: ObjectRef) { barrier = b; self.ref = ref }
+    /// Its `timeout` option: what a wait with no timeout of its own waits (seconds).
+    let defaultTimeout: Double?
+    /// It has an `action` (the function is the userdata's user value: each process that
+    /// inherits the barrier has its copy of it).
+    let hasAction: Bool
+    init(_ b: SharedBarrier, ref: ObjectRef, defaultTimeout: Double?, hasAction: Bool) {
+        barrier = b; self.ref = ref; self.defaultTimeout = defaultTimeout; self.hasAction = hasAction
+    }
     var luaDescription: String { "<barrier \(ref.name) \(barrier.waiting)/\(barrier.parties)\(barrier.isBroken ? " broken" : "")>" }
 }
 
 enum SyncBindings {
+    /// The hint of an `acquire` given Python's (block, timeout).
+    static let acquireHabit = "Python's acquire(block, timeout) is acquire(timeout) here, and acquire(false) does not block"
+
     // MARK: - Semaphores
 
     static let semaphoreType: LuaType = {
         var t = LuaType([.semaphore, .boundedSemaphore], [
-            Method<SemaphoreObject>("acquire", timeout: 2, waits: { $0.semaphore.value == 0 }, fast: .semaphoreAcquire) { s, o, call in
+            Method<SemaphoreObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.semaphore.value == 0 }, fast: .semaphoreAcquire) { s, o, call in
                 s.push(o.semaphore.acquire(deadline: call.deadline))
                 call.counter = ("value", Int(o.semaphore.value))
                 return 1
             },
-            Method<SemaphoreObject>("release", fast: .semaphoreRelease) { s, o, call throws(LuaRaise) in
+            Method<SemaphoreObject>("release", takes: ["n"], fast: .semaphoreRelease) { s, o, call throws(LuaRaise) in
                 let n = try s.optionalInteger(2, call.name, "n", default: 1)
                 guard n >= 1 && n <= Int64(SharedSemaphore.maximum) else { throw LuaRaise("\(call.name): n must be at least 1, got \(n)") }
                 switch o.semaphore.release(UInt32(n)) {
@@ -70,7 +97,7 @@ enum SyncBindings {
                     throw LuaRaise("\(call.name): the value would exceed \(SharedSemaphore.maximum)")
                 }
             },
-            Method<SemaphoreObject>("get_value", access: .read) { s, o, _ in s.push(Int64(o.semaphore.value)); return 1 },
+            Method<SemaphoreObject>("get_value", takes: [], access: .read) { s, o, _ in s.push(Int64(o.semaphore.value)); return 1 },
         ])
         t.guarded = [("with", "acquire", "release")]
         return t
@@ -106,17 +133,17 @@ enum SyncBindings {
 
     static let lockType: LuaType = {
         var t = LuaType([.lock, .rlock], [
-            Method<LockObject>("acquire", timeout: 2, waits: { !$0.shared.lock.isAvailable }, fast: .acquire) { s, o, call throws(LuaRaise) in
+            Method<LockObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.shared.lock.isAvailable }, fast: .acquire) { s, o, call throws(LuaRaise) in
                 try acquire(s, o.shared.lock, call)
             },
-            Method<LockObject>("release", fast: .release) { _, o, call throws(LuaRaise) in
+            Method<LockObject>("release", takes: [], fast: .release) { _, o, call throws(LuaRaise) in
                 guard o.shared.lock.release() else {
                     let holder = o.shared.lock.holder
                     throw LuaRaise("\(call.name): \(o.ref.name) is not held by this process" + (holder == 0 ? " (it is unlocked)" : " (pid \(holder) holds it)"))
                 }
                 return 0
             },
-            Method<LockObject>("locked", access: .read) { s, o, _ in s.push(o.shared.lock.holder != 0); return 1 },
+            Method<LockObject>("locked", takes: [], access: .read) { s, o, _ in s.push(o.shared.lock.holder != 0); return 1 },
         ])
         t.guarded = [("with", "acquire", "release")]
         return t
@@ -133,11 +160,11 @@ enum SyncBindings {
     // MARK: - Events
 
     static let eventType = LuaType([.event], [
-        Method<EventObject>("set") { _, e, _ in e.event.set(); return 0 },
-        Method<EventObject>("clear") { _, e, _ in e.event.clear(); return 0 },
-        Method<EventObject>("is_set", access: .read) { s, e, _ in s.push(e.event.isSet); return 1 },
-        Method<EventObject>("wait", timeout: 2, waits: { !$0.event.isSet }) { s, e, call in
-            s.push(e.event.wait(deadline: call.deadline))
+        Method<EventObject>("set", takes: []) { _, e, _ in e.event.set(); return 0 },
+        Method<EventObject>("clear", takes: []) { _, e, _ in e.event.clear(); return 0 },
+        Method<EventObject>("is_set", takes: [], access: .read) { s, e, _ in s.push(e.event.isSet); return 1 },
+        Method<EventObject>("wait", takes: ["timeout"], timeout: 2, waits: { $0.waitWouldBlock() }) { s, e, call in
+            s.push(e.event.wait(deadline: call.deadline, since: e.takeWaitStart()))
             return 1
         },
     ])
@@ -146,17 +173,17 @@ enum SyncBindings {
 
     static let conditionType: LuaType = {
         var t = LuaType([.condition], [
-            Method<ConditionObject>("acquire", timeout: 2, waits: { !$0.condition.lock.isAvailable }) { s, c, call throws(LuaRaise) in
+            Method<ConditionObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.condition.lock.isAvailable }) { s, c, call throws(LuaRaise) in
                 try acquire(s, c.condition.lock, call)
             },
-            Method<ConditionObject>("release") { _, c, call throws(LuaRaise) in
+            Method<ConditionObject>("release", takes: []) { _, c, call throws(LuaRaise) in
                 guard c.condition.lock.release() else {
                     throw LuaRaise("\(call.name): the lock of \(c.ref.name) is not held by this process")
                 }
                 return 0
             },
             // It releases the lock first, then waits inside the call.
-            Method<ConditionObject>("wait", timeout: 2) { s, c, call throws(LuaRaise) in
+            Method<ConditionObject>("wait", takes: ["timeout"], timeout: 2) { s, c, call throws(LuaRaise) in
                 switch c.condition.wait(deadline: call.deadline) {
                 case .notified: s.push(true)
                 case .timedOut: s.push(false)
@@ -165,7 +192,7 @@ enum SyncBindings {
                 }
                 return 1
             },
-            Method<ConditionObject>("notify") { s, c, call throws(LuaRaise) in
+            Method<ConditionObject>("notify", takes: ["n"]) { s, c, call throws(LuaRaise) in
                 let n = try s.optionalInteger(2, call.name, "n", default: 1)
                 guard n >= 0 else { throw LuaRaise("\(call.name): n must not be negative, got \(n)") }
                 guard c.condition.notify(Int(clamping: n)) else {
@@ -173,7 +200,7 @@ enum SyncBindings {
                 }
                 return 0
             },
-            Method<ConditionObject>("notify_all") { _, c, call throws(LuaRaise) in
+            Method<ConditionObject>("notify_all", takes: []) { _, c, call throws(LuaRaise) in
                 guard c.condition.notify(Int.max) else {
                     throw LuaRaise("\(call.name): the lock of \(c.ref.name) is not held by this process (acquire it first)")
                 }
@@ -191,7 +218,12 @@ enum SyncBindings {
     /// scheduler); reading it is not a call.
     static let waitFor = #"""
     local clock = ...
-    return function(self, predicate, timeout)
+    return function(self, predicate, timeout, ...)
+      for k = 1, select("#", ...) do
+        if select(k, ...) ~= nil then
+          error("condition:wait_for: takes (predicate, timeout), got " .. (2 + k) .. " arguments", 2)
+        end
+      end
       if type(predicate) ~= "function" then
         error("condition:wait_for: expected a predicate function as argument 1, got " .. type(predicate), 2)
       end
@@ -224,7 +256,10 @@ enum SyncBindings {
         if let given = s.object(1, family: .lock, as: LockObject.self) {
             lock = (given.shared, given.ref.id)
         } else if s.isNoneOrNil(1) || s.type(1) == LUA_TTABLE {
-            if s.type(1) == LUA_TTABLE { optionsIndex = 1 }
+            if s.type(1) == LUA_TTABLE {
+                optionsIndex = 1
+                try s.checkOptions(1, call.name, allowed: ["name"], parameters: ["lock", "options"])
+            }
             let own = s.newObject(.rlock, name: nil)
             lock = (try making(s, call.name) { () throws(IPCError) in try SharedLock(recursive: true, name: own.name) }, own.id)
         } else {
@@ -246,18 +281,31 @@ enum SyncBindings {
     static let barrierType: LuaType = {
         var t = LuaType([.barrier], [
             // It counts its arrival first, then waits inside the call.
-            Method<BarrierObject>("wait", timeout: 2) { s, b, call throws(LuaRaise) in
-                switch b.barrier.wait(deadline: call.deadline) {
+            Method<BarrierObject>("wait", takes: ["timeout"], timeout: 2) { s, b, call throws(LuaRaise) in
+                var deadline = call.deadline
+                if s.isNoneOrNil(2), let seconds = b.defaultTimeout { deadline = .after(seconds: seconds) }
+                // The action's error (with its traceback), when it raised.
+                var actionError: String?
+                let action: (() -> Bool)? = b.hasAction ? {
+                    _ = ipc_lua_getuservalue(s.L, 1)
+                    if ipc_lua_docall(s.L, 0, 0) == LUA_OK { return true }
+                    actionError = s.string(-1) ?? "(an error object that is not a string)"
+                    s.pop()
+                    return false
+                } : nil
+                switch b.barrier.wait(deadline: deadline, action: action) {
                 case .passed(let index):
                     call.text = "index \(index)"
                     s.push(Int64(index))
                     return 1
                 case .timedOut: return try s.fail("timeout")
                 case .broken: return try s.fail("broken")
+                case .actionFailed:
+                    throw LuaRaise("\(call.name): the barrier's action raised (the barrier is broken): \(actionError ?? "")")
                 }
             },
-            Method<BarrierObject>("reset") { _, b, _ in b.barrier.reset(); return 0 },
-            Method<BarrierObject>("abort") { _, b, _ in b.barrier.abort(); return 0 },
+            Method<BarrierObject>("reset", takes: []) { _, b, _ in b.barrier.reset(); return 0 },
+            Method<BarrierObject>("abort", takes: []) { _, b, _ in b.barrier.abort(); return 0 },
         ])
         t.fields = { luaEntry($0, barrierIndex) }
         return t
@@ -281,23 +329,46 @@ enum SyncBindings {
     static let types = [semaphoreType, lockType, eventType, conditionType, barrierType]
 
     static let functions = [
-        Function("semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: false) },
-        Function("bounded_semaphore") { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: true) },
-        Function("lock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: false) },
-        Function("rlock") { s, call throws(LuaRaise) in try makeLock(s, call, recursive: true) },
-        Function("event") { s, call throws(LuaRaise) in
+        Function("semaphore", takes: ["value", "options"]) { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: false) },
+        Function("bounded_semaphore", takes: ["value", "options"]) { s, call throws(LuaRaise) in try makeSemaphore(s, call, bounded: true) },
+        Function("lock", takes: ["options"]) { s, call throws(LuaRaise) in try makeLock(s, call, recursive: false) },
+        Function("rlock", takes: ["options"]) { s, call throws(LuaRaise) in try makeLock(s, call, recursive: true) },
+        Function("event", takes: ["options"]) { s, call throws(LuaRaise) in
             let ref = try s.newObject(.event, nameOption: 1, call.name)
             let e = try making(s, call.name) { () throws(IPCError) in try SharedEvent(name: ref.name) }
             try s.push(object: EventObject(e, ref: ref), kind: .event)
             return 1
         },
-        Function("condition") { s, call throws(LuaRaise) in try makeCondition(s, call) },
-        Function("barrier") { s, call throws(LuaRaise) in
+        Function("condition", takes: ["lock", "options"]) { s, call throws(LuaRaise) in try makeCondition(s, call) },
+        Function("barrier", takes: ["parties", "options"], python: "Python's Barrier(parties, action, timeout) is ipc.barrier(parties, {action = f, timeout = t}) here", options: ["action", "timeout"]) { s, call throws(LuaRaise) in
             let n = try s.integerArgument(1, call.name, "parties")
             guard n >= 1 && n <= 1 << 20 else { throw LuaRaise("\(call.name): parties must be at least 1, got \(n)") }
             let ref = try s.newObject(.barrier, nameOption: 2, call.name)
+            var timeout: Double?
+            var hasAction = false
+            if s.type(2) == LUA_TTABLE {
+                switch try s.rawField(2, "timeout") {
+                case LUA_TNIL: break
+                case LUA_TNUMBER:
+                    let t = s.number(-1)!
+                    guard !t.isNaN && t >= 0 else { throw LuaRaise("\(call.name): options.timeout must be a number of seconds (0 or more), got \(t)") }
+                    if t != .infinity { timeout = t }
+                default: throw LuaRaise("\(call.name): options.timeout must be a number of seconds, got \(s.typeName(-1))")
+                }
+                s.pop()
+                switch try s.rawField(2, "action") {
+                case LUA_TNIL: s.pop()
+                case LUA_TFUNCTION: hasAction = true  // (left on the stack for the user value)
+                default: throw LuaRaise("\(call.name): options.action must be a function, got \(s.typeName(-1))")
+                }
+            }
             let b = try making(s, call.name) { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: ref.name) }
-            try s.push(object: BarrierObject(b, ref: ref), kind: .barrier)
+            let actionIndex = s.top
+            try s.push(object: BarrierObject(b, ref: ref, defaultTimeout: timeout, hasAction: hasAction), kind: .barrier)
+            if hasAction {
+                s.pushValue(actionIndex)
+                _ = ipc_lua_setuservalue(s.L, -2)
+            }
             return 1
         },
     ]

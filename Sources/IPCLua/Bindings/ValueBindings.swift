@@ -33,7 +33,7 @@ enum ValueBindings {
     static let arrayWrite = FieldAccess("array write", access: .write)
 
     static let lockMethods: [Method<ScalarsObject>] = [
-        Method("lock", timeout: 2, waits: { $0.lockIsTaken }, fast: .acquire) { s, x, call throws(LuaRaise) in
+        Method("lock", takes: ["timeout"], python: "Python's acquire(block, timeout) is lock(timeout) here, and lock(false) does not block", timeout: 2, waits: { $0.lockIsTaken }, fast: .acquire) { s, x, call throws(LuaRaise) in
             switch x.scalars.lock.acquire(deadline: call.deadline, during: call.name) {
             case .acquired: s.push(true)
             case .timedOut: s.push(false)
@@ -41,7 +41,7 @@ enum ValueBindings {
             }
             return 1
         },
-        Method("unlock", fast: .release) { _, x, call throws(LuaRaise) in
+        Method("unlock", takes: [], fast: .release) { _, x, call throws(LuaRaise) in
             guard x.scalars.lock.release() else {
                 throw LuaRaise("\(call.name): the lock of \(x.ref.name) is not held by this process")
             }
@@ -51,7 +51,7 @@ enum ValueBindings {
 
     static let valueType: LuaType = {
         var t = LuaType([.value], lockMethods + [
-            Method("add", preview: .result, fast: .valueAdd) { s, v, call throws(LuaRaise) in
+            Method("add", takes: ["n"], preview: .result, fast: .valueAdd) { s, v, call throws(LuaRaise) in
                 let delta: Scalar
                 if let i = s.integer(2) { delta = .int(i) } else if let d = s.number(2) { delta = .float(d) } else {
                     throw LuaRaise("\(call.name): expected a number, got \(s.typeName(2))")
@@ -61,7 +61,7 @@ enum ValueBindings {
                 case .failure(let e): throw LuaRaise("\(call.name): \(e)")
                 }
             },
-            Method("compare_swap") { s, v, call throws(LuaRaise) in
+            Method("compare_swap", takes: ["old", "new"]) { s, v, call throws(LuaRaise) in
                 let type = v.scalars.type
                 let new = try scalar(s, 3, for: type, call.name)
                 // An `old` that the type cannot hold can never match.
@@ -84,7 +84,7 @@ enum ValueBindings {
 
     static let arrayType: LuaType = {
         var t = LuaType([.array], lockMethods + [
-            Method("totable", access: .read) { s, a, _ throws(LuaRaise) in
+            Method("totable", takes: [], access: .read) { s, a, _ throws(LuaRaise) in
                 let n = a.scalars.count
                 try s.newTable(array: Int32(clamping: n))
                 for k in 0..<n {
@@ -94,7 +94,7 @@ enum ValueBindings {
                 return 1
             },
             // `a:add(i [, n=1])`: atomic add on element i, the new value.
-            Method("add", preview: .result) { s, a, call throws(LuaRaise) in
+            Method("add", takes: ["i", "n"], preview: .result) { s, a, call throws(LuaRaise) in
                 guard let k = try element(s, a, 2, call.name, reading: false) else {
                     throw LuaRaise("\(call.name): index must be an integer, got \(s.typeName(2))")
                 }
@@ -164,7 +164,7 @@ enum ValueBindings {
 
     static let functions = [
         /// `ipc.value(typecode [, init [, options]])`
-        Function("value") { s, call throws(LuaRaise) in
+        Function("value", takes: ["typecode", "init", "options"], python: "Python's Value(typecode, init, lock=...) is ipc.value(typecode, init) here: every value has its own lock (x:lock(), x:with_lock())") { s, call throws(LuaRaise) in
             let type = try parseType(s, call.name)
             let ref = try s.newObject(.value, nameOption: 3, call.name)
             let scalars = try making(s, call.name) { () throws(IPCError) in try SharedScalars(type: type, count: 1, name: ref.name) }
@@ -173,7 +173,7 @@ enum ValueBindings {
             return 1
         },
         /// `ipc.array(typecode, init_or_length [, options])`
-        Function("array") { s, call throws(LuaRaise) in
+        Function("array", takes: ["typecode", "init", "options"], python: "Python's Array(typecode, init, lock=...) is ipc.array(typecode, init) here: every array has its own lock (x:lock(), x:with_lock())") { s, call throws(LuaRaise) in
             let type = try parseType(s, call.name)
             let ref = try s.newObject(.array, nameOption: 3, call.name)
             var count = 0

@@ -3,8 +3,9 @@ import Glibc
 import IPCCore
 import IPCRuntime
 
-/// `ipc.wait(list [, timeout])`: the sub-list of Connections, Queues, Sockets, servers and
-/// datagram sockets that are ready to read (or accept), or an empty table on timeout.
+/// `ipc.wait(list [, timeout])`: the sub-list of Connections, Queues, Sockets, servers,
+/// datagram sockets and Processes that are ready to read (or accept), or have ended (a
+/// Process, as Python's `p.sentinel`), or an empty table on timeout.
 ///
 /// Descriptors are polled; a queue is waited on through its eventfd, which puts signal
 /// only while somebody waits on it here, so queues are waitable without polling.
@@ -13,10 +14,11 @@ enum WaitBindings {
         case connection(Connection)
         case queue(MessageQueue)
         case socket(UnixSocket)
+        case process(ChildProcess)
     }
 
     static let functions = [
-        Function("wait", deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }) { s, call throws(LuaRaise) in
+        Function("wait", takes: ["list", "timeout"], deadline: { s, name throws(LuaRaise) in try s.deadline(2, name) }) { s, call throws(LuaRaise) in
             try wait(s, &call)
         },
     ]
@@ -37,6 +39,12 @@ enum WaitBindings {
                 sources.append(.queue(q.queue))
             } else if let x = s.object(-1, family: .socket, as: SocketObject.self) {
                 sources.append(.socket(x.socket))
+            } else if let p = s.object(-1, .process, as: ProcessObject.self) {
+                guard p.child.isStarted else { throw LuaRaise("\(call): item \(k) is \(p.child.name), which was never started") }
+                guard p.child.isMine else {
+                    throw LuaRaise("\(call): item \(k) is \(p.child.name), which this process did not start (only its parent can wait for it)")
+                }
+                sources.append(.process(p.child))
             } else {
                 throw LuaRaise("\(call): item \(k) is \(s.describe(-1)); expected a connection, queue, socket, server or dgram")
             }
@@ -45,7 +53,7 @@ enum WaitBindings {
             switch source {
             case .queue(let q): q.beginSelect()
             case .connection(let c): c.beginSelect()
-            case .socket: break
+            case .socket, .process: break
             }
         }
         defer {
@@ -53,7 +61,7 @@ enum WaitBindings {
                 switch source {
                 case .queue(let q): q.endSelect()
                 case .connection(let c): c.endSelect()
-                case .socket: break
+                case .socket, .process: break
                 }
             }
         }
@@ -72,16 +80,34 @@ enum WaitBindings {
                     entries.append((q.eventFD, Int16(POLLIN))); owners.append(i)
                 case .socket(let x):
                     if x.fd >= 0 { entries.append((x.fd, Int16(POLLIN))); owners.append(i) }
+                case .process(let p):
+                    if !p.isRunning { ready[i] = true }
+                    // (Under a controlled scheduler its end is a step, not its pidfd: below.)
+                    if !Blocking.isControlled && p.endDescriptor >= 0 { entries.append((p.endDescriptor, Int16(POLLIN))); owners.append(i) }
                 }
             }
             let anyReady = ready.contains(true)
-            let revents: [Int16]
-            do { revents = try Blocking.poll(entries, deadline: anyReady ? .now : deadline) } catch {
+            var revents: [Int16] = []
+            do {
+                let processes = sources.compactMap { if case .process(let p) = $0 { p } else { nil } }
+                if Blocking.isControlled && !processes.isEmpty && !anyReady && !deadline.hasExpired {
+                    // Woken by a process's end step or by a descriptor; then look again.
+                    if Blocking.poll(until: {
+                        processes.contains { !$0.isRunning } || ((try? Poll.wait(entries, deadline: .now))?.contains { $0 != 0 } ?? true)
+                    }, deadline: deadline) { continue }
+                } else {
+                    revents = try Blocking.poll(entries, deadline: anyReady ? .now : deadline)
+                }
+            } catch {
                 throw LuaRaise("\(call): \(error)")
             }
             for (j, r) in revents.enumerated() where r != 0 {
                 let i = owners[j]
-                if case .queue(let q) = sources[i] { ready[i] = !q.isEmpty } else { ready[i] = true }
+                switch sources[i] {
+                case .queue(let q): ready[i] = !q.isEmpty
+                case .process(let p): ready[i] = !p.isRunning
+                default: ready[i] = true
+                }
             }
             if ready.contains(true) || deadline.hasExpired {
                 context.text = "\(ready.filter { $0 }.count) of \(n) ready"

@@ -63,6 +63,54 @@ extension LuaState {
 }
 
 extension LuaState {
+    /// Checks that the options table at `i` has only the keys `allowed`: an unknown key
+    /// is an error naming the call and the key (a key that a port from Python would
+    /// expect to work silently does something else, or nothing).
+    func checkOptions(_ i: Int32, _ call: String, allowed: [String], parameters: [String]) throws(LuaRaise) {
+        guard lua_checkstack(L, 3) != 0 else { throw LuaRaise("\(call): not enough memory") }
+        let t = lua_absindex(L, i)
+        lua_pushnil(L)
+        while lua_next(L, t) != 0 {
+            let key = type(-2) == LUA_TSTRING ? string(-2) : nil
+            pop()
+            guard let key else {
+                let shown = type(-1) == LUA_TNUMBER ? "[\(shortText(-1) ?? "?")]" : "a \(typeName(-1)) key"
+                pop()
+                throw LuaRaise("\(call): options must have string keys, got \(shown) (it takes \(allowed.joined(separator: ", ")))")
+            }
+            if allowed.contains(key) { continue }
+            pop()
+            var message = "\(call): unknown option \(key) (it takes \(allowed.joined(separator: ", ")))"
+            if let habit = OptionHabits.hint(call, key) {
+                message += "; \(habit)"
+            } else if let n = parameters.firstIndex(of: key) {
+                message += "; \(key) is argument \(n + 1): \(call)(\(parameters.joined(separator: ", ")))"
+            }
+            throw LuaRaise(message)
+        }
+    }
+}
+
+/// How to write here what a Python habit puts in an options table.
+enum OptionHabits {
+    static func hint(_ call: String, _ key: String) -> String? {
+        switch (call, key) {
+        case ("ipc.value", "lock"), ("ipc.array", "lock"):
+            return "Python's lock=False is how values work here (each read and write of x.value or x[i] is atomic by itself); "
+                + "a compound update takes the object's own lock with x:lock() or x:with_lock(fn); a lock shared by several objects has no equivalent"
+        case ("ipc.process", "kwargs"):
+            return "Lua has no keyword arguments: pass a table in args"
+        case (_, "ctx"), (_, "context"):
+            return "there is one start method here (fork): no context is taken"
+        case (_, "block"):
+            return "there is no block flag: a timeout of 0 (or false) does not block"
+        default:
+            return nil
+        }
+    }
+}
+
+extension LuaState {
     /// A new object's identity: its name (the options table's `name` at `i`, or the next
     /// default name of its kind) and a fresh run-wide id.
     func newObject(_ kind: ObjectKind, nameOption i: Int32, _ call: String, key: UInt32? = nil) throws(LuaRaise) -> ObjectRef {

@@ -91,6 +91,8 @@ struct GateTraits<Subject> {
 /// then cost a search of the binary's conformance records at start-up.)
 struct Method<Object: AnyObject>: @unchecked Sendable {
     let name: String
+    /// What it takes after its receiver (nil: any number).
+    var takes: Parameters?
     var traits: GateTraits<Object>
     /// The argument holding its timeout, if it takes one.
     var timeout: Int32?
@@ -102,10 +104,13 @@ struct Method<Object: AnyObject>: @unchecked Sendable {
     var fast: FastPath?
     let body: (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32
 
-    init(_ name: String, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
+    /// `takes`: the names of its parameters after the receiver (a call given more is an
+    /// error); `python`: how to write here a Python habit that gives more.
+    init(_ name: String, takes: [String]?, python: String? = nil, access: Access = .write, timeout: Int32? = nil, pollsByDefault: Bool = false,
          waits: ((Object) -> Bool)? = nil, preview: Preview = .none, only: [ObjectKind]? = nil, external: Bool = false,
          fast: FastPath? = nil, _ body: @escaping (LuaState, Object, inout CallContext) throws(LuaRaise) -> Int32) {
         self.name = name
+        self.takes = takes.map { Parameters($0, python: python) }
         traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.timeout = timeout
         self.pollsByDefault = pollsByDefault
@@ -125,13 +130,14 @@ extension Method where Object: GateObject {
         // The closure captures the fields it uses, not the whole declaration: a captured
         // struct would be copied at every call, retaining each of its references.
         let (name, only, timeout, pollsByDefault, body) = (self.name, self.only, self.timeout, pollsByDefault, self.body)
-        let (waits, preview, external) = (traits.waits, traits.preview, traits.external)
+        let (waits, preview, external, takes) = (traits.waits, traits.preview, traits.external, self.takes)
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
             // Nearly always, self is of the kind whose method table the method came from.
             let kind = registered.flatMap { s.isObject(1, of: $0) ? $0 : nil } ?? s.kind(1)
             guard let kind, let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
                 throw s.wrongSelf((registered ?? only?.first ?? kinds[0]).label, name)
             }
+            if let takes { try takes.check(s, from: 2, site.name) }
             var deadline = Deadline.never
             if let i = timeout {
                 deadline = pollsByDefault && s.isNoneOrNil(i) ? .now : try s.deadline(i, site.name)
@@ -153,17 +159,25 @@ struct Function: @unchecked Sendable {
     let key: String
     /// Its call name (`ipc.spawn`, `ipc.unix.connect`).
     let name: String
+    /// What it takes (nil: any number).
+    var takes: Parameters?
+    /// The keys its options table may have besides `name`, when it takes one: the
+    /// argument named `options` (or `spec`) in `takes`. Any other key is an error.
+    var options: [String]?
     var traits: GateTraits<LuaState>
     /// Computes its deadline from its arguments, when it can wait.
     var deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)?
     let body: (LuaState, inout CallContext) throws(LuaRaise) -> Int32
 
-    init(_ key: String, in table: Table = .ipc, access: Access = .write,
-         deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
+    /// `takes` and `python` as a Method's.
+    init(_ key: String, in table: Table = .ipc, takes: [String]?, python: String? = nil, options: [String]? = nil,
+         access: Access = .write, deadline: ((LuaState, String) throws(LuaRaise) -> Deadline)? = nil,
          waits: ((LuaState) -> Bool)? = nil, preview: Preview = .none, external: Bool = false,
          _ body: @escaping (LuaState, inout CallContext) throws(LuaRaise) -> Int32) {
         self.key = key
         name = "\(table.rawValue).\(key)"
+        self.takes = takes.map { Parameters($0, python: python) }
+        if takes?.contains("options") == true || takes?.contains("spec") == true { self.options = options ?? [] }
         traits = GateTraits(access: access, waits: waits, preview: preview, external: external)
         self.deadline = deadline
         self.body = body
@@ -173,12 +187,49 @@ struct Function: @unchecked Sendable {
         let site = traits.site(name)
         // Captures its fields, not the whole declaration (see Method.erased).
         let (makeDeadline, body) = (self.deadline, self.body)
-        let (waits, preview, external) = (traits.waits, traits.preview, traits.external)
+        let (waits, preview, external, takes) = (traits.waits, traits.preview, traits.external, self.takes)
+        let optionsIndex = takes?.names.firstIndex { $0 == "options" || $0 == "spec" }.map { Int32($0 + 1) }
+        let allowed = ["name"] + (options ?? [])
         return Bindings.Entry(name: key, kinds: []) { s, _ throws(LuaRaise) in
+            if let takes { try takes.check(s, from: 1, site.name) }
+            if let optionsIndex, s.type(optionsIndex) == LUA_TTABLE {
+                try s.checkOptions(optionsIndex, site.name, allowed: allowed, parameters: takes?.names ?? [])
+            }
             let deadline = try makeDeadline?(s, site.name) ?? .never
             return try Bindings.pass(s, site, .none, deadline: deadline, external: external, preview: preview,
                                      wouldBlock: { waits?(s) ?? false }) { call throws(LuaRaise) in try body(s, &call) }
         }
+    }
+}
+
+/// What a method or a function takes: the names of its parameters, so that a call given
+/// more is an error that says what it takes (and, for a Python habit, how to write it
+/// here) rather than one that silently drops them. Trailing nils do not count.
+struct Parameters {
+    let names: [String]
+    let python: String?
+
+    init(_ names: [String], python: String?) {
+        self.names = names
+        self.python = python
+    }
+
+    @inline(__always)
+    func check(_ s: LuaState, from first: Int32, _ call: @autoclosure () -> String) throws(LuaRaise) {
+        let given = s.top - first + 1
+        if given > Int32(names.count) { try tooMany(s, from: first, call()) }
+    }
+
+    @inline(never)
+    func tooMany(_ s: LuaState, from first: Int32, _ call: String) throws(LuaRaise) {
+        var last = s.top
+        while last >= first && s.type(last) == LUA_TNIL { last -= 1 }
+        let given = Int(last - first + 1)
+        guard given > names.count else { return }
+        let takes = names.isEmpty ? "takes no arguments" : "takes (\(names.joined(separator: ", ")))"
+        var message = "\(call): \(takes), got \(given) argument\(given == 1 ? "" : "s")"
+        if let python { message += "; \(python)" }
+        throw LuaRaise(message)
     }
 }
 

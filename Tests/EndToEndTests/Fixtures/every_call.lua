@@ -20,6 +20,9 @@ killed:join()
 ipc.current()
 ipc.sleep(0)
 ipc.now()
+ipc.cpu_count()
+ipc.parent_process()
+ipc.active_children()
 
 -- Pipes.
 local a, b = ipc.pipe()
