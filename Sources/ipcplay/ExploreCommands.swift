@@ -25,6 +25,17 @@ struct ScheduleCommandOptions: ParsableArguments {
         }
     }
 
+    /// The options, as words, that shape a run and differ from their defaults: a replay
+    /// line carries them, so that pasting it runs the same schedule under the same limits.
+    /// An option that changes what a run does (a kill plan, a limit) belongs here.
+    var shapingArguments: [String] {
+        var words: [String] = []
+        if maxSteps != 100_000 { words += ["--max-steps", String(maxSteps)] }
+        if timeout != 60 { words += ["--timeout", timeout == timeout.rounded() ? String(Int(timeout)) : String(timeout)] }
+        if let memoryLimit { words += ["--memory-limit", String(memoryLimit)] }
+        return words
+    }
+
     /// Checks that `target`'s script is readable, prepares it once with these options
     /// (and `seed`, `tracePath`) and returns the fork server that runs it.
     func explorer(_ target: ScriptArguments, seed: UInt64? = nil, tracePath: String? = nil) throws -> Explorer {
@@ -83,7 +94,8 @@ extension IPCPlay {
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
             if let failure = outcome.failure {
                 let finding = explorer.shrink(failure)
-                let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
+                let report = Exploring.report(finding, script: target.script, arguments: target.arguments,
+                                              shaping: options.shapingArguments)
                 print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
                 print(Exploring.text(report, output: finding.run.output))
                 if let path = options.report { Exploring.write(report, to: path) }
@@ -110,7 +122,7 @@ extension IPCPlay {
 
         @OptionGroup var options: ScheduleCommandOptions
 
-        @Argument(help: ArgumentHelp("The token of an `explore`'s replay line.", valueName: "token"))
+        @Argument(help: ArgumentHelp("The token of an `explore`'s replay line, or @FILE for a token kept in FILE.", valueName: "token"))
         var token: String
 
         @OptionGroup var target: ScriptArguments
@@ -118,10 +130,18 @@ extension IPCPlay {
         func run() throws {
             let wantTimeline = recording.wantsTimeline
             let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
-            // The token names calls: it is read once the module has declared them.
+            // The token is checked whole before anything is prepared; its calls are named
+            // once the module has declared them. A run takes at most one decision a step.
+            let text: String
+            do {
+                text = try ReplayToken.text(ofArgument: token)
+                _ = try ReplayToken(parsing: text, maxDecisions: options.maxSteps, resolvingCalls: false)
+            } catch {
+                throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
+            }
             let explorer = try options.explorer(target, tracePath: tracePath)
             let parsed: ReplayToken
-            do { parsed = try ReplayToken(parsing: token) } catch {
+            do { parsed = try ReplayToken(parsing: text, maxDecisions: options.maxSteps) } catch {
                 throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
             }
             let hash = ReplayToken.hash(ofScript: target.script)
@@ -178,7 +198,7 @@ enum Exploring {
 
     /// The findings of a failing schedule, as `explore` prints them and `test --explore`
     /// reports them.
-    static func report(_ finding: Finding, script: String, arguments: [String], explorer: Explorer) -> RunReport {
+    static func report(_ finding: Finding, script: String, arguments: [String], shaping: [String]) -> RunReport {
         let run = finding.run
         var report = run.report
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
@@ -188,9 +208,26 @@ enum Exploring {
             report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
         let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: run.seed, decisions: run.decisions)
-        report.replay = (["ipcplay", "replay", token.text, script] + arguments).map(shellQuoted).joined(separator: " ")
+        report.replay = replayLine(token, script: script, arguments: arguments, shaping: shaping)
         report.interleaving = interleaving(finding, script: script)
         return report
+    }
+
+    /// The command that replays `token`: `ipcplay replay [OPTIONS] TOKEN SCRIPT [ARGS]`,
+    /// with the options that shape the run; a long token is written to a file and named
+    /// as `@FILE` (see `ReplayToken.filePath`).
+    static func replayLine(_ token: ReplayToken, script: String, arguments: [String], shaping: [String]) -> String {
+        var word = token.text
+        if word.utf8.count > ReplayToken.longestInline {
+            let path = ReplayToken.filePath(for: word)
+            do {
+                try ReplayToken.write(word, to: path)
+                word = "@" + path
+            } catch {
+                Runtime.writeStderr("ipcplay: \(error); the replay line holds the whole token\n")
+            }
+        }
+        return (["ipcplay", "replay"] + shaping + [word, script] + arguments).map(shellQuoted).joined(separator: " ")
     }
 
     /// "value read at lost_update.lua:9"
