@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IPCCore
 import IPCLua
 import IPCRuntime
 
@@ -93,10 +94,15 @@ extension IPCPlay {
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
             if let failure = outcome.failure {
-                let finding = explorer.shrink(failure)
+                var limits = exploration.shrinkLimits(after: outcome)
+                let progress = ShrinkProgress()
+                limits.progress = progress.show
+                let finding = explorer.shrink(failure, limits: limits)
+                progress.clear()
                 let report = Exploring.report(finding, script: target.script, arguments: target.arguments,
                                               shaping: options.shapingArguments)
-                print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
+                let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
+                print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs\(stopped)")
                 print(Exploring.text(report, output: finding.run.output))
                 if let path = options.report { Exploring.write(report, to: path) }
                 fflushStdout()
@@ -162,6 +168,27 @@ extension IPCPlay {
             if let path = options.report { Exploring.write(run.report, to: path) }
             Glibc.exit(run.failed ? 1 : 0)
         }
+    }
+}
+
+/// Shrinking's progress on one line of the terminal, when stderr is one (redrawn at most
+/// ten times a second; nothing at all in a pipe or a file).
+final class ShrinkProgress {
+    let shown = isatty(2) != 0
+    var last: Int64 = 0
+    var drawn = false
+
+    func show(runs: Int, preemptions: Int, steps: Int) {
+        guard shown else { return }
+        let now = MonotonicClock.real()
+        guard now - last >= 100_000_000 else { return }
+        last = now
+        drawn = true
+        Runtime.writeStderr("\rshrinking: \(runs) runs, best so far \(preemptions) preemptions, \(steps) steps\u{1b}[K")
+    }
+
+    func clear() {
+        if drawn { Runtime.writeStderr("\r\u{1b}[K") }
     }
 }
 
@@ -257,7 +284,12 @@ enum Exploring {
         } else {
             keep.formUnion(0..<5)
             keep.formUnion(max(0, made - 12)..<steps.count)  // how it ends
-            for (i, s) in run.steps.enumerated() where s.preempted { keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3)) }
+            // Around the preemptions, as long as the table stays readable (a schedule whose
+            // shrinking was cut short can have thousands).
+            for (i, s) in run.steps.enumerated() where s.preempted {
+                if keep.count > 240 { break }
+                keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3))
+            }
             if let pair = finding.pair {
                 keep.formUnion(max(0, pair.firstIndex - 4)...min(steps.count - 1, pair.firstIndex + 3))
                 if let j = pair.secondIndex { keep.formUnion(max(0, j - 3)...min(steps.count - 1, j + 4)) }
