@@ -72,6 +72,9 @@ extension IPCPlay {
         @Option(help: ArgumentHelp("Seed of the exploration (chosen and printed when absent).", valueName: "n"))
         var seed: UInt64?
 
+        @Option(name: .customLong("shrink-runs"), help: ArgumentHelp("Spend at most this many runs shrinking a failing schedule.", valueName: "n"))
+        var shrinkRuns: Int = ShrinkLimits().budget
+
         @OptionGroup var options: ScheduleCommandOptions
 
         @OptionGroup var target: ScriptArguments
@@ -79,6 +82,7 @@ extension IPCPlay {
         func validate() throws {
             if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
             if runs < 1 { throw ValidationError("--runs must be at least 1") }
+            if shrinkRuns < 1 { throw ValidationError("--shrink-runs must be at least 1") }
             if let timeLimit, !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
         }
 
@@ -95,6 +99,7 @@ extension IPCPlay {
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
             if let failure = outcome.failure {
                 var limits = exploration.shrinkLimits(after: outcome)
+                limits.budget = shrinkRuns
                 let progress = ShrinkProgress()
                 limits.progress = progress.show
                 let finding = explorer.shrink(failure, limits: limits)
