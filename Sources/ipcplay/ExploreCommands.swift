@@ -316,6 +316,11 @@ enum Exploring {
 
     /// "9" for a line of the script itself, "other.lua:9" otherwise.
     static func shortLocation(_ location: String, script: String) -> String {
+        // "f.lua:16 (from f.lua:42)": each part on its own.
+        let parts = location.split(separator: " (from ", maxSplits: 1)
+        if parts.count == 2, parts[1].hasSuffix(")") {
+            return shortLocation(String(parts[0]), script: script) + " (from " + shortLocation(String(parts[1].dropLast()), script: script) + ")"
+        }
         guard let colon = location.lastIndex(of: ":") else { return location }
         let file = location[..<colon]
         if file == script || script.hasSuffix("/" + file) || file.hasSuffix("/" + script) { return String(location[location.index(after: colon)...]) }
