@@ -114,7 +114,7 @@ struct StepSession {
         let offered = explorer.log.offered
         var text = "\nstep \(explorer.log.nextStep): who goes next?\n"
         for (i, c) in offered.enumerated() {
-            text += "  \(i + 1)  \(c.name)  \(c.call)\(c.object.isEmpty ? "" : " on \(c.object)")\(c.location.isEmpty ? "" : "  at \(c.location)")\n"
+            text += "  \(i + 1)  \(c.name)  \(c.call)\(c.object.isEmpty ? "" : " on \(c.object)")\(c.location.isEmpty ? "" : "  (\(c.location))")\n"
         }
         text += "choice (number or name; u undo; r random for the rest)? "
         while true {
