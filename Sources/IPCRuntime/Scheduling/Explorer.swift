@@ -330,7 +330,8 @@ extension Explorer {
     ///    the orders of whole processes come before the orders of their later parts).
     /// 2. Greedy: each preemption in turn replaced by letting the current process go on,
     ///    kept when the run still fails with fewer preemptions.
-    /// 3. Every single preemption from the schedule with no decision (context bound 1).
+    /// 3. When that leaves more than one: the schedules of one preemption, then two,
+    ///    breadth first from those of step 1.
     /// 4. Fewest steps: the decisions after each preemption dropped, when it still fails.
     /// The limits end it early; the best schedule so far is then the finding, and
     /// `Finding.stopped` says why.
@@ -369,33 +370,50 @@ extension Explorer {
             limits.progress?(spent, best.preemptions, best.steps.count)
         }
 
-        // 1. No preemption at all: the choices where the running process could not go on.
-        if best.preemptions > 0 {
-            var queue: [[Int]] = [[]]
-            var next = 0
-            let share = max(budget / 4, 1)
-            while next < queue.count && spent < share {
-                let prefix = queue[next]
-                next += 1
-                guard let r = directed(prefix) else { break }
-                if r.failed && r.signature == target && r.preemptions == 0 {
+        // 1. Schedules by their number of preemptions, fewest first (CHESS's iterative
+        // context bounding). `levels[c]` holds the decisions of schedules with c
+        // preemptions, each followed by the default (the running process goes on). A run
+        // of one adds, after its own decisions, every other choice: where the running
+        // process could not go on (it blocked or ended) a schedule of the same level,
+        // where it could, one of the next level.
+        let deepest = 2
+        let widest = 4096
+        // A schedule to try: a run's first decisions (sharing that run's storage: a long
+        // run queues thousands), then another process.
+        var levels: [[(made: ArraySlice<Int>, then: Int?)]] = Array(repeating: [], count: deepest + 1)
+        var next = Array(repeating: 0, count: deepest + 1)
+        levels[0] = [([], nil)]
+        /// Runs level `c`'s schedules until one fails the same way, the level is done or
+        /// `share` runs are spent; true when one failed.
+        func search(level c: Int, share: Int) -> Bool {
+            while next[c] < levels[c].count && spent < share {
+                let node = levels[c][next[c]]
+                next[c] += 1
+                let prefix = Array(node.made) + (node.then.map { [$0] } ?? [])
+                guard let r = directed(prefix) else { return false }
+                if r.failed && r.signature == target && r.preemptions <= c {
                     if better(r) { keep(r) }
-                    break
+                    return true
                 }
                 let steps = r.steps
+                let made = r.picks
+                let (own, ceiling) = (r.preemptions, best.preemptions)
                 var choice = 0
                 for (i, step) in steps.enumerated() where step.isChoice {
                     defer { choice += 1 }
                     guard choice >= prefix.count else { continue }
                     let runner = i > 0 ? steps[i - 1].process : -1
-                    guard runner < 0 || runner >= 64 || step.readyMask & (1 << UInt64(runner)) == 0 else { continue }
-                    let made = Array(r.picks.prefix(choice))
+                    let preempts = runner >= 0 && runner < 64 && step.readyMask & (1 << UInt64(runner)) != 0
+                    let level = own + (preempts ? 1 : 0)
+                    guard level <= deepest, level < ceiling, levels[level].count < widest else { continue }
                     for q in 0..<64 where q != step.process && step.readyMask & (1 << UInt64(q)) != 0 {
-                        queue.append(made + [q])
+                        levels[level].append((made.prefix(choice), q))
                     }
                 }
             }
+            return false
         }
+        if best.preemptions > 0 { _ = search(level: 0, share: max(budget / 4, 1)) }
 
         // 2. Fewest preemptions, greedy. For each preemption, from the last: let the
         // preempted process go on instead (keeping the later decisions, or dropping them),
@@ -419,20 +437,10 @@ extension Explorer {
             }
         }
         // 3. The greedy pass can stop at a local minimum (each preemption alone is needed
-        // by the others). Then try, from the schedule with no decision at all, every
-        // single preemption (CHESS's context bounding at 1).
-        if best.preemptions > 1, let base = directed([]) {
-            let choiceSteps = base.steps.indices.filter { base.steps[$0].isChoice }
-            search: for (j, i) in choiceSteps.enumerated() {
-                let step = base.steps[i]
-                for q in 0..<64 where q != step.process && step.readyMask & (1 << UInt64(q)) != 0 {
-                    if let r = attempt(Array(base.picks.prefix(j)) + [q]), r.preemptions < best.preemptions {
-                        keep(r)
-                        if best.preemptions <= 1 { break search }
-                    }
-                    if !allowed() { break search }
-                }
-            }
+        // by the others). Then the schedules of 1, then 2 preemptions, as far as the
+        // budget goes.
+        for c in 1...deepest where c < best.preemptions && allowed() {
+            if search(level: c, share: max(budget * 3 / 4, 1)) { break }
         }
         // 4. Fewest steps: with no more preemptions, drop the decisions after each one in
         // turn (the default goes on), and keep the shortest run that still fails.
