@@ -79,6 +79,15 @@ struct ReplayLineTests {
         }
     }
 
+    /// The greedy pass alone stopped at 3 preemptions (each needed by the others); the
+    /// schedules of 1, then 2 preemptions hold one of 2.
+    @Test(arguments: ["1", "2", "3"])
+    func aMissedWakeupShrinksToTwoPreemptions(seed: String) throws {
+        let r = try Ipcplay.run(["explore", "--seed", seed, "scripts/races/missed_wakeup.lua"])
+        #expect(r.status == 1, "\(r.combined)")
+        #expect(preemptions(r.stdout) == 2, "\(line(r.stdout, "schedule: ") ?? "")\n\(r.stdout)")
+    }
+
     @Test func shrinkingSaysWhenItsBudgetEndsIt() throws {
         let r = try Ipcplay.run(["explore", "--strategy", "random", "--seed", "1", "--shrink-runs", "3", "scripts/races/lost_update.lua", "20"])
         #expect(r.status == 1, "\(r.combined)")
