@@ -440,4 +440,3 @@ int ipc_lua_calllocation(lua_State *L, int level, char *src, size_t cap, int *li
     }
     return 0;
 }
-

@@ -32,7 +32,7 @@ struct ScheduleCommandOptions: ParsableArguments {
     var shapingArguments: [String] {
         var words: [String] = []
         if maxSteps != 100_000 { words += ["--max-steps", String(maxSteps)] }
-        if timeout != 60 { words += ["--timeout", timeout == timeout.rounded() ? String(Int(timeout)) : String(timeout)] }
+        if timeout != 60 { words += ["--timeout", timeout == timeout.rounded() && timeout < 1e15 ? String(Int(timeout)) : String(timeout)] }
         if let memoryLimit { words += ["--memory-limit", String(memoryLimit)] }
         return words
     }

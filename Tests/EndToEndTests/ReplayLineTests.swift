@@ -37,7 +37,7 @@ struct ReplayLineTests {
     @Test func aLongFailureReplaysFromItsLine() throws {
         let dir = try Ipcplay.newTmpDirectory("ipcplay-tokens")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let found = try Ipcplay.run(["explore", "--strategy", "random", "--seed", "3", "--time-limit", "2", "--max-steps", "50000",
+        let found = try Ipcplay.run(["explore", "--strategy", "random", "--seed", "3", "--time-limit", "2", "--max-steps", "50000", "--timeout", "45",
                                      "scripts/races/lost_update.lua", "3000"], limit: 300, environment: ["TMPDIR": dir.path])
         #expect(found.status == 1, "\(found.combined)")
         // Before: 2,000 shrink runs of 12,000 steps each, minutes.
@@ -45,7 +45,7 @@ struct ReplayLineTests {
         #expect(found.stdout.contains(" runs (time limit reached)"), "\(found.stdout)")
         let replay = try #require(line(found.stdout, "replay: "), "\(found.stdout)")
         #expect(replay.count < 300, "\(replay)")
-        #expect(replay.contains(" --max-steps 50000 @\(dir.path)/ipcplay-replay-"), "\(replay)")
+        #expect(replay.contains(" --max-steps 50000 --timeout 45 @\(dir.path)/ipcplay-replay-"), "\(replay)")
         let error = try #require(line(found.stdout, "error in the main script: "), "\(found.stdout)")
         let args = Array(replay.split(separator: " ").map(String.init).dropFirst(2))
         let replayed = try Ipcplay.run(args, limit: 300)
