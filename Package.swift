@@ -71,6 +71,7 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-Xlinker", "-no-pie"])]
         ),
         .testTarget(name: "IPCCoreTests", dependencies: ["IPCCore"]),
+        .testTarget(name: "IPCRuntimeTests", dependencies: ["IPCRuntime"]),
         .testTarget(name: "IPCLuaTests", dependencies: ["IPCLua", "CLua", "CLuaShim"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ipcplay", "CRuntimeShim"], exclude: ["Fixtures"]),
     ]

@@ -416,12 +416,25 @@ int ipc_lua_openlibs(lua_State *L) {
     return lua_pcall(L, 0, 0, 0);
 }
 
-int ipc_lua_callerlocation(lua_State *L, int level, char *src, size_t cap, int *line) {
+int ipc_lua_calllocation(lua_State *L, int level, char *src, size_t cap, int *line,
+                         char *caller_src, size_t caller_cap, int *caller_line) {
     lua_Debug ar;
+    *caller_line = 0;
     for (; lua_getstack(L, level, &ar); level++) {
         if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
             snprintf(src, cap, "%s", ar.short_src);
             *line = ar.currentline;
+            if (ar.what[0] == 'm') return 1;  // the chunk itself: nothing calls it from a line
+            // The first Lua frame out: the line that called this function. A C frame
+            // in between (pcall, a metamethod) is passed; the bottom of a coroutine
+            // (a process's target) has none.
+            for (level++; lua_getstack(L, level, &ar); level++) {
+                if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+                    snprintf(caller_src, caller_cap, "%s", ar.short_src);
+                    *caller_line = ar.currentline;
+                    break;
+                }
+            }
             return 1;
         }
     }

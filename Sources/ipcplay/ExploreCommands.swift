@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IPCCore
 import IPCLua
 import IPCRuntime
 
@@ -23,6 +24,17 @@ struct ScheduleCommandOptions: ParsableArguments {
         if let memoryLimit, !(1...ScenarioOptions.largestMemoryLimit).contains(memoryLimit) {
             throw ValidationError("--memory-limit must be between 1 and \(ScenarioOptions.largestMemoryLimit) MiB")
         }
+    }
+
+    /// The options, as words, that shape a run and differ from their defaults: a replay
+    /// line carries them, so that pasting it runs the same schedule under the same limits.
+    /// An option that changes what a run does (a kill plan, a limit) belongs here.
+    var shapingArguments: [String] {
+        var words: [String] = []
+        if maxSteps != 100_000 { words += ["--max-steps", String(maxSteps)] }
+        if timeout != 60 { words += ["--timeout", timeout == timeout.rounded() && timeout < 1e15 ? String(Int(timeout)) : String(timeout)] }
+        if let memoryLimit { words += ["--memory-limit", String(memoryLimit)] }
+        return words
     }
 
     /// Checks that `target`'s script is readable, prepares it once with these options
@@ -60,6 +72,9 @@ extension IPCPlay {
         @Option(help: ArgumentHelp("Seed of the exploration (chosen and printed when absent).", valueName: "n"))
         var seed: UInt64?
 
+        @Option(name: .customLong("shrink-runs"), help: ArgumentHelp("Spend at most this many runs shrinking a failing schedule.", valueName: "n"))
+        var shrinkRuns: Int = ShrinkLimits().budget
+
         @OptionGroup var options: ScheduleCommandOptions
 
         @OptionGroup var target: ScriptArguments
@@ -67,6 +82,7 @@ extension IPCPlay {
         func validate() throws {
             if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
             if runs < 1 { throw ValidationError("--runs must be at least 1") }
+            if shrinkRuns < 1 { throw ValidationError("--shrink-runs must be at least 1") }
             if let timeLimit, !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
         }
 
@@ -82,9 +98,16 @@ extension IPCPlay {
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
             if let failure = outcome.failure {
-                let finding = explorer.shrink(failure)
-                let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
-                print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
+                var limits = exploration.shrinkLimits(after: outcome)
+                limits.budget = shrinkRuns
+                let progress = ShrinkProgress()
+                limits.progress = progress.show
+                let finding = explorer.shrink(failure, limits: limits)
+                progress.clear()
+                let report = Exploring.report(finding, script: target.script, arguments: target.arguments,
+                                              shaping: options.shapingArguments)
+                let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
+                print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs\(stopped)")
                 print(Exploring.text(report, output: finding.run.output))
                 if let path = options.report { Exploring.write(report, to: path) }
                 fflushStdout()
@@ -110,7 +133,7 @@ extension IPCPlay {
 
         @OptionGroup var options: ScheduleCommandOptions
 
-        @Argument(help: ArgumentHelp("The token of an `explore`'s replay line.", valueName: "token"))
+        @Argument(help: ArgumentHelp("The token of an `explore`'s replay line, or @FILE for a token kept in FILE.", valueName: "token"))
         var token: String
 
         @OptionGroup var target: ScriptArguments
@@ -118,10 +141,18 @@ extension IPCPlay {
         func run() throws {
             let wantTimeline = recording.wantsTimeline
             let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
-            // The token names calls: it is read once the module has declared them.
+            // The token is checked whole before anything is prepared; its calls are named
+            // once the module has declared them. A run takes at most one decision a step.
+            let text: String
+            do {
+                text = try ReplayToken.text(ofArgument: token)
+                _ = try ReplayToken(parsing: text, maxDecisions: options.maxSteps, resolvingCalls: false)
+            } catch {
+                throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
+            }
             let explorer = try options.explorer(target, tracePath: tracePath)
             let parsed: ReplayToken
-            do { parsed = try ReplayToken(parsing: token) } catch {
+            do { parsed = try ReplayToken(parsing: text, maxDecisions: options.maxSteps) } catch {
                 throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
             }
             let hash = ReplayToken.hash(ofScript: target.script)
@@ -142,6 +173,27 @@ extension IPCPlay {
             if let path = options.report { Exploring.write(run.report, to: path) }
             Glibc.exit(run.failed ? 1 : 0)
         }
+    }
+}
+
+/// Shrinking's progress on one line of the terminal, when stderr is one (redrawn at most
+/// ten times a second; nothing at all in a pipe or a file).
+final class ShrinkProgress {
+    let shown = isatty(2) != 0
+    var last: Int64 = 0
+    var drawn = false
+
+    func show(runs: Int, preemptions: Int, steps: Int) {
+        guard shown else { return }
+        let now = MonotonicClock.real()
+        guard now - last >= 100_000_000 else { return }
+        last = now
+        drawn = true
+        Runtime.writeStderr("\rshrinking: \(runs) runs, best so far \(preemptions) preemptions, \(steps) steps\u{1b}[K")
+    }
+
+    func clear() {
+        if drawn { Runtime.writeStderr("\r\u{1b}[K") }
     }
 }
 
@@ -189,7 +241,7 @@ enum Exploring {
 
     /// The findings of a failing schedule, as `explore` prints them and `test --explore`
     /// reports them.
-    static func report(_ finding: Finding, script: String, arguments: [String], explorer: Explorer) -> RunReport {
+    static func report(_ finding: Finding, script: String, arguments: [String], shaping: [String]) -> RunReport {
         let run = finding.run
         var report = run.report
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
@@ -199,9 +251,26 @@ enum Exploring {
             report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
         let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: run.seed, decisions: run.decisions)
-        report.replay = (["ipcplay", "replay", token.text, script] + arguments).map(shellQuoted).joined(separator: " ")
+        report.replay = replayLine(token, script: script, arguments: arguments, shaping: shaping)
         report.interleaving = interleaving(finding, script: script)
         return report
+    }
+
+    /// The command that replays `token`: `ipcplay replay [OPTIONS] TOKEN SCRIPT [ARGS]`,
+    /// with the options that shape the run; a long token is written to a file and named
+    /// as `@FILE` (see `ReplayToken.filePath`).
+    static func replayLine(_ token: ReplayToken, script: String, arguments: [String], shaping: [String]) -> String {
+        var word = token.text
+        if word.utf8.count > ReplayToken.longestInline {
+            let path = ReplayToken.filePath(for: word)
+            do {
+                try ReplayToken.write(word, to: path)
+                word = "@" + path
+            } catch {
+                Runtime.writeStderr("ipcplay: \(error); the replay line holds the whole token\n")
+            }
+        }
+        return (["ipcplay", "replay"] + shaping + [word, script] + arguments).map(shellQuoted).joined(separator: " ")
     }
 
     /// "value read at lost_update.lua:9"
@@ -231,7 +300,12 @@ enum Exploring {
         } else {
             keep.formUnion(0..<5)
             keep.formUnion(max(0, made - 12)..<steps.count)  // how it ends
-            for (i, s) in run.steps.enumerated() where s.preempted { keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3)) }
+            // Around the preemptions, as long as the table stays readable (a schedule whose
+            // shrinking was cut short can have thousands).
+            for (i, s) in run.steps.enumerated() where s.preempted {
+                if keep.count > 240 { break }
+                keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3))
+            }
             if let pair = finding.pair {
                 keep.formUnion(max(0, pair.firstIndex - 4)...min(steps.count - 1, pair.firstIndex + 3))
                 if let j = pair.secondIndex { keep.formUnion(max(0, j - 3)...min(steps.count - 1, j + 4)) }
@@ -253,6 +327,11 @@ enum Exploring {
 
     /// "9" for a line of the script itself, "other.lua:9" otherwise.
     static func shortLocation(_ location: String, script: String) -> String {
+        // "f.lua:16 (from f.lua:42)": each part on its own.
+        let parts = location.split(separator: " (from ", maxSplits: 1)
+        if parts.count == 2, parts[1].hasSuffix(")") {
+            return shortLocation(String(parts[0]), script: script) + " (from " + shortLocation(String(parts[1].dropLast()), script: script) + ")"
+        }
         guard let colon = location.lastIndex(of: ":") else { return location }
         let file = location[..<colon]
         if file == script || script.hasSuffix("/" + file) || file.hasSuffix("/" + script) { return String(location[location.index(after: colon)...]) }

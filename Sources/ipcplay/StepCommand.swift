@@ -44,7 +44,7 @@ extension IPCPlay {
                 if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
                 print(report.outcome == .deadlock ? "the run deadlocked." : "the run failed: \(report.outcome!.rawValue)")
             }
-            print("replay: " + (["ipcplay", "replay", token.text, target.script] + target.arguments).map(Exploring.shellQuoted).joined(separator: " "))
+            print("replay: " + Exploring.replayLine(token, script: target.script, arguments: target.arguments, shaping: options.shapingArguments))
             if let path = options.report { Exploring.write(run.report, to: path) }
             fflushStdout()
             Glibc.exit(run.failed ? 1 : 0)

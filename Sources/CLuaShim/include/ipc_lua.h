@@ -276,6 +276,10 @@ int ipc_lua_randomseed(lua_State *L, lua_Integer seed);
 int ipc_lua_openlibs(lua_State *L);
 
 /// The first Lua frame's source and line, walking up from `level`; returns 0 if none.
-int ipc_lua_callerlocation(lua_State *L, int level, char *src, size_t cap, int *line);
+/// Also the line that called the function holding that frame (the next Lua frame
+/// out), unless that function is a chunk or was called from C (a process's target):
+/// `*caller_line` is 0 then. A call made in a helper is shown with the line that used it.
+int ipc_lua_calllocation(lua_State *L, int level, char *src, size_t cap, int *line,
+                         char *caller_src, size_t caller_cap, int *caller_line);
 
 #endif

@@ -30,7 +30,7 @@ static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
 #define IPC_PROCESS_SLOTS 1024
 #define IPC_SOCKET_SLOTS 256
 #define IPC_CALL_CAP 32
-#define IPC_WHERE_CAP 96
+#define IPC_WHERE_CAP 160  // "f.lua:16 (from f.lua:42)" with paths
 
 /// What one process of the run is, and what it is blocked in. Written only by the
 /// process itself (and by its parent when the slot is claimed or freed); readers use

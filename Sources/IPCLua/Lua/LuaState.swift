@@ -155,15 +155,21 @@ public struct LuaState {
         try rawField(ipc_lua_registryindex(), "_LOADED")
     }
 
-    /// The "file:line" of the innermost Lua function on the call stack, or "?".
-    public func callerLocation() -> String {
+    /// The "file:line" of the innermost Lua function on the call stack, or "?"; and the
+    /// line its function was called from when it is a function of the script's (a helper):
+    /// `f.lua:16 (from f.lua:42)`.
+    public func callLocation() -> String {
         var src = [CChar](repeating: 0, count: 256)
+        var callerSrc = [CChar](repeating: 0, count: 256)
         var line: Int32 = 0
-        if ipc_lua_callerlocation(L, 1, &src, src.count, &line) != 0 {
-            let end = src.firstIndex(of: 0) ?? src.count
-            return "\(String(decoding: src[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(line)"
+        var callerLine: Int32 = 0
+        guard ipc_lua_calllocation(L, 1, &src, src.count, &line, &callerSrc, callerSrc.count, &callerLine) != 0 else { return "?" }
+        func text(_ chars: [CChar]) -> String {
+            let end = chars.firstIndex(of: 0) ?? chars.count
+            return String(decoding: chars[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         }
-        return "?"
+        let here = "\(text(src)):\(line)"
+        return callerLine > 0 ? "\(here) (from \(text(callerSrc)):\(callerLine))" : here
     }
 
     /// Pushes a Swift binding as a Lua function (through the raising trampoline); the

@@ -111,7 +111,7 @@ public enum ScriptRunner {
             Runtime.writeStderr("ipcplay: \(error)\n")
             return Status.scriptError
         }
-        Runtime.this.locate = { LuaState(Bindings.current ?? s.L).callerLocation() }
+        Runtime.this.locate = { LuaState(Bindings.current ?? s.L).callLocation() }
         guard prepared.loaded else {
             // A syntax error: "file:line: message", no traceback to speak of.
             return endHost(uncaught: s.string(1) ?? "cannot load \(prepared.script)")

@@ -253,6 +253,13 @@ public struct Exploration {
         }
     }
 
+    /// What is left of the time limit for shrinking what `outcome` found.
+    public func shrinkLimits(after outcome: Outcome) -> ShrinkLimits {
+        var limits = ShrinkLimits()
+        if let timeLimit { limits.deadline = MonotonicClock.real() + Int64(max(0, timeLimit - outcome.seconds) * 1e9) }
+        return limits
+    }
+
     /// Runs schedules until one fails (or `runs`, or the time limit).
     public func explore(_ explorer: Explorer) -> Outcome {
         var outcome = Outcome()
@@ -304,6 +311,13 @@ public struct Finding {
     public var pair: CriticalPair?
     /// Runs spent shrinking and looking for the pair.
     public var runs = 0
+    /// Why shrinking stopped before it was done, if it did.
+    public var stopped: Stop?
+
+    public enum Stop: String, Sendable {
+        case budget = "budget reached"
+        case timeLimit = "time limit reached"
+    }
 }
 
 /// Two steps of different processes on one object, one of them a write, whose order,
@@ -317,30 +331,123 @@ public struct CriticalPair: Sendable {
     public var secondIndex: Int?
 }
 
+/// What bounds shrinking, and where it shows its progress.
+public struct ShrinkLimits {
+    /// Runs at most.
+    public var budget = 2000
+    /// The monotonic instant (ns, `MonotonicClock.real()`) shrinking ends by, if any.
+    public var deadline: Int64?
+    /// Called after each run: runs spent, the best schedule's preemptions and steps.
+    public var progress: ((_ runs: Int, _ preemptions: Int, _ steps: Int) -> Void)?
+
+    public init(budget: Int = 2000, deadline: Int64? = nil, progress: ((Int, Int, Int) -> Void)? = nil) {
+        self.budget = budget
+        self.deadline = deadline
+        self.progress = progress
+    }
+}
+
 extension Explorer {
-    /// Shrinks the failing `run`: first to the fewest preemptions (greedy: each one in turn
-    /// replaced by letting the current process go on, kept when the run still fails the
-    /// same way), then to the fewest steps (each preemption moved as early as it still
-    /// fails); then looks for the critical pair. Every attempt is a deterministic run.
-    public func shrink(_ run: Run, budget: Int = 2000) -> Finding {
+    /// Shrinks the failing `run` to the fewest preemptions, then the fewest steps; then
+    /// looks for the critical pair. Every attempt is a deterministic run that must fail
+    /// the same way (`Run.signature`).
+    /// 1. The schedules without preemption first (CHESS's context bound 0): from the
+    ///    schedule with no decision, each choice where the running process could not go
+    ///    on (it blocked or ended) is tried with every other process, breadth first (so
+    ///    the orders of whole processes come before the orders of their later parts).
+    /// 2. Greedy: each preemption in turn replaced by letting the current process go on,
+    ///    kept when the run still fails with fewer preemptions.
+    /// 3. When that leaves more than one: the schedules of one preemption, then two,
+    ///    breadth first from those of step 1.
+    /// 4. Fewest steps: the decisions after each preemption dropped, when it still fails.
+    /// The limits end it early; the best schedule so far is then the finding, and
+    /// `Finding.stopped` says why.
+    public func shrink(_ run: Run, limits: ShrinkLimits = ShrinkLimits()) -> Finding {
         let target = run.signature
+        let budget = limits.budget
         var spent = 0
         var best = run
         var picks = run.picks
+        var stopped: Finding.Stop?
 
-        func attempt(_ candidate: [Int]) -> Run? {
-            guard spent < budget else { return nil }
+        func better(_ r: Run) -> Bool {
+            (r.preemptions, r.steps.count) < (best.preemptions, best.steps.count)
+        }
+        func allowed() -> Bool {
+            if stopped != nil { return false }
+            if spent >= budget { stopped = .budget }
+            if let deadline = limits.deadline, MonotonicClock.real() >= deadline { stopped = .timeLimit }
+            return stopped == nil
+        }
+        /// The run of `candidate` (its picks followed, then the current process goes on).
+        func directed(_ candidate: [Int]) -> Run? {
+            guard allowed() else { return nil }
             spent += 1
             let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
+            limits.progress?(spent, best.preemptions, best.steps.count)
+            return r
+        }
+        func attempt(_ candidate: [Int]) -> Run? {
+            guard let r = directed(candidate) else { return nil }
             return r.failed && r.signature == target ? r : nil
         }
+        func keep(_ r: Run) {
+            best = r
+            picks = r.picks
+            limits.progress?(spent, best.preemptions, best.steps.count)
+        }
 
-        // Fewest preemptions. For each preemption, from the last: let the preempted process
-        // go on instead (keeping the later decisions, or dropping them), or keep it and drop
-        // every decision after it (the default goes on without preempting). Kept when the
-        // run still fails the same way with fewer preemptions.
+        // 1. Schedules by their number of preemptions, fewest first (CHESS's iterative
+        // context bounding). `levels[c]` holds the decisions of schedules with c
+        // preemptions, each followed by the default (the running process goes on). A run
+        // of one adds, after its own decisions, every other choice: where the running
+        // process could not go on (it blocked or ended) a schedule of the same level,
+        // where it could, one of the next level.
+        let deepest = 2
+        let widest = 4096
+        // A schedule to try: a run's first decisions (sharing that run's storage: a long
+        // run queues thousands), then another process.
+        var levels: [[(made: ArraySlice<Int>, then: Int?)]] = Array(repeating: [], count: deepest + 1)
+        var next = Array(repeating: 0, count: deepest + 1)
+        levels[0] = [([], nil)]
+        /// Runs level `c`'s schedules until one fails the same way, the level is done or
+        /// `share` runs are spent; true when one failed.
+        func search(level c: Int, share: Int) -> Bool {
+            while next[c] < levels[c].count && spent < share {
+                let node = levels[c][next[c]]
+                next[c] += 1
+                let prefix = Array(node.made) + (node.then.map { [$0] } ?? [])
+                guard let r = directed(prefix) else { return false }
+                if r.failed && r.signature == target && r.preemptions <= c {
+                    if better(r) { keep(r) }
+                    return true
+                }
+                let steps = r.steps
+                let made = r.picks
+                let (own, ceiling) = (r.preemptions, best.preemptions)
+                var choice = 0
+                for (i, step) in steps.enumerated() where step.isChoice {
+                    defer { choice += 1 }
+                    guard choice >= prefix.count else { continue }
+                    let runner = i > 0 ? steps[i - 1].process : -1
+                    let preempts = runner >= 0 && runner < 64 && step.readyMask & (1 << UInt64(runner)) != 0
+                    let level = own + (preempts ? 1 : 0)
+                    guard level <= deepest, level < ceiling, levels[level].count < widest else { continue }
+                    for q in 0..<64 where q != step.process && step.readyMask & (1 << UInt64(q)) != 0 {
+                        levels[level].append((made.prefix(choice), q))
+                    }
+                }
+            }
+            return false
+        }
+        if best.preemptions > 0 { _ = search(level: 0, share: max(budget / 4, 1)) }
+
+        // 2. Fewest preemptions, greedy. For each preemption, from the last: let the
+        // preempted process go on instead (keeping the later decisions, or dropping them),
+        // or keep it and drop every decision after it (the default goes on without
+        // preempting).
         var improved = true
-        while improved && spent < budget {
+        while improved && best.preemptions > 0 && allowed() {
             improved = false
             let choiceSteps = best.steps.indices.filter { best.steps[$0].isChoice }
             search: for (j, i) in choiceSteps.enumerated().reversed() where best.steps[i].preempted && i > 0 {
@@ -349,54 +456,42 @@ extension Explorer {
                 instead[j] = previous
                 for candidate in [instead, Array(picks.prefix(j)) + [previous], Array(picks.prefix(j + 1))] {
                     if let r = attempt(candidate), r.preemptions < best.preemptions {
-                        best = r
-                        picks = r.picks
+                        keep(r)
                         improved = true
                         break search
                     }
                 }
             }
         }
-        // The greedy pass can stop at a local minimum (each preemption alone is needed by
-        // the others). Then try, from the schedule with no decision at all, every single
-        // preemption (CHESS's context bounding at 1): a bug of one preemption is found in
-        // as many runs as that schedule has choices.
-        if best.preemptions > 1 && spent < budget {
-            let base = self.run(.directed(.end), seed: run.seed, decisions: [])
-            spent += 1
-            let choiceSteps = base.steps.indices.filter { base.steps[$0].isChoice }
-            search: for (j, i) in choiceSteps.enumerated() {
-                let step = base.steps[i]
-                for q in 0..<64 where q != step.process && step.readyMask & (1 << UInt64(q)) != 0 {
-                    if let r = attempt(Array(base.picks.prefix(j)) + [q]), r.preemptions < best.preemptions {
-                        best = r
-                        picks = r.picks
-                        if best.preemptions <= 1 { break search }
-                    }
-                    if spent >= budget { break search }
-                }
-            }
+        // 3. The greedy pass can stop at a local minimum (each preemption alone is needed
+        // by the others). Then the schedules of 1, then 2 preemptions, as far as the
+        // budget goes.
+        for c in 1...deepest where c < best.preemptions && allowed() {
+            if search(level: c, share: max(budget * 3 / 4, 1)) { break }
         }
-        // Fewest steps: with no more preemptions, drop the decisions after each one in turn
-        // (the default goes on), and keep the shortest run that still fails.
+        // 4. Fewest steps: with no more preemptions, drop the decisions after each one in
+        // turn (the default goes on), and keep the shortest run that still fails.
         improved = true
-        while improved && spent < budget {
+        while improved && allowed() {
             improved = false
             let choiceSteps = best.steps.indices.filter { best.steps[$0].isChoice }
             for (j, i) in choiceSteps.enumerated() where best.steps[i].preempted {
                 if let r = attempt(Array(picks.prefix(j + 1))), r.preemptions <= best.preemptions, r.steps.count < best.steps.count {
-                    best = r
-                    picks = r.picks
+                    keep(r)
                     improved = true
                     break
                 }
             }
         }
-        // The shrunk run again, with every step's location.
+        // The shrunk run again, with every step's location (one run past the limits: the
+        // finding needs it).
         let detailed = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(picks), locations: true, output: .capture)
         spent += 1
         var finding = Finding(run: detailed, picks: picks, pair: nil, runs: spent)
-        finding.pair = criticalPair(detailed, picks: picks, spent: &finding.runs)
+        finding.stopped = stopped
+        if stopped != .timeLimit {
+            finding.pair = criticalPair(detailed, picks: picks, spent: &finding.runs, deadline: limits.deadline)
+        }
         return finding
     }
 
@@ -407,7 +502,7 @@ extension Explorer {
     /// Two steps of different processes on one object, at least one of them a write, such
     /// that making the later one go first (choosing its process at the earlier one's
     /// choice point) makes the run pass. Tried first where the schedule preempts.
-    func criticalPair(_ run: Run, picks: [Int], spent: inout Int) -> CriticalPair? {
+    func criticalPair(_ run: Run, picks: [Int], spent: inout Int, deadline: Int64? = nil) -> CriticalPair? {
         let steps = run.steps
         var choiceIndex = 0
         var candidates: [(pair: CriticalPair, choice: Int, preempted: Bool)] = []
@@ -428,6 +523,7 @@ extension Explorer {
         }
         candidates.sort { ($0.preempted ? 0 : 1, $0.pair.firstIndex) < ($1.preempted ? 0 : 1, $1.pair.firstIndex) }
         for c in candidates.prefix(64) {
+            if let deadline, MonotonicClock.real() >= deadline { return nil }
             var candidate = Array(picks.prefix(c.choice))
             candidate.append(c.pair.second.process)
             spent += 1

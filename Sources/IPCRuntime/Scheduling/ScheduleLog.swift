@@ -13,7 +13,7 @@ public final class ScheduleLog: @unchecked Sendable {
     let decisionBase: UnsafeMutablePointer<ipc_log_decision>
     let locationBase: UnsafeMutablePointer<CChar>
     public let capacity: Int
-    static let locationCap = 64
+    static let locationCap = Int(IPC_WHERE_CAP)
     static let magic: UInt64 = 0x6970_6373_6368_6C67
 
     /// Room for `capacity` steps (the memory is paid for only as it is used).
