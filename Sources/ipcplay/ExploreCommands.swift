@@ -71,6 +71,7 @@ extension IPCPlay {
         }
 
         func run() throws {
+            Cancellation.install(graceful: false)
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)
             let explorer = try options.explorer(target, seed: seed)
             var exploration = Exploration()
@@ -81,8 +82,30 @@ extension IPCPlay {
             exploration.seed = seed
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
+            if Cancellation.isRequested && outcome.failure == nil {
+                print("ipcplay: interrupted by \(Cancellation.signalName): stopped after \(outcome.schedules) schedules of \(runs) (\(describe))")
+                print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings, no failure in them")
+                var report = RunReport(.interrupted)
+                report.messages = ["stopped after \(outcome.schedules) schedules by \(Cancellation.signalName), no failure in them"]
+                if let path = options.report { Exploring.write(report, to: path) }
+                fflushStdout()
+                Glibc.exit(Cancellation.exitStatus)
+            }
             if let failure = outcome.failure {
                 let finding = explorer.shrink(failure)
+                if Cancellation.isRequested {
+                    // Cut short while shrinking: the failing schedule as found.
+                    var report = failure.report
+                    if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(failure.status)"] }
+                    let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: failure.seed, decisions: failure.decisions)
+                    report.replay = (["ipcplay", "replay", token.text, target.script] + target.arguments).map(Exploring.shellQuoted).joined(separator: " ")
+                    print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); interrupted by \(Cancellation.signalName) while shrinking it")
+                    print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings")
+                    print("replay (not shrunk): \(report.replay ?? "")")
+                    if let path = options.report { Exploring.write(report, to: path) }
+                    fflushStdout()
+                    Glibc.exit(Cancellation.exitStatus)
+                }
                 let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
                 print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
                 print(Exploring.text(report, output: finding.run.output))
@@ -116,6 +139,7 @@ extension IPCPlay {
         @OptionGroup var target: ScriptArguments
 
         func run() throws {
+            Cancellation.install(graceful: false)
             let wantTimeline = recording.wantsTimeline
             let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
             // The token names calls: it is read once the module has declared them.
@@ -129,6 +153,11 @@ extension IPCPlay {
                 Runtime.writeStderr("ipcplay: warning: \(target.script) changed since this token was made; replaying it anyway (decisions are named by process and call)\n")
             }
             let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
+            if Cancellation.isRequested {
+                if recording.trace == nil, let tracePath { unlink(tracePath) }
+                Runtime.writeStderr("ipcplay: interrupted by \(Cancellation.signalName); the replay did not finish\n")
+                Glibc.exit(Cancellation.exitStatus)
+            }
             if wantTimeline, let tracePath {
                 let picture = Timeline(tracePath: tracePath)
                 if let svg = recording.timelineFile {

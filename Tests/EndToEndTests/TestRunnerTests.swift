@@ -19,7 +19,7 @@ struct TestRunnerTests {
         #expect(r.stdout.contains("at \(Self.fixtures)/hang_test.lua:3"), "the hang names queue:get and its line")
         #expect(r.stdout.contains("FAIL  \(Self.fixtures)/child_error_test.lua"))
         #expect(r.stdout.contains("which nothing joined"))
-        #expect(r.stdout.contains("replay: ipcplay test --seed "))
+        #expect(r.stdout.contains("rerun: ipcplay test --seed "))
     }
 
     @Test(.needsPerlTAPParser) func tapParsesWithPerlsTAPParser() throws {
@@ -141,7 +141,7 @@ struct TestRunnerTests {
         let seeded = try Ipcplay.runLua(script, options: ["--jitter", "2", "--seed", "1234"])
         #expect(seeded.status == 0 && !seeded.stderr.contains("seed"), "a given seed is not announced again")
         let failing = try Ipcplay.run(["test", "--jitter", "1", "--seed", "77", "--timeout", "3", "\(Self.fixtures)/assert_test.lua"])
-        #expect(failing.stdout.contains("replay: ipcplay test --seed 77 --jitter 1 --timeout 3 \(Self.fixtures)/assert_test.lua"), "\(failing.stdout)")
+        #expect(failing.stdout.contains("rerun: ipcplay test --seed 77 --jitter 1 --timeout 3 \(Self.fixtures)/assert_test.lua"), "\(failing.stdout)")
     }
 
     @Test func repeatFilterAndJobs() throws {

@@ -24,6 +24,7 @@ static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
 #define IPC_REPORT_OUTCOME "outcome"
 #define IPC_REPORT_BLOCKED "blocked"
 #define IPC_REPORT_OUTCOME_TIMEOUT "timeout"
+#define IPC_REPORT_OUTCOME_INTERRUPTED "interrupted"
 
 // MARK: - The run's status board
 
@@ -291,5 +292,24 @@ void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix);
 size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix);
 /// Removes the socket file of slot `i` if it is still the socket that was made there.
 void ipc_remove_socket_slot(ipc_run_header *run, int i);
+
+// MARK: - Cancelling a command that starts runs (test, explore, replay, step)
+
+/// Arms SIGINT, SIGTERM and SIGHUP whatever their disposition was at start (an inherited
+/// SIG_IGN included) and unblocks them. The first signal is recorded
+/// (`ipc_cancel_signal`) and ends the runs at once: with `graceful`, SIGTERM to each
+/// direct child (a run's host then ends its run cleanly; the caller ends what is left
+/// with `ipc_end_descendants`); else SIGKILL to every descendant and every group one of
+/// them leads. A second signal kills every descendant and _exits with 128 + the first.
+void ipc_cancel_install(int graceful);
+/// The signal that cancelled the command, or 0.
+int ipc_cancel_signal(void);
+/// Sends `sig` to every descendant of this process, and to every group one of them
+/// leads (so a process that has left the tree, a double fork, goes too while its group
+/// lives). Returns how many descendants there were. Async-signal-safe.
+int ipc_signal_descendants(int sig);
+/// Kills and reaps every descendant (with PR_SET_CHILD_SUBREAPER set, orphans come back
+/// here to be reaped), for at most about `budget_ms`; 1 when none is left.
+int ipc_end_descendants(int budget_ms);
 
 #endif
