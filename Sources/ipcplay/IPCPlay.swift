@@ -36,8 +36,16 @@ struct IPCPlay: ParsableCommand {
             }
             Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: RunOptions()))
         }
+        if arguments.first == "help", arguments.count > 1, !subcommands.contains(arguments[1]) {
+            Runtime.writeStderr("ipcplay: help: no command '\(arguments[1])' (the commands: run, test, explore, replay, step)\n")
+            Glibc.exit(ScriptRunner.Status.usage)
+        }
+        var parsed = rewritingTimeline(arguments)
         do {
-            var command = try parseAsRoot(rewritingTimeline(arguments))
+            // `ipcplay --option ...` is `run`'s option (the default command): parsed as
+            // `run`, an unknown one is named as such, not taken for a missing script.
+            if let first = parsed.first, first.hasPrefix("-"), !rootOptions.contains(first) { parsed.insert("run", at: 0) }
+            var command = try parseAsRoot(parsed)
             try command.run()
         } catch let failure as CommandFailure {
             Runtime.writeStderr("ipcplay: \(failure.message)\n")
@@ -48,7 +56,15 @@ struct IPCPlay: ParsableCommand {
                 print(fullMessage(for: error))
                 Glibc.exit(0)
             }
-            let text = message(for: error)
+            var text = message(for: error)
+            if text.hasPrefix("Missing expected argument") {
+                // The parser names a missing script before an unknown option: with a script
+                // in place, an option it does not know is what is named.
+                do { _ = try parseAsRoot(parsed + ["script.lua"]) } catch {
+                    let other = message(for: error)
+                    if other.hasPrefix("Unknown option") || other.hasPrefix("Missing value") { text = other }
+                }
+            }
             let line = text.split(separator: "\n").first.map(String.init) ?? text
             Runtime.writeStderr("ipcplay: \(line) (see 'ipcplay --help')\n")
             Glibc.exit(ScriptRunner.Status.usage)
@@ -86,6 +102,9 @@ struct IPCPlay: ParsableCommand {
     }
 
     static let subcommands: Set<String> = ["run", "test", "explore", "replay", "step", "help"]
+
+    /// The options of `ipcplay` itself, not of a command.
+    static let rootOptions: Set<String> = ["-h", "--help", "--version", "--generate-completion-script", "--experimental-dump-help"]
 
     static func isNegativeNumber(_ s: String) -> Bool {
         s.count > 1 && s.hasPrefix("-") && Double(s.dropFirst()) != nil

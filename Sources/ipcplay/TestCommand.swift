@@ -136,6 +136,7 @@ struct TestRunner {
     let executable = currentExecutable()
     let seed: UInt64
     var results: [TestResult] = []
+    var scratchFolder = ""
 
     init(options: IPCPlay.Test) {
         self.options = options
@@ -222,6 +223,26 @@ struct TestRunner {
         return (folder.hasSuffix("/") ? folder : folder + "/") + base + "." + ext
     }
 
+    /// Where test `name`'s trace is written: the --trace folder, else the scratch folder
+    /// (for its timeline only).
+    func tracePath(_ index: Int, _ name: String, _ repetition: Int) -> String {
+        if let folder = options.trace { return recordingPath(folder, name, repetition: repetition, ext: "json") }
+        return "\(scratchFolder)/\(index)-\(repetition).json"
+    }
+
+    /// Draws the timeline of a test that has ended (--timeline=FOLDER) from its trace.
+    func drawTimeline(_ r: Running) {
+        guard let folder = options.timelineFolder else { return }
+        let picture = Timeline(tracePath: tracePath(r.index, r.name, r.repetition))
+        let path = recordingPath(folder, r.name, repetition: r.repetition, ext: "svg")
+        guard let f = fopen(path, "w") else {
+            Runtime.writeStderr("ipcplay: cannot write the timeline \(path): \(String(cString: strerror(errno)))\n")
+            return
+        }
+        fputs(picture.svg(), f)
+        fclose(f)
+    }
+
     mutating func run() throws(CommandFailure) -> Int32 {
         let tests = try discover()
         if let junit = options.junit {
@@ -232,6 +253,7 @@ struct TestRunner {
             fclose(f)
         }
         let scratch = try makeScratchDirectory()
+        scratchFolder = scratch
         defer { removeScratch(scratch) }
         if options.tap {
             print("TAP version \(options.tapVersion)")
@@ -274,10 +296,9 @@ struct TestRunner {
                 }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
                 if options.scenario.noDeadlockCheck { args.append("--no-deadlock-check") }
-                if let folder = options.trace { args += ["--trace", recordingPath(folder, name, repetition: repetition, ext: "json")] }
-                if let folder = options.timelineFolder {
-                    args += ["--timeline-file", recordingPath(folder, name, repetition: repetition, ext: "svg")]
-                }
+                // The timeline is drawn here from the trace once the test has ended, however
+                // it ended (a run cut short by its timeout draws none itself).
+                if options.trace != nil || options.timelineFolder != nil { args += ["--trace", tracePath(index, name, repetition)] }
             }
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)
@@ -327,6 +348,7 @@ struct TestRunner {
                 r.process.killGroup()  // whatever it left behind
                 running.remove(at: i)
                 progressed = true
+                drawTimeline(r)
                 var result = interpret(r, exit: exit, seconds: elapsed)
                 if result.status == .passed && r.repetition < options.repetitions {
                     pendingRepeats.append((r.index, r.name, r.repetition + 1))
@@ -554,7 +576,6 @@ struct TestRunner {
         if !b.object.isEmpty { fields.append(("object", yaml(b.object))) }
         if !b.location.isEmpty { fields.append(("at", yaml(b.location))) }
         if !b.duration.isEmpty { fields.append(("for", yaml(b.duration))) }
-        if !b.holder.isEmpty { fields.append(("held_by", yaml(b.holder))) }
         fields.append(("line", yaml(b.line)))
         return fields.enumerated().map { i, f in indent + (i == 0 ? "- " : "  ") + f.0 + ": " + f.1 }.joined(separator: "\n")
     }
