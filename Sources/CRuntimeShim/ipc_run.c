@@ -607,3 +607,35 @@ void ipc_cancel_install(int graceful) {
 }
 
 int ipc_cancel_signal(void) { return g_cancel_signal; }
+
+// MARK: - Process titles
+
+/// The argv strings, contiguous in memory as the kernel laid them out: what `ps` shows.
+static char *g_title_area;
+static size_t g_title_size;
+
+/// Run by glibc before main, with main's arguments (an .init_array entry gets them).
+static void capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    if (argc <= 0 || argv == NULL || argv[0] == NULL) return;
+    char *end = argv[0] + strlen(argv[0]);
+    for (int i = 1; i < argc && argv[i] == end + 1; i++) end = argv[i] + strlen(argv[i]);
+    g_title_area = argv[0];
+    g_title_size = (size_t)(end - argv[0]) + 1;
+}
+
+__attribute__((section(".init_array"), used)) static void (*const g_capture_arguments)(int, char **, char **) = capture_arguments;
+
+void ipc_set_process_title(const char *title, const char *short_name) {
+    if (g_title_area != NULL && g_title_size > 1) {
+        size_t n = strlen(title);
+        if (n > g_title_size - 1) n = g_title_size - 1;
+        memcpy(g_title_area, title, n);
+        memset(g_title_area + n, 0, g_title_size - n);
+    }
+    char comm[16];
+    size_t k = 0;
+    for (; short_name[k] && k < sizeof comm - 1; k++) comm[k] = short_name[k];
+    comm[k] = 0;
+    prctl(PR_SET_NAME, comm, 0, 0, 0);
+}

@@ -34,6 +34,7 @@ struct ScheduleCommandOptions: ParsableArguments {
         base.memoryLimit = memoryLimit.map { $0 << 20 }
         base.seed = seed
         base.tracePath = tracePath
+        base.scriptName = target.script
         return try Exploring.explorer(script: target.script, arguments: target.arguments, base: base, maxSteps: maxSteps)
     }
 }

@@ -34,7 +34,9 @@ struct IPCPlay: ParsableCommand {
                 Runtime.writeStderr("ipcplay: \(error.message)\n")
                 Glibc.exit(error.status)
             }
-            Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: RunOptions()))
+            var options = RunOptions()
+            options.scriptName = script
+            Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: options))
         }
         if arguments.first == "help", arguments.count > 1, !subcommands.contains(arguments[1]) {
             Runtime.writeStderr("ipcplay: help: no command '\(arguments[1])' (the commands: run, test, explore, replay, step)\n")
@@ -264,7 +266,9 @@ extension IPCPlay {
 
         func run() throws {
             try checkReadable(target.script)
-            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: options.runOptions(recording: recording))
+            var runOptions = options.runOptions(recording: recording)
+            runOptions.scriptName = target.script
+            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: runOptions)
             Glibc.exit(status)
         }
     }

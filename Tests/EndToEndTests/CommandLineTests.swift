@@ -139,6 +139,28 @@ struct CommandLineMannersTests {
         #expect(FileManager.default.fileExists(atPath: svg.path))
     }
 
+    /// Issue 30, point 8: a worker's title in `ps` is `ipcplay: NAME (script.lua)` and its
+    /// name in `top` is NAME, so that the run's processes can be told apart.
+    @Test func workersHaveTitlesThatNameThem() throws {
+        let r = try Ipcplay.runLua("""
+            local function me()
+              local f = io.open("/proc/self/cmdline", "rb"); local s = f:read("a"); f:close()
+              local c = io.open("/proc/self/comm"); local comm = c:read("l"); c:close()
+              return (s:match("^[^%z]*")), comm
+            end
+            local p = ipc.process{name = "alpha", target = function() print(me()) end}
+            p:start(); p:join()
+            ipc.spawn(function() print(me()) end):join()
+            print(me())
+            """)
+        #expect(r.status == 0, "\(r.combined)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(r.combined)")
+        #expect(lines.first == "ipcplay: alpha (scenario.lua)\talpha", "\(r.stdout)")
+        #expect(lines.dropFirst().first == "ipcplay: Process-2 (scenario.lua)\tProcess-2", "\(r.stdout)")
+        #expect(lines.last?.hasSuffix("ipcplay\tipcplay") == true, "the host keeps its command line: \(r.stdout)")
+    }
+
     @Test func helpListsEveryExitStatus() throws {
         let h = try Ipcplay.run(["--help"])
         let words = Set(h.stdout.split(whereSeparator: { " \n;,.()".contains($0) }).map(String.init))

@@ -312,4 +312,10 @@ int ipc_signal_descendants(int sig);
 /// here to be reaped), for at most about `budget_ms`; 1 when none is left.
 int ipc_end_descendants(int budget_ms);
 
+// MARK: - Process titles
+
+/// Makes `title` what `ps` shows for this process (written over the area of its
+/// arguments, cut to fit it) and `short_name` its name for `top` (PR_SET_NAME, 15 bytes).
+void ipc_set_process_title(const char *title, const char *short_name);
+
 #endif
