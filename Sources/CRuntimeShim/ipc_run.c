@@ -256,6 +256,21 @@ static int format_process(ipc_run_header *run, int i, int64_t now, const char *p
         put_str(l, " for ");
         put_seconds(l, now - copy.since_ns);
         if (copy.where[0]) { put_str(l, ", at "); put_field(l, copy.where, IPC_WHERE_CAP); }
+        if (copy.holder != 0) {
+            put_str(l, ", held by ");
+            int named = 0;
+            for (int j = 0, n = (int)ipc_load32(&run->slots_used); j < n && j < IPC_PROCESS_SLOTS && !named; j++) {
+                ipc_process_slot *h = &run->processes[j];
+                if (ipc_load32(&h->state) == 1 && ipc_load32(&h->pid) == copy.holder) {
+                    put_field(l, h->name, IPC_NAME_CAP);
+                    put_str(l, " ");
+                    named = 1;
+                }
+            }
+            put_str(l, "(pid ");
+            put_uint(l, copy.holder);
+            put_str(l, ")");
+        }
     } else {
         put_str(l, "running (not blocked in an IPC call)");
     }

@@ -132,7 +132,7 @@ public struct RunReport: Equatable, Sendable {
 /// One process of a report's `blocked` list, read back from its line, which the run writes
 /// in one of two forms (C's reports, with a pid and how long, and the controlled
 /// scheduler's, without):
-///   `NAME (pid N): blocked in CALL on OBJECT for 1.2 s, at FILE:LINE`
+///   `NAME (pid N): blocked in CALL on OBJECT for 1.2 s, at FILE:LINE, held by WHO (pid M)`
 ///   `NAME: about to call CALL on OBJECT, at FILE:LINE`
 ///   `NAME (pid N): running (not blocked in an IPC call)`
 public struct BlockedProcess: Equatable, Sendable {
@@ -147,6 +147,8 @@ public struct BlockedProcess: Equatable, Sendable {
     public var duration = ""
     /// The script's file:line of the call.
     public var location = ""
+    /// Who holds what it waits for ("Process-1 (pid 12)"), where known.
+    public var holder = ""
 
     public init(line: String) {
         self.line = line
@@ -168,6 +170,10 @@ public struct BlockedProcess: Equatable, Sendable {
         for s in ["blocked in ", "about to call "] where rest.hasPrefix(s) {
             state = String(s.dropLast())
             rest = rest.dropFirst(s.count)
+        }
+        if let held = rest.ranges(of: ", held by ").last {
+            holder = String(rest[held.upperBound...])
+            rest = rest[..<held.lowerBound]
         }
         if let at = rest.firstRange(of: ", at ") {
             location = String(rest[at.upperBound...])

@@ -576,6 +576,7 @@ struct TestRunner {
         if !b.object.isEmpty { fields.append(("object", yaml(b.object))) }
         if !b.location.isEmpty { fields.append(("at", yaml(b.location))) }
         if !b.duration.isEmpty { fields.append(("for", yaml(b.duration))) }
+        if !b.holder.isEmpty { fields.append(("held_by", yaml(b.holder))) }
         fields.append(("line", yaml(b.line)))
         return fields.enumerated().map { i, f in indent + (i == 0 ? "- " : "  ") + f.0 + ": " + f.1 }.joined(separator: "\n")
     }

@@ -257,6 +257,24 @@ struct TestRunnerTests {
         #expect(listed("MainProcess", "queue:get on queue#2", "\(deadlock):3", in: xmlLines), "\(xml)")
         #expect(listed("Process-1", "queue:get on queue#1", "\(deadlock):2", in: xmlLines), "\(xml)")
         #expect(listed("Process-1", "ipc.sleep", "\(hang):2", in: xmlLines), "\(xml)")
+        // Who holds what each waits for: two locks taken in opposite orders.
+        let locks = dir.appendingPathComponent("locks_test.lua")
+        try """
+            local a, b = ipc.lock({name = "a"}), ipc.lock({name = "b"})
+            local ready = ipc.event()
+            a:acquire()
+            local p = ipc.spawn(function() b:acquire(); ready:set(); a:acquire() end)
+            ready:wait()
+            b:acquire()
+            """.write(to: locks, atomically: true, encoding: .utf8)
+        let held = try Ipcplay.run(["test", "--timeout", "5", locks.path])
+        let heldLines = held.stdout.split(separator: "\n").map(String.init)
+        #expect(heldLines.contains { $0.contains("MainProcess (pid ") && $0.contains("blocked in lock:acquire on b") && $0.contains("locks_test.lua:6, held by Process-1 (pid ") },
+                "\(held.stdout)")
+        #expect(heldLines.contains { $0.contains("Process-1 (pid ") && $0.contains("blocked in lock:acquire on a") && $0.contains("locks_test.lua:4, held by MainProcess (pid ") },
+                "\(held.stdout)")
+        let heldTAP = try Ipcplay.run(["test", "--timeout", "5", "--tap", locks.path])
+        #expect(heldTAP.stdout.contains("      held_by: \"Process-1 (pid "), "\(heldTAP.stdout)")
         let tap = try Ipcplay.run(["test", "--timeout", "2", "--tap", deadlock])
         #expect(tap.stdout.contains("""
               blocked:

@@ -46,7 +46,7 @@ typedef struct ipc_process_slot {
     int64_t since_ns;      // CLOCK_MONOTONIC when it parked
     int64_t deadline_ns;   // when the park times out, 0 = never
     uint32_t external;     // 1 when an outside program could end the wait (sockets)
-    uint32_t pad;
+    uint32_t holder;       // pid that holds what it waits for (a lock), 0 when unknown
     char name[IPC_NAME_CAP];
     char call[IPC_CALL_CAP];
     char object[IPC_NAME_CAP];
