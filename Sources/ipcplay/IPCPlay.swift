@@ -68,7 +68,8 @@ struct IPCPlay: ParsableCommand {
                 }
             }
             let line = text.split(separator: "\n").first.map(String.init) ?? text
-            Runtime.writeStderr("ipcplay: \(line) (see 'ipcplay --help')\n")
+            let command = parsed.first.flatMap { subcommands.contains($0) && $0 != "help" && $0 != "run" ? $0 + " " : nil } ?? ""
+            Runtime.writeStderr("ipcplay: \(line) (see 'ipcplay \(command)--help')\n")
             Glibc.exit(ScriptRunner.Status.usage)
         }
     }

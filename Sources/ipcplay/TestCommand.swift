@@ -43,8 +43,8 @@ extension IPCPlay {
         @Flag(help: "Print TAP version 14 instead of the default report.")
         var tap = false
 
-        @Option(name: .customLong("tap-version"), help: ArgumentHelp("The TAP version line with --tap: 14, or 13 for harnesses older than TAP 14 (Test-Harness before 3.48); the body is the same.", valueName: "n"))
-        var tapVersion: Int = 14
+        @Option(name: .customLong("tap-version"), help: ArgumentHelp("The TAP version line with --tap: 14, or 13 for harnesses older than TAP 14 (Test-Harness before 3.48); the body is the same (default 14).", valueName: "n"))
+        var tapVersion: Int?
 
         @Option(help: ArgumentHelp("Also write a JUnit XML report to this file.", valueName: "file"))
         var junit: String?
@@ -55,10 +55,10 @@ extension IPCPlay {
         @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of each test into this folder (one FILE.json per test, named after it).", valueName: "folder"))
         var trace: String?
 
-        @Flag(help: .hidden)
+        @Flag(help: "--timeline=FOLDER: write each test's swim-lane timeline as SVG into FOLDER (one FILE.svg per test, named after it).")
         var timeline = false
 
-        @Option(name: .customLong("timeline-file"), help: ArgumentHelp("--timeline=FOLDER writes each test's swim-lane timeline as an SVG file into FOLDER.", valueName: "folder"))
+        @Option(name: .customLong("timeline-file"), help: .hidden)
         var timelineFolder: String?
 
         @Argument(help: ArgumentHelp("Test files or folders (default: tests).", valueName: "path"))
@@ -75,8 +75,8 @@ extension IPCPlay {
             if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-            if tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
-            if tapVersion != 14 && !tap { throw ValidationError("--tap-version goes with --tap") }
+            if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
+            if tapVersion != nil && !tap { throw ValidationError("--tap-version goes with --tap") }
             try scenario.checkControlled(by: "--sched or --explore", controlled: scenario.sched != nil || explore != nil)
             if scenario.depth != nil && scenario.sched == .random { throw ValidationError("--depth goes with --sched pct") }
             if scenario.noDeadlockCheck && explore != nil { throw ValidationError("--no-deadlock-check does not go with --explore (a controlled run sees every deadlock)") }
@@ -256,7 +256,7 @@ struct TestRunner {
         scratchFolder = scratch
         defer { removeScratch(scratch) }
         if options.tap {
-            print("TAP version \(options.tapVersion)")
+            print("TAP version \(options.tapVersion ?? 14)")
             print("1..\(tests.count)")
         } else if options.jitter > 0 {
             print("jitter up to \(fmt(options.jitter)) ms, seed \(seed) (rerun with --seed \(seed))")
