@@ -83,30 +83,10 @@ extension IPCPlay {
             exploration.seed = seed
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
-            if Cancellation.isRequested && outcome.failure == nil {
-                print("ipcplay: interrupted by \(Cancellation.signalName): stopped after \(outcome.schedules) schedules of \(runs) (\(describe))")
-                print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings, no failure in them")
-                var report = RunReport(.interrupted)
-                report.messages = ["stopped after \(outcome.schedules) schedules by \(Cancellation.signalName), no failure in them"]
-                if let path = options.report { Exploring.write(report, to: path) }
-                fflushStdout()
-                Glibc.exit(Cancellation.exitStatus)
-            }
+            if Cancellation.isRequested && outcome.failure == nil { stopped(outcome, describe: describe) }
             if let failure = outcome.failure {
                 let finding = explorer.shrink(failure)
-                if Cancellation.isRequested {
-                    // Cut short while shrinking: the failing schedule as found.
-                    var report = failure.report
-                    if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(failure.status)"] }
-                    let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: failure.seed, decisions: failure.decisions)
-                    report.replay = (["ipcplay", "replay", token.text, target.script] + target.arguments).map(Exploring.shellQuoted).joined(separator: " ")
-                    print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); interrupted by \(Cancellation.signalName) while shrinking it")
-                    print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings")
-                    print("replay (not shrunk): \(report.replay ?? "")")
-                    if let path = options.report { Exploring.write(report, to: path) }
-                    fflushStdout()
-                    Glibc.exit(Cancellation.exitStatus)
-                }
+                if Cancellation.isRequested { stopped(outcome, describe: describe, whileShrinking: failure) }
                 let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
                 print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs")
                 print(Exploring.text(report, output: finding.run.output))

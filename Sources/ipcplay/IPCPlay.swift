@@ -176,7 +176,7 @@ struct ScenarioOptions: ParsableArguments {
     }
 
     /// The run's options; `announce` prints a chosen seed.
-    func runOptions(recording: RecordingOptions = RecordingOptions(), announce: Bool = true) -> RunOptions {
+    func runOptions(recording: RecordingOptions, announce: Bool = true) -> RunOptions {
         var o = RunOptions()
         o.timeout = timeout
         o.timeScale = timeScale
