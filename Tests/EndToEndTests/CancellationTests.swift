@@ -35,31 +35,65 @@ struct CancellationTests {
         return condition()
     }
 
-    /// Starts `/bin/sh -c script` with the token in its environment, stdout and stderr
-    /// to `output`.
-    static func start(_ script: String, token: String, output: URL) throws -> Process {
-        FileManager.default.createFile(atPath: output.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
+    /// A command started by `start`: its pid and, once reaped, its exit status.
+    final class Command {
+        let pid: pid_t
+        var status: Int32?
+        init(pid: pid_t) { self.pid = pid }
+
+        var processIdentifier: pid_t { pid }
+        var terminationStatus: Int32 { status ?? -1 }
+
+        /// Reaps it if it has ended (waitpid: Foundation's Process learns of an end only when
+        /// every holder of a descriptor it passes has closed it, which the processes a broken
+        /// cancel leaves behind never do).
+        func poll() -> Bool {
+            if status != nil { return true }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return false }
+            status = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            return true
+        }
+    }
+
+    /// Starts `/bin/sh -c script` with the token in its environment, stdin on /dev/null,
+    /// stdout and stderr to `output`.
+    static func start(_ script: String, token: String, output: URL) throws -> Command {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
         var env = ProcessInfo.processInfo.environment
         env["IPCPLAY_CANCEL_TOKEN"] = token
-        p.environment = env
-        let handle = try FileHandle(forWritingTo: output)
-        p.standardOutput = handle
-        p.standardError = handle
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        try handle.close()
-        return p
+        let words: [String] = ["/bin/sh", "-c", script]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { (w: String) in strdup(w) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { (k: String, v: String) in strdup(k + "=" + v) } + [nil]
+        defer { (argv + envp).forEach { free($0) } }
+        var pid: pid_t = 0
+        let r = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, envp)
+        guard r == 0 else { throw POSIXError(POSIXErrorCode(rawValue: r) ?? .EINVAL) }
+        return Command(pid: pid)
     }
 
     /// Waits for `p` to exit, killing it past `limit` seconds (a safety net).
-    static func wait(_ p: Process, limit: Double = 30) -> Bool {
-        let ended = eventually(limit) { !p.isRunning }
-        if !ended { kill(p.processIdentifier, SIGKILL) }
-        p.waitUntilExit()
+    static func wait(_ p: Command, limit: Double = 30) -> Bool {
+        let ended = eventually(limit) { p.poll() }
+        if !ended {
+            kill(p.pid, SIGKILL)
+            _ = eventually(5) { p.poll() }
+        }
         return ended
+    }
+
+    /// Kills what a failed cancel left behind, so that a failing test leaves nothing.
+    static func cleanUp(_ token: String) {
+        _ = eventually(2) {
+            let left = processes(carrying: token)
+            for pid in left { kill(pid, SIGKILL) }
+            return left.isEmpty
+        }
     }
 
     static let hangingTest = """
@@ -78,6 +112,7 @@ struct CancellationTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         try Self.hangingTest.write(to: dir.appendingPathComponent("hang_test.lua"), atomically: true, encoding: .utf8)
         let token = UUID().uuidString
+        defer { Self.cleanUp(token) }
         let junit = dir.appendingPathComponent("junit.xml")
         let output = dir.appendingPathComponent("out")
         let runner = try Self.start("exec '\(Ipcplay.binary)' test --junit '\(junit.path)' '\(dir.path)'", token: token, output: output)
@@ -117,6 +152,7 @@ struct CancellationTests {
         try Self.hangingTest.write(to: dir.appendingPathComponent("hang_test.lua"), atomically: true, encoding: .utf8)
         try "assert(true)\n".write(to: dir.appendingPathComponent("a_test.lua"), atomically: true, encoding: .utf8)
         let token = UUID().uuidString
+        defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
         let runner = try Self.start("trap '' INT; exec '\(Ipcplay.binary)' test --tap '\(dir.path)'", token: token, output: output)
         let started = Self.eventually(60) {
@@ -147,6 +183,7 @@ struct CancellationTests {
             for _, p in ipairs(ps) do p:join() end
             """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
         let token = UUID().uuidString
+        defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
         let explorer = try Self.start("trap '' INT HUP; exec '\(Ipcplay.binary)' explore --runs 50 --seed 1 --timeout 500 '\(dir.path)/s.lua'",
                                       token: token, output: output)
@@ -180,6 +217,7 @@ struct CancellationTests {
         let line = try #require(found.stdout.split(separator: "\n").first { $0.hasPrefix("replay: ") }, "\(found.combined)")
         let replayToken = String(line.split(separator: " ")[3])
         let token = UUID().uuidString
+        defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
         let replay = try Self.start("HANG=1 exec '\(Ipcplay.binary)' replay --timeline \(replayToken) '\(script.path)'", token: token, output: output)
         let started = Self.eventually(60) {

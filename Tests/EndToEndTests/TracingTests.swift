@@ -225,7 +225,7 @@ struct TracingTests {
         #expect(rows.count > 10, "\(r.stdout)")
         #expect(!r.stdout.contains("0.000s"), "\(r.stdout)")
         let steps = rows.compactMap { Int($0.prefix(8).trimmingCharacters(in: .whitespaces)) }
-        #expect(steps.count == rows.count && steps == steps.sorted() && steps.last! >= 10, "\(r.stdout)")
+        #expect(steps.count == rows.count && steps == steps.sorted() && (steps.last ?? 0) >= 10, "\(r.stdout)")
         #expect(rows.contains { $0.contains("get queue#1 1") }, "\(r.stdout)")
     }
 
