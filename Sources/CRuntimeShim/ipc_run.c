@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +96,7 @@ void ipc_detach_stdin(void) {
 
 static ipc_run_header *g_run;
 static volatile sig_atomic_t g_shutting_down;
+static int g_report_fd = -1;
 
 static size_t cstrlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
 
@@ -187,7 +189,16 @@ static void on_shutdown_signal(int sig) {
     const char *msg = sig == SIGINT ? "\nipcplay: interrupted; ending every process\n"
                                     : "ipcplay: terminated; ending every process\n";
     (void)!write(2, msg, cstrlen(msg));
+    if (g_report_fd >= 0 && g_run != NULL && getpid() == (pid_t)g_run->host_pid) {
+        // For `ipcplay test`: what each process was doing when the run was cut short.
+        const char *outcome = IPC_REPORT_OUTCOME ": " IPC_REPORT_OUTCOME_INTERRUPTED "\n";
+        (void)!write(g_report_fd, outcome, cstrlen(outcome));
+        ipc_report_processes(g_run, g_report_fd, IPC_REPORT_BLOCKED ": ");
+    }
     ipc_teardown(300);
+    // What the run's group did not hold: the host's own os.execute children, say. Every
+    // orphan of the run was handed to the host (a child subreaper).
+    ipc_end_descendants(300);
     _exit(code);
 }
 
@@ -245,6 +256,21 @@ static int format_process(ipc_run_header *run, int i, int64_t now, const char *p
         put_str(l, " for ");
         put_seconds(l, now - copy.since_ns);
         if (copy.where[0]) { put_str(l, ", at "); put_field(l, copy.where, IPC_WHERE_CAP); }
+        if (copy.holder != 0) {
+            put_str(l, ", held by ");
+            int named = 0;
+            for (int j = 0, n = (int)ipc_load32(&run->slots_used); j < n && j < IPC_PROCESS_SLOTS && !named; j++) {
+                ipc_process_slot *h = &run->processes[j];
+                if (ipc_load32(&h->state) == 1 && ipc_load32(&h->pid) == copy.holder) {
+                    put_field(l, h->name, IPC_NAME_CAP);
+                    put_str(l, " ");
+                    named = 1;
+                }
+            }
+            put_str(l, "(pid ");
+            put_uint(l, copy.holder);
+            put_str(l, ")");
+        }
     } else {
         put_str(l, "running (not blocked in an IPC call)");
     }
@@ -263,13 +289,13 @@ void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix) {
 size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix) {
     int64_t now = ipc_monotonic_ns();
     line_t l;
-    size_t n = 0;
-    for (int i = 0, n = (int)ipc_load32(&run->slots_used); i < n && i < IPC_PROCESS_SLOTS; i++) {
-        if (!format_process(run, i, now, prefix, &l) || n + l.n > cap) continue;
-        memcpy(out + n, l.buf, l.n);
-        n += l.n;
+    size_t written = 0;
+    for (int i = 0, slots = (int)ipc_load32(&run->slots_used); i < slots && i < IPC_PROCESS_SLOTS; i++) {
+        if (!format_process(run, i, now, prefix, &l) || written + l.n > cap) continue;
+        memcpy(out + written, l.buf, l.n);
+        written += l.n;
     }
-    return n;
+    return written;
 }
 
 static int g_trace_fd = -1;
@@ -389,7 +415,6 @@ void ipc_trace_close(void) {
 }
 
 static double g_timeout_seconds;
-static int g_report_fd = -1;
 
 void ipc_set_report_fd(int fd) { g_report_fd = fd; }
 
@@ -464,4 +489,169 @@ void ipc_shutdown_install(ipc_run_header *run) {
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, NULL);
+}
+
+// MARK: - Cancelling a command (async-signal-safe: no stdio, no allocation)
+
+/// Appends to `l` the decimal `v` and a NUL (a path being built).
+static void put_path(line_t *l, const char *a, long v, const char *b) {
+    l->n = 0;
+    put_str(l, a);
+    if (v >= 0) put_uint(l, (unsigned long long)v);
+    put_str(l, b);
+    l->buf[l->n] = 0;
+}
+
+static int parse_pid(const char *s, size_t n, size_t *i) {
+    while (*i < n && (s[*i] < '0' || s[*i] > '9')) (*i)++;
+    int v = 0, any = 0;
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9') { v = v * 10 + (s[*i] - '0'); (*i)++; any = 1; }
+    return any ? v : -1;
+}
+
+/// The children of `pid` (every thread's: /proc/PID/task/TID/children), up to `cap`.
+static int read_children(pid_t pid, pid_t *out, int cap) {
+    line_t path;
+    put_path(&path, "/proc/", pid, "/task");
+    int dir = open(path.buf, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return 0;
+    int count = 0;
+    char entries[1024];
+    for (;;) {
+        long got = syscall(SYS_getdents64, dir, entries, sizeof entries);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) break;
+        for (long at = 0; at < got;) {
+            // struct linux_dirent64: ino (8), off (8), reclen (2), type (1), name.
+            unsigned short reclen;
+            memcpy(&reclen, entries + at + 16, sizeof reclen);
+            const char *name = entries + at + 19;
+            at += reclen;
+            if (name[0] < '0' || name[0] > '9') continue;
+            size_t k = 0;
+            int tid = parse_pid(name, cstrlen(name), &k);
+            if (tid <= 0) continue;
+            line_t file;
+            put_path(&file, "/proc/", pid, "/task/");
+            put_uint(&file, (unsigned long long)tid);
+            put_str(&file, "/children");
+            file.buf[file.n] = 0;
+            int fd = open(file.buf, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            char text[2048];
+            ssize_t n;
+            do { n = read(fd, text, sizeof text); } while (n < 0 && errno == EINTR);
+            close(fd);
+            for (size_t i = 0; n > 0 && i < (size_t)n && count < cap;) {
+                int child = parse_pid(text, (size_t)n, &i);
+                if (child > 0) out[count++] = child;
+            }
+        }
+    }
+    close(dir);
+    return count;
+}
+
+/// Signals the descendants of `pid`, deepest first (a parent killed first would hand its
+/// children over before they were read), and the groups they lead.
+static int signal_tree(pid_t pid, int sig, int depth) {
+    pid_t kids[256];
+    int n = read_children(pid, kids, 256);
+    int count = n;
+    for (int i = 0; i < n; i++) {
+        if (depth < 32) count += signal_tree(kids[i], sig, depth + 1);
+        if (kids[i] != getpgrp()) kill(-kids[i], sig);
+        kill(kids[i], sig);
+    }
+    return count;
+}
+
+int ipc_signal_descendants(int sig) { return signal_tree(getpid(), sig, 0); }
+
+int ipc_end_descendants(int budget_ms) {
+    for (int waited = 0;; waited += 5) {
+        ipc_signal_descendants(SIGKILL);
+        for (;;) {
+            pid_t p = waitpid(-1, NULL, WNOHANG);
+            if (p > 0) continue;
+            if (p < 0 && errno == EINTR) continue;
+            if (p < 0) return 1;  // ECHILD: nothing left
+            break;
+        }
+        if (waited >= budget_ms) return 0;
+        await_child(5);
+    }
+}
+
+static volatile sig_atomic_t g_cancel_signal;
+static int g_cancel_graceful;
+
+static void on_cancel_signal(int sig) {
+    int saved = errno;
+    if (g_cancel_signal) {
+        // A second signal: no more grace.
+        ipc_signal_descendants(SIGKILL);
+        _exit(128 + g_cancel_signal);
+    }
+    g_cancel_signal = sig;
+    if (g_cancel_graceful) {
+        pid_t kids[256];
+        int n = read_children(getpid(), kids, 256);
+        for (int i = 0; i < n; i++) kill(kids[i], SIGTERM);
+    } else {
+        ipc_signal_descendants(SIGKILL);
+    }
+    errno = saved;
+}
+
+void ipc_cancel_install(int graceful) {
+    g_cancel_graceful = graceful;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_cancel_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NODEFER;  // a second Ctrl-C re-enters and ends at once
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigset_t these;
+    sigemptyset(&these);
+    sigaddset(&these, SIGINT);
+    sigaddset(&these, SIGTERM);
+    sigaddset(&these, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &these, NULL);
+}
+
+int ipc_cancel_signal(void) { return g_cancel_signal; }
+
+// MARK: - Process titles
+
+/// The argv strings, contiguous in memory as the kernel laid them out: what `ps` shows.
+static char *g_title_area;
+static size_t g_title_size;
+
+/// Run by glibc before main, with main's arguments (an .init_array entry gets them).
+static void capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    if (argc <= 0 || argv == NULL || argv[0] == NULL) return;
+    char *end = argv[0] + strlen(argv[0]);
+    for (int i = 1; i < argc && argv[i] == end + 1; i++) end = argv[i] + strlen(argv[i]);
+    g_title_area = argv[0];
+    g_title_size = (size_t)(end - argv[0]) + 1;
+}
+
+__attribute__((section(".init_array"), used)) static void (*const g_capture_arguments)(int, char **, char **) = capture_arguments;
+
+void ipc_set_process_title(const char *title, const char *short_name) {
+    if (g_title_area != NULL && g_title_size > 1) {
+        size_t n = strlen(title);
+        if (n > g_title_size - 1) n = g_title_size - 1;
+        memcpy(g_title_area, title, n);
+        memset(g_title_area + n, 0, g_title_size - n);
+    }
+    char comm[16];
+    size_t k = 0;
+    for (; short_name[k] && k < sizeof comm - 1; k++) comm[k] = short_name[k];
+    comm[k] = 0;
+    prctl(PR_SET_NAME, comm, 0, 0, 0);
 }

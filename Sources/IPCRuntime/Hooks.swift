@@ -87,7 +87,8 @@ enum HangBoard {
             let call = Gate.current
             let external = call?.external ?? false
             board.publishBlocked(slot: slot, call: call?.site.name ?? "?", object: call?.object.name ?? "",
-                                 location: Runtime.this.location, deadline: deadline, external: external)
+                                 location: Runtime.this.location, deadline: deadline, external: external,
+                                 holder: Blocking.awaitedHolder)
             if deadline.isNever && !external && !Blocking.isControlled {
                 Runtime.this.parkedForEver = true
                 board.parkedForEver()

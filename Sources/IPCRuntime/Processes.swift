@@ -311,12 +311,19 @@ public enum Runtime {
         state.object = object
         state.parent = (this.name, parent)
         this = state  // the parent's children are not ours
+        setTitle(name)
         Gate.reset()
         ipc_exit_reset_words()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
         Trace.buffer.count = 0
         Trace.processStarted(name: name, index: spawnIndex)
         Gate.pass(.processStart, object)
+    }
+
+    /// `ipcplay: NAME (script.lua)` in `ps`, NAME in `top`: the run's processes told apart.
+    static func setTitle(_ name: String) {
+        let script = this.options.scriptName.map { " (" + ($0.split(separator: "/").last.map(String.init) ?? $0) + ")" } ?? ""
+        ipc_set_process_title("ipcplay: " + name + script, name)
     }
 
     /// Ends a child process: waits for its own non-daemon children, ends its daemon ones,

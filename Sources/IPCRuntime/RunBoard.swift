@@ -201,7 +201,8 @@ public final class RunBoard {
     }
 
     /// Publishes what the process in slot `i` is blocked in (nil: not blocked).
-    func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline, external: Bool) {
+    func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline, external: Bool,
+                        holder: Int32 = 0) {
         let s = slot(i)
         _ = ipc_add32(&s.pointee.seq, 1)
         if let call {
@@ -211,6 +212,7 @@ public final class RunBoard {
             s.pointee.since_ns = MonotonicClock.real()
             s.pointee.deadline_ns = deadline.instant ?? 0
             s.pointee.external = external ? 1 : 0
+            s.pointee.holder = UInt32(bitPattern: holder)
             s.pointee.blocked = 1
         } else {
             s.pointee.blocked = 0

@@ -30,5 +30,8 @@ public struct RunOptions: Sendable {
     /// (`--memory-limit`); nil: only the address space's limit, if any.
     public var memoryLimit: Int?
 
+    /// The script's file name, for the titles of the run's processes in `ps`.
+    public var scriptName: String?
+
     public init() {}
 }

@@ -20,14 +20,19 @@ public struct RunReport: Equatable, Sendable {
         case livelock
         /// A replay met a step the schedule does not name.
         case diverged
+        /// Ended by SIGINT, SIGTERM or SIGHUP before it finished.
+        case interrupted
     }
 
     public var outcome: Outcome?
     /// "name (pid N)" of the process the outcome is about.
     public var processes: [String] = []
     public var messages: [String] = []
-    /// What each live process was blocked in (timeouts and deadlocks).
+    /// What each live process was blocked in (timeouts, deadlocks, interruptions), one
+    /// line each as the run printed it; `blockedProcesses` reads them field by field.
     public var blocked: [String] = []
+
+    public var blockedProcesses: [BlockedProcess] { blocked.map(BlockedProcess.init(line:)) }
     /// A controlled run's findings: the schedule, the critical pair, the replay line,
     /// the interleaving (explore, test --explore).
     public var schedule: String?
@@ -121,5 +126,67 @@ public struct RunReport: Equatable, Sendable {
     public static func read(path: String) -> RunReport {
         guard let text = fileText(path) else { return RunReport() }
         return parse(text)
+    }
+}
+
+/// One process of a report's `blocked` list, read back from its line, which the run writes
+/// in one of two forms (C's reports, with a pid and how long, and the controlled
+/// scheduler's, without):
+///   `NAME (pid N): blocked in CALL on OBJECT for 1.2 s, at FILE:LINE, held by WHO (pid M)`
+///   `NAME: about to call CALL on OBJECT, at FILE:LINE`
+///   `NAME (pid N): running (not blocked in an IPC call)`
+public struct BlockedProcess: Equatable, Sendable {
+    public var line: String
+    public var name = ""
+    public var pid: Int?
+    /// "blocked in", "about to call" or "running".
+    public var state = ""
+    public var call = ""
+    public var object = ""
+    /// How long it had been blocked ("1.2 s").
+    public var duration = ""
+    /// The script's file:line of the call.
+    public var location = ""
+    /// Who holds what it waits for ("Process-1 (pid 12)"), where known.
+    public var holder = ""
+
+    public init(line: String) {
+        self.line = line
+        var rest = Substring(line)
+        if let open = rest.firstRange(of: " (pid "), let close = rest[open.upperBound...].firstRange(of: "): ") {
+            name = String(rest[..<open.lowerBound])
+            pid = Int(rest[open.upperBound..<close.lowerBound])
+            rest = rest[close.upperBound...]
+        } else if let colon = rest.firstRange(of: ": ") {
+            name = String(rest[..<colon.lowerBound])
+            rest = rest[colon.upperBound...]
+        } else {
+            return
+        }
+        if rest.hasPrefix("running") {
+            state = "running"
+            return
+        }
+        for s in ["blocked in ", "about to call "] where rest.hasPrefix(s) {
+            state = String(s.dropLast())
+            rest = rest.dropFirst(s.count)
+        }
+        if let held = rest.ranges(of: ", held by ").last {
+            holder = String(rest[held.upperBound...])
+            rest = rest[..<held.lowerBound]
+        }
+        if let at = rest.firstRange(of: ", at ") {
+            location = String(rest[at.upperBound...])
+            rest = rest[..<at.lowerBound]
+        }
+        if let forRange = rest.ranges(of: " for ").last, rest.hasSuffix(" s") {
+            duration = String(rest[forRange.upperBound...])
+            rest = rest[..<forRange.lowerBound]
+        }
+        if let on = rest.firstRange(of: " on ") {
+            object = String(rest[on.upperBound...])
+            rest = rest[..<on.lowerBound]
+        }
+        call = String(rest)
     }
 }

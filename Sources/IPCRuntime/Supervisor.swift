@@ -39,6 +39,7 @@ enum Supervisor {
         _ = setpgid(0, 0)
         ipc_supervisor_arm(host)
         Trace.isOn = false  // the supervisor is not a process of the scenario
+        Runtime.setTitle("supervisor")
         // Hold no descriptor of the run: a pipe end kept open here would hide its
         // end-of-stream from the workers. Keep stderr and the report file for reports.
         ipc_close_from(3, Runtime.this.reportFD)

@@ -18,8 +18,10 @@ public struct Timeline {
         var waited: Double
         var flowIn: UInt64 = 0
         var flowOut: UInt64 = 0
+        /// Under a controlled scheduler: the steps made when it returned.
+        var step: Int?
     }
-    struct Mark { var pid: Int; var text: String; var time: Double }
+    struct Mark { var pid: Int; var text: String; var time: Double; var step: Int? = nil }
 
     var lanes: [Lane] = []
     var calls: [Call] = []
@@ -29,7 +31,9 @@ public struct Timeline {
     /// Rows shown with a marker (a schedule's critical pair), by the time they start.
     var marked: Set<Double> = []
 
-    enum Clock { case seconds, steps }
+    /// `steps`: a schedule's rows, by step index; `traceSteps`: a controlled run's trace,
+    /// whose events carry the step they were made at.
+    enum Clock { case seconds, steps, traceSteps }
 
     /// A schedule as lanes: one row per step, one column per process (`explore`'s
     /// interleaving). `rows` are the steps to show, by index; `elided` rows stand for the
@@ -78,7 +82,8 @@ public struct Timeline {
                 let ts = e["ts"]?.number ?? 0
                 calls.append(Call(pid: pid, name: e["name"]?.string ?? "?", object: args["object"]?.string ?? "",
                                   value: args["value"]?.string, result: args["result"]?.string,
-                                  start: ts, end: ts + (e["dur"]?.number ?? 0), waited: args["waited_us"]?.number ?? 0))
+                                  start: ts, end: ts + (e["dur"]?.number ?? 0), waited: args["waited_us"]?.number ?? 0,
+                                  step: args["step"]?.number.map { Int($0) }))
             case "s":
                 flowsOut[pid, default: []].append((e["ts"]?.number ?? 0, UInt64(e["id"]?.number ?? 0)))
             case "f":
@@ -87,18 +92,28 @@ public struct Timeline {
                 var text = e["name"]?.string ?? "?"
                 if let code = args["exitcode"]?.number { text += " (\(Int(code)))" }
                 if let message = args["message"]?.string { text += ": " + message }
-                marks.append(Mark(pid: pid, text: text, time: e["ts"]?.number ?? 0))
+                marks.append(Mark(pid: pid, text: text, time: e["ts"]?.number ?? 0, step: args["step"]?.number.map { Int($0) }))
             default:
                 break
             }
         }
-        // Attach flow ends to their calls (the flow event sits inside its call's slice).
+        // Attach flow ends to their calls (the flow event sits inside its call's slice): a
+        // binary search in each process's flows, sorted by time.
+        func within(_ flows: [(Double, UInt64)]?, _ c: Call) -> UInt64 {
+            guard let flows else { return 0 }
+            var lo = 0, hi = flows.count
+            while lo < hi { let mid = (lo + hi) / 2; if flows[mid].0 < c.start { lo = mid + 1 } else { hi = mid } }
+            return lo < flows.count && flows[lo].0 <= c.end ? flows[lo].1 : 0
+        }
+        for pid in flowsOut.keys { flowsOut[pid]!.sort { $0.0 < $1.0 } }
+        for pid in flowsIn.keys { flowsIn[pid]!.sort { $0.0 < $1.0 } }
         for i in calls.indices {
-            let c = calls[i]
-            if let out = flowsOut[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowOut = out.1 }
-            if let inn = flowsIn[c.pid]?.first(where: { $0.0 >= c.start && $0.0 <= c.end }) { calls[i].flowIn = inn.1 }
+            calls[i].flowOut = within(flowsOut[calls[i].pid], calls[i])
+            calls[i].flowIn = within(flowsIn[calls[i].pid], calls[i])
         }
         lanes = laneByPid.values.sorted { ($0.order, $0.pid) < ($1.order, $1.pid) }
+        // A controlled run's clock is virtual: its rows are numbered by step.
+        if calls.contains(where: { $0.step != nil }) { clock = .traceSteps }
     }
 
     // MARK: - Rows
@@ -106,9 +121,14 @@ public struct Timeline {
     enum Cell { case call(Call), begin(Call), end(Call), mark(Mark) }
     struct Row { var time: Double; var lane: Int; var cell: Cell }
 
-    /// A call that waited long enough to see: shown as a bar.
-    func blocked(_ c: Call) -> Bool { c.waited >= 1000 || c.end - c.start >= 5000 }
+    /// A call that blocked, however briefly, or took long enough to see: shown as a bar
+    /// from where it started to where it returned.
+    func blocked(_ c: Call) -> Bool { c.waited > 0 || c.end - c.start >= 5000 }
 
+    /// The rows in causal order. A call that took a message is drawn where it returned:
+    /// the message was sent before that (its sender's row, drawn where the send started,
+    /// comes first), never necessarily before the receive started. At one instant, a
+    /// send goes before a receive.
     func rows() -> [Row] {
         let index = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($1.pid, $0) })
         var rows: [Row] = []
@@ -118,11 +138,19 @@ public struct Timeline {
                 rows.append(Row(time: c.start, lane: lane, cell: .begin(c)))
                 rows.append(Row(time: c.end, lane: lane, cell: .end(c)))
             } else {
-                rows.append(Row(time: c.start, lane: lane, cell: .call(c)))
+                rows.append(Row(time: c.flowIn != 0 ? c.end : c.start, lane: lane, cell: .call(c)))
             }
         }
         for m in marks { if let lane = index[m.pid] { rows.append(Row(time: m.time, lane: lane, cell: .mark(m))) } }
-        return rows.sorted { $0.time < $1.time }
+        func receives(_ r: Row) -> Int {
+            switch r.cell {
+            case .call(let c), .end(let c): return c.flowIn != 0 ? 1 : 0
+            default: return 0
+            }
+        }
+        return rows.enumerated().sorted { a, b in
+            (a.element.time, receives(a.element), a.offset) < (b.element.time, receives(b.element), b.offset)
+        }.map(\.element)
     }
 
     func short(_ call: String) -> String {
@@ -145,6 +173,34 @@ public struct Timeline {
 
     // MARK: - Terminal
 
+    /// One line of the picture as cells, one per terminal column: a scalar each (a
+    /// character of several scalars keeps the rest aside), `filler` for the second
+    /// column of a wide character; and each cell's colour (a lane, `arrowColour`, or
+    /// `noColour`). Writing a cell costs no allocation: a picture is as many lines as
+    /// events, each as wide as every lane together.
+    struct Cells {
+        static let filler = Unicode.Scalar(UInt8(0))
+        static let noColour: Int32 = -2, arrowColour: Int32 = -1
+        var scalars: [Unicode.Scalar]
+        var colours: [Int32]
+        var rest: [Int: Substring.UnicodeScalarView] = [:]
+
+        init(width: Int) {
+            scalars = [Unicode.Scalar](repeating: " ", count: width)
+            colours = [Int32](repeating: Self.noColour, count: width)
+        }
+
+        var count: Int { scalars.count }
+
+        subscript(_ k: Int) -> Unicode.Scalar {
+            get { scalars[k] }
+            set {
+                scalars[k] = newValue
+                if !rest.isEmpty { rest[k] = nil }
+            }
+        }
+    }
+
     /// The picture for a terminal `columns` wide (ANSI colours when `colour`).
     public func render(columns: Int = 80, colour: Bool) -> String {
         guard !lanes.isEmpty else { return "(no IPC calls were traced)\n" }
@@ -154,31 +210,43 @@ public struct Timeline {
         let palette = ["\u{1B}[36m", "\u{1B}[33m", "\u{1B}[35m", "\u{1B}[32m", "\u{1B}[34m", "\u{1B}[31m"]
         let reset = "\u{1B}[0m", dim = "\u{1B}[2m"
 
-        var out = ""
+        var out: [UInt8] = []
         // Header: the lane names, shortened to fit.
-        var header = [String](repeating: " ", count: width)
+        var header = Cells(width: width)
         put(clock == .seconds ? "time" : "step", into: &header, at: 0, width: timeWidth)
         for (i, lane) in lanes.enumerated() { put(lane.name, into: &header, at: timeWidth + i * laneWidth, width: laneWidth - 1) }
-        out += (colour ? "\u{1B}[1m" : "") + header.joined().trimmingTrailingSpaces() + (colour ? reset : "") + "\n"
-        out += String(repeating: "─", count: width) + "\n"
+        if colour { out += "\u{1B}[1m".utf8 }
+        write(header, colour: false, into: &out)
+        if colour { out += reset.utf8 }
+        out += "\n".utf8
+        out += String(repeating: "─", count: width).utf8
+        out += "\n".utf8
 
         var open = [Bool](repeating: false, count: lanes.count)  // lanes inside a blocking call
         let origin = calls.map(\.start).min().map { min($0, marks.map(\.time).min() ?? $0) } ?? 0
         let sender = Dictionary(calls.filter { $0.flowOut != 0 }.map { ($0.flowOut, $0.pid) }, uniquingKeysWith: { a, _ in a })
         let laneOf = Dictionary(uniqueKeysWithValues: lanes.enumerated().map { ($1.pid, $0) })
+        let bar: Unicode.Scalar = "│", cross: Unicode.Scalar = "┼", dash: Unicode.Scalar = "─"
         for row in rows() {
-            var line = [String](repeating: " ", count: width)
-            var colours = [Int?](repeating: nil, count: width)
+            var line = Cells(width: width)
             switch clock {
             case .seconds: put(String(format3((row.time - origin) / 1e6)) + "s", into: &line, at: 0, width: timeWidth - 1)
             case .steps:
                 if row.time == row.time.rounded() {
                     put((marked.contains(row.time) ? "▶" : " ") + String(Int(row.time)), into: &line, at: 0, width: timeWidth - 1)
                 }
+            case .traceSteps:
+                let step: Int?
+                switch row.cell {
+                case .call(let c), .end(let c): step = c.step
+                case .mark(let m): step = m.step
+                case .begin: step = nil
+                }
+                if let step { put(" " + String(step), into: &line, at: 0, width: timeWidth - 1) }
             }
             for (i, isOpen) in open.enumerated() where isOpen {
-                line[timeWidth + i * laneWidth] = "│"
-                colours[timeWidth + i * laneWidth] = i
+                line[timeWidth + i * laneWidth] = bar
+                line.colours[timeWidth + i * laneWidth] = Int32(i)
             }
             let x = timeWidth + row.lane * laneWidth
             var text: String
@@ -195,60 +263,96 @@ public struct Timeline {
             if let c = call, c.flowIn != 0, let from = sender[c.flowIn].flatMap({ laneOf[$0] }), from != row.lane {
                 let a = timeWidth + from * laneWidth + 1
                 if from < row.lane {
-                    for k in a..<(x - 1) { if line[k] == "│" { line[k] = "┼" } else { line[k] = "─" }; colours[k] = -1 }
+                    for k in a..<(x - 1) { line[k] = line[k] == bar ? cross : dash; line.colours[k] = Cells.arrowColour }
                     line[x - 1] = "▶"
-                    colours[x - 1] = -1
+                    line.colours[x - 1] = Cells.arrowColour
                 } else {
                     // Right to left: the text goes first, then the arrow back to the sender.
                     let textEnd = x + min(text.reduce(0) { $0 + (Self.isWide($1.unicodeScalars.first!) ? 2 : 1) } + 1, laneWidth - 2)
                     let stop = timeWidth + from * laneWidth
                     if textEnd < stop {
                         line[textEnd] = "◀"
-                        colours[textEnd] = -1
-                        for k in (textEnd + 1)..<stop { if line[k] == "│" { line[k] = "┼" } else { line[k] = "─" }; colours[k] = -1 }
+                        line.colours[textEnd] = Cells.arrowColour
+                        for k in (textEnd + 1)..<stop { line[k] = line[k] == bar ? cross : dash; line.colours[k] = Cells.arrowColour }
                     }
                 }
             }
             put(text, into: &line, at: x, width: laneWidth - (row.lane == lanes.count - 1 ? 0 : 1), keepArrows: true)
-            for k in x..<min(width, x + laneWidth) where colours[k] == nil { colours[k] = row.lane }
+            for k in x..<min(width, x + laneWidth) where line.colours[k] == Cells.noColour { line.colours[k] = Int32(row.lane) }
             if colour {
-                var s = ""
-                var current: Int?? = .none
-                for (k, ch) in line.enumerated() {
-                    let c = k < timeWidth ? nil : colours[k]
-                    if current == nil || current! != c {
-                        s += reset
-                        if let c { s += c == -1 ? "\u{1B}[1;37m" : (ch == "│" ? dim : "") + palette[c % palette.count] }
-                        current = .some(c)
-                    }
-                    s += ch
-                }
-                out += s.trimmingTrailingSpaces() + reset + "\n"
+                // The time column is never coloured.
+                for k in 0..<min(timeWidth, width) { line.colours[k] = Cells.noColour }
+                write(line, colour: true, palette: palette, dim: dim, reset: reset, into: &out)
+                out += reset.utf8
             } else {
-                out += line.joined().trimmingTrailingSpaces() + "\n"
+                write(line, colour: false, into: &out)
             }
+            out += "\n".utf8
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `line` as UTF-8, without its trailing spaces; with `colour`, each run of
+    /// cells of one colour after its escape sequence.
+    func write(_ line: Cells, colour: Bool, palette: [String] = [], dim: String = "", reset: String = "", into out: inout [UInt8]) {
+        var end = line.count
+        while end > 0 && line.scalars[end - 1] == " " { end -= 1 }
+        if !colour && line.rest.isEmpty {
+            // The usual line: scalars only.
+            out.reserveCapacity(out.count + end)
+            for scalar in line.scalars[..<end] where scalar != Cells.filler {
+                if scalar.value < 0x80 { out.append(UInt8(scalar.value)) } else { UTF8.encode(scalar) { out.append($0) } }
+            }
+            return
+        }
+        let hasRest = !line.rest.isEmpty
+        var current: Int32? = nil
+        for k in 0..<end {
+            let scalar = line.scalars[k]
+            if scalar == Cells.filler { continue }
+            if colour {
+                let c = line.colours[k]
+                if current != c {
+                    out += reset.utf8
+                    if c == Cells.arrowColour {
+                        out += "\u{1B}[1;37m".utf8
+                    } else if c >= 0 {
+                        if scalar == "│" { out += dim.utf8 }
+                        out += palette[Int(c) % palette.count].utf8
+                    }
+                    current = c
+                }
+            }
+            if scalar.value < 0x80 {
+                out.append(UInt8(scalar.value))
+            } else {
+                UTF8.encode(scalar) { out.append($0) }
+            }
+            if hasRest, let more = line.rest[k] { for s in more { UTF8.encode(s) { out.append($0) } } }
+        }
     }
 
     /// Writes `s` into cells from `x`, at most `width` columns (a character that takes two
     /// terminal columns, as CJK does, fills two cells: the second stays empty).
-    func put(_ s: String, into line: inout [String], at x: Int, width: Int, keepArrows: Bool = false) {
-        var cells: [String] = []
+    func put(_ s: String, into line: inout Cells, at x: Int, width: Int, keepArrows: Bool = false) {
+        var cells: [(Unicode.Scalar, Substring.UnicodeScalarView?)] = []
         for ch in s {
-            let wide = ch.unicodeScalars.first.map { Self.isWide($0) } ?? false
-            cells.append(String(ch))
-            if wide { cells.append("") }
+            let scalars = ch.unicodeScalars
+            let first = scalars.first!
+            let more = scalars.count > 1 ? Substring(String(ch)).unicodeScalars.dropFirst() : nil
+            cells.append((first, more))
+            if Self.isWide(first) { cells.append((Cells.filler, nil)) }
         }
         if cells.count > width {
             // Cut to fit, never half a wide character, and mark the cut.
             var keep = max(width - 1, 0)
-            if keep > 0 && keep < cells.count && cells[keep] == "" { keep -= 1 }
-            cells = Array(cells.prefix(keep)) + ["…"]
+            if keep > 0 && keep < cells.count && cells[keep].0 == Cells.filler { keep -= 1 }
+            cells = Array(cells.prefix(keep)) + [("…", nil)]
         }
         for (k, cell) in cells.enumerated() where x + k < line.count {
             if keepArrows && line[x + k] == "◀" { break }
-            line[x + k] = cell
+            line[x + k] = cell.0
+            if let more = cell.1 { line.rest[x + k] = more }
         }
     }
 
@@ -304,7 +408,8 @@ public struct Timeline {
             s += "<rect x=\"\(x(lane) - 3)\" y=\"\(f(y0))\" width=\"6\" height=\"\(f(y1 - y0))\" fill=\"\(colour)\" opacity=\"\(blocked(c) ? "0.35" : "0.9")\"><title>\(xml(c.name + " " + c.object))</title></rect>\n"
             s += "<text x=\"\(x(lane) + 8)\" y=\"\(f(y0 + 4))\" fill=\"\(colour)\">\(xml(label(c, ending: false)))</text>\n"
             if c.flowIn != 0, let from = sender[c.flowIn], let fromLane = index[from.pid] {
-                let ys = y((from.start + from.end) / 2), yr = y((c.start + c.end) / 2)
+                // From the send to where the receive returned with it (never back in time).
+                let ys = y((from.start + from.end) / 2), yr = max(y(c.end), ys)
                 s += "<line x1=\"\(x(fromLane))\" y1=\"\(f(ys))\" x2=\"\(x(lane))\" y2=\"\(f(yr))\" stroke=\"#333\" stroke-width=\"1\" marker-end=\"url(#arrow)\"/>\n"
             }
         }
@@ -331,10 +436,16 @@ public struct Timeline {
 }
 
 extension String {
+    /// In time proportional to the spaces cut (a timeline's line is as wide as its lanes).
     func trimmingTrailingSpaces() -> String {
-        var s = Substring(self)
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
+        let bytes = utf8
+        var end = bytes.endIndex
+        while end > bytes.startIndex {
+            let before = bytes.index(before: end)
+            if bytes[before] != UInt8(ascii: " ") { break }
+            end = before
+        }
+        return String(self[..<end])
     }
 }
 

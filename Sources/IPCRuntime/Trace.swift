@@ -113,6 +113,11 @@ public enum Trace {
             var v = v
             v.withUTF8 { buffer.append(UnsafeRawBufferPointer($0)) }
         }
+        if let step {
+            if !args.isEmpty { buffer.append(UInt8(ascii: ",")) }
+            buffer.appendASCII("\"step\":")
+            buffer.appendDecimal(step())
+        }
         buffer.append(UInt8(ascii: "}"))
         close()
     }
@@ -147,6 +152,7 @@ public enum Trace {
         }
         buffer.appendASCII(",\"waited_us\":")
         buffer.appendDecimal(parkedTotal / 1000)
+        stepArg()
         buffer.append(UInt8(ascii: "}"))
         close()
         let middle = start + dur / 2
@@ -199,6 +205,16 @@ public enum Trace {
     /// The trace's clock: real time, or under a controlled scheduler the schedule's own
     /// (virtual time plus a microsecond per step), so that a replay draws the same picture.
     nonisolated(unsafe) static var clock: (() -> Int64)?
+    /// Under a controlled scheduler, the number of steps made so far: each event carries
+    /// it (`"step"`), and a timeline numbers its rows with it, not with virtual seconds.
+    nonisolated(unsafe) static var step: (() -> Int64)?
+
+    /// `,"step":N` in an event's args, under a controlled scheduler.
+    static func stepArg() {
+        guard let step else { return }
+        buffer.appendASCII(",\"step\":")
+        buffer.appendDecimal(step())
+    }
 
     @inline(__always)
     static func now() -> Int64 { clock?() ?? MonotonicClock.real() }

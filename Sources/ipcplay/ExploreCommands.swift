@@ -46,6 +46,7 @@ struct ScheduleCommandOptions: ParsableArguments {
         base.memoryLimit = memoryLimit.map { $0 << 20 }
         base.seed = seed
         base.tracePath = tracePath
+        base.scriptName = target.script
         return try Exploring.explorer(script: target.script, arguments: target.arguments, base: base, maxSteps: maxSteps)
     }
 }
@@ -87,6 +88,7 @@ extension IPCPlay {
         }
 
         func run() throws {
+            Cancellation.install(graceful: false)
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)
             let explorer = try options.explorer(target, seed: seed)
             var exploration = Exploration()
@@ -97,6 +99,7 @@ extension IPCPlay {
             exploration.seed = seed
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
+            if Cancellation.isRequested && outcome.failure == nil { stopped(outcome, describe: describe) }
             if let failure = outcome.failure {
                 var limits = exploration.shrinkLimits(after: outcome)
                 limits.budget = shrinkRuns
@@ -104,6 +107,7 @@ extension IPCPlay {
                 limits.progress = progress.show
                 let finding = explorer.shrink(failure, limits: limits)
                 progress.clear()
+                if Cancellation.isRequested { stopped(outcome, describe: describe, whileShrinking: failure) }
                 let report = Exploring.report(finding, script: target.script, arguments: target.arguments,
                                               shaping: options.shapingArguments)
                 let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
@@ -139,6 +143,7 @@ extension IPCPlay {
         @OptionGroup var target: ScriptArguments
 
         func run() throws {
+            Cancellation.install(graceful: false)
             let wantTimeline = recording.wantsTimeline
             let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
             // The token is checked whole before anything is prepared; its calls are named
@@ -160,6 +165,11 @@ extension IPCPlay {
                 Runtime.writeStderr("ipcplay: warning: \(target.script) changed since this token was made; replaying it anyway (decisions are named by process and call)\n")
             }
             let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
+            if Cancellation.isRequested {
+                if recording.trace == nil, let tracePath { unlink(tracePath) }
+                Runtime.writeStderr("ipcplay: interrupted by \(Cancellation.signalName); the replay did not finish\n")
+                Glibc.exit(Cancellation.exitStatus)
+            }
             if wantTimeline, let tracePath {
                 let picture = Timeline(tracePath: tracePath)
                 if let svg = recording.timelineFile {

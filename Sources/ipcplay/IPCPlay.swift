@@ -34,10 +34,20 @@ struct IPCPlay: ParsableCommand {
                 Runtime.writeStderr("ipcplay: \(error.message)\n")
                 Glibc.exit(error.status)
             }
-            Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: RunOptions()))
+            var options = RunOptions()
+            options.scriptName = script
+            Glibc.exit(ScriptRunner.run(script: script, arguments: Array(arguments.dropFirst()), options: options))
         }
+        if arguments.first == "help", arguments.count > 1, !subcommands.contains(arguments[1]) {
+            Runtime.writeStderr("ipcplay: help: no command '\(arguments[1])' (the commands: run, test, explore, replay, step)\n")
+            Glibc.exit(ScriptRunner.Status.usage)
+        }
+        var parsed = rewritingTimeline(arguments)
         do {
-            var command = try parseAsRoot(rewritingTimeline(arguments))
+            // `ipcplay --option ...` is `run`'s option (the default command): parsed as
+            // `run`, an unknown one is named as such, not taken for a missing script.
+            if let first = parsed.first, first.hasPrefix("-"), !rootOptions.contains(first) { parsed.insert("run", at: 0) }
+            var command = try parseAsRoot(parsed)
             try command.run()
         } catch let failure as CommandFailure {
             Runtime.writeStderr("ipcplay: \(failure.message)\n")
@@ -48,9 +58,18 @@ struct IPCPlay: ParsableCommand {
                 print(fullMessage(for: error))
                 Glibc.exit(0)
             }
-            let text = message(for: error)
+            var text = message(for: error)
+            if text.hasPrefix("Missing expected argument") {
+                // The parser names a missing script before an unknown option: with a script
+                // in place, an option it does not know is what is named.
+                do { _ = try parseAsRoot(parsed + ["script.lua"]) } catch {
+                    let other = message(for: error)
+                    if other.hasPrefix("Unknown option") || other.hasPrefix("Missing value") { text = other }
+                }
+            }
             let line = text.split(separator: "\n").first.map(String.init) ?? text
-            Runtime.writeStderr("ipcplay: \(line) (see 'ipcplay --help')\n")
+            let command = parsed.first.flatMap { subcommands.contains($0) && $0 != "help" && $0 != "run" ? $0 + " " : nil } ?? ""
+            Runtime.writeStderr("ipcplay: \(line) (see 'ipcplay \(command)--help')\n")
             Glibc.exit(ScriptRunner.Status.usage)
         }
     }
@@ -61,9 +80,18 @@ struct IPCPlay: ParsableCommand {
     static func rewritingTimeline(_ arguments: [String]) -> [String] {
         var out: [String] = []
         var own = true
+        var skip = false
         for (i, a) in arguments.enumerated() {
+            if skip { skip = false; continue }
             if own && a.hasPrefix("--timeline=") {
                 out += ["--timeline-file", String(a.dropFirst("--timeline=".count))]
+                continue
+            }
+            // `--timeout -1`: a negative number is the option's value (which validation
+            // then refuses by name), not an unknown option.
+            if own && a.hasPrefix("--") && !a.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+                out.append(a + "=" + arguments[i + 1])
+                skip = true
                 continue
             }
             out.append(a)
@@ -77,6 +105,13 @@ struct IPCPlay: ParsableCommand {
     }
 
     static let subcommands: Set<String> = ["run", "test", "explore", "replay", "step", "help"]
+
+    /// The options of `ipcplay` itself, not of a command.
+    static let rootOptions: Set<String> = ["-h", "--help", "--version", "--generate-completion-script", "--experimental-dump-help"]
+
+    static func isNegativeNumber(_ s: String) -> Bool {
+        s.count > 1 && s.hasPrefix("-") && Double(s.dropFirst()) != nil
+    }
 }
 
 /// A failure of the command line itself, with its exit status.
@@ -87,7 +122,7 @@ struct CommandFailure: Error {
 
 /// The options every scenario run takes: `run`'s, which `test` applies to each test.
 struct ScenarioOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("End the whole run after this many seconds, reporting what every process is blocked in (exit 124).", valueName: "seconds"))
+    @Option(help: ArgumentHelp("End the run after this many seconds, reporting what every process is blocked in (run: exit 124; test: the test fails; default 30 in test).", valueName: "seconds"))
     var timeout: Double?
 
     @Option(name: .customLong("time-scale"), help: ArgumentHelp("Multiply every ipc.sleep by this factor.", valueName: "factor"))
@@ -102,8 +137,8 @@ struct ScenarioOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Seed of the jitter or of the controlled scheduler, and of math.random (chosen and printed when absent).", valueName: "n"))
     var seed: UInt64?
 
-    @Option(help: ArgumentHelp("With --sched pct: the depth of the bugs to aim at.", valueName: "d"))
-    var depth: Int = 3
+    @Option(help: ArgumentHelp("With --sched pct: the depth of the bugs to aim at (default 3).", valueName: "d"))
+    var depth: Int?
 
     @Option(name: .customLong("max-steps"), help: ArgumentHelp("With --sched: a run longer than this many steps fails as a livelock.", valueName: "n"))
     var maxSteps: Int?
@@ -113,8 +148,6 @@ struct ScenarioOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
-
-    @OptionGroup var recording: RecordingOptions
 
     @Option(help: .hidden)
     var report: String?
@@ -127,15 +160,23 @@ struct ScenarioOptions: ParsableArguments {
         if !(timeScale >= 0) || !timeScale.isFinite { throw ValidationError("--time-scale must be a non-negative number") }
         if !(jitter >= 0) || !jitter.isFinite { throw ValidationError("--jitter must be a non-negative number of milliseconds") }
         if sched != nil && jitter > 0 { throw ValidationError("--jitter and --sched do not go together (a controlled run has no timing to shake)") }
-        if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
+        if let depth, !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if let memoryLimit, !(1...Self.largestMemoryLimit).contains(memoryLimit) {
             throw ValidationError("--memory-limit must be between 1 and \(Self.largestMemoryLimit) MiB")
         }
     }
 
+    /// Refuses the options that only mean something with a controlled scheduler when
+    /// there is none (`what` names what would give one).
+    func checkControlled(by what: String, controlled: Bool) throws {
+        guard !controlled else { return }
+        if depth != nil { throw ValidationError("--depth goes with \(what)") }
+        if maxSteps != nil { throw ValidationError("--max-steps goes with \(what)") }
+    }
+
     /// The run's options; `announce` prints a chosen seed.
-    func runOptions(announce: Bool = true) -> RunOptions {
+    func runOptions(recording: RecordingOptions, announce: Bool = true) -> RunOptions {
         var o = RunOptions()
         o.timeout = timeout
         o.timeScale = timeScale
@@ -156,7 +197,7 @@ struct ScenarioOptions: ParsableArguments {
             }
         }
         if let sched {
-            let kind: ScheduleOptions.Kind = sched == .pct ? .pct(depth: depth, steps: Self.pctSteps) : .random
+            let kind: ScheduleOptions.Kind = sched == .pct ? .pct(depth: depth ?? 3, steps: Self.pctSteps) : .random
             o.schedule = ScheduleOptions(kind: kind, seed: o.seed!, maxSteps: maxSteps)
         }
         return o
@@ -182,6 +223,18 @@ struct RecordingOptions: ParsableArguments {
 
     /// A timeline is asked for, printed or as SVG.
     var wantsTimeline: Bool { timeline || timelineFile != nil }
+
+    /// Found out before anything runs: a timeline file is SVG (named .svg), and both
+    /// files can be written.
+    func validate() throws {
+        if let timelineFile {
+            if !timelineFile.lowercased().hasSuffix(".svg") {
+                throw ValidationError("--timeline=\(timelineFile): the timeline is written as SVG; name the file .svg")
+            }
+            try checkWritableFile(timelineFile, option: "--timeline")
+        }
+        if let trace { try checkWritableFile(trace, option: "--trace") }
+    }
 }
 
 /// The script a command runs, and the script's own arguments: everything after it.
@@ -203,11 +256,20 @@ extension IPCPlay {
 
         @OptionGroup var options: ScenarioOptions
 
+        @OptionGroup var recording: RecordingOptions
+
         @OptionGroup var target: ScriptArguments
+
+        func validate() throws {
+            if options.depth != nil && options.sched != .pct { throw ValidationError("--depth goes with --sched pct") }
+            try options.checkControlled(by: "--sched", controlled: options.sched != nil)
+        }
 
         func run() throws {
             try checkReadable(target.script)
-            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: options.runOptions())
+            var runOptions = options.runOptions(recording: recording)
+            runOptions.scriptName = target.script
+            let status = ScriptRunner.run(script: target.script, arguments: target.arguments, options: runOptions)
             Glibc.exit(status)
         }
     }
@@ -225,4 +287,29 @@ func checkReadable(_ path: String) throws(CommandFailure) {
     if access(path, R_OK) != 0 {
         throw CommandFailure(message: "cannot open \(path): \(String(cString: strerror(errno)))")
     }
+}
+
+/// A file an option will write: refused now, before anything runs, when it cannot be
+/// (ValidationError: one line, exit 2). The check opens it without truncating it; a file
+/// that did not exist is removed again.
+func checkWritableFile(_ path: String, option: String) throws {
+    var st = stat()
+    let existed = stat(path, &st) == 0
+    if existed && st.st_mode & S_IFMT == S_IFDIR { throw ValidationError("\(option) \(path): it is a folder") }
+    let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ValidationError("\(option) \(path): cannot write it: \(String(cString: strerror(errno)))") }
+    close(fd)
+    if !existed { unlink(path) }
+}
+
+/// A folder an option will write files into: made when missing (one level), refused
+/// when it cannot be written.
+func checkWritableFolder(_ path: String, option: String) throws {
+    var st = stat()
+    if stat(path, &st) != 0 {
+        if mkdir(path, 0o755) != 0 { throw ValidationError("\(option) \(path): cannot make the folder: \(String(cString: strerror(errno)))") }
+    } else if st.st_mode & S_IFMT != S_IFDIR {
+        throw ValidationError("\(option) \(path): not a folder (one file per test goes into it)")
+    }
+    if access(path, W_OK) != 0 { throw ValidationError("\(option) \(path): cannot write into it: \(String(cString: strerror(errno)))") }
 }

@@ -30,6 +30,7 @@ extension IPCPlay {
         @OptionGroup var target: ScriptArguments
 
         func run() throws {
+            Cancellation.install(graceful: false)
             let explorer = try options.explorer(target, seed: seed)
             let requests: (read: Int32, write: Int32)
             do { requests = try Pipe.make() } catch {
@@ -38,6 +39,10 @@ extension IPCPlay {
             explorer.log.setRequestDescriptor(requests.write)
             var session = StepSession(explorer: explorer, requests: requests.read, seed: seed)
             let run = session.play()
+            if Cancellation.isRequested {
+                Runtime.writeStderr("\nipcplay: interrupted by \(Cancellation.signalName); the run was ended\n")
+                Glibc.exit(Cancellation.exitStatus)
+            }
             let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: seed, decisions: run.decisions)
             if run.failed {
                 var report = run.report
@@ -120,6 +125,7 @@ struct StepSession {
         while true {
             Runtime.writeStdout(text)
             guard let line = input.next() else {
+                if Cancellation.isRequested { return true }  // the run is ended: play() returns it
                 Runtime.writeStdout("\n(end of input: random choices for the rest)\n")
                 explorer.log.answer(-1)
                 return true
@@ -165,7 +171,7 @@ struct LineReader {
         var byte: UInt8 = 0
         while true {
             let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EINTR && !Cancellation.isRequested { continue }
             if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
             if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
             bytes.append(byte)

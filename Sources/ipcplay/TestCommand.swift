@@ -11,7 +11,17 @@ extension IPCPlay {
                 A test passes when its main script ends without error, no process of it is \
                 left blocked (--timeout, default 30 s, or a deadlock), and no child that the \
                 script did not join ended with an uncaught error. The run ends with the line \
-                'N passed, N failed' and a non-zero status when any failed.
+                'N passed, N failed'.
+
+                A failing test ends with a line to run it again. Under --sched or --explore it \
+                is a 'replay:' line, which reproduces the schedule. In a plain run it is a \
+                'rerun:' line: the same seed and options, but the kernel's schedule is not \
+                reproduced (--explore-failures N looks for a schedule that fails).
+
+                Exit status: 0 every test passed; 1 some test failed (a timeout or a deadlock \
+                fails its test); 2 usage error; 130, 143 or 129: interrupted by SIGINT, SIGTERM \
+                or SIGHUP (every test's processes are ended, the reports hold what had finished \
+                and the interrupted tests).
                 """
         )
 
@@ -33,11 +43,23 @@ extension IPCPlay {
         @Flag(help: "Print TAP version 14 instead of the default report.")
         var tap = false
 
-        @Option(name: .customLong("tap-version"), help: ArgumentHelp("The TAP version line with --tap: 14, or 13 for harnesses older than TAP 14 (Test-Harness before 3.48); the body is the same.", valueName: "n"))
-        var tapVersion: Int = 14
+        @Option(name: .customLong("tap-version"), help: ArgumentHelp("The TAP version line with --tap: 14, or 13 for harnesses older than TAP 14 (Test-Harness before 3.48); the body is the same (default 14).", valueName: "n"))
+        var tapVersion: Int?
 
         @Option(help: ArgumentHelp("Also write a JUnit XML report to this file.", valueName: "file"))
         var junit: String?
+
+        @Option(name: .customLong("explore-failures"), help: ArgumentHelp("Run a test that failed in a plain run again under up to this many controlled schedules (ipcplay explore); a schedule that fails gives a replay line.", valueName: "n"))
+        var exploreFailures: Int?
+
+        @Option(help: ArgumentHelp("Write a Chrome/Perfetto trace of each test into this folder (one FILE.json per test, named after it).", valueName: "folder"))
+        var trace: String?
+
+        @Flag(help: "--timeline=FOLDER: write each test's swim-lane timeline as SVG into FOLDER (one FILE.svg per test, named after it).")
+        var timeline = false
+
+        @Option(name: .customLong("timeline-file"), help: .hidden)
+        var timelineFolder: String?
 
         @Argument(help: ArgumentHelp("Test files or folders (default: tests).", valueName: "path"))
         var paths: [String] = []
@@ -53,10 +75,28 @@ extension IPCPlay {
             if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-            if tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
+            if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
+            if tapVersion != nil && !tap { throw ValidationError("--tap-version goes with --tap") }
+            try scenario.checkControlled(by: "--sched or --explore", controlled: scenario.sched != nil || explore != nil)
+            if scenario.depth != nil && scenario.sched == .random { throw ValidationError("--depth goes with --sched pct") }
+            if scenario.noDeadlockCheck && explore != nil { throw ValidationError("--no-deadlock-check does not go with --explore (a controlled run sees every deadlock)") }
+            if let n = exploreFailures, n < 1 { throw ValidationError("--explore-failures must be at least 1") }
+            if exploreFailures != nil && (explore != nil || scenario.sched != nil) {
+                throw ValidationError("--explore-failures re-runs a plain run's failures: leave out --explore and --sched")
+            }
+            if timeline { throw ValidationError("--timeline in test needs a folder: --timeline=FOLDER (one SVG per test)") }
+            if explore != nil && (trace != nil || timelineFolder != nil) {
+                throw ValidationError("--trace and --timeline record one run: they do not go with --explore")
+            }
+            for (option, folder) in [("--trace", trace), ("--timeline", timelineFolder)] {
+                if let folder { try checkWritableFolder(folder, option: option) }
+            }
         }
 
         func run() throws {
+            // From now on SIGINT, SIGTERM and SIGHUP end every test's processes; the
+            // runner then reports what it has and exits 128 + the signal.
+            Cancellation.install(graceful: true)
             var runner = TestRunner(options: self)
             Glibc.exit(try runner.run())
         }
@@ -65,20 +105,30 @@ extension IPCPlay {
 
 /// One test's result.
 struct TestResult {
-    enum Status { case passed, failed, skipped }
+    enum Status { case passed, failed, skipped, interrupted }
     var name: String
     var status: Status
     var seconds: Double
     var message = ""
     var process = ""
-    var blocked: [String] = []
+    var blocked: [BlockedProcess] = []
     var output = ""
     var seed: UInt64
     var run = 1
-    var replay = ""
-    /// A failing schedule's findings (`--explore`).
+    /// The command that runs the test again, and whether it reproduces the failing
+    /// schedule (`replay:`, under --sched or --explore) or only reruns it (`rerun:`).
+    var repro = ""
+    var reproduces = false
+    /// A failing schedule's findings (`--explore`, `--explore-failures`).
     var schedule = ""
     var pair = ""
+    /// What `--explore-failures` found ("" when it did not run).
+    var explored = ""
+
+    var reproKey: String { reproduces ? "replay" : "rerun" }
+
+    /// Said under a `rerun:` line.
+    static let rerunNote = "the same seed and options; the kernel's schedule is not reproduced"
 }
 
 struct TestRunner {
@@ -86,6 +136,7 @@ struct TestRunner {
     let executable = currentExecutable()
     let seed: UInt64
     var results: [TestResult] = []
+    var scratchFolder = ""
 
     init(options: IPCPlay.Test) {
         self.options = options
@@ -144,36 +195,71 @@ struct TestRunner {
         repetition == 1 ? seed : seed &+ UInt64(repetition) &* 0x9e37_79b9
     }
 
-    func replayCommand(_ name: String, seed: UInt64) -> String {
+    /// The `ipcplay test` command that runs test `name` again with `seed` and these options.
+    func reproCommand(_ name: String, seed: UInt64) -> String {
         var parts = ["ipcplay", "test", "--seed", String(seed)]
         if options.jitter > 0 { parts += ["--jitter", fmt(options.jitter)] }
         if let sched = options.scenario.sched { parts += ["--sched", sched.rawValue] }
+        if let depth = options.scenario.depth { parts += ["--depth", String(depth)] }
+        if let maxSteps = options.scenario.maxSteps { parts += ["--max-steps", String(maxSteps)] }
         if options.timeScale != 1 { parts += ["--time-scale", fmt(options.timeScale)] }
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
         if let limit = options.scenario.memoryLimit { parts += ["--memory-limit", String(limit)] }
         if let n = options.explore { parts += ["--explore", String(n)] }
         parts.append(name)
-        return parts.joined(separator: " ")
+        return parts.map(Exploring.shellQuoted).joined(separator: " ")
     }
 
     func fmt(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d) }
+
+    /// Where test `name`'s trace or timeline goes in `folder`: its path with `/` as `-`
+    /// (`tests/queue_test.lua` → `tests-queue_test.json`), and the run's number when
+    /// tests are repeated.
+    func recordingPath(_ folder: String, _ name: String, repetition: Int, ext: String) -> String {
+        var base = name.hasSuffix(".lua") ? String(name.dropLast(4)) : name
+        while base.hasPrefix("/") || base.hasPrefix(".") { base.removeFirst() }
+        base = base.split(separator: "/").joined(separator: "-")
+        if options.repetitions > 1 { base += "-run\(repetition)" }
+        return (folder.hasSuffix("/") ? folder : folder + "/") + base + "." + ext
+    }
+
+    /// Where test `name`'s trace is written: the --trace folder, else the scratch folder
+    /// (for its timeline only).
+    func tracePath(_ index: Int, _ name: String, _ repetition: Int) -> String {
+        if let folder = options.trace { return recordingPath(folder, name, repetition: repetition, ext: "json") }
+        return "\(scratchFolder)/\(index)-\(repetition).json"
+    }
+
+    /// Draws the timeline of a test that has ended (--timeline=FOLDER) from its trace.
+    func drawTimeline(_ r: Running) {
+        guard let folder = options.timelineFolder else { return }
+        let picture = Timeline(tracePath: tracePath(r.index, r.name, r.repetition))
+        let path = recordingPath(folder, r.name, repetition: r.repetition, ext: "svg")
+        guard let f = fopen(path, "w") else {
+            Runtime.writeStderr("ipcplay: cannot write the timeline \(path): \(String(cString: strerror(errno)))\n")
+            return
+        }
+        fputs(picture.svg(), f)
+        fclose(f)
+    }
 
     mutating func run() throws(CommandFailure) -> Int32 {
         let tests = try discover()
         if let junit = options.junit {
             // Found out now, not after every test has run.
             guard let f = fopen(junit, "w") else {
-                throw CommandFailure(message: "cannot write the JUnit report \(junit): \(String(cString: strerror(errno)))", status: 1)
+                throw CommandFailure(message: "cannot write the JUnit report \(junit): \(String(cString: strerror(errno)))")
             }
             fclose(f)
         }
         let scratch = try makeScratchDirectory()
+        scratchFolder = scratch
         defer { removeScratch(scratch) }
         if options.tap {
-            print("TAP version \(options.tapVersion)")
+            print("TAP version \(options.tapVersion ?? 14)")
             print("1..\(tests.count)")
         } else if options.jitter > 0 {
-            print("jitter up to \(fmt(options.jitter)) ms, seed \(seed) (replay with --seed \(seed))")
+            print("jitter up to \(fmt(options.jitter)) ms, seed \(seed) (rerun with --seed \(seed))")
         } else if let runs = options.explore {
             print("each test under \(runs) schedules, seed \(seed)")
         }
@@ -183,6 +269,7 @@ struct TestRunner {
         var running: [Running] = []
         var pendingRepeats: [(Int, String, Int)] = []
         var finalResults = [TestResult?](repeating: nil, count: tests.count)
+        var emitted = [Bool](repeating: false, count: tests.count)
         var nextToEmit = 0
 
         func start(_ index: Int, _ name: String, _ repetition: Int) throws(CommandFailure) -> Running {
@@ -193,15 +280,25 @@ struct TestRunner {
             if let runs = options.explore {
                 args = [executable, "explore", "--runs", String(runs), "--seed", String(runSeed), "--timeout", fmt(options.timeout),
                         "--report", report]
+                if let depth = options.scenario.depth { args += ["--depth", String(depth)] }
+                if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
-                // comes from it, so the replay line reproduces the run.
+                // comes from it, so the rerun line runs it with the same numbers.
                 args = [executable, "run", "--timeout", fmt(options.timeout), "--time-scale", fmt(options.timeScale),
                         "--report", report, "--strict-child-errors", "--seed", String(runSeed)]
                 if options.jitter > 0 { args += ["--jitter", fmt(options.jitter)] }
-                if let sched = options.scenario.sched { args += ["--sched", sched.rawValue, "--depth", String(options.scenario.depth)] }
+                if let sched = options.scenario.sched {
+                    args += ["--sched", sched.rawValue]
+                    if let depth = options.scenario.depth { args += ["--depth", String(depth)] }
+                    if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
+                }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
+                if options.scenario.noDeadlockCheck { args.append("--no-deadlock-check") }
+                // The timeline is drawn here from the trace once the test has ended, however
+                // it ended (a run cut short by its timeout draws none itself).
+                if options.trace != nil || options.timelineFolder != nil { args += ["--trace", tracePath(index, name, repetition)] }
             }
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)
@@ -209,13 +306,36 @@ struct TestRunner {
                            started: MonotonicSeconds.now(), outputPath: out, reportPath: report)
         }
 
-        while !queue.isEmpty || !running.isEmpty || !pendingRepeats.isEmpty {
-            while running.count < options.jobs, let next = pendingRepeats.popLast() ?? queue.popLast().map({ ($0.offset, $0.element, 1) }) {
+        /// Prints the results that are due: in order with one job or TAP (whose numbers
+        /// count up), else as they come.
+        func emitDue(_ latest: Int?) {
+            if options.jobs == 1 || options.tap || latest == nil {
+                while nextToEmit < tests.count, let res = finalResults[nextToEmit] {
+                    if !emitted[nextToEmit] { emit(res, number: nextToEmit + 1) }
+                    emitted[nextToEmit] = true
+                    nextToEmit += 1
+                }
+                if latest == nil {
+                    // Interrupted: whatever finished out of order too.
+                    for (i, res) in finalResults.enumerated() where !emitted[i] {
+                        if let res { emit(res, number: i + 1) }
+                        emitted[i] = true
+                    }
+                }
+            } else if let i = latest, let res = finalResults[i] {
+                emit(res, number: i + 1)
+                emitted[i] = true
+            }
+        }
+
+        while (!queue.isEmpty || !running.isEmpty || !pendingRepeats.isEmpty) && !Cancellation.isRequested {
+            while running.count < options.jobs, !Cancellation.isRequested,
+                  let next = pendingRepeats.popLast() ?? queue.popLast().map({ ($0.offset, $0.element, 1) }) {
                 running.append(try start(next.0, next.1, next.2))
             }
             var progressed = false
             var i = 0
-            while i < running.count {
+            while i < running.count && !Cancellation.isRequested {
                 let r = running[i]
                 var status = r.process.poll()
                 let elapsed = MonotonicSeconds.now() - r.started
@@ -228,35 +348,102 @@ struct TestRunner {
                 r.process.killGroup()  // whatever it left behind
                 running.remove(at: i)
                 progressed = true
+                drawTimeline(r)
                 var result = interpret(r, exit: exit, seconds: elapsed)
                 if result.status == .passed && r.repetition < options.repetitions {
                     pendingRepeats.append((r.index, r.name, r.repetition + 1))
                     continue
                 }
                 result.run = r.repetition
-                finalResults[r.index] = result
-                if options.jobs == 1 || options.tap {
-                    // In order (with jobs, TAP numbers must still count up).
-                    while nextToEmit < tests.count, let res = finalResults[nextToEmit] {
-                        emit(res, number: nextToEmit + 1)
-                        nextToEmit += 1
-                    }
-                } else {
-                    emit(result, number: r.index + 1)
+                if result.status == .failed, let runs = options.exploreFailures, !Cancellation.isRequested {
+                    exploreFailure(&result, runs: runs, scratch: scratch)
                 }
+                finalResults[r.index] = result
+                emitDue(r.index)
             }
-            if !progressed { MonotonicSeconds.sleep(0.005) }
+            if !progressed && !Cancellation.isRequested { MonotonicSeconds.sleep(0.005) }
+        }
+        if Cancellation.isRequested {
+            for (index, result) in interrupt(running) { finalResults[index] = result }
+            emitDue(nil)
         }
         results = finalResults.compactMap { $0 }
         let passed = results.filter { $0.status == .passed }.count
         let failed = results.filter { $0.status == .failed }.count
         let skipped = results.filter { $0.status == .skipped }.count
+        let interrupted = results.filter { $0.status == .interrupted }.count
         var summary = "\(passed) passed, \(failed) failed"
         if skipped > 0 { summary += ", \(skipped) skipped" }
+        if Cancellation.isRequested {
+            summary = "interrupted by \(Cancellation.signalName): " + summary + ", \(interrupted) interrupted, \(tests.count - results.count) not run"
+            if options.tap { print("Bail out! interrupted by \(Cancellation.signalName)") }
+        }
         print(options.tap ? "# " + summary : summary)
         fflushStdout()
         if let junit = options.junit { try writeJUnit(to: junit) }
+        if Cancellation.isRequested { return Cancellation.exitStatus }
         return failed > 0 ? 1 : 0
+    }
+
+    /// After a signal: the handler has asked each running test's host to end (SIGTERM: it
+    /// ends its processes and removes its socket files, and reports what each was doing).
+    /// What is left after a grace period is killed, with every descendant of this process.
+    func interrupt(_ running: [Running]) -> [(Int, TestResult)] {
+        for r in running { kill(r.process.pid, SIGTERM) }
+        var exits = [Int32?](repeating: nil, count: running.count)
+        let deadline = MonotonicSeconds.now() + 0.6
+        while MonotonicSeconds.now() < deadline {
+            for (i, r) in running.enumerated() where exits[i] == nil { exits[i] = r.process.poll() }
+            if exits.allSatisfy({ $0 != nil }) { break }
+            MonotonicSeconds.sleep(0.005)
+        }
+        for r in running { r.process.killGroup() }
+        Cancellation.endDescendants(milliseconds: 300)
+        let now = MonotonicSeconds.now()
+        return running.enumerated().map { i, r in
+            var result = interpret(r, exit: exits[i] ?? 128 + SIGKILL, seconds: now - r.started)
+            result.status = .interrupted
+            let detail = result.message
+            result.message = "interrupted by \(Cancellation.signalName) after \(format2(result.seconds)) s, before the test ended"
+            if !detail.isEmpty { result.message += "\n" + detail }
+            if !result.blocked.isEmpty { result.message += "\nwhat each process was doing:" }
+            result.run = r.repetition
+            return (r.index, result)
+        }
+    }
+
+    /// `--explore-failures`: runs the failed test `result` under controlled schedules; a
+    /// schedule that fails gives a replay line that reproduces a failure.
+    func exploreFailure(_ result: inout TestResult, runs: Int, scratch: String) {
+        let out = "\(scratch)/explore-\(result.seed).out"
+        let report = "\(scratch)/explore-\(result.seed).report"
+        var args = [executable, "explore", "--runs", String(runs), "--seed", String(result.seed), "--timeout", fmt(options.timeout),
+                    "--report", report]
+        if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
+        args.append(result.name)
+        guard let p = try? Subprocess.spawn(args, outputPath: out) else { return }
+        let started = MonotonicSeconds.now()
+        while p.poll() == nil {
+            if Cancellation.isRequested || MonotonicSeconds.now() - started > options.timeout * Double(runs) + 60 {
+                p.killGroup()
+                _ = Cancellation.endDescendants(milliseconds: 300)
+                result.explored = "exploring the failure was cut short"
+                return
+            }
+            MonotonicSeconds.sleep(0.005)
+        }
+        p.killGroup()
+        let found = RunReport.read(path: report)
+        if found.failed, let replay = found.replay {
+            result.explored = "under explore (\(runs) schedules at most), a schedule failed: "
+                + (found.outcome == .deadlock ? "deadlock" : oneLine(found.messages.first ?? found.outcome?.rawValue ?? "failure"))
+            result.repro = replay
+            result.reproduces = true
+            result.schedule = found.schedule ?? ""
+            result.pair = found.pair ?? ""
+        } else {
+            result.explored = "under explore, no schedule of \(runs) failed"
+        }
     }
 
     /// A private folder for the tests' output and report files.
@@ -293,13 +480,17 @@ struct TestRunner {
         let report = RunReport.read(path: r.reportPath)
         var result = TestResult(name: r.name, status: .failed, seconds: seconds, seed: r.seed)
         result.output = fileText(r.outputPath) ?? ""
-        result.replay = replayCommand(r.name, seed: r.seed)
+        result.repro = reproCommand(r.name, seed: r.seed)
+        result.reproduces = options.scenario.sched != nil || options.explore != nil
         result.message = report.messages.joined(separator: "\n")
         result.process = report.processes.first ?? ""
-        result.blocked = report.blocked
+        result.blocked = report.blockedProcesses
         result.schedule = report.schedule ?? ""
         result.pair = report.pair ?? ""
-        if let replay = report.replay { result.replay = replay }
+        if let replay = report.replay {
+            result.repro = replay
+            result.reproduces = true
+        }
         switch report.outcome {
         case .ok? where exit == 0:
             result.status = .passed
@@ -309,6 +500,8 @@ struct TestRunner {
             result.message = "timed out after \(fmt(options.timeout)) s; what each process was doing:"
         case .deadlock?:
             result.message = "deadlock: every process was blocked, and none could wake another:"
+        case .interrupted?:
+            result.status = .interrupted
         case .error?, .childError?, .livelock?, .diverged?:
             break
         case .ok?, nil:
@@ -323,20 +516,23 @@ struct TestRunner {
             switch r.status {
             case .passed: print("ok \(number) - \(r.name)")
             case .skipped: print("ok \(number) - \(r.name) # SKIP \(oneLine(r.message))")
-            case .failed:
-                print("not ok \(number) - \(r.name)")
+            case .failed, .interrupted:
+                print("not ok \(number) - \(r.name)\(r.status == .interrupted ? " (interrupted)" : "")")
                 print("  ---")
                 print("  message: \(yaml(r.message))")
+                if r.status == .interrupted { print("  interrupted: \(yaml(Cancellation.signalName))") }
                 if !r.process.isEmpty { print("  process: \(yaml(r.process))") }
                 print("  seed: \(r.seed)")
                 if options.repetitions > 1 { print("  run: \(r.run)") }
-                if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
-                if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
-                print("  replay: \(yaml(r.replay))")
                 if !r.blocked.isEmpty {
                     print("  blocked:")
-                    for b in r.blocked { print("    - \(yaml(b))") }
+                    for b in r.blocked { print(yamlBlocked(b, indent: "    ")) }
                 }
+                if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
+                if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
+                if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
+                print("  \(r.reproKey): \(yaml(r.repro))")
+                if !r.reproduces { print("  note: \(yaml(TestResult.rerunNote))") }
                 print("  ...")
             }
         } else {
@@ -344,26 +540,45 @@ struct TestRunner {
             switch r.status {
             case .passed: print("PASS  \(r.name) (\(time))")
             case .skipped: print("SKIP  \(r.name): \(oneLine(r.message))")
-            case .failed:
-                print("FAIL  \(r.name) (\(time))" + (options.repetitions > 1 ? ", on run \(r.run) of \(options.repetitions)" : ""))
+            case .failed, .interrupted:
+                let head = r.status == .interrupted ? "INTR" : "FAIL"
+                print("\(head)  \(r.name) (\(time))" + (options.repetitions > 1 ? ", on run \(r.run) of \(options.repetitions)" : ""))
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
-                for b in r.blocked { print("        \(b)") }
+                for b in r.blocked { print("        \(b.line)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
                 if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
                 // What the test printed, without ipcplay's own report (shown above).
                 let output = r.output.split(separator: "\n").filter { line in
                     !(line.hasPrefix("ipcplay: error in") || line.hasPrefix("ipcplay: timeout:") || line.hasPrefix("ipcplay: deadlock:")
+                      || line.hasPrefix("ipcplay: interrupted") || line.hasPrefix("ipcplay: terminated")
                       || line.hasPrefix("stack traceback:") || line.hasPrefix("\t") || line.hasPrefix("  "))
                 }
                 if !output.isEmpty {
                     print("      output\(output.count > 30 ? " (last 30 lines)" : ""):")
                     for line in output.suffix(30) { print("      | \(line)") }
                 }
-                print("      replay: \(r.replay)")
+                if !r.explored.isEmpty { print("      \(r.explored)") }
+                print("      \(r.reproKey): \(r.repro)" + (r.reproduces ? "" : "  (\(TestResult.rerunNote))"))
             }
         }
         fflushStdout()
+    }
+
+    /// A blocked process as a YAML mapping in a sequence, each field on its line (TAP
+    /// harnesses' YAMLish readers take a mapping item, where a quoted scalar holding
+    /// `word: ` would be misread as one).
+    func yamlBlocked(_ b: BlockedProcess, indent: String) -> String {
+        var fields: [(String, String)] = [("process", yaml(b.name))]
+        if let pid = b.pid { fields.append(("pid", String(pid))) }
+        fields.append(("state", yaml(b.state.isEmpty ? "unknown" : b.state)))
+        if !b.call.isEmpty { fields.append(("call", yaml(b.call))) }
+        if !b.object.isEmpty { fields.append(("object", yaml(b.object))) }
+        if !b.location.isEmpty { fields.append(("at", yaml(b.location))) }
+        if !b.duration.isEmpty { fields.append(("for", yaml(b.duration))) }
+        if !b.holder.isEmpty { fields.append(("held_by", yaml(b.holder))) }
+        fields.append(("line", yaml(b.line)))
+        return fields.enumerated().map { i, f in indent + (i == 0 ? "- " : "  ") + f.0 + ": " + f.1 }.joined(separator: "\n")
     }
 
     func format2(_ d: Double) -> String {
@@ -393,25 +608,32 @@ struct TestRunner {
 
     func writeJUnit(to path: String) throws(CommandFailure) {
         let failures = results.filter { $0.status == .failed }.count
+        let errors = results.filter { $0.status == .interrupted }.count
         let skipped = results.filter { $0.status == .skipped }.count
         let total = results.reduce(0) { $0 + $1.seconds }
         var x = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        x += "<testsuites tests=\"\(results.count)\" failures=\"\(failures)\" skipped=\"\(skipped)\" time=\"\(format2(total))\">\n"
-        x += "  <testsuite name=\"ipcplay\" tests=\"\(results.count)\" failures=\"\(failures)\" skipped=\"\(skipped)\" errors=\"0\" time=\"\(format2(total))\">\n"
-        x += "    <properties><property name=\"seed\" value=\"\(seed)\"/></properties>\n"
+        x += "<testsuites tests=\"\(results.count)\" failures=\"\(failures)\" errors=\"\(errors)\" skipped=\"\(skipped)\" time=\"\(format2(total))\">\n"
+        x += "  <testsuite name=\"ipcplay\" tests=\"\(results.count)\" failures=\"\(failures)\" skipped=\"\(skipped)\" errors=\"\(errors)\" time=\"\(format2(total))\">\n"
+        x += "    <properties><property name=\"seed\" value=\"\(seed)\"/>"
+        if let signal = Cancellation.signal.map({ _ in Cancellation.signalName }) { x += "<property name=\"interrupted\" value=\"\(signal)\"/>" }
+        x += "</properties>\n"
         for r in results {
             let classname = r.name.split(separator: "/").dropLast().joined(separator: ".")
             x += "    <testcase name=\"\(xml(r.name))\" classname=\"\(xml(classname.isEmpty ? "tests" : classname))\" time=\"\(format2(r.seconds))\">\n"
             switch r.status {
             case .passed: break
             case .skipped: x += "      <skipped message=\"\(xml(oneLine(r.message)))\"/>\n"
-            case .failed:
+            case .failed, .interrupted:
                 var body = r.message
-                if !r.blocked.isEmpty { body += "\n" + r.blocked.joined(separator: "\n") }
+                if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
                 if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
-                body += "\nseed: \(r.seed)\nreplay: \(r.replay)"
-                x += "      <failure message=\"\(xml(oneLine(r.message)))\" type=\"failure\">\(xml(body))</failure>\n"
+                if !r.explored.isEmpty { body += "\n\(r.explored)" }
+                body += "\nseed: \(r.seed)\n\(r.reproKey): \(r.repro)"
+                if !r.reproduces { body += "\n(\(TestResult.rerunNote))" }
+                let element = r.status == .interrupted ? "error" : "failure"
+                let type = r.status == .interrupted ? "interrupted" : "failure"
+                x += "      <\(element) message=\"\(xml(oneLine(r.message)))\" type=\"\(type)\">\(xml(body))</\(element)>\n"
                 x += "      <system-out>\(xml(r.output))</system-out>\n"
             }
             x += "    </testcase>\n"

@@ -31,6 +31,50 @@ struct CommandLineTests {
         }
     }
 
+    /// Issue 30, point 7: each gets one line naming the option and the reason, status 2,
+    /// before anything runs (the script would print, and leave a file).
+    @Test func everyUsageErrorNamesTheOptionBeforeAnythingRuns() throws {
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-usage")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = dir.appendingPathComponent("s.lua")
+        let marker = dir.appendingPathComponent("ran")
+        try "io.open(\"\(marker.path)\", \"w\"):close() print(\"ran\")\n".write(to: script, atomically: true, encoding: .utf8)
+        let cases: [([String], String)] = [
+            (["--bogus"], "Unknown option '--bogus'"),
+            (["--bogus", script.path], "Unknown option '--bogus'"),
+            (["--timeout", "-1", script.path], "--timeout must be a positive number"),
+            (["--jitter", "-5", script.path], "--jitter must be a non-negative number"),
+            (["run", "--depth", "5", script.path], "--depth goes with --sched pct"),
+            (["run", "--sched", "random", "--depth", "2", script.path], "--depth goes with --sched pct"),
+            (["run", "--max-steps", "5", script.path], "--max-steps goes with --sched"),
+            (["--timeline=\(dir.path)/out.png", script.path], "--timeline=\(dir.path)/out.png: the timeline is written as SVG"),
+            (["--timeline=/nonexistent/dir/t.svg", script.path], "--timeline /nonexistent/dir/t.svg: cannot write it"),
+            (["--trace", "/nonexistent/dir/t.json", script.path], "--trace /nonexistent/dir/t.json: cannot write it"),
+            (["test", "--timeline", dir.path], "--timeline in test needs a folder"),
+            (["test", "--tap-version", "13", dir.path], "--tap-version goes with --tap"),
+            (["test", "--depth", "2", dir.path], "--depth goes with --sched or --explore"),
+            (["test", "--explore", "5", "--trace", dir.path, dir.path], "--trace and --timeline record one run"),
+            (["test", "--explore", "5", "--explore-failures", "5", dir.path], "--explore-failures re-runs a plain run's failures"),
+            (["test", "--trace", "/nonexistent/dir/traces", dir.path], "--trace /nonexistent/dir/traces: cannot make the folder"),
+        ]
+        for (args, message) in cases {
+            let r = try Ipcplay.run(args)
+            #expect(r.status == 2, "\(args): \(r.combined)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(message), "\(args): \(r.combined)")
+            #expect(r.stdout.isEmpty, "\(args): \(r.combined)")
+            #expect(!FileManager.default.fileExists(atPath: marker.path), "\(args) ran the script")
+        }
+        #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/out.png"))
+        let help = try Ipcplay.run(["help", "nosuch"])
+        #expect(help.status == 2 && help.stderr == "ipcplay: help: no command 'nosuch' (the commands: run, test, explore, replay, step)\n", "\(help.combined)")
+        #expect(help.stdout.isEmpty)
+        // `test --help` says what a timeout does in a test: it fails the test (status 1).
+        let testHelp = try Ipcplay.run(["test", "--help"])
+        let words = testHelp.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        #expect(words.contains("1 some test failed (a timeout or a deadlock fails its test)"), "\(testHelp.stdout)")
+        #expect(!words.contains("(exit 124)"), "\(testHelp.stdout)")
+    }
+
     @Test func syntaxErrorNamesTheLine() throws {
         let r = try Ipcplay.runLua("local x = 1\nx = = 2\n")
         #expect(r.status == 1)
@@ -95,6 +139,28 @@ struct CommandLineMannersTests {
         #expect(FileManager.default.fileExists(atPath: svg.path))
     }
 
+    /// Issue 30, point 8: a worker's title in `ps` is `ipcplay: NAME (script.lua)` and its
+    /// name in `top` is NAME, so that the run's processes can be told apart.
+    @Test func workersHaveTitlesThatNameThem() throws {
+        let r = try Ipcplay.runLua("""
+            local function me()
+              local f = io.open("/proc/self/cmdline", "rb"); local s = f:read("a"); f:close()
+              local c = io.open("/proc/self/comm"); local comm = c:read("l"); c:close()
+              return (s:match("^[^%z]*")), comm
+            end
+            local p = ipc.process{name = "alpha", target = function() print(me()) end}
+            p:start(); p:join()
+            ipc.spawn(function() print(me()) end):join()
+            print(me())
+            """)
+        #expect(r.status == 0, "\(r.combined)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "\(r.combined)")
+        #expect(lines.first == "ipcplay: alpha (scenario.lua)\talpha", "\(r.stdout)")
+        #expect(lines.dropFirst().first == "ipcplay: Process-2 (scenario.lua)\tProcess-2", "\(r.stdout)")
+        #expect(lines.last?.hasSuffix("ipcplay\tipcplay") == true, "the host keeps its command line: \(r.stdout)")
+    }
+
     @Test func helpListsEveryExitStatus() throws {
         let h = try Ipcplay.run(["--help"])
         let words = Set(h.stdout.split(whereSeparator: { " \n;,.()".contains($0) }).map(String.init))
@@ -114,7 +180,7 @@ struct CommandLineMannersTests {
 
     @Test func aJUnitFileThatCannotBeWrittenIsAClearError() throws {
         let r = try Ipcplay.run(["test", "--junit", "/nonexistent/dir/report.xml", "tests/output_test.lua"])
-        #expect(r.status == 1, "\(r.combined)")
+        #expect(r.status == 2, "\(r.combined)")
         #expect(r.stderr.hasPrefix("ipcplay: cannot write the JUnit report /nonexistent/dir/report.xml: "), "\(r.combined)")
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.combined)")
         #expect(!r.stdout.contains("PASS"), "found out before running the tests: \(r.stdout)")

@@ -211,6 +211,24 @@ struct TracingTests {
         #expect(picture.contains { $0.contains("▶") }, "messages are drawn as arrows")
     }
 
+    /// Under virtual time (--sched) every row would say 0.000s: the rows carry step numbers,
+    /// in order, each call's row the step it was made at.
+    @Test func timelineUnderVirtualTimeNumbersSteps() throws {
+        let r = try Ipcplay.runLua("""
+            local q = ipc.queue()
+            local p = ipc.spawn(function() for i = 1, 3 do q:put(i) end end)
+            for _ = 1, 3 do q:get() end
+            p:join()
+            """, options: ["--sched", "random", "--seed", "2", "--timeline"])
+        #expect(r.status == 0, "\(r.combined)")
+        let rows = r.stdout.split(separator: "\n").drop { !$0.hasPrefix("step ") }.dropFirst(2)
+        #expect(rows.count > 10, "\(r.stdout)")
+        #expect(!r.stdout.contains("0.000s"), "\(r.stdout)")
+        let steps = rows.compactMap { Int($0.prefix(8).trimmingCharacters(in: .whitespaces)) }
+        #expect(steps.count == rows.count && steps == steps.sorted() && (steps.last ?? 0) >= 10, "\(r.stdout)")
+        #expect(rows.contains { $0.contains("get queue#1 1") }, "\(r.stdout)")
+    }
+
     @Test(.needsPython3) func timelineSVG() throws {
         let svg = temp("run.svg")
         defer { try? FileManager.default.removeItem(at: svg) }

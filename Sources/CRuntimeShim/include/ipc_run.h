@@ -24,6 +24,7 @@ static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
 #define IPC_REPORT_OUTCOME "outcome"
 #define IPC_REPORT_BLOCKED "blocked"
 #define IPC_REPORT_OUTCOME_TIMEOUT "timeout"
+#define IPC_REPORT_OUTCOME_INTERRUPTED "interrupted"
 
 // MARK: - The run's status board
 
@@ -45,7 +46,7 @@ typedef struct ipc_process_slot {
     int64_t since_ns;      // CLOCK_MONOTONIC when it parked
     int64_t deadline_ns;   // when the park times out, 0 = never
     uint32_t external;     // 1 when an outside program could end the wait (sockets)
-    uint32_t pad;
+    uint32_t holder;       // pid that holds what it waits for (a lock), 0 when unknown
     char name[IPC_NAME_CAP];
     char call[IPC_CALL_CAP];
     char object[IPC_NAME_CAP];
@@ -296,5 +297,30 @@ void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix);
 size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix);
 /// Removes the socket file of slot `i` if it is still the socket that was made there.
 void ipc_remove_socket_slot(ipc_run_header *run, int i);
+
+// MARK: - Cancelling a command that starts runs (test, explore, replay, step)
+
+/// Arms SIGINT, SIGTERM and SIGHUP whatever their disposition was at start (an inherited
+/// SIG_IGN included) and unblocks them. The first signal is recorded
+/// (`ipc_cancel_signal`) and ends the runs at once: with `graceful`, SIGTERM to each
+/// direct child (a run's host then ends its run cleanly; the caller ends what is left
+/// with `ipc_end_descendants`); else SIGKILL to every descendant and every group one of
+/// them leads. A second signal kills every descendant and _exits with 128 + the first.
+void ipc_cancel_install(int graceful);
+/// The signal that cancelled the command, or 0.
+int ipc_cancel_signal(void);
+/// Sends `sig` to every descendant of this process, and to every group one of them
+/// leads (so a process that has left the tree, a double fork, goes too while its group
+/// lives). Returns how many descendants there were. Async-signal-safe.
+int ipc_signal_descendants(int sig);
+/// Kills and reaps every descendant (with PR_SET_CHILD_SUBREAPER set, orphans come back
+/// here to be reaped), for at most about `budget_ms`; 1 when none is left.
+int ipc_end_descendants(int budget_ms);
+
+// MARK: - Process titles
+
+/// Makes `title` what `ps` shows for this process (written over the area of its
+/// arguments, cut to fit it) and `short_name` its name for `top` (PR_SET_NAME, 15 bytes).
+void ipc_set_process_title(const char *title, const char *short_name);
 
 #endif

@@ -46,6 +46,8 @@ public struct OwnedLock {
             Blocking.sleep(until: deadline)
             return .timedOut
         }
+        Blocking.awaitedHolder = lock.holder
+        defer { Blocking.awaitedHolder = 0 }
         switch lock.acquire(deadline: deadline, maxGap: IPC_OWNED_LOCK_MAX_GAP) {
         case .acquired:
             raw.pointee.depth = 1

@@ -22,6 +22,9 @@ public enum Blocking {
     /// Told the deadline of the sleep that follows (`.never` for a wait with no end).
     nonisolated(unsafe) public static var willPark: ((Deadline) -> Void)?
     nonisolated(unsafe) public static var didWake: (() -> Void)?
+    /// The process holding what the current call waits for (a lock's holder), for the
+    /// hang and deadlock reports; 0 when unknown.
+    nonisolated(unsafe) public static var awaitedHolder: Int32 = 0
     /// Told when a lock is taken over from a process that died holding it.
     nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32, _ during: String) -> Void)?
 

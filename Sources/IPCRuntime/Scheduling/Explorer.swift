@@ -108,6 +108,7 @@ public final class Explorer {
     /// Starts a run (as `run` does) without waiting for it: its host's pid.
     public func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
                        locations: Bool = false, output: Output = .discard) -> Int32? {
+        if Cancellation.isRequested { return nil }  // SIGINT, SIGTERM, SIGHUP: no new run
         log.prepare(decisions: decisions, byIndex: byIndex, keepLocations: locations, interactive: kind == .directed(.ask))
         _ = ftruncate(reportFD, 0)
         _ = ftruncate(outputFD, 0)
@@ -270,6 +271,7 @@ public struct Exploration {
             if let limit = timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= limit { break }
             let kind: ScheduleOptions.Kind = strategy == .pct ? .pct(depth: depth, steps: k) : .random
             let run = explorer.run(kind, seed: seed(of: i))
+            if Cancellation.isRequested { break }  // that run was killed: it counts for nothing
             outcome.schedules += 1
             hashes.insert(run.hash)
             if strategy == .pct {
