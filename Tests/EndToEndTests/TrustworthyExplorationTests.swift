@@ -206,6 +206,22 @@ struct TrustworthyExplorationTests {
     /// A plain run (no --sched, no --timeout) that deadlocks is always reported: two at
     /// once on a loaded machine, none may wait for its safety net. (A process that ended
     /// after the others had all parked told nobody, and the supervisor slept for ever.)
+    /// The last count to move is a process's end (the others had all parked for ever): the
+    /// supervisor was told nothing and the run hung for ever; now it reports the deadlock.
+    @Test func aDeadlockThatAProcessEndCompletesIsReported() throws {
+        let script = try Ipcplay.writeScript("""
+            local c = ipc.condition()
+            local producer = ipc.spawn(function() c:acquire(); c:wait(); c:release() end)
+            local helper = ipc.spawn(function() ipc.sleep(0.2) end)
+            producer:join(); helper:join()
+            """)
+        defer { Ipcplay.removeScript(script) }
+        for _ in 0..<5 {
+            let r = try Ipcplay.run(["run", script.path], limit: 60)
+            #expect(!r.hung && r.status == 124 && r.stderr.contains("deadlock"), "\(r.combined)")
+        }
+    }
+
     @Test func aPlainRunAlwaysReportsItsDeadlock() throws {
         let script = try Ipcplay.writeScript(Self.producerWaitsForEver)
         defer { Ipcplay.removeScript(script) }
