@@ -60,6 +60,8 @@ extension IPCPlay {
         @Option(help: ArgumentHelp("Seed of the exploration (chosen and printed when absent).", valueName: "n"))
         var seed: UInt64?
 
+        @OptionGroup var crashes: KillOptions
+
         @OptionGroup var options: ScheduleCommandOptions
 
         @OptionGroup var target: ScriptArguments
@@ -79,8 +81,10 @@ extension IPCPlay {
             exploration.runs = runs
             exploration.timeLimit = timeLimit
             exploration.seed = seed
+            exploration.kills = crashes.kill
+            exploration.killRate = crashes.killRate
             let outcome = exploration.explore(explorer)
-            let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
+            let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)" + crashes.described
             if let failure = outcome.failure {
                 let finding = explorer.shrink(failure)
                 let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
@@ -145,6 +149,24 @@ extension IPCPlay {
     }
 }
 
+/// Crash exploration: `--kill N` and `--kill-rate` (explore, run --sched, test).
+struct KillOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Let the scheduler SIGKILL up to this many processes per schedule (never the main process), each before a call.", valueName: "n"))
+    var kill: Int = 0
+
+    @Option(name: .customLong("kill-rate"), help: ArgumentHelp("With --kill: the probability that a step is a kill (default: one over the steps of the longest run so far, about one kill point per run).", valueName: "p"))
+    var killRate: Double?
+
+    func validate() throws {
+        if kill < 0 { throw ValidationError("--kill must be at least 0") }
+        if let killRate, !(killRate > 0 && killRate <= 1) { throw ValidationError("--kill-rate must be a probability above 0 and at most 1") }
+        if killRate != nil && kill == 0 { throw ValidationError("--kill-rate needs --kill N") }
+    }
+
+    /// ", kill 1" in an explore's headline.
+    var described: String { kill > 0 ? ", kill \(kill)" + (killRate.map { " at rate \($0)" } ?? "") : "" }
+}
+
 /// What `explore`, `replay` and `step` share: the fork server, the report of a finding.
 enum Exploring {
     /// Prepares `script` once and returns the fork server that runs it.
@@ -195,6 +217,7 @@ enum Exploring {
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
         // The contract's format, whatever the numbers: "schedule: N steps, K preemptions".
         report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemptions"
+        report.kills = killLines(run, script: script)
         if let pair = finding.pair {
             report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
@@ -202,6 +225,11 @@ enum Exploring {
         report.replay = (["ipcplay", "replay", token.text, script] + arguments).map(shellQuoted).joined(separator: " ")
         report.interleaving = interleaving(finding, script: script)
         return report
+    }
+
+    /// The contract's line per kill (after "kill: "): "worker before value:set at transfer.lua:12".
+    static func killLines(_ run: Explorer.Run, script: String) -> [String] {
+        run.steps.filter(\.killed).map { s in "\(run.name(s.process)) before \(describe(s))" }
     }
 
     /// "value read at lost_update.lua:9"
@@ -216,8 +244,9 @@ enum Exploring {
     static func interleaving(_ finding: Finding, script: String) -> String {
         let run = finding.run
         var steps = run.steps.map { s in
-            (process: s.process, call: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?",
-             object: run.objectNames[s.object] ?? "",
+            // A kill is its own row: the call it came before, which never took effect.
+            (process: s.process, call: (s.killed ? "KILLED before " : "") + (CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?"),
+             object: s.killed ? "" : run.objectNames[s.object] ?? "",
              location: shortLocation(s.location, script: script) + (s.resumed ? " (resumes)" : s.timeout ? " (times out)" : ""))
         }
         let made = steps.count
@@ -291,6 +320,7 @@ enum Exploring {
             out += lines.suffix(30).map { "| \($0)\n" }.joined()
         }
         out += "\n" + (report.interleaving ?? "")
+        out += report.kills.map { "kill: \($0)\n" }.joined()
         out += "schedule: \(report.schedule ?? "")\n"
         out += "critical pair: \(report.pair ?? "none found (no single swap of two steps makes this schedule pass)")\n"
         out += "replay: \(report.replay ?? "")"

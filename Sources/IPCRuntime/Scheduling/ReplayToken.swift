@@ -79,6 +79,16 @@ public struct ReplayToken: Equatable, Sendable {
             varint(UInt64(r.kind) << 1 | (r.count > 1 ? 1 : 0))
             if r.count > 1 { varint(UInt64(r.count)) }
         }
+        // Kills (--kill), when there are any: which decisions are kills, and before which
+        // step of their process. A token without them ends before.
+        let kills = decisions.indices.filter { decisions[$0].isKill }
+        if !kills.isEmpty {
+            varint(UInt64(kills.count))
+            for i in kills {
+                varint(UInt64(i))
+                varint(UInt64(decisions[i].killBeforeStep!))
+            }
+        }
         return "\(Self.prefix).\(scriptHash.isEmpty ? "0" : scriptHash).\(Base64URL.encode(out))"
     }
 
@@ -143,6 +153,12 @@ public struct ReplayToken: Equatable, Sendable {
             guard word >> 1 < UInt64(kinds.count) else { throw Malformed(description: "a replay token with impossible sizes") }
             let n = word & 1 == 1 ? try count(10_000_000) : 1
             decisions += Array(repeating: kinds[Int(word >> 1)], count: n)
+        }
+        if i < bytes.count {
+            for _ in 0..<(try count(decisions.count)) {
+                let at = try count(decisions.count - 1)
+                decisions[at].killBeforeStep = try count(Int(UInt32.max))
+            }
         }
         guard i == bytes.count else { throw Malformed(description: "a replay token with bytes left over") }
         self.decisions = decisions
