@@ -163,6 +163,12 @@ struct KillOptions: ParsableArguments {
         if killRate != nil && kill == 0 { throw ValidationError("--kill-rate needs --kill N") }
     }
 
+    /// The options again, for a command line that passes them on.
+    var arguments: [String] {
+        guard kill > 0 else { return [] }
+        return ["--kill", String(kill)] + (killRate.map { ["--kill-rate", String($0)] } ?? [])
+    }
+
     /// ", kill 1" in an explore's headline.
     var described: String { kill > 0 ? ", kill \(kill)" + (killRate.map { " at rate \($0)" } ?? "") : "" }
 }

@@ -116,6 +116,8 @@ struct ScenarioOptions: ParsableArguments {
 
     @OptionGroup var recording: RecordingOptions
 
+    @OptionGroup var crashes: KillOptions
+
     @Option(help: .hidden)
     var report: String?
 
@@ -158,6 +160,9 @@ struct ScenarioOptions: ParsableArguments {
         if let sched {
             let kind: ScheduleOptions.Kind = sched == .pct ? .pct(depth: depth, steps: Self.pctSteps) : .random
             o.schedule = ScheduleOptions(kind: kind, seed: o.seed!, maxSteps: maxSteps)
+            // One run has no earlier run to measure: its kill rate defaults to one over the
+            // steps PCT's change points are drawn from.
+            o.schedule?.kills = ScheduleOptions.Kills(count: crashes.kill, rate: crashes.killRate ?? 1 / Double(Self.pctSteps))
         }
         return o
     }
@@ -204,6 +209,10 @@ extension IPCPlay {
         @OptionGroup var options: ScenarioOptions
 
         @OptionGroup var target: ScriptArguments
+
+        func validate() throws {
+            if options.crashes.kill > 0 && options.sched == nil { throw ValidationError("--kill needs --sched (kills are decisions of a controlled schedule)") }
+        }
 
         func run() throws {
             try checkReadable(target.script)

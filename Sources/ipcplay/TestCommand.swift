@@ -51,6 +51,7 @@ extension IPCPlay {
             if let explore, explore < 1 { throw ValidationError("--explore must be at least 1") }
             if explore != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
+            if scenario.crashes.kill > 0 && explore == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -152,6 +153,7 @@ struct TestRunner {
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
         if let limit = options.scenario.memoryLimit { parts += ["--memory-limit", String(limit)] }
         if let n = options.explore { parts += ["--explore", String(n)] }
+        parts += options.scenario.crashes.arguments
         parts.append(name)
         return parts.joined(separator: " ")
     }
@@ -194,13 +196,14 @@ struct TestRunner {
                 args = [executable, "explore", "--runs", String(runs), "--seed", String(runSeed), "--timeout", fmt(options.timeout),
                         "--report", report]
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
+                args += options.scenario.crashes.arguments
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the replay line reproduces the run.
                 args = [executable, "run", "--timeout", fmt(options.timeout), "--time-scale", fmt(options.timeScale),
                         "--report", report, "--strict-child-errors", "--seed", String(runSeed)]
                 if options.jitter > 0 { args += ["--jitter", fmt(options.jitter)] }
-                if let sched = options.scenario.sched { args += ["--sched", sched.rawValue, "--depth", String(options.scenario.depth)] }
+                if let sched = options.scenario.sched { args += ["--sched", sched.rawValue, "--depth", String(options.scenario.depth)] + options.scenario.crashes.arguments }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
             }
             args.append(name)
