@@ -97,6 +97,10 @@ extension IPCPlay {
             if strategy == .pct {
                 print(Exploring.bound(outcome, depth: depth))
             }
+            if crashes.kill > 0 {
+                // Kill points are sampled: PCT's bound is about the orderings, not about them.
+                print("kills: \(outcome.killedRuns) of \(outcome.schedules) schedules killed a process (kill points are sampled, not enumerated)")
+            }
             print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings, no failure")
             if let path = options.report { Exploring.write(RunReport(.ok), to: path) }
             fflushStdout()
@@ -250,9 +254,11 @@ enum Exploring {
     static func interleaving(_ finding: Finding, script: String) -> String {
         let run = finding.run
         var steps = run.steps.map { s in
-            // A kill is its own row: the call it came before, which never took effect.
-            (process: s.process, call: (s.killed ? "KILLED before " : "") + (CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?"),
-             object: s.killed ? "" : run.objectNames[s.object] ?? "",
+            let call = CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?"
+            // A kill is its own row: the call it came before, which never took effect (as
+            // the lanes show calls: "queue:put" as "put", with its object).
+            return (process: s.process, call: s.killed ? "KILLED before " + (call.split(separator: ":").last.map(String.init) ?? call) : call,
+             object: run.objectNames[s.object] ?? "",
              location: shortLocation(s.location, script: script) + (s.resumed ? " (resumes)" : s.timeout ? " (times out)" : ""))
         }
         let made = steps.count

@@ -283,6 +283,8 @@ public struct Exploration {
         public var leftAtYield = 0
         public var leftFair = 0
         public var leftLonger = 0
+        /// Runs that killed a process (`--kill`).
+        public var killedRuns = 0
         /// The first failing run, if any.
         public var failure: Explorer.Run?
         public var seconds = 0.0
@@ -308,6 +310,7 @@ public struct Exploration {
             let kind: ScheduleOptions.Kind = strategy == .pct ? .pct(depth: depth, steps: k) : .random
             let run = explorer.run(kind, seed: seed(of: i), kills: kills(afterRunsOf: mostSteps))
             mostSteps = max(mostSteps, run.steps.count)
+            if run.steps.contains(where: \.killed) { outcome.killedRuns += 1 }
             outcome.schedules += 1
             hashes.insert(run.hash)
             if strategy == .pct {
