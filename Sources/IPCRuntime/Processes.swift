@@ -111,6 +111,7 @@ public final class ChildProcess: GateObject {
         }
         _ = setpgid(child, group)
         ipc_unblock_signals_after_fork()
+        Schedule.current?.forked(child: spawnIndex, pid: child)
         pid = child
         self.spawnIndex = spawnIndex
         parentPid = parent

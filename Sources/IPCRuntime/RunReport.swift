@@ -37,6 +37,8 @@ public struct RunReport: Equatable, Sendable {
     /// the interleaving (explore, test --explore).
     public var schedule: String?
     public var pair: String?
+    /// "NAME before <call> at <file:line>": the processes the schedule killed (`--kill`).
+    public var kills: [String] = []
     public var replay: String?
     public var interleaving: String?
 
@@ -60,6 +62,7 @@ public struct RunReport: Equatable, Sendable {
         static let message = "message"
         static let schedule = "schedule"
         static let pair = "critical-pair"
+        static let kill = "kill"
         static let replay = "replay"
         static let interleaving = "interleaving"
     }
@@ -73,6 +76,7 @@ public struct RunReport: Equatable, Sendable {
         lines += processes.map { (Key.process, $0) }
         lines += messages.map { (Key.message, $0) }
         lines += blocked.map { (Key.blocked, $0) }
+        lines += kills.map { (Key.kill, $0) }
         if let schedule { lines.append((Key.schedule, schedule)) }
         if let pair { lines.append((Key.pair, pair)) }
         if let replay { lines.append((Key.replay, replay)) }
@@ -114,6 +118,7 @@ public struct RunReport: Equatable, Sendable {
             case Key.blocked: r.blocked.append(v)
             case Key.schedule: r.schedule = v
             case Key.pair: r.pair = v
+            case Key.kill: r.kills.append(v)
             case Key.replay: r.replay = v
             case Key.interleaving: r.interleaving = v
             default: break

@@ -76,6 +76,8 @@ extension IPCPlay {
         @Option(name: .customLong("shrink-runs"), help: ArgumentHelp("Spend at most this many runs shrinking a failing schedule.", valueName: "n"))
         var shrinkRuns: Int = ShrinkLimits().budget
 
+        @OptionGroup var crashes: KillOptions
+
         @OptionGroup var options: ScheduleCommandOptions
 
         @OptionGroup var target: ScriptArguments
@@ -97,8 +99,10 @@ extension IPCPlay {
             exploration.runs = runs
             exploration.timeLimit = timeLimit
             exploration.seed = seed
+            exploration.kills = crashes.kill
+            exploration.killRate = crashes.killRate
             let outcome = exploration.explore(explorer)
-            let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)"
+            let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)" + crashes.described
             if Cancellation.isRequested && outcome.failure == nil { stopped(outcome, describe: describe) }
             if let failure = outcome.failure {
                 var limits = exploration.shrinkLimits(after: outcome)
@@ -119,6 +123,10 @@ extension IPCPlay {
             }
             if strategy == .pct {
                 print(Exploring.bound(outcome, depth: depth))
+            }
+            if crashes.kill > 0 {
+                // Kill points are sampled: PCT's bound is about the orderings, not about them.
+                print("kills: \(outcome.killedRuns) of \(outcome.schedules) schedules killed a process (kill points are sampled, not enumerated)")
             }
             print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings, no failure")
             if let path = options.report { Exploring.write(RunReport(.ok), to: path) }
@@ -207,6 +215,30 @@ final class ShrinkProgress {
     }
 }
 
+/// Crash exploration: `--kill N` and `--kill-rate` (explore, run --sched, test).
+struct KillOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Let the scheduler SIGKILL up to this many processes per schedule (never the main process), each before a call.", valueName: "n"))
+    var kill: Int = 0
+
+    @Option(name: .customLong("kill-rate"), help: ArgumentHelp("With --kill: the probability that a step is a kill (default: one over the steps of the longest run so far, about one kill point per run).", valueName: "p"))
+    var killRate: Double?
+
+    func validate() throws {
+        if kill < 0 { throw ValidationError("--kill must be at least 0") }
+        if let killRate, !(killRate > 0 && killRate <= 1) { throw ValidationError("--kill-rate must be a probability above 0 and at most 1") }
+        if killRate != nil && kill == 0 { throw ValidationError("--kill-rate needs --kill N") }
+    }
+
+    /// The options again, for a command line that passes them on.
+    var arguments: [String] {
+        guard kill > 0 else { return [] }
+        return ["--kill", String(kill)] + (killRate.map { ["--kill-rate", String($0)] } ?? [])
+    }
+
+    /// ", kill 1" in an explore's headline.
+    var described: String { kill > 0 ? ", kill \(kill)" + (killRate.map { " at rate \($0)" } ?? "") : "" }
+}
+
 /// What `explore`, `replay` and `step` share: the fork server, the report of a finding.
 enum Exploring {
     /// Prepares `script` once and returns the fork server that runs it.
@@ -257,6 +289,7 @@ enum Exploring {
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
         // The contract's format, whatever the numbers: "schedule: N steps, K preemptions".
         report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemptions"
+        report.kills = killLines(run, script: script)
         if let pair = finding.pair {
             report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
         }
@@ -283,6 +316,11 @@ enum Exploring {
         return (["ipcplay", "replay"] + shaping + [word, script] + arguments).map(shellQuoted).joined(separator: " ")
     }
 
+    /// The contract's line per kill (after "kill: "): "worker before value:set at transfer.lua:12".
+    static func killLines(_ run: Explorer.Run, script: String) -> [String] {
+        run.steps.filter(\.killed).map { s in "\(run.name(s.process)) before \(describe(s))" }
+    }
+
     /// "value read at lost_update.lua:9"
     static func describe(_ step: ScheduleLog.Step) -> String {
         let name = CallSite.all.indices.contains(step.site) ? CallSite.all[step.site].name : "?"
@@ -295,7 +333,10 @@ enum Exploring {
     static func interleaving(_ finding: Finding, script: String) -> String {
         let run = finding.run
         var steps = run.steps.map { s in
-            (process: s.process, call: CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?",
+            let call = CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?"
+            // A kill is its own row: the call it came before, which never took effect (as
+            // the lanes show calls: "queue:put" as "put", with its object).
+            return (process: s.process, call: s.killed ? "KILLED before " + (call.split(separator: ":").last.map(String.init) ?? call) : call,
              object: run.objectNames[s.object] ?? "",
              location: shortLocation(s.location, script: script) + (s.resumed ? " (resumes)" : s.timeout ? " (times out)" : ""))
         }
@@ -380,6 +421,7 @@ enum Exploring {
             out += lines.suffix(30).map { "| \($0)\n" }.joined()
         }
         out += "\n" + (report.interleaving ?? "")
+        out += report.kills.map { "kill: \($0)\n" }.joined()
         out += "schedule: \(report.schedule ?? "")\n"
         out += "critical pair: \(report.pair ?? "none found (no single swap of two steps makes this schedule pass)")\n"
         out += "replay: \(report.replay ?? "")"

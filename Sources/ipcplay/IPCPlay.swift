@@ -149,6 +149,8 @@ struct ScenarioOptions: ParsableArguments {
     @Flag(name: .customLong("no-deadlock-check"), help: "Do not end the run when every process is blocked for ever.")
     var noDeadlockCheck = false
 
+    @OptionGroup var crashes: KillOptions
+
     @Option(help: .hidden)
     var report: String?
 
@@ -199,6 +201,9 @@ struct ScenarioOptions: ParsableArguments {
         if let sched {
             let kind: ScheduleOptions.Kind = sched == .pct ? .pct(depth: depth ?? 3, steps: Self.pctSteps) : .random
             o.schedule = ScheduleOptions(kind: kind, seed: o.seed!, maxSteps: maxSteps)
+            // One run has no earlier run to measure: its kill rate defaults to one over the
+            // steps PCT's change points are drawn from.
+            o.schedule?.kills = ScheduleOptions.Kills(count: crashes.kill, rate: crashes.killRate ?? 1 / Double(Self.pctSteps))
         }
         return o
     }
@@ -263,6 +268,7 @@ extension IPCPlay {
         func validate() throws {
             if options.depth != nil && options.sched != .pct { throw ValidationError("--depth goes with --sched pct") }
             try options.checkControlled(by: "--sched", controlled: options.sched != nil)
+            if options.crashes.kill > 0 && options.sched == nil { throw ValidationError("--kill needs --sched (kills are decisions of a controlled schedule)") }
         }
 
         func run() throws {

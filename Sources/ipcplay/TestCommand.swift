@@ -73,6 +73,7 @@ extension IPCPlay {
             if let explore, explore < 1 { throw ValidationError("--explore must be at least 1") }
             if explore != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
+            if scenario.crashes.kill > 0 && explore == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -206,6 +207,7 @@ struct TestRunner {
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
         if let limit = options.scenario.memoryLimit { parts += ["--memory-limit", String(limit)] }
         if let n = options.explore { parts += ["--explore", String(n)] }
+        parts += options.scenario.crashes.arguments
         parts.append(name)
         return parts.map(Exploring.shellQuoted).joined(separator: " ")
     }
@@ -283,6 +285,7 @@ struct TestRunner {
                 if let depth = options.scenario.depth { args += ["--depth", String(depth)] }
                 if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
+                args += options.scenario.crashes.arguments
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the rerun line runs it with the same numbers.
@@ -293,6 +296,7 @@ struct TestRunner {
                     args += ["--sched", sched.rawValue]
                     if let depth = options.scenario.depth { args += ["--depth", String(depth)] }
                     if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
+                    args += options.scenario.crashes.arguments
                 }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
                 if options.scenario.noDeadlockCheck { args.append("--no-deadlock-check") }

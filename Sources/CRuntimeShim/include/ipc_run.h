@@ -135,6 +135,7 @@ typedef struct ipc_sched_process {
     uint32_t blocking;    // its pending call can wait (a probe tells whether it would)
     uint32_t in_core;     // it waits inside a call it began (not at the gate)
     uint32_t child_died;  // set by its SIGCHLD handler: one of its children exited
+    uint32_t steps_made;  // steps it made (its kill rows aside): where a kill comes in it
     char name[IPC_NAME_CAP];
     char object_name[IPC_NAME_CAP];
     char where[IPC_WHERE_CAP];  // file:line of the pending call
@@ -162,7 +163,8 @@ typedef struct ipc_step_record {
     uint32_t object;      // its object id
     uint16_t ready;       // how many processes could have gone
     uint8_t preempted;    // 1: a process that could have gone on was switched away from
-    uint8_t timeout;      // bit 0: a wait that timed out (the clock moved); bit 1: it resumes a wait
+    uint8_t timeout;      // bit 0: a wait that timed out (the clock moved); bit 1: it resumes a wait;
+                          // bit 2: the process was killed before this call (--kill)
     uint64_t ready_mask;  // which of processes 0..63 could have gone
 } ipc_step_record;
 
@@ -182,6 +184,8 @@ typedef struct ipc_log_object {
 typedef struct ipc_log_decision {
     int32_t process;      // by spawn index; -1: by name
     uint32_t site;        // the call expected (CallSite id), or UINT32_MAX: any
+    uint32_t kill_at;     // not 0: not a choice, a kill of this process before its kill_at-th
+                          // step (1-based, --kill)
     char process_name[IPC_NAME_CAP];
     char object_name[IPC_NAME_CAP];
 } ipc_log_decision;

@@ -82,22 +82,52 @@ public final class Explorer {
         /// Switches away from a process that could have gone on.
         public var preemptions: Int { steps.filter(\.preempted).count }
 
-        /// The decisions of this run, named (for a replay token).
+        /// The decisions of this run, named (for a replay token): a choice at each step where
+        /// more than one could go; a kill after the choice of the process it kills.
         public var decisions: [ScheduleLog.Decision] {
-            steps.filter(\.isChoice).map { s in
-                ScheduleLog.Decision(process: nil, processName: name(s.process),
-                                     site: CallSite.with(id: s.site),
-                                     objectName: objectNames[s.object] ?? "")
+            var made: [Int: Int] = [:]
+            return steps.flatMap { s -> [ScheduleLog.Decision] in
+                let d = ScheduleLog.Decision(process: nil, processName: name(s.process), site: CallSite.with(id: s.site),
+                                             objectName: objectNames[s.object] ?? "")
+                var kill = d
+                kill.killBeforeStep = made[s.process, default: 0] + 1
+                if !s.killed { made[s.process, default: 0] += 1 }
+                return (s.isChoice ? [d] : []) + (s.killed ? [kill] : [])
             }
+        }
+
+        /// The kills of this run, each after how many choices it came (`byIndex`'s form).
+        public var kills: [Kill] {
+            var choices = 0
+            var kills: [Kill] = []
+            var made: [Int: Int] = [:]
+            for s in steps {
+                if s.isChoice { choices += 1 }
+                if s.killed {
+                    kills.append(Kill(afterChoices: choices, process: s.process, beforeStep: made[s.process, default: 0] + 1))
+                } else {
+                    made[s.process, default: 0] += 1
+                }
+            }
+            return kills
         }
 
         public func name(_ p: Int) -> String { p < names.count ? names[p] : "process \(p)" }
     }
 
+    /// A kill of a schedule by index: process `process`, before its `beforeStep`-th step,
+    /// after the `afterChoices`-th choice (dropped when another choice comes first).
+    public struct Kill: Sendable, Equatable {
+        public var afterChoices: Int
+        public var process: Int
+        public var beforeStep: Int
+    }
+
     /// Runs the script once under `kind`, following `decisions` first.
     public func run(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
-                    locations: Bool = false, output: Output = .discard) -> Run {
-        guard let child = launch(kind, seed: seed, decisions: decisions, byIndex: byIndex, locations: locations, output: output) else {
+                    locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none) -> Run {
+        guard let child = launch(kind, seed: seed, decisions: decisions, byIndex: byIndex, locations: locations, output: output,
+                                 kills: kills) else {
             var r = RunReport(.error)
             r.messages = ["cannot fork a run: \(Errno.current)"]
             return Run(status: 1, report: r, steps: [], names: [], objectNames: [:], hash: 0, choices: 0, output: "", seed: seed)
@@ -107,7 +137,7 @@ public final class Explorer {
 
     /// Starts a run (as `run` does) without waiting for it: its host's pid.
     public func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
-                       locations: Bool = false, output: Output = .discard) -> Int32? {
+                       locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none) -> Int32? {
         if Cancellation.isRequested { return nil }  // SIGINT, SIGTERM, SIGHUP: no new run
         log.prepare(decisions: decisions, byIndex: byIndex, keepLocations: locations, interactive: kind == .directed(.ask))
         _ = ftruncate(reportFD, 0)
@@ -134,6 +164,7 @@ public final class Explorer {
             var options = base
             options.supervised = false
             options.schedule = ScheduleOptions(kind: kind, seed: seed, maxSteps: maxSteps, log: log)
+            options.schedule?.kills = kills
             options.reportDescriptor = reportFD
             options.strictChildErrors = true
             _exit(execute(options))
@@ -214,8 +245,20 @@ public struct Exploration {
     public var runs = 1000
     public var timeLimit: Double?
     public var seed: UInt64 = 1
+    /// `--kill N`: kills per schedule at most.
+    public var kills = 0
+    /// `--kill-rate`: the probability that a killable step is a kill; nil: one over the
+    /// most steps a run has made so far (about one kill point per run; none in the first
+    /// run, which measures).
+    public var killRate: Double?
 
     public init() {}
+
+    /// The kills of the next run, after runs of at most `steps` steps.
+    func kills(afterRunsOf steps: Int) -> ScheduleOptions.Kills {
+        guard kills > 0 else { return .none }
+        return ScheduleOptions.Kills(count: kills, rate: killRate ?? (steps > 0 ? 1 / Double(steps) : 0))
+    }
 
     /// The seed of run `i`.
     func seed(of i: Int) -> UInt64 {
@@ -241,6 +284,8 @@ public struct Exploration {
         public var leftAtYield = 0
         public var leftFair = 0
         public var leftLonger = 0
+        /// Runs that killed a process (`--kill`).
+        public var killedRuns = 0
         /// The first failing run, if any.
         public var failure: Explorer.Run?
         public var seconds = 0.0
@@ -267,11 +312,14 @@ public struct Exploration {
         var hashes = Set<UInt64>()
         let start = MonotonicClock.real()
         var k = 0
+        var mostSteps = 0
         for i in 0..<runs {
             if let limit = timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= limit { break }
             let kind: ScheduleOptions.Kind = strategy == .pct ? .pct(depth: depth, steps: k) : .random
-            let run = explorer.run(kind, seed: seed(of: i))
+            let run = explorer.run(kind, seed: seed(of: i), kills: kills(afterRunsOf: mostSteps))
             if Cancellation.isRequested { break }  // that run was killed: it counts for nothing
+            mostSteps = max(mostSteps, run.steps.count)
+            if run.steps.contains(where: \.killed) { outcome.killedRuns += 1 }
             outcome.schedules += 1
             hashes.insert(run.hash)
             if strategy == .pct {
@@ -371,6 +419,7 @@ extension Explorer {
         var best = run
         var picks = run.picks
         var stopped: Finding.Stop?
+        var kills = run.kills
 
         func better(_ r: Run) -> Bool {
             (r.preemptions, r.steps.count) < (best.preemptions, best.steps.count)
@@ -382,22 +431,26 @@ extension Explorer {
             return stopped == nil
         }
         /// The run of `candidate` (its picks followed, then the current process goes on).
-        func directed(_ candidate: [Int]) -> Run? {
+        func directed(_ candidate: [Int], kills candidateKills: [Kill]? = nil) -> Run? {
             guard allowed() else { return nil }
             spent += 1
-            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
+            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate, kills: candidateKills ?? kills))
             limits.progress?(spent, best.preemptions, best.steps.count)
             return r
         }
-        func attempt(_ candidate: [Int]) -> Run? {
-            guard let r = directed(candidate) else { return nil }
+        func attempt(_ candidate: [Int], kills candidateKills: [Kill]? = nil) -> Run? {
+            guard let r = directed(candidate, kills: candidateKills) else { return nil }
             return r.failed && r.signature == target ? r : nil
         }
         func keep(_ r: Run) {
             best = r
             picks = r.picks
+            kills = r.kills
             limits.progress?(spent, best.preemptions, best.steps.count)
         }
+
+        // 0. Fewest kills first (--kill), before preemptions.
+        (best, picks, kills) = dropUnneededKills(best, picks: picks, kills: kills, attempt: attempt)
 
         // 1. Schedules by their number of preemptions, fewest first (CHESS's iterative
         // context bounding). `levels[c]` holds the decisions of schedules with c
@@ -487,24 +540,52 @@ extension Explorer {
         }
         // The shrunk run again, with every step's location (one run past the limits: the
         // finding needs it).
-        let detailed = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(picks), locations: true, output: .capture)
+        let detailed = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(picks, kills: kills), locations: true, output: .capture)
         spent += 1
         var finding = Finding(run: detailed, picks: picks, pair: nil, runs: spent)
         finding.stopped = stopped
         if stopped != .timeLimit {
-            finding.pair = criticalPair(detailed, picks: picks, spent: &finding.runs, deadline: limits.deadline)
+            finding.pair = criticalPair(detailed, picks: picks, kills: kills, spent: &finding.runs, deadline: limits.deadline)
         }
         return finding
     }
 
-    static func byIndex(_ picks: [Int]) -> [ScheduleLog.Decision] {
-        picks.map { ScheduleLog.Decision(process: $0, processName: "", site: nil, objectName: "") }
+    /// Each kill of the failing schedule dropped in turn, from the last: kept dropped when
+    /// the run still fails the same way. A kill the failure does not need is noise in the
+    /// report, and it hides what the schedule alone does.
+    func dropUnneededKills(_ run: Run, picks: [Int], kills: [Kill],
+                           attempt: ([Int], [Kill]?) -> Run?) -> (Run, [Int], [Kill]) {
+        var (best, picks, kills) = (run, picks, kills)
+        var k = kills.count - 1
+        while k >= 0 {
+            var fewer = kills
+            fewer.remove(at: k)
+            if let r = attempt(picks, fewer), r.kills.count < kills.count {
+                (best, picks, kills) = (r, r.picks, r.kills)
+            }
+            k = min(k, kills.count) - 1
+        }
+        return (best, picks, kills)
+    }
+
+    static func byIndex(_ picks: [Int], kills: [Kill] = []) -> [ScheduleLog.Decision] {
+        var decisions: [ScheduleLog.Decision] = []
+        var pending = kills[...]
+        for (j, p) in ([-1] + picks).enumerated() {
+            if j > 0 { decisions.append(ScheduleLog.Decision(process: p, processName: "", site: nil, objectName: "")) }
+            while let k = pending.first, k.afterChoices <= j {
+                decisions.append(ScheduleLog.Decision(process: k.process, processName: "", site: nil, objectName: "", killBeforeStep: k.beforeStep))
+                pending = pending.dropFirst()
+            }
+        }
+        // Kills after the last listed choice (a shorter candidate) wait for their process.
+        return decisions + pending.map { ScheduleLog.Decision(process: $0.process, processName: "", site: nil, objectName: "", killBeforeStep: $0.beforeStep) }
     }
 
     /// Two steps of different processes on one object, at least one of them a write, such
     /// that making the later one go first (choosing its process at the earlier one's
     /// choice point) makes the run pass. Tried first where the schedule preempts.
-    func criticalPair(_ run: Run, picks: [Int], spent: inout Int, deadline: Int64? = nil) -> CriticalPair? {
+    func criticalPair(_ run: Run, picks: [Int], kills: [Kill] = [], spent: inout Int, deadline: Int64? = nil) -> CriticalPair? {
         let steps = run.steps
         var choiceIndex = 0
         var candidates: [(pair: CriticalPair, choice: Int, preempted: Bool)] = []
@@ -529,7 +610,7 @@ extension Explorer {
             var candidate = Array(picks.prefix(c.choice))
             candidate.append(c.pair.second.process)
             spent += 1
-            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate))
+            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate, kills: kills))
             if !r.failed { return c.pair }
         }
         return nil

@@ -101,6 +101,16 @@ public struct ReplayToken: Equatable, Sendable {
                 varint(UInt64(distance - 1))
             }
         }
+        // Kills (--kill), when there are any: which decisions are kills, and before which
+        // step of their process. A token without them ends before.
+        let kills = decisions.indices.filter { decisions[$0].isKill }
+        if !kills.isEmpty {
+            varint(UInt64(kills.count))
+            for i in kills {
+                varint(UInt64(i))
+                varint(UInt64(decisions[i].killBeforeStep!))
+            }
+        }
         return "\(Self.prefix).\(scriptHash.isEmpty ? "0" : scriptHash).\(Base64URL.encode(out))"
     }
 
@@ -237,8 +247,17 @@ public struct ReplayToken: Equatable, Sendable {
                 for j in 0..<length { sequence.append(sequence[from + j]) }
             }
         }
+        var decoded = sequence.map { kinds[Int($0)] }
+        // Kills (--kill), when there are any: which decisions are kills, and before which
+        // step of their process (each entry takes at least two bytes).
+        if reader.left > 0 {
+            for _ in 0..<(try reader.count { min($0 / 2, decoded.count) }) {
+                let at = try reader.index(below: decoded.count)
+                decoded[at].killBeforeStep = try reader.count { _ in Int(UInt32.max) }
+            }
+        }
         guard reader.left == 0 else { throw Malformed(description: "not a replay token (bytes left over)") }
-        decisions = sequence.map { kinds[Int($0)] }
+        decisions = decoded
     }
 
     static func tooMany(_ limit: Int, holding total: UInt64? = nil) -> Malformed {

@@ -20,6 +20,19 @@ public struct ScheduleOptions: @unchecked Sendable {
     public var maxSteps: Int?
     /// Where the run's steps go, for the program that started it (explore, replay, step).
     public var log: ScheduleLog?
+    /// `--kill N`: random and PCT may kill up to `count` processes, each killable step
+    /// with probability `rate` (a directed run kills where its decisions say).
+    public var kills = Kills.none
+
+    public struct Kills: Sendable, Equatable {
+        public var count: Int
+        public var rate: Double
+        public init(count: Int, rate: Double) {
+            self.count = count
+            self.rate = rate
+        }
+        public static let none = Kills(count: 0, rate: 0)
+    }
 
     public init(kind: Kind, seed: UInt64, maxSteps: Int? = nil, log: ScheduleLog? = nil) {
         self.kind = kind
@@ -75,13 +88,21 @@ public final class Schedule: GateHook, Blocking.Controller {
         case .pct(let depth, let steps): strategy = .pct(PCTScheduler(seed: options.seed, depth: depth, steps: steps))
         case .directed(let then): strategy = .directed(DirectedScheduler(then: then, seed: options.seed))
         }
-        precondition(MemoryLayout<Strategy>.size <= Int(IPC_SCHED_STRATEGY))
+        precondition(MemoryLayout<Strategy>.size <= Self.killPolicyOffset && MemoryLayout<KillPolicy>.size <= Int(IPC_SCHED_STRATEGY) - Self.killPolicyOffset)
         strategyPointer.initialize(to: strategy)
+        killPolicyPointer.initialize(to: KillPolicy(seed: options.seed, kills: options.kills.count, rate: options.kills.rate))
         h.pointee.magic = Self.magic
     }
 
     var strategyPointer: UnsafeMutablePointer<Strategy> {
         (UnsafeMutableRawPointer(h) + MemoryLayout<ipc_sched_header>.offset(of: \.strategy)!).assumingMemoryBound(to: Strategy.self)
+    }
+
+    /// The kill policy shares the strategy's room, in its second half.
+    static let killPolicyOffset = Int(IPC_SCHED_STRATEGY) / 2
+
+    var killPolicyPointer: UnsafeMutablePointer<KillPolicy> {
+        (UnsafeMutableRawPointer(strategyPointer) + Self.killPolicyOffset).assumingMemoryBound(to: KillPolicy.self)
     }
 
     /// Starts controlled scheduling in the host (before the script runs).
@@ -127,6 +148,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.deadline = -1
         p.pointee.blocking = 0
         p.pointee.in_core = 0
+        p.pointee.steps_made = 0
         p.pointee.where.0 = 0
         ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_READY))
         h.pointee.count = UInt32(max(count, i + 1))
@@ -147,6 +169,10 @@ public final class Schedule: GateHook, Blocking.Controller {
         guard child >= Int(IPC_SCHED_PROCESSES) else { return }
         fail(.error, "a controlled run holds at most \(IPC_SCHED_PROCESSES) processes; this script starts more", status: 2)
     }
+
+    /// The parent, once the fork returned: the child's pid is known before the parent's next
+    /// step, so that a kill decided at any later step finds it (the child writes it too).
+    func forked(child: Int, pid: Int32) { proc(child).pointee.pid = UInt32(bitPattern: pid) }
 
     func forkFailed(child: Int) { ipc_store32(&proc(child).pointee.state, UInt32(IPC_SCHED_ENDED)) }
 
@@ -272,7 +298,7 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// chosen. Returns the visit with which it goes on (run, or timeout).
     func yieldTurn(probe: () -> Bool) -> UInt32 {
         ipc_flush_all()  // output in step order
-        let (next, visit) = choose()
+        let (next, visit) = withoutActuallyEscaping(probe) { choose(probe: $0) }
         if next == me { return visit }
         Trace.flush()
         return handOver(to: next, visit: visit, probe: probe)
@@ -280,8 +306,8 @@ public final class Schedule: GateHook, Blocking.Controller {
 
     /// Chooses the process that makes the next step, and logs the step. Ends the run on a
     /// deadlock, a livelock or a divergence.
-    func choose() -> (process: Int, visit: UInt32) {
-        guard let c = chooseIfAnyLeft() else {
+    func choose(probe: (() -> Bool)? = nil) -> (process: Int, visit: UInt32) {
+        guard let c = chooseIfAnyLeft(probe: probe) else {
             fail(.deadlock, "every process has ended")
         }
         return c
@@ -309,12 +335,13 @@ public final class Schedule: GateHook, Blocking.Controller {
         if ipc_load32(&p.pointee.state) == IPC_SCHED_BLOCKED || p.pointee.blocking != 0 {
             ipc_store32(&p.pointee.state, UInt32(probe() ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
         }
-        return chooseIfAnyLeft(last: last) ?? (me, UInt32(IPC_VISIT_RUN))
+        return withoutActuallyEscaping(probe) { chooseIfAnyLeft(last: last, probe: $0) } ?? (me, UInt32(IPC_VISIT_RUN))
     }
 
     /// `choose`, or nil when every process has ended. `last` made the last step (the
-    /// deciding process, unless it decides for a process that ended).
-    func chooseIfAnyLeft(last: Int? = nil) -> (process: Int, visit: UInt32)? {
+    /// deciding process, unless it decides for a process that ended). `probe` answers for
+    /// the deciding process's own pending call (nil: it has none), which a kill may unblock.
+    func chooseIfAnyLeft(last: Int? = nil, probe: (() -> Bool)? = nil) -> (process: Int, visit: UInt32)? {
         let last = last ?? me
         resolveRechecks()
         let now = Int64(bitPattern: ipc_load64(&h.pointee.now))
@@ -357,8 +384,24 @@ public final class Schedule: GateHook, Blocking.Controller {
             log?.h.pointee.choices = h.pointee.choices
         }
         let p = proc(chosen)
+        if killable(chosen) {
+            let context = SchedulerContext(schedule: self, last: last, current: lastReady ? last : nil, yielding: false)
+            if strategyPointer.pointee.kills(chosen, &killPolicyPointer.pointee, context) {
+                logStep(chosen, ready: ready, preempted: lastReady && chosen != last && ready.count > 1, flags: 4)
+                return killProcess(chosen, probe: probe)
+            }
+        }
         let timedOut = ipc_load32(&p.pointee.state) == IPC_SCHED_BLOCKED
         let visit = UInt32(timedOut ? IPC_VISIT_TIMEOUT : IPC_VISIT_RUN)
+        logStep(chosen, ready: ready, preempted: lastReady && chosen != last && ready.count > 1,
+                flags: (timedOut ? 1 : 0) | (p.pointee.in_core != 0 ? 2 : 0))
+        return (chosen, visit)
+    }
+
+    /// Counts a step of `chosen` and logs it (`flags`: the record's `timeout` bits).
+    func logStep(_ chosen: Int, ready: [Int], preempted: Bool, flags: UInt8) {
+        let p = proc(chosen)
+        if flags & 4 == 0 { p.pointee.steps_made += 1 }
         let steps = h.pointee.steps + 1
         h.pointee.steps = steps
         if steps > h.pointee.max_steps {
@@ -371,14 +414,49 @@ public final class Schedule: GateHook, Blocking.Controller {
             record.object = p.pointee.object
             record.ready = UInt16(clamping: ready.count)
             record.ready_mask = ready.reduce(0) { $1 < 64 ? $0 | (1 << UInt64($1)) : $0 }
-            record.preempted = lastReady && chosen != last && ready.count > 1 ? 1 : 0
-            record.timeout = (timedOut ? 1 : 0) | (p.pointee.in_core != 0 ? 2 : 0)
+            record.preempted = preempted ? 1 : 0
+            record.timeout = flags
             let location = log.keepsLocations ? loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) : nil
             if !log.append(record, location: location, objectName: &p.pointee.object_name) {
                 fail(.livelock, "the run passed the log's \(log.capacity) steps")
             }
         }
-        return (chosen, visit)
+    }
+
+    // MARK: - Kills (--kill)
+
+    /// Whether the step of `chosen` may be a kill: never the main process; nor the deciding
+    /// process itself when no other process is left to take the turn over from it.
+    func killable(_ chosen: Int) -> Bool {
+        guard chosen != 0 else { return false }
+        return chosen != me || (0..<count).contains { isLive($0) && $0 != me }
+    }
+
+    /// Kills `chosen` before its pending call takes effect, as `p:kill()` does: it makes no
+    /// further step, and it is gone (the kernel has freed what it held: its robust locks are
+    /// a dead holder's) before the next decision, which is then made as after any end. A
+    /// process killed while waiting is killed in its wait.
+    func killProcess(_ chosen: Int, probe: (() -> Bool)?) -> (process: Int, visit: UInt32)? {
+        let pid = Int32(bitPattern: proc(chosen).pointee.pid)
+        precondition(pid > 0, "a process of the run without a pid")
+        if chosen != me {
+            willEnd(chosen)
+            _ = Glibc.kill(pid, SIGKILL)
+            ProcessControl.awaitEnd(pid)
+            // The death may let the decider's own pending call go (a join on the killed one).
+            let p = proc(me)
+            if let probe, ipc_load32(&p.pointee.state) == IPC_SCHED_BLOCKED || p.pointee.blocking != 0 {
+                ipc_store32(&p.pointee.state, UInt32(probe() ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
+            }
+            return chooseIfAnyLeft(last: chosen, probe: probe)
+        }
+        // The deciding process itself: as at an end step, an heir waits for its death and
+        // decides in its place.
+        let heir = (0..<count).first { isLive($0) && $0 != me }!
+        ipc_store32(&proc(me).pointee.state, UInt32(IPC_SCHED_EXITING))
+        give(to: heir, visit: UInt32(IPC_VISIT_SUCCEED))
+        _ = Glibc.kill(pid, SIGKILL)
+        while true { pause() }
     }
 
     /// Every process that may have been unblocked by a step is asked, in turn, whether

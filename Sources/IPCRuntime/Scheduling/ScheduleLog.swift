@@ -51,6 +51,7 @@ public final class ScheduleLog: @unchecked Sendable {
             let r = decisionBase + i
             r.pointee.process = Int32(d.process ?? -1)
             r.pointee.site = d.site.map { UInt32($0.id) } ?? UInt32.max
+            r.pointee.kill_at = UInt32(d.killBeforeStep ?? 0)
             storeName(d.processName, into: &r.pointee.process_name, capacity: Int(IPC_NAME_CAP))
             storeName(d.objectName, into: &r.pointee.object_name, capacity: Int(IPC_NAME_CAP))
         }
@@ -147,6 +148,13 @@ public final class ScheduleLog: @unchecked Sendable {
 
     func consumeDecision() { h.pointee.next_decision += 1 }
 
+    /// Skips the kills that come next, when a choice is listed after them.
+    func dropKillsBeforeNextChoice() {
+        var i = Int(h.pointee.next_decision)
+        while i < Int(h.pointee.decisions) && decisionBase[i].kill_at != 0 { i += 1 }
+        if i < Int(h.pointee.decisions) { h.pointee.next_decision = UInt64(i) }
+    }
+
     var byIndex: Bool { h.pointee.by_index != 0 }
     var keepsLocations: Bool { h.pointee.keep_locations != 0 }
 
@@ -164,7 +172,7 @@ public final class ScheduleLog: @unchecked Sendable {
             let location = h.pointee.keep_locations != 0 ? loadName(from: locationBase + i * Self.locationCap, capacity: Self.locationCap) : ""
             return Step(process: Int(r.process), site: Int(r.site), object: r.object, ready: Int(r.ready),
                         readyMask: r.ready_mask, preempted: r.preempted != 0, timeout: r.timeout & 1 != 0,
-                        resumed: r.timeout & 2 != 0, location: location)
+                        resumed: r.timeout & 2 != 0, location: location, killed: r.timeout & 4 != 0)
         }
     }
 
@@ -203,12 +211,16 @@ public final class ScheduleLog: @unchecked Sendable {
         public var processName: String
         public var site: CallSite?
         public var objectName: String
+        /// Not a choice: kill this process before its n-th step, that call (`--kill`).
+        public var killBeforeStep: Int?
+        public var isKill: Bool { killBeforeStep != nil }
 
-        public init(process: Int?, processName: String, site: CallSite?, objectName: String) {
+        public init(process: Int?, processName: String, site: CallSite?, objectName: String, killBeforeStep: Int? = nil) {
             self.process = process
             self.processName = processName
             self.site = site
             self.objectName = objectName
+            self.killBeforeStep = killBeforeStep
         }
     }
 
@@ -224,6 +236,9 @@ public final class ScheduleLog: @unchecked Sendable {
         public var timeout: Bool
         public var resumed: Bool
         public var location: String
+        /// The process was killed here, before this call took effect (`--kill`): its own row.
+        public var killed = false
+        /// Whether the strategy chose among several (a kill row too: it chose whom to kill).
         public var isChoice: Bool { ready > 1 }
     }
 

@@ -185,7 +185,18 @@ public struct DirectedScheduler: Scheduler {
 
     public mutating func pick(_ ready: [Int], _ context: inout SchedulerContext) -> Int? {
         guard let log = context.log else { return ready.first }
-        if let d = log.nextDecision() {
+        // A kill still to follow here did not fit the steps since the last choice: a replay
+        // diverged. Shrinking (by index) tries schedules that move steps about: such a kill
+        // is dropped, unless no choice is listed after it (it waits for its process).
+        if var d = log.nextDecision(), d.kill_at != 0 {
+            if !log.byIndex {
+                let name = loadName(from: &d.process_name, capacity: Int(IPC_NAME_CAP))
+                context.diverge("expected a kill of \(name); found a choice among \(ready.map { context.name($0) }.joined(separator: ", "))")
+                return nil
+            }
+            log.dropKillsBeforeNextChoice()
+        }
+        if let d = log.nextDecision(), d.kill_at == 0 {
             log.consumeDecision()
             if log.byIndex {
                 if ready.contains(Int(d.process)) { return Int(d.process) }
@@ -228,6 +239,54 @@ public struct DirectedScheduler: Scheduler {
     }
 }
 
+extension DirectedScheduler {
+    /// A kill decision of the list, when it is next and names `chosen` before the step it is
+    /// about to make (by index; by name and pending call in a replay): it is followed.
+    func killsNow(_ chosen: Int, _ context: SchedulerContext) -> Bool {
+        guard let log = context.log, var d = log.nextDecision(), d.kill_at != 0,
+              d.kill_at == context.schedule.proc(chosen).pointee.steps_made + 1 else { return false }
+        let fits: Bool
+        if log.byIndex {
+            fits = Int(d.process) == chosen
+        } else {
+            let name = loadName(from: &d.process_name, capacity: Int(IPC_NAME_CAP))
+            let object = loadName(from: &d.object_name, capacity: Int(IPC_NAME_CAP))
+            fits = context.name(chosen) == name
+                && (d.site == UInt32.max || (context.pendingSite(chosen) == Int(d.site) && context.pendingObjectName(chosen) == object))
+        }
+        if fits { log.consumeDecision() }
+        return fits
+    }
+}
+
+/// Crash exploration (`--kill N`): at a step, the chosen process may be SIGKILLed before its
+/// pending call takes effect, at most `left` more times in this run, each killable step with
+/// probability `rate`. Its own generator, drawn only at killable steps while kills are left,
+/// so that a run with `--kill 0` is chosen exactly as before, and the picks of a run with
+/// kills are those of the same seed without them up to its first kill. A kill is a
+/// decision of the schedule (in the log as its own step, in the token, in a replay), so a
+/// search can enumerate kill points like choices.
+struct KillPolicy {
+    var random: SplitMix64
+    var left: Int
+    var rate: Double
+
+    init(seed: UInt64, kills: Int, rate: Double) {
+        random = SplitMix64(seed: seed ^ 0x6b69_6c6c_7321)
+        left = kills
+        self.rate = rate
+    }
+
+    /// Whether to kill at this killable step.
+    mutating func decide() -> Bool {
+        guard left > 0, rate > 0 else { return false }
+        let draw = Double(random.next() >> 11) / Double(UInt64(1) << 53)
+        guard draw < rate else { return false }
+        left -= 1
+        return true
+    }
+}
+
 /// The strategy of a run, as a value kept in the run's shared memory.
 enum Strategy {
     case random(RandomScheduler)
@@ -247,6 +306,15 @@ enum Strategy {
         case .random(var s): let p = s.pick(ready, &context); self = .random(s); return p
         case .pct(var s): let p = s.pick(ready, &context); self = .pct(s); return p
         case .directed(var s): let p = s.pick(ready, &context); self = .directed(s); return p
+        }
+    }
+
+    /// Whether `chosen`, a process that may be killed, is killed at this step: a directed
+    /// run follows its list; random and PCT draw with the run's `policy`.
+    func kills(_ chosen: Int, _ policy: inout KillPolicy, _ context: SchedulerContext) -> Bool {
+        switch self {
+        case .directed(let s): return s.killsNow(chosen, context)
+        case .random, .pct: return policy.decide()
         }
     }
 }
