@@ -161,6 +161,8 @@ typedef struct ipc_step_record {
     uint8_t preempted;    // 1: a process that could have gone on was switched away from
     uint8_t timeout;      // bit 0: a wait that timed out (the clock moved); bit 1: it resumes a wait
     uint64_t ready_mask;  // which of processes 0..63 could have gone
+    uint32_t key;         // the object its wait and its effects depend on (a condition's lock, every socket); 0: its object
+    uint32_t unused;
 } ipc_step_record;
 
 /// One object, as the log names it, with the hash of the steps made on it (which
