@@ -14,6 +14,11 @@ struct ExhaustiveOptions: ParsableArguments {
     @Option(help: ArgumentHelp("With --exhaustive: go on with the search saved in this file (a search that --runs or --time-limit stops is saved there).", valueName: "file"))
     var resume: String?
 
+    /// Checks the reduction: after a complete search, runs every schedule without it and
+    /// says how many of the interleavings met that way the search missed (for tests).
+    @Flag(name: .customLong("check-naive"), help: .hidden)
+    var checkNaive = false
+
     func validate() throws {
         if let preemptions, preemptions < 0 { throw ValidationError("--preemptions must be at least 0") }
         if !exhaustive && preemptions != nil { throw ValidationError("--preemptions goes with --exhaustive") }
@@ -63,6 +68,13 @@ struct ExhaustiveOptions: ParsableArguments {
         case .complete:
             print("\(state.schedules) schedules, \(state.distinct) distinct interleavings, no failure")
             print(preemptions.map { "complete: every interleaving with at most \($0) preemptions was checked" } ?? "complete: every interleaving was checked")
+            if checkNaive {
+                let naive = search.naive(explorer)
+                let missed = naive.classes.subtracting(state.classHashes).count
+                print("naive: \(naive.schedules) schedules, \(naive.classes.count) distinct interleavings, \(missed) missed by the search")
+                fflushStdout()
+                Glibc.exit(missed == 0 ? 0 : 1)
+            }
             if let resume { unlink(resume) }
             if let path = options.report { Exploring.write(RunReport(.ok), to: path) }
             fflushStdout()

@@ -106,6 +106,7 @@ final class SleepBoard {
 public struct ExhaustiveSearch {
     /// The preemption bound; nil: unbounded.
     public var preemptions: Int?
+    /// Budgets of this call (a resumed search gets them afresh).
     public var runs: Int?
     public var timeLimit: Double?
     public var seed: UInt64 = 1
@@ -139,6 +140,8 @@ public struct ExhaustiveSearch {
         public var seconds = 0.0
         var started = false
         public var distinct: Int { classes.count }
+        /// The interleavings met (their `InterleavingClass` hashes).
+        public var classHashes: Set<UInt64> { classes }
 
         public init() {}
     }
@@ -159,6 +162,40 @@ public struct ExhaustiveSearch {
 
     // MARK: Running
 
+    /// Every schedule, without reduction (within the bound): what the search must match.
+    /// For checking the reduction on small scripts (`explore --exhaustive --check-naive`).
+    public func naive(_ explorer: Explorer) -> (schedules: Int, classes: Set<UInt64>) {
+        var classes = Set<UInt64>()
+        var stack: [[Int]] = [[]]
+        var count = 0
+        while let picks = stack.popLast() {
+            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks))
+            count += 1
+            classes.insert(run.hash)
+            var choice = 0
+            var preempted = 0
+            for (i, s) in run.steps.enumerated() {
+                if s.isChoice {
+                    if choice >= picks.count {
+                        var others = s.readyMask & ~Self.bit(s.process)
+                        while others != 0 {
+                            let other = others.trailingZeroBitCount
+                            others &= others - 1
+                            let previous = i > 0 ? run.steps[i - 1].process : -1
+                            let preempts = previous >= 0 && s.readyMask & Self.bit(previous) != 0 && other != previous
+                            if preempted + (preempts ? 1 : 0) <= (preemptions ?? Int.max) {
+                                stack.append(Array(run.picks.prefix(choice)) + [other])
+                            }
+                        }
+                    }
+                    choice += 1
+                }
+                if s.preempted { preempted += 1 }
+            }
+        }
+        return (count, classes)
+    }
+
     /// Searches from `state` (a fresh one, or one read back by `--resume`).
     public func search(_ explorer: Explorer, state: inout State) -> Result {
         guard let board = try? SleepBoard() else { return .diverged("cannot map the search's shared memory") }
@@ -166,6 +203,7 @@ public struct ExhaustiveSearch {
         defer { SleepBoard.current = nil }
         let start = MonotonicClock.real()
         let before = state.seconds
+        var ranHere = 0
         while true {
             let elapsed = before + Double(MonotonicClock.real() - start) / 1e9
             state.seconds = elapsed
@@ -179,7 +217,7 @@ public struct ExhaustiveSearch {
                 }
                 if branch == nil { return .complete }
             }
-            if let runs, state.schedules >= runs { return .stopped }
+            if let runs, ranHere >= runs { return .stopped }
             if let timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= timeLimit { return .stopped }
             var picks: [Int] = []
             var sleepAfter: [StepFacts] = []
@@ -194,6 +232,7 @@ public struct ExhaustiveSearch {
             board.prepare(sleepAfter, from: branch?.index ?? 0)
             let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks))
             state.schedules += 1
+            ranHere += 1
             state.started = true
             if Array(run.picks.prefix(picks.count)) != picks {
                 return .diverged("the run did not follow its decisions (\(picks.count) given, \(run.picks.count) made)")
@@ -202,10 +241,6 @@ public struct ExhaustiveSearch {
             if run.failed && !blocked { return .failed(run) }
             let complete = absorb(run, branch: branch, state: &state)
             if complete && !blocked { state.classes.insert(run.hash) }
-            if getenv("DPOR_DEBUG") != nil {
-                let desc = run.steps.map { "\($0.process):\(CallSite.all[$0.site].name.prefix(12))@\($0.object)" }.joined(separator: " ")
-                print("run \(state.schedules) picks \(picks) branch \(String(describing: branch)) blocked \(blocked) complete \(complete) hash \(run.hash)\n  \(desc)")
-            }
             progress?(state.schedules, state.nodes.count, before + Double(MonotonicClock.real() - start) / 1e9)
         }
     }
@@ -347,7 +382,6 @@ public struct ExhaustiveSearch {
             if !preceded { initials |= Self.bit(p) }
         }
         let possible = initials & node.enabled
-        if getenv("DPOR_DEBUG") != nil { print("  race \(e) \(k) seq \(sequence) initials \(initials) enabled \(node.enabled) bt \(node.backtrack) sleep \(node.sleepMask)") }
         if possible == 0 {
             // No initial can go there (enabledness outside the relation): every process that can.
             nodes[e].backtrack |= node.enabled
