@@ -277,15 +277,16 @@ public struct ExhaustiveSearch {
         }
         // The whole run is a real execution: its races count even past a sleeping step
         // (only points up to there are kept).
-        addBacktracks(facts, nodes: &state.nodes)
+        addBacktracks(facts, from: from, nodes: &state.nodes)
         return end == facts.count
     }
 
     // MARK: Races
 
-    /// Finds the races of the execution `facts` (happens-before by vector clocks) and adds
-    /// the backtrack points they call for.
-    func addBacktracks(_ facts: [StepFacts], nodes: inout [Node]) {
+    /// Finds the races of the execution `facts` (happens-before by vector clocks) whose
+    /// second step is at `from` or later (the steps before it are those of an earlier run,
+    /// whose races were handled then), and adds the backtrack points they call for.
+    func addBacktracks(_ facts: [StepFacts], from: Int, nodes: inout [Node]) {
         let n = facts.count
         guard n > 1 else { return }
         let width = (facts.map(\.process).max() ?? 0) + 1
@@ -317,7 +318,7 @@ public struct ExhaustiveSearch {
             clock[row + q] = Int32(k + 1)
             // Races: a dependent step of another process with nothing ordering them in between.
             let ordering = before + (previous >= 0 ? [previous] : [])
-            for e in Set(before) where facts[e].process != q {
+            for e in Set(before) where k >= from && facts[e].process != q {
                 let pe = facts[e].process
                 let immediate = !ordering.contains { d in d != e && clock[d * width + pe] > Int32(e) }
                 if immediate { race(e, k, facts: facts, clock: clock, width: width, nodes: &nodes) }
@@ -366,19 +367,20 @@ public struct ExhaustiveSearch {
         // The initials of notdep(e).q: the steps after e that do not happen after it, then
         // step k; a process is an initial when its first step there has no step of the
         // sequence happening before it.
+        // firsts: each process's first step there, by its place in the sequence.
         var firsts: [Int: Int] = [:]
         var sequence: [Int] = []
         for j in (e + 1)..<k where clock[j * width + pe] <= Int32(e) {
+            if firsts[facts[j].process] == nil { firsts[facts[j].process] = sequence.count }
             sequence.append(j)
-            if firsts[facts[j].process] == nil { firsts[facts[j].process] = j }
         }
+        if firsts[q] == nil { firsts[q] = sequence.count }
         sequence.append(k)
         let node = nodes[e]
-        if firsts[q] == nil { firsts[q] = k }
         var initials: UInt64 = 0
-        for (p, j) in firsts {
-            let first = sequence.firstIndex(of: j)!
-            let preceded = sequence[..<first].contains { i in clock[j * width + facts[i].process] > Int32(i) }
+        for (p, place) in firsts {
+            let j = sequence[place]
+            let preceded = sequence[..<place].contains { i in clock[j * width + facts[i].process] > Int32(i) }
             if !preceded { initials |= Self.bit(p) }
         }
         let possible = initials & node.enabled
