@@ -141,6 +141,24 @@ struct ExhaustiveTests {
         #expect(other.stderr.contains("is not a saved search of this script"), "\(other.combined)")
     }
 
+    /// util-linux's `script`, which gives a command a terminal.
+    static let hasScript = OutsideTools.works("script --version")
+
+    /// On a terminal, standard error shows the progress (schedules, depth, rate) and clears
+    /// it at the end; elsewhere nothing is written there.
+    @Test(.enabled(if: hasScript, "script (util-linux) is not installed"))
+    func progressOnATerminalOnly() throws {
+        let script = "scripts/races/lost_update_fixed.lua"
+        let plain = try exhaustive([script])
+        #expect(plain.stderr.isEmpty, "\(plain.combined)")
+        let command = "\(Ipcplay.binary) explore --exhaustive \(script)"
+        let r = try Ipcplay.command("/usr/bin/env", ["script", "-qec", command, "/dev/null"], limit: Self.limit)
+        #expect(r.status == 0, "\(r.combined)")
+        #expect(r.stdout.contains("\r\u{1b}[Kexhaustive: 1 schedules, depth "), "\(r.combined)")
+        #expect(r.stdout.contains(" schedules/s"), "\(r.combined)")
+        #expect(r.stdout.contains("\r\u{1b}[K23 schedules, 20 distinct interleavings, no failure"), "\(r.combined)")
+    }
+
     @Test func usageErrors() throws {
         for args in [["--preemptions", "1"], ["--resume", "x"], ["--exhaustive", "--preemptions", "-1"]] {
             let r = try Ipcplay.run(["explore"] + args + ["\(Self.fixtures)/readers.lua"])
