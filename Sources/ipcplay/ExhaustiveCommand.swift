@@ -81,7 +81,7 @@ struct ExhaustiveOptions: ParsableArguments {
             Glibc.exit(0)
         case .stopped, .diverged:
             if case .diverged(let why) = result {
-                print("ipcplay: the search cannot go on: \(why); is the script deterministic under a schedule (no wall clock, no files that change)?")
+                print("ipcplay: the search cannot go on: \(why)")
             }
             print("\(state.schedules) schedules, \(state.distinct) distinct interleavings, no failure")
             if case .stopped = result {

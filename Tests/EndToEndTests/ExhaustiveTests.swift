@@ -119,14 +119,34 @@ struct ExhaustiveTests {
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(path).path), "the finished search's file is removed")
     }
 
+    /// A time limit stops the search too (here before its first schedule), and the search
+    /// resumed goes all the way.
     @Test func aTimeLimitStopsTheSearch() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let script = Ipcplay.packageRoot.appendingPathComponent("scripts/races/condition_if_fixed.lua").path
-        let r = try exhaustive(["--time-limit", "0.000001", script], directory: dir)
+        let script = Ipcplay.packageRoot.appendingPathComponent("scripts/races/lock_order_fixed.lua").path
+        let r = try exhaustive(["--time-limit", "0.000001", "--resume", "saved", script], directory: dir)
         #expect(r.status == 3, "\(r.combined)")
         #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
+        let rest = try exhaustive(["--resume", "saved", script], directory: dir)
+        let whole = try exhaustive([script])
+        expectComplete(rest)
+        #expect(rest.stdout == whole.stdout, "resumed: \(rest.combined)\nwhole: \(whole.combined)")
+    }
+
+    /// A script whose runs differ under the same decisions cannot be searched: the search
+    /// says so and stops, never claiming it is complete.
+    @Test func aScriptThatIsNotDeterministicStopsTheSearch() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let script = Ipcplay.packageRoot.appendingPathComponent("\(Self.fixtures)/not_deterministic.lua").path
+        let r = try exhaustive([script, dir.appendingPathComponent("marker").path], directory: dir)
+        #expect(r.status == 3, "\(r.combined)")
+        #expect(r.stdout.contains("ipcplay: the search cannot go on: the run did not follow its decisions"), "\(r.combined)")
+        #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
+        #expect(!r.stdout.contains("complete: every"), "\(r.combined)")
     }
 
     @Test func aResumeFileOfAnotherSearchIsRefused() throws {

@@ -235,7 +235,11 @@ public struct ExhaustiveSearch {
             ranHere += 1
             state.started = true
             if Array(run.picks.prefix(picks.count)) != picks {
-                return .diverged("the run did not follow its decisions (\(picks.count) given, \(run.picks.count) made)")
+                return .diverged("the run did not follow its decisions (\(picks.count) given, \(run.picks.count) made): "
+                                 + "is the script deterministic under a schedule (no wall clock, no files that change)?")
+            }
+            if run.names.count > 64 {
+                return .diverged("a run has \(run.names.count) processes; the exhaustive search handles at most 64")
             }
             let blocked = board.blocked
             if run.failed && !blocked { return .failed(run) }
@@ -444,7 +448,7 @@ extension ExhaustiveSearch.State {
         guard counts.count == 4, counts[0] == "schedules", let s = Int(counts[1]), let secs = Double(counts[3]) else { return nil }
         schedules = s
         seconds = secs
-        started = true
+        started = s > 0
         guard lines[3].hasPrefix("classes") else { return nil }
         for word in lines[3].split(separator: " ").dropFirst() {
             guard let h = UInt64(word, radix: 16) else { return nil }
