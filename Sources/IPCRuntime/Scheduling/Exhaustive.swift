@@ -300,6 +300,7 @@ public struct ExhaustiveSearch {
         var readsSince: [UInt32: [Int]] = [:]
         var lastStep = [Int](repeating: -1, count: width)
         var lastGlobal = [Int](repeating: -1, count: width)
+        var lastBlocking: [UInt32: [Int: Int]] = [:]
         for k in 0..<n {
             let s = facts[k]
             let q = s.process
@@ -327,6 +328,18 @@ public struct ExhaustiveSearch {
                 let immediate = !ordering.contains { d in d != e && clock[d * width + pe] > Int32(e) }
                 if immediate { race(e, k, facts: facts, clock: clock, width: width, nodes: &nodes) }
             }
+            // A blocking call (an acquire, a get) also races with each other process's last
+            // blocking call on its object that q's earlier steps did not wait for, as in
+            // Flanagan and Godefroid's DPOR: the release and the other acquires between
+            // them hide that race from the immediate ones.
+            let blocking = CallSite.all.indices.contains(s.site) && CallSite.all[s.site].blocking && !StepDependence.isGlobal(s)
+            if blocking && k >= from, let last = lastBlocking[StepDependence.resource(s)] {
+                for (p, e) in last where p != q && (previous < 0 || clock[previous * width + p] <= Int32(e)) && !before.contains(e)
+                    && StepDependence.dependent(facts[e], s) {
+                    race(e, k, facts: facts, clock: clock, width: width, nodes: &nodes)
+                }
+            }
+            if blocking { lastBlocking[StepDependence.resource(s), default: [:]][q] = k }
             // The state of each object after step k.
             if StepDependence.isGlobal(s) { lastGlobal[q] = k }
             var touched: [(UInt32, Bool)] = [(StepDependence.resource(s), StepDependence.writes(s))]
