@@ -82,11 +82,12 @@ struct ExhaustiveTests {
 
     /// The reduction misses nothing: every interleaving met by running every schedule (within
     /// the bound) is met by the search.
-    @Test(arguments: ["lock_then_read", "queue_gets", "condition_wait", "event_semaphore"])
+    @Test(arguments: ["lock_then_read", "queue_gets", "condition_wait", "event_semaphore", "semaphore_turns", "condition_if_fixed"])
     func theSearchMeetsEveryInterleavingOfEverySchedule(_ name: String) throws {
-        let bounds: [Int?] = name == "condition_wait" || name == "event_semaphore" ? [nil, 1, 2] : [1, 2]
+        let bounds: [Int?] = name == "condition_wait" || name == "event_semaphore" ? [nil, 1, 2] : name == "condition_if_fixed" ? [1] : [1, 2]
+        let script = name == "condition_if_fixed" ? "scripts/races/\(name).lua" : "\(Self.fixtures)/\(name).lua"
         for bound in bounds {
-            let r = try exhaustive(["--check-naive"] + (bound.map { ["--preemptions", "\($0)"] } ?? []) + ["\(Self.fixtures)/\(name).lua"])
+            let r = try exhaustive(["--check-naive"] + (bound.map { ["--preemptions", "\($0)"] } ?? []) + [script])
             #expect(r.status == 0, "\(name) \(bound.map(String.init) ?? "unbounded"): \(r.combined)")
             #expect(lines(r.stdout).last?.hasSuffix(", 0 missed by the search") == true, "\(name): \(r.combined)")
         }

@@ -332,7 +332,7 @@ public struct ExhaustiveSearch {
             // blocking call on its object that q's earlier steps did not wait for, as in
             // Flanagan and Godefroid's DPOR: the release and the other acquires between
             // them hide that race from the immediate ones.
-            let blocking = CallSite.all.indices.contains(s.site) && CallSite.all[s.site].blocking && !StepDependence.isGlobal(s)
+            let blocking = StepDependence.mayWait(s) && !StepDependence.isGlobal(s)
             if blocking && k >= from, let last = lastBlocking[StepDependence.resource(s)] {
                 for (p, e) in last where p != q && (previous < 0 || clock[previous * width + p] <= Int32(e)) && !before.contains(e)
                     && StepDependence.dependent(facts[e], s) {
@@ -354,7 +354,7 @@ public struct ExhaustiveSearch {
     func race(_ e: Int, _ k: Int, facts: [StepFacts], clock: [Int32], width: Int, nodes: inout [Node]) {
         let q = facts[k].process
         // A join of P waits for P's end: that order cannot be reversed.
-        if facts[e].site == CallSite.processEnd.id && CallSite.all.indices.contains(facts[k].site) && CallSite.all[facts[k].site].blocking {
+        if facts[e].site == CallSite.processEnd.id && facts[k].site == CallSite.join.id {
             return
         }
         let pe = facts[e].process
@@ -366,8 +366,7 @@ public struct ExhaustiveSearch {
             // that can is with the blocking call of e's process that started what k waited
             // for (the acquire before that release): race with that one.
             let before = (0..<e).reversed().first { j in
-                facts[j].process == pe && CallSite.all.indices.contains(facts[j].site) && CallSite.all[facts[j].site].blocking
-                    && StepDependence.dependent(facts[j], facts[k])
+                facts[j].process == pe && StepDependence.mayWait(facts[j]) && StepDependence.dependent(facts[j], facts[k])
             }
             if let before { race(before, k, facts: facts, clock: clock, width: width, nodes: &nodes) }
             return

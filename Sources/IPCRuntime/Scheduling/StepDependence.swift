@@ -16,6 +16,8 @@ public struct StepFacts: Sendable, Equatable {
     /// Set on the step during which a process was spawned: that process's object (the
     /// spawn writes it, as the process's start does).
     public var spawned: UInt32 = 0
+    /// It resumes a call that waited inside (a condition's or a barrier's wait).
+    public var resumed = false
 
     public init(process: Int, site: Int, object: UInt32, key: UInt32, timeout: Bool, readyMask: UInt64) {
         self.process = process
@@ -29,10 +31,12 @@ public struct StepFacts: Sendable, Equatable {
     init(_ r: ipc_step_record) {
         self.init(process: Int(r.process), site: Int(r.site), object: r.object, key: r.key, timeout: r.timeout & 1 != 0,
                   readyMask: r.ready_mask)
+        resumed = r.timeout & 2 != 0
     }
 
     public init(_ s: ScheduleLog.Step) {
         self.init(process: s.process, site: s.site, object: s.object, key: s.key, timeout: s.timeout, readyMask: s.readyMask)
+        resumed = s.resumed
     }
 }
 
@@ -67,6 +71,14 @@ public enum StepDependence {
         if s.timeout { return true }
         guard resource(s) == 0 else { return false }
         return CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].blocking : true
+    }
+
+    /// A step that may have waited for its object: a call declared as one that can wait,
+    /// or the resumption of a call that waited inside (a condition's wait taking its lock
+    /// back).
+    @inline(__always)
+    public static func mayWait(_ s: StepFacts) -> Bool {
+        s.resumed || (CallSite.all.indices.contains(s.site) && CallSite.all[s.site].blocking)
     }
 
     /// True when `a` and `b` (steps of different processes) do not commute.
