@@ -96,8 +96,14 @@ final class SleepBoard {
 ///
 /// - Unbounded: source-DPOR with sleep sets (Abdulla, Aronis, Jonsson, Sagonas, POPL
 ///   2014, Algorithm 1). A backtrack point is one of the initials of `notdep(e).q`, among
-///   the processes enabled there; a race whose second step could not have gone first
-///   (the first one enabled it: a put before a get that waited) is not reversible.
+///   the processes enabled there.
+/// - Blocking calls (both modes): a race whose second step waited there (the first one
+///   enabled it: a release before an acquire that waited) cannot be reversed; the race is
+///   moved back to the call of the first process that may wait and started what the
+///   second waited for (its acquire). A step that may wait also races, as in Flanagan and
+///   Godefroid's DPOR (POPL 2005), with each other process's last step that may wait on
+///   its object, which the release and the acquires between them hide. The joins of P
+///   after P's end are never reversed.
 /// - `--preemptions K`: classic DPOR bounded as in Coons, Musuvathi, McKinley (OOPSLA
 ///   2013) and loom: each backtrack point (the racing process, or every enabled process
 ///   when it could not go there) is also added at the last context switch before it,
