@@ -55,7 +55,7 @@ extension IPCPlay {
     struct Explore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a script under many schedules until one fails; shrink it and name the two calls whose order matters.",
-            discussion: "A run fails when the main script raises, any process ends with an uncaught error, the run deadlocks, or it passes --max-steps. Exit status: 0 no schedule failed; 1 one did (its shrunk schedule, its critical pair and a replay line are printed); 2 usage error."
+            discussion: "A run fails when the main script raises, any process ends with an uncaught error, the run deadlocks, or it passes --max-steps. With --exhaustive it visits every interleaving once, up to the order of independent steps. Exit status: 0 no schedule failed; 1 one did (its shrunk schedule, its critical pair and a replay line are printed); 2 usage error; 3 --exhaustive stopped by --runs or --time-limit before it was complete."
         )
 
         @Option(help: ArgumentHelp("pct (priorities with d-1 change points) or random.", valueName: "strategy"))
@@ -64,8 +64,10 @@ extension IPCPlay {
         @Option(help: ArgumentHelp("PCT's bug depth.", valueName: "d"))
         var depth: Int = 3
 
-        @Option(help: ArgumentHelp("How many schedules to run at most.", valueName: "n"))
-        var runs: Int = 1000
+        @Option(help: ArgumentHelp("How many schedules to run at most (default 1000; with --exhaustive, no limit).", valueName: "n"))
+        var runs: Int?
+
+        @OptionGroup var exhaustiveOptions: ExhaustiveOptions
 
         @Option(name: .customLong("time-limit"), help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
         var timeLimit: Double?
@@ -84,13 +86,19 @@ extension IPCPlay {
 
         func validate() throws {
             if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
-            if runs < 1 { throw ValidationError("--runs must be at least 1") }
+            if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
             if shrinkRuns < 1 { throw ValidationError("--shrink-runs must be at least 1") }
+            try exhaustiveOptions.validate()
+            if exhaustiveOptions.exhaustive && crashes.kill > 0 {
+                throw ValidationError("--kill does not go with --exhaustive yet: kill points are sampled by --strategy random and pct")
+            }
             if let timeLimit, !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
         }
 
         func run() throws {
             Cancellation.install(graceful: false)
+            if exhaustiveOptions.exhaustive { try exhaustiveOptions.run(runs: runs, timeLimit: timeLimit, seed: seed, options: options, target: target) }
+            let runs = self.runs ?? 1000
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)
             let explorer = try options.explorer(target, seed: seed)
             var exploration = Exploration()

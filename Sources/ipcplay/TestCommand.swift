@@ -28,8 +28,15 @@ extension IPCPlay {
         /// `run`'s options, applied to every test (--timeout defaults to 30 s here).
         @OptionGroup var scenario: ScenarioOptions
 
-        @Option(help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore); a failing test shows its shrunk schedule, critical pair and replay line.", valueName: "n"))
-        var explore: Int?
+        @Option(name: .customLong("explore"), help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore), or under every interleaving with `exhaustive` (explore --exhaustive); a failing test shows its shrunk schedule, critical pair and replay line.", valueName: "n|exhaustive"))
+        var exploreOption: String?
+
+        @Option(help: ArgumentHelp("With --explore exhaustive: only schedules with at most this many preemptions.", valueName: "k"))
+        var preemptions: Int?
+
+        /// The schedules per test of `--explore N` (nil with `exhaustive`).
+        var explore: Int? { exploreOption.flatMap { Int($0) } }
+        var exhaustive: Bool { exploreOption == "exhaustive" }
 
         @Option(help: ArgumentHelp("Only the tests whose path contains this text.", valueName: "text"))
         var filter: String?
@@ -70,10 +77,13 @@ extension IPCPlay {
         var seed: UInt64? { scenario.seed }
 
         func validate() throws {
-            if let explore, explore < 1 { throw ValidationError("--explore must be at least 1") }
-            if explore != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
-            if explore != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
-            if scenario.crashes.kill > 0 && explore == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
+            if let exploreOption, !exhaustive && (explore ?? 0) < 1 { throw ValidationError("--explore must be a number of schedules (at least 1) or 'exhaustive', not '\(exploreOption)'") }
+            if let preemptions, preemptions < 0 { throw ValidationError("--preemptions must be at least 0") }
+            if preemptions != nil && !exhaustive { throw ValidationError("--preemptions goes with --explore exhaustive") }
+            if exploreOption != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
+            if exploreOption != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
+            if scenario.crashes.kill > 0 && exploreOption == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
+            if scenario.crashes.kill > 0 && exhaustive { throw ValidationError("--kill does not go with --explore exhaustive yet: kill points are sampled by random and pct") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -206,7 +216,8 @@ struct TestRunner {
         if options.timeScale != 1 { parts += ["--time-scale", fmt(options.timeScale)] }
         if options.timeout != 30 { parts += ["--timeout", fmt(options.timeout)] }
         if let limit = options.scenario.memoryLimit { parts += ["--memory-limit", String(limit)] }
-        if let n = options.explore { parts += ["--explore", String(n)] }
+        if let n = options.exploreOption { parts += ["--explore", n] }
+        if let k = options.preemptions { parts += ["--preemptions", String(k)] }
         parts += options.scenario.crashes.arguments
         parts.append(name)
         return parts.map(Exploring.shellQuoted).joined(separator: " ")
@@ -264,6 +275,8 @@ struct TestRunner {
             print("jitter up to \(fmt(options.jitter)) ms, seed \(seed) (rerun with --seed \(seed))")
         } else if let runs = options.explore {
             print("each test under \(runs) schedules, seed \(seed)")
+        } else if options.exhaustive {
+            print("each test under every interleaving\(options.preemptions.map { " with at most \($0) preemptions" } ?? ""), seed \(seed)")
         }
         fflushStdout()
         var queue = Array(tests.enumerated())
@@ -279,9 +292,10 @@ struct TestRunner {
             let out = "\(scratch)/\(index)-\(repetition).out"
             let report = "\(scratch)/\(index)-\(repetition).report"
             var args: [String]
-            if let runs = options.explore {
-                args = [executable, "explore", "--runs", String(runs), "--seed", String(runSeed), "--timeout", fmt(options.timeout),
-                        "--report", report]
+            if options.exploreOption != nil {
+                args = [executable, "explore"] + (options.explore.map { ["--runs", String($0)] } ?? ["--exhaustive"])
+                if let k = options.preemptions { args += ["--preemptions", String(k)] }
+                args += ["--seed", String(runSeed), "--timeout", fmt(options.timeout), "--report", report]
                 if let depth = options.scenario.depth { args += ["--depth", String(depth)] }
                 if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }

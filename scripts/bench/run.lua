@@ -4,7 +4,7 @@
 -- Benchmarks are not tests: nothing here fails or times out on a slow machine.
 --
 --   swift build -c release --static-swift-stdlib
---   .build/release/ipcplay scripts/bench/run.lua [rounds=5] [filter]
+--   .build/release/ipcplay scripts/bench/run.lua [rounds=5] [filter[,filter...]]
 local ipc = require("ipc")
 
 local rounds = tonumber(arg[1]) or 5
@@ -128,6 +128,12 @@ local W = {
   {id = "schedules", what = "explore: schedules/s, 3 processes, ~100 steps", kind = "rate",
    ours = lua("schedules", 500),
    target = "≥ 200/s (Coyote: ~95/s in-process)", check = function(r) return r.ours >= 200 end},
+  {id = "schedules_random", what = "explore --strategy random: the same scenario", kind = "rate",
+   ours = lua("schedules_random", 500)},
+  {id = "exhaustive", what = "explore --exhaustive: the same scenario", kind = "rate",
+   ours = lua("exhaustive", 500),
+   target = "≥ 0.9x schedules_random", check = function(r, all)
+     return all.schedules_random ~= nil and r.ours >= 0.9 * all.schedules_random.ours end},
   {id = "queue_stream_plain", what = "queue(1000) 1:1, 20k items, whole command", kind = "rate",
    ours = lua("queue_stream_plain", 20000)},
   {id = "queue_stream_sched", what = "the same under --sched random", kind = "rate",
@@ -197,7 +203,9 @@ print("|" .. string.rep("-", 20) .. "|" .. string.rep("-", 46) .. "|" .. string.
   "|" .. string.rep("-", 30) .. "|" .. string.rep("-", 6) .. "|")
 local all = {}
 for _, w in ipairs(W) do
-  if not filter or w.id:find(filter, 1, true) then
+  local wanted = not filter
+  for f in (filter or ""):gmatch("[^,]+") do wanted = wanted or w.id:find(f, 1, true) ~= nil end
+  if wanted then
     local a, b, cc = {}, {}, {}
     for _ = 1, rounds do
       a[#a + 1] = measure(w.ours, w.kind, w.per)

@@ -132,6 +132,25 @@ function W.schedules()
   end)
 end
 
+-- The same scenario under random exploration, and under the exhaustive search (stopped
+-- by --runs: exit 3, its saved search removed): schedules per second of each.
+function W.schedules_random()
+  measure(n, function()
+    run_quietly(string.format("%s explore --strategy random --runs %d --seed 1 %s/schedule_3x100.lua",
+      ipcplay, n, here))
+  end)
+end
+function W.exhaustive()
+  local saved = os.tmpname()
+  os.remove(saved)
+  measure(n, function()
+    local _, _, status = os.execute(string.format(
+      "%s explore --exhaustive --runs %d --resume %s %s/schedule_3x100.lua > /dev/null", ipcplay, n, saved, here))
+    assert(status == 3, "the exhaustive search was not stopped by --runs")
+  end)
+  os.remove(saved)
+end
+
 -- The same queue stream as one command, plain and under --sched (its overhead).
 function W.queue_stream_plain()
   measure(n, function() run_quietly(string.format("%s %s/workloads.lua queue_stream %d", ipcplay, here, n)) end)

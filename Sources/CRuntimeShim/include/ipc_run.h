@@ -166,11 +166,12 @@ typedef struct ipc_step_record {
     uint8_t timeout;      // bit 0: a wait that timed out (the clock moved); bit 1: it resumes a wait;
                           // bit 2: the process was killed before this call (--kill)
     uint64_t ready_mask;  // which of processes 0..63 could have gone
+    uint32_t key;         // the object its wait and its effects depend on (a condition's lock, every socket); 0: its object
+    uint32_t reserved;    // keeps the record a multiple of 8 bytes
 } ipc_step_record;
 
-/// One object, as the log names it, with the hash of the steps made on it (which
-/// processes' calls, in which order: two runs are the same interleaving when every
-/// object's hash is the same).
+/// One object, as the log names it, and how many steps were made on it. (`hash` is
+/// unused: a run's interleaving is computed from its steps, see InterleavingClass.)
 #define IPC_LOG_OBJECTS 65536
 typedef struct ipc_log_object {
     uint64_t hash;

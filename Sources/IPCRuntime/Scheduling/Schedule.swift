@@ -412,6 +412,7 @@ public final class Schedule: GateHook, Blocking.Controller {
             record.process = UInt32(chosen)
             record.site = p.pointee.site
             record.object = p.pointee.object
+            record.key = p.pointee.key
             record.ready = UInt16(clamping: ready.count)
             record.ready_mask = ready.reduce(0) { $1 < 64 ? $0 | (1 << UInt64($1)) : $0 }
             record.preempted = preempted ? 1 : 0

@@ -4,7 +4,7 @@ import IPCCore
 
 /// What a controlled run leaves for the program that started it: its steps (who made
 /// each, which call on which object, how many could have gone, whether it preempted),
-/// the decisions it was told to follow, and each object's interleaving hash. Shared
+/// the decisions it was told to follow, and each object's name. Shared
 /// memory made by that program before it forks the run, reused run after run.
 public final class ScheduleLog: @unchecked Sendable {
     let region: SharedRegion
@@ -92,7 +92,6 @@ public final class ScheduleLog: @unchecked Sendable {
                 o.pointee.kind = 1
                 UnsafeMutableRawPointer(&o.pointee.name).copyMemory(from: objectName, byteCount: Int(IPC_NAME_CAP))
             }
-            o.pointee.hash = (o.pointee.hash ^ (UInt64(record.process) << 32 | UInt64(record.site))) &* 0x100_0000_01b3 &+ 0x9e37_79b9
             o.pointee.steps += 1
         }
         h.pointee.steps = UInt64(n + 1)
@@ -172,7 +171,7 @@ public final class ScheduleLog: @unchecked Sendable {
             let location = h.pointee.keep_locations != 0 ? loadName(from: locationBase + i * Self.locationCap, capacity: Self.locationCap) : ""
             return Step(process: Int(r.process), site: Int(r.site), object: r.object, ready: Int(r.ready),
                         readyMask: r.ready_mask, preempted: r.preempted != 0, timeout: r.timeout & 1 != 0,
-                        resumed: r.timeout & 2 != 0, location: location, killed: r.timeout & 4 != 0)
+                        resumed: r.timeout & 2 != 0, location: location, killed: r.timeout & 4 != 0, key: r.key)
         }
     }
 
@@ -190,19 +189,10 @@ public final class ScheduleLog: @unchecked Sendable {
         return loadName(from: &o.pointee.name, capacity: Int(IPC_NAME_CAP))
     }
 
-    /// The run's interleaving: a hash of every object's sequence of (process, call).
+    /// The run's interleaving, up to the order of independent steps (`InterleavingClass`):
+    /// two runs have the same hash when they are the same interleaving.
     public func interleavingHash() -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        let seen = min(highestObject, Int(IPC_LOG_OBJECTS))
-        for id in 1...max(seen, 1) where seen > 0 {
-            guard let o = object(UInt32(id)), o.pointee.steps > 0 else { continue }
-            hash = (hash ^ o.pointee.hash ^ UInt64(id)) &* 0x100_0000_01b3
-        }
-        // Steps on no object (ipc.now, ipc.sleep, ipc.wait) count per process.
-        for s in loggedSteps where s.object == 0 {
-            hash = (hash ^ (UInt64(s.process) << 32 | UInt64(s.site))) &* 0x100_0000_01b3
-        }
-        return hash
+        InterleavingClass.hash(loggedSteps.map(StepFacts.init))
     }
 
     /// One decision to follow.
@@ -238,6 +228,8 @@ public final class ScheduleLog: @unchecked Sendable {
         public var location: String
         /// The process was killed here, before this call took effect (`--kill`): its own row.
         public var killed = false
+        /// The object its wait and its effects depend on (0: its object).
+        public var key: UInt32 = 0
         /// Whether the strategy chose among several (a kill row too: it chose whom to kill).
         public var isChoice: Bool { ready > 1 }
     }

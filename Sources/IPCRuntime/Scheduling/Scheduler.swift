@@ -221,6 +221,14 @@ public struct DirectedScheduler: Scheduler {
         }
         switch then {
         case .end:
+            if log.byIndex, let board = SleepBoard.current {
+                // The exhaustive search: keep away from the processes asleep here.
+                guard let p = board.pick(ready, current: context.current, log: log) else {
+                    context.diverge("every process that can go is asleep (explored already)")
+                    return nil
+                }
+                return p
+            }
             if log.byIndex { return context.current ?? ready[0] }
             let found = ready.map { context.name($0) }.joined(separator: ", ")
             context.diverge("the schedule ends here, but the run goes on (\(found) can go)")
