@@ -58,9 +58,12 @@ struct ExhaustiveOptions: ParsableArguments {
         let bound = preemptions.map { "at most \($0) preemptions, " } ?? ""
         switch result {
         case .failed(let failure):
-            let finding = explorer.shrink(failure)
-            let report = Exploring.report(finding, script: target.script, arguments: target.arguments, explorer: explorer)
-            print("ipcplay: schedule \(state.schedules) failed (exhaustive, \(bound)seed \(seed)); shrunk in \(finding.runs) runs")
+            let shrinking = ShrinkProgress()
+            let finding = explorer.shrink(failure, limits: ShrinkLimits(progress: shrinking.show))
+            shrinking.clear()
+            let report = Exploring.report(finding, script: target.script, arguments: target.arguments, shaping: options.shapingArguments)
+            let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
+            print("ipcplay: schedule \(state.schedules) failed (exhaustive, \(bound)seed \(seed)); shrunk in \(finding.runs) runs\(stopped)")
             print(Exploring.text(report, output: finding.run.output))
             if let path = options.report { Exploring.write(report, to: path) }
             fflushStdout()
