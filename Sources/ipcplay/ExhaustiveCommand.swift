@@ -58,16 +58,8 @@ struct ExhaustiveOptions: ParsableArguments {
         let bound = preemptions.map { "at most \($0) preemptions, " } ?? ""
         switch result {
         case .failed(let failure):
-            let shrinking = ShrinkProgress()
-            let finding = explorer.shrink(failure, limits: ShrinkLimits(progress: shrinking.show))
-            shrinking.clear()
-            let report = Exploring.report(finding, script: target.script, arguments: target.arguments, shaping: options.shapingArguments)
-            let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
-            print("ipcplay: schedule \(state.schedules) failed (exhaustive, \(bound)seed \(seed)); shrunk in \(finding.runs) runs\(stopped)")
-            print(Exploring.text(report, output: finding.run.output))
-            if let path = options.report { Exploring.write(report, to: path) }
-            fflushStdout()
-            Glibc.exit(1)
+            Exploring.shrinkAndReport(failure, explorer: explorer, limits: ShrinkLimits(), target: target, options: options,
+                                      headline: "schedule \(state.schedules) failed (exhaustive, \(bound)seed \(seed))")
         case .complete:
             print("\(state.schedules) schedules, \(state.distinct) distinct interleavings, no failure")
             print(preemptions.map { "complete: every interleaving with at most \($0) preemptions was checked" } ?? "complete: every interleaving was checked")

@@ -115,19 +115,10 @@ extension IPCPlay {
             if let failure = outcome.failure {
                 var limits = exploration.shrinkLimits(after: outcome)
                 limits.budget = shrinkRuns
-                let progress = ShrinkProgress()
-                limits.progress = progress.show
-                let finding = explorer.shrink(failure, limits: limits)
-                progress.clear()
-                if Cancellation.isRequested { stopped(outcome, describe: describe, whileShrinking: failure) }
-                let report = Exploring.report(finding, script: target.script, arguments: target.arguments,
-                                              shaping: options.shapingArguments)
-                let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
-                print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); shrunk in \(finding.runs) runs\(stopped)")
-                print(Exploring.text(report, output: finding.run.output))
-                if let path = options.report { Exploring.write(report, to: path) }
-                fflushStdout()
-                Glibc.exit(1)
+                Exploring.shrinkAndReport(failure, explorer: explorer, limits: limits, target: target, options: options,
+                                          headline: "schedule \(outcome.schedules) of \(runs) failed (\(describe))") {
+                    if Cancellation.isRequested { stopped(outcome, describe: describe, whileShrinking: failure) }
+                }
             }
             if strategy == .pct {
                 print(Exploring.bound(outcome, depth: depth))
@@ -249,6 +240,26 @@ struct KillOptions: ParsableArguments {
 
 /// What `explore`, `replay` and `step` share: the fork server, the report of a finding.
 enum Exploring {
+    /// Shrinks a failing run within `limits` (showing progress on a terminal), then prints
+    /// the finding under `ipcplay: HEADLINE; shrunk in N runs`, writes --report, and exits 1.
+    /// `afterShrinking` may end the program first (an interrupted command).
+    static func shrinkAndReport(_ failure: Explorer.Run, explorer: Explorer, limits: ShrinkLimits, target: ScriptArguments,
+                                options: ScheduleCommandOptions, headline: String, afterShrinking: () -> Void = {}) -> Never {
+        var limits = limits
+        let progress = ShrinkProgress()
+        limits.progress = progress.show
+        let finding = explorer.shrink(failure, limits: limits)
+        progress.clear()
+        afterShrinking()
+        let report = report(finding, script: target.script, arguments: target.arguments, shaping: options.shapingArguments)
+        let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
+        print("ipcplay: \(headline); shrunk in \(finding.runs) runs\(stopped)")
+        print(text(report, output: finding.run.output))
+        if let path = options.report { write(report, to: path) }
+        fflushStdout()
+        Glibc.exit(1)
+    }
+
     /// Prepares `script` once and returns the fork server that runs it.
     static func explorer(script: String, arguments: [String], base: RunOptions, maxSteps: Int) throws -> Explorer {
         guard let prepared = ScriptRunner.prepare(script: script, arguments: arguments, options: base) else {

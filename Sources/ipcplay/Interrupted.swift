@@ -12,11 +12,11 @@ extension IPCPlay.Explore {
             if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(failure.status)"] }
             let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: failure.seed, decisions: failure.decisions)
             report.replay = Exploring.replayLine(token, script: target.script, arguments: target.arguments, shaping: options.shapingArguments)
-            print("ipcplay: schedule \(outcome.schedules) of \(runs) failed (\(describe)); interrupted by \(Cancellation.signalName) while shrinking it")
+            print("ipcplay: schedule \(outcome.schedules) of \(runs ?? 1000) failed (\(describe)); interrupted by \(Cancellation.signalName) while shrinking it")
             print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings")
             print("replay (not shrunk): \(report.replay ?? "")")
         } else {
-            print("ipcplay: interrupted by \(Cancellation.signalName): stopped after \(outcome.schedules) schedules of \(runs) (\(describe))")
+            print("ipcplay: interrupted by \(Cancellation.signalName): stopped after \(outcome.schedules) schedules of \(runs ?? 1000) (\(describe))")
             print("\(outcome.schedules) schedules, \(outcome.distinct) distinct interleavings, no failure in them")
             report = RunReport(.interrupted)
             report.messages = ["stopped after \(outcome.schedules) schedules by \(Cancellation.signalName), no failure in them"]

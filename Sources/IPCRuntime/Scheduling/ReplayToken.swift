@@ -406,18 +406,10 @@ extension ReplayToken {
     public static func text(ofArgument argument: String) throws(Malformed) -> String {
         guard argument.hasPrefix("@") else { return argument }
         let path = String(argument.dropFirst())
-        guard let f = fopen(path, "rb") else {
+        guard let data = fileContents(path, limit: maxTextLength) else {
             throw Malformed(description: "cannot read the token file \(path): \(String(cString: strerror(errno)))")
         }
-        defer { fclose(f) }
-        var data: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            data += buf[..<n]
-            if data.count > maxTextLength { throw Malformed(description: "not a replay token (\(path) is longer than \(maxTextLength >> 20) MiB)") }
-        }
+        if data.count > maxTextLength { throw Malformed(description: "not a replay token (\(path) is longer than \(maxTextLength >> 20) MiB)") }
         let isSpace: (UInt8) -> Bool = { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }
         let start = data.firstIndex { !isSpace($0) } ?? data.count
         let end = (data.lastIndex { !isSpace($0) } ?? -1) + 1
