@@ -180,7 +180,10 @@ void ipc_teardown(int grace_ms) {
 static void on_shutdown_signal(int sig) {
     int code = 128 + sig;
     if (g_shutting_down) {
-        // A second signal: no more grace.
+        // A second SIGTERM or SIGHUP (`ipcplay test` cancelling asks twice) waits for the
+        // first to finish: its report of what each process was doing must be written
+        // whole. A second Ctrl-C means no more grace.
+        if (sig != SIGINT) return;
         if (g_run != NULL) signal_run(g_run, SIGKILL);
         if (g_run != NULL) for (int i = 0, n = (int)ipc_load32(&g_run->sockets_used); i < n && i < IPC_SOCKET_SLOTS; i++) ipc_remove_socket_slot(g_run, i);
         _exit(code);
