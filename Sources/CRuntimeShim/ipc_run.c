@@ -472,6 +472,19 @@ void ipc_timeout_arm(double seconds) {
     setitimer(ITIMER_REAL, &t, NULL);
 }
 
+/// SIGINT, SIGTERM and SIGHUP to `handler`, re-entrant (SA_NODEFER): a second Ctrl-C
+/// re-enters the handler and ends at once.
+static void install_end_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_NODEFER;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 void ipc_shutdown_install(ipc_run_header *run) {
     g_run = run;
     // Whoever started us may have left signals blocked (Foundation's Process does);
@@ -479,14 +492,7 @@ void ipc_shutdown_install(ipc_run_header *run) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_shutdown_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;  // a second Ctrl-C re-enters and ends at once
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    install_end_signals(on_shutdown_signal);
     struct sigaction ign;
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
@@ -609,14 +615,7 @@ static void on_cancel_signal(int sig) {
 
 void ipc_cancel_install(int graceful) {
     g_cancel_graceful = graceful;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_cancel_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;  // a second Ctrl-C re-enters and ends at once
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    install_end_signals(on_cancel_signal);
     sigset_t these;
     sigemptyset(&these);
     sigaddset(&these, SIGINT);
