@@ -6,8 +6,10 @@ import PackageDescription
 //   CLuaShim      Lua's function-like macros as functions, the error trampoline, the
 //                 traceback message handler.
 //   CSystemShim   the system only: the few syscalls and C idioms Swift cannot reach
-//                 (futex, C11 atomics on shared words, robust mutexes, cmsg, CRC), and the
-//                 C layouts of the IPC objects in shared memory.
+//                 (futex, C11 atomics on shared words, robust mutexes, cmsg, CRC), the
+//                 C layouts of the IPC objects in shared memory, and their protocols
+//                 (ipc_queue.c, ipc_channel.c, ipc_sync.h), written once: IPCCore and the
+//                 Lua fast paths (CLuaShim) both call them.
 //   IPCCore       pure Swift shared-memory IPC: rings, locks, semaphores, pipes, sockets,
 //                 the wire format, and the one place where a call may sleep (`Blocking`).
 //                 No Lua here; testable alone.

@@ -1,13 +1,17 @@
 // The C fast paths of the hottest calls: an uncontended lock and unlock, reading and
-// writing `v.value`, and putting and taking a small item on a queue, with no Swift frame. They apply only while no hook watches the gate
-// (`ipc_gate_hooked`: no trace, no jitter, no controlled scheduler), and only in the
-// simple case; everything else (a timeout, a lock taken, a holder that died, a value
-// that does not fit, a wrong `self`) falls back to the Swift binding, through the gate.
+// writing `v.value`, and putting and taking a small item on a queue or a pipe, with no
+// Swift frame. They apply only while no hook watches the gate (`ipc_gate_hooked`: no
+// trace, no jitter, no controlled scheduler), and only in the simple case; everything
+// else (a timeout, a lock taken, a value that does not fit, a wrong `self`) falls back to
+// the Swift binding, through the gate. The shared structures' protocols are not here:
+// they are CSystemShim's (ipc_queue.c, ipc_channel.c, ipc_sync.h), which the Swift core
+// calls too; this file is the Lua side of the fast paths (arguments, values, errors).
 #include "ipc_lua.h"
-#include "ipc_layouts.h"
+#include "ipc_channel.h"
+#include "ipc_queue.h"
 #include "ipc_run.h"
+#include "ipc_sync.h"
 
-#include <errno.h>
 #include <sched.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -75,8 +79,7 @@ static void warn_takeover(const char *name, uint32_t dead, const char *call) {
     size_t left = n > 0 ? ((size_t)n < sizeof line ? (size_t)n : sizeof line - 1) : 0;
     const char *p = line;
     while (left > 0) {
-        ssize_t w = write(2, p, left);
-        if (w < 0 && errno == EINTR) continue;
+        ssize_t w = IPC_RETRY_EINTR(ipc_write2(2, p, left, NULL, 0));
         if (w <= 0) break;
         p += w;
         left -= (size_t)w;
@@ -90,7 +93,7 @@ typedef struct fast_spec {
     long name_offset;    // of the object's name there
     int recursive;
     const void *tag;     // the metatable of its kind (see ipc_box)
-    char call[48];       // "value:lock", for a warning and an error
+    char call[48];       // "value:lock", from its declaration: for a warning and an error
 } fast_spec;
 
 /// The object of a fast method called with `nargs` arguments (self included) while no
@@ -102,8 +105,29 @@ static ipc_box *fast_self(lua_State *L, int nargs, const fast_spec **spec) {
     return box_of(L, (*spec)->tag);
 }
 
-static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
-                         int index, const char *name, const char *call);
+/// Tries of an internal lock (a queue's state lock, a pipe's) before the fast path
+/// gives up (as Spin.lockSpins).
+#define FAST_LOCK_SPINS 2000
+
+/// Takes a lock found free, or come free within the same short spin as
+/// RobustLock.acquire's (a holder on another CPU is usually about to release): 1 when
+/// taken, 0 when it stays taken (the Swift side then waits for it). A holder that died in
+/// the instant between the look and the take leaves it to us: `repair(object, index)`
+/// puts right what it left half done (the protocol's own repair, as the Swift side's),
+/// then it is made consistent, with the Swift side's warning.
+static int take_lock(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *object, int index,
+                     const char *name, const char *call) {
+    uint32_t dead;
+    switch (ipc_robust_lock_take(lk, FAST_LOCK_SPINS, max_gap, me, &dead)) {
+    case IPC_LOCK_BUSY: return 0;
+    case IPC_LOCK_TAKEN_OVER:
+        if (repair != NULL) repair(object, index);
+        ipc_robust_lock_consistent(lk);
+        warn_takeover(name, dead, call);
+        return 1;
+    default: return 1;
+    }
+}
 
 // Upvalues: 1 the Swift binding (fallback), 2 and 3 its entry and kind, 4 the metatable,
 // 5 the method's fast_spec.
@@ -113,30 +137,18 @@ static int fast_lock_method(lua_State *L) {
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0) return ipc_lua_trampoline(L);  // (pid 0: not read yet; the Swift side knows)
     ipc_robust_lock *lk = (ipc_robust_lock *)((char *)b->shared + spec->lock_offset);
-    int recursive = spec->recursive;
     if (spec->operation == FAST_ACQUIRE) {
-        if (lk->holder == me) {
-            if (recursive) {
-                lk->depth++;
-                lua_pushboolean(L, 1);
-                return 1;
-            }
-        } else if (take_spinning(lk, IPC_OWNED_LOCK_MAX_GAP, me, NULL, NULL, 0, (const char *)b->shared + spec->name_offset,
-                                 spec->call)) {
-            // Found free, or come free within the same short spin as RobustLock.acquire's
-            // (a holder on another CPU is usually about to release); else Swift parks.
+        int mine = ipc_owned_lock_reenter(lk, spec->recursive, me);
+        if (mine == IPC_OWNED_NOT_MINE
+            && take_lock(lk, IPC_OWNED_LOCK_MAX_GAP, me, NULL, NULL, 0, (const char *)b->shared + spec->name_offset, spec->call)) {
             lk->depth = 1;
+            mine = IPC_OWNED_REENTERED;
+        }
+        if (mine == IPC_OWNED_REENTERED) {
             lua_pushboolean(L, 1);
             return 1;
         }
-    } else if (lk->holder == me) {
-        if (recursive && lk->depth > 1) {
-            lk->depth--;
-            return 0;
-        }
-        lk->depth = 0;
-        lk->holder = 0;
-        pthread_mutex_unlock(&lk->mutex);
+    } else if (ipc_owned_lock_release(lk, me)) {
         return 0;
     }
     return ipc_lua_trampoline(L);
@@ -158,18 +170,14 @@ static int push_decoded(lua_State *L, const unsigned char *bytes, size_t length,
 
 // MARK: - Queues
 
-// A small item put on a queue or taken from it, by the rules of MessageQueue.swift's
-// `putSingle` and `get` in their simplest case: the state lock taken at once or within a
-// short spin, no streamed item in the way, room in the ring (an item in it) without a
-// wait, no pages to give back. Every field is updated under the journal, as the Swift
-// side does, so a process killed at any instant leaves a queue the next locker repairs.
-// Anything else (a full or empty queue, a timeout argument, a table, a long string, a
-// closed queue, a holder that died) goes to the Swift binding, through the gate.
+// A small item put on a queue or taken from it (ipc_queue.h's `ipc_queue_put_single` and
+// `ipc_queue_take_single`, which MessageQueue.swift calls too): the state lock taken at
+// once or within a short spin, an item of one frame, room in the ring (an item in it)
+// without a wait. Anything else (a full or empty queue, a timeout argument, a table, a
+// long string, a streamed item in the way) goes to the Swift binding, through the gate.
 
 /// Payload bytes of an item the fast paths carry (encoded and decoded on the C stack).
 #define FAST_ITEM_MAX 256
-/// Tries of the state lock before the fast path gives up (as Spin.lockSpins).
-#define FAST_LOCK_SPINS 2000
 /// Looks at an empty queue, a full one, an empty pipe or a semaphore at 0 before the
 /// fast path leaves the wait to Swift (as Spin.waitSpins): the other side usually acts
 /// within that time, and the call then costs no trip through the binding.
@@ -181,137 +189,14 @@ static void wait_pause(int i) {
     if (i % 64 == 63) sched_yield(); else ipc_pause();
 }
 
-typedef struct queue_ring {
-    ipc_queue_header *h;
-    unsigned char *ring;
-} queue_ring;
-
-static queue_ring ring_of(ipc_box *b) {
-    ipc_queue_header *h = b->shared;
-    return (queue_ring){h, (unsigned char *)h + IPC_QUEUE_HEADER_SPACE};
-}
-
-static void begin_update(ipc_queue_header *h, uint32_t kind) {
-    h->journal.head = h->head;
-    h->journal.tail = h->tail;
-    h->journal.used = h->used;
-    h->journal.items = h->items;
-    h->journal.unfinished = h->unfinished;
-    h->journal.stream_writer = h->stream_writer;
-    h->journal.stream_reader = h->stream_reader;
-    h->journal.skipping = h->skipping;
-    ipc_compiler_barrier();
-    h->journal.kind = kind;
-    ipc_compiler_barrier();
-}
-
-static void end_update(ipc_queue_header *h) {
-    ipc_compiler_barrier();
-    h->journal.kind = 0;
-    ipc_compiler_barrier();
-}
-
-/// MessageQueue.rollBackJournal: restores what a killed process left half done.
-static void roll_back(ipc_queue_header *h) {
-    if (h->journal.kind == 0) return;
-    h->head = h->journal.head;
-    h->tail = h->journal.tail;
-    h->used = h->journal.used;
-    h->items = h->journal.items;
-    h->unfinished = h->journal.unfinished;
-    h->stream_writer = h->journal.stream_writer;
-    h->stream_reader = h->journal.stream_reader;
-    h->skipping = h->journal.skipping;
-    ipc_compiler_barrier();
-    h->journal.kind = 0;
-}
-
-/// Takes a robust lock found free, or come free within a short spin: 1 when taken; 0 when
-/// it stays taken (the Swift side then waits for it) or its holder died before we looked
-/// (the lock word says so: the Swift side repairs). A holder that died in the instant
-/// between the look and the take leaves it to us inconsistent: `repair(arg)` puts right
-/// what it left half done, as the Swift side would, then it is made consistent, with
-/// the Swift side's warning.
-static int take_within(ipc_robust_lock *lk, int budget, int max_gap, uint32_t me, void (*repair)(void *, int),
-                       void *arg, int index, const char *name, const char *call) {
-    int r = ipc_robust_lock_try_spinning(lk, budget, max_gap);
-    if (r != 0 && r != EOWNERDEAD) return 0;
-    uint32_t dead = lk->holder;
-    lk->holder = me;
-    if (r == EOWNERDEAD) {
-        if (repair != NULL) repair(arg, index);
-        pthread_mutex_consistent(&lk->mutex);
-        warn_takeover(name, dead, call);
-    }
-    return 1;
-}
-
-static int take_spinning(ipc_robust_lock *lk, int max_gap, uint32_t me, void (*repair)(void *, int), void *arg,
-                         int index, const char *name, const char *call) {
-    return take_within(lk, FAST_LOCK_SPINS, max_gap, me, repair, arg, index, name, call);
-}
-
-static void release_taken(ipc_robust_lock *lk) {
-    lk->holder = 0;
-    pthread_mutex_unlock(&lk->mutex);
-}
-
 static void roll_back_queue(void *h, int unused) {
     (void)unused;
-    roll_back(h);
+    ipc_queue_roll_back(h);
 }
 
-/// Takes the queue's state lock (see take_spinning).
+/// Takes the queue's state lock (see take_lock).
 static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
-    return take_spinning(&h->state_lock, 1, me, roll_back_queue, h, 0, h->name, call);
-}
-
-static void unlock_state(ipc_queue_header *h) { release_taken(&h->state_lock); }
-
-static void wake_readers(ipc_queue_header *h, int fd) {
-    if (ipc_load32(&h->readers_waiting) > 0) {
-        ipc_add32(&h->data_seq, 1);
-        ipc_futex_wake(&h->data_seq, 1);
-    }
-    if (ipc_load32(&h->selectors) > 0 && fd >= 0) {
-        uint64_t one = 1;
-        ssize_t w = write(fd, &one, sizeof one);
-        (void)w;  // a full counter already wakes the waiter
-    }
-}
-
-static void wake_writers(ipc_queue_header *h) {
-    if (ipc_load32(&h->writers_waiting) > 0) {
-        ipc_add32(&h->space_seq, 1);
-        ipc_futex_wake(&h->space_seq, 1);
-    }
-}
-
-static uint64_t frame_size(uint64_t payload) { return IPC_QUEUE_FRAME_HEADER + ((payload + 7) & ~(uint64_t)7); }
-
-/// MessageQueue.placement: where a frame of `size` bytes goes (and the wrap padding before
-/// it), keeping room for an ABORT frame after it; 0 when it does not fit now.
-static int placement(const ipc_queue_header *h, uint64_t size, uint64_t *offset, uint64_t *padding) {
-    uint64_t cap = h->capacity, need = size + IPC_QUEUE_FRAME_HEADER;
-    *padding = 0;
-    if (h->used == 0) { *offset = 0; return need <= cap; }
-    uint64_t head = h->head, tail = h->tail;
-    if (tail > head) {
-        if (tail + need > IPC_QUEUE_HOT_ZONE && need <= head) { *offset = 0; *padding = cap - tail; return 1; }
-        *offset = tail;
-        return need <= cap - tail;
-    }
-    *offset = tail;
-    return need <= head - tail;
-}
-
-static void write_frame_header(unsigned char *at, uint32_t length, uint16_t flags) {
-    uint16_t zero = 0;
-    uint64_t id = 0;  // message ids are for traces, and no trace watches
-    memcpy(at, &length, 4);
-    memcpy(at + 4, &flags, 2);
-    memcpy(at + 6, &zero, 2);
-    memcpy(at + 8, &id, 8);
+    return take_lock(&h->state_lock, 1, me, roll_back_queue, h, 0, h->name, call);
 }
 
 /// `q:put(item)` and `q:put_nowait(item)`. Upvalues as fast_lock_method's.
@@ -322,8 +207,7 @@ static int fast_queue_put(lua_State *L) {
     unsigned char item[FAST_ITEM_MAX];
     size_t n;
     if (b == NULL || me == 0 || (n = ipc_lua_encodesimple(L, 2, item, sizeof item)) == 0) return ipc_lua_trampoline(L);
-    queue_ring q = ring_of(b);
-    ipc_queue_header *h = q.h;
+    ipc_queue_header *h = b->shared;
     if (spec->operation == FAST_PUT && h->maxsize != 0) {
         // (A look every 16 pauses: the consumers write that line under the lock.)
         for (int spins = 0; ipc_load64(&h->items) >= h->maxsize && spins < FAST_WAIT_SPINS; spins += 16) {
@@ -331,26 +215,11 @@ static int fast_queue_put(lua_State *L) {
         }
     }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
-    uint64_t size = frame_size(n), offset, padding;
-    if (h->stream_writer != 0 || (h->maxsize != 0 && h->items >= h->maxsize) || !placement(h, size, &offset, &padding)) {
-        unlock_state(h);
-        return ipc_lua_trampoline(L);  // it waits, or a streamed item goes in first
-    }
-    // MessageQueue.publish: the bytes first, then the journaled update that shows them.
-    write_frame_header(q.ring + offset, (uint32_t)n, IPC_FRAME_FIRST | IPC_FRAME_LAST);
-    memcpy(q.ring + offset + IPC_QUEUE_FRAME_HEADER, item, n);
-    uint64_t cap = h->capacity;
-    if (padding >= IPC_QUEUE_FRAME_HEADER) write_frame_header(q.ring + cap - padding, 0, IPC_FRAME_WRAP);
-    begin_update(h, IPC_JOURNAL_PUT);
-    if (h->used == 0) h->head = offset;
-    h->tail = offset + size;
-    h->used += padding + size;
-    h->items += 1;
-    h->unfinished += 1;
-    end_update(h);
-    if (h->tail > h->high_water) h->high_water = h->tail;
-    unlock_state(h);
-    wake_readers(h, b->fd_out);
+    // (Message ids are for traces, and no trace watches.)
+    int put = ipc_queue_put_single(h, item, n, NULL, 0, 0, me);
+    ipc_robust_lock_give(&h->state_lock);
+    if (put != 1) return ipc_lua_trampoline(L);  // it waits, or a streamed item goes in first
+    ipc_queue_wake_readers(h, b->fd_out, 0);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -361,176 +230,40 @@ static int fast_queue_get(lua_State *L) {
     ipc_box *b = fast_self(L, 1, &spec);
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0) return ipc_lua_trampoline(L);
-    queue_ring q = ring_of(b);
-    ipc_queue_header *h = q.h;
+    ipc_queue_header *h = b->shared;
     if (spec->operation == FAST_GET) {
         for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) wait_pause(spins);
     }
     if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
-    uint64_t head = h->head, cap = h->capacity;
-    uint32_t length = 0;
-    uint16_t flags = 0;
-    // An item of one frame at the head, with no wrap padding before it, where taking it
-    // gives no pages back (MessageQueue.trim and trimAll would have nothing to do).
-    int simple = h->stream_reader == 0 && h->skipping == 0 && h->used > 0 && cap - head >= IPC_QUEUE_FRAME_HEADER;
-    if (simple) {
-        memcpy(&length, q.ring + head, 4);
-        memcpy(&flags, q.ring + head + 4, 2);
-        simple = flags == (IPC_FRAME_FIRST | IPC_FRAME_LAST) && length <= FAST_ITEM_MAX;
-    }
-    uint64_t size = frame_size(length);
-    if (simple) {
-        simple = h->used > size ? head + size <= IPC_QUEUE_HOT_ZONE
-                                : h->copying == 0 && h->high_water <= IPC_QUEUE_HOT_ZONE;
-    }
-    if (!simple) {
-        unlock_state(h);
-        return ipc_lua_trampoline(L);
-    }
     unsigned char item[FAST_ITEM_MAX];
-    memcpy(item, q.ring + head + IPC_QUEUE_FRAME_HEADER, length);
-    begin_update(h, IPC_JOURNAL_GET);
-    h->used -= size;
-    if (h->used == 0) {
-        h->head = 0;
-        h->tail = 0;
-    } else {
-        h->head = head + size;
-    }
-    h->items -= 1;
-    end_update(h);
-    if (h->last_reader != me) h->last_reader = me;
-    int more = h->items > 0 && h->readers_waiting > 0;
-    unlock_state(h);
-    wake_writers(h);
-    if (more) wake_readers(h, b->fd_out);
+    uint32_t length;
+    uint64_t id;
+    // (A joinable queue's item taken here is never dropped: whether it is joinable does not matter.)
+    int taken = ipc_queue_take_single(h, item, sizeof item, &length, &id, me, 0);
+    int more = taken && h->items > 0 && h->readers_waiting > 0;
+    ipc_robust_lock_give(&h->state_lock);
+    if (!taken) return ipc_lua_trampoline(L);
+    ipc_queue_wake_writers(h);
+    if (more) ipc_queue_wake_readers(h, b->fd_out, 0);
     // The item is ours now; only its decoding is left (no lock held: it may raise).
     return push_decoded(L, item, length, spec->call);
 }
 
 // MARK: - Pipes
 
-// A message of one small frame sent or received, by the rules of Connection.swift's
-// `send` and `receive` in their simplest case: the lock taken at once or within a short
-// spin, the frame written whole at once (or found whole in the inbox and the pipe). The
-// inbox's state is one word, stored once, as the Swift side does. Anything else (a full
-// pipe, an empty one after a short spin, a frame that is not whole and valid, a message
-// of several frames, a closed end, a timeout argument) goes to the Swift binding.
+// A message of one small frame sent or received (ipc_channel.h's protocol, which
+// Connection.swift follows too): the lock taken at once or within a short spin, the frame
+// written whole at once, or put straight into a receiver's inbox, or found whole in the
+// inbox and the pipe. Anything else (a full pipe, an empty one after a short spin, a
+// frame that is not whole and valid, a message of several frames, a closed end, a timeout
+// argument) goes to the Swift binding.
 
-/// `Connection.maxFramePayload`: a frame is written with one write(2) of at most PIPE_BUF.
-#define PIPE_FRAME_MAX (PIPE_BUF - IPC_PIPE_FRAME_HEADER)
 /// The largest payload `recv` takes here (a string this long needs no protected push).
 #define FAST_RECEIVE_MAX IPC_LUA_SMALL_STRING
 
-static void (*recover_inbox)(void *channel, int direction);
-
-void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction)) { recover_inbox = recover; }
-
-static ipc_channel_inbox *inbox_of(ipc_channel_header *h, int direction) { return &h->inbox[direction]; }
-
-/// A send lock taken over from a dead sender: its lane is fenced (see ipc_channel_lane),
-/// as Connection.send does.
-static void fence_lane(void *channel, int direction) {
-    __atomic_store_n(&((ipc_channel_header *)channel)->lane[direction].fenced, 1, __ATOMIC_SEQ_CST);
-}
-
-/// Takes a pipe's send lock for `send_direction` (whose lane is fenced when its last
-/// holder died), or its receive lock for `receive_direction` (whose inbox is recovered);
-/// see take_spinning.
-static int take_pipe_lock(ipc_channel_header *h, ipc_robust_lock *lk, uint32_t me, int send_direction,
-                          int receive_direction, const char *call) {
-    if (send_direction >= 0) return take_spinning(lk, 1, me, fence_lane, h, send_direction, h->name, call);
-    return take_spinning(lk, 1, me, recover_inbox, h, receive_direction, h->name, call);
-}
-
-/// Connection.InboxState: the active half, and where its unconsumed bytes start and end.
-typedef struct inbox_state { uint64_t active, start, end; } inbox_state;
-
-static inbox_state load_state(ipc_channel_inbox *box) {
-    uint64_t w = __atomic_load_n(&box->state, __ATOMIC_SEQ_CST);
-    return (inbox_state){w >> 63, (w >> 32) & 0x7FFFFFFF, w & 0xFFFFFFFF};
-}
-
-static void store_state(ipc_channel_inbox *box, inbox_state st) {
-    __atomic_store_n(&box->state, st.active << 63 | st.start << 32 | st.end, __ATOMIC_SEQ_CST);
-}
-
-static unsigned char *half_of(ipc_channel_inbox *box, uint64_t which) { return box->bytes + which * IPC_INBOX_HALF; }
-
-/// Writes a whole frame to the pipe, counted in `piped` first (a sender killed between
-/// the two leaves the count high, which only keeps frames off the direct way, see
-/// ipc_channel_inbox). 1 when written; 0 when the pipe is full or has no reader.
-static int write_counted(ipc_channel_inbox *box, int fd, const unsigned char *frame, size_t length) {
-    ipc_add64(&box->piped, length);
-    ssize_t w;
-    do {
-        w = write(fd, frame, length);
-    } while (w < 0 && errno == EINTR);
-    if (w == (ssize_t)length) return 1;
-    __atomic_sub_fetch(&box->piped, length, __ATOMIC_SEQ_CST);
-    return 0;
-}
-
-/// Fills in the header of a frame of `length` payload bytes (flags in `word`) at `frame`,
-/// with the next sequence number (reserved before the frame goes anywhere, as the Swift
-/// side does: a frame that goes nowhere leaves a gap).
-static uint32_t frame_header(ipc_channel_header *h, ipc_channel_inbox *box, unsigned char *frame, uint32_t word,
-                             size_t length) {
-    uint32_t crc = ipc_crc32c(0, frame + IPC_PIPE_FRAME_HEADER, length);
-    uint32_t sequence = ++box->sequence;
-    uint64_t id = 0;  // trace ids are for traces, and no trace watches
-    uint32_t check = ipc_pipe_frame_check(h->salt, word, crc, sequence, id);
-    memcpy(frame, &check, 4);
-    memcpy(frame + 4, &word, 4);
-    memcpy(frame + 8, &crc, 4);
-    memcpy(frame + 12, &sequence, 4);
-    memcpy(frame + 16, &id, 8);
-    return sequence;
-}
-
-/// Pauses a sender spends on the receive lock for a direct put: a receiver holds it for
-/// the time it takes a frame out; one that holds it longer waits in Swift, for the pipe.
-#define DIRECT_LOCK_SPINS 16
-
-/// Puts a whole frame (the send lock held) straight into the inbox of `direction`, for
-/// the receiver that takes frames there in C: see ipc_channel_inbox. 1 when it is there (and
-/// `written` says so); 0 when the frame must go through the pipe.
-static int put_direct(ipc_channel_header *h, int direction, int fd, unsigned char *frame, size_t length,
-                      uint32_t sequence, uint32_t me, const char *call) {
-    ipc_channel_inbox *box = inbox_of(h, direction);
-    if (ipc_load32(&box->receiver) == 0 || ipc_load32(&box->pollers) != 0 || ipc_load32(&box->direct_off) != 0)
-        return 0;
-    ipc_robust_lock *lk = &h->recv_lock[direction].lock;
-    if (!take_within(lk, DIRECT_LOCK_SPINS, 1, me, recover_inbox, h, direction, h->name, call)) return 0;
-    inbox_state st = load_state(box);
-    // In pipe order only when the pipe holds nothing (every byte written was read).
-    int fits = ipc_load32(&box->direct_off) == 0 && ipc_load64(&box->piped) == ipc_load64(&box->drained);
-    if (fits && st.start == st.end) st.start = st.end = 0;  // empty: from the front
-    if (fits && IPC_INBOX_HALF - st.end >= length) {
-        memcpy(half_of(box, st.active) + st.end, frame, length);
-        st.end += length;
-        store_state(box, st);
-        // Stored, then looked: a poller stores `pollers`, then looks at the inbox. So a
-        // poller we do not see now will see the frame.
-        if (ipc_load32(&box->pollers) == 0) {
-            release_taken(lk);
-            ipc_store32_release(&box->written, sequence);
-            return 1;
-        }
-        // One came after our first look, and may sleep in poll(2), which only the pipe
-        // ends: the frame is taken back (no one took it, we hold the lock) and written
-        // there before anyone can look for it again. (An empty frame rung after it instead
-        // would make a poll say true with no message to receive.)
-        st.end -= length;
-        store_state(box, st);
-        int written = write_counted(box, fd, frame, length);
-        release_taken(lk);
-        if (written) ipc_store32_release(&box->written, sequence);
-        return written;  // if not, the caller's own write finds out why
-    }
-    release_taken(lk);
-    return 0;
-}
+/// The repairs of a pipe's locks taken over from a dead holder.
+static void fence_lane(void *channel, int direction) { ipc_channel_fence(channel, direction); }
+static void recover_inbox(void *channel, int direction) { ipc_inbox_recover(channel, direction); }
 
 /// `c:send(value)` and `c:send_bytes(string)`. Upvalues as fast_lock_method's.
 static int fast_pipe_send(lua_State *L) {
@@ -545,69 +278,48 @@ static int fast_pipe_send(lua_State *L) {
     if (raw) {
         if (lua_type(L, 2) != LUA_TSTRING) return ipc_lua_trampoline(L);
         const char *p = lua_tolstring(L, 2, &n);
-        if (n > PIPE_FRAME_MAX) return ipc_lua_trampoline(L);
+        if (n > IPC_PIPE_FRAME_MAX) return ipc_lua_trampoline(L);
         memcpy(payload, p, n);
-    } else if ((n = ipc_lua_encodesimple(L, 2, payload, PIPE_FRAME_MAX)) == 0) {
+    } else if ((n = ipc_lua_encodesimple(L, 2, payload, IPC_PIPE_FRAME_MAX)) == 0) {
         return ipc_lua_trampoline(L);
     }
     ipc_channel_header *h = b->shared;
-    ipc_robust_lock *lk = &h->send_lock[b->dir_out].lock;
-    if (!take_pipe_lock(h, lk, me, b->dir_out, -1, spec->call)) return ipc_lua_trampoline(L);
-    ipc_channel_inbox *box = inbox_of(h, b->dir_out);
+    int direction = b->dir_out;
+    ipc_robust_lock *lk = &h->send_lock[direction].lock;
+    if (!take_lock(lk, 1, me, fence_lane, h, direction, h->name, spec->call)) return ipc_lua_trampoline(L);
     uint32_t word = (uint32_t)n | IPC_PIPE_FIRST | IPC_PIPE_LAST | (raw ? IPC_PIPE_RAW : 0);
-    uint32_t sequence = frame_header(h, box, frame, word, n);
+    // (Trace ids are for traces, and no trace watches.)
+    uint32_t sequence = ipc_channel_number_frame(h, direction, frame, word, payload, n, 0);
     size_t length = IPC_PIPE_FRAME_HEADER + n;
-    if (!put_direct(h, b->dir_out, b->fd_out, frame, length, sequence, me, spec->call)) {
-        if (!write_counted(box, b->fd_out, frame, length)) {
+    uint32_t dead;
+    int sent = ipc_channel_put_direct(h, direction, b->fd_out, frame, length, sequence, me, &dead);
+    if (dead != 0) warn_takeover(h->name, dead, spec->call);
+    if (!sent) {
+        if (ipc_channel_write_frame(h, direction, b->fd_out, frame, length, NULL, 0) != (ssize_t)length) {
             // A full pipe (it waits for room) or no reader left: the Swift side says which.
-            release_taken(lk);
+            ipc_robust_lock_give(lk);
             return ipc_lua_trampoline(L);
         }
-        ipc_store32_release(&box->written, sequence);
+        ipc_store32_release(&ipc_channel_inbox_of(h, direction)->written, sequence);
     }
-    release_taken(lk);
+    ipc_robust_lock_give(lk);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/// Connection.fill without its waits: reads into the inbox until it holds `minimum`
-/// bytes. 1 when it does; -1 when the inbox and the pipe are empty (`seen`: the sender's
-/// counter before the read), for the caller to wait without the lock; 0 when the pipe is
-/// empty for now in the middle of a frame (after a short look at the sender's counter),
-/// at its end, or failing (the Swift side then waits or says why).
-static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum, uint32_t *seen_out) {
+/// ipc_inbox_fill, trusting the counters, with a short wait (the lock held) for the rest
+/// of a frame that is partly there: IPC_FILL_READY; IPC_FILL_EMPTY when the inbox and the
+/// pipe are empty (`seen`: the senders' counter before the look), for the caller to wait
+/// without the lock; IPC_FILL_CLOSED when the Swift side is to wait or say why.
+static int fill_now(ipc_channel_inbox *box, int fd, uint64_t minimum, uint32_t *seen) {
     for (;;) {
-        inbox_state st = load_state(box);
-        if (st.end - st.start >= minimum) return 1;
-        if (IPC_INBOX_HALF - st.end < minimum - (st.end - st.start) || (st.start == st.end && st.start > 0)) {
-            uint64_t other = 1 - st.active, count = st.end - st.start;
-            if (count > 0) memcpy(half_of(box, other), half_of(box, st.active) + st.start, count);
-            st = (inbox_state){other, 0, count};
-            store_state(box, st);
-        }
-        uint32_t seen = ipc_load32(&box->written);
-        if (st.end == st.start && ipc_load64(&box->piped) == ipc_load64(&box->drained)) {
-            // Every byte written has been read: no read(2) to learn that the pipe is
-            // empty. (A write counted after this look is stored in `written` after `seen`.)
-            *seen_out = seen;
-            return -1;
-        }
-        ssize_t r = read(fd, half_of(box, st.active) + st.end, IPC_INBOX_HALF - st.end);
-        if (r > 0) {
-            st.end += (uint64_t)r;
-            store_state(box, st);
-            ipc_add64(&box->drained, (uint64_t)r);
-            continue;
-        }
-        if (r == 0 || (errno != EAGAIN && errno != EINTR)) return 0;
-        if (errno == EINTR) continue;
-        if (st.end == st.start) {
-            *seen_out = seen;
-            return -1;
-        }
+        int filled = ipc_inbox_fill(box, fd, minimum, 1, seen);
+        if (filled != IPC_FILL_EMPTY) return filled;
+        ipc_inbox_state st = ipc_inbox_load(box);
+        if (st.end == st.start) return IPC_FILL_EMPTY;
         int spins = 0;
-        while (ipc_load32(&box->written) == seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
-        if (spins == FAST_WAIT_SPINS) return 0;
+        while (ipc_load32(&box->written) == *seen && spins < FAST_WAIT_SPINS) wait_pause(spins++);
+        if (spins == FAST_WAIT_SPINS) return IPC_FILL_CLOSED;
     }
 }
 
@@ -631,8 +343,9 @@ static int fast_pipe_recv(lua_State *L) {
     uint32_t me = (uint32_t)ipc_self_pid;
     if (b == NULL || me == 0 || b->fd_in < 0) return ipc_lua_trampoline(L);
     ipc_channel_header *h = b->shared;
-    ipc_robust_lock *lk = &h->recv_lock[b->dir_in].lock;
-    ipc_channel_inbox *box = inbox_of(h, b->dir_in);
+    int direction = b->dir_in;
+    ipc_robust_lock *lk = &h->recv_lock[direction].lock;
+    ipc_channel_inbox *box = ipc_channel_inbox_of(h, direction);
     unsigned char payload[FAST_RECEIVE_MAX];
     uint32_t word = 0, length = 0, seen = 0;
     int taken = 0, filled, spins = 0;
@@ -640,43 +353,28 @@ static int fast_pipe_recv(lua_State *L) {
     // word is cleared when this process closes the end, waits in Swift, or ends.
     if (ipc_load32(&box->receiver) != me && ipc_exit_note_word(&box->receiver)) ipc_store32(&box->receiver, me);
     for (;;) {
-        if (!take_pipe_lock(h, lk, me, -1, b->dir_in, spec->call)) return ipc_lua_trampoline(L);
+        if (!take_lock(lk, 1, me, recover_inbox, h, direction, h->name, spec->call)) return ipc_lua_trampoline(L);
         filled = fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER, &seen);
-        if (filled >= 0) break;
-        release_taken(lk);
+        if (filled != IPC_FILL_EMPTY) break;
+        ipc_robust_lock_give(lk);
         if (!await_frame(box, me, seen, &spins)) return ipc_lua_trampoline(L);
     }
-    if (filled) {
-        inbox_state st = load_state(box);
-        const unsigned char *at = half_of(box, st.active) + st.start;
-        uint32_t check, crc, sequence;
-        uint64_t id;
-        memcpy(&check, at, 4);
-        memcpy(&word, at + 4, 4);
-        memcpy(&crc, at + 8, 4);
-        memcpy(&sequence, at + 12, 4);
-        memcpy(&id, at + 16, 8);
-        length = word & IPC_PIPE_LENGTH_MASK;
-        // One whole, valid frame that is a whole message; anything else is left to Swift
-        // (it slides past bytes that are not a frame, and gathers messages of several).
-        if (check == ipc_pipe_frame_check(h->salt, word, crc, sequence, id) && length <= FAST_RECEIVE_MAX
-            && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST | IPC_PIPE_LANE)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
-            && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length, &seen) == 1) {
-            st = load_state(box);
-            at = half_of(box, st.active) + st.start;
-            if (ipc_crc32c(0, at + IPC_PIPE_FRAME_HEADER, length) == crc) {
-                memcpy(payload, at + IPC_PIPE_FRAME_HEADER, length);
-                // Consumed: the number first, then the state in one store (Connection.receive);
-                // a sender waiting for a lane slot is woken (it waits for some number).
-                __atomic_store_n(&box->consumed, sequence, __ATOMIC_SEQ_CST);
-                if (__atomic_load_n(&h->lane[b->dir_in].waiting, __ATOMIC_SEQ_CST) != 0) ipc_futex_wake(&box->consumed, INT32_MAX);
-                st.start += IPC_PIPE_FRAME_HEADER + length;
-                store_state(box, st);
-                taken = 1;
-            }
+    uint32_t crc, sequence;
+    uint64_t id;
+    // One whole, valid frame that is a whole message; anything else is left to Swift (it
+    // slides past bytes that are not a frame, and gathers messages of several).
+    if (filled == IPC_FILL_READY && ipc_inbox_frame(h, box, &word, &crc, &sequence, &id)
+        && (length = word & IPC_PIPE_LENGTH_MASK) <= FAST_RECEIVE_MAX
+        && (word & (IPC_PIPE_FIRST | IPC_PIPE_LAST | IPC_PIPE_LANE)) == (IPC_PIPE_FIRST | IPC_PIPE_LAST)
+        && fill_now(box, b->fd_in, IPC_PIPE_FRAME_HEADER + length, &seen) == IPC_FILL_READY) {
+        const unsigned char *at = ipc_inbox_front(box, ipc_inbox_load(box));
+        if (ipc_crc32c(0, at + IPC_PIPE_FRAME_HEADER, length) == crc) {
+            memcpy(payload, at + IPC_PIPE_FRAME_HEADER, length);
+            ipc_inbox_consume_frame(h, direction, sequence, length);
+            taken = 1;
         }
     }
-    release_taken(lk);
+    ipc_robust_lock_give(lk);
     if (!taken) return ipc_lua_trampoline(L);
     // The message is ours now; only making its value is left (no lock held: it may raise).
     if ((word & IPC_PIPE_RAW) || spec->operation == FAST_RECV_BYTES) {
@@ -689,15 +387,8 @@ static int fast_pipe_recv(lua_State *L) {
 // MARK: - Semaphores
 
 // SharedSemaphore.swift's `acquire` while a unit is there or comes within a short spin,
-// and `release` of one unit within the bound; anything else goes to the Swift binding.
-
-static int take_unit(ipc_semaphore_header *h) {
-    uint32_t v = ipc_load32(&h->value);
-    while (v > 0) {
-        if (__atomic_compare_exchange_n(&h->value, &v, v - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 1;
-    }
-    return 0;
-}
+// and `release` of one unit within the bound (ipc_sync.h, which it calls too); anything
+// else goes to the Swift binding.
 
 /// `s:acquire()` and `s:release()`. Upvalues as fast_lock_method's.
 static int fast_semaphore(lua_State *L) {
@@ -706,20 +397,14 @@ static int fast_semaphore(lua_State *L) {
     if (b == NULL) return ipc_lua_trampoline(L);
     ipc_semaphore_header *h = b->shared;
     if (spec->operation == FAST_SEM_ACQUIRE) {
-        for (int spins = 0; !take_unit(h); spins++) {
+        for (int spins = 0; !ipc_semaphore_try_take(h); spins++) {
             if (spins == FAST_WAIT_SPINS) return ipc_lua_trampoline(L);  // it sleeps there
             wait_pause(spins);
         }
         lua_pushboolean(L, 1);
         return 1;
     }
-    uint64_t limit = h->bound >= 0 ? (uint64_t)h->bound : (uint64_t)INT32_MAX;
-    uint32_t v = ipc_load32(&h->value);
-    do {
-        if ((uint64_t)v + 1 > limit) return ipc_lua_trampoline(L);  // the Swift side raises
-    } while (!__atomic_compare_exchange_n(&h->value, &v, v + 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
-    if (ipc_load32(&h->waiters) > 0) ipc_futex_wake(&h->value, 1);
-    return 0;
+    return ipc_semaphore_release(h, 1) ? 0 : ipc_lua_trampoline(L);  // over the bound: the Swift side raises
 }
 
 // MARK: - v.value

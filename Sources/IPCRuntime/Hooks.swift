@@ -103,8 +103,11 @@ enum HangBoard {
             }
             board.publishBlocked(slot: slot, call: nil, object: "", location: "", deadline: .never, external: false)
         }
-        Blocking.recoveredFromDeadHolder = { object, dead, during in
-            Runtime.warn("\(object) was held by process \(dead), which died; \(during) took it over")
+        Blocking.recoveredFromDeadHolder = { object, dead in
+            // The call that took it over is the gate's innermost (a lock taken outside any
+            // call, by the runtime itself, is the process's).
+            let taker = Gate.current?.site.name ?? "process \(ProcessIdentity.pid)"
+            Runtime.warn("\(object) was held by process \(dead), which died; \(taker) took it over")
         }
     }
 }

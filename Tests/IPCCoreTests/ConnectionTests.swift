@@ -104,23 +104,23 @@ struct ConnectionTests {
             let fresh = (1...40).map { "new-\(round)-\($0)" }
             for m in fresh { #expect(send(w, m) == .done) }
             let box = r.inbox(r.readDirection)
-            var st = r.state(box)
+            var st = ipc_inbox_load(box)
             if round % 2 == 1 {
                 // An earlier, recorded read that ended inside the second frame's header.
                 let cut = 24 + "new-0-1".utf8.count + 2 + 10
-                #expect(ipc_read_nowait(r.readFD, r.half(box, st.active) + st.end, cut) == cut)
-                st.end += cut
-                r.setState(box, st)
+                #expect(ipc_read_nowait(r.readFD, ipc_inbox_half(box, st.active) + Int(st.end), cut) == cut)
+                st.end += UInt64(cut)
+                ipc_inbox_store(box, st)
             }
             // What the killed receiver did: read into the inbox, and died before the store.
-            let n = ipc_read_nowait(r.readFD, r.half(box, st.active) + st.end, Int(IPC_INBOX_HALF) - st.end)
+            let n = ipc_read_nowait(r.readFD, ipc_inbox_half(box, st.active) + Int(st.end), Int(IPC_INBOX_HALF) - Int(st.end))
             #expect(n > 0)
-            #expect(r.state(box).count == st.count)
-            r.recoverReadAhead(box)
+            #expect(ipc_inbox_load(box).end == st.end)
+            ipc_inbox_recover(r.header, Int32(r.readDirection))
             #expect(receiveAll() == fresh)
         }
         // With nothing read, recovery finds nothing: stale frames never come back.
-        r.recoverReadAhead(r.inbox(r.readDirection))
+        ipc_inbox_recover(r.header, Int32(r.readDirection))
         #expect(receiveAll().isEmpty)
     }
 
@@ -229,8 +229,8 @@ struct ConnectionTests {
         let box = r.inbox(r.readDirection)
         // The dead receiver: it read ahead and counted the first frame consumed.
         #expect(r.fill(box, minimum: 32, deadline: .now, midMessage: false) == .ok)
-        let st = r.state(box)
-        ipc_store32(&box.pointee.consumed, (r.half(box, st.active) + st.start).loadUnaligned(fromByteOffset: 12, as: UInt32.self))
+        let front = UnsafeRawPointer(ipc_inbox_front(box, ipc_inbox_load(box))!)
+        ipc_store32(&box.pointee.consumed, front.loadUnaligned(fromByteOffset: 12, as: UInt32.self))
         #expect(send(w, bytes: 512 << 10, 5) == .done)  // into slot 0 again, at once
         let buf = ByteBuffer()
         for k: UInt8 in 2...5 { #expect(receiveByte(r, buf) == k) }

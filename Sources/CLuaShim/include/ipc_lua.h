@@ -142,9 +142,6 @@ void ipc_lua_box_detach(lua_State *L, int i);
 /// eventfd as `fd_out`; -1 for none.
 size_t ipc_lua_box_size(void);
 void ipc_lua_box_init(void *block, void *shared, const void *tag, int fd_in, int fd_out, int dir_in, int dir_out);
-/// Recovers a receive inbox whose receiver died (Connection.recoverInbox), for the fast
-/// `recv` that finds it so; set when the module opens.
-void ipc_lua_set_recover_inbox(void (*recover)(void *channel, int direction));
 /// The metatable of each object kind in this process's Lua state (by ObjectKind's raw
 /// value), for recognising a userdata by a pointer comparison.
 /// `__index` of a type with fields: the method table (upvalue 1), else the field

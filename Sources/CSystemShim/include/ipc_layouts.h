@@ -9,8 +9,8 @@
 #define IPC_NAME_CAP 48
 
 /// A queue: a byte ring of frames in the memory that follows this header (at
-/// IPC_QUEUE_HEADER_SPACE from its start). MessageQueue.swift runs it; the C fast paths
-/// (ipc_fast.c) put and take small items with the same rules.
+/// IPC_QUEUE_HEADER_SPACE from its start). Its protocol is ipc_queue.h's, which
+/// MessageQueue.swift and the C fast paths (ipc_fast.c) both call.
 #define IPC_QUEUE_HEADER_SPACE 4096
 /// A frame: u32 payload length, u16 flags, u16 zero, u64 message id, then the payload,
 /// padded to 8 bytes.
@@ -149,7 +149,7 @@ typedef struct ipc_scalar_header {
 /// or ends; it spins for the next frame without the receive lock), nothing sleeps in
 /// poll(2) on the pipe (`pollers`), and every byte written to the pipe has been read
 /// into the inbox (`piped` == `drained`), a sender appends its frame to the inbox itself,
-/// under the receive lock (ipc_fast.c, `put_direct`). The frame is then in pipe order
+/// under the receive lock (ipc_channel.c, `ipc_channel_put_direct`). The frame is then in pipe order
 /// (after everything read, before anything written later), and looks as if it had been
 /// read. Any death under the receive lock turns this off for good (`direct_off`): the
 /// counters may be wrong after it, and the pipe is always right. So, in effect, does a
@@ -191,7 +191,8 @@ _Static_assert(offsetof(ipc_channel_inbox, state) == 128, "the watched line, the
 _Static_assert(offsetof(ipc_channel_inbox, bytes) == 160, "Connection.inboxBytesOffset");
 _Static_assert(sizeof(ipc_channel_inbox) % 64 == 0, "inboxes on line boundaries");
 
-/// A pipe frame's header (Connection.swift; the C fast paths in ipc_fast.c): the check,
+/// A pipe frame's header (ipc_channel.h's protocol, which Connection.swift and the C fast
+/// paths in ipc_fast.c both call): the check,
 /// length and flags, the payload's CRC-32C, the sequence number, the trace id.
 #define IPC_PIPE_FRAME_HEADER 24
 enum {

@@ -1,9 +1,11 @@
 // The system, and nothing else: the few facilities Swift cannot call directly (variadic
 // functions such as prctl and fcntl, the futex syscall, cmsg macros, C11 atomics on
 // shared words, CRC-32C). Every function returns its result or -errno, captured next to
-// the call; none retries on EINTR (Swift's `Syscall.retrying` does, in one place).
-// The layouts of the IPC objects in shared memory are in ipc_layouts.h; the run's own
-// policy (its board, signals, reports) is in the runtime's C target, CRuntimeShim.
+// the call; none retries on EINTR (Swift's `Syscall` does, in one place; the C protocol
+// code, with IPC_RETRY_EINTR).
+// The layouts of the IPC objects in shared memory are in ipc_layouts.h, their protocols
+// in ipc_queue.h, ipc_channel.h and ipc_sync.h; the run's own policy (its board,
+// signals, reports) is in the runtime's C target, CRuntimeShim.
 #ifndef IPCPLAY_IPC_SYSTEM_H
 #define IPCPLAY_IPC_SYSTEM_H
 
@@ -13,6 +15,10 @@
 #include <pthread.h>
 #include <time.h>
 #include <sys/types.h>
+
+/// Evaluates `call`, a shim call returning a count or -errno, again while it fails with
+/// EINTR: the C protocol code's one way to retry (Swift's is `Syscall`).
+#define IPC_RETRY_EINTR(call) ({ __typeof__(call) ipc_r_; do { ipc_r_ = (call); } while (ipc_r_ == -EINTR); ipc_r_; })
 
 // MARK: - The monotonic clock
 
@@ -173,6 +179,32 @@ static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget
         spent += gap;
         if (gap < max_gap) gap *= 2;
     }
+}
+/// What `ipc_robust_lock_take` did.
+enum { IPC_LOCK_BUSY = 0, IPC_LOCK_TAKEN = 1, IPC_LOCK_TAKEN_OVER = 2 };
+/// Records `me` as the holder of a lock just taken; returns the holder it replaces (the
+/// pid of a holder that died, when the take returned EOWNERDEAD).
+static inline uint32_t ipc_robust_lock_record(ipc_robust_lock *lock, uint32_t me) {
+    uint32_t previous = lock->holder;
+    lock->holder = me;
+    return previous;
+}
+/// Takes a lock found free, or come free within `budget` pauses (see
+/// ipc_robust_lock_try_spinning), and records `me` as its holder: IPC_LOCK_TAKEN;
+/// IPC_LOCK_BUSY when it stays taken, or when its holder died before we looked (the
+/// blocking acquire takes it over); IPC_LOCK_TAKEN_OVER when its holder died in between:
+/// `*dead` is its pid, and the caller repairs what it left half done, then marks the
+/// lock consistent (ipc_robust_lock_consistent).
+static inline int ipc_robust_lock_take(ipc_robust_lock *lock, int budget, int max_gap, uint32_t me, uint32_t *dead) {
+    int r = ipc_robust_lock_try_spinning(lock, budget, max_gap);
+    if (r != 0 && r != EOWNERDEAD) return IPC_LOCK_BUSY;
+    *dead = ipc_robust_lock_record(lock, me);
+    return r == EOWNERDEAD ? IPC_LOCK_TAKEN_OVER : IPC_LOCK_TAKEN;
+}
+/// Releases a lock the caller holds (recorded by ipc_robust_lock_record).
+static inline void ipc_robust_lock_give(ipc_robust_lock *lock) {
+    lock->holder = 0;
+    pthread_mutex_unlock(&lock->mutex);
 }
 /// True when no live process owns the mutex: free, or its owner died (the kernel then
 /// leaves only the OWNER_DIED bit in the word). A plain read, for a scheduler's probe.

@@ -22,8 +22,11 @@ import SystemPackage
 /// that names its slot (ipc_layouts.h, `ipc_channel_lane`). Everything else about frames
 /// holds for those frames: their order, their numbers, a sender's or a receiver's death.
 ///
-/// The C fast paths of `send` and `recv` (ipc_fast.c) send and take a message of one
-/// small frame by the same rules, when nothing is in the way; they leave the rest here.
+/// The pipe's protocol (frame headers and numbers, counted writes, the inbox, the direct
+/// put, the repairs after a dead holder) is C, in one place (ipc_channel.h,
+/// ipc_channel.c), which the Lua fast paths of `send` and `recv` call too; this class adds
+/// what only it does: the waits (through `Blocking`), messages of several frames, the
+/// lane, errors.
 public final class Connection {
     /// The locks of both directions, shared by both ends.
     public let channel: SharedRegion
@@ -175,13 +178,6 @@ public final class Connection {
         isClosed = true
     }
 
-    // MARK: - Frame headers
-
-    @inline(__always)
-    func check(_ word: UInt32, _ crc: UInt32, _ sequence: UInt32, _ id: UInt64) -> UInt32 {
-        ipc_pipe_frame_check(header.pointee.salt, word, crc, sequence, id)
-    }
-
     // MARK: - Sending
 
     public enum SendOutcome: Equatable { case done, closed }
@@ -190,11 +186,8 @@ public final class Connection {
     public func send(_ payload: UnsafeRawBufferPointer, raw: Bool, id: UInt64 = 0) -> SendOutcome {
         guard writeFD >= 0 else { return .closed }
         let lock = sendLock(writeDirection)
-        let lane = self.lane(writeDirection)
         // Taken over from a dead sender: it may have named a slot in a frame it never wrote.
-        _ = lock.acquire(deadline: .never, object: self.name, during: "connection:send") { _ in
-            ipc_store32(&lane.pointee.fenced, 1)
-        }
+        _ = lock.acquire(deadline: .never, object: self.name) { _ in ipc_channel_fence(header, Int32(writeDirection)) }
         defer { lock.release() }
         let total = payload.count
         if total > Self.laneAt && !Blocking.isControlled, let bytes = payload.baseAddress {
@@ -265,19 +258,17 @@ public final class Connection {
     /// Writes a frame of `word` (length and flags) with `payload`, numbered next; the
     /// number is also the slot's, when the frame names one. False when no reader is left.
     func writeNumberedFrame(_ word: UInt32, _ payload: UnsafeRawPointer?, id: UInt64, slot: Int? = nil) -> Bool {
-        let box = inbox(writeDirection)
         let length = Int(word & Self.lengthMask)
-        let crc = ipc_crc32c(0, payload, length)
-        // Reserved before the write: a sender killed in between leaves a gap, never two
-        // frames with one number (and a slot named by a frame never written is what the
+        // Reserved before the write (a slot named by a frame never written is what the
         // fence is for).
-        box.pointee.sequence &+= 1
-        let sequence = box.pointee.sequence
-        if let slot { slotSequence(writeDirection, slot).pointee = sequence }
-        var frameHeader = (check(word, crc, sequence, id), word, crc, sequence, id)
-        guard withUnsafeBytes(of: &frameHeader, { writeFrame($0.baseAddress!, payload, length) }) else { return false }
-        ipc_store32_release(&box.pointee.written, sequence)
-        return true
+        var frameHeader: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return withUnsafeMutableBytes(of: &frameHeader) { hdr in
+            let sequence = ipc_channel_number_frame(header, Int32(writeDirection), hdr.baseAddress, word, payload, length, id)
+            if let slot { slotSequence(writeDirection, slot).pointee = sequence }
+            guard writeFrame(hdr.baseAddress!, payload, length) else { return false }
+            ipc_store32_release(&inbox(writeDirection).pointee.written, sequence)
+            return true
+        }
     }
 
     /// After a dead sender: an empty frame (part of no message), and no slot is reused
@@ -323,25 +314,18 @@ public final class Connection {
     }
 
     /// Writes one frame (at most PIPE_BUF bytes, so the kernel writes it whole or not at
-    /// all): the pipe is non-blocking, so when it is full the sender parks in `poll` until
-    /// there is room. Each attempt is counted in `piped` before it is made (a sender killed
-    /// in between leaves the count high, which only keeps frames off the direct way: see
-    /// ipc_channel_inbox).
+    /// all; ipc_channel_write_frame counts it first): the pipe is non-blocking, so when it
+    /// is full the sender parks in `poll` until there is room.
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
-        let piped = Self.word(inbox(writeDirection), \.piped)
-        let length = UInt64(Self.frameHeader + n)
         while true {
-            _ = ipc_add64(piped, length)
-            switch Syscall.shim({ ipc_write2(writeFD, hdr, Self.frameHeader, payload, n) }) {
+            switch Syscall.shim({ ipc_channel_write_frame(header, Int32(writeDirection), writeFD, hdr, Self.frameHeader, payload, n) }) {
             case .success(let written):
                 // A short write cannot happen: a write of at most PIPE_BUF bytes to a
                 // non-blocking pipe is all or nothing.
                 return written == Self.frameHeader + n
             case .failure(.resourceTemporarilyUnavailable):
-                _ = ipc_add64(piped, 0 &- length)
                 _ = Blocking.poll(writeFD, Int16(POLLOUT), deadline: .never)
             case .failure:
-                _ = ipc_add64(piped, 0 &- length)
                 return false  // EPIPE: every reader is gone
             }
         }
@@ -375,66 +359,20 @@ public final class Connection {
 
     enum Fill { case ok, closed, timedOut }
 
-    /// The inbox's (active half, start, end), read or written as one word.
-    struct InboxState {
-        var active: Int
-        var start: Int
-        var end: Int
-        init(_ word: UInt64) {
-            active = Int(word >> 63)
-            start = Int((word >> 32) & 0x7FFF_FFFF)
-            end = Int(word & 0xFFFF_FFFF)
-        }
-        init(active: Int, start: Int, end: Int) { self.active = active; self.start = start; self.end = end }
-        var word: UInt64 { UInt64(active) << 63 | UInt64(start) << 32 | UInt64(end) }
-        var count: Int { end - start }
-    }
-
+    /// The inbox's (active half, start, end), read as one word (ipc_inbox_load).
     @inline(__always)
-    static func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { InboxState(ipc_load64(&box.pointee.state)) }
-    @inline(__always)
-    func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> InboxState { Self.state(box) }
-
-    @inline(__always)
-    static func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { ipc_store64(&box.pointee.state, st.word) }
-    @inline(__always)
-    func setState(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ st: InboxState) { Self.setState(box, st) }
-
-    @inline(__always)
-    func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer { Self.half(box, which) }
-
-    @inline(__always)
-    static func half(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ which: Int) -> UnsafeMutableRawPointer {
-        UnsafeMutableRawPointer(box) + Self.inboxBytesOffset + which * Int(IPC_INBOX_HALF)
-    }
+    func state(_ box: UnsafeMutablePointer<ipc_channel_inbox>) -> ipc_inbox_state { ipc_inbox_load(box) }
 
     /// Reads into the inbox until it holds at least `minimum` unconsumed bytes. Waits
     /// until `deadline`; in the middle of a message, in slices, giving up on the message
     /// (`.timedOut`) when its sender has died.
     func fill(_ box: UnsafeMutablePointer<ipc_channel_inbox>, minimum: Int, deadline: Deadline, midMessage: Bool) -> Fill {
-        let cap = Int(IPC_INBOX_HALF)
         while true {
-            var st = state(box)
-            if st.count >= minimum { return .ok }
-            if cap - st.end < minimum - st.count || st.start == st.end && st.start > 0 {
-                // Make room: copy what is left to the front of the other half, then switch
-                // to it with one store (the copy's source stays intact until then).
-                let other = 1 - st.active
-                if st.count > 0 { half(box, other).copyMemory(from: half(box, st.active) + st.start, byteCount: st.count) }
-                st = InboxState(active: other, start: 0, end: st.count)
-                setState(box, st)
-            }
-            // Sampled before the read: a frame written after this point changes it.
-            let seen = ipc_load32(&box.pointee.written)
-            switch Syscall.shim({ ipc_read_nowait(readFD, half(box, st.active) + st.end, cap - st.end) }) {
-            case .success(0): return .closed
-            case .success(let r):
-                st.end += r
-                setState(box, st)
-                _ = ipc_add64(Self.word(box, \.drained), UInt64(r))
-                continue
-            case .failure(.resourceTemporarilyUnavailable): break
-            case .failure: return .closed
+            var seen: UInt32 = 0
+            switch ipc_inbox_fill(box, readFD, UInt64(minimum), 0, &seen) {
+            case Int32(IPC_FILL_READY): return .ok
+            case Int32(IPC_FILL_CLOSED): return .closed
+            default: break
             }
             // Nothing yet: the sender is usually about to write; watch its counter for a
             // moment rather than sleep in poll (a wake-up costs both sides a syscall).
@@ -460,21 +398,13 @@ public final class Connection {
         ipc_exit_forget_word(receiver)
     }
 
-    /// Consumes `n` bytes of the inbox (one store).
-    @inline(__always)
-    func consume(_ box: UnsafeMutablePointer<ipc_channel_inbox>, _ n: Int) {
-        var st = state(box)
-        st.start += n
-        setState(box, st)
-    }
-
     /// Waits until a message arrives (or `deadline`), and reads it whole into `out`.
     public func receive(into out: ByteBuffer, deadline: Deadline) -> ReceiveOutcome {
         guard readFD >= 0 else { return .closed }
         let lock = receiveLock(readDirection)
         let box = inbox(readDirection)
-        guard lock.acquire(deadline: deadline, object: self.name, during: "connection:recv",
-                           repair: { _ in recoverReadAhead(box) }) else {
+        let direction = Int32(readDirection)
+        guard lock.acquire(deadline: deadline, object: self.name, repair: { _ in ipc_inbox_recover(header, direction) }) else {
             return .timedOut
         }
         defer { lock.release() }
@@ -492,32 +422,25 @@ public final class Connection {
                 out.reset()
                 continue
             }
-            var st = state(box)
-            var at = half(box, st.active) + st.start
-            let check = at.loadUnaligned(as: UInt32.self)
-            let word = at.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-            let crc = at.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-            let sequence = at.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-            let frameID = at.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-            let length = Int(word & Self.lengthMask)
-            guard check == self.check(word, crc, sequence, frameID) && length <= Self.maxFramePayload else {
+            var word: UInt32 = 0, crc: UInt32 = 0, sequence: UInt32 = 0, frameID: UInt64 = 0
+            guard ipc_inbox_frame(header, box, &word, &crc, &sequence, &frameID) != 0 else {
                 // Not a frame boundary: bytes lost by a receiver that died with them.
                 // Slide to the next valid header.
-                consume(box, 1)
+                ipc_inbox_skip(box, 1)
                 continue
             }
+            let length = Int(word & Self.lengthMask)
             // A frame is written whole, so the rest of it is already in the pipe.
             switch fill(box, minimum: Self.frameHeader + length, deadline: .never, midMessage: true) {
             case .ok: break
             case .closed: return .closed
-            case .timedOut: consume(box, 1); continue
+            case .timedOut: ipc_inbox_skip(box, 1); continue
             }
-            st = state(box)
-            at = half(box, st.active) + st.start
+            let at = UnsafeRawPointer(ipc_inbox_front(box, state(box))!)
             guard ipc_crc32c(0, at + Self.frameHeader, length) == crc else {
                 // A true header followed by bytes that are not its payload: the rest of
                 // this frame went with a receiver that died after reading it. Slide on.
-                consume(box, 1)
+                ipc_inbox_skip(box, 1)
                 continue
             }
             if word & Self.flagFirst != 0 {
@@ -542,80 +465,9 @@ public final class Connection {
             } else if started {
                 out.append(at + Self.frameHeader, count: length)
             }
-            // Consumed: one store, so a receiver killed here loses nothing it had not taken
-            // (the number first: it only ever needs to be at least the last consumed one).
-            // A sender may wait for it, for a slot: it says so before each look.
-            ipc_store32(&box.pointee.consumed, sequence)
-            if ipc_load32(&lane(readDirection).pointee.waiting) != 0 { Futex.wakeAll(&box.pointee.consumed) }
-            consume(box, Self.frameHeader + length)
+            ipc_inbox_consume_frame(header, direction, sequence, UInt32(length))
             if started && word & Self.flagLast != 0 { return .message(raw: raw, id: id) }
         }
-    }
-
-    // MARK: - Recovery
-
-    /// The frame header at `at` when it is one (its check holds), else nil.
-    static func frame(at p: UnsafeRawPointer, salt: UInt64) -> (length: Int, crc: UInt32, sequence: UInt32)? {
-        let word = p.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
-        let crc = p.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
-        let sequence = p.loadUnaligned(fromByteOffset: 12, as: UInt32.self)
-        let length = Int(word & Self.lengthMask)
-        guard p.loadUnaligned(as: UInt32.self) == ipc_pipe_frame_check(salt, word, crc, sequence, p.loadUnaligned(fromByteOffset: 16, as: UInt64.self)),
-              length <= Self.maxFramePayload else { return nil }
-        return (length, crc, sequence)
-    }
-
-    /// After a receiver died holding the receive lock: if it died between its read(2) and
-    /// the store that records it, the bytes it read lie past `end`, in front of stale bytes
-    /// of earlier reads. They continue the inbox: they may finish a frame that `end` cuts,
-    /// and then come whole frames (the last perhaps cut by the end of the half, its rest
-    /// still in the pipe), numbered above every frame before them; stale frames are
-    /// numbered below. Takes the fresh bytes back into the inbox.
-    func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>) { Self.recoverReadAhead(box, salt: header.pointee.salt) }
-
-    static func recoverReadAhead(_ box: UnsafeMutablePointer<ipc_channel_inbox>, salt: UInt64) {
-        // The dead one may have read without counting it, or put a frame in directly
-        // without finishing: the counters that order direct puts are not to be trusted.
-        ipc_store32(&box.pointee.direct_off, 1)
-        var st = state(box)
-        let base = UnsafeRawPointer(half(box, st.active))
-        let cap = Int(IPC_INBOX_HALF)
-        // Walk the inbox as a receiver would, to the highest number read so far and to
-        // where the first frame that is not whole before `end` starts.
-        var last = box.pointee.consumed
-        var at = st.start
-        while at < st.end {
-            guard cap - at >= Self.frameHeader, let f = frame(at: base + at, salt: salt) else { at += 1; continue }
-            if at + Self.frameHeader + f.length > st.end { break }
-            if Int32(bitPattern: f.sequence &- last) > 0 { last = f.sequence }
-            at += Self.frameHeader + f.length
-        }
-        // From there on, fresh frames (each one checked whole).
-        var fresh = at
-        while cap - fresh >= Self.frameHeader, let f = frame(at: base + fresh, salt: salt), Int32(bitPattern: f.sequence &- last) > 0 {
-            if fresh + Self.frameHeader + f.length > cap {
-                fresh = cap  // cut by the end of the half: the rest follows in the pipe
-                break
-            }
-            guard ipc_crc32c(0, base + fresh + Self.frameHeader, f.length) == f.crc else { break }
-            last = f.sequence
-            fresh += Self.frameHeader + f.length
-        }
-        // Fewer bytes left than a header: perhaps the start of one, cut by the end of the
-        // half. Keeping them is safe either way: stale bytes are skipped as garbage.
-        if cap - max(fresh, st.end) < Self.frameHeader { fresh = cap }
-        if fresh > st.end {
-            st.end = fresh
-            setState(box, st)
-        }
-    }
-
-    /// `recoverReadAhead` for the C fast path of `recv`, which may be the one to find that
-    /// a receiver died (it has no Connection at hand: the channel's header and direction).
-    public static let recoverInbox: @convention(c) (UnsafeMutableRawPointer?, Int32) -> Void = { header, direction in
-        guard let header else { return }
-        let h = header.assumingMemoryBound(to: ipc_channel_header.self)
-        recoverReadAhead(inbox(h, Int(direction)), salt: h.pointee.salt)
     }
 
     /// True when a message (or the end of the stream) is ready to read.
@@ -623,7 +475,7 @@ public final class Connection {
         guard readFD >= 0 else { return false }
         beginSelect()
         defer { endSelect() }
-        if state(inbox(readDirection)).count > 0 { return true }
+        if ipc_inbox_has_bytes(inbox(readDirection)) != 0 { return true }
         return Blocking.poll(readFD, Int16(POLLIN), deadline: deadline)
     }
 
@@ -644,6 +496,6 @@ public final class Connection {
     /// True when unconsumed bytes wait in this end's inbox (read ahead by some receiver).
     public var hasBufferedInput: Bool {
         guard readFD >= 0 else { return false }
-        return state(inbox(readDirection)).count > 0
+        return ipc_inbox_has_bytes(inbox(readDirection)) != 0
     }
 }

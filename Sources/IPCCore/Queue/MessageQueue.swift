@@ -24,8 +24,10 @@ import SystemPackage
 /// - Waiters sleep on futex words (`data_seq`, `space_seq`, `join_seq`); a producer
 ///   wakes only when someone sleeps (`readers_waiting`), so an uncontended put is one
 ///   lock, one copy, one unlock.
-/// - The C fast paths of `q:put` and `q:get` (ipc_fast.c) put and take an item of one
-///   small frame by the same rules, when nothing is in the way; they leave the rest here.
+/// - The ring's protocol (the journal, placing, writing and publishing a frame, taking
+///   one, giving pages back, the wake-ups) is C, in one place (ipc_queue.h, ipc_queue.c),
+///   which the Lua fast paths of `q:put` and `q:get` call too; this class adds what only
+///   it does: the waits (through `Blocking`), streamed items, errors.
 public final class MessageQueue {
     public let region: SharedRegion
     let h: UnsafeMutablePointer<ipc_queue_header>
@@ -40,7 +42,6 @@ public final class MessageQueue {
     static let magic: UInt64 = 0x6970_6371_7565_7565  // "ipcqueue"
     /// Ring bytes below this offset are never given back to the kernel (they are hot).
     static let hotZone = Int(IPC_QUEUE_HOT_ZONE)
-    static let trimBlock = 1 << 20
     /// Payload bytes of a streamed frame: four frames fill the hot zone. Larger messages
     /// stream; smaller ones go in one frame.
     static let streamFrame = hotZone / 4 - 64
@@ -53,7 +54,6 @@ public final class MessageQueue {
     // Frame flags.
     static let first = UInt16(IPC_FRAME_FIRST)
     static let last = UInt16(IPC_FRAME_LAST)
-    static let wrap = UInt16(IPC_FRAME_WRAP)
     static let abort = UInt16(IPC_FRAME_ABORT)
 
     // Journal kinds.
@@ -105,55 +105,20 @@ public final class MessageQueue {
     var putLock: RobustLock { RobustLock(&h.pointee.put_lock) }
     var getLock: RobustLock { RobustLock(&h.pointee.get_lock) }
 
-    func lockState(_ deadline: Deadline, _ during: String) -> Bool {
-        stateLock.acquire(deadline: deadline, object: self.name, during: during) { _ in self.rollBackJournal() }
+    /// Takes the state lock; when its holder died mid-update, its journal is rolled back.
+    func lockState(_ deadline: Deadline) -> Bool {
+        stateLock.acquire(deadline: deadline, object: self.name) { _ in ipc_queue_roll_back(self.h) }
     }
 
     func unlockState() { stateLock.release() }
 
-    /// Restores the fields saved before an update that a killed process left half done.
-    func rollBackJournal() {
-        let j = h.pointee.journal
-        guard j.kind != 0 else { return }
-        h.pointee.head = j.head
-        h.pointee.tail = j.tail
-        h.pointee.used = j.used
-        h.pointee.items = j.items
-        h.pointee.unfinished = j.unfinished
-        h.pointee.stream_writer = j.stream_writer
-        h.pointee.stream_reader = j.stream_reader
-        h.pointee.skipping = j.skipping
-        ipc_compiler_barrier()
-        h.pointee.journal.kind = 0
-    }
-
-    func beginUpdate(_ kind: UInt32) {
-        h.pointee.journal.head = h.pointee.head
-        h.pointee.journal.tail = h.pointee.tail
-        h.pointee.journal.used = h.pointee.used
-        h.pointee.journal.items = h.pointee.items
-        h.pointee.journal.unfinished = h.pointee.unfinished
-        h.pointee.journal.stream_writer = h.pointee.stream_writer
-        h.pointee.journal.stream_reader = h.pointee.stream_reader
-        h.pointee.journal.skipping = h.pointee.skipping
-        ipc_compiler_barrier()
-        h.pointee.journal.kind = kind
-        ipc_compiler_barrier()
-    }
-
-    func endUpdate() {
-        ipc_compiler_barrier()
-        h.pointee.journal.kind = 0
-        ipc_compiler_barrier()
-    }
-
     /// Takes `put_lock`; when its holder died mid-message, closes that message.
     func acquirePutLock(_ deadline: Deadline) -> Bool {
-        putLock.acquire(deadline: deadline, object: self.name, during: "queue:put") { dead in
-            _ = self.lockState(.never, "queue:put")
+        putLock.acquire(deadline: deadline, object: self.name) { dead in
+            _ = self.lockState(.never)
             let writer = Int32(bitPattern: self.h.pointee.stream_writer)
             if writer != 0 && (writer == dead || !ProcessControl.exists(writer)) {
-                self.appendAbort()
+                ipc_queue_append_abort(self.h, self.eventFD)
             }
             self.h.pointee.copying = 0  // the dead holder's frame was never published
             self.unlockState()
@@ -162,218 +127,73 @@ public final class MessageQueue {
 
     /// Takes `get_lock`; when its holder died mid-message, the rest of it is skipped.
     func acquireGetLock(_ deadline: Deadline) -> Bool {
-        getLock.acquire(deadline: deadline, object: self.name, during: "queue:get") { dead in
-            _ = self.lockState(.never, "queue:get")
+        getLock.acquire(deadline: deadline, object: self.name) { dead in
+            _ = self.lockState(.never)
             let reader = Int32(bitPattern: self.h.pointee.stream_reader)
             if reader != 0 && (reader == dead || !ProcessControl.exists(reader)) {
-                self.beginUpdate(Self.journalGet)
+                ipc_queue_begin_update(self.h, Self.journalGet)
                 self.h.pointee.stream_reader = 0
                 self.h.pointee.skipping = 1
-                self.endUpdate()
+                ipc_queue_end_update(self.h)
             }
             self.unlockState()
         }
     }
 
-    // MARK: - Ring geometry (under the state lock)
+    // MARK: - Ring geometry (under the state lock; ipc_queue.h)
 
-    static func frameSize(_ payload: Int) -> Int { frameHeader + ((payload + 7) & ~7) }
+    static func frameSize(_ payload: Int) -> Int { Int(ipc_queue_frame_size(UInt64(payload))) }
 
-    /// Where a frame of `size` bytes goes, keeping 16 contiguous free bytes after it (room
-    /// for an ABORT frame), or nil when it does not fit now. Back to the front, where the
-    /// pages are warm, as soon as the frame fits there and not before the hot zone's end.
-    func placement(size: Int) -> (offset: Int, padding: Int)? {
-        let cap = Int(h.pointee.capacity)
-        let used = Int(h.pointee.used)
-        let need = size + Self.frameHeader
-        if used == 0 { return need <= cap ? (0, 0) : nil }
-        let head = Int(h.pointee.head)
-        let tail = Int(h.pointee.tail)
-        if tail > head {
-            if tail + need > Self.hotZone && need <= head { return (0, cap - tail) }
-            if need <= cap - tail { return (tail, 0) }
-            return nil
-        }
-        return need <= head - tail ? (tail, 0) : nil
+    typealias Place = (offset: Int, padding: Int)
+
+    /// Where a frame of `size` bytes goes (ipc_queue_placement), or nil when it does not fit now.
+    func placement(size: Int) -> Place? {
+        var offset: UInt64 = 0, padding: UInt64 = 0
+        return ipc_queue_placement(h, UInt64(size), &offset, &padding) != 0 ? (Int(offset), Int(padding)) : nil
     }
 
     /// A place for a frame of `size` bytes that ends within the hot zone, or nil.
-    func hotPlacement(size: Int) -> (offset: Int, padding: Int)? {
-        let cap = Int(h.pointee.capacity)
-        let hot = min(cap, Self.hotZone)
-        let need = size + Self.frameHeader
-        if h.pointee.used == 0 { return need <= hot ? (0, 0) : nil }
-        let head = Int(h.pointee.head)
-        let tail = Int(h.pointee.tail)
-        if tail > head {
-            if tail + need <= hot { return (tail, 0) }
-            return need <= min(head, hot) ? (0, cap - tail) : nil
-        }
-        return need <= head - tail && tail + need <= hot ? (tail, 0) : nil
-    }
-
-    func writeFrameHeader(at offset: Int, length: Int, flags: UInt16, id: UInt64) {
-        let p = ring + offset
-        p.storeBytes(of: UInt32(length), as: UInt32.self)
-        p.storeBytes(of: flags, toByteOffset: 4, as: UInt16.self)
-        p.storeBytes(of: 0, toByteOffset: 6, as: UInt16.self)
-        p.storeBytes(of: id, toByteOffset: 8, as: UInt64.self)
+    func hotPlacement(size: Int) -> Place? {
+        var offset: UInt64 = 0, padding: UInt64 = 0
+        return ipc_queue_hot_placement(h, UInt64(size), &offset, &padding) != 0 ? (Int(offset), Int(padding)) : nil
     }
 
     /// Writes bytes `from..<from+n` of `message` as a frame at `offset` (not yet visible).
     func writeFrame(_ message: MessageParts, from: Int, count n: Int, flags: UInt16, id: UInt64, at offset: Int) {
-        writeFrameHeader(at: offset, length: n, flags: flags, id: id)
+        ipc_queue_write_frame_header(h, UInt64(offset), UInt32(n), flags, id)
         message.copy(from: from, count: n, to: ring + offset + Self.frameHeader)
     }
 
     /// Makes a written frame of `size` bytes visible (journaled). The caller holds the
-    /// state lock. The ring may have emptied since the place was chosen (a frame written
-    /// outside the lock): the frame then starts it, wherever it lies.
-    func commit(size: Int, flags: UInt16, at place: (offset: Int, padding: Int)) {
-        let cap = Int(h.pointee.capacity)
-        let empty = h.pointee.used == 0
-        let padding = empty ? 0 : place.padding
-        if padding >= Self.frameHeader {
-            writeFrameHeader(at: cap - padding, length: 0, flags: Self.wrap, id: 0)
-        }
-        beginUpdate(Self.journalPut)
-        if empty { h.pointee.head = UInt64(place.offset) }
-        h.pointee.tail = UInt64(place.offset + size)
-        h.pointee.used += UInt64(padding + size)
-        if flags & Self.first != 0 {
-            h.pointee.items += 1
-            h.pointee.unfinished += 1
-            if flags & Self.last == 0 { h.pointee.stream_writer = UInt32(bitPattern: ProcessIdentity.pid) }
-        }
-        if flags & Self.last != 0 && flags & Self.first == 0 { h.pointee.stream_writer = 0 }
-        endUpdate()
-        let newTail = h.pointee.tail
-        if newTail > h.pointee.high_water { h.pointee.high_water = newTail }
+    /// state lock.
+    func commit(size: Int, flags: UInt16, at place: Place) {
+        ipc_queue_commit(h, UInt64(size), flags, UInt64(place.offset), UInt64(place.padding), UInt32(bitPattern: ProcessIdentity.pid))
     }
 
-    /// Writes one frame and publishes it. The caller holds the state lock.
-    func publish(_ message: MessageParts, from: Int, count n: Int, flags: UInt16, id: UInt64, at place: (offset: Int, padding: Int)) {
-        writeFrame(message, from: from, count: n, flags: flags, id: id, at: place.offset)
-        commit(size: Self.frameSize(n), flags: flags, at: place)
-    }
-
-    /// Closes the current streamed message with an ABORT frame (there is always room).
-    func appendAbort() {
-        let cap = Int(h.pointee.capacity)
-        var offset = Int(h.pointee.tail)
-        var padding = 0
-        if h.pointee.used == 0 {
-            offset = 0
-        } else if Int(h.pointee.tail) > Int(h.pointee.head) && cap - offset < Self.frameHeader {
-            padding = cap - offset
-            offset = 0
-        }
-        writeFrameHeader(at: offset, length: 0, flags: Self.abort, id: 0)
-        beginUpdate(Self.journalPut)
-        if h.pointee.used == 0 { h.pointee.head = 0 }
-        h.pointee.tail = UInt64(offset + Self.frameHeader)
-        h.pointee.used += UInt64(padding + Self.frameHeader)
-        h.pointee.stream_writer = 0
-        endUpdate()
-        wakeReaders(all: true)
-    }
-
-    /// Moves `head` past wrap padding. The caller holds the state lock.
-    func skipPadding() {
-        let cap = Int(h.pointee.capacity)
-        let head = Int(h.pointee.head)
-        let pad: Int
-        if cap - head < Self.frameHeader {
-            pad = cap - head
-        } else if (ring + head).load(fromByteOffset: 4, as: UInt16.self) & Self.wrap != 0 {
-            pad = cap - head
-        } else {
-            return
-        }
-        beginUpdate(Self.journalGet)
-        h.pointee.head = 0
-        h.pointee.used -= UInt64(pad)
-        endUpdate()
-        trim(from: head, to: cap)
-    }
-
-    /// Consumes the frame at `head`: its bytes are appended to `out` when given.
+    /// Consumes the frame at `head`, its bytes first appended to `out` when given.
     func consumeFrame(into out: ByteBuffer?, itemTaken: Bool, streamReader: UInt32?, skipping: UInt32?, taskDropped: Bool) {
-        let head = Int(h.pointee.head)
-        let length = Int((ring + head).load(as: UInt32.self))
-        if let out, length > 0 { out.append(ring + head + Self.frameHeader, count: length) }
-        let size = Self.frameSize(length)
-        beginUpdate(Self.journalGet)
-        h.pointee.used -= UInt64(size)
-        if h.pointee.used == 0 {
-            h.pointee.head = 0
-            h.pointee.tail = 0
-        } else {
-            h.pointee.head = UInt64(head + size)
+        if let out {
+            let head = Int(h.pointee.head)
+            let length = Int((ring + head).load(as: UInt32.self))
+            if length > 0 { out.append(ring + head + Self.frameHeader, count: length) }
         }
-        if itemTaken { h.pointee.items -= 1 }
-        if let streamReader { h.pointee.stream_reader = streamReader }
-        if let skipping { h.pointee.skipping = skipping }
-        if taskDropped && isJoinable && h.pointee.unfinished > 0 { h.pointee.unfinished -= 1 }
-        endUpdate()
-        if h.pointee.used == 0 {
-            trimAll()
-        } else {
-            trim(from: head, to: head + size)
-        }
-    }
-
-    /// Gives back pages of the ring consumed beyond the hot zone.
-    func trim(from start: Int, to end: Int) {
-        let lo = max(start, Self.hotZone)
-        let loBlock = (lo + Self.trimBlock - 1) / Self.trimBlock * Self.trimBlock
-        let hiBlock = end / Self.trimBlock * Self.trimBlock
-        if hiBlock > loBlock { Memory.release(ring + loBlock, size: hiBlock - loBlock) }
-    }
-
-    func trimAll() {
-        // A producer may be writing a frame beyond the hot zone, outside the lock (unless
-        // it died doing so: then nobody writes there, and the next producer closes its item).
-        if h.pointee.copying != 0 {
-            let writer = Int32(bitPattern: h.pointee.stream_writer)
-            if writer != 0 && ProcessControl.exists(writer) { return }
-            h.pointee.copying = 0
-        }
-        let high = Int(h.pointee.high_water)
-        if high > Self.hotZone {
-            let top = min(Int(h.pointee.capacity), (high + Memory.pageSize - 1) / Memory.pageSize * Memory.pageSize)
-            Memory.release(ring + Self.hotZone, size: top - Self.hotZone)
-            h.pointee.high_water = UInt64(Self.hotZone)
-        }
+        ipc_queue_consume_frame(h, itemTaken ? 1 : 0, streamReader.map { Int64($0) } ?? -1, skipping.map { Int64($0) } ?? -1,
+                                taskDropped ? 1 : 0, isJoinable ? 1 : 0)
     }
 
     // MARK: - Waking
 
-    func wakeReaders(all: Bool) {
-        if ipc_load32(&h.pointee.readers_waiting) > 0 {
-            _ = ipc_add32(&h.pointee.data_seq, 1)
-            Futex.wake(&h.pointee.data_seq, count: all ? Int32.max : 1)
-        }
-        if ipc_load32(&h.pointee.selectors) > 0 {
-            var one: UInt64 = 1
-            _ = write(eventFD, &one, 8)
-        }
-    }
+    func wakeReaders(all: Bool) { ipc_queue_wake_readers(h, eventFD, all ? 1 : 0) }
 
-    func wakeWriters() {
-        if ipc_load32(&h.pointee.writers_waiting) > 0 {
-            _ = ipc_add32(&h.pointee.space_seq, 1)
-            Futex.wake(&h.pointee.space_seq, count: 1)
-        }
-    }
+    func wakeWriters() { ipc_queue_wake_writers(h) }
 
     /// Waits with the state lock released, and returns with it held again: first spins
     /// while `ready` (read without the lock) says nothing changed, then sleeps on `word`.
-    func sleep(on word: UnsafeMutablePointer<UInt32>, counter: UnsafeMutablePointer<UInt32>, deadline: Deadline, during: String,
+    func sleep(on word: UnsafeMutablePointer<UInt32>, counter: UnsafeMutablePointer<UInt32>, deadline: Deadline,
                ready: () -> Bool) -> Futex.WaitResult {
         unlockState()
         let changed = Spin.until(Spin.waitSpins, ready)
-        _ = lockState(.never, during)
+        _ = lockState(.never)
         // Checked again under the lock: a change between the spin and here would not
         // wake us, as we were not yet counted as a sleeper.
         if changed || ready() { return .woken }
@@ -381,7 +201,7 @@ public final class MessageQueue {
         let seq = ipc_load32(word)
         unlockState()
         let r = Blocking.parked(deadline) { Blocking.sleep(on: word, while: seq, deadline: deadline) }
-        _ = lockState(.never, during)
+        _ = lockState(.never)
         _ = ipc_sub32(counter, 1)
         return r
     }
@@ -402,31 +222,31 @@ public final class MessageQueue {
     }
 
     func putSingle(_ message: MessageParts, id: UInt64, deadline: Deadline) -> PutOutcome {
-        guard lockState(deadline, "queue:put") else { return .timedOut }
+        guard lockState(deadline) else { return .timedOut }
         let me = UInt32(bitPattern: ProcessIdentity.pid)
         let size = Self.frameSize(message.count)
         var waited = false
         while true {
-            let writer = h.pointee.stream_writer
-            if writer != 0 && writer != me {
-                // A streamed item is going in; its producer holds put_lock until it is done.
-                unlockState()
-                guard acquirePutLock(deadline) else { return .timedOut }
-                putLock.release()
-                guard lockState(deadline, "queue:put") else { return .timedOut }
-                continue
-            }
             let maxsize = h.pointee.maxsize
-            if maxsize == 0 || h.pointee.items < maxsize, let place = placement(size: size) {
-                publish(message, from: 0, count: message.count, flags: Self.first | Self.last, id: id, at: place)
+            switch ipc_queue_put_single(h, message.head.baseAddress, message.head.count, message.body.baseAddress, message.body.count, id, me) {
+            case 1:
                 let more = waited && h.pointee.writers_waiting > 0 && (maxsize == 0 || h.pointee.items < maxsize)
                 unlockState()
                 wakeReaders(all: false)
                 if more { wakeWriters() }
                 return .done
+            case -1:
+                // A streamed item is going in; its producer holds put_lock until it is done.
+                unlockState()
+                guard acquirePutLock(deadline) else { return .timedOut }
+                putLock.release()
+                guard lockState(deadline) else { return .timedOut }
+                continue
+            default:
+                break
             }
             if deadline.hasExpired { unlockState(); return .timedOut }
-            let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline, during: "queue:put") {
+            let r = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: deadline) {
                 (maxsize == 0 || ipc_load64(&h.pointee.items) < maxsize) && ipc_load64(&h.pointee.used) + UInt64(size) * 2 + 64 < h.pointee.capacity
             }
             waited = true
@@ -451,7 +271,7 @@ public final class MessageQueue {
     func putStreamed(_ message: MessageParts, id: UInt64, deadline: Deadline) -> PutOutcome {
         guard acquirePutLock(deadline) else { return .timedOut }
         defer { putLock.release() }
-        guard lockState(deadline, "queue:put") else { return .timedOut }
+        guard lockState(deadline) else { return .timedOut }
         let total = message.count
         let frame = maxFrame
         var offset = 0
@@ -479,7 +299,7 @@ public final class MessageQueue {
                     }
                 }
                 if deadline.hasExpired {
-                    if !isFirst { appendAbort() }
+                    if !isFirst { ipc_queue_append_abort(h, eventFD) }
                     unlockState()
                     return .timedOut
                 }
@@ -490,7 +310,7 @@ public final class MessageQueue {
                     until = deadline.earlier(Deadline(instant: hotWaitEnd))
                 }
                 let usedBefore = h.pointee.used
-                _ = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: until, during: "queue:put") {
+                _ = sleep(on: &h.pointee.space_seq, counter: &h.pointee.writers_waiting, deadline: until) {
                     ipc_load64(&h.pointee.used) < usedBefore
                 }
                 if h.pointee.used < usedBefore {
@@ -505,21 +325,21 @@ public final class MessageQueue {
             if isFirst {
                 // From now on the other producers wait for put_lock (journaled: a producer
                 // killed before its first frame is published leaves only a stray ABORT).
-                beginUpdate(Self.journalPut)
+                ipc_queue_begin_update(h, Self.journalPut)
                 h.pointee.stream_writer = UInt32(bitPattern: ProcessIdentity.pid)
-                endUpdate()
+                ipc_queue_end_update(h)
             }
             // The bytes go in without the lock: the place is ours (only put_lock's holder
             // places frames now), and nobody trims the whole ring meanwhile.
             h.pointee.copying = UInt64(place.offset + size)
             unlockState()
             writeFrame(message, from: offset, count: n, flags: flags, id: id, at: place.offset)
-            _ = lockState(.never, "queue:put")
+            _ = lockState(.never)
             commit(size: size, flags: flags, at: place)
             h.pointee.copying = 0
             unlockState()
             wakeReaders(all: !isFirst)
-            if !isLast { _ = lockState(.never, "queue:put") }
+            if !isLast { _ = lockState(.never) }
             offset += n
         }
         return .done
@@ -531,7 +351,7 @@ public final class MessageQueue {
 
     /// Takes the next message into `out` (which is reset first), waiting until `deadline`.
     public func get(into out: ByteBuffer, deadline: Deadline) -> GetOutcome {
-        guard lockState(deadline, "queue:get") else { return .timedOut }
+        guard lockState(deadline) else { return .timedOut }
         let me = UInt32(bitPattern: ProcessIdentity.pid)
         var holdingGetLock = false
         var streamID: UInt64 = 0
@@ -543,7 +363,7 @@ public final class MessageQueue {
                 unlockState()
                 guard acquireGetLock(deadline) else { return .timedOut }
                 holdingGetLock = true
-                guard lockState(deadline, "queue:get") else { return .timedOut }
+                guard lockState(deadline) else { return .timedOut }
                 continue
             }
             if h.pointee.used == 0 {
@@ -551,27 +371,27 @@ public final class MessageQueue {
                     // Mid-item: the rest is coming, unless its producer died.
                     let writer = Int32(bitPattern: h.pointee.stream_writer)
                     if writer == 0 || !ProcessControl.exists(writer) {
-                        beginUpdate(Self.journalGet)
+                        ipc_queue_begin_update(h, Self.journalGet)
                         h.pointee.stream_writer = 0
                         h.pointee.stream_reader = 0
                         if isJoinable && h.pointee.unfinished > 0 { h.pointee.unfinished -= 1 }
-                        endUpdate()
+                        ipc_queue_end_update(h)
                         out.reset()
                         continue
                     }
-                    _ = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: Deadline.after(seconds: 1), during: "queue:get") {
+                    _ = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: Deadline.after(seconds: 1)) {
                         ipc_load64(&h.pointee.used) > 0
                     }
                     continue
                 }
                 if deadline.hasExpired { unlockState(); return .timedOut }
-                let r = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: deadline, during: "queue:get") {
+                let r = sleep(on: &h.pointee.data_seq, counter: &h.pointee.readers_waiting, deadline: deadline) {
                     ipc_load64(&h.pointee.used) > 0
                 }
                 if r == .timedOut && h.pointee.used == 0 { unlockState(); return .timedOut }
                 continue
             }
-            skipPadding()
+            ipc_queue_skip_padding(h)
             let head = Int(h.pointee.head)
             let flags = (ring + head).load(fromByteOffset: 4, as: UInt16.self)
             if h.pointee.skipping != 0 {
@@ -622,7 +442,7 @@ public final class MessageQueue {
                 unlockState()
                 guard acquireGetLock(deadline) else { return .timedOut }
                 holdingGetLock = true
-                guard lockState(deadline, "queue:get") else { return .timedOut }
+                guard lockState(deadline) else { return .timedOut }
                 continue
             }
             out.reset()
@@ -643,14 +463,14 @@ public final class MessageQueue {
         let length = Int((ring + head).load(as: UInt32.self))
         unlockState()
         if length > 0 { out.append(ring + head + Self.frameHeader, count: length) }
-        _ = lockState(.never, "queue:get")
+        _ = lockState(.never)
     }
 
     // MARK: - Joinable
 
     /// Marks one item done. False when there is no unfinished item (a misuse).
     public func taskDone() -> Bool {
-        _ = lockState(.never, "joinable_queue:task_done")
+        _ = lockState(.never)
         guard h.pointee.unfinished > 0 else { unlockState(); return false }
         h.pointee.unfinished -= 1
         let wake = h.pointee.unfinished == 0 && h.pointee.joiners_waiting > 0
@@ -664,10 +484,10 @@ public final class MessageQueue {
 
     /// Waits until every item put has been marked done. False on timeout.
     public func join(deadline: Deadline) -> Bool {
-        guard lockState(deadline, "joinable_queue:join") else { return false }
+        guard lockState(deadline) else { return false }
         while h.pointee.unfinished > 0 {
             if deadline.hasExpired { unlockState(); return false }
-            let r = sleep(on: &h.pointee.join_seq, counter: &h.pointee.joiners_waiting, deadline: deadline, during: "joinable_queue:join") {
+            let r = sleep(on: &h.pointee.join_seq, counter: &h.pointee.joiners_waiting, deadline: deadline) {
                 ipc_load64(&h.pointee.unfinished) == 0
             }
             if r == .timedOut && h.pointee.unfinished > 0 { unlockState(); return false }

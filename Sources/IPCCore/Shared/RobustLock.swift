@@ -52,12 +52,10 @@ public struct RobustLock {
         }
         switch r {
         case 0:
-            raw.pointee.holder = UInt32(bitPattern: ProcessIdentity.pid)
+            _ = ipc_robust_lock_record(raw, UInt32(bitPattern: ProcessIdentity.pid))
             return .acquired
         case EOWNERDEAD:
-            let dead = Int32(bitPattern: raw.pointee.holder)
-            raw.pointee.holder = UInt32(bitPattern: ProcessIdentity.pid)
-            return .recovered(deadHolder: dead)
+            return .recovered(deadHolder: Int32(bitPattern: ipc_robust_lock_record(raw, UInt32(bitPattern: ProcessIdentity.pid))))
         case ETIMEDOUT, EBUSY:
             return .timedOut
         case EDEADLK:
@@ -69,17 +67,18 @@ public struct RobustLock {
         }
     }
 
-    /// Acquires, repairing with `repair(deadPid)` when the last holder died. Returns false
+    /// Acquires, repairing with `repair(deadPid)` when the last holder died (the warning
+    /// names the call from the gate: see `Blocking.recoveredFromDeadHolder`). Returns false
     /// when the deadline passed first.
     @inlinable
-    public func acquire(deadline: Deadline, object: @autoclosure () -> String, during: String, repair: (Int32) -> Void) -> Bool {
+    public func acquire(deadline: Deadline, object: @autoclosure () -> String, repair: (Int32) -> Void) -> Bool {
         switch acquire(deadline: deadline) {
         case .acquired:
             return true
         case .recovered(let dead):
             repair(dead)
             markConsistent()
-            Blocking.recoveredFromDeadHolder?(object(), dead, during)
+            Blocking.recoveredFromDeadHolder?(object(), dead)
             return true
         case .timedOut:
             return false
@@ -96,8 +95,8 @@ public struct RobustLock {
     @inlinable @discardableResult
     public func release() -> Bool {
         guard raw.pointee.holder == UInt32(bitPattern: ProcessIdentity.pid) else { return false }
-        raw.pointee.holder = 0
-        return ipc_robust_lock_release(raw) == 0
+        ipc_robust_lock_give(raw)
+        return true
     }
 
     /// The pid recorded by the current holder (0 when free).

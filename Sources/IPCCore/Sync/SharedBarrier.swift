@@ -23,8 +23,8 @@ public final class SharedBarrier {
     public var waiting: Int { Int(ipc_load32(&h.pointee.count)) }
     public var isBroken: Bool { ipc_load32(&h.pointee.broken) != 0 }
 
-    func lockIt(_ during: String) {
-        _ = lock.acquire(deadline: .never, object: self.name, during: during) { _ in }
+    func lockIt() {
+        _ = lock.acquire(deadline: .never, object: self.name) { _ in }
     }
 
     public enum WaitOutcome: Equatable { case passed(index: Int), timedOut, broken, actionFailed }
@@ -35,13 +35,13 @@ public final class SharedBarrier {
     /// stays at `parties`: a process that comes meanwhile belongs to the next passage and
     /// waits for this one to end.
     public func wait(deadline: Deadline, action: (() -> Bool)? = nil) -> WaitOutcome {
-        lockIt("barrier:wait")
+        lockIt()
         while h.pointee.broken == 0 && h.pointee.count >= h.pointee.parties {
             let passing = h.pointee.generation
             lock.release()
             let moved = { ipc_load32(&self.h.pointee.generation) != passing }
             let ended = Spin.until(Spin.waitSpins, moved) || Blocking.wait(until: moved, futex: &h.pointee.generation, deadline: deadline)
-            lockIt("barrier:wait")
+            lockIt()
             if !ended && h.pointee.generation == passing {
                 breakLocked()
                 lock.release()
@@ -56,7 +56,7 @@ public final class SharedBarrier {
                 ipc_store32(&h.pointee.count, h.pointee.parties)
                 lock.release()
                 let succeeded = action()
-                lockIt("barrier:wait")
+                lockIt()
                 if h.pointee.generation != generation {
                     // Broken while the action ran (a waiter timed out, abort, reset).
                     lock.release()
@@ -76,7 +76,7 @@ public final class SharedBarrier {
         if !Spin.until(Spin.waitSpins, tripped) {
             _ = Blocking.wait(until: tripped, futex: &h.pointee.generation, deadline: deadline)
         }
-        lockIt("barrier:wait")
+        lockIt()
         defer { lock.release() }
         if h.pointee.generation == generation {
             // Timed out while still waiting: break the barrier for everyone.
@@ -101,14 +101,14 @@ public final class SharedBarrier {
 
     /// Breaks the barrier: current and future waiters get "broken" until `reset`.
     public func abort() {
-        lockIt("barrier:abort")
+        lockIt()
         breakLocked()
         lock.release()
     }
 
     /// Back to the initial state; processes waiting now are released broken.
     public func reset() {
-        lockIt("barrier:reset")
+        lockIt()
         if h.pointee.count > 0 { breakLocked() }
         h.pointee.broken = 0
         h.pointee.count = 0

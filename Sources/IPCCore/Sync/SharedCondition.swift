@@ -51,7 +51,7 @@ public final class SharedCondition {
         guard let s = mine else { return .tooManyWaiters }
         let depth = lock.releaseFully()
         _ = Blocking.wait(until: { ipc_load32(&s.pointee.word) != 0 }, futex: &s.pointee.word, deadline: deadline)
-        lock.reacquire(depth: depth, during: "condition:wait")
+        lock.reacquire(depth: depth)
         // Under the lock again: a notify that raced with the timeout still counts.
         let notified = ipc_load32(&s.pointee.word) != 0
         ipc_store64(&s.pointee.ticket, 0)

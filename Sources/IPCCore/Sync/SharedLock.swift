@@ -35,16 +35,17 @@ public struct OwnedLock {
     /// The re-entrant depth of the current holder.
     public var depth: Int { Int(raw.pointee.depth) }
 
-    public func acquire(deadline: Deadline, during: String) -> AcquireOutcome {
-        if isHeldByMe {
-            if isRecursive {
-                raw.pointee.depth += 1
-                return .acquired
-            }
+    public func acquire(deadline: Deadline) -> AcquireOutcome {
+        switch ipc_owned_lock_reenter(raw, isRecursive ? 1 : 0, UInt32(bitPattern: ProcessIdentity.pid)) {
+        case Int32(IPC_OWNED_REENTERED):
+            return .acquired
+        case Int32(IPC_OWNED_HELD_TWICE):
             // multiprocessing blocks here; waiting for ourselves can only time out.
             if deadline.isNever { return .wouldDeadlock }
             Blocking.sleep(until: deadline)
             return .timedOut
+        default:
+            break
         }
         Blocking.awaitedHolder = lock.holder
         defer { Blocking.awaitedHolder = 0 }
@@ -55,7 +56,7 @@ public struct OwnedLock {
         case .recovered(let dead):
             raw.pointee.depth = 1
             lock.markConsistent()
-            Blocking.recoveredFromDeadHolder?(name, dead, during)
+            Blocking.recoveredFromDeadHolder?(name, dead)
             return .acquired
         case .timedOut:
             return .timedOut
@@ -65,15 +66,7 @@ public struct OwnedLock {
     }
 
     /// Releases one level. False when the calling process does not hold it.
-    public func release() -> Bool {
-        guard isHeldByMe else { return false }
-        if raw.pointee.depth > 1 {
-            raw.pointee.depth -= 1
-            return true
-        }
-        raw.pointee.depth = 0
-        return lock.release()
-    }
+    public func release() -> Bool { ipc_owned_lock_release(raw, UInt32(bitPattern: ProcessIdentity.pid)) != 0 }
 
     /// Releases every level (for a condition's wait); returns the depth to restore.
     func releaseFully() -> UInt32 {
@@ -94,8 +87,8 @@ public struct OwnedLock {
     }
 
     /// Takes it back after `releaseFully`, forever.
-    func reacquire(depth: UInt32, during: String) {
-        _ = acquire(deadline: .never, during: during)
+    func reacquire(depth: UInt32) {
+        _ = acquire(deadline: .never)
         raw.pointee.depth = max(depth, 1)
     }
 }

@@ -27,14 +27,8 @@ public final class SharedSemaphore {
 
     public var value: UInt32 { ipc_load32(&h.pointee.value) }
 
-    /// Takes one unit if one is there, without waiting.
-    func tryTake() -> Bool {
-        var v = ipc_load32(&h.pointee.value)
-        while v > 0 {
-            if ipc_cas32(&h.pointee.value, &v, v - 1) != 0 { return true }
-        }
-        return false
-    }
+    /// Takes one unit if one is there, without waiting (ipc_sync.h).
+    func tryTake() -> Bool { ipc_semaphore_try_take(h) != 0 }
 
     /// Takes one unit, waiting until `deadline`. False on timeout.
     public func acquire(deadline: Deadline) -> Bool {
@@ -54,14 +48,5 @@ public final class SharedSemaphore {
     public enum ReleaseOutcome: Equatable { case released, overBound }
 
     /// Adds `n` units (bounded: refused when the value would exceed the bound).
-    public func release(_ n: UInt32) -> ReleaseOutcome {
-        let limit = bound ?? Self.maximum
-        var v = ipc_load32(&h.pointee.value)
-        while true {
-            if UInt64(v) + UInt64(n) > UInt64(limit) { return .overBound }
-            if ipc_cas32(&h.pointee.value, &v, v + n) != 0 { break }
-        }
-        if ipc_load32(&h.pointee.waiters) > 0 { Futex.wake(&h.pointee.value, count: Int32(min(n, UInt32(Int32.max)))) }
-        return .released
-    }
+    public func release(_ n: UInt32) -> ReleaseOutcome { ipc_semaphore_release(h, n) != 0 ? .released : .overBound }
 }

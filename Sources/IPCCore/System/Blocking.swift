@@ -25,8 +25,10 @@ public enum Blocking {
     /// The process holding what the current call waits for (a lock's holder), for the
     /// hang and deadlock reports; 0 when unknown.
     nonisolated(unsafe) public static var awaitedHolder: Int32 = 0
-    /// Told when a lock is taken over from a process that died holding it.
-    nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32, _ during: String) -> Void)?
+    /// Told when a lock is taken over from a process that died holding it. The runtime's
+    /// warning names the call that took it over, which it reads from the gate: the core
+    /// names no call.
+    nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32) -> Void)?
 
     /// True under a controlled scheduler: waits never spin (the process they wait for
     /// cannot run meanwhile) and never sleep in the kernel.

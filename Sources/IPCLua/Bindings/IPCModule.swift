@@ -25,7 +25,6 @@ public enum IPCModule {
     /// Registers the types and pushes the module table.
     public static func open(_ s: LuaState) throws(LuaRaise) {
         _ = fieldSites
-        ipc_lua_set_recover_inbox(Connection.recoverInbox)
         try Keys.intern(s)
         for type in types { try Bindings.register(type, in: s) }
         try s.newTable(hash: Int32(functions.count + 4))

@@ -122,7 +122,7 @@ enum SyncBindings {
     /// Acquires `lock` for `call`: true, false on timeout; an error for a lock the
     /// process already holds and would wait for for ever.
     static func acquire(_ s: LuaState, _ lock: OwnedLock, _ call: CallContext) throws(LuaRaise) -> Int32 {
-        switch lock.acquire(deadline: call.deadline, during: call.name) {
+        switch lock.acquire(deadline: call.deadline) {
         case .acquired: s.push(true)
         case .timedOut: s.push(false)
         case .wouldDeadlock:

@@ -34,7 +34,7 @@ enum ValueBindings {
 
     static let lockMethods: [Method<ScalarsObject>] = [
         Method("lock", takes: ["timeout"], python: "Python's acquire(block, timeout) is lock(timeout) here, and lock(false) does not block", timeout: 2, waits: { $0.lockIsTaken }, fast: .acquire) { s, x, call throws(LuaRaise) in
-            switch x.scalars.lock.acquire(deadline: call.deadline, during: call.name) {
+            switch x.scalars.lock.acquire(deadline: call.deadline) {
             case .acquired: s.push(true)
             case .timedOut: s.push(false)
             case .wouldDeadlock: throw LuaRaise("\(call.name): deadlock")  // re-entrant: cannot happen
