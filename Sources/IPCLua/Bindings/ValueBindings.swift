@@ -27,8 +27,8 @@ final class ScalarsObject: LuaObject {
 
 enum ValueBindings {
     /// `v.value`, `v.value = x`, `a[i]`, `a[i] = x`: where races happen, so each is a call.
-    static let valueRead = FieldAccess("value read", access: .read)
-    static let valueWrite = FieldAccess("value write", access: .write)
+    static let valueRead = FieldAccess("value read", field: "value.value", access: .read)
+    static let valueWrite = FieldAccess("value write", field: valueRead.field, access: .write)
     static let arrayRead = FieldAccess("array read", access: .read)
     static let arrayWrite = FieldAccess("array write", access: .write)
 
@@ -211,7 +211,7 @@ enum ValueBindings {
 
     /// `__index` for what is not a method: `value` (a call), `typecode`, `name`.
     static func valueIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf("value.value", "value") }
+        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf(valueRead.field, "value") }
         if s.key(2) == Keys.value {
             return try valueRead.pass(s, v.ref, preview: .result) { _ throws(LuaRaise) in try push(s, v.scalars.load(0)); return 1 }
         }
@@ -230,11 +230,11 @@ enum ValueBindings {
     }
 
     static func valueNewIndex(_ s: LuaState) throws(LuaRaise) -> Int32 {
-        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf("value.value", "value") }
+        guard let v = s.object(1, .value, as: ScalarsObject.self) else { throw s.wrongFieldSelf(valueWrite.field, "value") }
         guard s.key(2) == Keys.value else {
             throw LuaRaise("value: cannot set field '\(s.string(2) ?? s.typeName(2))' (only value can be set)")
         }
-        let bits = try scalar(s, 3, for: v.scalars.type, "value.value")
+        let bits = try scalar(s, 3, for: v.scalars.type, valueWrite.field)
         return try valueWrite.pass(s, v.ref, preview: .argument(3)) { _ in v.scalars.store(0, bits: bits); return 0 }
     }
 

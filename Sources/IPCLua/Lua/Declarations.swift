@@ -237,9 +237,12 @@ struct Parameters {
 /// call site, declared once; the type's `__index`/`__newindex` pass the gate with it.
 struct FieldAccess {
     let site: CallSite
+    /// How its errors name it (`value.value`): a field is not called by a name.
+    let field: String
 
-    init(_ name: String, access: Access) {
+    init(_ name: String, field: String? = nil, access: Access) {
         site = CallSite.declare(name, access: access)
+        self.field = field ?? name
     }
 
     /// Runs `body` as this call on `object`.
