@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IPCCore
 import IPCLua
 import IPCRuntime
 
@@ -86,7 +87,7 @@ struct ExhaustiveOptions: ParsableArguments {
                 if fd >= 0, text.utf8.withContiguousStorageIfAvailable({ write(fd, $0.baseAddress, $0.count) == $0.count }) ?? false {
                     print("search saved to \(path): go on with --resume \(Exploring.shellQuoted(path))")
                 } else {
-                    print("ipcplay: cannot save the search to \(path): \(String(cString: strerror(errno)))")
+                    print("ipcplay: cannot save the search to \(path): \(Syscall.lastError)")
                 }
                 if fd >= 0 { close(fd) }
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IPCCore
 import IPCLua
 import IPCRuntime
 
@@ -285,13 +286,13 @@ extension IPCPlay {
 func checkReadable(_ path: String) throws(CommandFailure) {
     var st = stat()
     if stat(path, &st) != 0 {
-        throw CommandFailure(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        throw CommandFailure(message: "cannot open \(path): \(Syscall.lastError)")
     }
     if st.st_mode & S_IFMT == S_IFDIR {
         throw CommandFailure(message: "cannot run \(path): it is a directory")
     }
     if access(path, R_OK) != 0 {
-        throw CommandFailure(message: "cannot open \(path): \(String(cString: strerror(errno)))")
+        throw CommandFailure(message: "cannot open \(path): \(Syscall.lastError)")
     }
 }
 
@@ -303,7 +304,7 @@ func checkWritableFile(_ path: String, option: String) throws {
     let existed = stat(path, &st) == 0
     if existed && st.st_mode & S_IFMT == S_IFDIR { throw ValidationError("\(option) \(path): it is a folder") }
     let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw ValidationError("\(option) \(path): cannot write it: \(String(cString: strerror(errno)))") }
+    guard fd >= 0 else { throw ValidationError("\(option) \(path): cannot write it: \(Syscall.lastError)") }
     close(fd)
     if !existed { unlink(path) }
 }
@@ -313,9 +314,9 @@ func checkWritableFile(_ path: String, option: String) throws {
 func checkWritableFolder(_ path: String, option: String) throws {
     var st = stat()
     if stat(path, &st) != 0 {
-        if mkdir(path, 0o755) != 0 { throw ValidationError("\(option) \(path): cannot make the folder: \(String(cString: strerror(errno)))") }
+        if mkdir(path, 0o755) != 0 { throw ValidationError("\(option) \(path): cannot make the folder: \(Syscall.lastError)") }
     } else if st.st_mode & S_IFMT != S_IFDIR {
         throw ValidationError("\(option) \(path): not a folder (one file per test goes into it)")
     }
-    if access(path, W_OK) != 0 { throw ValidationError("\(option) \(path): cannot write into it: \(String(cString: strerror(errno)))") }
+    if access(path, W_OK) != 0 { throw ValidationError("\(option) \(path): cannot write into it: \(Syscall.lastError)") }
 }

@@ -171,7 +171,7 @@ struct LineReader {
         var byte: UInt8 = 0
         while true {
             let n = read(fd, &byte, 1)
-            if n < 0 && errno == EINTR && !Cancellation.isRequested { continue }
+            if n < 0 && Syscall.lastError == .interrupted && !Cancellation.isRequested { continue }
             if n <= 0 { return bytes.isEmpty ? nil : String(decoding: bytes, as: UTF8.self) }
             if byte == UInt8(ascii: "\n") { return String(decoding: bytes, as: UTF8.self) }
             bytes.append(byte)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import IPCCore
 import IPCLua
 import IPCRuntime
 
@@ -249,7 +250,7 @@ struct TestRunner {
         let picture = Timeline(tracePath: tracePath(r.index, r.name, r.repetition))
         let path = recordingPath(folder, r.name, repetition: r.repetition, ext: "svg")
         guard let f = fopen(path, "w") else {
-            Runtime.writeStderr("ipcplay: cannot write the timeline \(path): \(String(cString: strerror(errno)))\n")
+            Runtime.writeStderr("ipcplay: cannot write the timeline \(path): \(Syscall.lastError)\n")
             return
         }
         fputs(picture.svg(), f)
@@ -261,7 +262,7 @@ struct TestRunner {
         if let junit = options.junit {
             // Found out now, not after every test has run.
             guard let f = fopen(junit, "w") else {
-                throw CommandFailure(message: "cannot write the JUnit report \(junit): \(String(cString: strerror(errno)))")
+                throw CommandFailure(message: "cannot write the JUnit report \(junit): \(Syscall.lastError)")
             }
             fclose(f)
         }
@@ -321,7 +322,7 @@ struct TestRunner {
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)
             return Running(index: index, name: name, repetition: repetition, seed: runSeed, process: p,
-                           started: MonotonicSeconds.now(), outputPath: out, reportPath: report)
+                           started: MonotonicClock.realSeconds(), outputPath: out, reportPath: report)
         }
 
         /// Prints the results that are due: in order with one job or TAP (whose numbers
@@ -356,7 +357,7 @@ struct TestRunner {
             while i < running.count && !Cancellation.isRequested {
                 let r = running[i]
                 var status = r.process.poll()
-                let elapsed = MonotonicSeconds.now() - r.started
+                let elapsed = MonotonicClock.realSeconds() - r.started
                 if status == nil && elapsed > options.timeout + 15 {
                     // The run's own --timeout should have ended it: a safety net.
                     r.process.killGroup()
@@ -379,7 +380,7 @@ struct TestRunner {
                 finalResults[r.index] = result
                 emitDue(r.index)
             }
-            if !progressed && !Cancellation.isRequested { MonotonicSeconds.sleep(0.005) }
+            if !progressed && !Cancellation.isRequested { MonotonicClock.sleep(seconds: 0.005) }
         }
         if Cancellation.isRequested {
             for (index, result) in interrupt(running) { finalResults[index] = result }
@@ -409,15 +410,15 @@ struct TestRunner {
     func interrupt(_ running: [Running]) -> [(Int, TestResult)] {
         for r in running { kill(r.process.pid, SIGTERM) }
         var exits = [Int32?](repeating: nil, count: running.count)
-        let deadline = MonotonicSeconds.now() + 0.6
-        while MonotonicSeconds.now() < deadline {
+        let deadline = MonotonicClock.realSeconds() + 0.6
+        while MonotonicClock.realSeconds() < deadline {
             for (i, r) in running.enumerated() where exits[i] == nil { exits[i] = r.process.poll() }
             if exits.allSatisfy({ $0 != nil }) { break }
-            MonotonicSeconds.sleep(0.005)
+            MonotonicClock.sleep(seconds: 0.005)
         }
         for r in running { r.process.killGroup() }
         Cancellation.endDescendants(milliseconds: 300)
-        let now = MonotonicSeconds.now()
+        let now = MonotonicClock.realSeconds()
         return running.enumerated().map { i, r in
             var result = interpret(r, exit: exits[i] ?? 128 + SIGKILL, seconds: now - r.started)
             result.status = .interrupted
@@ -440,15 +441,15 @@ struct TestRunner {
         if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
         args.append(result.name)
         guard let p = try? Subprocess.spawn(args, outputPath: out) else { return }
-        let started = MonotonicSeconds.now()
+        let started = MonotonicClock.realSeconds()
         while p.poll() == nil {
-            if Cancellation.isRequested || MonotonicSeconds.now() - started > options.timeout * Double(runs) + 60 {
+            if Cancellation.isRequested || MonotonicClock.realSeconds() - started > options.timeout * Double(runs) + 60 {
                 p.killGroup()
                 _ = Cancellation.endDescendants(milliseconds: 300)
                 result.explored = "exploring the failure was cut short"
                 return
             }
-            MonotonicSeconds.sleep(0.005)
+            MonotonicClock.sleep(seconds: 0.005)
         }
         p.killGroup()
         let found = RunReport.read(path: report)
@@ -471,7 +472,7 @@ struct TestRunner {
             guard let base = buf.baseAddress, mkdtemp(base) != nil else { return nil }
             return String(decoding: UnsafeRawBufferPointer(start: base, count: strlen(base)), as: UTF8.self)
         }
-        guard let made else { throw CommandFailure(message: "cannot create a folder in /tmp: \(String(cString: strerror(errno)))", status: 1) }
+        guard let made else { throw CommandFailure(message: "cannot create a folder in /tmp: \(Syscall.lastError)", status: 1) }
         return made
     }
 
@@ -658,24 +659,10 @@ struct TestRunner {
         }
         x += "  </testsuite>\n</testsuites>\n"
         guard let f = fopen(path, "w") else {
-            throw CommandFailure(message: "cannot write the JUnit report \(path): \(String(cString: strerror(errno)))", status: 1)
+            throw CommandFailure(message: "cannot write the JUnit report \(path): \(Syscall.lastError)", status: 1)
         }
         fputs(x, f)
         fclose(f)
-    }
-}
-
-/// Wall time for the runner's own bookkeeping.
-enum MonotonicSeconds {
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
-    static func sleep(_ s: Double) {
-        var ts = timespec(tv_sec: Int(s), tv_nsec: Int((s - Double(Int(s))) * 1e9))
-        nanosleep(&ts, nil)
     }
 }
 

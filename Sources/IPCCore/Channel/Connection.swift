@@ -318,7 +318,7 @@ public final class Connection {
     /// is full the sender parks in `poll` until there is room.
     func writeFrame(_ hdr: UnsafeRawPointer, _ payload: UnsafeRawPointer?, _ n: Int) -> Bool {
         while true {
-            switch Syscall.shim({ ipc_channel_write_frame(header, Int32(writeDirection), writeFD, hdr, Self.frameHeader, payload, n) }) {
+            switch Syscall.shim("write", { ipc_channel_write_frame(header, Int32(writeDirection), writeFD, hdr, Self.frameHeader, payload, n) }) {
             case .success(let written):
                 // A short write cannot happen: a write of at most PIPE_BUF bytes to a
                 // non-blocking pipe is all or nothing.

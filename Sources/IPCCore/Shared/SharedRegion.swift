@@ -41,7 +41,7 @@ public final class SharedRegion {
         let fd = ipc_memfd(name, rounded)
         guard fd >= 0 else { throw IPCError.resource("cannot create shared memory: \(Errno(rawValue: -fd))") }
         guard let p = ipc_map_fd(fd, rounded) else {
-            let e = Errno.current
+            let e = Syscall.lastError
             close(fd)
             throw IPCError.resource("cannot map shared memory: \(e)")
         }

@@ -58,9 +58,9 @@ public final class UnixSocket {
     /// Never follows a symlink, never removes anything that is not a socket.
     static func clearStale(_ path: String, datagram: Bool) throws(IPCError) {
         var st = stat()
-        guard lstat(path, &st) == 0 else {
-            if errno == ENOENT { return }
-            throw IPCError.system("cannot inspect \(path): \(Errno.current)")
+        if case .failure(let e) = Syscall.glibc("lstat", { lstat(path, &st) }) {
+            if e.errno == .noSuchFileOrDirectory { return }
+            throw IPCError.system("cannot inspect \(path): \(e.errno)")
         }
         guard st.st_mode & S_IFMT == S_IFSOCK else {
             throw IPCError.misuse("\(path) exists and is not a socket; not touching it")
@@ -103,10 +103,9 @@ public final class UnixSocket {
             throw IPCError.system("cannot bind \(path): \(Errno(rawValue: -b))")
         }
         let socket = UnixSocket(kind: kind, fd: fd, path: path, onRemovePath: register(path))
-        if let mode, chmod(path, mode) != 0 {
-            let e = Errno.current
+        if let mode, case .failure(let e) = Syscall.glibc("chmod", { chmod(path, mode) }) {
             socket.close()
-            throw IPCError.system("cannot set the mode of \(path): \(e)")
+            throw IPCError.system("cannot set the mode of \(path): \(e.errno)")
         }
         return socket
     }
@@ -121,10 +120,9 @@ public final class UnixSocket {
         // Several processes may accept on it: waits happen in poll, and an accept that
         // loses the race must not block.
         _ = ipc_set_nonblocking(fd, 1)
-        guard Glibc.listen(fd, backlog) == 0 else {
-            let e = Errno.current
+        if case .failure(let e) = Syscall.glibc("listen", { Glibc.listen(fd, backlog) }) {
             socket.close()
-            throw IPCError.system("cannot listen on \(path): \(e)")
+            throw IPCError.system("cannot listen on \(path): \(e.errno)")
         }
         return socket
     }
@@ -132,13 +130,13 @@ public final class UnixSocket {
     /// Waits for a connection until `deadline`; nil on timeout.
     public func accept(deadline: Deadline) throws(IPCError) -> UnixSocket? {
         while true {
-            switch Syscall.shim({ ipc_accept(fd) }) {
+            switch Syscall.shim("accept", { ipc_accept(fd) }) {
             case .success(let c): return UnixSocket(kind: .stream, fd: c, path: nil)
             case .failure(.resourceTemporarilyUnavailable): break
             case .failure(.connectionAbort): continue
-            case .failure(let e) where e == .tooManyOpenFiles || e == .tooManyOpenFilesInSystem:
+            case .failure(let e) where e.errno == .tooManyOpenFiles || e.errno == .tooManyOpenFilesInSystem:
                 throw IPCError.resource("no descriptor left for a new connection (\(e))")
-            case .failure(let e): throw IPCError.system("accept failed: \(e)")
+            case .failure(let e): throw IPCError.system("accept failed: \(e.errno)")
             }
             if !Blocking.poll(fd, Int16(POLLIN), deadline: deadline) { return nil }
         }
@@ -152,11 +150,11 @@ public final class UnixSocket {
         let fd = try newSocket(datagram: false)
         // A full backlog makes connect wait: bound that wait by the deadline.
         if let left = deadline.remainingNanoseconds { _ = ipc_set_send_timeout(fd, max(left, 1)) }
-        let r = Blocking.parked(deadline) { Syscall.shim { ipc_unix_connect(fd, path) } }
+        let r = Blocking.parked(deadline) { Syscall.shim("connect") { ipc_unix_connect(fd, path) } }
         _ = ipc_set_send_timeout(fd, 0)
         guard case .failure(let e) = r else { return .connected(UnixSocket(kind: .stream, fd: fd, path: nil)) }
         Glibc.close(fd)
-        switch e.rawValue {
+        switch e.errno.rawValue {
         case ENOENT: return .refused("no such socket: \(path)")
         case ECONNREFUSED: return .refused("nothing listens at \(path)")
         case EAGAIN, ETIMEDOUT: return .refused("timeout")
@@ -191,7 +189,7 @@ public final class UnixSocket {
         guard fd >= 0 else { return .closed }
         var off = 0
         while off < bytes.count {
-            switch Syscall.shim({ ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1) }) {
+            switch Syscall.shim("send", { ipc_send(fd, bytes.baseAddress! + off, bytes.count - off, 1) }) {
             case .success(let n): off += n
             case .failure(.resourceTemporarilyUnavailable): _ = Blocking.poll(fd, Int16(POLLOUT), deadline: .never)
             case .failure: return .closed  // EPIPE, ECONNRESET, ...
@@ -208,7 +206,7 @@ public final class UnixSocket {
         guard out.reserve(count) else { return .closed }
         var tries = Blocking.isControlled ? Spin.socketTries : 0
         while true {
-            switch Syscall.shim({ ipc_recv(fd, out.base + out.count, count, 1) }) {
+            switch Syscall.shim("recv", { ipc_recv(fd, out.base + out.count, count, 1) }) {
             case .success(0): return count == 0 ? .data(0) : .closed
             case .success(let n): out.count += n; return .data(n)
             case .failure(.resourceTemporarilyUnavailable): break
@@ -246,7 +244,7 @@ public final class UnixSocket {
         try Self.checkPathLength(path)
         guard fd >= 0 else { return .refused("closed") }
         while true {
-            switch Syscall.shim({ ipc_unix_sendto(fd, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, path) }) {
+            switch Syscall.shim("sendto", { ipc_unix_sendto(fd, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, bytes.count, path) }) {
             case .success(let n): return .sent(n)
             case .failure(.resourceTemporarilyUnavailable):
                 // The receiver's queue is full: wait for room (a bound wait: a datagram
@@ -255,7 +253,7 @@ public final class UnixSocket {
             case .failure(.noSuchFileOrDirectory): return .refused("no such socket: \(path)")
             case .failure(.connectionRefused): return .refused("nothing is bound at \(path)")
             case .failure(.messageTooLong): throw IPCError.misuse("a datagram of \(bytes.count) bytes is too large for a Unix datagram socket")
-            case .failure(let e): return .refused("cannot send to \(path): \(e)")
+            case .failure(let e): return .refused("cannot send to \(path): \(e.errno)")
             }
         }
     }
@@ -266,12 +264,12 @@ public final class UnixSocket {
     public func receiveFrom(into out: ByteBuffer, deadline: Deadline) -> ReceiveFromOutcome {
         guard fd >= 0 else { return .closed }
         while true {
-            switch Syscall.shim({ ipc_next_datagram_size(fd) }) {
+            switch Syscall.shim("recv", { ipc_next_datagram_size(fd) }) {
             case .success(let size):
                 out.count = 0
                 guard out.reserve(max(size, 1)) else { return .closed }
                 var from = [CChar](repeating: 0, count: 110)
-                switch Syscall.shim({ ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count) }) {
+                switch Syscall.shim("recvfrom", { ipc_unix_recvfrom(fd, out.base, max(size, 1), &from, from.count) }) {
                 case .success(let n):
                     out.count = n
                     let end = from.firstIndex(of: 0) ?? from.count
@@ -294,7 +292,7 @@ public final class UnixSocket {
         guard fd >= 0 else { return .closed }
         var payload = message.isEmpty ? [0] : message
         while true {
-            let r = Syscall.shim {
+            let r = Syscall.shim("sendmsg") {
                 fds.withUnsafeBufferPointer { f in
                     payload.withUnsafeMutableBytes { m in ipc_send_fds(fd, f.baseAddress, Int32(f.count), m.baseAddress, m.count) }
                 }
@@ -317,7 +315,7 @@ public final class UnixSocket {
             var fds = [Int32](repeating: -1, count: 8)
             var count: Int32 = 0
             var message = [UInt8](repeating: 0, count: 512)
-            let r = Syscall.shim {
+            let r = Syscall.shim("recvmsg") {
                 fds.withUnsafeMutableBufferPointer { f in
                     message.withUnsafeMutableBytes { m in ipc_recv_fds(fd, f.baseAddress, Int32(f.count), &count, m.baseAddress, m.count) }
                 }

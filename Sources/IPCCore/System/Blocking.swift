@@ -79,7 +79,7 @@ public enum Blocking {
     }
 
     /// Waits until any of `entries` is ready: their `revents` (all zero at the deadline).
-    public static func poll(_ entries: [(fd: Int32, events: Int16)], deadline: Deadline) throws(Errno) -> [Int16] {
+    public static func poll(_ entries: [(fd: Int32, events: Int16)], deadline: Deadline) throws(SyscallError) -> [Int16] {
         let now = try Poll.wait(entries, deadline: .now)
         if now.contains(where: { $0 != 0 }) || deadline.hasExpired { return now }
         if let c = controller {
@@ -97,7 +97,7 @@ public enum Blocking {
             if let c = controller {
                 _ = c.park(until: { false }, deadline: deadline)
             } else {
-                Syscall.shim { ipc_sleep_until(deadline.instant ?? Int64.max) }
+                Syscall.shim("clock_nanosleep") { ipc_sleep_until(deadline.instant ?? Int64.max) }
             }
         }
     }

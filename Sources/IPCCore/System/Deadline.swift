@@ -1,14 +1,19 @@
 import CSystemShim
 import Glibc
 
-/// The monotonic clock, in nanoseconds: the one clock of ipcplay.
+/// The monotonic clock, in nanoseconds: the one clock of ipcplay (the core's deadlines,
+/// the runtime's hang board and traces, the command line's own bookkeeping).
 ///
 /// Under a controlled scheduler, time is virtual: `nanoseconds()` reads the run's
 /// virtual clock (a word in the run's shared board, moved only by the scheduler), so that
-/// every deadline, `ipc.now` and `ipc.sleep` follow the schedule, not the machine.
+/// every deadline, `ipc.now` and `ipc.sleep` follow the schedule, not the machine; and
+/// `traceNanoseconds()` adds a microsecond per step taken, so that a replay's trace draws
+/// the same picture.
 public enum MonotonicClock {
     /// The run's virtual clock, when one is in force.
     nonisolated(unsafe) public static var virtual: UnsafeMutablePointer<UInt64>?
+    /// The steps the controlled scheduler has taken, when one runs (with `virtual`).
+    nonisolated(unsafe) public static var steps: UnsafeMutablePointer<UInt64>?
 
     /// Now, on the run's clock (virtual under a controlled scheduler).
     @inlinable
@@ -18,20 +23,38 @@ public enum MonotonicClock {
     }
 
     /// Now, on the machine's clock, whatever the run's clock is (time actually spent:
-    /// hang reports, traces).
+    /// hang reports, a command's own timing).
     @inlinable
     public static func real() -> Int64 { ipc_monotonic_ns() }
 
+    /// Now, for a trace: real time, or under a controlled scheduler the schedule's own
+    /// (virtual time plus a microsecond per step).
+    @inlinable
+    public static func traceNanoseconds() -> Int64 {
+        guard let v = virtual, let steps else { return ipc_monotonic_ns() }
+        return Int64(bitPattern: ipc_load64(v)) &+ Int64(bitPattern: ipc_load64(steps)) &* 1000
+    }
+
+    /// `nanoseconds()` in seconds (the run's clock: `ipc.now`).
     @inlinable
     public static func seconds() -> Double {
         Double(nanoseconds()) / 1e9
     }
 
+    /// `real()` in seconds.
+    @inlinable
+    public static func realSeconds() -> Double { Double(ipc_monotonic_ns()) / 1e9 }
+
     /// Sleeps `ns` nanoseconds of real time, resumed after signals with the time left.
     public static func sleep(nanoseconds ns: Int64) {
         guard ns > 0 else { return }
         let end = ipc_monotonic_ns() &+ ns
-        Syscall.shim { ipc_sleep_until(end < 0 ? Int64.max : end) }
+        Syscall.shim("clock_nanosleep") { ipc_sleep_until(end < 0 ? Int64.max : end) }
+    }
+
+    /// Sleeps `seconds` of real time.
+    public static func sleep(seconds: Double) {
+        sleep(nanoseconds: seconds >= 9e9 ? Int64.max : Int64(max(0, seconds) * 1e9))
     }
 }
 

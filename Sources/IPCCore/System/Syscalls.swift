@@ -7,33 +7,53 @@ import SystemPackage
 
 // MARK: - The convention
 
-/// The one convention for system calls. A function of the C shim (`ipc_*`) returns its
-/// result or -errno, captured in C next to the call; a Glibc function returns -1 and sets
-/// errno, which `glibc` reads at once, before anything else can change it. Both retry
-/// EINTR here, and nowhere else (a call with a deadline recomputes its timeout in `body`).
+/// A system call that failed: its name and its errno, as swift-nio's `IOError` carries
+/// them, so that a message says which call failed.
+public struct SyscallError: Error, Equatable, CustomStringConvertible {
+    public let call: String
+    public let errno: Errno
+
+    public init(_ call: String, _ errno: Errno) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(errno)" }
+
+    /// `case .failure(.resourceTemporarilyUnavailable)`: an errno matches its failures.
+    public static func ~= (pattern: Errno, error: SyscallError) -> Bool { error.errno == pattern }
+}
+
+/// The one path of system calls. A function of the C shim (`ipc_*`) returns its result
+/// or -errno, captured in C next to the call; a Glibc function returns -1 and sets errno,
+/// which `glibc` reads at once (the only place errno is read) and turns into the shim's
+/// convention. Both then go through one loop, which retries EINTR (and nothing else does:
+/// a call with a deadline recomputes its timeout in `body`), and both fail with a
+/// `SyscallError` that names the call.
 public enum Syscall {
     /// Runs `body`, a shim call returning a count or -errno, again while it fails with EINTR.
     @inlinable @discardableResult
-    public static func shim<T: FixedWidthInteger & SignedInteger>(_ body: () -> T) -> Result<T, Errno> {
+    public static func shim<T: FixedWidthInteger & SignedInteger>(_ call: StaticString, _ body: () -> T) -> Result<T, SyscallError> {
         while true {
             let r = body()
             if r >= 0 { return .success(r) }
             if r == -T(EINTR) { continue }
-            return .failure(Errno(rawValue: Int32(truncatingIfNeeded: -r)))
+            return .failure(SyscallError(call.description, Errno(rawValue: Int32(truncatingIfNeeded: -r))))
         }
     }
 
     /// Runs `body`, a Glibc call returning -1 and setting errno, again while it fails with EINTR.
     @inlinable @discardableResult
-    public static func glibc<T: FixedWidthInteger & SignedInteger>(_ body: () -> T) -> Result<T, Errno> {
-        while true {
+    public static func glibc<T: FixedWidthInteger & SignedInteger>(_ call: StaticString, _ body: () -> T) -> Result<T, SyscallError> {
+        shim(call) {
             let r = body()
-            if r != -1 { return .success(r) }
-            let e = Glibc.errno
-            if e == EINTR { continue }
-            return .failure(Errno(rawValue: e))
+            return r == -1 ? -T(Glibc.errno) : r
         }
     }
+
+    /// The errno a Glibc call that reports failure another way (a NULL `fopen`, a
+    /// `MAP_FAILED` `mmap`) has just set: read at once, for its error.
+    @inlinable public static var lastError: Errno { Errno(rawValue: Glibc.errno) }
 
     /// Writes all of `count` bytes at `base` to `fd`, whatever the partial writes; false
     /// when the descriptor fails (EPIPE and friends: the reader is gone).
@@ -42,7 +62,7 @@ public enum Syscall {
         guard let base else { return count == 0 }
         var off = 0
         while off < count {
-            switch glibc({ Glibc.write(fd, base + off, count - off) }) {
+            switch glibc("write", { Glibc.write(fd, base + off, count - off) }) {
             case .success(let n): off += n
             case .failure: return false
             }
@@ -58,16 +78,11 @@ public enum Syscall {
     }
 }
 
-extension Errno {
-    /// The current `errno`, for a Glibc call just made.
-    @inlinable public static var current: Errno { Errno(rawValue: Glibc.errno) }
-}
-
-extension Result where Failure == Errno {
+extension Result where Failure == SyscallError {
     /// The value, or nil on failure.
     @inlinable public var value: Success? { if case .success(let v) = self { return v }; return nil }
     /// The errno of a failure, or nil.
-    @inlinable public var errno: Errno? { if case .failure(let e) = self { return e }; return nil }
+    @inlinable public var errno: Errno? { if case .failure(let e) = self { return e.errno }; return nil }
 }
 
 // MARK: - Identity
@@ -96,11 +111,11 @@ public enum ProcessIdentity {
 public enum Memory {
     /// `mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_ANONYMOUS[|MAP_NORESERVE], -1, 0)`:
     /// zero-filled memory shared with every process forked afterwards.
-    public static func mapShared(size: Int, reserveOnly: Bool = false) throws(Errno) -> UnsafeMutableRawPointer {
+    public static func mapShared(size: Int, reserveOnly: Bool = false) throws(SyscallError) -> UnsafeMutableRawPointer {
         var flags = MAP_SHARED | MAP_ANONYMOUS
         if reserveOnly { flags |= MAP_NORESERVE }
         guard let p = mmap(nil, size, PROT_READ | PROT_WRITE, flags, -1, 0), p != MAP_FAILED else {
-            throw Errno.current
+            throw SyscallError("mmap", Syscall.lastError)
         }
         return p
     }
@@ -160,15 +175,16 @@ public enum Futex {
 
 public enum ProcessControl {
     /// `fork()`. Flush stdio before calling it.
-    public static func fork() throws(Errno) -> Int32 {
-        let pid = Glibc.fork()
-        if pid < 0 { throw Errno.current }
-        return pid
+    public static func fork() throws(SyscallError) -> Int32 {
+        switch Syscall.glibc("fork", { Glibc.fork() }) {
+        case .success(let pid): return pid
+        case .failure(let e): throw e
+        }
     }
 
     /// `pidfd_open(pid, 0)`: a descriptor that becomes readable when the process exits.
-    public static func pidfdOpen(_ pid: Int32) throws(Errno) -> FileDescriptor {
-        switch Syscall.shim({ ipc_pidfd_open(pid) }) {
+    public static func pidfdOpen(_ pid: Int32) throws(SyscallError) -> FileDescriptor {
+        switch Syscall.shim("pidfd_open", { ipc_pidfd_open(pid) }) {
         case .success(let fd): return FileDescriptor(rawValue: fd)
         case .failure(let e): throw e
         }
@@ -185,7 +201,10 @@ public enum ProcessControl {
     /// True when child `pid` has exited (it is left to be reaped: `waitid` with WNOWAIT).
     public static func hasExited(_ pid: Int32) -> Bool {
         var info = siginfo_t()
-        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 else { return errno == ECHILD }
+        switch Syscall.glibc("waitid", { waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) }) {
+        case .success: break
+        case .failure(let e): return e.errno == .noChildProcess
+        }
         return info._sifields._sigchld.si_pid != 0
     }
 
@@ -211,9 +230,9 @@ public enum ProcessControl {
 
     /// `waitpid(pid, &status, WNOHANG or 0)`. Returns nil when the process is still running
     /// (non-blocking form).
-    public static func wait(_ pid: Int32, block: Bool) throws(Errno) -> Termination? {
+    public static func wait(_ pid: Int32, block: Bool) throws(SyscallError) -> Termination? {
         var status: Int32 = 0
-        switch Syscall.glibc({ waitpid(pid, &status, block ? 0 : WNOHANG) }) {
+        switch Syscall.glibc("waitpid", { waitpid(pid, &status, block ? 0 : WNOHANG) }) {
         case .failure(let e): throw e
         case .success(0): return nil
         case .success: return termination(fromStatus: status)
@@ -223,21 +242,21 @@ public enum ProcessControl {
     /// `waitpid(-1, &status, WNOHANG)`: one exited child, if any.
     public static func reapAny() -> (pid: Int32, termination: Termination)? {
         var status: Int32 = 0
-        guard let r = Syscall.glibc({ waitpid(-1, &status, WNOHANG) }).value, r > 0 else { return nil }
+        guard let r = Syscall.glibc("waitpid", { waitpid(-1, &status, WNOHANG) }).value, r > 0 else { return nil }
         return (r, termination(fromStatus: status))
     }
 
     /// `kill(pid, signal)`.
-    public static func signal(_ pid: Int32, _ signal: Int32) throws(Errno) {
-        if case .failure(let e) = Syscall.glibc({ kill(pid, signal) }) { throw e }
+    public static func signal(_ pid: Int32, _ signal: Int32) throws(SyscallError) {
+        if case .failure(let e) = Syscall.glibc("kill", { kill(pid, signal) }) { throw e }
     }
 
     /// True when a process with this pid exists (`kill(pid, 0)`; EPERM counts as alive).
     public static func exists(_ pid: Int32) -> Bool {
         if pid <= 0 { return false }
-        switch Syscall.glibc({ kill(pid, 0) }) {
+        switch Syscall.glibc("kill", { kill(pid, 0) }) {
         case .success: return true
-        case .failure(let e): return e == .notPermitted
+        case .failure(let e): return e.errno == .notPermitted
         }
     }
 }
@@ -246,10 +265,10 @@ public enum ProcessControl {
 
 public enum Pipe {
     /// `pipe2(O_CLOEXEC|O_NONBLOCK)`: (read end, write end).
-    public static func make() throws(Errno) -> (read: Int32, write: Int32) {
+    public static func make() throws(SyscallError) -> (read: Int32, write: Int32) {
         var fds: (Int32, Int32) = (-1, -1)
-        let r = withUnsafeMutableBytes(of: &fds) { ipc_pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
-        if r < 0 { throw Errno(rawValue: -r) }
+        let r = Syscall.shim("pipe2") { withUnsafeMutableBytes(of: &fds) { ipc_pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) } }
+        if case .failure(let e) = r { throw e }
         return fds
     }
 }
@@ -260,10 +279,10 @@ public enum Poll {
     /// `poll(fds, n, timeout)` over (descriptor, events) pairs until `deadline` (real
     /// time), resumed after signals with the time left. Returns the `revents` of each
     /// entry (all zero on timeout).
-    public static func wait(_ entries: [(fd: Int32, events: Int16)], deadline: Deadline) throws(Errno) -> [Int16] {
+    public static func wait(_ entries: [(fd: Int32, events: Int16)], deadline: Deadline) throws(SyscallError) -> [Int16] {
         var fds = entries.map { pollfd(fd: $0.fd, events: $0.events, revents: 0) }
         while true {
-            let r = Syscall.glibc {
+            let r = Syscall.glibc("poll") {
                 fds.withUnsafeMutableBufferPointer { buf in poll(buf.baseAddress, nfds_t(buf.count), deadline.pollMilliseconds) }
             }
             switch r {
@@ -277,18 +296,18 @@ public enum Poll {
     /// True when `fd` has any of `events` now (a poll with no timeout).
     public static func isReady(fd: Int32, events: Int16) -> Bool {
         var p = pollfd(fd: fd, events: events, revents: 0)
-        return (Syscall.glibc { poll(&p, 1, 0) }.value ?? 1) > 0
+        return (Syscall.glibc("poll") { poll(&p, 1, 0) }.value ?? 1) > 0
     }
 
     /// True when `fd`, a pipe's write end, has no reader left anywhere (poll's POLLERR).
     public static func readersGone(writeEnd fd: Int32) -> Bool {
         var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        guard (Syscall.glibc { poll(&p, 1, 0) }.value ?? 0) > 0 else { return false }
+        guard (Syscall.glibc("poll") { poll(&p, 1, 0) }.value ?? 0) > 0 else { return false }
         return p.revents & Int16(POLLERR) != 0
     }
 
     /// Waits until `fd` has any of `events`, or the deadline passes. True when ready.
-    public static func wait(fd: Int32, events: Int16, deadline: Deadline) throws(Errno) -> Bool {
+    public static func wait(fd: Int32, events: Int16, deadline: Deadline) throws(SyscallError) -> Bool {
         try wait([(fd, events)], deadline: deadline)[0] != 0
     }
 }

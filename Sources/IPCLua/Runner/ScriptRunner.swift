@@ -89,7 +89,7 @@ public enum ScriptRunner {
             let timeline = Timeline(tracePath: trace)
             if let svg = options.timelineSVG {
                 if let f = fopen(svg, "w") { fputs(timeline.svg(), f); fclose(f) } else {
-                    Runtime.writeStderr("ipcplay: cannot write \(svg): \(String(cString: strerror(errno)))\n")
+                    Runtime.writeStderr("ipcplay: cannot write \(svg): \(Syscall.lastError)\n")
                 }
             } else {
                 let terminal = Terminal.standardOutput

@@ -129,7 +129,7 @@ public final class Explorer {
         guard let child = launch(kind, seed: seed, decisions: decisions, byIndex: byIndex, locations: locations, output: output,
                                  kills: kills) else {
             var r = RunReport(.error)
-            r.messages = ["cannot fork a run: \(Errno.current)"]
+            r.messages = ["cannot fork a run: \(Syscall.lastError)"]
             return Run(status: 1, report: r, steps: [], names: [], objectNames: [:], hash: 0, choices: 0, output: "", seed: seed)
         }
         return collect(child, seed: seed, output: output)
@@ -199,7 +199,7 @@ public final class Explorer {
             }
             close(fd.rawValue)
         }
-        _ = Syscall.glibc { waitpid(child, &status, 0) }
+        _ = Syscall.glibc("waitpid") { waitpid(child, &status, 0) }
         // Whatever the run left (a host killed by the watchdog leaves its processes).
         _ = kill(-child, SIGKILL)
         while ProcessControl.reapAny() != nil {}

@@ -391,11 +391,11 @@ extension ReplayToken {
     public static func write(_ text: String, to path: String) throws(Malformed) {
         let temporary = "\(path).\(ProcessIdentity.pid).new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw Malformed(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw Malformed(description: "cannot write \(temporary): \(Syscall.lastError)") }
         let written = Syscall.writeAll(fd, text + "\n")
         close(fd)
         guard written, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
+            let reason = "\(Syscall.lastError)"
             unlink(temporary)
             throw Malformed(description: "cannot write \(path): \(reason)")
         }
@@ -407,7 +407,7 @@ extension ReplayToken {
         guard argument.hasPrefix("@") else { return argument }
         let path = String(argument.dropFirst())
         guard let data = fileContents(path, limit: maxTextLength) else {
-            throw Malformed(description: "cannot read the token file \(path): \(String(cString: strerror(errno)))")
+            throw Malformed(description: "cannot read the token file \(path): \(Syscall.lastError)")
         }
         if data.count > maxTextLength { throw Malformed(description: "not a replay token (\(path) is longer than \(maxTextLength >> 20) MiB)") }
         let isSpace: (UInt8) -> Bool = { $0 == 32 || $0 == 9 || $0 == 10 || $0 == 13 }

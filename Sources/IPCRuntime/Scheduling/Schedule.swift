@@ -582,7 +582,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         let seen = ipc_load32(&c.pointee.answer)
         _ = ipc_add32(&c.pointee.request, 1)
         var byte: UInt8 = 1
-        _ = Syscall.glibc { write(c.pointee.request_fd, &byte, 1) }
+        _ = Syscall.glibc("write") { write(c.pointee.request_fd, &byte, 1) }
         while ipc_load32(&c.pointee.answer) == seen {
             _ = Futex.wait(&c.pointee.answer, expected: seen, deadline: .never)
         }
