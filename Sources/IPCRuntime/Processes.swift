@@ -188,7 +188,10 @@ public final class ChildProcess: GateObject {
 /// The life cycle of every process of a run.
 public enum Runtime {
     /// This process.
-    nonisolated(unsafe) public internal(set) static var this = ProcessState()
+    public internal(set) static var this: ProcessState {
+        @inline(__always) get { Execution.current.process }
+        set { Execution.current.process = newValue }
+    }
 
     // MARK: - Host
 
@@ -370,7 +373,10 @@ public enum Runtime {
     // MARK: - Output
 
     /// The lock of the output discipline: shared by every process forked afterwards.
-    nonisolated(unsafe) static var outputLock: SharedRegion?
+    static var outputLock: SharedRegion? {
+        get { Execution.current.outputLock }
+        set { Execution.current.outputLock = newValue }
+    }
 
     /// Makes stdout and stderr line-disciplined (lines from many processes never splice),
     /// once, before anything captures the streams (Lua's `io` library does).

@@ -16,14 +16,33 @@ import IPCCore
 /// Events are formatted straight into that buffer (no intermediate strings). When
 /// tracing is off, every hook is one predictable branch.
 public enum Trace {
-    nonisolated(unsafe) public static var isOn = false
-    nonisolated(unsafe) static var fd: Int32 = -1
-    nonisolated(unsafe) public static let buffer = ByteBuffer(capacity: 1 << 17)
-    nonisolated(unsafe) static var origin: Int64 = 0
+    // (Its state is the execution context's `trace`.)
+    public static var isOn: Bool {
+        @inline(__always) get { Execution.current.trace.isOn }
+        @inline(__always) set { Execution.current.trace.isOn = newValue }
+    }
+    static var fd: Int32 {
+        get { Execution.current.trace.fd }
+        set { Execution.current.trace.fd = newValue }
+    }
+    public static var buffer: ByteBuffer { @inline(__always) get { Execution.current.trace.buffer } }
+    static var origin: Int64 {
+        get { Execution.current.trace.origin }
+        set { Execution.current.trace.origin = newValue }
+    }
     /// How long the current call has been parked.
-    nonisolated(unsafe) static var parkedSince: Int64 = 0
-    nonisolated(unsafe) public static var parkedTotal: Int64 = 0
-    nonisolated(unsafe) static var messageCounter: UInt64 = 0
+    static var parkedSince: Int64 {
+        get { Execution.current.trace.parkedSince }
+        set { Execution.current.trace.parkedSince = newValue }
+    }
+    public static var parkedTotal: Int64 {
+        get { Execution.current.trace.parkedTotal }
+        set { Execution.current.trace.parkedTotal = newValue }
+    }
+    static var messageCounter: UInt64 {
+        get { Execution.current.trace.messageCounter }
+        set { Execution.current.trace.messageCounter = newValue }
+    }
     static let flushThreshold = 96 << 10
 
     /// Opens `path` (truncated) in the host and writes the array's opening.
@@ -202,12 +221,15 @@ public enum Trace {
         }
     }
 
-    /// The trace's clock: real time, or under a controlled scheduler the schedule's own
-    /// (virtual time plus a microsecond per step), so that a replay draws the same picture.
-    nonisolated(unsafe) static var clock: (() -> Int64)?
-    /// Under a controlled scheduler, the number of steps made so far: each event carries
-    /// it (`"step"`), and a timeline numbers its rows with it, not with virtual seconds.
-    nonisolated(unsafe) static var step: (() -> Int64)?
+    /// The trace's clock and step counter (see `TraceState`).
+    static var clock: (() -> Int64)? {
+        @inline(__always) get { Execution.current.trace.clock }
+        set { Execution.current.trace.clock = newValue }
+    }
+    static var step: (() -> Int64)? {
+        get { Execution.current.trace.step }
+        set { Execution.current.trace.step = newValue }
+    }
 
     /// `,"step":N` in an event's args, under a controlled scheduler.
     static func stepArg() {
