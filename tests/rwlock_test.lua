@@ -109,7 +109,11 @@ for _ = 1, 5 do
   for k = 1, 4 do
     victims[k] = ipc.spawn(function()
       while true do
-        if k % 2 == 0 then rw:with_write(function() end) else rw:with_read(function() rw:with_read(function() end) end) end
+        if k % 2 == 0 then
+          rw:with_write(function() end)
+        else
+          rw:with_read(function() rw:with_read(function() end) end)
+        end
       end
     end)
   end
