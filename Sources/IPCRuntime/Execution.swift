@@ -10,20 +10,23 @@ import IPCCore
 /// Outside it, each with its reason: the bindings' part (IPCLua's `LuaExecution`: its
 /// types are Lua's, which this module cannot name), and IPCCore's few globals (below this
 /// module, and read on paths that must not call up into it).
+///
+/// Every field starts as nil, zero or false: then the context is laid out by the
+/// compiler, and reaching it costs no once-check (a global with any other initial value,
+/// an empty array included, is made at its first use, and on Linux every use then calls
+/// `swift_once`). What must be made is made at its first use (`Runtime.this`, the trace
+/// buffer) or starts as nil for "none yet" (the registries, the hooks).
 public struct Execution {
-    /// The kinds of IPC object declared so far (`ObjectKind`'s registry; `process` is the
-    /// runtime's own and comes first).
-    var kinds: [ObjectKind.Record] = [
-        ObjectKind.Record(label: "process", typeName: "ipc.Process", namePrefix: "process", family: 0, hasUnknownPeers: false),
-    ]
+    /// The kinds of IPC object declared so far, after `process` (`ObjectKind`'s registry).
+    var kinds: [ObjectKind.Record]?
     /// The calls declared so far (`CallSite`'s table).
-    var sites: [CallSite.Traits] = []
+    var sites: [CallSite.Traits]?
     /// The gate: the calls in progress and the hooks that watch them.
     var gate = GateState()
     /// `--trace`: this process's event buffer and clocks.
     var trace = TraceState()
-    /// This process: its name, place, children and options.
-    var process = ProcessState()
+    /// This process: its name, place, children and options (made at its first use).
+    var process: ProcessState?
     /// The lock of the output discipline (shared by every process forked afterwards).
     var outputLock: SharedRegion?
     /// `--jitter`'s hook, reseeded in each child.
@@ -41,7 +44,7 @@ struct GateState {
     var stack: UnsafeMutablePointer<GateCall>?
     var capacity = 0
     var depth = 0
-    var hooks: [GateHook] = []
+    var hooks: [GateHook]?
     var isObserved = false
 }
 
@@ -49,7 +52,8 @@ struct GateState {
 struct TraceState {
     var isOn = false
     var fd: Int32 = -1
-    let buffer = ByteBuffer(capacity: 1 << 17)
+    /// Made when the trace starts (or at its first use).
+    var buffer: ByteBuffer?
     var origin: Int64 = 0
     /// When the current call parked, and how long it has been parked in all.
     var parkedSince: Int64 = 0

@@ -25,7 +25,7 @@ public struct CallSite: Sendable, Hashable {
 
     /// Every call declared in this process, by id (kept in the execution context).
     public static var all: [Traits] {
-        @inline(__always) get { Execution.current.sites }
+        @inline(__always) get { Execution.current.sites ?? [] }
     }
 
     @inlinable public var name: String { CallSite.all[id].name }
@@ -35,7 +35,7 @@ public struct CallSite: Sendable, Hashable {
     /// Declares a call (once per name: declaring it again returns the same site).
     public static func declare(_ name: String, access: Access, blocking: Bool = false) -> CallSite {
         if let i = all.firstIndex(where: { $0.name == name }) { return CallSite(id: i) }
-        Execution.current.sites.append(Traits(name: name, access: access, blocking: blocking))
+        Execution.current.sites = all + [Traits(name: name, access: access, blocking: blocking)]
         return CallSite(id: all.count - 1)
     }
 
@@ -121,7 +121,7 @@ public enum Gate {
         @inline(__always) set { Execution.current.gate.depth = newValue }
     }
     static var hooks: [GateHook] {
-        @inline(__always) get { Execution.current.gate.hooks }
+        @inline(__always) get { Execution.current.gate.hooks ?? [] }
         @inline(__always) set { Execution.current.gate.hooks = newValue }
     }
     public internal(set) static var isObserved: Bool {

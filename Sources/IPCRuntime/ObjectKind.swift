@@ -28,35 +28,40 @@ public struct ObjectKind: Hashable, Sendable {
     /// Declares a kind (once per label: declaring it again returns the same kind).
     public static func declare(_ label: String, typeName: String, family: ObjectKind? = nil,
                                namePrefix: String? = nil, hasUnknownPeers: Bool = false) -> ObjectKind {
-        if let i = Execution.current.kinds.firstIndex(where: { $0.label == label }) { return ObjectKind(id: i) }
-        let id = Execution.current.kinds.count
+        if let i = records.firstIndex(where: { $0.label == label }) { return ObjectKind(id: i) }
+        let id = records.count
         precondition(id < capacity, "more than \(capacity) kinds of IPC object")
-        Execution.current.kinds.append(Record(label: label, typeName: typeName, namePrefix: namePrefix ?? label,
-                                              family: family?.rawValue ?? id, hasUnknownPeers: hasUnknownPeers))
+        Execution.current.kinds = records + [Record(label: label, typeName: typeName, namePrefix: namePrefix ?? label,
+                                                    family: family?.rawValue ?? id, hasUnknownPeers: hasUnknownPeers)]
         return ObjectKind(id: id)
     }
 
     init(id: Int) { rawValue = id }
 
+    /// The records of the kinds declared so far, by id: the runtime's `process` first.
+    static var records: [Record] { Execution.current.kinds ?? [processRecord] }
+    static let processRecord = Record(label: "process", typeName: "ipc.Process", namePrefix: "process", family: 0,
+                                      hasUnknownPeers: false)
+
     /// The kind of id `rawValue`, if one was declared.
     @inline(__always)
     public init?(rawValue: Int) {
-        guard rawValue >= 0 && rawValue < Execution.current.kinds.count else { return nil }
+        guard rawValue >= 0 && rawValue < (Execution.current.kinds?.count ?? 1) else { return nil }
         self.rawValue = rawValue
     }
 
     /// Every kind declared so far, in the order of their ids.
-    public static var all: [ObjectKind] { Execution.current.kinds.indices.map { ObjectKind(id: $0) } }
+    public static var all: [ObjectKind] { records.indices.map { ObjectKind(id: $0) } }
 
-    public var record: Record { Execution.current.kinds[rawValue] }
+    public var record: Record { ObjectKind.records[rawValue] }
     public var label: String { record.label }
     public var typeName: String { record.typeName }
     public var namePrefix: String { record.namePrefix }
     /// Kinds that share their methods have one family (a joinable queue is a queue, ...).
     public var family: ObjectKind { ObjectKind(id: record.family) }
 
-    /// The runtime's own kind, its processes: the first record of the registry
-    /// (`Execution.kinds`), there from the start.
+    /// The runtime's own kind, its processes: the first record of the registry, there
+    /// from the start.
     public static let process = ObjectKind(id: 0)
 }
 

@@ -189,8 +189,15 @@ public final class ChildProcess: GateObject {
 public enum Runtime {
     /// This process.
     public internal(set) static var this: ProcessState {
-        @inline(__always) get { Execution.current.process }
+        @inline(__always) get { Execution.current.process ?? makeThis() }
         set { Execution.current.process = newValue }
+    }
+
+    @inline(never)
+    static func makeThis() -> ProcessState {
+        let p = ProcessState()
+        Execution.current.process = p
+        return p
     }
 
     // MARK: - Host
@@ -319,7 +326,7 @@ public enum Runtime {
         Gate.reset()
         ipc_exit_reset_words()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
-        Trace.buffer.count = 0
+        Execution.current.trace.buffer?.count = 0
         Trace.processStarted(name: name, index: spawnIndex)
         Gate.pass(.processStart, object)
     }

@@ -25,7 +25,16 @@ public enum Trace {
         get { Execution.current.trace.fd }
         set { Execution.current.trace.fd = newValue }
     }
-    public static var buffer: ByteBuffer { @inline(__always) get { Execution.current.trace.buffer } }
+    public static var buffer: ByteBuffer {
+        @inline(__always) get { Execution.current.trace.buffer ?? makeBuffer() }
+    }
+
+    @inline(never)
+    static func makeBuffer() -> ByteBuffer {
+        let b = ByteBuffer(capacity: 1 << 17)
+        Execution.current.trace.buffer = b
+        return b
+    }
     static var origin: Int64 {
         get { Execution.current.trace.origin }
         set { Execution.current.trace.origin = newValue }

@@ -298,14 +298,23 @@ enum Bindings {
     }
 
     /// The Lua thread of the call in progress.
-    nonisolated(unsafe) static var current: OpaquePointer?
+    static var current: OpaquePointer? {
+        @inline(__always) get { LuaExecution.current.thread }
+        @inline(__always) set { LuaExecution.current.thread = newValue }
+    }
 
     /// The `invoke` of every entry registered in this process's Lua state, in a plain
     /// buffer (an array of entries would cost a once-check and a retain of each field
     /// per call); a Lua closure holds its index as upvalue 2, and the kind whose method
     /// table holds it (or -1) as upvalue 3.
-    nonisolated(unsafe) static var invokers: UnsafeMutablePointer<Invoke>?
-    nonisolated(unsafe) static var registered = 0
+    static var invokers: UnsafeMutablePointer<Invoke>? {
+        @inline(__always) get { LuaExecution.current.invokers }
+        set { LuaExecution.current.invokers = newValue }
+    }
+    static var registered: Int {
+        get { LuaExecution.current.registered }
+        set { LuaExecution.current.registered = newValue }
+    }
     typealias Invoke = (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
 
     /// The C-callable entry point of every method and function.
