@@ -50,8 +50,17 @@ struct GateState {
 
 /// The trace's part of the context (see `Trace`).
 struct TraceState {
+    /// Something records the calls: the JSON trace, the timeline's events, or both.
     var isOn = false
+    /// `--trace`: the JSON trace (for Perfetto) is written.
+    var writesJSON = false
     var fd: Int32 = -1
+    /// `--timeline`: the events are recorded as `TraceEvent` records, into `eventsFD`.
+    var recordsEvents = false
+    var eventsFD: Int32 = -1
+    var events: ByteBuffer?
+    /// Where a call's value preview is written first (as text).
+    var preview: ByteBuffer?
     /// Made when the trace starts (or at its first use).
     var buffer: ByteBuffer?
     var origin: Int64 = 0
@@ -65,4 +74,12 @@ struct TraceState {
     /// Under a controlled scheduler, the number of steps made so far: each event carries
     /// it (`"step"`), and a timeline numbers its rows with it, not with virtual seconds.
     var step: (() -> Int64)?
+}
+
+extension TraceState {
+    /// Forgets the events a parent had buffered (a new child starts with none).
+    mutating func forgetBuffered() {
+        buffer?.count = 0
+        events?.count = 0
+    }
 }

@@ -115,7 +115,7 @@ public final class ChildProcess: GateObject {
         pid = child
         self.spawnIndex = spawnIndex
         parentPid = parent
-        Trace.instant("spawn \(name)", args: [("pid", String(child))])
+        Trace.instant("spawn \(name)", pid: child)
         pidfd = (try? ProcessControl.pidfdOpen(child))?.rawValue ?? -1
         Runtime.this.children.append(self)
     }
@@ -131,7 +131,7 @@ public final class ChildProcess: GateObject {
 
     func record(_ t: ProcessControl.Termination) {
         termination = t
-        Trace.instant("exit \(name)", args: [("pid", String(pid)), ("exitcode", String(t.exitcode))])
+        Trace.instant("exit \(name)", pid: pid, exitcode: t.exitcode)
         if pidfd >= 0 { close(pidfd); pidfd = -1 }
         RunBoard.current?.releaseSlot(pid: pid)
         Runtime.this.children.removeAll { $0 === self }
@@ -232,6 +232,9 @@ public enum Runtime {
             // A controlled run's trace counts from its virtual clock's zero.
             try Trace.start(path: path, origin: options.schedule == nil ? board.header.pointee.start_ns : 0)
         }
+        if let path = options.eventsPath {
+            try Trace.startEvents(path: path, origin: options.schedule == nil ? board.header.pointee.start_ns : 0)
+        }
         try Hooks.install(options: options, board: board)
         Trace.processStarted(name: "MainProcess", index: 0)
         if let timeout = options.timeout { ipc_timeout_arm(timeout) }
@@ -326,7 +329,7 @@ public enum Runtime {
         Gate.reset()
         ipc_exit_reset_words()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
-        Execution.current.trace.buffer?.count = 0
+        Execution.current.trace.forgetBuffered()
         Trace.processStarted(name: name, index: spawnIndex)
         Gate.pass(.processStart, object)
     }

@@ -192,7 +192,7 @@ enum ProcessBindings: Primitive {
         if status != LUA_OK {
             let message = MemoryBudget.explain(LuaState(thread).string(-1) ?? "(error object is not a string)", status: status)
             ScriptRunner.reportUncaught(message)
-            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
+            Trace.instant("error", message: String(message.prefix(while: { $0 != "\n" })))
             RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))
             return 1
         }
