@@ -118,8 +118,10 @@ for _ = 1, 5 do
     end)
   end
   ipc.sleep(math.random() * 0.03)
-  for _, v in ipairs(victims) do v:kill() end
-  for _, v in ipairs(victims) do v:join() end
+  for _, v in ipairs(victims) do
+    v:kill()
+    v:join()
+  end
   t.eq(rw:acquire_write(30), true, "frozen after the kills")
   rw:release_write()
   local survivor = ipc.spawn(function()

@@ -3,7 +3,7 @@
 -- one can read the prices between the other's two writes, and write back from stale
 -- ones. price_board_fixed.lua takes it to write.
 local ipc = require("ipc")
-local write = arg[1] == "fixed" and "with_write" or "with_read"
+local write = ... == "fixed" and "with_write" or "with_read"
 
 local rw = ipc.rwlock({name = "board"})
 local prices = ipc.array("q", 2)
