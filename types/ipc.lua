@@ -456,6 +456,11 @@ function ipc.lock(options) end
 ---@return ipc.RLock
 function ipc.rlock(options) end
 
+---A readers-writer lock (addition: Python has none): readers share it, a writer excludes.
+---@param options? ipc.Options
+---@return ipc.RWLock
+function ipc.rwlock(options) end
+
 ---A flag processes wait for.
 ---@param options? ipc.Options
 ---@return ipc.Event
@@ -524,6 +529,45 @@ function Lock:with(fn, ...) end
 
 ---A re-entrant lock: its methods are Lock's.
 ---@class ipc.RLock: ipc.Lock
+
+---A readers-writer lock (addition): any number of processes read at once; a writer
+---waits for them and excludes everybody. A process that dies holding it leaves it free.
+---@class ipc.RWLock
+local RWLock = {}
+
+---Takes it to read (again, if this process reads already), waiting while a process
+---writes or waits to write. An error when this process writes.
+---@param timeout? ipc.Timeout
+---@return boolean acquired `false` on timeout
+function RWLock:acquire_read(timeout) end
+
+---Gives back one read; an error when this process does not read.
+function RWLock:release_read() end
+
+---Takes it to write, waiting for the writer before and for every reader. An error when
+---this process reads or writes already (it would wait for itself).
+---@param timeout? ipc.Timeout
+---@return boolean acquired `false` on timeout
+function RWLock:acquire_write(timeout) end
+
+---Gives back the write; an error when this process does not write.
+function RWLock:release_write() end
+
+---How many processes read now.
+---@return integer
+function RWLock:readers() end
+
+---Runs `fn(...)` reading; returns its results; gives the read back even when `fn` raises.
+---@param fn fun(...): ...
+---@param ... any
+---@return ...
+function RWLock:with_read(fn, ...) end
+
+---Runs `fn(...)` writing; returns its results; gives the write back even when `fn` raises.
+---@param fn fun(...): ...
+---@param ... any
+---@return ...
+function RWLock:with_write(fn, ...) end
 
 ---A flag in shared memory.
 ---@class ipc.Event

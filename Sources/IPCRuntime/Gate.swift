@@ -23,7 +23,10 @@ public struct CallSite: Sendable, Hashable {
         public let blocking: Bool
     }
 
-    nonisolated(unsafe) public private(set) static var all: [Traits] = []
+    /// Every call declared in this process, by id (kept in the execution context).
+    public static var all: [Traits] {
+        @inline(__always) get { Execution.current.sites ?? [] }
+    }
 
     @inlinable public var name: String { CallSite.all[id].name }
     @inlinable public var access: Access { CallSite.all[id].access }
@@ -32,7 +35,7 @@ public struct CallSite: Sendable, Hashable {
     /// Declares a call (once per name: declaring it again returns the same site).
     public static func declare(_ name: String, access: Access, blocking: Bool = false) -> CallSite {
         if let i = all.firstIndex(where: { $0.name == name }) { return CallSite(id: i) }
-        all.append(Traits(name: name, access: access, blocking: blocking))
+        Execution.current.sites = all + [Traits(name: name, access: access, blocking: blocking)]
         return CallSite(id: all.count - 1)
     }
 
@@ -104,14 +107,30 @@ public enum Gate {
     /// The calls in progress in this process, innermost last (a finalizer may make a
     /// call in the middle of another). The hang board reads the innermost when it parks.
     /// A plain buffer of plain values: entering and leaving cost no reference counting.
-    @usableFromInline nonisolated(unsafe) static var stack: UnsafeMutablePointer<GateCall>?
-    nonisolated(unsafe) static var capacity = 0
-    nonisolated(unsafe) public private(set) static var depth = 0
-    nonisolated(unsafe) static var hooks: [GateHook] = []
-    nonisolated(unsafe) public private(set) static var isObserved = false
+    /// (Its state is the execution context's `gate`.)
+    static var stack: UnsafeMutablePointer<GateCall>? {
+        @inline(__always) get { Execution.current.gate.stack }
+        @inline(__always) set { Execution.current.gate.stack = newValue }
+    }
+    static var capacity: Int {
+        @inline(__always) get { Execution.current.gate.capacity }
+        @inline(__always) set { Execution.current.gate.capacity = newValue }
+    }
+    public internal(set) static var depth: Int {
+        @inline(__always) get { Execution.current.gate.depth }
+        @inline(__always) set { Execution.current.gate.depth = newValue }
+    }
+    static var hooks: [GateHook] {
+        @inline(__always) get { Execution.current.gate.hooks ?? [] }
+        @inline(__always) set { Execution.current.gate.hooks = newValue }
+    }
+    public internal(set) static var isObserved: Bool {
+        @inline(__always) get { Execution.current.gate.isObserved }
+        @inline(__always) set { Execution.current.gate.isObserved = newValue }
+    }
 
     /// The innermost call in progress, if any.
-    @inlinable public static var current: GateCall? { depth > 0 ? stack![depth - 1] : nil }
+    public static var current: GateCall? { depth > 0 ? stack![depth - 1] : nil }
 
     public static func install(_ hook: GateHook) {
         hooks.append(hook)

@@ -7,7 +7,10 @@ import IPCCore
 /// them): jitter, the controlled scheduler, tracing. Before a call they run in that order
 /// (a call's trace slice starts once the scheduler lets it go), after it in reverse.
 enum Hooks {
-    nonisolated(unsafe) static var jitter: JitterHook?
+    static var jitter: JitterHook? {
+        get { Execution.current.jitter }
+        set { Execution.current.jitter = newValue }
+    }
 
     static func install(options: RunOptions, board: RunBoard) throws(IPCError) {
         Gate.removeAll()

@@ -115,7 +115,7 @@ public final class ChildProcess: GateObject {
         pid = child
         self.spawnIndex = spawnIndex
         parentPid = parent
-        Trace.instant("spawn \(name)", args: [("pid", String(child))])
+        Trace.instant("spawn \(name)", pid: child)
         pidfd = (try? ProcessControl.pidfdOpen(child))?.rawValue ?? -1
         Runtime.this.children.append(self)
     }
@@ -131,7 +131,7 @@ public final class ChildProcess: GateObject {
 
     func record(_ t: ProcessControl.Termination) {
         termination = t
-        Trace.instant("exit \(name)", args: [("pid", String(pid)), ("exitcode", String(t.exitcode))])
+        Trace.instant("exit \(name)", pid: pid, exitcode: t.exitcode)
         if pidfd >= 0 { close(pidfd); pidfd = -1 }
         RunBoard.current?.releaseSlot(pid: pid)
         Runtime.this.children.removeAll { $0 === self }
@@ -188,7 +188,17 @@ public final class ChildProcess: GateObject {
 /// The life cycle of every process of a run.
 public enum Runtime {
     /// This process.
-    nonisolated(unsafe) public internal(set) static var this = ProcessState()
+    public internal(set) static var this: ProcessState {
+        @inline(__always) get { Execution.current.process ?? makeThis() }
+        set { Execution.current.process = newValue }
+    }
+
+    @inline(never)
+    static func makeThis() -> ProcessState {
+        let p = ProcessState()
+        Execution.current.process = p
+        return p
+    }
 
     // MARK: - Host
 
@@ -221,6 +231,9 @@ public enum Runtime {
         if let path = options.tracePath {
             // A controlled run's trace counts from its virtual clock's zero.
             try Trace.start(path: path, origin: options.schedule == nil ? board.header.pointee.start_ns : 0)
+        }
+        if let path = options.eventsPath {
+            try Trace.startEvents(path: path, origin: options.schedule == nil ? board.header.pointee.start_ns : 0)
         }
         try Hooks.install(options: options, board: board)
         Trace.processStarted(name: "MainProcess", index: 0)
@@ -316,7 +329,7 @@ public enum Runtime {
         Gate.reset()
         ipc_exit_reset_words()
         Hooks.becomeChild(identity: identity, spawnIndex: spawnIndex)
-        Trace.buffer.count = 0
+        Execution.current.trace.forgetBuffered()
         Trace.processStarted(name: name, index: spawnIndex)
         Gate.pass(.processStart, object)
     }
@@ -370,7 +383,10 @@ public enum Runtime {
     // MARK: - Output
 
     /// The lock of the output discipline: shared by every process forked afterwards.
-    nonisolated(unsafe) static var outputLock: SharedRegion?
+    static var outputLock: SharedRegion? {
+        get { Execution.current.outputLock }
+        set { Execution.current.outputLock = newValue }
+    }
 
     /// Makes stdout and stderr line-disciplined (lines from many processes never splice),
     /// once, before anything captures the streams (Lua's `io` library does).

@@ -13,6 +13,8 @@ public struct RunOptions: Sendable {
     /// Print a swim-lane timeline when the run ends (or write it as SVG).
     public var timeline = false
     public var timelineSVG: String?
+    /// Where to record the events a timeline is drawn from (`TraceEvent` records).
+    public var eventsPath: String?
     /// Where `ipcplay test` wants this run's outcome ("key: value" lines).
     public var reportPath: String?
     /// The same, as a descriptor already open (`explore` runs).

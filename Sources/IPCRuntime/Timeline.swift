@@ -54,62 +54,28 @@ public struct Timeline {
         self.marked = Set(marked.map { Double($0 + 1) })
     }
 
-    // MARK: - Reading a trace
+    // MARK: - Reading a run's events
 
-    /// Reads a trace written by `Trace` (one JSON object per line).
-    public init(tracePath: String) {
-        guard let text = fileText(tracePath) else { return }
-        var flowsOut: [Int: [(Double, UInt64)]] = [:]
-        var flowsIn: [Int: [(Double, UInt64)]] = [:]
+    /// The picture of the events recorded in the file at `path` (`RunOptions.eventsPath`).
+    public init(eventsPath path: String) { self.init(events: TraceEvent.read(path: path)) }
+
+    /// The picture of a run from the events it recorded (`TraceEvent`, written by `Trace`
+    /// for `--timeline`).
+    public init(events: [TraceEvent]) {
         var laneByPid: [Int: Lane] = [:]
-        for raw in text.split(separator: "\n") {
-            var line = Substring(raw)
-            if line.hasSuffix(",") { line = line.dropLast() }
-            guard line.hasPrefix("{"), case .object(let e)? = MiniJSON.parse(String(line)) else { continue }
-            let ph = e["ph"]?.string ?? ""
-            let pid = Int(e["pid"]?.number ?? 0)
-            let args = e["args"]?.objectValue ?? [:]
-            switch ph {
-            case "M" where e["name"]?.string == "process_name":
-                var lane = laneByPid[pid] ?? Lane(pid: pid, name: "", order: Int.max)
-                lane.name = args["name"]?.string ?? String(pid)
-                laneByPid[pid] = lane
-            case "M" where e["name"]?.string == "process_sort_index":
-                var lane = laneByPid[pid] ?? Lane(pid: pid, name: String(pid), order: Int.max)
-                lane.order = Int(args["sort_index"]?.number ?? 0)
-                laneByPid[pid] = lane
-            case "X":
-                let ts = e["ts"]?.number ?? 0
-                calls.append(Call(pid: pid, name: e["name"]?.string ?? "?", object: args["object"]?.string ?? "",
-                                  value: args["value"]?.string, result: args["result"]?.string,
-                                  start: ts, end: ts + (e["dur"]?.number ?? 0), waited: args["waited_us"]?.number ?? 0,
-                                  step: args["step"]?.number.map { Int($0) }))
-            case "s":
-                flowsOut[pid, default: []].append((e["ts"]?.number ?? 0, UInt64(e["id"]?.number ?? 0)))
-            case "f":
-                flowsIn[pid, default: []].append((e["ts"]?.number ?? 0, UInt64(e["id"]?.number ?? 0)))
-            case "i":
-                var text = e["name"]?.string ?? "?"
-                if let code = args["exitcode"]?.number { text += " (\(Int(code)))" }
-                if let message = args["message"]?.string { text += ": " + message }
-                marks.append(Mark(pid: pid, text: text, time: e["ts"]?.number ?? 0, step: args["step"]?.number.map { Int($0) }))
-            default:
-                break
+        func micros(_ ns: Int64) -> Double { Double(ns) / 1000 }
+        for e in events {
+            let pid = Int(e.pid)
+            switch e.kind {
+            case .lane:
+                laneByPid[pid] = Lane(pid: pid, name: e.name, order: Int(e.index))
+            case .call:
+                calls.append(Call(pid: pid, name: e.name, object: e.object, value: e.value, result: e.result,
+                                  start: micros(e.start), end: micros(e.end), waited: Double(e.waited / 1000),  // whole µs, as the trace says
+                                  flowIn: e.flowIn, flowOut: e.flowOut, step: e.step >= 0 ? Int(e.step) : nil))
+            case .mark:
+                marks.append(Mark(pid: pid, text: e.name, time: micros(e.start), step: e.step >= 0 ? Int(e.step) : nil))
             }
-        }
-        // Attach flow ends to their calls (the flow event sits inside its call's slice): a
-        // binary search in each process's flows, sorted by time.
-        func within(_ flows: [(Double, UInt64)]?, _ c: Call) -> UInt64 {
-            guard let flows else { return 0 }
-            var lo = 0, hi = flows.count
-            while lo < hi { let mid = (lo + hi) / 2; if flows[mid].0 < c.start { lo = mid + 1 } else { hi = mid } }
-            return lo < flows.count && flows[lo].0 <= c.end ? flows[lo].1 : 0
-        }
-        for pid in flowsOut.keys { flowsOut[pid]!.sort { $0.0 < $1.0 } }
-        for pid in flowsIn.keys { flowsIn[pid]!.sort { $0.0 < $1.0 } }
-        for i in calls.indices {
-            calls[i].flowOut = within(flowsOut[calls[i].pid], calls[i])
-            calls[i].flowIn = within(flowsIn[calls[i].pid], calls[i])
         }
         lanes = laneByPid.values.sorted { ($0.order, $0.pid) < ($1.order, $1.pid) }
         // A controlled run's clock is virtual: its rows are numbered by step.
@@ -446,101 +412,5 @@ extension String {
             end = before
         }
         return String(self[..<end])
-    }
-}
-
-/// Just enough JSON to read back our own trace lines.
-enum MiniJSON: Equatable {
-    case object([String: MiniJSON]), array([MiniJSON]), string(String), number(Double), bool(Bool), null
-
-    var string: String? { if case .string(let s) = self { return s }; return nil }
-    var number: Double? { if case .number(let d) = self { return d }; return nil }
-    var objectValue: [String: MiniJSON]? { if case .object(let o) = self { return o }; return nil }
-
-    static func parse(_ text: String) -> MiniJSON? {
-        var p = Parser(bytes: Array(text.utf8))
-        return p.value()
-    }
-
-    struct Parser {
-        let bytes: [UInt8]
-        var i = 0
-
-        mutating func skip() { while i < bytes.count, bytes[i] == 32 || bytes[i] == 9 || bytes[i] == 10 || bytes[i] == 13 { i += 1 } }
-
-        /// The elements of an object or an array, its opening bracket read: each read by
-        /// `element`, up to `close`. False when it is malformed.
-        mutating func list(closedBy close: UInt8, _ element: (inout Parser) -> Bool) -> Bool {
-            skip()
-            if i < bytes.count, bytes[i] == close { i += 1; return true }
-            while true {
-                guard element(&self) else { return false }
-                skip()
-                guard i < bytes.count else { return false }
-                if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
-                if bytes[i] == close { i += 1; return true }
-                return false
-            }
-        }
-
-        mutating func value() -> MiniJSON? {
-            skip()
-            guard i < bytes.count else { return nil }
-            switch bytes[i] {
-            case UInt8(ascii: "{"):
-                i += 1
-                var o: [String: MiniJSON] = [:]
-                let read = list(closedBy: UInt8(ascii: "}")) { p in
-                    p.skip()
-                    guard case .string(let k)? = p.value() else { return false }
-                    p.skip()
-                    guard p.i < p.bytes.count, p.bytes[p.i] == UInt8(ascii: ":") else { return false }
-                    p.i += 1
-                    guard let v = p.value() else { return false }
-                    o[k] = v
-                    return true
-                }
-                return read ? .object(o) : nil
-            case UInt8(ascii: "["):
-                i += 1
-                var a: [MiniJSON] = []
-                let read = list(closedBy: UInt8(ascii: "]")) { p in
-                    guard let v = p.value() else { return false }
-                    a.append(v)
-                    return true
-                }
-                return read ? .array(a) : nil
-            case UInt8(ascii: "\""):
-                i += 1
-                var out: [UInt8] = []
-                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") {
-                    if bytes[i] == UInt8(ascii: "\\"), i + 1 < bytes.count {
-                        i += 1
-                        switch bytes[i] {
-                        case UInt8(ascii: "n"): out.append(10)
-                        case UInt8(ascii: "t"): out.append(9)
-                        case UInt8(ascii: "r"): out.append(13)
-                        case UInt8(ascii: "u"):
-                            guard i + 4 < bytes.count, let code = UInt32(String(decoding: bytes[(i + 1)...(i + 4)], as: UTF8.self), radix: 16) else { return nil }
-                            out += Array(String(UnicodeScalar(code).map(Character.init) ?? "?").utf8)
-                            i += 4
-                        default: out.append(bytes[i])
-                        }
-                    } else {
-                        out.append(bytes[i])
-                    }
-                    i += 1
-                }
-                i += 1
-                return .string(String(decoding: out, as: UTF8.self))
-            case UInt8(ascii: "t"): i += 4; return .bool(true)
-            case UInt8(ascii: "f"): i += 5; return .bool(false)
-            case UInt8(ascii: "n"): i += 4; return .null
-            default:
-                let start = i
-                while i < bytes.count, "+-0123456789.eE".utf8.contains(bytes[i]) { i += 1 }
-                return Double(String(decoding: bytes[start..<i], as: UTF8.self)).map { .number($0) }
-            }
-        }
     }
 }

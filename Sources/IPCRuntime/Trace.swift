@@ -4,7 +4,8 @@ import Glibc
 import IPCCore
 
 /// `--trace FILE`: the Chrome Trace Event format, which Perfetto (ui.perfetto.dev) and
-/// chrome://tracing load.
+/// chrome://tracing load; and for `--timeline`, the same events as `TraceEvent` records,
+/// which the timeline reads back as values (it never parses the JSON).
 ///
 /// Every process appends its events, one JSON object per line, to the same file (opened
 /// O_APPEND by the host, inherited by the forks), a batch per `write`: it flushes its
@@ -16,14 +17,42 @@ import IPCCore
 /// Events are formatted straight into that buffer (no intermediate strings). When
 /// tracing is off, every hook is one predictable branch.
 public enum Trace {
-    nonisolated(unsafe) public static var isOn = false
-    nonisolated(unsafe) static var fd: Int32 = -1
-    nonisolated(unsafe) public static let buffer = ByteBuffer(capacity: 1 << 17)
-    nonisolated(unsafe) static var origin: Int64 = 0
+    // (Its state is the execution context's `trace`.)
+    public static var isOn: Bool {
+        @inline(__always) get { Execution.current.trace.isOn }
+        @inline(__always) set { Execution.current.trace.isOn = newValue }
+    }
+    static var fd: Int32 {
+        get { Execution.current.trace.fd }
+        set { Execution.current.trace.fd = newValue }
+    }
+    public static var buffer: ByteBuffer {
+        @inline(__always) get { Execution.current.trace.buffer ?? makeBuffer() }
+    }
+
+    @inline(never)
+    static func makeBuffer() -> ByteBuffer {
+        let b = ByteBuffer(capacity: 1 << 17)
+        Execution.current.trace.buffer = b
+        return b
+    }
+    static var origin: Int64 {
+        get { Execution.current.trace.origin }
+        set { Execution.current.trace.origin = newValue }
+    }
     /// How long the current call has been parked.
-    nonisolated(unsafe) static var parkedSince: Int64 = 0
-    nonisolated(unsafe) public static var parkedTotal: Int64 = 0
-    nonisolated(unsafe) static var messageCounter: UInt64 = 0
+    static var parkedSince: Int64 {
+        get { Execution.current.trace.parkedSince }
+        set { Execution.current.trace.parkedSince = newValue }
+    }
+    public static var parkedTotal: Int64 {
+        get { Execution.current.trace.parkedTotal }
+        set { Execution.current.trace.parkedTotal = newValue }
+    }
+    static var messageCounter: UInt64 {
+        get { Execution.current.trace.messageCounter }
+        set { Execution.current.trace.messageCounter = newValue }
+    }
     static let flushThreshold = 96 << 10
 
     /// Opens `path` (truncated) in the host and writes the array's opening.
@@ -36,9 +65,28 @@ public enum Trace {
         fd = f
         self.origin = origin
         isOn = true
+        Execution.current.trace.writesJSON = true
         _ = write(f, "[\n", 2)
         ipc_trace_set_fd(f)
     }
+
+    /// Opens `path` (truncated) in the host for the timeline's event records.
+    public static func startEvents(path: String, origin: Int64) throws(IPCError) {
+        let f = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0o600)
+        guard f >= 0 else { throw IPCError.resource("cannot write the timeline's events \(path): \(String(cString: strerror(errno)))") }
+        self.origin = origin
+        isOn = true
+        Execution.current.trace.recordsEvents = true
+        Execution.current.trace.eventsFD = f
+        Execution.current.trace.events = ByteBuffer(capacity: 1 << 16)
+    }
+
+    static var writesJSON: Bool { Execution.current.trace.writesJSON }
+    /// The timeline's records, when they are kept.
+    static var events: ByteBuffer? { Execution.current.trace.recordsEvents ? Execution.current.trace.events : nil }
+
+    /// `,"step":N` for JSON; the step for a record (-1: none).
+    static var currentStep: Int64 { step?() ?? -1 }
 
     static var pid: Int64 { Int64(ProcessIdentity.pid) }
 
@@ -79,6 +127,12 @@ public enum Trace {
     /// The track of the calling process: `process_name` (and a sort index).
     public static func processStarted(name: String, index: Int) {
         guard isOn else { return }
+        if let events {
+            var name = name
+            name.withUTF8 { TraceEvent.append(.lane, pid: Int32(pid), index: Int64(index), name: UnsafeRawBufferPointer($0), value: nil, result: nil, into: events) }
+            flushIfFull(events)
+        }
+        guard writesJSON else { return }
         for meta: StaticString in ["process_name", "thread_name"] {
             buffer.appendASCII("{\"ph\":\"M\",\"name\":\"")
             buffer.appendASCII(meta)
@@ -97,10 +151,24 @@ public enum Trace {
         close()
     }
 
-    /// An instant event on the calling process's track (spawn, exit, error); `args`
-    /// values are JSON already.
-    public static func instant(_ name: String, args: [(String, String)] = []) {
+    /// An instant event on the calling process's track (spawn, exit, error).
+    public static func instant(_ name: String, pid child: Int32? = nil, exitcode: Int32? = nil, message: String? = nil) {
         guard isOn else { return }
+        if let events {
+            var text = name
+            if let exitcode { text += " (\(exitcode))" }
+            if let message { text += ": " + message }
+            text.withUTF8 {
+                TraceEvent.append(.mark, pid: Int32(pid), index: Int64(exitcode ?? -1), start: now() - origin, step: currentStep,
+                                  name: UnsafeRawBufferPointer($0), value: nil, result: nil, into: events)
+            }
+            flushIfFull(events)
+        }
+        guard writesJSON else { return }
+        var args: [(String, String)] = []
+        if let child { args.append(("pid", String(child))) }
+        if let exitcode { args.append(("exitcode", String(exitcode))) }
+        if let message { args.append(("message", json(message))) }
         open("i", name)
         buffer.appendASCII(",\"s\":\"t\",\"cat\":\"process\"")
         ts(now())
@@ -122,7 +190,7 @@ public enum Trace {
         close()
     }
 
-    /// One IPC call, from `start` until now: a complete event (`value` writes a JSON
+    /// One IPC call, from `start` until now: a complete event (`value` writes a text
     /// preview of the value moved, if any), with a flow arrow leaving it (`flowOut`, a
     /// message it sent) or arriving in it (`flowIn`).
     static func complete(_ name: String, object: String, start: Int64, bytes: Int = -1,
@@ -131,6 +199,29 @@ public enum Trace {
         guard isOn else { return }
         let end = now()
         let dur = max(end - start, 0)
+        var preview: ByteBuffer?
+        if let value {
+            let b = Execution.current.trace.preview ?? ByteBuffer(capacity: 256)
+            Execution.current.trace.preview = b
+            b.count = 0
+            value(b)
+            preview = b
+        }
+        if let events {
+            var (name, object, result) = (name, object, resultText)
+            name.withUTF8 { n in
+                object.withUTF8 { o in
+                    func record(_ r: UnsafeRawBufferPointer?) {
+                        TraceEvent.append(.call, pid: Int32(pid), start: start - origin, end: start + dur - origin, waited: parkedTotal,
+                                          step: currentStep, flowIn: flowIn, flowOut: flowOut, name: UnsafeRawBufferPointer(n),
+                                          object: UnsafeRawBufferPointer(o), value: preview?.bytes, result: r, into: events)
+                    }
+                    if result == nil { record(nil) } else { result!.withUTF8 { record(UnsafeRawBufferPointer($0)) } }
+                }
+            }
+            flushIfFull(events)
+        }
+        guard writesJSON else { return }
         open("X", name)
         ts(start)
         buffer.appendASCII(",\"dur\":")
@@ -138,9 +229,9 @@ public enum Trace {
         ids()
         buffer.appendASCII(",\"args\":{\"object\":")
         buffer.appendJSONString(object)
-        if let value {
+        if let preview {
             buffer.appendASCII(",\"value\":")
-            value(buffer)
+            buffer.appendJSONString(preview.bytes)
         }
         if bytes >= 0 {
             buffer.appendASCII(",\"bytes\":")
@@ -170,7 +261,7 @@ public enum Trace {
 
     /// A counter sample (a queue's depth, a semaphore's value): `<object> <what>`.
     public static func counter(_ object: String, _ what: StaticString, _ value: Int) {
-        guard isOn else { return }
+        guard writesJSON else { return }
         buffer.appendASCII("{\"ph\":\"C\",\"name\":")
         buffer.appendJSONString(object)
         buffer.count -= 1  // reopen the string: "<object> <what>"
@@ -202,12 +293,15 @@ public enum Trace {
         }
     }
 
-    /// The trace's clock: real time, or under a controlled scheduler the schedule's own
-    /// (virtual time plus a microsecond per step), so that a replay draws the same picture.
-    nonisolated(unsafe) static var clock: (() -> Int64)?
-    /// Under a controlled scheduler, the number of steps made so far: each event carries
-    /// it (`"step"`), and a timeline numbers its rows with it, not with virtual seconds.
-    nonisolated(unsafe) static var step: (() -> Int64)?
+    /// The trace's clock and step counter (see `TraceState`).
+    static var clock: (() -> Int64)? {
+        @inline(__always) get { Execution.current.trace.clock }
+        set { Execution.current.trace.clock = newValue }
+    }
+    static var step: (() -> Int64)? {
+        get { Execution.current.trace.step }
+        set { Execution.current.trace.step = newValue }
+    }
 
     /// `,"step":N` in an event's args, under a controlled scheduler.
     static func stepArg() {
@@ -221,18 +315,31 @@ public enum Trace {
 
     // MARK: - Output
 
-    /// Writes the buffered events (one write: never spliced with another process's).
+    /// Writes the buffered events (one write each: never spliced with another process's).
     public static func flush() {
-        guard isOn, buffer.count > 0 else { return }
-        Syscall.writeAll(fd, buffer.base, buffer.count)
-        buffer.count = 0
+        guard isOn else { return }
+        if writesJSON && buffer.count > 0 {
+            Syscall.writeAll(fd, buffer.base, buffer.count)
+            buffer.count = 0
+        }
+        if let events, events.count > 0 {
+            Syscall.writeAll(Execution.current.trace.eventsFD, events.base, events.count)
+            events.count = 0
+        }
     }
 
-    /// The host's end: flush and close the array.
+    @inline(__always)
+    static func flushIfFull(_ events: ByteBuffer) {
+        if events.count >= flushThreshold { flush() }
+    }
+
+    /// The host's end: flush, close the JSON array and the events' file.
     public static func finish() {
         guard isOn else { return }
         flush()
-        ipc_trace_close()
+        if writesJSON { ipc_trace_close() }
+        if Execution.current.trace.eventsFD >= 0 { _ = Glibc.close(Execution.current.trace.eventsFD) }
+        Execution.current.trace.eventsFD = -1
         isOn = false
     }
 

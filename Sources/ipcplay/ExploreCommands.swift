@@ -39,13 +39,14 @@ struct ScheduleCommandOptions: ParsableArguments {
 
     /// Checks that `target`'s script is readable, prepares it once with these options
     /// (and `seed`, `tracePath`) and returns the fork server that runs it.
-    func explorer(_ target: ScriptArguments, seed: UInt64? = nil, tracePath: String? = nil) throws -> Explorer {
+    func explorer(_ target: ScriptArguments, seed: UInt64? = nil, tracePath: String? = nil, eventsPath: String? = nil) throws -> Explorer {
         try checkReadable(target.script)
         var base = RunOptions()
         base.timeout = timeout
         base.memoryLimit = memoryLimit.map { $0 << 20 }
         base.seed = seed
         base.tracePath = tracePath
+        base.eventsPath = eventsPath
         base.scriptName = target.script
         return try Exploring.explorer(script: target.script, arguments: target.arguments, base: base, maxSteps: maxSteps)
     }
@@ -152,7 +153,7 @@ extension IPCPlay {
         func run() throws {
             Cancellation.install(graceful: false)
             let wantTimeline = recording.wantsTimeline
-            let tracePath = recording.trace ?? (wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).json" : nil)
+            let eventsPath = wantTimeline ? "/tmp/ipcplay-replay-\(getpid()).events" : nil
             // The token is checked whole before anything is prepared; its calls are named
             // once the module has declared them. A run takes at most one decision a step.
             let text: String
@@ -162,7 +163,7 @@ extension IPCPlay {
             } catch {
                 throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
             }
-            let explorer = try options.explorer(target, tracePath: tracePath)
+            let explorer = try options.explorer(target, tracePath: recording.trace, eventsPath: eventsPath)
             let parsed: ReplayToken
             do { parsed = try ReplayToken(parsing: text, maxDecisions: options.maxSteps) } catch {
                 throw CommandFailure(message: "\(error) (see 'ipcplay replay --help')")
@@ -173,19 +174,19 @@ extension IPCPlay {
             }
             let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
             if Cancellation.isRequested {
-                if recording.trace == nil, let tracePath { unlink(tracePath) }
+                if let eventsPath { unlink(eventsPath) }
                 Runtime.writeStderr("ipcplay: interrupted by \(Cancellation.signalName); the replay did not finish\n")
                 Glibc.exit(Cancellation.exitStatus)
             }
-            if wantTimeline, let tracePath {
-                let picture = Timeline(tracePath: tracePath)
+            if let eventsPath {
+                let picture = Timeline(eventsPath: eventsPath)
                 if let svg = recording.timelineFile {
                     if let f = fopen(svg, "w") { fputs(picture.svg(), f); fclose(f) }
                 } else {
                     let terminal = Terminal.standardOutput
                     Runtime.writeStdout(picture.render(columns: terminal.columns, colour: terminal.colour))
                 }
-                if recording.trace == nil { unlink(tracePath) }
+                unlink(eventsPath)
             }
             if let path = options.report { Exploring.write(run.report, to: path) }
             Glibc.exit(run.failed ? 1 : 0)

@@ -191,6 +191,7 @@ struct ScenarioOptions: ParsableArguments {
         o.tracePath = recording.trace
         o.timeline = recording.wantsTimeline
         o.timelineSVG = recording.timelineFile
+        o.eventsPath = recording.timelineEvents
         o.memoryLimit = memoryLimit.map { $0 << 20 }
         if (jitter > 0 || sched != nil) && seed == nil {
             o.seed = UInt64.random(in: 1...999_999_999)
@@ -226,6 +227,11 @@ struct RecordingOptions: ParsableArguments {
 
     @Option(name: .customLong("timeline-file"), help: .hidden)
     var timelineFile: String?
+
+    /// Where to record the run's events for a timeline drawn by another process
+    /// (`ipcplay test --timeline=FOLDER` draws each test's once it has ended).
+    @Option(name: .customLong("timeline-events"), help: .hidden)
+    var timelineEvents: String?
 
     /// A timeline is asked for, printed or as SVG.
     var wantsTimeline: Bool { timeline || timelineFile != nil }

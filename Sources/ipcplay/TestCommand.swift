@@ -237,17 +237,19 @@ struct TestRunner {
         return (folder.hasSuffix("/") ? folder : folder + "/") + base + "." + ext
     }
 
-    /// Where test `name`'s trace is written: the --trace folder, else the scratch folder
-    /// (for its timeline only).
+    /// Where test `name`'s trace is written: the --trace folder.
     func tracePath(_ index: Int, _ name: String, _ repetition: Int) -> String {
         if let folder = options.trace { return recordingPath(folder, name, repetition: repetition, ext: "json") }
         return "\(scratchFolder)/\(index)-\(repetition).json"
     }
 
+    /// Where test `name`'s events are recorded for its timeline (--timeline=FOLDER).
+    func eventsPath(_ index: Int, _ repetition: Int) -> String { "\(scratchFolder)/\(index)-\(repetition).events" }
+
     /// Draws the timeline of a test that has ended (--timeline=FOLDER) from its trace.
     func drawTimeline(_ r: Running) {
         guard let folder = options.timelineFolder else { return }
-        let picture = Timeline(tracePath: tracePath(r.index, r.name, r.repetition))
+        let picture = Timeline(eventsPath: eventsPath(r.index, r.repetition))
         let path = recordingPath(folder, r.name, repetition: r.repetition, ext: "svg")
         guard let f = fopen(path, "w") else {
             Runtime.writeStderr("ipcplay: cannot write the timeline \(path): \(Syscall.lastError)\n")
@@ -317,7 +319,8 @@ struct TestRunner {
                 if options.scenario.noDeadlockCheck { args.append("--no-deadlock-check") }
                 // The timeline is drawn here from the trace once the test has ended, however
                 // it ended (a run cut short by its timeout draws none itself).
-                if options.trace != nil || options.timelineFolder != nil { args += ["--trace", tracePath(index, name, repetition)] }
+                if options.trace != nil { args += ["--trace", tracePath(index, name, repetition)] }
+                if options.timelineFolder != nil { args += ["--timeline-events", eventsPath(index, repetition)] }
             }
             args.append(name)
             let p = try Subprocess.spawn(args, outputPath: out)

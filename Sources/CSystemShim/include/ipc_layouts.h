@@ -77,6 +77,20 @@ typedef struct ipc_lock_header {
     char name[IPC_NAME_CAP];
 } ipc_lock_header;
 
+/// A readers-writer lock (`ipc.rwlock`). A writer holds `gate` for its whole write; a
+/// reader holds it only while it takes a slot of `readers`, which it then holds for its
+/// whole read (its re-entries counted in the slot's depth). A writer, holding `gate`,
+/// waits for each slot a reader holds: once it has passed them all, no reader is left,
+/// and no new one can come. Every lock is a robust mutex: a reader or a writer that dies
+/// (even by SIGKILL) leaves nothing held.
+#define IPC_RWLOCK_READERS 32
+typedef struct ipc_rwlock_header {
+    uint64_t magic;
+    ipc_robust_lock gate;
+    ipc_robust_lock readers[IPC_RWLOCK_READERS];
+    char name[IPC_NAME_CAP];
+} ipc_rwlock_header;
+
 /// An event. Every set() bumps `generation`, so that a waiter that saw the generation
 /// when its wait began returns true for a set() made during it, even when a clear()
 /// followed before the waiter ran again (as in Python). Bit 0 of `generation` says that

@@ -28,6 +28,9 @@ public final class ByteBuffer {
     var idleUses = 0
 
     /// Stands for the storage of a buffer that has none (its allocation was refused).
+    /// A constant, not state (made once, never written, the same in every process): it
+    /// needs no execution context; `nonisolated(unsafe)` only because a raw pointer is
+    /// not Sendable.
     @usableFromInline nonisolated(unsafe) static let noStorage = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
 
     public init(capacity: Int = 4096) {

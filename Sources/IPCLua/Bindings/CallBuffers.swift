@@ -7,21 +7,31 @@ import IPCCore
 /// a call (at any allocation of a decode, say) runs a level deeper and gets another, so
 /// it never touches the bytes the outer call is still reading. They are kept and reused,
 /// so that the hot paths allocate nothing once they have grown.
+/// (Their state is the bindings' execution context's `buffers`: `CallBufferState`.)
 enum CallBuffers {
-    /// The nesting level of the innermost call in progress (0: none).
-    nonisolated(unsafe) static var depth = 0
-    /// The buffer of the calls at level 1 (nearly all of them), made at the first call
-    /// that needs one. (An optional starts as nil without a lazy initializer, so reading it
-    /// costs no once-check.)
-    nonisolated(unsafe) static var first: ByteBuffer?
-    /// `deeper[level - 2]` belongs to the call in progress at `level` (2 and more).
-    nonisolated(unsafe) static var deeper: [ByteBuffer] = []
-    /// Bit `level` is set while the call at `level` (below 64) holds its buffer: only
-    /// those are emptied when their call ends.
-    nonisolated(unsafe) static var held: UInt64 = 0
-    /// The largest message a buffer may hold.
-    nonisolated(unsafe) static var messageLimit = LuaCodec.maxMessage {
-        didSet { for b in [first].compactMap({ $0 }) + deeper { b.limit = messageLimit } }
+    static var depth: Int {
+        @inline(__always) get { LuaExecution.current.buffers.depth }
+        @inline(__always) set { LuaExecution.current.buffers.depth = newValue }
+    }
+    static var first: ByteBuffer? {
+        @inline(__always) get { LuaExecution.current.buffers.first }
+        set { LuaExecution.current.buffers.first = newValue }
+    }
+    static var deeper: [ByteBuffer] {
+        @inline(__always) get { LuaExecution.current.buffers.deeper ?? [] }
+        set { LuaExecution.current.buffers.deeper = newValue }
+    }
+    static var held: UInt64 {
+        @inline(__always) get { LuaExecution.current.buffers.held }
+        @inline(__always) set { LuaExecution.current.buffers.held = newValue }
+    }
+    /// The largest message a buffer may hold (the buffers made already follow).
+    static var messageLimit: Int {
+        get { LuaExecution.current.buffers.messageLimit ?? LuaCodec.maxMessage }
+        set {
+            LuaExecution.current.buffers.messageLimit = newValue
+            for b in [first].compactMap({ $0 }) + deeper { b.limit = newValue }
+        }
     }
 
     /// A call begins: its level.

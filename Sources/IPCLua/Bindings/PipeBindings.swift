@@ -1,31 +1,34 @@
 import CLua
 import CLuaShim
+import CSystemShim
 import Glibc
 import IPCCore
 import IPCRuntime
 
 /// A Connection as Lua sees it. Both ends of a pipe are one object to the gate.
-final class ConnectionObject: LuaObject {
-    let connection: Connection
-    let ref: ObjectRef
+typealias ConnectionObject = Boxed<Connection>
 
-    init(_ connection: Connection, ref: ObjectRef) {
-        self.connection = connection
-        self.ref = ref
-    }
+extension ObjectKind {
+    static let connection = declare("connection", typeName: "ipc.Connection", namePrefix: "pipe")
+}
 
-    var luaDescription: String {
+extension Connection: LuaCore {
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
+        let connection = self
         let mode = connection.canReceive && connection.canSend ? "duplex" : connection.canReceive ? "receiving" : "sending"
         return "<connection \(ref.name) \(connection.isClosed ? "closed" : mode)>"
     }
 
     /// The C fast paths send and take messages of one small frame with the channel's
     /// shared memory and this end's descriptors.
-    var sharedBase: UnsafeMutableRawPointer? { connection.sharedHeader }
+    var sharedBase: UnsafeMutableRawPointer? { sharedHeader }
     var fastDescriptors: FastDescriptors {
-        let c = connection
-        return FastDescriptors(fdIn: c.readFD, fdOut: c.writeFD, directionIn: Int32(c.readDirection), directionOut: Int32(c.writeDirection))
+        FastDescriptors(fdIn: readFD, fdOut: writeFD, directionIn: Int32(readDirection), directionOut: Int32(writeDirection))
     }
+}
+
+extension Boxed where Core == Connection {
+    var connection: Connection { core }
 
     /// Would a receive wait now? (Not on a closed or sending end: those return at once.)
     var nothingToReceive: Bool {
@@ -34,7 +37,9 @@ final class ConnectionObject: LuaObject {
     }
 }
 
-enum PipeBindings {
+enum PipeBindings: Primitive {
+    static var types: [LuaType] { [type] }
+
     static let type: LuaType = {
         var t = LuaType([.connection], [
             Method<ConnectionObject>("send", takes: ["value"], preview: .argument(2), fast: .send) { s, c, call throws(LuaRaise) in
@@ -70,6 +75,11 @@ enum PipeBindings {
             Method<ConnectionObject>("writable", takes: [], access: .read) { s, c, _ in s.push(c.connection.canSend); return 1 },
         ])
         t.closeMethod = "close"
+        // (Each direction has its locks: the fast path picks them by the end's direction.)
+        t.fastLayout = { _ in
+            FastPath.Layout(lock: MemoryLayout<ipc_channel_header>.offset(of: \.send_lock)!,
+                            name: MemoryLayout<ipc_channel_header>.offset(of: \.name)!, recursive: false)
+        }
         return t
     }()
 

@@ -6,13 +6,14 @@ import IPCRuntime
 
 /// A Process as Lua sees it: the runtime's `ChildProcess`; its target and arguments are
 /// kept in the userdata's user value, a table {target, args, n}.
-final class ProcessObject: LuaObject {
-    let child: ChildProcess
-    init(child: ChildProcess) { self.child = child }
+typealias ProcessObject = Boxed<ChildProcess>
 
-    var ref: ObjectRef { child.ref }
+extension ChildProcess: LuaCore {
+    /// Its ref changes with its name.
+    func ref(made: ObjectRef) -> ObjectRef { ref }
 
-    var luaDescription: String {
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
+        let child = self
         let state: String
         if !child.isStarted {
             state = "initial"
@@ -23,13 +24,20 @@ final class ProcessObject: LuaObject {
         }
         return "<process \(child.name) \(state)\(child.daemon ? " daemon" : "")>"
     }
+}
+
+extension Boxed where Core == ChildProcess {
+    convenience init(child: ChildProcess) { self.init(child, ref: child.ref) }
+    var child: ChildProcess { core }
 
     /// Would `join` wait now?
     var joinWaits: Bool { child.isStarted && child.isMine && child.isRunning }
 }
 
-enum ProcessBindings {
+enum ProcessBindings: Primitive {
     static let exitcodeRead = FieldAccess("process.exitcode", access: .read)
+
+    static var types: [LuaType] { [type] }
 
     static let type: LuaType = {
         var t = LuaType([.process], [
@@ -60,6 +68,7 @@ enum ProcessBindings {
             Method<ProcessObject>("kill", takes: []) { _, p, _ in p.child.send(signal: SIGKILL); return 0 },
         ])
         t.fields = { luaEntry($0, index) }
+        t.fieldAccesses = [exitcodeRead]
         t.newIndex = { luaEntry($0, newIndex) }
         return t
     }()
@@ -183,7 +192,7 @@ enum ProcessBindings {
         if status != LUA_OK {
             let message = MemoryBudget.explain(LuaState(thread).string(-1) ?? "(error object is not a string)", status: status)
             ScriptRunner.reportUncaught(message)
-            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
+            Trace.instant("error", message: String(message.prefix(while: { $0 != "\n" })))
             RunBoard.current?.recordError(name: Runtime.this.name, message: String(message.prefix(while: { $0 != "\n" })))
             return 1
         }

@@ -1,29 +1,40 @@
 import CLua
 import CLuaShim
+import CSystemShim
 import IPCCore
 import IPCRuntime
 
-/// A queue or joinable queue as Lua sees it.
-final class QueueObject: LuaObject {
-    let queue: MessageQueue
-    let ref: ObjectRef
-    /// `q:close()` was called in this process.
-    var closed = false
+/// A queue or joinable queue as Lua sees it; beside it, whether `q:close()` was called in
+/// this process.
+typealias QueueObject = Boxed<MessageQueue>
 
-    init(_ queue: MessageQueue, ref: ObjectRef) {
-        self.queue = queue
-        self.ref = ref
-    }
+extension ObjectKind {
+    static let queue = declare("queue", typeName: "ipc.Queue")
+    static let joinableQueue = declare("joinable_queue", typeName: "ipc.JoinableQueue", family: .queue)
+}
 
-    var luaDescription: String {
-        let size = queue.maxsize > 0 ? "\(queue.count)/\(queue.maxsize)" : "\(queue.count)"
+extension MessageQueue: LuaCore {
+    typealias Local = Bool
+
+    func luaDescription(_ ref: ObjectRef, _ closed: Bool) -> String {
+        let size = maxsize > 0 ? "\(count)/\(maxsize)" : "\(count)"
         return "<\(ref.kind!.label) \(ref.name) items=\(size)\(closed ? " closed" : "")>"
     }
 
     /// The C fast paths put and take small items in the queue's shared memory, and wake
     /// `ipc.wait` through its eventfd.
-    var sharedBase: UnsafeMutableRawPointer? { queue.header }
-    var fastDescriptors: FastDescriptors { FastDescriptors(fdOut: queue.eventFD) }
+    var sharedBase: UnsafeMutableRawPointer? { header }
+    var fastDescriptors: FastDescriptors { FastDescriptors(fdOut: eventFD) }
+}
+
+extension Boxed where Core == MessageQueue {
+    convenience init(_ queue: MessageQueue, ref: ObjectRef) { self.init(queue, ref: ref, local: false) }
+    var queue: MessageQueue { core }
+    /// `q:close()` was called in this process.
+    var closed: Bool {
+        get { local }
+        set { local = newValue }
+    }
 
     /// Would a put wait now?
     var isFullNow: Bool { !closed && queue.isFull }
@@ -31,7 +42,9 @@ final class QueueObject: LuaObject {
     var isEmptyNow: Bool { !closed && queue.isEmpty }
 }
 
-enum QueueBindings {
+enum QueueBindings: Primitive {
+    static var types: [LuaType] { [type] }
+
     static let type: LuaType = {
         var t = LuaType([.queue, .joinableQueue], [
             Method<QueueObject>("put", takes: ["item", "timeout"], python: "Python's put(item, block, timeout) is put(item, timeout) or put_nowait(item) here", timeout: 3, waits: { $0.isFullNow }, preview: .argument(2), fast: .put) { s, q, call throws(LuaRaise) in
@@ -66,6 +79,10 @@ enum QueueBindings {
             },
         ])
         t.closeMethod = "close"
+        t.fastLayout = { _ in
+            FastPath.Layout(lock: MemoryLayout<ipc_queue_header>.offset(of: \.state_lock)!,
+                            name: MemoryLayout<ipc_queue_header>.offset(of: \.name)!, recursive: false)
+        }
         return t
     }()
 

@@ -5,24 +5,28 @@ import IPCCore
 import IPCRuntime
 
 /// A Unix socket (server, stream or datagram) as Lua sees it.
-final class SocketObject: LuaObject {
-    let socket: UnixSocket
-    let ref: ObjectRef
+typealias SocketObject = Boxed<UnixSocket>
 
-    init(_ socket: UnixSocket, ref: ObjectRef) {
-        self.socket = socket
-        self.ref = ref
-    }
+extension ObjectKind {
+    static let server = declare("server", typeName: "ipc.Server", hasUnknownPeers: true)
+    static let socket = declare("socket", typeName: "ipc.Socket", family: .server, hasUnknownPeers: true)
+    static let dgram = declare("dgram", typeName: "ipc.Dgram", family: .server, hasUnknownPeers: true)
+}
 
-    var luaDescription: String {
-        "<\(ref.kind!.label) \(ref.name)\(socket.path.map { " " + $0 } ?? "")\(socket.isClosed ? " closed" : "")>"
+extension UnixSocket: LuaCore {
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
+        "<\(ref.kind!.label) \(ref.name)\(path.map { " " + $0 } ?? "")\(isClosed ? " closed" : "")>"
     }
+}
+
+extension Boxed where Core == UnixSocket {
+    var socket: UnixSocket { core }
 
     /// Would a receive (or accept) wait now?
     var nothingToRead: Bool { !socket.isClosed && !socket.isReadable() }
 }
 
-enum SocketBindings {
+enum SocketBindings: Primitive {
     static let serverType: LuaType = {
         var t = LuaType([.server], [
             Method<SocketObject>("accept", takes: ["timeout"], timeout: 2, waits: { $0.nothingToRead }, external: true) { s, o, call throws(LuaRaise) in
@@ -206,7 +210,7 @@ enum SocketBindings {
             let h = c.connection.handle
             fds = h.descriptors
             message = "ipcplay/1 connection \(h.readDirection) \(h.writeDirection) \(c.ref.name)"
-        } else if let x = s.object(2, family: .socket, as: SocketObject.self) {
+        } else if let x = s.object(2, family: .server, as: SocketObject.self) {
             guard !x.socket.isClosed else { throw LuaRaise("\(call.name): the \(x.ref.name) is closed") }
             fds = [x.socket.fd]
             message = "ipcplay/1 \(x.ref.kind!.label) \(x.socket.path ?? "-") \(x.ref.name)"

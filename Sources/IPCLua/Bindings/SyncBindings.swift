@@ -1,76 +1,104 @@
 import CLua
 import CLuaShim
+import CSystemShim
 import IPCCore
 import IPCRuntime
 
 // The synchronisation family as Lua sees it.
 
-final class SemaphoreObject: LuaObject {
-    var sharedBase: UnsafeMutableRawPointer? { semaphore.region.base }
-    let semaphore: SharedSemaphore
-    let ref: ObjectRef
-    init(_ s: SharedSemaphore, ref: ObjectRef) { semaphore = s; self.ref = ref }
-    var luaDescription: String { "<\(ref.kind!.label) \(ref.name) value=\(semaphore.value)>" }
+extension ObjectKind {
+    static let semaphore = declare("semaphore", typeName: "ipc.Semaphore")
+    static let boundedSemaphore = declare("bounded_semaphore", typeName: "ipc.BoundedSemaphore", family: .semaphore)
+    static let lock = declare("lock", typeName: "ipc.Lock")
+    static let rlock = declare("rlock", typeName: "ipc.RLock", family: .lock)
+    static let event = declare("event", typeName: "ipc.Event")
+    static let condition = declare("condition", typeName: "ipc.Condition")
+    static let barrier = declare("barrier", typeName: "ipc.Barrier")
 }
 
-final class LockObject: LuaObject {
-    var sharedBase: UnsafeMutableRawPointer? { shared.region.base }
-    let shared: SharedLock
-    let ref: ObjectRef
-    init(_ l: SharedLock, ref: ObjectRef) { shared = l; self.ref = ref }
-    var luaDescription: String {
-        let holder = shared.lock.holder
+typealias SemaphoreObject = Boxed<SharedSemaphore>
+
+extension SharedSemaphore: LuaCore {
+    var sharedBase: UnsafeMutableRawPointer? { region.base }
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String { "<\(ref.kind!.label) \(ref.name) value=\(value)>" }
+}
+
+extension Boxed where Core == SharedSemaphore {
+    var semaphore: SharedSemaphore { core }
+}
+
+typealias LockObject = Boxed<SharedLock>
+
+extension SharedLock: LuaCore {
+    var sharedBase: UnsafeMutableRawPointer? { region.base }
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
+        let holder = lock.holder
         return "<\(ref.kind!.label) \(ref.name) \(holder == 0 ? "unlocked" : "held by pid \(holder)")>"
     }
 }
 
-final class EventObject: LuaObject {
-    let event: SharedEvent
-    let ref: ObjectRef
-    /// The event's set() count when the wait in progress reached the gate. A wait
-    /// begins there: a controlled scheduler may hold it at the gate (before its body
-    /// runs) across a set(); clear(), and the set() must still end it.
-    var waitStart: UInt32?
-    init(_ e: SharedEvent, ref: ObjectRef) { event = e; self.ref = ref }
+extension Boxed where Core == SharedLock {
+    var shared: SharedLock { core }
+}
+
+/// An event; beside it, the event's set() count when the wait in progress reached the
+/// gate. A wait begins there: a controlled scheduler may hold it at the gate (before its
+/// body runs) across a set(); clear(), and the set() must still end it.
+typealias EventObject = Boxed<SharedEvent>
+
+extension SharedEvent: LuaCore {
+    typealias Local = UInt32?
+    func luaDescription(_ ref: ObjectRef, _: UInt32?) -> String { "<event \(ref.name) \(isSet ? "set" : "clear")>" }
+}
+
+extension Boxed where Core == SharedEvent {
+    convenience init(_ event: SharedEvent, ref: ObjectRef) { self.init(event, ref: ref, local: nil) }
+    var event: SharedEvent { core }
 
     /// Would the wait in progress block? (The gate asks; the first question notes when it began.)
     func waitWouldBlock() -> Bool {
-        let start = waitStart ?? event.sets
-        waitStart = start
+        let start = local ?? event.sets
+        local = start
         return !event.isSignalled(since: start)
     }
 
     /// When the wait in progress began (at the gate, or now if the gate did not ask).
     func takeWaitStart() -> UInt32 {
-        defer { waitStart = nil }
-        return waitStart ?? event.sets
+        defer { local = nil }
+        return local ?? event.sets
     }
-    var luaDescription: String { "<event \(ref.name) \(event.isSet ? "set" : "clear")>" }
 }
 
-final class ConditionObject: LuaObject {
-    let condition: SharedCondition
-    /// Its calls depend on its lock's state: `ref.key` is the lock's id.
-    let ref: ObjectRef
-    init(_ c: SharedCondition, ref: ObjectRef) { condition = c; self.ref = ref }
-    var luaDescription: String { "<condition \(ref.name) lock=\(condition.lock.name)>" }
+/// A condition: its calls depend on its lock's state (`ref.key` is the lock's id).
+typealias ConditionObject = Boxed<SharedCondition>
+
+extension SharedCondition: LuaCore {
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String { "<condition \(ref.name) lock=\(lock.name)>" }
 }
 
-final class BarrierObject: LuaObject {
-    let barrier: SharedBarrier
-    let ref: ObjectRef
-    /// Its `timeout` option: what a wait with no timeout of its own waits (seconds).
-    let defaultTimeout: Double?
-    /// It has an `action` (the function is the userdata's user value: each process that
-    /// inherits the barrier has its copy of it).
-    let hasAction: Bool
-    init(_ b: SharedBarrier, ref: ObjectRef, defaultTimeout: Double?, hasAction: Bool) {
-        barrier = b; self.ref = ref; self.defaultTimeout = defaultTimeout; self.hasAction = hasAction
+extension Boxed where Core == SharedCondition {
+    var condition: SharedCondition { core }
+}
+
+/// A barrier; beside it, its options: what a wait with no timeout of its own waits
+/// (seconds), and whether it has an `action` (the function is the userdata's user value:
+/// each process that inherits the barrier has its copy of it).
+typealias BarrierObject = Boxed<SharedBarrier>
+
+extension SharedBarrier: LuaCore {
+    typealias Local = (defaultTimeout: Double?, hasAction: Bool)
+    func luaDescription(_ ref: ObjectRef, _: Local) -> String {
+        "<barrier \(ref.name) \(waiting)/\(parties)\(isBroken ? " broken" : "")>"
     }
-    var luaDescription: String { "<barrier \(ref.name) \(barrier.waiting)/\(barrier.parties)\(barrier.isBroken ? " broken" : "")>" }
 }
 
-enum SyncBindings {
+extension Boxed where Core == SharedBarrier {
+    var barrier: SharedBarrier { core }
+    var defaultTimeout: Double? { local.defaultTimeout }
+    var hasAction: Bool { local.hasAction }
+}
+
+enum SyncBindings: Primitive {
     /// The hint of an `acquire` given Python's (block, timeout).
     static let acquireHabit = "Python's acquire(block, timeout) is acquire(timeout) here, and acquire(false) does not block"
 
@@ -100,6 +128,7 @@ enum SyncBindings {
             Method<SemaphoreObject>("get_value", takes: [], access: .read) { s, o, _ in s.push(Int64(o.semaphore.value)); return 1 },
         ])
         t.guarded = [("with", "acquire", "release")]
+        t.fastLayout = { _ in FastPath.Layout(lock: 0, name: MemoryLayout<ipc_semaphore_header>.offset(of: \.name)!, recursive: false) }  // (no lock)
         return t
     }()
 
@@ -146,6 +175,10 @@ enum SyncBindings {
             Method<LockObject>("locked", takes: [], access: .read) { s, o, _ in s.push(o.shared.lock.holder != 0); return 1 },
         ])
         t.guarded = [("with", "acquire", "release")]
+        t.fastLayout = { kind in
+            FastPath.Layout(lock: MemoryLayout<ipc_lock_header>.offset(of: \.lock)!,
+                            name: MemoryLayout<ipc_lock_header>.offset(of: \.name)!, recursive: kind == .rlock)
+        }
         return t
     }()
 
@@ -308,6 +341,7 @@ enum SyncBindings {
             Method<BarrierObject>("abort", takes: []) { _, b, _ in b.barrier.abort(); return 0 },
         ])
         t.fields = { luaEntry($0, barrierIndex) }
+        t.fieldAccesses = [barrierNWaiting, barrierBroken]
         return t
     }()
 
@@ -364,7 +398,7 @@ enum SyncBindings {
             }
             let b = try making(s, call.name) { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: ref.name) }
             let actionIndex = s.top
-            try s.push(object: BarrierObject(b, ref: ref, defaultTimeout: timeout, hasAction: hasAction), kind: .barrier)
+            try s.push(object: BarrierObject(b, ref: ref, local: (timeout, hasAction)), kind: .barrier)
             if hasAction {
                 s.pushValue(actionIndex)
                 _ = ipc_lua_setuservalue(s.L, -2)

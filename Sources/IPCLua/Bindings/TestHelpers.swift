@@ -7,7 +7,10 @@ import IPCRuntime
 /// pcall, error levels), so they are written in Lua, compiled once when the module opens.
 enum TestHelpers {
     /// Set by `ipc.test.skip(reason)`: the main script's error is a skip, not a failure.
-    nonisolated(unsafe) static var skipReason: String?
+    static var skipReason: String? {
+        get { LuaExecution.current.skipReason }
+        set { LuaExecution.current.skipReason = newValue }
+    }
 
     static let source = #"""
     local _, skip_marker, seed = ...

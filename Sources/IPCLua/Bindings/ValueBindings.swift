@@ -1,31 +1,34 @@
 import CLua
 import CLuaShim
+import CSystemShim
 import IPCCore
 import IPCRuntime
 
 /// A shared value or array as Lua sees it.
-final class ScalarsObject: LuaObject {
-    var sharedBase: UnsafeMutableRawPointer? { scalars.region.base }
-    let scalars: SharedScalars
-    let ref: ObjectRef
+typealias ScalarsObject = Boxed<SharedScalars>
 
-    init(_ scalars: SharedScalars, ref: ObjectRef) {
-        self.scalars = scalars
-        self.ref = ref
+extension ObjectKind {
+    static let value = declare("value", typeName: "ipc.Value")
+    static let array = declare("array", typeName: "ipc.Array", family: .value)
+}
+
+extension SharedScalars: LuaCore {
+    var sharedBase: UnsafeMutableRawPointer? { region.base }
+
+    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
+        ref.kind == .array ? "<array \(ref.name) '\(type.typecode)' x\(count)>" : "<value \(ref.name) '\(type.typecode)'>"
     }
+}
 
+extension Boxed where Core == SharedScalars {
+    var scalars: SharedScalars { core }
     var isArray: Bool { ref.kind == .array }
-
-    var luaDescription: String {
-        isArray ? "<array \(ref.name) '\(scalars.type.typecode)' x\(scalars.count)>"
-            : "<value \(ref.name) '\(scalars.type.typecode)'>"
-    }
 
     /// Would `lock` wait now?
     var lockIsTaken: Bool { !scalars.lock.isAvailable }
 }
 
-enum ValueBindings {
+enum ValueBindings: Primitive {
     /// `v.value`, `v.value = x`, `a[i]`, `a[i] = x`: where races happen, so each is a call.
     static let valueRead = FieldAccess("value read", field: "value.value", access: .read)
     static let valueWrite = FieldAccess("value write", field: valueRead.field, access: .write)
@@ -78,7 +81,9 @@ enum ValueBindings {
         ])
         t.fields = { luaEntry($0, valueIndex) }
         t.newIndex = { luaEntry($0, valueNewIndex) }
+        t.fieldAccesses = [valueRead, valueWrite]
         t.guarded = [("with_lock", "lock", "unlock")]
+        t.fastLayout = scalarsLayout
         return t
     }()
 
@@ -111,9 +116,16 @@ enum ValueBindings {
         t.fields = { luaEntry($0, arrayIndex) }
         t.newIndex = { luaEntry($0, arrayNewIndex) }
         t.length = { luaEntry($0, arrayLength) }
+        t.fieldAccesses = [arrayRead, arrayWrite]
         t.guarded = [("with_lock", "lock", "unlock")]
+        t.fastLayout = scalarsLayout
         return t
     }()
+
+    static func scalarsLayout(_: ObjectKind) -> FastPath.Layout {
+        FastPath.Layout(lock: MemoryLayout<ipc_scalar_header>.offset(of: \.lock)!,
+                        name: MemoryLayout<ipc_scalar_header>.offset(of: \.name)!, recursive: true)
+    }
 
     static let types = [valueType, arrayType]
 

@@ -9,7 +9,9 @@ import IPCRuntime
 ///
 /// Descriptors are polled; a queue is waited on through its eventfd, which puts signal
 /// only while somebody waits on it here, so queues are waitable without polling.
-enum WaitBindings {
+enum WaitBindings: Primitive {
+    static var types: [LuaType] { [] }
+
     enum Source {
         case connection(Connection)
         case queue(MessageQueue)
@@ -37,7 +39,7 @@ enum WaitBindings {
                 sources.append(.connection(c.connection))
             } else if let q = s.object(-1, family: .queue, as: QueueObject.self) {
                 sources.append(.queue(q.queue))
-            } else if let x = s.object(-1, family: .socket, as: SocketObject.self) {
+            } else if let x = s.object(-1, family: .server, as: SocketObject.self) {
                 sources.append(.socket(x.socket))
             } else if let p = s.object(-1, .process, as: ProcessObject.self) {
                 guard p.child.isStarted else { throw LuaRaise("\(call): item \(k) is \(p.child.name), which was never started") }

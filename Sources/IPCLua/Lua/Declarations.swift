@@ -123,7 +123,7 @@ struct Method<Object: AnyObject>: @unchecked Sendable {
 extension Method where Object: GateObject {
     /// The callable form, with one call site per kind of its type that has it.
     func erased(kinds: [ObjectKind]) -> Bindings.Entry {
-        var sites = [CallSite?](repeating: nil, count: ObjectKind.allCases.count)
+        var sites = [CallSite?](repeating: nil, count: (kinds.map(\.rawValue).max() ?? 0) + 1)
         for k in kinds where only?.contains(k) ?? true {
             sites[k.rawValue] = traits.site("\(k.label):\(name)")
         }
@@ -134,7 +134,7 @@ extension Method where Object: GateObject {
         return Bindings.Entry(name: name, kinds: only ?? kinds, fast: fast) { s, registered throws(LuaRaise) in
             // Nearly always, self is of the kind whose method table the method came from.
             let kind = registered.flatMap { s.isObject(1, of: $0) ? $0 : nil } ?? s.kind(1)
-            guard let kind, let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
+            guard let kind, kind.rawValue < sites.count, let site = sites[kind.rawValue], let o = s.boxed(1, as: Object.self) else {
                 throw s.wrongSelf((registered ?? only?.first ?? kinds[0]).label, name)
             }
             if let takes { try takes.check(s, from: 2, site.name) }
@@ -157,6 +157,7 @@ struct Function: @unchecked Sendable {
 
     /// Its key in its table (`spawn`), as Lua scripts write it.
     let key: String
+    let table: Table
     /// Its call name (`ipc.spawn`, `ipc.unix.connect`).
     let name: String
     /// What it takes (nil: any number).
@@ -175,6 +176,7 @@ struct Function: @unchecked Sendable {
          waits: ((LuaState) -> Bool)? = nil, preview: Preview = .none, external: Bool = false,
          _ body: @escaping (LuaState, inout CallContext) throws(LuaRaise) -> Int32) {
         self.key = key
+        self.table = table
         name = "\(table.rawValue).\(key)"
         self.takes = takes.map { Parameters($0, python: python) }
         if takes?.contains("options") == true || takes?.contains("spec") == true { self.options = options ?? [] }
@@ -255,9 +257,17 @@ struct FieldAccess {
 /// A Lua-visible type: one metatable per kind, with its method table (LuaSocket-style),
 /// `__index` (the method table, or a C function that looks there first and then asks
 /// the type's fields), `__newindex`, `__len`, `__close`, `__tostring`, `__gc`, `__name`.
+/// With its kinds' records (`ObjectKind.declare`) and its constructors (`Primitive`), it
+/// is what the registry knows of a kind.
 struct LuaType: @unchecked Sendable {
     let kinds: [ObjectKind]
     let methods: [Bindings.Entry]
+    /// The fields that are calls (`v.value`, `p.exitcode`): declared with the type, so
+    /// that their sites exist from module open in every process.
+    var fieldAccesses: [FieldAccess] = []
+    /// Where the C fast paths find the lock (a queue's state lock) and the name in the
+    /// shared memory of an object of each kind (nil: the type has no fast path).
+    var fastLayout: ((ObjectKind) -> FastPath.Layout)?
     var fields: ipc_swift_function?
     var newIndex: ipc_swift_function?
     var length: ipc_swift_function?
@@ -291,14 +301,23 @@ enum Bindings {
     }
 
     /// The Lua thread of the call in progress.
-    nonisolated(unsafe) static var current: OpaquePointer?
+    static var current: OpaquePointer? {
+        @inline(__always) get { LuaExecution.current.thread }
+        @inline(__always) set { LuaExecution.current.thread = newValue }
+    }
 
     /// The `invoke` of every entry registered in this process's Lua state, in a plain
     /// buffer (an array of entries would cost a once-check and a retain of each field
     /// per call); a Lua closure holds its index as upvalue 2, and the kind whose method
     /// table holds it (or -1) as upvalue 3.
-    nonisolated(unsafe) static var invokers: UnsafeMutablePointer<Invoke>?
-    nonisolated(unsafe) static var registered = 0
+    static var invokers: UnsafeMutablePointer<Invoke>? {
+        @inline(__always) get { LuaExecution.current.invokers }
+        set { LuaExecution.current.invokers = newValue }
+    }
+    static var registered: Int {
+        get { LuaExecution.current.registered }
+        set { LuaExecution.current.registered = newValue }
+    }
     typealias Invoke = (LuaState, ObjectKind?) throws(LuaRaise) -> Int32
 
     /// The C-callable entry point of every method and function.
@@ -309,8 +328,10 @@ enum Bindings {
         }
     }
 
-    /// Pushes `entry` as a Lua function (taken from the method table of `kind`).
-    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil, metatable: UnsafeRawPointer? = nil) throws(LuaRaise) {
+    /// Pushes `entry` as a Lua function (taken from the method table of `kind`, whose fast
+    /// paths find their lock and name at `layout`).
+    static func push(_ entry: Entry, _ s: LuaState, kind: ObjectKind? = nil, layout: FastPath.Layout? = nil,
+                     metatable: UnsafeRawPointer? = nil) throws(LuaRaise) {
         // Entries are registered once per process (a few hundred): the buffer grows by
         // doubling and is never freed.
         if registered & (registered - 1) == 0 {
@@ -322,7 +343,7 @@ enum Bindings {
         registered += 1
         s.push(Int64(registered - 1))
         s.push(Int64(kind?.rawValue ?? -1))
-        if let fast = entry.fast, let kind, let layout = FastPath.layout(of: kind), let metatable {
+        if let fast = entry.fast, let kind, let layout, let metatable {
             lua_pushlightuserdata(s.L, UnsafeMutableRawPointer(mutating: metatable))
             try s.check(ipc_lua_pushfast(s.L, dispatch, Int32(fast.rawValue), layout.lock, layout.name,
                                              layout.recursive ? 1 : 0, "\(kind.label):\(entry.name)"))
@@ -373,7 +394,7 @@ enum Bindings {
             try s.newTable(hash: Int32(type.methods.count + type.guarded.count + type.luaMethods.count))
             let methods = s.top
             for m in type.methods where m.kinds.contains(kind) {
-                try push(m, s, kind: kind, metatable: lua_topointer(L, mt))
+                try push(m, s, kind: kind, layout: type.fastLayout?(kind), metatable: lua_topointer(L, mt))
                 try s.setField(methods, m.name)
             }
             for (name, source) in type.luaMethods {
@@ -447,22 +468,8 @@ enum FastPath: Int, Sendable {
     case semaphoreAcquire = 9, semaphoreRelease = 10, valueAdd = 11, putNowait = 12, getNowait = 13
 
     /// Where the lock (a queue's state lock) and the name lie in the shared memory of an
-    /// object of `kind`.
-    static func layout(of kind: ObjectKind) -> (lock: Int, name: Int, recursive: Bool)? {
-        switch kind {
-        case .value, .array:
-            return (MemoryLayout<ipc_scalar_header>.offset(of: \.lock)!, MemoryLayout<ipc_scalar_header>.offset(of: \.name)!, true)
-        case .lock, .rlock:
-            return (MemoryLayout<ipc_lock_header>.offset(of: \.lock)!, MemoryLayout<ipc_lock_header>.offset(of: \.name)!, kind == .rlock)
-        case .queue, .joinableQueue:
-            return (MemoryLayout<ipc_queue_header>.offset(of: \.state_lock)!, MemoryLayout<ipc_queue_header>.offset(of: \.name)!, false)
-        case .semaphore, .boundedSemaphore:
-            return (0, MemoryLayout<ipc_semaphore_header>.offset(of: \.name)!, false)  // (no lock)
-        case .connection:
-            // (Each direction has its locks: the fast path picks them by the end's direction.)
-            return (MemoryLayout<ipc_channel_header>.offset(of: \.send_lock)!, MemoryLayout<ipc_channel_header>.offset(of: \.name)!, false)
-        default:
-            return nil
-        }
+    /// object, and whether the lock is re-entrant (each type says it: `LuaType.fastLayout`).
+    struct Layout {
+        var lock: Int, name: Int, recursive: Bool
     }
 }

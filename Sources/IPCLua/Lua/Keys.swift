@@ -4,16 +4,17 @@ import CLuaShim
 /// Field names compared by identity: Lua interns short strings, so a key is one of ours
 /// exactly when its string object is the one made here (no Swift string is built).
 /// The strings are kept alive in the registry.
+/// (They are kept in the bindings' execution context, `LuaExecution.keys`.)
 enum Keys {
-    nonisolated(unsafe) static var value: UnsafeRawPointer?
-    nonisolated(unsafe) static var name: UnsafeRawPointer?
-    nonisolated(unsafe) static var typecode: UnsafeRawPointer?
-    nonisolated(unsafe) static var pid: UnsafeRawPointer?
-    nonisolated(unsafe) static var daemon: UnsafeRawPointer?
-    nonisolated(unsafe) static var exitcode: UnsafeRawPointer?
-    nonisolated(unsafe) static var parties: UnsafeRawPointer?
-    nonisolated(unsafe) static var nWaiting: UnsafeRawPointer?
-    nonisolated(unsafe) static var broken: UnsafeRawPointer?
+    static var value: UnsafeRawPointer? { LuaExecution.current.keys.value }
+    static var name: UnsafeRawPointer? { LuaExecution.current.keys.name }
+    static var typecode: UnsafeRawPointer? { LuaExecution.current.keys.typecode }
+    static var pid: UnsafeRawPointer? { LuaExecution.current.keys.pid }
+    static var daemon: UnsafeRawPointer? { LuaExecution.current.keys.daemon }
+    static var exitcode: UnsafeRawPointer? { LuaExecution.current.keys.exitcode }
+    static var parties: UnsafeRawPointer? { LuaExecution.current.keys.parties }
+    static var nWaiting: UnsafeRawPointer? { LuaExecution.current.keys.nWaiting }
+    static var broken: UnsafeRawPointer? { LuaExecution.current.keys.broken }
 
     /// Interns the keys in `s` (once per Lua state).
     static func intern(_ s: LuaState) throws(LuaRaise) {
@@ -24,15 +25,10 @@ enum Keys {
             try s.rawSet(-2, index: Int64(s.rawLength(-2) + 1))
             return p
         }
-        value = try make("value")
-        name = try make("name")
-        typecode = try make("typecode")
-        pid = try make("pid")
-        daemon = try make("daemon")
-        exitcode = try make("exitcode")
-        parties = try make("parties")
-        nWaiting = try make("n_waiting")
-        broken = try make("broken")
+        LuaExecution.current.keys = InternedKeys(
+            value: try make("value"), name: try make("name"), typecode: try make("typecode"), pid: try make("pid"),
+            daemon: try make("daemon"), exitcode: try make("exitcode"), parties: try make("parties"),
+            nWaiting: try make("n_waiting"), broken: try make("broken"))
         try s.setField(ipc_lua_registryindex(), "ipc.keys")
     }
 }

@@ -29,7 +29,6 @@ protocol LuaDescribable: AnyObject {
     var luaDescription: String { get }
 }
 
-/// A Lua-visible object: a Swift object the runtime's gate knows (`GateObject`).
 /// A Lua-visible object: a Swift object the runtime's gate knows, that describes itself,
 /// and whose shared memory the C fast paths may read (nil: they never do).
 protocol LuaObject: GateObject, LuaDescribable {
@@ -43,9 +42,48 @@ struct FastDescriptors {
     var fdIn: Int32 = -1, fdOut: Int32 = -1, directionIn: Int32 = -1, directionOut: Int32 = -1
 }
 
-extension LuaObject {
+/// What a userdata's box holds: a core object (IPCCore's `SharedLock`, `MessageQueue`, ...)
+/// as its bindings file presents it to Lua. `Local` is what the bindings keep beside it
+/// in this process (a queue closed here, a wait's start); nothing for most kinds.
+protocol LuaCore: AnyObject {
+    associatedtype Local = Void
+    /// `tostring`: "<kind name details>".
+    func luaDescription(_ ref: ObjectRef, _ local: Local) -> String
+    /// The shared memory the C fast paths read (nil: they never do).
+    var sharedBase: UnsafeMutableRawPointer? { get }
+    var fastDescriptors: FastDescriptors { get }
+    /// The object's ref for the gate: the one it was made with, unless the core keeps
+    /// its own (a process's changes with its name).
+    func ref(made: ObjectRef) -> ObjectRef
+}
+
+extension LuaCore {
     var sharedBase: UnsafeMutableRawPointer? { nil }
     var fastDescriptors: FastDescriptors { FastDescriptors() }
+    func ref(made: ObjectRef) -> ObjectRef { made }
+}
+
+/// The one class of every ipc object a script holds: its core, its ref, and what the
+/// bindings keep beside it in this process.
+final class Boxed<Core: LuaCore>: LuaObject {
+    let core: Core
+    let made: ObjectRef
+    var local: Core.Local
+
+    init(_ core: Core, ref: ObjectRef, local: Core.Local) {
+        self.core = core
+        made = ref
+        self.local = local
+    }
+
+    var ref: ObjectRef { @inline(__always) get { core.ref(made: made) } }
+    var luaDescription: String { core.luaDescription(ref, local) }
+    var sharedBase: UnsafeMutableRawPointer? { core.sharedBase }
+    var fastDescriptors: FastDescriptors { core.fastDescriptors }
+}
+
+extension Boxed where Core.Local == Void {
+    convenience init(_ core: Core, ref: ObjectRef) { self.init(core, ref: ref, local: ()) }
 }
 
 /// Boxing of Swift objects in Lua full userdata: the userdata holds one retained
@@ -126,7 +164,7 @@ extension LuaState {
 
     /// The object at `i` when it is a live userdata of any kind of `family`.
     @inline(__always)
-    public func object<T: AnyObject>(_ i: Int32, family: ObjectKind.Family, as: T.Type) -> T? {
+    public func object<T: AnyObject>(_ i: Int32, family: ObjectKind, as: T.Type) -> T? {
         guard let k = kind(i), k.family == family else { return nil }
         return boxed(i, as: T.self)
     }

@@ -75,18 +75,18 @@ public enum ScriptRunner {
     /// Runs `script` and returns the process exit status (the host's end included).
     public static func run(script: String, arguments: [String], options: RunOptions) -> Int32 {
         var options = options
-        var temporaryTrace: String?
-        if options.timeline && options.tracePath == nil {
-            // The timeline is drawn from a trace; keep one for the run.
-            temporaryTrace = "/tmp/ipcplay-timeline-\(ProcessIdentity.pid).json"
-            options.tracePath = temporaryTrace
+        var temporaryEvents: String?
+        if options.timeline && options.eventsPath == nil {
+            // The timeline is drawn from the events the run records; keep them for the run.
+            temporaryEvents = "/tmp/ipcplay-timeline-\(ProcessIdentity.pid).events"
+            options.eventsPath = temporaryEvents
         }
         var status = Status.scriptError
         if let prepared = prepare(script: script, arguments: arguments, options: options) {
             status = execute(prepared, options: options)
         }
-        if options.timeline, let trace = options.tracePath {
-            let timeline = Timeline(tracePath: trace)
+        if options.timeline, let events = options.eventsPath {
+            let timeline = Timeline(eventsPath: events)
             if let svg = options.timelineSVG {
                 if let f = fopen(svg, "w") { fputs(timeline.svg(), f); fclose(f) } else {
                     Runtime.writeStderr("ipcplay: cannot write \(svg): \(Syscall.lastError)\n")
@@ -97,7 +97,7 @@ public enum ScriptRunner {
                 Runtime.writeStdout(timeline.render(columns: terminal.columns, colour: terminal.colour))
             }
         }
-        if let t = temporaryTrace { unlink(t) }
+        if let t = temporaryEvents { unlink(t) }
         return status
     }
 
@@ -136,7 +136,7 @@ public enum ScriptRunner {
                 Runtime.abortHost()
                 return Status.ok
             }
-            Trace.instant("error", args: [("message", Trace.json(String(message.prefix(while: { $0 != "\n" }))))])
+            Trace.instant("error", message: String(message.prefix(while: { $0 != "\n" })))
             return endHost(uncaught: message)
         }
         Runtime.finishHost()

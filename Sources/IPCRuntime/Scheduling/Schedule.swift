@@ -258,10 +258,7 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// What a wait on `object` depends on: itself, or all the run's sockets (whose peers
     /// the run cannot tell apart), or anything (a wait on several objects).
     func key(_ object: ObjectRef) -> UInt32 {
-        switch object.kind {
-        case .server?, .socket?, .dgram?: return socketKey
-        default: return object.key
-        }
+        object.kind?.record.hasUnknownPeers == true ? socketKey : object.key
     }
 
     // MARK: - Waiting inside a call

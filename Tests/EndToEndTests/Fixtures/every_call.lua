@@ -83,6 +83,14 @@ for _, l in ipairs({ipc.lock(), ipc.rlock()}) do
   l:with(function() end)
   l:locked()
 end
+local rw = ipc.rwlock()
+rw:acquire_read()
+rw:readers()
+rw:release_read()
+rw:acquire_write()
+rw:release_write()
+rw:with_read(function() end)
+rw:with_write(function() end)
 local e = ipc.event()
 e:set()
 e:is_set()
@@ -139,4 +147,24 @@ local function list(o)
   table.sort(names)
   print("methods " .. tostring(o):match("^<(%S+)") .. " " .. table.concat(names, " "))
 end
-for _, o in ipairs({p, a, q, jq, v, arr, s, bs, ipc.lock(), ipc.rlock(), e, c, bar, srv, x, d1}) do list(o) end
+local objects = {p, a, q, jq, v, arr, s, bs, ipc.lock(), ipc.rlock(), rw, e, c, bar, srv, x, d1}
+for _, o in ipairs(objects) do list(o) end
+
+-- Every type the module registers is among them: a new kind fails here, by name.
+local made = {}
+for _, o in ipairs(objects) do made[getmetatable(o).__name] = true end
+for key, mt in pairs(debug.getregistry()) do
+  if type(key) == "string" and key:match("^ipc%.%u") and type(mt) == "table" and mt.methods then
+    assert(made[key], "every_call.lua makes no " .. key .. ": make one and call each of its methods here")
+  end
+end
+
+-- The module's functions: each is a call that must leave a slice too.
+for _, t in ipairs({{"ipc", ipc}, {"ipc.unix", ipc.unix}}) do
+  local names = {}
+  for name, f in pairs(t[2]) do
+    if type(f) == "function" and debug.getinfo(f, "S").what == "C" then names[#names + 1] = t[1] .. "." .. name end
+  end
+  table.sort(names)
+  print("functions " .. table.concat(names, " "))
+end
