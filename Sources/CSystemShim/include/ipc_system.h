@@ -179,6 +179,10 @@ static inline int ipc_robust_lock_try_spinning(ipc_robust_lock *lock, int budget
 static inline int ipc_robust_lock_available(ipc_robust_lock *lock) {
     return (__atomic_load_n(&lock->mutex.__data.__lock, __ATOMIC_SEQ_CST) & 0x3fffffff) == 0;
 }
+/// The mutex's word that `ipc_robust_lock_available` reads (its owner, under that mask).
+static inline uint32_t *ipc_robust_lock_word(ipc_robust_lock *lock) {
+    return (uint32_t *)&lock->mutex.__data.__lock;
+}
 
 // MARK: - Processes
 

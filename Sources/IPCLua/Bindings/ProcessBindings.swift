@@ -25,7 +25,7 @@ final class ProcessObject: LuaObject {
     }
 
     /// Would `join` wait now?
-    var joinWaits: Bool { child.isStarted && child.isMine && child.isRunning }
+    var joinWaits: Bool { child.isStarted && child.isMine && child.joinWouldBlock }
 }
 
 enum ProcessBindings {
@@ -279,7 +279,7 @@ enum ProcessBindings {
             let seconds = try s.numberArgument(1, name, "seconds")
             if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
             return Runtime.sleepDeadline(seconds: seconds)
-        }, waits: { _ in true }) { _, call in
+        }, waits: { _ in Probe.never.wouldBlock() }) { _, call in
             Blocking.sleep(until: call.deadline)
             return 0
         },

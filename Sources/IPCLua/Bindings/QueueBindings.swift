@@ -25,10 +25,10 @@ final class QueueObject: LuaObject {
     var sharedBase: UnsafeMutableRawPointer? { queue.header }
     var fastDescriptors: FastDescriptors { FastDescriptors(fdOut: queue.eventFD) }
 
-    /// Would a put wait now?
-    var isFullNow: Bool { !closed && queue.isFull }
+    /// Would a put wait now? (Its probe declared: see `Probe`.)
+    var isFullNow: Bool { !closed && queue.roomProbe.wouldBlock() }
     /// Would a get wait now?
-    var isEmptyNow: Bool { !closed && queue.isEmpty }
+    var isEmptyNow: Bool { !closed && queue.itemsProbe.wouldBlock() }
 }
 
 enum QueueBindings {
@@ -60,7 +60,7 @@ enum QueueBindings {
                 }
                 return 0
             },
-            Method<QueueObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.queue.unfinishedTasks > 0 }, only: [.joinableQueue]) { s, q, call in
+            Method<QueueObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.queue.doneProbe.wouldBlock() }, only: [.joinableQueue]) { s, q, call in
                 s.push(q.queue.join(deadline: call.deadline))
                 return 1
             },

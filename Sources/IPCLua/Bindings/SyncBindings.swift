@@ -37,7 +37,7 @@ final class EventObject: LuaObject {
     func waitWouldBlock() -> Bool {
         let start = waitStart ?? event.sets
         waitStart = start
-        return !event.isSignalled(since: start)
+        return event.signalledProbe(since: start).wouldBlock()
     }
 
     /// When the wait in progress began (at the gate, or now if the gate did not ask).
@@ -78,7 +78,7 @@ enum SyncBindings {
 
     static let semaphoreType: LuaType = {
         var t = LuaType([.semaphore, .boundedSemaphore], [
-            Method<SemaphoreObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.semaphore.value == 0 }, fast: .semaphoreAcquire) { s, o, call in
+            Method<SemaphoreObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.semaphore.availableProbe.wouldBlock() }, fast: .semaphoreAcquire) { s, o, call in
                 s.push(o.semaphore.acquire(deadline: call.deadline))
                 call.counter = ("value", Int(o.semaphore.value))
                 return 1
@@ -133,7 +133,7 @@ enum SyncBindings {
 
     static let lockType: LuaType = {
         var t = LuaType([.lock, .rlock], [
-            Method<LockObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.shared.lock.isAvailable }, fast: .acquire) { s, o, call throws(LuaRaise) in
+            Method<LockObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.shared.lock.acquireWouldBlock }, fast: .acquire) { s, o, call throws(LuaRaise) in
                 try acquire(s, o.shared.lock, call)
             },
             Method<LockObject>("release", takes: [], fast: .release) { _, o, call throws(LuaRaise) in
@@ -173,7 +173,7 @@ enum SyncBindings {
 
     static let conditionType: LuaType = {
         var t = LuaType([.condition], [
-            Method<ConditionObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.condition.lock.isAvailable }) { s, c, call throws(LuaRaise) in
+            Method<ConditionObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.condition.lock.acquireWouldBlock }) { s, c, call throws(LuaRaise) in
                 try acquire(s, c.condition.lock, call)
             },
             Method<ConditionObject>("release", takes: []) { _, c, call throws(LuaRaise) in

@@ -22,7 +22,7 @@ final class ScalarsObject: LuaObject {
     }
 
     /// Would `lock` wait now?
-    var lockIsTaken: Bool { !scalars.lock.isAvailable }
+    var lockIsTaken: Bool { scalars.lock.acquireWouldBlock }
 }
 
 enum ValueBindings {
