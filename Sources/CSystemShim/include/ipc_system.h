@@ -192,6 +192,11 @@ int ipc_set_child_subreaper(void);
 /// Restricts the calling process (and what it forks later) to the CPU it runs on now;
 /// returns 0 or -errno.
 int ipc_pin_to_current_cpu(void);
+/// The CPUs this process may run on (at least 1).
+int ipc_allowed_cpus(void);
+/// Restricts the calling process to the `n`-th (modulo their count) of the CPUs it may run
+/// on; returns 0 or -errno.
+int ipc_pin_to_allowed_cpu(int n);
 /// prctl(PR_SET_PDEATHSIG, sig): `sig` is sent to the caller when its parent dies.
 /// Returns 0 or -errno.
 int ipc_set_parent_death_signal(int sig);
