@@ -146,13 +146,20 @@ public final class ChildProcess: GateObject {
         return poll() == nil
     }
 
+    /// `isRunning`, declaring its probe under a controlled run (see `Probe`).
+    public var joinWouldBlock: Bool {
+        if termination == nil, let schedule = Schedule.current { return schedule.endedProbe(spawnIndex).wouldBlock() }
+        return isRunning
+    }
+
     /// Waits for the child to end, until `deadline`. True when it has ended. Parent only.
     public func join(deadline: Deadline) -> Bool {
         if poll() != nil { return true }
         if deadline.hasExpired { return false }
         if let schedule = Schedule.current {
             // Its end is a step of the schedule; then the kernel's exit follows at once.
-            guard Blocking.poll(until: { schedule.hasEnded(self.spawnIndex) }, deadline: deadline) else { return false }
+            guard Blocking.poll(until: { schedule.hasEnded(self.spawnIndex) }, deadline: deadline,
+                                probe: schedule.endedProbe(spawnIndex)) else { return false }
             return poll() != nil
         }
         if deadline.isNever || pidfd < 0 {

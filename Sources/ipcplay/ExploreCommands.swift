@@ -81,11 +81,16 @@ extension IPCPlay {
 
         @OptionGroup var crashes: KillOptions
 
+        @OptionGroup var parallel: ParallelOptions
+
         @OptionGroup var options: ScheduleCommandOptions
 
         @OptionGroup var target: ScriptArguments
 
         func validate() throws {
+            if exhaustiveOptions.exhaustive && parallel.shard != nil {
+                throw ValidationError("--shard does not go with --exhaustive yet: only random and pct schedules are split into shards")
+            }
             if !(1...PCTScheduler.maxDepth).contains(depth) { throw ValidationError("--depth must be between 1 and \(PCTScheduler.maxDepth)") }
             if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
             if shrinkRuns < 1 { throw ValidationError("--shrink-runs must be at least 1") }
@@ -110,6 +115,7 @@ extension IPCPlay {
             exploration.seed = seed
             exploration.kills = crashes.kill
             exploration.killRate = crashes.killRate
+            try parallel.apply(to: &exploration)
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)" + crashes.described
             if Cancellation.isRequested && outcome.failure == nil { stopped(outcome, describe: describe) }
@@ -117,10 +123,11 @@ extension IPCPlay {
                 var limits = exploration.shrinkLimits(after: outcome)
                 limits.budget = shrinkRuns
                 Exploring.shrinkAndReport(failure, explorer: explorer, limits: limits, target: target, options: options,
-                                          headline: "schedule \(outcome.schedules) of \(runs) failed (\(describe))") {
+                                          headline: "schedule \((outcome.failureSchedule ?? 0) + 1) of \(runs) failed (\(describe))") {
                     if Cancellation.isRequested { stopped(outcome, describe: describe, whileShrinking: failure) }
                 }
             }
+            if let line = parallel.shardLine(runs: runs) { print(line) }
             if strategy == .pct {
                 print(Exploring.bound(outcome, depth: depth))
             }

@@ -303,6 +303,8 @@ struct TestRunner {
                 if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
                 args += options.scenario.crashes.arguments
+                // The CPUs shared out: --jobs tests at once, each running its schedules on its share.
+                args += ["--jobs", String(max(1, Explorer.cpus / max(1, options.jobs)))]
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the rerun line runs it with the same numbers.

@@ -121,6 +121,17 @@ enum {
     IPC_VISIT_SUCCEED = 4,  // a process made its end step: wait until it is gone, then decide
 };
 
+/// One clause of a blocked call's probe (IPCCore's `Probe`): a word of a shared region,
+/// named by the region's identity, so that any process mapping it can test it.
+typedef struct ipc_sched_probe_clause {
+    uint64_t region;      // SharedRegion.identity
+    uint64_t offset;      // of the word in the region
+    uint64_t mask;
+    uint64_t value;
+    uint32_t test;        // Probe.Test
+    uint32_t wide;        // a 64-bit word (else 32)
+} ipc_sched_probe_clause;
+
 typedef struct ipc_sched_process {
     uint32_t word;        // futex: bumped to hand this process the turn
     uint32_t state;
@@ -136,6 +147,9 @@ typedef struct ipc_sched_process {
     uint32_t in_core;     // it waits inside a call it began (not at the gate)
     uint32_t child_died;  // set by its SIGCHLD handler: one of its children exited
     uint32_t steps_made;  // steps it made (its kill rows aside): where a kill comes in it
+    uint32_t has_probe;   // its wait's readiness is `probe` (else only a visit tells)
+    uint32_t probe_clauses;  // 0: it never becomes ready (only its deadline ends it)
+    ipc_sched_probe_clause probe[2];
     char name[IPC_NAME_CAP];
     char object_name[IPC_NAME_CAP];
     char where[IPC_WHERE_CAP];  // file:line of the pending call
@@ -151,6 +165,8 @@ typedef struct ipc_sched_header {
     uint64_t max_steps;
     uint32_t over;            // the run has failed (deadlock, livelock, divergence)
     uint32_t prober;          // the process that asked for a probe, waiting for the answer
+    uint64_t handoffs;        // turns handed to another process (visits included)
+    uint64_t visits;          // probes asked of the blocked process (no probe to evaluate here)
     uint8_t strategy[IPC_SCHED_STRATEGY];          // the strategy's state (a Swift value)
     uint16_t order[IPC_SCHED_PROCESSES];           // PCT: processes by priority, highest first
     ipc_sched_process processes[IPC_SCHED_PROCESSES];

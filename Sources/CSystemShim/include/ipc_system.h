@@ -211,6 +211,10 @@ static inline void ipc_robust_lock_give(ipc_robust_lock *lock) {
 static inline int ipc_robust_lock_available(ipc_robust_lock *lock) {
     return (__atomic_load_n(&lock->mutex.__data.__lock, __ATOMIC_SEQ_CST) & 0x3fffffff) == 0;
 }
+/// The mutex's word that `ipc_robust_lock_available` reads (its owner, under that mask).
+static inline uint32_t *ipc_robust_lock_word(ipc_robust_lock *lock) {
+    return (uint32_t *)&lock->mutex.__data.__lock;
+}
 
 // MARK: - Processes
 
@@ -220,6 +224,11 @@ int ipc_set_child_subreaper(void);
 /// Restricts the calling process (and what it forks later) to the CPU it runs on now;
 /// returns 0 or -errno.
 int ipc_pin_to_current_cpu(void);
+/// The CPUs this process may run on (at least 1).
+int ipc_allowed_cpus(void);
+/// Restricts the calling process to the `n`-th (modulo their count) of the CPUs it may run
+/// on; returns 0 or -errno.
+int ipc_pin_to_allowed_cpu(int n);
 /// prctl(PR_SET_PDEATHSIG, sig): `sig` is sent to the caller when its parent dies.
 /// Returns 0 or -errno.
 int ipc_set_parent_death_signal(int sig);

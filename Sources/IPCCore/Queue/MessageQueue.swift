@@ -97,6 +97,12 @@ public final class MessageQueue {
     public var count: Int { Int(ipc_load64(&h.pointee.items)) }
     public var isEmpty: Bool { count == 0 }
     public var isFull: Bool { maxsize > 0 && count >= maxsize }
+    /// Ready when it holds an item (a get's probe).
+    public var itemsProbe: Probe { Probe(&h.pointee.items, .notEqual, 0) }
+    /// Ready when it has room for an item (a put's probe; never full without a maxsize).
+    public var roomProbe: Probe { Probe(&h.pointee.items, .below, maxsize > 0 ? UInt64(maxsize) : .max) }
+    /// Ready when every task is done (a join's probe).
+    public var doneProbe: Probe { Probe(&h.pointee.unfinished, .equal, 0) }
     public var unfinishedTasks: Int { Int(ipc_load64(&h.pointee.unfinished)) }
 
     // MARK: - Locks and repair

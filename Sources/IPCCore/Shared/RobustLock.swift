@@ -10,6 +10,9 @@ public struct RobustLock {
 
     @inlinable public init(_ raw: UnsafeMutablePointer<ipc_robust_lock>) { self.raw = raw }
 
+    /// Ready when no live process owns it (`ipc_robust_lock_available` as a probe).
+    public var availableProbe: Probe { Probe(ipc_robust_lock_word(raw), .equal, 0, mask: 0x3fff_ffff) }
+
     public func initialize() throws(IPCError) {
         let r = ipc_robust_lock_init(raw)
         if r != 0 { throw IPCError.system("pthread_mutex_init: \(String(cString: strerror(r)))") }
@@ -41,7 +44,7 @@ public struct RobustLock {
                     // Never asleep in the kernel: wait for the turn, then try again.
                     var r = EBUSY
                     while r == EBUSY {
-                        guard c.park(until: { ipc_robust_lock_available(raw) != 0 }, deadline: deadline) else { return ETIMEDOUT }
+                        guard c.park(until: { ipc_robust_lock_available(raw) != 0 }, probe: availableProbe, deadline: deadline) else { return ETIMEDOUT }
                         r = ipc_robust_lock_try(raw)
                     }
                     return r

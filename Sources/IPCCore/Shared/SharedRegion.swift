@@ -14,6 +14,60 @@ public final class SharedRegion {
     /// For a region that can be handed to another process over a Unix socket: its
     /// `memfd` (anonymous too: no path names it). -1 otherwise.
     public let fd: Int32
+    /// Names this mapping in every process that inherited it by fork (a region adopted from
+    /// a descriptor is another mapping, with another identity).
+    public let identity: UInt64
+
+    /// The regions this process maps: where a process finds, at its own address, a word
+    /// that another process of the run names by (identity, offset). A fork inherits them
+    /// with the mappings; a region leaves it when this process unmaps it.
+    nonisolated(unsafe) static var registry = Registry()
+
+    struct Registry {
+        /// By base address, for `identify`.
+        var bases: [(base: UInt, size: Int, identity: UInt64)] = []
+        var byIdentity: [UInt64: UnsafeMutableRawPointer] = [:]
+        var made: UInt64 = 0
+
+        mutating func add(_ base: UnsafeMutableRawPointer, size: Int) -> UInt64 {
+            // Unique among the run's processes: the maker's pid, the time, a count.
+            made &+= 1
+            var z = UInt64(UInt32(bitPattern: ProcessIdentity.pid)) << 40 ^ UInt64(bitPattern: MonotonicClock.real()) ^ made &* 0x9e37_79b9_7f4a_7c15
+            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+            let identity = (z ^ (z >> 31)) | 1
+            let at = bases.firstIndex { $0.base > UInt(bitPattern: base) } ?? bases.count
+            bases.insert((UInt(bitPattern: base), size, identity), at: at)
+            byIdentity[identity] = base
+            return identity
+        }
+
+        mutating func remove(_ identity: UInt64) {
+            guard let base = byIdentity.removeValue(forKey: identity) else { return }
+            if let i = bases.firstIndex(where: { $0.base == UInt(bitPattern: base) }) { bases.remove(at: i) }
+        }
+    }
+
+    /// The region of this process that holds `address`: its identity and the offset there.
+    public static func identify(_ address: UnsafeRawPointer) -> (identity: UInt64, offset: Int)? {
+        let a = UInt(bitPattern: address)
+        let bases = registry.bases
+        var lo = 0, hi = bases.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if bases[mid].base <= a { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo > 0 else { return nil }
+        let r = bases[lo - 1]
+        guard a - r.base < UInt(r.size) else { return nil }
+        return (r.identity, Int(a - r.base))
+    }
+
+    /// Where this process maps the word at `offset` of the region named `identity`; nil
+    /// when it does not map that region.
+    public static func locate(_ identity: UInt64, offset: Int) -> UnsafeMutableRawPointer? {
+        registry.byIdentity[identity].map { $0 + offset }
+    }
 
     /// Maps `size` bytes (rounded up to whole pages), zero-filled. With `reserveOnly`, the
     /// pages cost nothing until they are touched (MAP_NORESERVE).
@@ -31,6 +85,7 @@ public final class SharedRegion {
         self.size = rounded
         creator = ProcessIdentity.pid
         fd = -1
+        identity = Self.registry.add(base, size: rounded)
     }
 
     /// A region backed by a `memfd`, so that its descriptor can be passed (SCM_RIGHTS)
@@ -49,6 +104,7 @@ public final class SharedRegion {
         self.size = rounded
         self.fd = fd
         creator = ProcessIdentity.pid
+        identity = Self.registry.add(base, size: rounded)
     }
 
     /// Maps a region received as a descriptor (takes ownership of `fd`).
@@ -62,9 +118,11 @@ public final class SharedRegion {
         self.size = Int(size)
         self.fd = fd
         creator = ProcessIdentity.pid
+        identity = Self.registry.add(base, size: self.size)
     }
 
     deinit {
+        Self.registry.remove(identity)
         Memory.unmap(base, size: size)
         if fd >= 0 { close(fd) }
     }

@@ -40,7 +40,8 @@ public final class SharedBarrier {
             let passing = h.pointee.generation
             lock.release()
             let moved = { ipc_load32(&self.h.pointee.generation) != passing }
-            let ended = Spin.until(Spin.waitSpins, moved) || Blocking.wait(until: moved, futex: &h.pointee.generation, deadline: deadline)
+            let ended = Spin.until(Spin.waitSpins, moved) || Blocking.wait(until: moved, futex: &h.pointee.generation, deadline: deadline,
+                                                                           probe: Probe(&h.pointee.generation, .notEqual, passing))
             lockIt()
             if !ended && h.pointee.generation == passing {
                 breakLocked()
@@ -74,7 +75,8 @@ public final class SharedBarrier {
         lock.release()
         let tripped = { ipc_load32(&self.h.pointee.generation) != generation }
         if !Spin.until(Spin.waitSpins, tripped) {
-            _ = Blocking.wait(until: tripped, futex: &h.pointee.generation, deadline: deadline)
+            _ = Blocking.wait(until: tripped, futex: &h.pointee.generation, deadline: deadline,
+                              probe: Probe(&h.pointee.generation, .notEqual, generation))
         }
         lockIt()
         defer { lock.release() }

@@ -50,7 +50,8 @@ public final class SharedCondition {
         }
         guard let s = mine else { return .tooManyWaiters }
         let depth = lock.releaseFully()
-        _ = Blocking.wait(until: { ipc_load32(&s.pointee.word) != 0 }, futex: &s.pointee.word, deadline: deadline)
+        _ = Blocking.wait(until: { ipc_load32(&s.pointee.word) != 0 }, futex: &s.pointee.word, deadline: deadline,
+                          probe: Probe(&s.pointee.word, .notEqual, 0))
         lock.reacquire(depth: depth)
         // Under the lock again: a notify that raced with the timeout still counts.
         let notified = ipc_load32(&s.pointee.word) != 0

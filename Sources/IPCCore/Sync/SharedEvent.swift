@@ -28,6 +28,12 @@ public final class SharedEvent {
     /// True when a wait that began when `sets` was `start` can return.
     public func isSignalled(since start: UInt32) -> Bool { isSet || sets != start }
 
+    /// `isSignalled(since: start)` as a probe: the flag, or the count of sets (bits 1-31
+    /// of `generation`) moved.
+    public func signalledProbe(since start: UInt32) -> Probe {
+        Probe(&h.pointee.flag, .notEqual, 0).or(Probe(&h.pointee.generation, .notEqual, start << 1, mask: ~Self.sleepers))
+    }
+
     public func set() {
         ipc_store32(&h.pointee.flag, 1)
         // Bumps the count and clears the sleepers bit in one step: a sleeper that comes
@@ -51,7 +57,7 @@ public final class SharedEvent {
         if deadline.hasExpired { return false }
         if Spin.until(Spin.waitSpins, signalled) { return true }
         return Blocking.parked(deadline) {
-            if let c = Blocking.controller { return c.park(until: signalled, deadline: deadline) }
+            if let c = Blocking.controller { return c.park(until: signalled, probe: signalledProbe(since: start), deadline: deadline) }
             while true {
                 var seen = ipc_load32(&h.pointee.generation)
                 if seen >> 1 != start || isSet { return true }

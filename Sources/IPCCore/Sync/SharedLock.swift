@@ -32,6 +32,8 @@ public struct OwnedLock {
     /// True when acquiring it now would not wait: it is free, its holder died, or this
     /// process holds it (re-entry, or the error of a lock taken twice).
     public var isAvailable: Bool { isHeldByMe || ipc_robust_lock_available(raw) != 0 }
+    /// Would acquiring it wait now? (Declares the probe of the wait: see `Probe`.)
+    public var acquireWouldBlock: Bool { !isHeldByMe && lock.availableProbe.wouldBlock() }
     /// The re-entrant depth of the current holder.
     public var depth: Int { Int(raw.pointee.depth) }
 

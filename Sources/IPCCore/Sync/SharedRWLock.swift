@@ -68,13 +68,13 @@ public final class SharedRWLock {
     }
 
     /// Takes it to read, waiting until `deadline` for a writer to finish.
-    public func acquireRead(deadline: Deadline, during: String) -> Outcome {
+    public func acquireRead(deadline: Deadline) -> Outcome {
         if isWriter { return .wouldDeadlock }
         if let i = mySlot {
             slots[i].depth += 1
             return .acquired
         }
-        guard take(gate, deadline: deadline, during: during) else { return .timedOut }
+        guard take(gate, deadline: deadline) else { return .timedOut }
         defer { gate.release() }
         // A free slot, from one that depends on the pid (readers seldom meet in one).
         let start = Int(UInt32(bitPattern: ProcessIdentity.pid)) % Self.readerSlots
@@ -87,7 +87,7 @@ public final class SharedRWLock {
                 let dead = Int32(bitPattern: slot.pointee.holder)
                 slot.pointee.holder = UInt32(bitPattern: ProcessIdentity.pid)
                 RobustLock(slot).markConsistent()
-                Blocking.recoveredFromDeadHolder?(name, dead, during)
+                Blocking.recoveredFromDeadHolder?(name, dead)
             default:
                 continue
             }
@@ -96,7 +96,7 @@ public final class SharedRWLock {
         }
         // Every slot is taken: wait for the one this process would have had first.
         let slot = slots + start
-        guard take(RobustLock(slot), deadline: deadline, during: during) else { return .timedOut }
+        guard take(RobustLock(slot), deadline: deadline) else { return .timedOut }
         slot.pointee.depth = 1
         return .acquired
     }
@@ -115,13 +115,13 @@ public final class SharedRWLock {
 
     /// Takes it to write, waiting until `deadline` for the writer before it and then for
     /// every reader. On a timeout it holds nothing.
-    public func acquireWrite(deadline: Deadline, during: String) -> Outcome {
+    public func acquireWrite(deadline: Deadline) -> Outcome {
         if isWriter || isReader { return .wouldDeadlock }
-        guard take(gate, deadline: deadline, during: during) else { return .timedOut }
+        guard take(gate, deadline: deadline) else { return .timedOut }
         // No reader can come now: wait for those there are (each slot's holder).
         for i in 0..<Self.readerSlots where ipc_robust_lock_available(slots + i) == 0 {
             let slot = RobustLock(slots + i)
-            guard take(slot, deadline: deadline, during: during) else {
+            guard take(slot, deadline: deadline) else {
                 gate.release()
                 return .timedOut
             }
@@ -139,7 +139,7 @@ public final class SharedRWLock {
 
     /// Takes `lock` until `deadline` (false on timeout), taking it over from a holder
     /// that died (told as a lock's dead holder is).
-    func take(_ lock: RobustLock, deadline: Deadline, during: String) -> Bool {
+    func take(_ lock: RobustLock, deadline: Deadline) -> Bool {
         Blocking.awaitedHolder = lock.holder
         defer { Blocking.awaitedHolder = 0 }
         switch lock.acquire(deadline: deadline, maxGap: IPC_OWNED_LOCK_MAX_GAP) {
@@ -147,7 +147,7 @@ public final class SharedRWLock {
             return true
         case .recovered(let dead):
             lock.markConsistent()
-            Blocking.recoveredFromDeadHolder?(name, dead, during)
+            Blocking.recoveredFromDeadHolder?(name, dead)
             return true
         case .timedOut, .heldBySelf:
             return false

@@ -26,6 +26,8 @@ public final class SharedSemaphore {
     }
 
     public var value: UInt32 { ipc_load32(&h.pointee.value) }
+    /// Ready when a unit is there to take.
+    public var availableProbe: Probe { Probe(&h.pointee.value, .notEqual, 0) }
 
     /// Takes one unit if one is there, without waiting (ipc_sync.h).
     func tryTake() -> Bool { ipc_semaphore_try_take(h) != 0 }
@@ -39,7 +41,8 @@ public final class SharedSemaphore {
         defer { _ = ipc_sub32(&h.pointee.waiters, 1) }
         while true {
             if tryTake() { return true }
-            guard Blocking.wait(until: { ipc_load32(&h.pointee.value) > 0 }, futex: &h.pointee.value, deadline: deadline) else {
+            guard Blocking.wait(until: { ipc_load32(&h.pointee.value) > 0 }, futex: &h.pointee.value, deadline: deadline,
+                                probe: availableProbe) else {
                 return tryTake()
             }
         }

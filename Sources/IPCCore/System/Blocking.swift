@@ -14,7 +14,21 @@ public enum Blocking {
     /// What a wait does instead of sleeping, under a controlled scheduler.
     public protocol Controller: AnyObject {
         /// Returns true once `ready()` holds, false when `deadline` (virtual) passes first.
-        func park(until ready: () -> Bool, deadline: Deadline) -> Bool
+        /// `probe`, when the wait has one, is `ready` as a test on shared memory that the
+        /// deciding process evaluates itself (nil: only this process can tell).
+        func park(until ready: () -> Bool, probe: Probe?, deadline: Deadline) -> Bool
+    }
+
+    /// The probe of the last `Probe.wouldBlock()` evaluated in this process: a gate's
+    /// `waits` predicate declares its probe so (see `Probe`). Read and cleared by the
+    /// controlled scheduler right after it asks the predicate.
+    nonisolated(unsafe) public static var declaredProbe: Probe?
+
+    /// `declaredProbe`, cleared.
+    @inlinable
+    public static func takeDeclaredProbe() -> Probe? {
+        defer { declaredProbe = nil }
+        return declaredProbe
     }
 
     /// The controlled scheduler's, when one runs this process.
@@ -44,13 +58,15 @@ public enum Blocking {
     }
 
     /// Waits until `ready()`, sleeping on the futex `word`, which changes whenever `ready`
-    /// may have become true. True when ready, false at the deadline.
+    /// may have become true. True when ready, false at the deadline. `probe`: `ready` as
+    /// a test on shared memory, when it is one (a controlled run then never visits).
     @inlinable
-    public static func wait(until ready: () -> Bool, futex word: UnsafeMutablePointer<UInt32>, deadline: Deadline) -> Bool {
+    public static func wait(until ready: () -> Bool, futex word: UnsafeMutablePointer<UInt32>, deadline: Deadline,
+                            probe: Probe? = nil) -> Bool {
         if ready() { return true }
         if deadline.hasExpired { return false }
         return parked(deadline) {
-            if let c = controller { return c.park(until: ready, deadline: deadline) }
+            if let c = controller { return c.park(until: ready, probe: probe, deadline: deadline) }
             while true {
                 let seen = ipc_load32(word)
                 if ready() { return true }
@@ -63,7 +79,8 @@ public enum Blocking {
     @inlinable
     public static func sleep(on word: UnsafeMutablePointer<UInt32>, while expected: UInt32, deadline: Deadline) -> Futex.WaitResult {
         if let c = controller {
-            return c.park(until: { ipc_load32(word) != expected }, deadline: deadline) ? .woken : .timedOut
+            let probe = Probe(word, .notEqual, expected)
+            return c.park(until: { probe.holds }, probe: probe, deadline: deadline) ? .woken : .timedOut
         }
         return Futex.wait(word, expected: expected, deadline: deadline)
     }
@@ -73,7 +90,8 @@ public enum Blocking {
         if Poll.isReady(fd: fd, events: events) { return true }
         if deadline.hasExpired { return false }
         return parked(deadline) {
-            if let c = controller { return c.park(until: { Poll.isReady(fd: fd, events: events) }, deadline: deadline) }
+            // A descriptor's state is the kernel's: only a process that holds it can ask.
+            if let c = controller { return c.park(until: { Poll.isReady(fd: fd, events: events) }, probe: nil, deadline: deadline) }
             return (try? Poll.wait(fd: fd, events: events, deadline: deadline)) ?? true
         }
     }
@@ -83,7 +101,7 @@ public enum Blocking {
         let now = try Poll.wait(entries, deadline: .now)
         if now.contains(where: { $0 != 0 }) || deadline.hasExpired { return now }
         if let c = controller {
-            _ = c.park(until: { (try? Poll.wait(entries, deadline: .now))?.contains { $0 != 0 } ?? true }, deadline: deadline)
+            _ = c.park(until: { (try? Poll.wait(entries, deadline: .now))?.contains { $0 != 0 } ?? true }, probe: nil, deadline: deadline)
             return try Poll.wait(entries, deadline: .now)
         }
         return try Poll.wait(entries, deadline: deadline)
@@ -95,7 +113,7 @@ public enum Blocking {
         if deadline.hasExpired { return }
         parked(deadline) {
             if let c = controller {
-                _ = c.park(until: { false }, deadline: deadline)
+                _ = c.park(until: { false }, probe: .never, deadline: deadline)
             } else {
                 Syscall.shim("clock_nanosleep") { ipc_sleep_until(deadline.instant ?? Int64.max) }
             }
@@ -103,18 +121,117 @@ public enum Blocking {
     }
 
     /// Waits until `ready()` with nothing to sleep on but the controlled scheduler's turn
-    /// (or, uncontrolled, short sleeps): for conditions no kernel object signals.
-    public static func poll(until ready: () -> Bool, deadline: Deadline, every interval: Int64 = 1_000_000) -> Bool {
+    /// (or, uncontrolled, short sleeps): for conditions no kernel object signals. `probe`
+    /// as for `wait`.
+    public static func poll(until ready: () -> Bool, deadline: Deadline, every interval: Int64 = 1_000_000,
+                            probe: Probe? = nil) -> Bool {
         if ready() { return true }
         if deadline.hasExpired { return false }
         return parked(deadline) {
-            if let c = controller { return c.park(until: ready, deadline: deadline) }
+            if let c = controller { return c.park(until: ready, probe: probe, deadline: deadline) }
             while !ready() {
                 if deadline.hasExpired { return false }
                 MonotonicClock.sleep(nanoseconds: min(interval, deadline.remainingNanoseconds ?? interval))
             }
             return true
         }
+    }
+}
+
+/// A blocked call's readiness as a test on shared memory: one or two words, each compared
+/// (under a mask) with a value; ready when any clause holds, never with none. A controlled
+/// run's deciding process evaluates it where the state is, in its own mapping of the same
+/// region (`SharedRegion.locate`), instead of handing the turn to the blocked process and
+/// back to ask it (a *visit*: two context switches).
+///
+/// A gate's `waits` predicate declares its probe by evaluating it through `wouldBlock()`.
+/// What it tests besides must not change while the call waits (its own end's state: a
+/// closed end, a lock it holds itself); when such a part decides alone, no probe is
+/// declared, and the scheduler visits.
+public struct Probe: @unchecked Sendable {
+    public enum Test: UInt8, Sendable {
+        /// Ready when the word differs from the value.
+        case notEqual
+        /// Ready when the word equals the value.
+        case equal
+        /// Ready when the word is below the value (unsigned).
+        case below
+    }
+
+    public struct Clause: @unchecked Sendable {
+        public let word: UnsafeRawPointer
+        /// A 64-bit word (else 32).
+        public let wide: Bool
+        public let mask: UInt64
+        public let test: Test
+        public let value: UInt64
+
+        @inlinable
+        public init(word: UnsafeRawPointer, wide: Bool, mask: UInt64, test: Test, value: UInt64) {
+            self.word = word
+            self.wide = wide
+            self.mask = mask
+            self.test = test
+            self.value = value
+        }
+
+        @inlinable
+        public var holds: Bool {
+            let w = (wide ? ipc_load64(UnsafeMutablePointer(mutating: word.assumingMemoryBound(to: UInt64.self)))
+                : UInt64(ipc_load32(UnsafeMutablePointer(mutating: word.assumingMemoryBound(to: UInt32.self))))) & mask
+            return Clause.compare(w, test, value)
+        }
+
+        @inlinable
+        public static func compare(_ w: UInt64, _ test: Test, _ value: UInt64) -> Bool {
+            switch test {
+            case .notEqual: return w != value
+            case .equal: return w == value
+            case .below: return w < value
+            }
+        }
+    }
+
+    public let first: Clause?
+    public let second: Clause?
+
+    /// A wait that only its deadline ends (a sleep).
+    public static let never = Probe(first: nil, second: nil)
+
+    @usableFromInline
+    init(first: Clause?, second: Clause?) {
+        self.first = first
+        self.second = second
+    }
+
+    /// Ready when `*word & mask` passes `test` against `value`.
+    @inlinable
+    public init(_ word: UnsafeMutablePointer<UInt32>, _ test: Test, _ value: UInt32, mask: UInt32 = .max) {
+        self.init(first: Clause(word: UnsafeRawPointer(word), wide: false, mask: UInt64(mask), test: test, value: UInt64(value & mask)), second: nil)
+    }
+
+    @inlinable
+    public init(_ word: UnsafeMutablePointer<UInt64>, _ test: Test, _ value: UInt64) {
+        self.init(first: Clause(word: UnsafeRawPointer(word), wide: true, mask: .max, test: test, value: value), second: nil)
+    }
+
+    /// Ready when this or `other` is.
+    @inlinable
+    public func or(_ other: Probe) -> Probe {
+        precondition(second == nil && other.second == nil, "a probe has at most two clauses")
+        return Probe(first: first ?? other.first, second: first == nil ? nil : other.first)
+    }
+
+    /// True when the call can go now.
+    @inlinable
+    public var holds: Bool { (first?.holds ?? false) || (second?.holds ?? false) }
+
+    /// The waits predicate's answer (true: the call would wait), declaring this probe as the
+    /// pending call's.
+    @inlinable
+    public func wouldBlock() -> Bool {
+        Blocking.declaredProbe = self
+        return !holds
     }
 }
 

@@ -31,7 +31,7 @@ extension Boxed where Core == ChildProcess {
     var child: ChildProcess { core }
 
     /// Would `join` wait now?
-    var joinWaits: Bool { child.isStarted && child.isMine && child.isRunning }
+    var joinWaits: Bool { child.isStarted && child.isMine && child.joinWouldBlock }
 }
 
 enum ProcessBindings: Primitive {
@@ -288,7 +288,7 @@ enum ProcessBindings: Primitive {
             let seconds = try s.numberArgument(1, name, "seconds")
             if seconds < 0 { throw LuaRaise("\(name): seconds must not be negative") }
             return Runtime.sleepDeadline(seconds: seconds)
-        }, waits: { _ in true }) { _, call in
+        }, waits: { _ in Probe.never.wouldBlock() }) { _, call in
             Blocking.sleep(until: call.deadline)
             return 0
         },

@@ -36,10 +36,10 @@ extension Boxed where Core == MessageQueue {
         set { local = newValue }
     }
 
-    /// Would a put wait now?
-    var isFullNow: Bool { !closed && queue.isFull }
+    /// Would a put wait now? (Its probe declared: see `Probe`.)
+    var isFullNow: Bool { !closed && queue.roomProbe.wouldBlock() }
     /// Would a get wait now?
-    var isEmptyNow: Bool { !closed && queue.isEmpty }
+    var isEmptyNow: Bool { !closed && queue.itemsProbe.wouldBlock() }
 }
 
 enum QueueBindings: Primitive {
@@ -73,7 +73,7 @@ enum QueueBindings: Primitive {
                 }
                 return 0
             },
-            Method<QueueObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.queue.unfinishedTasks > 0 }, only: [.joinableQueue]) { s, q, call in
+            Method<QueueObject>("join", takes: ["timeout"], timeout: 2, waits: { $0.queue.doneProbe.wouldBlock() }, only: [.joinableQueue]) { s, q, call in
                 s.push(q.queue.join(deadline: call.deadline))
                 return 1
             },

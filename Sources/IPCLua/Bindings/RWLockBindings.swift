@@ -29,14 +29,14 @@ enum RWLockBindings: Primitive {
     static let type: LuaType = {
         var t = LuaType([.rwlock], [
             Method<RWLockObject>("acquire_read", takes: ["timeout"], timeout: 2, waits: { $0.core.readWouldWait }) { s, o, call throws(LuaRaise) in
-                try outcome(s, o, call, o.core.acquireRead(deadline: call.deadline, during: call.name))
+                try outcome(s, o, call, o.core.acquireRead(deadline: call.deadline))
             },
             Method<RWLockObject>("release_read", takes: []) { _, o, call throws(LuaRaise) in
                 guard o.core.releaseRead() else { throw LuaRaise("\(call.name): this process does not read \(o.ref.name)") }
                 return 0
             },
             Method<RWLockObject>("acquire_write", takes: ["timeout"], timeout: 2, waits: { $0.core.writeWouldWait }) { s, o, call throws(LuaRaise) in
-                try outcome(s, o, call, o.core.acquireWrite(deadline: call.deadline, during: call.name))
+                try outcome(s, o, call, o.core.acquireWrite(deadline: call.deadline))
             },
             Method<RWLockObject>("release_write", takes: []) { _, o, call throws(LuaRaise) in
                 guard o.core.releaseWrite() else { throw LuaRaise("\(call.name): this process does not write \(o.ref.name)") }

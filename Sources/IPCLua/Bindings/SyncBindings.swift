@@ -59,7 +59,7 @@ extension Boxed where Core == SharedEvent {
     func waitWouldBlock() -> Bool {
         let start = local ?? event.sets
         local = start
-        return !event.isSignalled(since: start)
+        return event.signalledProbe(since: start).wouldBlock()
     }
 
     /// When the wait in progress began (at the gate, or now if the gate did not ask).
@@ -106,7 +106,7 @@ enum SyncBindings: Primitive {
 
     static let semaphoreType: LuaType = {
         var t = LuaType([.semaphore, .boundedSemaphore], [
-            Method<SemaphoreObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.semaphore.value == 0 }, fast: .semaphoreAcquire) { s, o, call in
+            Method<SemaphoreObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.semaphore.availableProbe.wouldBlock() }, fast: .semaphoreAcquire) { s, o, call in
                 s.push(o.semaphore.acquire(deadline: call.deadline))
                 call.counter = ("value", Int(o.semaphore.value))
                 return 1
@@ -162,7 +162,7 @@ enum SyncBindings: Primitive {
 
     static let lockType: LuaType = {
         var t = LuaType([.lock, .rlock], [
-            Method<LockObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.shared.lock.isAvailable }, fast: .acquire) { s, o, call throws(LuaRaise) in
+            Method<LockObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.shared.lock.acquireWouldBlock }, fast: .acquire) { s, o, call throws(LuaRaise) in
                 try acquire(s, o.shared.lock, call)
             },
             Method<LockObject>("release", takes: [], fast: .release) { _, o, call throws(LuaRaise) in
@@ -206,7 +206,7 @@ enum SyncBindings: Primitive {
 
     static let conditionType: LuaType = {
         var t = LuaType([.condition], [
-            Method<ConditionObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { !$0.condition.lock.isAvailable }) { s, c, call throws(LuaRaise) in
+            Method<ConditionObject>("acquire", takes: ["timeout"], python: acquireHabit, timeout: 2, waits: { $0.condition.lock.acquireWouldBlock }) { s, c, call throws(LuaRaise) in
                 try acquire(s, c.condition.lock, call)
             },
             Method<ConditionObject>("release", takes: []) { _, c, call throws(LuaRaise) in

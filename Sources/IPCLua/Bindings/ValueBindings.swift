@@ -25,7 +25,7 @@ extension Boxed where Core == SharedScalars {
     var isArray: Bool { ref.kind == .array }
 
     /// Would `lock` wait now?
-    var lockIsTaken: Bool { !scalars.lock.isAvailable }
+    var lockIsTaken: Bool { scalars.lock.acquireWouldBlock }
 }
 
 enum ValueBindings: Primitive {

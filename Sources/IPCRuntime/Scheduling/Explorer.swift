@@ -7,6 +7,10 @@ import SystemPackage
 /// Runs one prepared script under many schedules (`explore`, `replay`, `step`). It is a
 /// fork server: the script is loaded and compiled once, in this process, and every run is
 /// a fork of it, so a run costs a fork per process and a futex handoff per step.
+///
+/// It serves several runs at once (`--jobs`), each in its own *slot* (its schedule log,
+/// its report and output files): `launch` in a slot, `awaitAny` for whichever ends
+/// first, `collect` it. Runs are processes, watched through their pidfds: no threads.
 public final class Explorer {
     /// Runs the prepared script as a run's host with these options; returns its status.
     /// Called in a fresh fork.
@@ -15,28 +19,63 @@ public final class Explorer {
     let execute: Execute
     let base: RunOptions
     let maxSteps: Int?
-    public let log: ScheduleLog
-    let reportFD: Int32
-    let outputFD: Int32
+
+    /// What one run in progress writes to: made before it is forked, read after it ended.
+    struct Slot {
+        let log: ScheduleLog
+        let reportFD: Int32
+        let outputFD: Int32
+    }
+    var slots: [Slot] = []
+    /// Pins each run of slot k to the k-th CPU (when several slots run at once).
+    var pinsSlots = false
+    /// The hosts of runs in progress (by pid: their slot), and the exit statuses of those
+    /// that ended and were reaped (a run's leftovers are reaped with `waitpid(-1)`, which
+    /// may reap another slot's host).
+    var running: [Int32: Int] = [:]
+    var ended: [Int32: Int32] = [:]
+
+    /// The log of slot 0, where `run`, `replay` and `step` runs write.
+    public var log: ScheduleLog { slots[0].log }
+    var reportFD: Int32 { slots[0].reportFD }
+    var outputFD: Int32 { slots[0].outputFD }
 
     public init(base: RunOptions, maxSteps: Int?, execute: @escaping Execute) throws(IPCError) {
         self.base = base
         self.maxSteps = maxSteps
         self.execute = execute
-        log = try ScheduleLog(capacity: max(min(maxSteps ?? 1_000_000, 4_000_000), 1024) + 16)
-        reportFD = ipc_memfd("ipcplay-report", 0)
-        outputFD = ipc_memfd("ipcplay-output", 0)
-        guard reportFD >= 0, outputFD >= 0 else {
-            throw IPCError.resource("cannot create a memory file: \(Errno(rawValue: -min(reportFD, outputFD)))")
-        }
-        for fd in [reportFD, outputFD] { _ = fcntl(fd, F_SETFL, O_APPEND) }
+        try addSlot()
         // A run's host leads its run's group; what it leaves behind comes back here.
         _ = ipc_set_child_subreaper()
     }
 
+    func addSlot() throws(IPCError) {
+        let log = try ScheduleLog(capacity: max(min(maxSteps ?? 1_000_000, 4_000_000), 1024) + 16)
+        let reportFD = ipc_memfd("ipcplay-report", 0)
+        let outputFD = ipc_memfd("ipcplay-output", 0)
+        guard reportFD >= 0, outputFD >= 0 else {
+            if reportFD >= 0 { close(reportFD) }
+            if outputFD >= 0 { close(outputFD) }
+            throw IPCError.resource("cannot create a memory file: \(Errno(rawValue: -min(reportFD, outputFD)))")
+        }
+        for fd in [reportFD, outputFD] { _ = fcntl(fd, F_SETFL, O_APPEND) }
+        slots.append(Slot(log: log, reportFD: reportFD, outputFD: outputFD))
+    }
+
+    /// Makes room for `count` runs at once.
+    public func reserveSlots(_ count: Int) throws(IPCError) {
+        while slots.count < count { try addSlot() }
+        pinsSlots = count > 1
+    }
+
+    /// The CPUs this program may use: `--jobs`'s default.
+    public static var cpus: Int { Int(ipc_allowed_cpus()) }
+
     deinit {
-        close(reportFD)
-        close(outputFD)
+        for slot in slots {
+            close(slot.reportFD)
+            close(slot.outputFD)
+        }
     }
 
     /// Where a run's output goes.
@@ -135,10 +174,12 @@ public final class Explorer {
         return collect(child, seed: seed, output: output)
     }
 
-    /// Starts a run (as `run` does) without waiting for it: its host's pid.
+    /// Starts a run (as `run` does) without waiting for it, in `slot`: its host's pid.
     public func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
-                       locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none) -> Int32? {
+                       locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none,
+                       slot: Int = 0) -> Int32? {
         if Cancellation.isRequested { return nil }  // SIGINT, SIGTERM, SIGHUP: no new run
+        let (log, reportFD, outputFD) = (slots[slot].log, slots[slot].reportFD, slots[slot].outputFD)
         log.prepare(decisions: decisions, byIndex: byIndex, keepLocations: locations, interactive: kind == .directed(.ask))
         _ = ftruncate(reportFD, 0)
         _ = ftruncate(outputFD, 0)
@@ -150,6 +191,8 @@ public final class Explorer {
             // Ends with this program, whatever way it ends.
             _ = ipc_set_parent_death_signal(SIGKILL)
             if getppid() != me { _exit(1) }
+            // Runs at once each on a CPU of their own (the run pins itself where it starts).
+            if pinsSlots { _ = ipc_pin_to_allowed_cpu(Int32(slot)) }
             switch output {
             case .discard:
                 let null = open("/dev/null", O_WRONLY)
@@ -169,12 +212,18 @@ public final class Explorer {
             options.strictChildErrors = true
             _exit(execute(options))
         }
+        running[child] = slot
+        launchedAt[child] = MonotonicClock.real()
         return child
     }
 
     /// Waits for the run started by `launch` and reads what it left.
     public func collect(_ child: Int32, seed: UInt64, output: Output) -> Run {
-        let status = waitForRun(child)
+        let slot = running[child] ?? 0
+        let (log, reportFD, outputFD) = (slots[slot].log, slots[slot].reportFD, slots[slot].outputFD)
+        let status = ended.removeValue(forKey: child) ?? waitForRun(child)
+        running[child] = nil
+        launchedAt[child] = nil
         let report = RunReport.parse(readAll(reportFD))
         var names: [UInt32: String] = [:]
         let steps = log.steps
@@ -202,8 +251,71 @@ public final class Explorer {
         _ = Syscall.glibc("waitpid") { waitpid(child, &status, 0) }
         // Whatever the run left (a host killed by the watchdog leaves its processes).
         _ = kill(-child, SIGKILL)
-        while ProcessControl.reapAny() != nil {}
+        reapLeftovers()
         return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    }
+
+    /// Reaps what runs left behind (they come back here, the subreaper), keeping the status
+    /// of a run's host that ended meanwhile for its `collect`.
+    func reapLeftovers() {
+        while let (pid, termination) = ProcessControl.reapAny() {
+            guard running[pid] != nil else { continue }
+            switch termination {
+            case .exited(let code): ended[pid] = code
+            case .signaled(let signal): ended[pid] = 128 + signal
+            }
+        }
+    }
+
+    /// Waits until one of the runs in progress has ended (reaped, its leftovers killed);
+    /// its host's pid, for `collect`. A run that outlives its own --timeout by far is ended.
+    public func awaitAny() -> Int32? {
+        guard !running.isEmpty else { return nil }
+        let limit = Int64(((base.timeout ?? 60) + 30) * 1e9)
+        while true {
+            if let pid = ended.keys.sorted().first(where: { running[$0] != nil }) { return pid }
+            var watched: [(pid: Int32, fd: Int32)] = []
+            for pid in running.keys.sorted() {
+                if let fd = try? ProcessControl.pidfdOpen(pid) { watched.append((pid, fd.rawValue)) }
+            }
+            defer { for w in watched { close(w.fd) } }
+            let oldest = running.keys.compactMap { launchedAt[$0] }.min() ?? MonotonicClock.real()
+            let deadline = Deadline(instant: oldest + limit)
+            let ready = (try? Poll.wait(watched.map { ($0.fd, Int16(POLLIN)) }, deadline: deadline)) ?? []
+            if let i = ready.firstIndex(where: { $0 != 0 }) {
+                let pid = watched[i].pid
+                var status: Int32 = 0
+                _ = Syscall.glibc("waitpid") { waitpid(pid, &status, 0) }
+                _ = kill(-pid, SIGKILL)
+                ended[pid] = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                reapLeftovers()
+                return pid
+            }
+            // Interrupted (the caller abandons the runs), or a run past its limit: ended (its
+            // status then says it was killed).
+            if Cancellation.isRequested { return nil }
+            let now = MonotonicClock.real()
+            for (pid, at) in launchedAt where running[pid] != nil && now - at >= limit { _ = kill(pid, SIGKILL) }
+        }
+    }
+    /// When each run in progress was started (`awaitAny`'s watchdog).
+    var launchedAt: [Int32: Int64] = [:]
+
+    /// Ends every run in progress, unread (the search needs none of them any more).
+    public func abandonRunning() {
+        for pid in running.keys {
+            _ = kill(pid, SIGKILL)
+            _ = kill(-pid, SIGKILL)
+        }
+        for pid in running.keys where ended[pid] == nil {
+            var status: Int32 = 0
+            _ = Syscall.glibc("waitpid") { waitpid(pid, &status, 0) }
+            _ = kill(-pid, SIGKILL)
+        }
+        reapLeftovers()
+        running = [:]
+        ended = [:]
+        launchedAt = [:]
     }
 
     /// The output a capturing run has written so far, from `offset`.
@@ -248,9 +360,28 @@ public struct Exploration {
     /// `--kill N`: kills per schedule at most.
     public var kills = 0
     /// `--kill-rate`: the probability that a killable step is a kill; nil: one over the
-    /// most steps a run has made so far (about one kill point per run; none in the first
-    /// run, which measures).
+    /// steps of the first schedule (about one kill point per run; none in the first run,
+    /// which measures).
     public var killRate: Double?
+    /// `--jobs`: schedules run at once.
+    public var jobs = 1
+    /// `--shard I/N` (`index` from 0): only the schedules whose number is `index` modulo
+    /// `count`.
+    public var shard = Shard(index: 0, count: 1)
+    /// Schedules that run one at a time first, to measure PCT's k and the kill rate.
+    public static let measuringRuns = 10
+    /// Told each schedule's number (from 0) and interleaving hash, in schedule order.
+    public var onSchedule: ((Int, UInt64) -> Void)?
+
+    public struct Shard: Sendable, Equatable {
+        public var index: Int
+        public var count: Int
+        public init(index: Int, count: Int) {
+            self.index = index
+            self.count = count
+        }
+        public func owns(_ schedule: Int) -> Bool { schedule % count == index }
+    }
 
     public init() {}
 
@@ -286,8 +417,9 @@ public struct Exploration {
         public var leftLonger = 0
         /// Runs that killed a process (`--kill`).
         public var killedRuns = 0
-        /// The first failing run, if any.
+        /// The failing run with the lowest schedule number, if any, and that number (from 0).
         public var failure: Explorer.Run?
+        public var failureSchedule: Int?
         public var seconds = 0.0
 
         /// PCT's guarantee for the runs that kept to it: a bug of depth `d` is found with
@@ -306,22 +438,33 @@ public struct Exploration {
         return limits
     }
 
-    /// Runs schedules until one fails (or `runs`, or the time limit).
+    /// Runs schedules until one fails (or `runs`, or the time limit), `jobs` at once.
+    ///
+    /// A schedule is named by its number alone: its seed is `seed(of:)`, and PCT's k and the
+    /// kill rate come from the first `measuringRuns` schedules, which run first, one at a
+    /// time, as the search always ran (k grows with each; a shard runs those it does not
+    /// own too, uncounted); later schedules keep their largest k. So the results do
+    /// not depend on which runs ended first: they are merged in schedule order, the failure
+    /// reported is the one with the lowest number, and the same seed gives the same report
+    /// whatever `jobs`, and shards that cover exactly the schedules of one run.
     public func explore(_ explorer: Explorer) -> Outcome {
         var outcome = Outcome()
         var hashes = Set<UInt64>()
         let start = MonotonicClock.real()
+        let jobs = max(1, jobs)
+        if jobs > 1 { try? explorer.reserveSlots(jobs) }
+        let slotCount = jobs > 1 ? explorer.slots.count : 1
+        // Schedule 0 measures: PCT's k and the kill rate of every later schedule.
         var k = 0
-        var mostSteps = 0
-        for i in 0..<runs {
-            if let limit = timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= limit { break }
-            let kind: ScheduleOptions.Kind = strategy == .pct ? .pct(depth: depth, steps: k) : .random
-            let run = explorer.run(kind, seed: seed(of: i), kills: kills(afterRunsOf: mostSteps))
-            if Cancellation.isRequested { break }  // that run was killed: it counts for nothing
-            mostSteps = max(mostSteps, run.steps.count)
+        var measuredSteps = 0
+        func kind() -> ScheduleOptions.Kind { strategy == .pct ? .pct(depth: depth, steps: k) : .random }
+
+        /// Counts schedule `i`'s run; true when the search ends with it (it failed).
+        func merge(_ i: Int, _ run: Explorer.Run) -> Bool {
             if run.steps.contains(where: \.killed) { outcome.killedRuns += 1 }
             outcome.schedules += 1
             hashes.insert(run.hash)
+            onSchedule?(i, run.hash)
             if strategy == .pct {
                 // Change points drawn among k choices cover a run of at most k choices
                 // (depth 1 has none: every run keeps to it).
@@ -335,13 +478,63 @@ public struct Exploration {
                     outcome.keptSteps = max(outcome.keptSteps, k)
                 }
             }
-            k = max(k, run.choices)
             outcome.processes = max(outcome.processes, run.names.count)
             if run.failed {
                 outcome.failure = run
-                break
+                outcome.failureSchedule = i
+                return true
+            }
+            return false
+        }
+        func timeIsUp() -> Bool {
+            guard let limit = timeLimit else { return false }
+            return Double(MonotonicClock.real() - start) / 1e9 >= limit
+        }
+
+        // The first schedules measure, one at a time, each with the k of those before it;
+        // every shard runs them, and counts those it owns.
+        var done = false
+        var next = 0
+        while next < min(runs, Self.measuringRuns) && !done {
+            if timeIsUp() { done = true; break }
+            let run = explorer.run(kind(), seed: seed(of: next), kills: kills(afterRunsOf: measuredSteps))
+            if Cancellation.isRequested { done = true; break }  // that run was killed: it counts for nothing
+            if shard.owns(next) { done = merge(next, run) }
+            k = max(k, run.choices)
+            measuredSteps = max(measuredSteps, run.steps.count)
+            next += 1
+        }
+        // The other schedules of this shard, in order, `jobs` at once; merged in order.
+        while next < runs && !shard.owns(next) { next += 1 }
+        var inFlight: [Int32: (schedule: Int, slot: Int)] = [:]
+        var finished: [Int: Explorer.Run] = [:]
+        var nextToMerge = next
+        var freeSlots = Array((0..<slotCount).reversed())
+        while !done {
+            while !freeSlots.isEmpty && next < runs && !timeIsUp() && !Cancellation.isRequested {
+                let slot = freeSlots.removeLast()
+                guard let pid = explorer.launch(kind(), seed: seed(of: next), kills: kills(afterRunsOf: measuredSteps), slot: slot) else {
+                    freeSlots.append(slot)
+                    break
+                }
+                inFlight[pid] = (next, slot)
+                next += 1
+                while next < runs && !shard.owns(next) { next += 1 }
+            }
+            guard !inFlight.isEmpty, let pid = explorer.awaitAny(), let ran = inFlight.removeValue(forKey: pid) else { break }
+            let run = explorer.collect(pid, seed: seed(of: ran.schedule), output: .discard)
+            freeSlots.append(ran.slot)
+            if Cancellation.isRequested { break }  // that run was killed: it counts for nothing
+            finished[ran.schedule] = run
+            while let run = finished.removeValue(forKey: nextToMerge) {
+                let i = nextToMerge
+                nextToMerge += 1
+                while nextToMerge < runs && !shard.owns(nextToMerge) { nextToMerge += 1 }
+                if merge(i, run) { done = true; break }
             }
         }
+        // A failure, an interruption or the time limit: the runs still going count for nothing.
+        explorer.abandonRunning()
         outcome.distinct = hashes.count
         outcome.steps = k
         outcome.seconds = Double(MonotonicClock.real() - start) / 1e9

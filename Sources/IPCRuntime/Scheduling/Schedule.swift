@@ -51,8 +51,15 @@ public struct ScheduleOptions: @unchecked Sendable {
 ///
 /// - A process whose pending call would wait is *blocked* on the object it waits for;
 ///   a step that writes that object makes it a candidate again, and before the next
-///   decision it is asked (a *probe*: it checks its condition, side-effect free, and
-///   hands the turn back) whether it can go now. So the ready set is exact.
+///   decision its condition is checked again, so the ready set is exact. The condition
+///   is published as a *probe* (IPCCore's `Probe`: a test on a word of shared memory),
+///   which the deciding process evaluates itself in its own mapping of that memory. Only
+///   a condition with no probe, or on memory the decider does not map, is asked of the
+///   blocked process: a *visit* (the turn handed over and back, its answer side-effect
+///   free). Those are the waits on descriptors (pipe and socket receives and sends,
+///   `ipc.wait` on several objects: their state is the kernel's, per descriptor), a
+///   pipe end's receive (its buffered input is the receiver's own memory), and objects a
+///   process made after the decider was forked, or received over a socket.
 /// - Time is virtual: the clock moves only when no process can go, and then jumps to the
 ///   earliest deadline; that call times out.
 /// - Nothing ready and no deadline: a deadlock. More steps than allowed: a livelock. A
@@ -73,6 +80,9 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// True in a new child until its first step: the step was chosen by another process
     /// (which registered it); the child only waits for its turn to make it.
     var awaitingFirstTurn = false
+    /// False with IPCPLAY_SCHED_NO_PROBES set: every recheck is a visit, as before probes
+    /// (the tests check that both give the same runs).
+    let evaluatesProbes = getenv("IPCPLAY_SCHED_NO_PROBES") == nil
     static let magic: UInt64 = 0x6970_6373_6368_6564
 
     init(_ options: ScheduleOptions) throws(IPCError) {
@@ -149,6 +159,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.blocking = 0
         p.pointee.in_core = 0
         p.pointee.steps_made = 0
+        p.pointee.has_probe = 0
         p.pointee.where.0 = 0
         ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_READY))
         h.pointee.count = UInt32(max(count, i + 1))
@@ -221,7 +232,9 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.in_core = 0
         let blocking = call.site.blocking && !call.deadline.hasExpired
         p.pointee.blocking = blocking ? 1 : 0
+        Blocking.declaredProbe = nil
         let blocked = blocking && wouldBlock()
+        publish(blocking ? Blocking.takeDeclaredProbe() : nil)
         if blocked || log?.keepsLocations == true { storeName(Runtime.this.location, into: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) }
         ipc_store32(&p.pointee.state, UInt32(blocked ? IPC_SCHED_BLOCKED : IPC_SCHED_READY))
         _ = yieldTurn(probe: { !wouldBlock() })
@@ -243,7 +256,7 @@ public final class Schedule: GateHook, Blocking.Controller {
             }
             ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_ENDED))
             markRechecks(0)
-            if let (next, visit) = chooseIfAnyLeft() { give(to: next, visit: visit) }
+            if let (next, visit) = chooseIfAnyLeft() { give(to: next, visit: visit) } else { printStatistics() }
             return
         }
         if call.site.access == .write { markRechecks(key(call.object)) }
@@ -265,7 +278,7 @@ public final class Schedule: GateHook, Blocking.Controller {
 
     /// Instead of sleeping in the kernel: the call waits for its condition, handing the
     /// turn to another process until a step may have changed it or the deadline comes.
-    public func park(until ready: () -> Bool, deadline: Deadline) -> Bool {
+    public func park(until ready: () -> Bool, probe: Probe?, deadline: Deadline) -> Bool {
         if ready() { return true }
         if deadline.hasExpired { return false }
         guard ipc_load32(&h.pointee.turn) == UInt32(me) else { return ready() }  // not a process of the run
@@ -281,6 +294,7 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.deadline = deadline.instant ?? -1
         p.pointee.blocking = 1
         p.pointee.in_core = 1
+        publish(probe)
         storeName(Runtime.this.location, into: &p.pointee.where, capacity: Int(IPC_WHERE_CAP))
         ipc_store32(&p.pointee.state, UInt32(IPC_SCHED_BLOCKED))
         let visit = yieldTurn(probe: ready)
@@ -457,14 +471,71 @@ public final class Schedule: GateHook, Blocking.Controller {
         while true { pause() }
     }
 
-    /// Every process that may have been unblocked by a step is asked, in turn, whether
+    /// Every process that may have been unblocked by a step: its probe is evaluated here;
+    /// one without a probe this process can evaluate is asked, in turn (a visit), whether
     /// its pending call can go now.
     func resolveRechecks() {
         for q in 0..<count where q != me && ipc_load32(&proc(q).pointee.state) == IPC_SCHED_RECHECK {
+            if evaluatesProbes, let ready = evaluateProbe(of: q) {
+                ipc_store32(&proc(q).pointee.state, UInt32(ready ? IPC_SCHED_READY : IPC_SCHED_BLOCKED))
+                continue
+            }
             h.pointee.prober = UInt32(me)
+            h.pointee.visits += 1
             _ = handOver(to: q, visit: UInt32(IPC_VISIT_PROBE), probe: { true })
         }
     }
+
+    /// With IPCPLAY_SCHED_STATS set, the run's last step prints what the scheduling cost
+    /// (for docs/performance.md): steps, handoffs to another process, visits.
+    func printStatistics() {
+        guard getenv("IPCPLAY_SCHED_STATS") != nil else { return }
+        Runtime.writeStderr("ipcplay: sched: \(h.pointee.steps) steps, \(h.pointee.handoffs) handoffs, \(h.pointee.visits) visits\n")
+    }
+
+    // MARK: - Probes
+
+    /// Publishes this process's pending wait's probe (nil: it has none; a word outside
+    /// the shared regions this process knows: none either), for the decider to evaluate.
+    func publish(_ probe: Probe?) {
+        let p = proc(me)
+        p.pointee.has_probe = 0
+        guard let probe else { return }
+        var n: UInt32 = 0
+        for clause in [probe.first, probe.second] {
+            guard let clause else { continue }
+            guard let (region, offset) = SharedRegion.identify(clause.word) else { return }
+            let c = ipc_sched_probe_clause(region: region, offset: UInt64(offset), mask: clause.mask, value: clause.value,
+                                           test: UInt32(clause.test.rawValue), wide: clause.wide ? 1 : 0)
+            withUnsafeMutableBytes(of: &p.pointee.probe) { $0.bindMemory(to: ipc_sched_probe_clause.self)[Int(n)] = c }
+            n += 1
+        }
+        p.pointee.probe_clauses = n
+        p.pointee.has_probe = 1
+    }
+
+    /// Whether process `q`'s pending call can go now, from its probe, evaluated in this
+    /// process's mappings; nil when only a visit can tell.
+    func evaluateProbe(of q: Int) -> Bool? {
+        let p = proc(q)
+        guard p.pointee.has_probe != 0 else { return nil }
+        let clauses = Int(p.pointee.probe_clauses)
+        return withUnsafeBytes(of: &p.pointee.probe) { raw -> Bool? in
+            let all = raw.bindMemory(to: ipc_sched_probe_clause.self)
+            for i in 0..<clauses {
+                let c = all[i]
+                guard let word = SharedRegion.locate(c.region, offset: Int(c.offset)),
+                      let test = Probe.Test(rawValue: UInt8(truncatingIfNeeded: c.test)) else { return nil }
+                let clause = Probe.Clause(word: word, wide: c.wide != 0, mask: c.mask, test: test, value: c.value)
+                if clause.holds { return true }
+            }
+            return false
+        }
+    }
+
+    /// Ready when process `i` has ended (a join's probe: the schedule's own memory, which
+    /// every process of the run maps).
+    public func endedProbe(_ i: Int) -> Probe { Probe(&proc(i).pointee.state, .equal, UInt32(IPC_SCHED_ENDED)) }
 
     /// After a step that wrote the object with `key` (0: anything): the processes whose
     /// wait depends on it are asked again before the next decision.
@@ -484,6 +555,7 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// Gives the turn to `q` for `visit` (a futex wake on q's own word).
     func give(to q: Int, visit: UInt32) {
         let p = proc(q)
+        h.pointee.handoffs += 1
         p.pointee.visit = visit
         ipc_store32(&h.pointee.turn, UInt32(q))
         _ = ipc_add32(&p.pointee.word, 1)

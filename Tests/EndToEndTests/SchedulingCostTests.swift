@@ -1,0 +1,63 @@
+import Foundation
+import Testing
+
+/// What a controlled run costs per step: probes evaluated by the deciding process (no
+/// visits), and the same runs as when every recheck was a visit.
+@Suite("Scheduling cost")
+struct SchedulingCostTests {
+    static let probes = Ipcplay.packageRoot.appendingPathComponent("Tests/EndToEndTests/Fixtures/probes")
+    static let determinism = Ipcplay.packageRoot.appendingPathComponent("Tests/EndToEndTests/Fixtures/determinism")
+
+    /// The counters IPCPLAY_SCHED_STATS prints at the run's last step.
+    static func statistics(_ r: Ipcplay.Result) -> (steps: Int, handoffs: Int, visits: Int)? {
+        guard let line = r.stderr.split(separator: "\n").first(where: { $0.hasPrefix("ipcplay: sched: ") }) else { return nil }
+        let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+        guard numbers.count == 3 else { return nil }
+        return (numbers[0], numbers[1], numbers[2])
+    }
+
+    /// Every wait on shared memory (queue, joinable queue, semaphore, lock, value lock,
+    /// event, barrier, condition, join, sleep) is decided where the state is: no visit.
+    @Test(arguments: ["pct", "random"])
+    func sharedMemoryWaitsNeedNoVisit(_ strategy: String) throws {
+        for seed in 1...6 {
+            let r = try Ipcplay.run(["run", "--sched", strategy, "--seed", "\(seed)", "shared_memory_waits.lua"],
+                                    directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+            #expect(r.status == 0 && r.stdout.contains("value\t40"), "\(r.combined)")
+            let stats = try #require(Self.statistics(r), "\(r.combined)")
+            #expect(stats.visits == 0, "seed \(seed): \(stats)")
+            #expect(stats.steps > 250, "seed \(seed): \(stats)")
+        }
+    }
+
+    /// A pipe's receive is still asked of the receiver (its buffered input is its own):
+    /// the one kind of wait the documentation lists as visited, and the counter counts.
+    @Test func aPipeReceiveIsVisited() throws {
+        let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "1", "pipe_receive.lua"],
+                                directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+        #expect(r.status == 0 && r.stdout.contains("sum\t15"), "\(r.combined)")
+        let stats = try #require(Self.statistics(r), "\(r.combined)")
+        #expect(stats.visits > 0, "\(stats)")
+    }
+
+    /// Probes decide exactly as visits did: the same seed gives the same steps, output and
+    /// outcome with probes evaluated by the decider and with every recheck a visit.
+    @Test(arguments: ["shared_memory_waits.lua", "dead_holder_lock.lua", "kill_blocked.lua", "timeouts.lua",
+                      "condition_timeout.lua", "barrier_timeout.lua", "joinable_dying_consumer.lua", "semaphore_holder_dies.lua"])
+    func probesDecideAsVisitsDid(_ scenario: String) throws {
+        let directory = scenario == "shared_memory_waits.lua" ? Self.probes : Self.determinism
+        for seed in [3, 11] {
+            var outcomes: [String] = []
+            for environment in [["IPCPLAY_SCHED_STATS": "1"], ["IPCPLAY_SCHED_STATS": "1", "IPCPLAY_SCHED_NO_PROBES": "1"]] {
+                let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "\(seed)", scenario], directory: directory, limit: 60,
+                                        environment: environment)
+                #expect(!r.hung, "\(r.combined)")
+                let steps = Self.statistics(r).map { "\($0.steps) steps" } ?? "no statistics"
+                let text = TrustworthyExplorationTests.masked(r)
+                    .replacingOccurrences(of: #"ipcplay: sched: .*\n"#, with: "", options: .regularExpression)
+                outcomes.append(steps + "\n" + text)
+            }
+            #expect(outcomes[0] == outcomes[1], "\(scenario), seed \(seed):\n\(outcomes[0])\n======\n\(outcomes[1])")
+        }
+    }
+}
