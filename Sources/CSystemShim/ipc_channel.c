@@ -63,12 +63,15 @@ int ipc_channel_put_direct(ipc_channel_header *h, int direction, int fd, const v
             return 1;
         }
         // One came after our first look, and may sleep in poll(2), which only the pipe
-        // ends: the frame is taken back (no one took it, we hold the lock) and written
-        // there before anyone can look for it again. (An empty frame rung after it instead
-        // would make a poll say true with no message to receive.)
+        // ends: the frame goes to the pipe, and only then is it taken back from the inbox
+        // (no one took it, we hold the lock). A poller may have seen it in the inbox; in
+        // this order it is always in one of the two, so its "true" has a message behind it
+        // for the recv that follows (taken back first, a poll(0) just after could find
+        // neither). (An empty frame rung after it instead would make a poll say true with
+        // no message to receive.)
+        int written = ipc_channel_write_frame(h, direction, fd, frame, length, NULL, 0) == (ssize_t)length;
         st.end -= length;
         ipc_inbox_store(box, st);
-        int written = ipc_channel_write_frame(h, direction, fd, frame, length, NULL, 0) == (ssize_t)length;
         ipc_robust_lock_give(lk);
         if (written) ipc_store32_release(&box->written, sequence);
         return written;  // if not, the caller's own write finds out why
