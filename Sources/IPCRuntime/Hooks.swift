@@ -79,6 +79,13 @@ final class TraceHook: GateHook {
 /// is blocked in (the gate's current call, its object and its Lua location), for the
 /// --timeout report and the supervisor's deadlock detection; when it wakes, it clears it.
 enum HangBoard {
+    /// Publishes who holds what the current call waits for: under a controlled scheduler,
+    /// a call held at the gate because it would wait (it never parks in the kernel).
+    static func publishAwaited() {
+        guard let slot = Runtime.this.slot, let board = RunBoard.current else { return }
+        board.publishAwaited(slot: slot, RunBoard.currentAwaited())
+    }
+
     static func install() {
         Blocking.willPark = { deadline in
             ipc_flush_all()  // a prompt without a newline shows before we sleep
@@ -88,7 +95,7 @@ enum HangBoard {
             let external = call?.external ?? false
             board.publishBlocked(slot: slot, call: call?.site.name ?? "?", object: call?.object.name ?? "",
                                  location: Runtime.this.location, deadline: deadline, external: external,
-                                 holder: Blocking.awaitedHolder)
+                                 holder: Blocking.awaitedHolder, awaited: RunBoard.currentAwaited())
             if deadline.isNever && !external && !Blocking.isControlled {
                 Runtime.this.parkedForEver = true
                 board.parkedForEver()
