@@ -413,9 +413,9 @@ extension RunBoard {
         }
     }
 
-    /// The published `Awaited` of the live process `pid`.
-    func awaited(pid: Int32) -> Awaited {
-        snapshot().first { $0.pid == pid }?.awaited ?? .unknown
+    /// The name of the live process `pid`, if the board lists it.
+    public func processName(pid: Int32) -> String? {
+        snapshot().first { $0.pid == pid }?.name
     }
 
     /// True when process `pid` has a descriptor open for writing on the pipe `inode`: the

@@ -193,11 +193,13 @@ typedef struct ipc_step_record {
 /// One object, as the log names it, and how many steps were made on it. (`hash` is
 /// unused: a run's interleaving is computed from its steps, see InterleavingClass.)
 #define IPC_LOG_OBJECTS 65536
+#define IPC_STATE_CAP 64
 typedef struct ipc_log_object {
     uint64_t hash;
     uint32_t steps;
     uint32_t kind;        // ObjectKind + 1; 0: not seen
     char name[IPC_NAME_CAP];
+    char state[IPC_STATE_CAP];  // interactive runs: its state after its last step ("= 3", "held by P")
 } ipc_log_object;
 
 /// A decision to follow (replay, shrinking, step mode): who makes the step at a point

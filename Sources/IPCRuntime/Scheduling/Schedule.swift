@@ -643,7 +643,8 @@ public final class Schedule: GateHook, Blocking.Controller {
             let site = CallSite.all.indices.contains(Int(p.pointee.site)) ? CallSite.all[Int(p.pointee.site)].name : "?"
             let waits = state != IPC_SCHED_READY
             let pid = Int32(bitPattern: p.pointee.pid)
-            let holders = waits ? (board.map { $0.holders($0.awaited(pid: pid), among: live) } ?? []) : []
+            let awaited = live.first { $0.pid == pid }?.awaited ?? .unknown
+            let holders = waits ? (board?.holders(awaited, among: live) ?? []) : []
             return BlockedProcess(name: name(of: q), state: waits ? .blocked : .aboutToCall, call: site,
                                   object: loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP)),
                                   location: loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)),
