@@ -86,7 +86,7 @@ public struct RunReport: Equatable, Sendable {
         lines += processes.map { (Key.process, $0) }
         lines += messages.map { (Key.message, $0) }
         for b in blocked { lines += Self.fields(of: b) }
-        if let cycle { lines.append((Key.cycle, cycle)) }
+        if let cycle { lines.append((Key.cycle, cycle.hasPrefix(Self.cyclePrefix) ? String(cycle.dropFirst(Self.cyclePrefix.count)) : cycle)) }
         lines += kills.map { (Key.kill, $0) }
         if let schedule { lines.append((Key.schedule, schedule)) }
         if let pair { lines.append((Key.pair, pair)) }
@@ -135,7 +135,7 @@ public struct RunReport: Equatable, Sendable {
             case Key.blockedWaited: r.updateLastBlocked { $0.waitedNanoseconds = Int64(v) }
             case Key.blockedHolder: r.updateLastBlocked { $0.holder = Self.holder(v) }
             case Key.blockedHeldBy: r.updateLastBlocked { $0.holders.append(Self.holder(v)) }
-            case Key.cycle: r.cycle = v
+            case Key.cycle: r.cycle = cyclePrefix + v
             case Key.schedule: r.schedule = v
             case Key.pair: r.pair = v
             case Key.kill: r.kills.append(v)
@@ -146,6 +146,9 @@ public struct RunReport: Equatable, Sendable {
         }
         return r
     }
+
+    /// How the `cycle:` line begins (its key in the report file says it already).
+    static let cyclePrefix = "cycle: "
 
     /// The report fields of one blocked process: `blocked: NAME` opens it, the others
     /// belong to the last one opened.
