@@ -196,7 +196,7 @@ static void on_shutdown_signal(int sig) {
         // For `ipcplay test`: what each process was doing when the run was cut short.
         const char *outcome = IPC_REPORT_OUTCOME ": " IPC_REPORT_OUTCOME_INTERRUPTED "\n";
         (void)!write(g_report_fd, outcome, cstrlen(outcome));
-        ipc_report_processes(g_run, g_report_fd, IPC_REPORT_BLOCKED ": ");
+        ipc_report_entries(g_run, g_report_fd);
     }
     ipc_teardown(300);
     // What the run's group did not hold: the host's own os.execute children, say. Every
@@ -235,17 +235,35 @@ static void put_seconds(line_t *l, int64_t ns) {
     put_str(l, " s");
 }
 
-/// Formats the line of live process `i` into `l`; 0 when slot `i` holds no live process.
-static int format_process(ipc_run_header *run, int i, int64_t now, const char *prefix, line_t *l) {
+/// A consistent copy of slot `i` into `copy`; 0 when it holds no live process.
+static int copy_live_slot(ipc_run_header *run, int i, ipc_process_slot *copy) {
     ipc_process_slot *s = &run->processes[i];
     if (ipc_load32(&s->state) != 1) return 0;
     if (kill((pid_t)s->pid, 0) < 0 && errno == ESRCH) return 0;
-    ipc_process_slot copy;
     for (int tries = 0; tries < 100; tries++) {
         uint32_t before = ipc_load32(&s->seq);
-        memcpy(&copy, s, sizeof copy);
+        memcpy(copy, s, sizeof *copy);
         if (!(before & 1) && ipc_load32(&s->seq) == before) break;
     }
+    return 1;
+}
+
+/// Puts the name of the live process `pid`, if the board lists it; 1 when it did.
+static int put_process_name(ipc_run_header *run, uint32_t pid, line_t *l) {
+    for (int j = 0, n = (int)ipc_load32(&run->slots_used); j < n && j < IPC_PROCESS_SLOTS; j++) {
+        ipc_process_slot *h = &run->processes[j];
+        if (ipc_load32(&h->state) == 1 && ipc_load32(&h->pid) == pid) {
+            put_field(l, h->name, IPC_NAME_CAP);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/// Formats the line of live process `i` into `l`; 0 when slot `i` holds no live process.
+static int format_process(ipc_run_header *run, int i, int64_t now, const char *prefix, line_t *l) {
+    ipc_process_slot copy;
+    if (!copy_live_slot(run, i, &copy)) return 0;
     l->n = 0;
     put_str(l, prefix);
     put_field(l, copy.name, IPC_NAME_CAP);
@@ -261,15 +279,7 @@ static int format_process(ipc_run_header *run, int i, int64_t now, const char *p
         if (copy.where[0]) { put_str(l, ", at "); put_field(l, copy.where, IPC_WHERE_CAP); }
         if (copy.holder != 0) {
             put_str(l, ", held by ");
-            int named = 0;
-            for (int j = 0, n = (int)ipc_load32(&run->slots_used); j < n && j < IPC_PROCESS_SLOTS && !named; j++) {
-                ipc_process_slot *h = &run->processes[j];
-                if (ipc_load32(&h->state) == 1 && ipc_load32(&h->pid) == copy.holder) {
-                    put_field(l, h->name, IPC_NAME_CAP);
-                    put_str(l, " ");
-                    named = 1;
-                }
-            }
+            if (put_process_name(run, copy.holder, l)) put_str(l, " ");
             put_str(l, "(pid ");
             put_uint(l, copy.holder);
             put_str(l, ")");
@@ -289,16 +299,48 @@ void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix) {
     }
 }
 
-size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix) {
+/// Writes one report field, `key: value`, the value cut to `cap` bytes.
+static void put_report_field(int fd, const char *key, const char *value, size_t cap) {
+    line_t l = {.n = 0};
+    put_str(&l, key);
+    put_str(&l, ": ");
+    put_field(&l, value, cap);
+    put_str(&l, "\n");
+    (void)!write(fd, l.buf, l.n);
+}
+
+static void put_report_number(int fd, const char *key, unsigned long long v) {
+    line_t l = {.n = 0};
+    put_str(&l, key);
+    put_str(&l, ": ");
+    put_uint(&l, v);
+    put_str(&l, "\n");
+    (void)!write(fd, l.buf, l.n);
+}
+
+void ipc_report_entries(ipc_run_header *run, int fd) {
     int64_t now = ipc_monotonic_ns();
-    line_t l;
-    size_t written = 0;
-    for (int i = 0, slots = (int)ipc_load32(&run->slots_used); i < slots && i < IPC_PROCESS_SLOTS; i++) {
-        if (!format_process(run, i, now, prefix, &l) || written + l.n > cap) continue;
-        memcpy(out + written, l.buf, l.n);
-        written += l.n;
+    ipc_process_slot copy;
+    for (int i = 0, n = (int)ipc_load32(&run->slots_used); i < n && i < IPC_PROCESS_SLOTS; i++) {
+        if (!copy_live_slot(run, i, &copy)) continue;
+        put_report_field(fd, IPC_REPORT_BLOCKED, copy.name, IPC_NAME_CAP);
+        put_report_number(fd, IPC_REPORT_BLOCKED_PID, copy.pid);
+        put_report_field(fd, IPC_REPORT_BLOCKED_STATE, copy.blocked ? "blocked in" : "running", 16);
+        if (!copy.blocked) continue;
+        put_report_field(fd, IPC_REPORT_BLOCKED_CALL, copy.call, IPC_CALL_CAP);
+        if (copy.object[0]) put_report_field(fd, IPC_REPORT_BLOCKED_OBJECT, copy.object, IPC_NAME_CAP);
+        if (copy.where[0]) put_report_field(fd, IPC_REPORT_BLOCKED_AT, copy.where, IPC_WHERE_CAP);
+        put_report_number(fd, IPC_REPORT_BLOCKED_WAITED, (unsigned long long)(now > copy.since_ns ? now - copy.since_ns : 0));
+        if (copy.holder != 0) {
+            line_t l = {.n = 0};
+            put_str(&l, IPC_REPORT_BLOCKED_HOLDER ": ");
+            put_uint(&l, copy.holder);
+            put_str(&l, " ");
+            put_process_name(run, copy.holder, &l);
+            put_str(&l, "\n");
+            (void)!write(fd, l.buf, l.n);
+        }
     }
-    return written;
 }
 
 static int g_trace_fd = -1;
@@ -434,7 +476,7 @@ static void on_timeout(int sig) {
     if (g_report_fd >= 0) {
         const char *outcome = IPC_REPORT_OUTCOME ": " IPC_REPORT_OUTCOME_TIMEOUT "\n";
         (void)!write(g_report_fd, outcome, cstrlen(outcome));
-        if (g_run != NULL) ipc_report_processes(g_run, g_report_fd, IPC_REPORT_BLOCKED ": ");
+        if (g_run != NULL) ipc_report_entries(g_run, g_report_fd);
     }
     ipc_teardown(0);
     _exit(124);

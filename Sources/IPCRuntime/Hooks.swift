@@ -20,7 +20,9 @@ enum Hooks {
             Gate.install(hook)
         }
         if let schedule = options.schedule {
-            Gate.install(try Schedule.start(schedule, board: board))
+            let controlled = try Schedule.start(schedule, board: board)
+            Gate.install(controlled)
+            if let log = controlled.log, log.isInteractive { Gate.install(ObjectStateHook(log: log)) }
         }
         if Trace.isOn { Gate.install(TraceHook()) }
     }
@@ -59,6 +61,33 @@ final class JitterHook: GateHook {
     func after(_ call: GateCall, _ result: CallResult) {}
 }
 
+/// `ipcplay step`: after each step, the state of the object it touched ("= 3", "held by
+/// Process-1", "2 items"), which the prompt shows for every object touched so far.
+public final class ObjectStateHook: GateHook {
+    /// The state of the current call's object, as one short text (nil: none worth showing).
+    /// Set by the Lua layer, which knows the call's object.
+    nonisolated(unsafe) public static var describeCurrentObject: (() -> String?)?
+
+    /// The hook of this run, when it has one: a call that parks in the middle (a barrier's
+    /// wait, after its arrival counts) shows its object's state then, too.
+    nonisolated(unsafe) static var installed: ObjectStateHook?
+
+    let log: ScheduleLog
+    init(log: ScheduleLog) {
+        self.log = log
+        Self.installed = self
+    }
+
+    public func before(_ call: GateCall, wouldBlock: () -> Bool) {}
+
+    public func after(_ call: GateCall, _ result: CallResult) { publish(call) }
+
+    func publish(_ call: GateCall) {
+        guard call.object.id != 0, let text = Self.describeCurrentObject?() else { return }
+        log.setState(call.object.id, text)
+    }
+}
+
 /// `--trace`: every call becomes a complete event (a slice) on its process's track.
 final class TraceHook: GateHook {
     func before(_ call: GateCall, wouldBlock: () -> Bool) {
@@ -82,16 +111,24 @@ final class TraceHook: GateHook {
 /// is blocked in (the gate's current call, its object and its Lua location), for the
 /// --timeout report and the supervisor's deadlock detection; when it wakes, it clears it.
 enum HangBoard {
+    /// Publishes who holds what the current call waits for: under a controlled scheduler,
+    /// a call held at the gate because it would wait (it never parks in the kernel).
+    static func publishAwaited() {
+        guard let slot = Runtime.this.slot, let board = RunBoard.current else { return }
+        board.publishAwaited(slot: slot, RunBoard.currentAwaited())
+    }
+
     static func install() {
         Blocking.willPark = { deadline in
             ipc_flush_all()  // a prompt without a newline shows before we sleep
+            if let hook = ObjectStateHook.installed, let call = Gate.current { hook.publish(call) }
             if Trace.isOn { Trace.flush(); Trace.parked() }
             guard let slot = Runtime.this.slot, let board = RunBoard.current else { return }
             let call = Gate.current
             let external = call?.external ?? false
             board.publishBlocked(slot: slot, call: call?.site.name ?? "?", object: call?.object.name ?? "",
                                  location: Runtime.this.location, deadline: deadline, external: external,
-                                 holder: Blocking.awaitedHolder)
+                                 holder: Blocking.awaitedHolder, awaited: RunBoard.currentAwaited())
             if deadline.isNever && !external && !Blocking.isControlled {
                 Runtime.this.parkedForEver = true
                 board.parkedForEver()

@@ -296,6 +296,7 @@ public enum Runtime {
         default: report.messages.append(consequence + "\(failure.outcome?.rawValue ?? "failure"): " + (failure.messages.first ?? ""))
         }
         report.blocked = failure.blocked
+        report.cycle = failure.cycle
         return report
     }
 

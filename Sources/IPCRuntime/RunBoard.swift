@@ -200,12 +200,86 @@ public final class RunBoard {
         return false
     }
 
+    // MARK: - Who holds what a process waits for
+
+    /// Who holds what a blocked call waits for, as far as the process that waits can tell.
+    public enum Awaited: Equatable, Sendable {
+        /// Nobody can be named: a queue, an event, a barrier, a semaphore (whose release may
+        /// come from any process: a semaphore has no owner).
+        case unknown
+        /// These processes: a lock's owner, the child a join waits for.
+        case processes([Int32])
+        /// Whoever still has the write end of this pipe (the kernel's end of stream comes
+        /// only when every copy is closed). Read from /proc when a report needs it.
+        case writeEnd(device: UInt64, inode: UInt64)
+    }
+
+    /// Tells who holds what the call in progress waits for (set by the Lua layer, which
+    /// knows the call's object).
+    nonisolated(unsafe) public static var awaitedHolders: (() -> Awaited)?
+
+    /// What the current call waits for, from `awaitedHolders`, or from the runtime's own
+    /// records for a join at a process's end.
+    static func currentAwaited() -> Awaited {
+        if let call = Gate.current, call.object.kind == .process,
+           let child = Runtime.this.children.first(where: { $0.ref.id == call.object.id }), child.pid > 0 {
+            return .processes([child.pid])
+        }
+        return awaitedHolders?() ?? .unknown
+    }
+
+    /// Publishes in slot `i` who holds what its current call waits for (done when it parks,
+    /// and under a controlled scheduler whenever its pending call is found to wait).
+    func publishAwaited(slot i: Int, _ awaited: Awaited) {
+        let s = slot(i)
+        _ = ipc_add32(&s.pointee.seq, 1)
+        storeAwaited(s, awaited)
+        _ = ipc_add32(&s.pointee.seq, 1)
+    }
+
+    func storeAwaited(_ s: UnsafeMutablePointer<ipc_process_slot>, _ awaited: Awaited) {
+        switch awaited {
+        case .unknown:
+            s.pointee.awaited = UInt32(IPC_AWAITED_UNKNOWN)
+            s.pointee.holder_count = 0
+        case .processes(let pids):
+            s.pointee.awaited = UInt32(IPC_AWAITED_PROCESSES)
+            let kept = pids.prefix(Int(IPC_HOLDERS_CAP))
+            withUnsafeMutableBytes(of: &s.pointee.holders) { raw in
+                let words = raw.bindMemory(to: UInt32.self)
+                for (k, pid) in kept.enumerated() { words[k] = UInt32(bitPattern: pid) }
+            }
+            s.pointee.holder_count = UInt32(kept.count)
+        case .writeEnd(let device, let inode):
+            s.pointee.awaited = UInt32(IPC_AWAITED_WRITE_END)
+            s.pointee.holder_count = 0
+            s.pointee.pipe_dev = device
+            s.pointee.pipe_ino = inode
+        }
+    }
+
+    /// Slot `s`'s published `Awaited`.
+    func loadAwaited(_ s: UnsafeMutablePointer<ipc_process_slot>) -> Awaited {
+        switch Int(s.pointee.awaited) {
+        case Int(IPC_AWAITED_PROCESSES):
+            let n = min(Int(s.pointee.holder_count), Int(IPC_HOLDERS_CAP))
+            return .processes(withUnsafeBytes(of: &s.pointee.holders) { raw in
+                raw.bindMemory(to: UInt32.self).prefix(n).map { Int32(bitPattern: $0) }
+            })
+        case Int(IPC_AWAITED_WRITE_END):
+            return .writeEnd(device: s.pointee.pipe_dev, inode: s.pointee.pipe_ino)
+        default:
+            return .unknown
+        }
+    }
+
     /// Publishes what the process in slot `i` is blocked in (nil: not blocked).
     func publishBlocked(slot i: Int, call: String?, object: String, location: String, deadline: Deadline, external: Bool,
-                        holder: Int32 = 0) {
+                        holder: Int32 = 0, awaited: Awaited = .unknown) {
         let s = slot(i)
         _ = ipc_add32(&s.pointee.seq, 1)
         if let call {
+            storeAwaited(s, awaited)
             storeName(call, into: &s.pointee.call, capacity: Int(IPC_CALL_CAP))
             storeName(object, into: &s.pointee.object, capacity: Int(IPC_NAME_CAP))
             storeName(location, into: &s.pointee.where, capacity: Int(IPC_WHERE_CAP))
@@ -231,6 +305,10 @@ public final class RunBoard {
         public var sinceNanoseconds: Int64
         public var deadlineNanoseconds: Int64
         public var external: Bool
+        /// Who holds what it waits for, as it published it.
+        public var awaited: Awaited
+        /// The lock owner its line names (0: none).
+        public var holder: Int32
     }
 
     public func snapshot() -> [ProcessStatus] {
@@ -250,7 +328,9 @@ public final class RunBoard {
                     location: loadName(from: &s.pointee.where, capacity: Int(IPC_WHERE_CAP)),
                     sinceNanoseconds: s.pointee.since_ns,
                     deadlineNanoseconds: s.pointee.deadline_ns,
-                    external: s.pointee.external != 0)
+                    external: s.pointee.external != 0,
+                    awaited: loadAwaited(s),
+                    holder: Int32(bitPattern: s.pointee.holder))
                 if ipc_load32(&s.pointee.seq) == before {
                     result.append(status)
                     break
@@ -306,14 +386,54 @@ public final class RunBoard {
 }
 
 extension RunBoard {
-    /// What every live process of the run is doing, one line each ("name (pid N): blocked
-    /// in queue:get on jobs for 2.0 s, at file.lua:12"): the lines of the hang reports.
-    public func blockedLines() -> [String] {
-        let cap = Int(IPC_PROCESS_SLOTS) * 320
-        let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: cap)
-        defer { buffer.deallocate() }
-        let n = ipc_format_processes(header, buffer, cap, "")
-        let text = String(decoding: UnsafeRawBufferPointer(start: buffer, count: n), as: UTF8.self)
-        return text.split(separator: "\n").map(String.init)
+    /// What every live process of the run is doing, one entry each, with who holds what it
+    /// waits for: the blocked list of the deadlock and hang reports.
+    public func blockedEntries() -> [BlockedProcess] {
+        let now = MonotonicClock.real()
+        let live = snapshot().filter { ProcessControl.exists($0.pid) }
+        return live.map { p in
+            guard p.blocked else { return BlockedProcess(name: p.name, pid: p.pid, state: .running) }
+            let holder = p.holder == 0 ? nil : BlockedProcess.Holder(name: live.first { $0.pid == p.holder }?.name ?? "", pid: p.holder)
+            return BlockedProcess(name: p.name, pid: p.pid, state: .blocked, call: p.call, object: p.object, location: p.location,
+                                  waitedNanoseconds: now - p.sinceNanoseconds, holder: holder,
+                                  holders: holders(p.awaited, among: live))
+        }
+    }
+
+    /// The processes among `live` that hold what `awaited` names.
+    func holders(_ awaited: Awaited, among live: [ProcessStatus]) -> [BlockedProcess.Holder] {
+        switch awaited {
+        case .unknown:
+            return []
+        case .processes(let pids):
+            return pids.map { pid in BlockedProcess.Holder(name: live.first { $0.pid == pid }?.name ?? "", pid: pid) }
+        case .writeEnd(let device, let inode):
+            return live.filter { Self.hasWriteEnd(pid: $0.pid, device: device, inode: inode) }
+                .map { BlockedProcess.Holder(name: $0.name, pid: $0.pid) }
+        }
+    }
+
+    /// The name of the live process `pid`, if the board lists it.
+    public func processName(pid: Int32) -> String? {
+        snapshot().first { $0.pid == pid }?.name
+    }
+
+    /// True when process `pid` has a descriptor open for writing on the pipe `inode`: the
+    /// kernel's own record (/proc/PID/fd), so a copy inherited by fork, or received in a
+    /// message, counts until that process closes it or ends. A link's mode in /proc/PID/fd
+    /// says how the descriptor was opened (w: for writing).
+    static func hasWriteEnd(pid: Int32, device: UInt64, inode: UInt64) -> Bool {
+        let folder = "/proc/\(pid)/fd"
+        guard let dir = opendir(folder) else { return false }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true else { continue }
+            var link = stat(), target = stat()
+            let path = folder + "/" + name
+            guard lstat(path, &link) == 0, link.st_mode & S_IWUSR != 0, stat(path, &target) == 0 else { continue }
+            if UInt64(target.st_ino) == inode && UInt64(target.st_dev) == device && (target.st_mode & S_IFMT) == S_IFIFO { return true }
+        }
+        return false
     }
 }

@@ -28,11 +28,10 @@ public struct RunReport: Equatable, Sendable {
     /// "name (pid N)" of the process the outcome is about.
     public var processes: [String] = []
     public var messages: [String] = []
-    /// What each live process was blocked in (timeouts, deadlocks, interruptions), one
-    /// line each as the run printed it; `blockedProcesses` reads them field by field.
-    public var blocked: [String] = []
-
-    public var blockedProcesses: [BlockedProcess] { blocked.map(BlockedProcess.init(line:)) }
+    /// What each live process was blocked in (timeouts, deadlocks, interruptions).
+    public var blocked: [BlockedProcess] = []
+    /// A deadlock's wait-for cycle, the `cycle:` line (`WaitForGraph.cycleLine`).
+    public var cycle: String?
     /// A controlled run's findings: the schedule, the critical pair, the replay line,
     /// the interleaving (explore, test --explore).
     public var schedule: String?
@@ -58,6 +57,17 @@ public struct RunReport: Equatable, Sendable {
     enum Key {
         static let outcome = IPC_REPORT_OUTCOME
         static let blocked = IPC_REPORT_BLOCKED
+        static let blockedPid = IPC_REPORT_BLOCKED_PID
+        static let blockedState = IPC_REPORT_BLOCKED_STATE
+        static let blockedCall = IPC_REPORT_BLOCKED_CALL
+        static let blockedObject = IPC_REPORT_BLOCKED_OBJECT
+        static let blockedAt = IPC_REPORT_BLOCKED_AT
+        static let blockedWaited = IPC_REPORT_BLOCKED_WAITED
+        /// The holder its line shows ("PID NAME").
+        static let blockedHolder = IPC_REPORT_BLOCKED_HOLDER
+        /// One of the processes that hold what it waits for ("PID NAME", "- NAME").
+        static let blockedHeldBy = "blocked-held-by"
+        static let cycle = "cycle"
         static let process = "process"
         static let message = "message"
         static let schedule = "schedule"
@@ -75,7 +85,8 @@ public struct RunReport: Equatable, Sendable {
         if let outcome { lines.append((Key.outcome, outcome.rawValue)) }
         lines += processes.map { (Key.process, $0) }
         lines += messages.map { (Key.message, $0) }
-        lines += blocked.map { (Key.blocked, $0) }
+        for b in blocked { lines += Self.fields(of: b) }
+        if let cycle { lines.append((Key.cycle, cycle.hasPrefix(Self.cyclePrefix) ? String(cycle.dropFirst(Self.cyclePrefix.count)) : cycle)) }
         lines += kills.map { (Key.kill, $0) }
         if let schedule { lines.append((Key.schedule, schedule)) }
         if let pair { lines.append((Key.pair, pair)) }
@@ -115,7 +126,16 @@ public struct RunReport: Equatable, Sendable {
             case Key.outcome: r.outcome = Outcome(rawValue: v)
             case Key.process: r.processes.append(v)
             case Key.message: r.messages.append(v)
-            case Key.blocked: r.blocked.append(v)
+            case Key.blocked: r.blocked.append(BlockedProcess(name: v, state: .running))
+            case Key.blockedPid: r.updateLastBlocked { $0.pid = Int32(v) }
+            case Key.blockedState: r.updateLastBlocked { $0.state = BlockedProcess.State(rawValue: v) ?? .running }
+            case Key.blockedCall: r.updateLastBlocked { $0.call = v }
+            case Key.blockedObject: r.updateLastBlocked { $0.object = v }
+            case Key.blockedAt: r.updateLastBlocked { $0.location = v }
+            case Key.blockedWaited: r.updateLastBlocked { $0.waitedNanoseconds = Int64(v) }
+            case Key.blockedHolder: r.updateLastBlocked { $0.holder = Self.holder(v) }
+            case Key.blockedHeldBy: r.updateLastBlocked { $0.holders.append(Self.holder(v)) }
+            case Key.cycle: r.cycle = cyclePrefix + v
             case Key.schedule: r.schedule = v
             case Key.pair: r.pair = v
             case Key.kill: r.kills.append(v)
@@ -127,6 +147,37 @@ public struct RunReport: Equatable, Sendable {
         return r
     }
 
+    /// How the `cycle:` line begins (its key in the report file says it already).
+    static let cyclePrefix = "cycle: "
+
+    /// The report fields of one blocked process: `blocked: NAME` opens it, the others
+    /// belong to the last one opened.
+    static func fields(of b: BlockedProcess) -> [(String, String)] {
+        var f = [(Key.blocked, b.name)]
+        if let pid = b.pid { f.append((Key.blockedPid, String(pid))) }
+        f.append((Key.blockedState, b.state.rawValue))
+        guard b.state != .running else { return f }
+        f.append((Key.blockedCall, b.call))
+        if !b.object.isEmpty { f.append((Key.blockedObject, b.object)) }
+        if !b.location.isEmpty { f.append((Key.blockedAt, b.location)) }
+        if let ns = b.waitedNanoseconds { f.append((Key.blockedWaited, String(ns))) }
+        if let h = b.holder { f.append((Key.blockedHolder, holderField(h))) }
+        f += b.holders.map { (Key.blockedHeldBy, holderField($0)) }
+        return f
+    }
+
+    static func holderField(_ h: BlockedProcess.Holder) -> String { (h.pid.map(String.init) ?? "-") + " " + h.name }
+
+    static func holder(_ field: String) -> BlockedProcess.Holder {
+        let parts = field.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+        return BlockedProcess.Holder(name: parts.count > 1 ? String(parts[1]) : "", pid: Int32(parts[0]))
+    }
+
+    mutating func updateLastBlocked(_ change: (inout BlockedProcess) -> Void) {
+        guard !blocked.isEmpty else { return }
+        change(&blocked[blocked.count - 1])
+    }
+
     /// Reads the report file at `path` ("" when there is none).
     public static func read(path: String) -> RunReport {
         guard let text = fileText(path) else { return RunReport() }
@@ -134,64 +185,79 @@ public struct RunReport: Equatable, Sendable {
     }
 }
 
-/// One process of a report's `blocked` list, read back from its line, which the run writes
-/// in one of two forms (C's reports, with a pid and how long, and the controlled
-/// scheduler's, without):
+/// One process of a report's `blocked` list: what it was doing when the run ended, field by
+/// field. The run fills it from its board (or its schedule), the report carries the fields
+/// (`blocked: NAME`, `blocked-call: ...`: see `RunReport.text`), and `line` formats it,
+/// the one place where an entry becomes text. Written in one of two forms: the board's,
+/// with a pid and how long, and the controlled scheduler's, without:
 ///   `NAME (pid N): blocked in CALL on OBJECT for 1.2 s, at FILE:LINE, held by WHO (pid M)`
 ///   `NAME: about to call CALL on OBJECT, at FILE:LINE`
 ///   `NAME (pid N): running (not blocked in an IPC call)`
 public struct BlockedProcess: Equatable, Sendable {
-    public var line: String
+    public enum State: String, Sendable {
+        case blocked = "blocked in"
+        case aboutToCall = "about to call"
+        case running
+    }
+
+    /// A process that holds what another waits for.
+    public struct Holder: Equatable, Sendable {
+        public var name: String
+        public var pid: Int32?
+        public init(name: String, pid: Int32?) { self.name = name; self.pid = pid }
+        /// "Process-1 (pid 12)", or the name alone.
+        public var text: String {
+            guard let pid else { return name }
+            return name.isEmpty ? "(pid \(pid))" : "\(name) (pid \(pid))"
+        }
+    }
+
     public var name = ""
-    public var pid: Int?
-    /// "blocked in", "about to call" or "running".
-    public var state = ""
+    public var pid: Int32?
+    public var state = State.running
     public var call = ""
     public var object = ""
-    /// How long it had been blocked ("1.2 s").
-    public var duration = ""
+    /// How long it had been blocked (board entries only).
+    public var waitedNanoseconds: Int64?
     /// The script's file:line of the call.
     public var location = ""
-    /// Who holds what it waits for ("Process-1 (pid 12)"), where known.
-    public var holder = ""
+    /// The owner of the lock it waits for, shown in its line (board entries).
+    public var holder: Holder?
+    /// Every process that holds what it waits for, where the run knows them: a lock's
+    /// owner, the process a join waits for, the processes that still have the write end
+    /// of the pipe it reads. Empty when unknown (a queue, an event, a semaphore). The
+    /// edges of the wait-for graph (`WaitForGraph`).
+    public var holders: [Holder] = []
 
-    public init(line: String) {
-        self.line = line
-        var rest = Substring(line)
-        if let open = rest.firstRange(of: " (pid "), let close = rest[open.upperBound...].firstRange(of: "): ") {
-            name = String(rest[..<open.lowerBound])
-            pid = Int(rest[open.upperBound..<close.lowerBound])
-            rest = rest[close.upperBound...]
-        } else if let colon = rest.firstRange(of: ": ") {
-            name = String(rest[..<colon.lowerBound])
-            rest = rest[colon.upperBound...]
-        } else {
-            return
-        }
-        if rest.hasPrefix("running") {
-            state = "running"
-            return
-        }
-        for s in ["blocked in ", "about to call "] where rest.hasPrefix(s) {
-            state = String(s.dropLast())
-            rest = rest.dropFirst(s.count)
-        }
-        if let held = rest.ranges(of: ", held by ").last {
-            holder = String(rest[held.upperBound...])
-            rest = rest[..<held.lowerBound]
-        }
-        if let at = rest.firstRange(of: ", at ") {
-            location = String(rest[at.upperBound...])
-            rest = rest[..<at.lowerBound]
-        }
-        if let forRange = rest.ranges(of: " for ").last, rest.hasSuffix(" s") {
-            duration = String(rest[forRange.upperBound...])
-            rest = rest[..<forRange.lowerBound]
-        }
-        if let on = rest.firstRange(of: " on ") {
-            object = String(rest[on.upperBound...])
-            rest = rest[..<on.lowerBound]
-        }
-        call = String(rest)
+    public init(name: String, pid: Int32? = nil, state: State, call: String = "", object: String = "", location: String = "",
+                waitedNanoseconds: Int64? = nil, holder: Holder? = nil, holders: [Holder] = []) {
+        self.name = name
+        self.pid = pid
+        self.state = state
+        self.call = call
+        self.object = object
+        self.location = location
+        self.waitedNanoseconds = waitedNanoseconds
+        self.holder = holder
+        self.holders = holders
+    }
+
+    /// How long it had been blocked ("1.2 s"), or "".
+    public var duration: String {
+        guard let ns = waitedNanoseconds else { return "" }
+        let tenths = max(0, ns) / 100_000_000
+        return "\(tenths / 10).\(tenths % 10) s"
+    }
+
+    /// The entry as one line of a report.
+    public var line: String {
+        var s = name + (pid.map { " (pid \($0))" } ?? "") + ": "
+        guard state != .running else { return s + "running (not blocked in an IPC call)" }
+        s += state.rawValue + " " + call
+        if !object.isEmpty { s += " on " + object }
+        if waitedNanoseconds != nil { s += " for " + duration }
+        if !location.isEmpty { s += ", at " + location }
+        if let holder { s += ", held by " + holder.text }
+        return s
     }
 }

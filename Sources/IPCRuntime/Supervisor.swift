@@ -106,13 +106,19 @@ enum Supervisor {
     }
 
     static func reportDeadlock(_ board: RunBoard, host: Int32) {
-        Runtime.writeStderr(deadlockHeadline + "\n")
-        ipc_report_processes(board.header, 2, "  ")
         var report = RunReport(.deadlock)
-        report.blocked = board.blockedLines()
+        report.blocked = board.blockedEntries()
+        report.cycle = WaitForGraph.cycleLine(report.blocked)
+        Runtime.writeStderr(deadlockReport(report))
         Runtime.report(report)
         kill(host, SIGUSR2)  // the host ends the run
         while true { pause() }
+    }
+
+    /// The deadlock report as `run` prints it: the headline, what each process is blocked
+    /// in, and the wait-for cycle when the holders make one.
+    static func deadlockReport(_ report: RunReport, headline: String = deadlockHeadline) -> String {
+        headline + "\n" + report.blocked.map { "  " + $0.line + "\n" }.joined() + (report.cycle.map { $0 + "\n" } ?? "")
     }
 
     static let deadlockHeadline = "ipcplay: deadlock: every process is blocked, and none of them can wake another:"

@@ -422,21 +422,21 @@ enum Exploring {
         switch report.outcome {
         case .deadlock?:
             out += "deadlock: every process is blocked, and none of them can wake another:\n"
-            out += report.blocked.map { "  \($0)\n" }.joined()
+            out += report.blocked.map { "  \($0.line)\n" }.joined()
         case .error?:
             out += report.messages.map { "error in the main script: \($0)\n" }.joined()
         case .childError?:
             // The cause, then what followed from it (a deadlock lists what each waited in).
             out += report.messages.map { $0.hasPrefix(Runtime.consequence) ? "\($0)\n" : "error in a child: \($0)\n" }.joined()
-            out += report.blocked.map { "  \($0)\n" }.joined()
+            out += report.blocked.map { "  \($0.line)\n" }.joined()
         default:
             out += report.messages.map { "\(report.outcome?.rawValue ?? "failure"): \($0)\n" }.joined()
-            out += report.blocked.map { "  \($0)\n" }.joined()
+            out += report.blocked.map { "  \($0.line)\n" }.joined()
         }
         // What the run printed (children's errors and their tracebacks too), but the lines
         // of the report already shown above.
         let shown = Set(report.messages.flatMap { $0.split(separator: "\n").map { String($0).trimmingCharacters() } }
-                        + report.blocked.map { $0.trimmingCharacters() })
+                        + report.blocked.map { $0.line.trimmingCharacters() } + [report.cycle ?? ""])
         let lines = output.split(separator: "\n", omittingEmptySubsequences: false).dropLast(output.hasSuffix("\n") ? 1 : 0).filter { line in
             let bare = String(line).trimmingCharacters()
             if line.hasPrefix("ipcplay: deadlock:") { return false }
@@ -450,7 +450,11 @@ enum Exploring {
         out += "\n" + (report.interleaving ?? "")
         out += report.kills.map { "kill: \($0)\n" }.joined()
         out += "schedule: \(report.schedule ?? "")\n"
-        out += "critical pair: \(report.pair ?? "none found (no single swap of two steps makes this schedule pass)")\n"
+        if let cycle = report.cycle {
+            out += cycle + "\n"  // a deadlock's explanation: its wait-for cycle
+        } else {
+            out += "critical pair: \(report.pair ?? "none found (no single swap of two steps makes this schedule pass)")\n"
+        }
         out += "replay: \(report.replay ?? "")"
         return out
     }

@@ -118,6 +118,7 @@ struct StepSession {
     mutating func answer(_ child: Int32) -> Bool {
         let offered = explorer.log.offered
         var text = "\nstep \(explorer.log.nextStep): who goes next?\n"
+        text += explorer.log.objectStatesText
         for (i, c) in offered.enumerated() {
             text += "  \(i + 1)  \(c.name)  \(c.call)\(c.object.isEmpty ? "" : " on \(c.object)")\(c.location.isEmpty ? "" : "  (\(c.location))")\n"
         }

@@ -124,6 +124,8 @@ struct TestResult {
     var message = ""
     var process = ""
     var blocked: [BlockedProcess] = []
+    /// A deadlock's wait-for cycle (the `cycle:` line), or "".
+    var cycle = ""
     var output = ""
     var seed: UInt64
     var run = 1
@@ -508,7 +510,8 @@ struct TestRunner {
         result.reproduces = options.scenario.sched != nil || options.explore != nil
         result.message = report.messages.joined(separator: "\n")
         result.process = report.processes.first ?? ""
-        result.blocked = report.blockedProcesses
+        result.blocked = report.blocked
+        result.cycle = report.cycle ?? ""
         result.schedule = report.schedule ?? ""
         result.pair = report.pair ?? ""
         if let replay = report.replay {
@@ -552,6 +555,7 @@ struct TestRunner {
                     print("  blocked:")
                     for b in r.blocked { print(yamlBlocked(b, indent: "    ")) }
                 }
+                if r.cycle.hasPrefix("cycle: ") { print("  cycle: \(yaml(String(r.cycle.dropFirst(7))))") }
                 if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
                 if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
                 if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
@@ -570,6 +574,7 @@ struct TestRunner {
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b.line)") }
+                if !r.cycle.isEmpty { print("      \(r.cycle)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
                 if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
                 // What the test printed, without ipcplay's own report (shown above).
@@ -595,12 +600,12 @@ struct TestRunner {
     func yamlBlocked(_ b: BlockedProcess, indent: String) -> String {
         var fields: [(String, String)] = [("process", yaml(b.name))]
         if let pid = b.pid { fields.append(("pid", String(pid))) }
-        fields.append(("state", yaml(b.state.isEmpty ? "unknown" : b.state)))
+        fields.append(("state", yaml(b.state.rawValue)))
         if !b.call.isEmpty { fields.append(("call", yaml(b.call))) }
         if !b.object.isEmpty { fields.append(("object", yaml(b.object))) }
         if !b.location.isEmpty { fields.append(("at", yaml(b.location))) }
         if !b.duration.isEmpty { fields.append(("for", yaml(b.duration))) }
-        if !b.holder.isEmpty { fields.append(("held_by", yaml(b.holder))) }
+        if let holder = b.holder { fields.append(("held_by", yaml(holder.text))) }
         fields.append(("line", yaml(b.line)))
         return fields.enumerated().map { i, f in indent + (i == 0 ? "- " : "  ") + f.0 + ": " + f.1 }.joined(separator: "\n")
     }
@@ -650,6 +655,7 @@ struct TestRunner {
             case .failed, .interrupted:
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
+                if !r.cycle.isEmpty { body += "\n" + r.cycle }
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
                 if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
                 if !r.explored.isEmpty { body += "\n\(r.explored)" }

@@ -61,7 +61,7 @@ struct ExhaustiveTests {
             let out = lines(r.stdout)
             #expect(r.status == 1, "\(lesson): \(r.combined)")
             #expect(out.first?.hasPrefix("ipcplay: schedule ") == true && out.first?.contains("failed (exhaustive") == true, "\(lesson): \(r.combined)")
-            #expect(out.contains { $0.hasPrefix("critical pair: ") }, "\(lesson): \(r.combined)")
+            #expect(out.contains { $0.hasPrefix("critical pair: ") || $0.hasPrefix("cycle: ") }, "\(lesson): \(r.combined)")
             #expect(out.contains { $0.hasPrefix("replay: ipcplay replay ") }, "\(lesson): \(r.combined)")
         }
     }

@@ -8,14 +8,20 @@ struct LocationTests {
     static let fixture = "Tests/EndToEndTests/Fixtures/helper_locks.lua"
 
     @Test func exploreNamesTheCallersOfAHelper() throws {
-        let r = try Ipcplay.run(["explore", "--seed", "1", Self.fixture])
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-locations")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let reportPath = dir.appendingPathComponent("report").path
+        let r = try Ipcplay.run(["explore", "--seed", "1", "--report", reportPath, Self.fixture])
         #expect(r.status == 1, "\(r.combined)")
         let f = Self.fixture
         // Both processes wait in the helper's second acquire, each called from its own line.
         #expect(r.stdout.contains("MainProcess: blocked in lock:acquire on a, at \(f):9 (from \(f):21)"), "\(r.stdout)")
         #expect(r.stdout.contains("Process-1: blocked in lock:acquire on b, at \(f):9 (from \(f):18)"), "\(r.stdout)")
-        // The pair: each acquire with the line that called atomic_begin.
-        let pair = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("critical pair: ") }, "\(r.stdout)")
+        // The deadlock is explained by its cycle; the report keeps the pair, with each
+        // acquire and the line that called atomic_begin.
+        #expect(r.stdout.contains("\ncycle: MainProcess waits for a held by Process-1; Process-1 waits for b held by MainProcess\n"), "\(r.stdout)")
+        let report = try String(contentsOfFile: reportPath, encoding: .utf8)
+        let pair = try #require(report.split(separator: "\n").first { $0.hasPrefix("critical-pair: ") }, "\(report)")
         #expect(pair.contains("lock:acquire at \(f):8 (from \(f):18)") || pair.contains("lock:acquire at \(f):8 (from \(f):21)"), "\(pair)")
         #expect(pair.contains(" (from \(f):18)") && pair.contains(" (from \(f):21)"), "\(pair)")
         // The interleaving: lines of the script itself, short.

@@ -60,6 +60,52 @@ struct StepModeTests {
         #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
     }
 
+    /// Each prompt shows the objects touched so far and their state: a value's and an
+    /// array's contents, a lock's holder, a queue's size, an event's flag, a semaphore's
+    /// value, a barrier's count (taken while its first party waits in it).
+    @Test func eachPromptShowsTheStateOfTheObjectsTouched() throws {
+        let script = try Ipcplay.writeScript("""
+            local v = ipc.value("i", 0, {name = "count"})
+            local a = ipc.array("d", {1.5, 2, 0}, {name = "row"})
+            local l = ipc.lock({name = "door"})
+            local q = ipc.queue(0, {name = "jobs"})
+            local e = ipc.event({name = "ready"})
+            local s = ipc.semaphore(2, {name = "slots"})
+            local b = ipc.barrier(3, {name = "meet"})
+            local untouched = ipc.value("i", 5, {name = "untouched"})
+            v.value = 7
+            a[3] = 4
+            l:acquire()
+            q:put("x")
+            q:put("y")
+            e:set()
+            s:acquire()
+            local ps = {}
+            for i = 1, 2 do
+              ps[i] = ipc.spawn(function()
+                v.value = v.value + i
+                b:wait()
+              end)
+            end
+            b:wait()
+            for _, p in ipairs(ps) do p:join() end
+            assert(untouched.value == 5)
+            """)
+        defer { Ipcplay.removeScript(script) }
+        // Process-1 starts, adds 1, waits at the barrier; then the rest at random.
+        let r = try Ipcplay.run(["step", script.path], stdin: "Process-1\nProcess-1\nProcess-1\nProcess-1\nr\n")
+        #expect(r.status == 0, "\(r.combined)")
+        let prompts = r.stdout.components(separatedBy: "who goes next?").dropFirst()
+        let first = try #require(prompts.first)
+        for line in ["    count  = 7\n", "    row    = {1.5, 2.0, 4.0}\n", "    door   held by MainProcess\n", "    jobs   2 items\n",
+                     "    ready  set\n", "    slots  value 1\n"] {
+            #expect(first.contains("\n  objects:\n") && first.contains(line), "\(line): \(first)")
+        }
+        #expect(!r.stdout.contains("untouched"), "an object no step touched is not shown: \(r.stdout)")
+        let last = try #require(prompts.last)
+        #expect(last.contains("    count  = 8\n") && last.contains("    meet   1 of 3 waiting\n"), "\(last)")
+    }
+
     /// In a real terminal: tmux runs it, the test types with send-keys and reads the screen
     /// with capture-pane.
     @Test(.needsTmux)
@@ -88,8 +134,10 @@ struct StepModeTests {
         _ = try tmux("send-keys -t \(session) 1 Enter")
         s = try waitFor("step 5: who goes next?")
         #expect(s.contains("1  MainProcess  lock:acquire on b"), "\(s)")
+        #expect(s.contains("  objects:\n    a  held by MainProcess\n"), "\(s)")
         _ = try tmux("send-keys -t \(session) 1 Enter")
         s = try waitFor("step 6: who goes next?")
+        #expect(s.contains("    a  held by MainProcess\n    b  held by MainProcess\n"), "\(s)")
         _ = try tmux("send-keys -t \(session) r Enter")
         s = try waitFor("EXIT=")
         #expect(s.contains("no deadlock"), "\(s)")

@@ -23,6 +23,13 @@ static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
 // handlers below write the lines that a run ended by a signal leaves.
 #define IPC_REPORT_OUTCOME "outcome"
 #define IPC_REPORT_BLOCKED "blocked"
+#define IPC_REPORT_BLOCKED_PID "blocked-pid"
+#define IPC_REPORT_BLOCKED_STATE "blocked-state"
+#define IPC_REPORT_BLOCKED_CALL "blocked-call"
+#define IPC_REPORT_BLOCKED_OBJECT "blocked-object"
+#define IPC_REPORT_BLOCKED_AT "blocked-at"
+#define IPC_REPORT_BLOCKED_WAITED "blocked-waited-ns"
+#define IPC_REPORT_BLOCKED_HOLDER "blocked-holder"
 #define IPC_REPORT_OUTCOME_TIMEOUT "timeout"
 #define IPC_REPORT_OUTCOME_INTERRUPTED "interrupted"
 
@@ -32,6 +39,14 @@ static inline void ipc_gate_set_hooked(int hooked) { ipc_gate_hooked = hooked; }
 #define IPC_SOCKET_SLOTS 256
 #define IPC_CALL_CAP 32
 #define IPC_WHERE_CAP 160  // "f.lua:16 (from f.lua:42)" with paths
+#define IPC_HOLDERS_CAP 8
+
+/// Who holds what a blocked process waits for, as it published it when it blocked.
+enum {
+    IPC_AWAITED_UNKNOWN = 0,    // nobody can be named (a queue, an event, a semaphore)
+    IPC_AWAITED_PROCESSES = 1,  // the processes in `holders` (a lock's owner, a joined child)
+    IPC_AWAITED_WRITE_END = 2,  // whoever still has the write end of the pipe `pipe_dev/ino`
+};
 
 /// What one process of the run is, and what it is blocked in. Written only by the
 /// process itself (and by its parent when the slot is claimed or freed); readers use
@@ -47,6 +62,11 @@ typedef struct ipc_process_slot {
     int64_t deadline_ns;   // when the park times out, 0 = never
     uint32_t external;     // 1 when an outside program could end the wait (sockets)
     uint32_t holder;       // pid that holds what it waits for (a lock), 0 when unknown
+    uint32_t awaited;      // what `holders` mean: IPC_AWAITED_*
+    uint32_t holder_count; // pids in `holders` (IPC_AWAITED_PROCESSES)
+    uint32_t holders[IPC_HOLDERS_CAP];
+    uint64_t pipe_dev;     // the pipe whose write end it waits on (IPC_AWAITED_WRITE_END)
+    uint64_t pipe_ino;
     char name[IPC_NAME_CAP];
     char call[IPC_CALL_CAP];
     char object[IPC_NAME_CAP];
@@ -189,11 +209,13 @@ typedef struct ipc_step_record {
 /// One object, as the log names it, and how many steps were made on it. (`hash` is
 /// unused: a run's interleaving is computed from its steps, see InterleavingClass.)
 #define IPC_LOG_OBJECTS 65536
+#define IPC_STATE_CAP 64
 typedef struct ipc_log_object {
     uint64_t hash;
     uint32_t steps;
     uint32_t kind;        // ObjectKind + 1; 0: not seen
     char name[IPC_NAME_CAP];
+    char state[IPC_STATE_CAP];  // interactive runs: its state after its last step ("= 3", "held by P")
 } ipc_log_object;
 
 /// A decision to follow (replay, shrinking, step mode): who makes the step at a point
@@ -313,9 +335,10 @@ void ipc_deadlock_exit_install(void);
 /// Writes the report of every live process of the run (what it is blocked in) to `fd`,
 /// each line starting with `prefix`. Async-signal-safe.
 void ipc_report_processes(ipc_run_header *run, int fd, const char *prefix);
-/// The same lines, written into `out` (at most `cap` bytes, whole lines); returns the
-/// bytes written. Not for signal handlers: for the reports of a normal context.
-size_t ipc_format_processes(ipc_run_header *run, char *out, size_t cap, const char *prefix);
+/// What every live process is blocked in as report fields (`blocked: NAME`, then
+/// `blocked-pid:`, `blocked-call:`, ...: see RunReport.swift), for the report descriptor.
+/// Async-signal-safe.
+void ipc_report_entries(ipc_run_header *run, int fd);
 /// Removes the socket file of slot `i` if it is still the socket that was made there.
 void ipc_remove_socket_slot(ipc_run_header *run, int i);
 

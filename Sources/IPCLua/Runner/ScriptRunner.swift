@@ -112,6 +112,8 @@ public enum ScriptRunner {
             return Status.scriptError
         }
         Runtime.this.locate = { LuaState(Bindings.current ?? s.L).callLocation() }
+        RunBoard.awaitedHolders = AwaitedHolders.ofCurrentCall
+        ObjectStateHook.describeCurrentObject = ObjectStateText.ofCurrentCall
         guard prepared.loaded else {
             // A syntax error: "file:line: message", no traceback to speak of.
             return endHost(uncaught: s.string(1) ?? "cannot load \(prepared.script)")

@@ -232,12 +232,18 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.in_core = 0
         let blocking = call.site.blocking && !call.deadline.hasExpired
         p.pointee.blocking = blocking ? 1 : 0
+        // A call found to wait says who holds what it waits for (the deadlock's cycle).
+        func waits() -> Bool {
+            let w = wouldBlock()
+            if w { HangBoard.publishAwaited() }
+            return w
+        }
         Blocking.declaredProbe = nil
-        let blocked = blocking && wouldBlock()
+        let blocked = blocking && waits()
         publish(blocking ? Blocking.takeDeclaredProbe() : nil)
         if blocked || log?.keepsLocations == true { storeName(Runtime.this.location, into: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)) }
         ipc_store32(&p.pointee.state, UInt32(blocked ? IPC_SCHED_BLOCKED : IPC_SCHED_READY))
-        _ = yieldTurn(probe: { !wouldBlock() })
+        _ = yieldTurn(probe: { !waits() })
     }
 
     public func after(_ call: GateCall, _ result: CallResult) {
@@ -676,34 +682,42 @@ public final class Schedule: GateHook, Blocking.Controller {
         switch outcome {
         case .deadlock where message == nil:
             headline = Supervisor.deadlockHeadline
-            report.blocked = waitingLines()
+            report.blocked = waitingEntries()
+            report.cycle = WaitForGraph.cycleLine(report.blocked)
         case .diverged:
             headline = "ipcplay: replay diverged at step \(h.pointee.steps + 1): \(message ?? "")"
             report.messages = [headline]
         default:
             headline = "ipcplay: \(outcome.rawValue): \(message ?? "")"
             report.messages = [message ?? outcome.rawValue]
-            report.blocked = waitingLines()
+            report.blocked = waitingEntries()
         }
         ipc_flush_all()
         Trace.flush()
-        Runtime.writeStderr(headline + "\n" + report.blocked.map { "  " + $0 + "\n" }.joined())
+        Runtime.writeStderr(Supervisor.deadlockReport(report, headline: headline))
         Runtime.report(Runtime.namedByCause(report))
         kill(hostPid, SIGUSR2)  // the host ends the run (when this is the host: now)
         while true { pause() }
     }
 
-    /// What each live process waits for, from the schedule (no pids: the same on a replay).
-    func waitingLines() -> [String] {
-        (0..<count).compactMap { q in
+    /// What each live process waits for, from the schedule, with who holds it from the
+    /// board (no pids: the same on a replay).
+    func waitingEntries() -> [BlockedProcess] {
+        let board = RunBoard.current
+        let live = board?.snapshot() ?? []
+        return (0..<count).compactMap { q in
             let p = proc(q)
             let state = ipc_load32(&p.pointee.state)
             guard state != IPC_SCHED_NONE && state != IPC_SCHED_ENDED && state != IPC_SCHED_EXITING else { return nil }
             let site = CallSite.all.indices.contains(Int(p.pointee.site)) ? CallSite.all[Int(p.pointee.site)].name : "?"
-            let object = loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP))
-            let location = loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP))
-            let what = state == IPC_SCHED_READY ? "about to call" : "blocked in"
-            return "\(name(of: q)): \(what) \(site)\(object.isEmpty ? "" : " on " + object)\(location.isEmpty ? "" : ", at " + location)"
+            let waits = state != IPC_SCHED_READY
+            let pid = Int32(bitPattern: p.pointee.pid)
+            let awaited = live.first { $0.pid == pid }?.awaited ?? .unknown
+            let holders = waits ? (board?.holders(awaited, among: live) ?? []) : []
+            return BlockedProcess(name: name(of: q), state: waits ? .blocked : .aboutToCall, call: site,
+                                  object: loadName(from: &p.pointee.object_name, capacity: Int(IPC_NAME_CAP)),
+                                  location: loadName(from: &p.pointee.where, capacity: Int(IPC_WHERE_CAP)),
+                                  holders: holders.map { BlockedProcess.Holder(name: $0.name, pid: nil) })
         }
     }
 }

@@ -98,6 +98,35 @@ public final class ScheduleLog: @unchecked Sendable {
         return true
     }
 
+    /// True in the runs of `ipcplay step`.
+    var isInteractive: Bool { h.pointee.interactive != 0 }
+
+    /// Records the state of object `id` after a step on it (interactive runs).
+    func setState(_ id: UInt32, _ text: String) {
+        guard let o = object(id) else { return }
+        storeName(text, into: &o.pointee.state, capacity: Int(IPC_STATE_CAP))
+    }
+
+    /// The objects the run's steps have touched so far that recorded a state, in the
+    /// order they were made: (name, state).
+    public var objectStates: [(name: String, state: String)] {
+        guard highestObject > 0 else { return [] }
+        return (1...UInt32(min(highestObject, Int(IPC_LOG_OBJECTS)))).compactMap { id in
+            guard let o = object(id), o.pointee.kind != 0 else { return nil }
+            let state = loadName(from: &o.pointee.state, capacity: Int(IPC_STATE_CAP))
+            return state.isEmpty ? nil : (loadName(from: &o.pointee.name, capacity: Int(IPC_NAME_CAP)), state)
+        }
+    }
+
+    /// The prompt's lines for `objectStates`: "  objects:", then one line per object with
+    /// its name and its state in aligned columns ("" when there is none).
+    public var objectStatesText: String {
+        let states = objectStates
+        guard !states.isEmpty else { return "" }
+        let width = states.map { $0.name.count }.max() ?? 0
+        return "  objects:\n" + states.map { "    " + $0.name + String(repeating: " ", count: width - $0.name.count) + "  " + $0.state + "\n" }.joined()
+    }
+
     /// Names process `i` of the run.
     func setProcessName(_ i: Int, _ name: String) {
         guard i < Int(IPC_SCHED_PROCESSES) else { return }
