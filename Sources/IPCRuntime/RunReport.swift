@@ -33,10 +33,10 @@ public struct RunReport: Equatable, Sendable {
     public var blocked: [String] = []
 
     public var blockedProcesses: [BlockedProcess] { blocked.map(BlockedProcess.init(line:)) }
-    /// A controlled run's findings: the schedule, the critical pair, the replay line,
+    /// A controlled run's findings: the schedule, its explanation (the contract's whole line), the replay line,
     /// the interleaving (explore, test --explore).
     public var schedule: String?
-    public var pair: String?
+    public var explanation: String?
     /// "NAME before <call> at <file:line>": the processes the schedule killed (`--kill`).
     public var kills: [String] = []
     public var replay: String?
@@ -61,7 +61,7 @@ public struct RunReport: Equatable, Sendable {
         static let process = "process"
         static let message = "message"
         static let schedule = "schedule"
-        static let pair = "critical-pair"
+        static let explanation = "explanation"
         static let kill = "kill"
         static let replay = "replay"
         static let interleaving = "interleaving"
@@ -78,7 +78,7 @@ public struct RunReport: Equatable, Sendable {
         lines += blocked.map { (Key.blocked, $0) }
         lines += kills.map { (Key.kill, $0) }
         if let schedule { lines.append((Key.schedule, schedule)) }
-        if let pair { lines.append((Key.pair, pair)) }
+        if let explanation { lines.append((Key.explanation, explanation)) }
         if let replay { lines.append((Key.replay, replay)) }
         if let interleaving { lines.append((Key.interleaving, interleaving)) }
         var text = ""
@@ -117,7 +117,7 @@ public struct RunReport: Equatable, Sendable {
             case Key.message: r.messages.append(v)
             case Key.blocked: r.blocked.append(v)
             case Key.schedule: r.schedule = v
-            case Key.pair: r.pair = v
+            case Key.explanation: r.explanation = v
             case Key.kill: r.kills.append(v)
             case Key.replay: r.replay = v
             case Key.interleaving: r.interleaving = v

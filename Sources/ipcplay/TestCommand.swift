@@ -132,7 +132,10 @@ struct TestResult {
     var reproduces = false
     /// A failing schedule's findings (`--explore`, `--explore-failures`).
     var schedule = ""
-    var pair = ""
+    /// The explanation's line ("critical pair: ...", "atomicity: ...").
+    var explanation = ""
+    /// `--explore`: explore's whole report of the failing schedule, printed as it is.
+    var exploreReport = ""
     /// What `--explore-failures` found ("" when it did not run).
     var explored = ""
 
@@ -458,7 +461,7 @@ struct TestRunner {
             result.repro = replay
             result.reproduces = true
             result.schedule = found.schedule ?? ""
-            result.pair = found.pair ?? ""
+            result.explanation = found.explanation ?? ""
         } else {
             result.explored = "under explore, no schedule of \(runs) failed"
         }
@@ -504,7 +507,10 @@ struct TestRunner {
         result.process = report.processes.first ?? ""
         result.blocked = report.blockedProcesses
         result.schedule = report.schedule ?? ""
-        result.pair = report.pair ?? ""
+        result.explanation = report.explanation ?? ""
+        // Explore's report (headline, failure, interleaving, schedule, explanation, replay)
+        // is the test's report: shown once, whole.
+        if options.exploreOption != nil, report.interleaving != nil, report.replay != nil { result.exploreReport = result.output }
         if let replay = report.replay {
             result.repro = replay
             result.reproduces = true
@@ -547,7 +553,7 @@ struct TestRunner {
                     for b in r.blocked { print(yamlBlocked(b, indent: "    ")) }
                 }
                 if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
-                if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
+                if !r.explanation.isEmpty { print("  explanation: \(yaml(r.explanation))") }
                 if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
                 print("  \(r.reproKey): \(yaml(r.repro))")
                 if !r.reproduces { print("  note: \(yaml(TestResult.rerunNote))") }
@@ -561,11 +567,17 @@ struct TestRunner {
             case .failed, .interrupted:
                 let head = r.status == .interrupted ? "INTR" : "FAIL"
                 print("\(head)  \(r.name) (\(time))" + (options.repetitions > 1 ? ", on run \(r.run) of \(options.repetitions)" : ""))
+                if !r.exploreReport.isEmpty {
+                    for line in r.exploreReport.split(separator: "\n", omittingEmptySubsequences: false).dropLast(r.exploreReport.hasSuffix("\n") ? 1 : 0) {
+                        print(line.isEmpty ? "" : "      \(line)")
+                    }
+                    break
+                }
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b.line)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
-                if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
+                if !r.explanation.isEmpty { print("      \(r.explanation)") }
                 // What the test printed, without ipcplay's own report (shown above).
                 let output = r.output.split(separator: "\n").filter { line in
                     !(line.hasPrefix("ipcplay: error in") || line.hasPrefix("ipcplay: timeout:") || line.hasPrefix("ipcplay: deadlock:")
@@ -645,7 +657,7 @@ struct TestRunner {
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
-                if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
+                if !r.explanation.isEmpty { body += "\n\(r.explanation)" }
                 if !r.explored.isEmpty { body += "\n\(r.explored)" }
                 body += "\nseed: \(r.seed)\n\(r.reproKey): \(r.repro)"
                 if !r.reproduces { body += "\n(\(TestResult.rerunNote))" }
