@@ -28,8 +28,11 @@ extension IPCPlay {
         /// `run`'s options, applied to every test (--timeout defaults to 30 s here).
         @OptionGroup var scenario: ScenarioOptions
 
-        @Option(name: .customLong("explore"), help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore), or under every interleaving with `exhaustive` (explore --exhaustive); a failing test shows its shrunk schedule, critical pair and replay line.", valueName: "n|exhaustive"))
+        @Option(name: .customLong("explore"), help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore), or under every interleaving with `exhaustive` (explore --exhaustive); a failing test shows explore's report: its shrunk schedule, explanation and replay line.", valueName: "n|exhaustive"))
         var exploreOption: String?
+
+        @Flag(help: "With --explore: print every step of a failing schedule's interleaving, with no elision.")
+        var full = false
 
         @Option(help: ArgumentHelp("With --explore exhaustive: only schedules with at most this many preemptions.", valueName: "k"))
         var preemptions: Int?
@@ -80,6 +83,7 @@ extension IPCPlay {
             if let exploreOption, !exhaustive && (explore ?? 0) < 1 { throw ValidationError("--explore must be a number of schedules (at least 1) or 'exhaustive', not '\(exploreOption)'") }
             if let preemptions, preemptions < 0 { throw ValidationError("--preemptions must be at least 0") }
             if preemptions != nil && !exhaustive { throw ValidationError("--preemptions goes with --explore exhaustive") }
+            if full && exploreOption == nil { throw ValidationError("--full goes with --explore") }
             if exploreOption != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if exploreOption != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if scenario.crashes.kill > 0 && exploreOption == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
@@ -303,6 +307,7 @@ struct TestRunner {
                 if let maxSteps = options.scenario.maxSteps { args += ["--max-steps", String(maxSteps)] }
                 if let limit = options.scenario.memoryLimit { args += ["--memory-limit", String(limit)] }
                 args += options.scenario.crashes.arguments
+                if options.full { args.append("--full") }
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the rerun line runs it with the same numbers.

@@ -14,8 +14,8 @@ struct LocationTests {
         // Both processes wait in the helper's second acquire, each called from its own line.
         #expect(r.stdout.contains("MainProcess: blocked in lock:acquire on a, at \(f):9 (from \(f):21)"), "\(r.stdout)")
         #expect(r.stdout.contains("Process-1: blocked in lock:acquire on b, at \(f):9 (from \(f):18)"), "\(r.stdout)")
-        // The pair: each acquire with the line that called atomic_begin.
-        let pair = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("critical pair: ") }, "\(r.stdout)")
+        // The explanation: each acquire with the line that called atomic_begin.
+        let pair = try #require(Ipcplay.explanationLine(in: r.stdout), "\(r.stdout)")
         #expect(pair.contains("lock:acquire at \(f):8 (from \(f):18)") || pair.contains("lock:acquire at \(f):8 (from \(f):21)"), "\(pair)")
         #expect(pair.contains(" (from \(f):18)") && pair.contains(" (from \(f):21)"), "\(pair)")
         // The interleaving: lines of the script itself, short.
