@@ -461,6 +461,7 @@ extension Explorer {
         // run queues thousands), then another process.
         var levels: [[(made: ArraySlice<Int>, then: Int?)]] = Array(repeating: [], count: deepest + 1)
         var next = Array(repeating: 0, count: deepest + 1)
+        var expanded = Set<UInt64>()
         levels[0] = [([], nil)]
         /// Runs level `c`'s schedules until one fails the same way, the level is done or
         /// `share` runs are spent; true when one failed.
@@ -474,6 +475,9 @@ extension Explorer {
                     if better(r) { keep(r) }
                     return true
                 }
+                // A run equivalent to one already expanded (the same order of dependent
+                // steps) leads to the same schedules: not expanded again.
+                guard expanded.insert(r.hash).inserted else { continue }
                 let steps = r.steps
                 let made = r.picks
                 let (own, ceiling) = (r.preemptions, best.preemptions)
