@@ -231,15 +231,40 @@ struct ExplanationTests {
         #expect(step.stdout.contains("not a race: the schedule fails with no preemption\nreplay: "), "\(step.stdout)")
     }
 
-    /// Shrinking finishes on the condition lesson: its two preemptions, and a short schedule.
+    /// Shrinking finishes on the condition lesson: its two preemptions, well within the
+    /// budget (a search by preemptions that expanded equivalent runs again took over 700).
     @Test func shrinkingFinishesOnTheConditionLesson() throws {
         for strategy in ["pct", "random"] {
             let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "1", "scripts/races/condition_if.lua"], limit: Self.limit)
             #expect(r.status == 1, "\(r.combined)")
-            #expect(!r.stdout.contains("(budget reached)"), "\(r.stdout)")
+            let headline = r.stdout.split(separator: "\n").first ?? ""
+            let runs = headline.split(separator: " ").reversed().dropFirst().first.flatMap { Int($0) } ?? Int.max
+            #expect(headline.hasSuffix(" runs") && runs <= 400, "\(headline)")
             let schedule = r.stdout.split(separator: "\n").first { $0.hasPrefix("schedule: ") } ?? ""
             #expect(schedule.hasSuffix(", 2 preemptions"), "\(r.stdout)")
         }
+    }
+
+    /// A kill between a debit and its credit (`--kill`): the contract's atomicity form, the
+    /// killed call second, and the step of another process that saw the half-done transfer.
+    @Test func aKillBetweenTwoStepsIsAnAtomicityViolation() throws {
+        let script = try Ipcplay.writeScript("""
+            local a = ipc.value("i", 100)
+            local b = ipc.value("i", 0)
+            local p = ipc.spawn(function()
+              a.value = a.value - 10
+              b.value = b.value + 10
+            end)
+            p:join()
+            assert(a.value + b.value == 100, "money lost")
+            """)
+        defer { Ipcplay.removeScript(script) }
+        let r = try Ipcplay.run(["explore", "--kill", "1", "--seed", "1", script.path], limit: Self.limit)
+        #expect(r.status == 1, "\(r.combined)")
+        let line = try #require(Ipcplay.explanationLine(in: r.stdout), "\(r.stdout)")
+        let (form, lines) = Ipcplay.explanation(line, script: script.path)
+        #expect(form == "atomicity" && lines == [4, 5, 8], "\(line)")
+        #expect(line.hasPrefix("atomicity: value write at \(script.path):4 ... value write at \(script.path):5 interrupted by "), "\(line)")
     }
 }
 
