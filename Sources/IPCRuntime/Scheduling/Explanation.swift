@@ -90,8 +90,9 @@ struct ExplanationCandidates {
 
     /// The steps where the run switched away from a process that could have gone on, the
     /// last first (the later a preemption, the closer to the failure it tends to be).
+    /// (The last 16: a schedule whose shrinking was cut short can have thousands.)
     var preemptions: [Int] {
-        run.steps.indices.filter { $0 > 0 && run.steps[$0].preempted && !run.steps[$0].killed }.reversed()
+        Array(run.steps.indices.filter { $0 > 0 && run.steps[$0].preempted && !run.steps[$0].killed }.reversed().prefix(16))
     }
 
     /// The process order with the steps of `process` from index `from` up to and including
@@ -117,7 +118,8 @@ struct ExplanationCandidates {
     /// The atomicity violations across each preemption, most telling first: two steps of a
     /// process, one before the preemption and one after it (or the call it waited in at
     /// the end), and a step of another process between them that depends on them. Ranked:
-    /// the two on data rather than locks and life cycle (a lock's release and the next
+    /// two steps the process did not release a lock between (an unlock between them means
+    /// others may come in); the two on data rather than locks and life cycle (a lock's release and the next
     /// acquire are meant to let others in); two different calls rather than one call made
     /// twice (a loop's turns); a step between them that depends on both in
     /// an order no serial run gives (then on the second, then on the first; the last such
@@ -128,7 +130,7 @@ struct ExplanationCandidates {
     /// the other process's steps up to it before the first; or the process's steps up to
     /// the second before the other process's stretch of steps holding it.
     func atomicity() -> [(named: [Explanation.Named], tries: [Reordering])] {
-        // sync, again, kind, span, preempted, preemption, back: compared in this order.
+        // released, sync, again, kind, span, preempted, preemption, back: in this order.
         var found: [(rank: [Int], named: [Explanation.Named], tries: [Reordering])] = []
         var seen = Set<[Int]>()
         for (nth, p) in preemptions.enumerated() {
@@ -140,12 +142,13 @@ struct ExplanationCandidates {
                 let before = run.steps.indices[..<p].reversed().filter { run.steps[$0].process == x && !run.steps[$0].killed }.prefix(6)
                 var after = Array(run.steps.indices[p...].filter { run.steps[$0].process == x && !run.steps[$0].killed }.prefix(4).map(site))
                 if after.count < 4, let pending = pendingSite(of: x) { after.append(pending) }
-                for (back, i) in before.enumerated() {
+                for (back, i) in before.enumerated() where !Self.setsUp(run.steps[i]) {
                     let first = site(i)
-                    for second in after {
+                    for second in after where !Self.setsUp(second.named.step) {
                         let j = second.named.index ?? run.steps.count
                         var best: (kind: Int, k: Int)?
-                        for k in (i + 1)..<j where run.steps[k].process != x && !run.steps[k].killed {
+                        // (At most 256 steps back from the second.)
+                        for k in max(i + 1, j - 256)..<max(i + 1, j) where run.steps[k].process != x && !run.steps[k].killed {
                             let b = site(k)
                             let onFirst = dependent(first, b), onSecond = dependent(b, second)
                             guard onFirst || onSecond else { continue }
@@ -166,15 +169,33 @@ struct ExplanationCandidates {
                                      moved(process: x, from: stretch, through: second.named.index, to: stretch)]
                         let sync = (Self.synchronizes(first.named.step) ? 1 : 0) + (Self.synchronizes(second.named.step) ? 1 : 0)
                         let preempted = x == run.steps[p - 1].process ? 0 : 1
-                        let span = (i + 1..<j).filter { run.steps[$0].process == x }.count
+                        let own = (i + 1..<j).filter { run.steps[$0].process == x }
+                        let span = own.count
+                        // The process let go of a lock between the two: it meant others to come in.
+                        let released = own.contains { Self.releases(run.steps[$0]) } ? 1 : 0
                         // The same call at the same line twice: two turns of a loop, rarely meant as one.
                         let again = first.named.step.site == second.named.step.site && first.named.step.location == second.named.step.location ? 1 : 0
-                        found.append(([sync, again, kind, span, preempted, nth, back], [first.named, second.named, site(k).named], tries))
+                        found.append(([released, sync, again, kind, span, preempted, nth, back], [first.named, second.named, site(k).named], tries))
                     }
                 }
             }
         }
         return found.sorted { $0.rank.lexicographicallyPrecedes($1.rank) }.map { ($0.named, $0.tries) }
+    }
+
+    /// A call of the module that makes an object or a process (`ipc.lock`, `ipc.spawn`):
+    /// the setting up of a scenario, not a step of its protocol.
+    static func setsUp(_ step: ScheduleLog.Step) -> Bool {
+        guard CallSite.all.indices.contains(step.site) else { return false }
+        let name = CallSite.all[step.site].name
+        return name.hasPrefix("ipc.") && name != "ipc.wait" && name != "ipc.sleep"
+    }
+
+    /// A call that gives up a lock (a release, an unlock).
+    static func releases(_ step: ScheduleLog.Step) -> Bool {
+        guard CallSite.all.indices.contains(step.site) else { return false }
+        let method = CallSite.all[step.site].name.split(separator: ":").last.map(String.init) ?? ""
+        return method == "release" || method == "unlock"
     }
 
     /// A call on a lock, a condition, a semaphore or a barrier, a value's own lock, or one
@@ -200,11 +221,12 @@ struct ExplanationCandidates {
         for (nth, p) in preemptions.enumerated() {
             let a = run.steps[p - 1].process
             let resume = run.steps.indices.first { $0 >= p && run.steps[$0].process == a } ?? run.steps.count
-            var later = (p..<resume).filter { !run.steps[$0].killed }.map(site)
+            var later = (p..<min(resume, p + 64)).filter { !run.steps[$0].killed }.map(site)
             for q in run.pending.indices where q != a { if let s = pendingSite(of: q) { later.append(s) } }
-            for i in run.steps.indices[max(0, p - 8)..<p].reversed() where !run.steps[i].killed {
+            for i in run.steps.indices[max(0, p - 8)..<p].reversed() where !run.steps[i].killed && !Self.setsUp(run.steps[i]) {
                 let first = site(i)
-                for (distance, second) in later.enumerated() where second.named.step.process != first.named.step.process {
+                for (distance, second) in later.enumerated()
+                where second.named.step.process != first.named.step.process && !Self.setsUp(second.named.step) {
                     guard dependent(first, second) else { continue }
                     let key = [i, second.named.index ?? -1 - second.named.step.process]
                     guard seen.insert(key).inserted else { continue }
@@ -268,7 +290,7 @@ extension Explorer {
         func passes(_ order: Reordering) -> Bool {
             if let known = tried[order] { return known }
             guard !out() else { return false }
-            let r = follow(order, seed: run.seed, spent: &spent, budget: budget)
+            let r = follow(order, seed: run.seed, spent: &spent, budget: budget, deadline: deadline)
             tried[order] = r.map { !$0.failed } ?? false
             return tried[order]!
         }
@@ -303,10 +325,10 @@ extension Explorer {
     /// choice is added. Past the required steps, a step its process cannot make there
     /// (it waits, or it has ended, or went another way) is left out. Nil when the
     /// required steps cannot be made.
-    func follow(_ reordering: Reordering, seed: UInt64, spent: inout Int, budget: Int) -> Run? {
+    func follow(_ reordering: Reordering, seed: UInt64, spent: inout Int, budget: Int, deadline: Int64?) -> Run? {
         var order = reordering.order
         var picks: [Int] = []
-        while spent < budget {
+        while spent < budget && !(deadline.map { MonotonicClock.real() >= $0 } ?? false) {
             spent += 1
             let r = run(.directed(.end), seed: seed, decisions: Self.byIndex(picks))
             var choices = 0
