@@ -32,10 +32,10 @@ public struct RunReport: Equatable, Sendable {
     public var blocked: [BlockedProcess] = []
     /// A deadlock's wait-for cycle, the `cycle:` line (`WaitForGraph.cycleLine`).
     public var cycle: String?
-    /// A controlled run's findings: the schedule, the critical pair, the replay line,
+    /// A controlled run's findings: the schedule, its explanation (the contract's whole line), the replay line,
     /// the interleaving (explore, test --explore).
     public var schedule: String?
-    public var pair: String?
+    public var explanation: String?
     /// "NAME before <call> at <file:line>": the processes the schedule killed (`--kill`).
     public var kills: [String] = []
     public var replay: String?
@@ -71,7 +71,7 @@ public struct RunReport: Equatable, Sendable {
         static let process = "process"
         static let message = "message"
         static let schedule = "schedule"
-        static let pair = "critical-pair"
+        static let explanation = "explanation"
         static let kill = "kill"
         static let replay = "replay"
         static let interleaving = "interleaving"
@@ -89,7 +89,7 @@ public struct RunReport: Equatable, Sendable {
         if let cycle { lines.append((Key.cycle, cycle.hasPrefix(Self.cyclePrefix) ? String(cycle.dropFirst(Self.cyclePrefix.count)) : cycle)) }
         lines += kills.map { (Key.kill, $0) }
         if let schedule { lines.append((Key.schedule, schedule)) }
-        if let pair { lines.append((Key.pair, pair)) }
+        if let explanation { lines.append((Key.explanation, explanation)) }
         if let replay { lines.append((Key.replay, replay)) }
         if let interleaving { lines.append((Key.interleaving, interleaving)) }
         var text = ""
@@ -137,7 +137,7 @@ public struct RunReport: Equatable, Sendable {
             case Key.blockedHeldBy: r.updateLastBlocked { $0.holders.append(Self.holder(v)) }
             case Key.cycle: r.cycle = cyclePrefix + v
             case Key.schedule: r.schedule = v
-            case Key.pair: r.pair = v
+            case Key.explanation: r.explanation = v
             case Key.kill: r.kills.append(v)
             case Key.replay: r.replay = v
             case Key.interleaving: r.interleaving = v

@@ -18,6 +18,9 @@ struct ScheduleCommandOptions: ParsableArguments {
     @Option(help: .hidden)
     var report: String?
 
+    @Flag(help: "Print every step of a failing schedule's interleaving, with no elision.")
+    var full = false
+
     func validate() throws {
         if maxSteps < 1 { throw ValidationError("--max-steps must be at least 1") }
         if !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
@@ -179,7 +182,8 @@ extension IPCPlay {
             if !parsed.scriptHash.isEmpty && parsed.scriptHash != hash {
                 Runtime.writeStderr("ipcplay: warning: \(target.script) changed since this token was made; replaying it anyway (decisions are named by process and call)\n")
             }
-            let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, output: .inherit)
+            let run = explorer.run(.directed(.end), seed: parsed.seed, decisions: parsed.decisions, byIndex: false, locations: true,
+                                   output: .inherit)
             if Cancellation.isRequested {
                 if let eventsPath { unlink(eventsPath) }
                 Runtime.writeStderr("ipcplay: interrupted by \(Cancellation.signalName); the replay did not finish\n")
@@ -195,7 +199,15 @@ extension IPCPlay {
                 }
                 unlink(eventsPath)
             }
-            if let path = options.report { Exploring.write(run.report, to: path) }
+            var report = run.report
+            if run.failed && !Cancellation.isRequested {
+                // Its interleaving, schedule and explanation, as explore prints them.
+                let explanation = explorer.explain(run, picks: run.picks, kills: run.kills).0
+                report = Exploring.report(run, explanation: explanation, script: target.script, full: options.full)
+                print("\n" + Exploring.findings(report), terminator: "")
+            }
+            if let path = options.report { Exploring.write(report, to: path) }
+            fflushStdout()
             Glibc.exit(run.failed ? 1 : 0)
         }
     }
@@ -259,7 +271,8 @@ enum Exploring {
         let finding = explorer.shrink(failure, limits: limits)
         progress.clear()
         afterShrinking()
-        let report = report(finding, script: target.script, arguments: target.arguments, shaping: options.shapingArguments)
+        let report = report(finding, script: target.script, arguments: target.arguments, shaping: options.shapingArguments,
+                            full: options.full)
         let stopped = finding.stopped.map { " (\($0.rawValue))" } ?? ""
         print("ipcplay: \(headline); shrunk in \(finding.runs) runs\(stopped)")
         print(text(report, output: finding.run.output))
@@ -310,19 +323,23 @@ enum Exploring {
 
     /// The findings of a failing schedule, as `explore` prints them and `test --explore`
     /// reports them.
-    static func report(_ finding: Finding, script: String, arguments: [String], shaping: [String]) -> RunReport {
-        let run = finding.run
+    static func report(_ finding: Finding, script: String, arguments: [String], shaping: [String], full: Bool) -> RunReport {
+        var report = report(finding.run, explanation: finding.explanation, script: script, full: full)
+        let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: finding.run.seed, decisions: finding.run.decisions)
+        report.replay = replayLine(token, script: script, arguments: arguments, shaping: shaping)
+        return report
+    }
+
+    /// The findings of the failing `run` (logged with locations), explained by `explanation`
+    /// (no replay line).
+    static func report(_ run: Explorer.Run, explanation: Explanation, script: String, full: Bool) -> RunReport {
         var report = run.report
         if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
         // The contract's format, whatever the numbers: "schedule: N steps, K preemptions".
         report.schedule = "\(run.steps.count) steps, \(run.preemptions) preemptions"
         report.kills = killLines(run, script: script)
-        if let pair = finding.pair {
-            report.pair = "\(describe(pair.first)) / \(describe(pair.second))"
-        }
-        let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: script), seed: run.seed, decisions: run.decisions)
-        report.replay = replayLine(token, script: script, arguments: arguments, shaping: shaping)
-        report.interleaving = interleaving(finding, script: script)
+        report.explanation = explanation.line(describe)
+        report.interleaving = interleaving(run, explanation: explanation, script: script, full: full)
         return report
     }
 
@@ -354,11 +371,11 @@ enum Exploring {
         return step.location.isEmpty ? name : "\(name) at \(step.location)"
     }
 
-    /// The shrunk schedule as lanes: every step when it is short, else the steps around
-    /// the critical pair and the preemptions, the rest elided; then, when the run failed
-    /// with processes waiting, the calls they waited in.
-    static func interleaving(_ finding: Finding, script: String) -> String {
-        let run = finding.run
+    /// The schedule as lanes: every step when it is short or `full`, else the steps around
+    /// the preemptions and the ones the explanation names (marked, never elided, nor the
+    /// steps on either side of them), the rest elided; then, when the run failed with
+    /// processes waiting, the calls they waited in.
+    static func interleaving(_ run: Explorer.Run, explanation: Explanation, script: String, full: Bool) -> String {
         var steps = run.steps.map { s in
             let call = CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].name : "?"
             // A kill is its own row: the call it came before, which never took effect (as
@@ -368,36 +385,33 @@ enum Exploring {
              location: shortLocation(s.location, script: script) + (s.resumed ? " (resumes)" : s.timeout ? " (times out)" : ""))
         }
         let made = steps.count
+        // The row of each call a process waited in at the end.
+        var waitingRow: [Int: Int] = [:]
         for case let p? in run.pending {
+            waitingRow[p.process] = steps.count
             steps.append((p.process, CallSite.all.indices.contains(p.site) ? CallSite.all[p.site].name : "?",
                           run.objectNames[p.object] ?? "", shortLocation(p.location, script: script) + " (waits)"))
         }
+        let marked = Set(explanation.named.compactMap { $0.index ?? waitingRow[$0.step.process] })
         var keep = Set<Int>()
-        if steps.count <= 60 {
+        if full || steps.count <= 60 {
             keep = Set(steps.indices)
         } else {
             keep.formUnion(0..<5)
             keep.formUnion(max(0, made - 12)..<steps.count)  // how it ends
+            for i in marked { keep.formUnion(max(0, i - 1)...min(steps.count - 1, i + 1)) }
             // Around the preemptions, as long as the table stays readable (a schedule whose
             // shrinking was cut short can have thousands).
             for (i, s) in run.steps.enumerated() where s.preempted {
                 if keep.count > 240 { break }
                 keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3))
             }
-            if let pair = finding.pair {
-                keep.formUnion(max(0, pair.firstIndex - 4)...min(steps.count - 1, pair.firstIndex + 3))
-                if let j = pair.secondIndex { keep.formUnion(max(0, j - 3)...min(steps.count - 1, j + 4)) }
-            }
+            for i in marked { keep.formUnion(max(0, i - 3)...min(steps.count - 1, i + 3)) }
             keep.formUnion(made..<steps.count)
         }
         let rows = keep.sorted()
         var elided: [(after: Int, count: Int)] = []
         for (a, b) in zip(rows, rows.dropFirst()) where b - a > 1 { elided.append((a, b - a - 1)) }
-        var marked = Set<Int>()
-        if let pair = finding.pair {
-            marked.insert(pair.firstIndex)
-            marked.insert(pair.secondIndex ?? made + (run.pending.prefix(pair.second.process).compactMap { $0 }.count))
-        }
         let picture = Timeline(schedule: steps, names: run.names, rows: rows, elided: elided, marked: marked)
         // Wide enough for a call, its object and its line in each lane.
         return picture.render(columns: max(Terminal.standardOutput.columns, 8 + 30 * max(run.names.count, 1)), colour: false)
@@ -447,15 +461,19 @@ enum Exploring {
             out += "output of the shrunk schedule\(lines.count > 30 ? " (last 30 lines)" : ""):\n"
             out += lines.suffix(30).map { "| \($0)\n" }.joined()
         }
-        out += "\n" + (report.interleaving ?? "")
+        out += "\n" + findings(report)
+        out += "replay: \(report.replay ?? "")"
+        return out
+    }
+
+    /// The interleaving, the kills, the `schedule:` line and the explanation's line, each
+    /// line ended.
+    static func findings(_ report: RunReport) -> String {
+        var out = report.interleaving ?? ""
         out += report.kills.map { "kill: \($0)\n" }.joined()
         out += "schedule: \(report.schedule ?? "")\n"
-        if let cycle = report.cycle {
-            out += cycle + "\n"  // a deadlock's explanation: its wait-for cycle
-        } else {
-            out += "critical pair: \(report.pair ?? "none found (no single swap of two steps makes this schedule pass)")\n"
-        }
-        out += "replay: \(report.replay ?? "")"
+        // A deadlock's explanation is its wait-for cycle, when the run's holders give one.
+        out += (report.explanation ?? report.cycle ?? Explanation(form: .none).line { _ in "" }) + "\n"
         return out
     }
 

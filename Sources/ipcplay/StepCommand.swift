@@ -44,13 +44,16 @@ extension IPCPlay {
                 Glibc.exit(Cancellation.exitStatus)
             }
             let token = ReplayToken(scriptHash: ReplayToken.hash(ofScript: target.script), seed: seed, decisions: run.decisions)
+            var report = run.report
             if run.failed {
-                var report = run.report
-                if report.outcome == nil { report.outcome = .error; report.messages = ["the run ended with status \(run.status)"] }
+                // Its interleaving, schedule and explanation, as explore prints them.
+                let explanation = explorer.explain(run, picks: run.picks, kills: run.kills).0
+                report = Exploring.report(run, explanation: explanation, script: target.script, full: options.full)
                 print(report.outcome == .deadlock ? "the run deadlocked." : "the run failed: \(report.outcome!.rawValue)")
+                print("\n" + Exploring.findings(report), terminator: "")
             }
             print("replay: " + Exploring.replayLine(token, script: target.script, arguments: target.arguments, shaping: options.shapingArguments))
-            if let path = options.report { Exploring.write(run.report, to: path) }
+            if let path = options.report { Exploring.write(report, to: path) }
             fflushStdout()
             Glibc.exit(run.failed ? 1 : 0)
         }

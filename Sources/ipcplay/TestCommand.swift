@@ -29,8 +29,11 @@ extension IPCPlay {
         /// `run`'s options, applied to every test (--timeout defaults to 30 s here).
         @OptionGroup var scenario: ScenarioOptions
 
-        @Option(name: .customLong("explore"), help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore), or under every interleaving with `exhaustive` (explore --exhaustive); a failing test shows its shrunk schedule, critical pair and replay line.", valueName: "n|exhaustive"))
+        @Option(name: .customLong("explore"), help: ArgumentHelp("Run each test under this many controlled schedules (ipcplay explore), or under every interleaving with `exhaustive` (explore --exhaustive); a failing test shows explore's report: its shrunk schedule, explanation and replay line.", valueName: "n|exhaustive"))
         var exploreOption: String?
+
+        @Flag(help: "With --explore: print every step of a failing schedule's interleaving, with no elision.")
+        var full = false
 
         @Option(help: ArgumentHelp("With --explore exhaustive: only schedules with at most this many preemptions.", valueName: "k"))
         var preemptions: Int?
@@ -81,6 +84,7 @@ extension IPCPlay {
             if let exploreOption, !exhaustive && (explore ?? 0) < 1 { throw ValidationError("--explore must be a number of schedules (at least 1) or 'exhaustive', not '\(exploreOption)'") }
             if let preemptions, preemptions < 0 { throw ValidationError("--preemptions must be at least 0") }
             if preemptions != nil && !exhaustive { throw ValidationError("--preemptions goes with --explore exhaustive") }
+            if full && exploreOption == nil { throw ValidationError("--full goes with --explore") }
             if exploreOption != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if exploreOption != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if scenario.crashes.kill > 0 && exploreOption == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
@@ -135,7 +139,10 @@ struct TestResult {
     var reproduces = false
     /// A failing schedule's findings (`--explore`, `--explore-failures`).
     var schedule = ""
-    var pair = ""
+    /// The explanation's line ("critical pair: ...", "atomicity: ...").
+    var explanation = ""
+    /// `--explore`: explore's whole report of the failing schedule, printed as it is.
+    var exploreReport = ""
     /// What `--explore-failures` found ("" when it did not run).
     var explored = ""
 
@@ -307,6 +314,7 @@ struct TestRunner {
                 args += options.scenario.crashes.arguments
                 // The CPUs shared out: --jobs tests at once, each running its schedules on its share.
                 args += ["--jobs", String(max(1, Explorer.cpus / max(1, options.jobs)))]
+                if options.full { args.append("--full") }
             } else {
                 // The seed always goes along: a test's randomness (ipc.test.seed(), math.random)
                 // comes from it, so the rerun line runs it with the same numbers.
@@ -466,7 +474,7 @@ struct TestRunner {
             result.repro = replay
             result.reproduces = true
             result.schedule = found.schedule ?? ""
-            result.pair = found.pair ?? ""
+            result.explanation = found.explanation ?? ""
         } else {
             result.explored = "under explore, no schedule of \(runs) failed"
         }
@@ -513,7 +521,10 @@ struct TestRunner {
         result.blocked = report.blocked
         result.cycle = report.cycle ?? ""
         result.schedule = report.schedule ?? ""
-        result.pair = report.pair ?? ""
+        result.explanation = report.explanation ?? ""
+        // Explore's report (headline, failure, interleaving, schedule, explanation, replay)
+        // is the test's report: shown once, whole.
+        if options.exploreOption != nil, report.interleaving != nil, report.replay != nil { result.exploreReport = result.output }
         if let replay = report.replay {
             result.repro = replay
             result.reproduces = true
@@ -557,7 +568,7 @@ struct TestRunner {
                 }
                 if r.cycle.hasPrefix("cycle: ") { print("  cycle: \(yaml(String(r.cycle.dropFirst(7))))") }
                 if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
-                if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
+                if !r.explanation.isEmpty { print("  explanation: \(yaml(r.explanation))") }
                 if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
                 print("  \(r.reproKey): \(yaml(r.repro))")
                 if !r.reproduces { print("  note: \(yaml(TestResult.rerunNote))") }
@@ -571,12 +582,18 @@ struct TestRunner {
             case .failed, .interrupted:
                 let head = r.status == .interrupted ? "INTR" : "FAIL"
                 print("\(head)  \(r.name) (\(time))" + (options.repetitions > 1 ? ", on run \(r.run) of \(options.repetitions)" : ""))
+                if !r.exploreReport.isEmpty {
+                    for line in r.exploreReport.split(separator: "\n", omittingEmptySubsequences: false).dropLast(r.exploreReport.hasSuffix("\n") ? 1 : 0) {
+                        print(line.isEmpty ? "" : "      \(line)")
+                    }
+                    break
+                }
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b.line)") }
-                if !r.cycle.isEmpty { print("      \(r.cycle)") }
+                if !r.cycle.isEmpty && r.cycle != r.explanation { print("      \(r.cycle)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
-                if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
+                if !r.explanation.isEmpty { print("      \(r.explanation)") }
                 // What the test printed, without ipcplay's own report (shown above).
                 let output = r.output.split(separator: "\n").filter { line in
                     !(line.hasPrefix("ipcplay: error in") || line.hasPrefix("ipcplay: timeout:") || line.hasPrefix("ipcplay: deadlock:")
@@ -655,9 +672,9 @@ struct TestRunner {
             case .failed, .interrupted:
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
-                if !r.cycle.isEmpty { body += "\n" + r.cycle }
+                if !r.cycle.isEmpty && r.cycle != r.explanation { body += "\n" + r.cycle }
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
-                if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
+                if !r.explanation.isEmpty { body += "\n\(r.explanation)" }
                 if !r.explored.isEmpty { body += "\n\(r.explored)" }
                 body += "\nseed: \(r.seed)\n\(r.reproKey): \(r.repro)"
                 if !r.reproduces { body += "\n(\(TestResult.rerunNote))" }

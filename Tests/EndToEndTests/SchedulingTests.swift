@@ -104,10 +104,9 @@ struct SchedulingTests {
         let schedule = r.stdout.split(separator: "\n").first { $0.hasPrefix("schedule: ") } ?? ""
         let preemptions = Int(schedule.split(separator: " ").dropFirst(3).first ?? "") ?? 99
         #expect(preemptions <= 2, "shrunk to at most 2 preemptions: \(schedule)\n\(r.combined)")
-        #expect(r.stdout.contains("critical pair: value read at scripts/lost_update.lua:24 / value write at scripts/lost_update.lua:24")
-                || r.stdout.contains("critical pair: value write at scripts/lost_update.lua:24 / value read at scripts/lost_update.lua:24"),
-                "\(r.stdout)")
-        // The interleaving: one column per process, the pair marked.
+        #expect(r.stdout.contains("atomicity: value read at scripts/lost_update.lua:24 ... value write at scripts/lost_update.lua:24"
+                                  + " interrupted by value write at scripts/lost_update.lua:24"), "\(r.stdout)")
+        // The interleaving: one column per process, the explanation's steps marked.
         #expect(r.stdout.contains("step    MainProcess"), "\(r.stdout)")
         #expect(r.stdout.contains("▶"), "\(r.stdout)")
         // The replay line replays the same bytes, twice.

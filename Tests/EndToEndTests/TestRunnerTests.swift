@@ -176,7 +176,7 @@ struct TestRunnerTests {
     }
 
     /// `--explore N`: each test under N schedules; a failing one shows its shrunk schedule,
-    /// its critical pair and its replay line, in the text, TAP and JUnit reports.
+    /// its explanation and its replay line, in the text, TAP and JUnit reports.
     @Test func exploreShowsTheScheduleThePairAndTheReplay() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-explore-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -200,13 +200,13 @@ struct TestRunnerTests {
         #expect(r.stdout.contains("PASS  \(dir.path)/atomic_test.lua"), "\(r.stdout)")
         #expect(r.stdout.contains("FAIL  \(dir.path)/race_test.lua"), "\(r.stdout)")
         #expect(r.stdout.contains("      schedule: "), "\(r.stdout)")
-        #expect(r.stdout.contains("      critical pair: value read at ") && r.stdout.contains("race_test.lua:2"), "\(r.stdout)")
+        #expect(r.stdout.contains("      atomicity: value read at ") && r.stdout.contains("race_test.lua:2"), "\(r.stdout)")
         #expect(r.stdout.contains("      replay: ipcplay replay --timeout 30 s2."), "\(r.stdout)")
         #expect(r.stdout.hasSuffix("1 passed, 1 failed\n"), "\(r.stdout)")
         let xml = try String(contentsOf: junit, encoding: .utf8)
-        #expect(xml.contains("critical pair: value read at") && xml.contains("replay: ipcplay replay --timeout 30 s2."), "\(xml)")
+        #expect(xml.contains("atomicity: value read at") && xml.contains("replay: ipcplay replay --timeout 30 s2."), "\(xml)")
         let tap = try Ipcplay.run(["test", "--explore", "200", "--seed", "3", "--tap", dir.path])
-        #expect(tap.stdout.contains("  critical_pair: \"value read at"), "\(tap.stdout)")
+        #expect(tap.stdout.contains("  explanation: \"atomicity: value read at"), "\(tap.stdout)")
         #expect(tap.stdout.contains("  replay: \"ipcplay replay --timeout 30 s2."), "\(tap.stdout)")
         // The replay line replays the failure.
         let line = try #require(r.stdout.split(separator: "\n").first { $0.contains("replay: ipcplay replay") })

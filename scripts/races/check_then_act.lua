@@ -11,7 +11,7 @@
 --
 --   ipcplay explore scripts/races/check_then_act.lua
 --   ipcplay run --jitter 1 scripts/races/check_then_act.lua   (random delays: now and then)
---
+-- explanation: atomicity 25 26
 -- The fix is in check_then_act_fixed.lua.
 local ipc = require("ipc")
 local jobs = tonumber(arg[1]) or 3

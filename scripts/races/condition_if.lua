@@ -12,7 +12,7 @@
 --
 --   ipcplay explore scripts/races/condition_if.lua
 --   ipcplay run scripts/races/condition_if.lua   (fails now and then)
---
+-- explanation: atomicity 26 29 31
 -- The fix is in condition_if_fixed.lua.
 local ipc = require("ipc")
 local consumers = 2

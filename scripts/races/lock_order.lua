@@ -12,7 +12,7 @@
 --
 -- (A plain run does not hang: ipcplay sees that every process is blocked for ever,
 -- reports where, and exits 124.)
---
+-- explanation: cycle
 -- The fix is in lock_order_fixed.lua.
 local ipc = require("ipc")
 local transfers = tonumber(arg[1]) or 2

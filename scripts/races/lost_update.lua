@@ -12,7 +12,7 @@
 --
 --   ipcplay explore scripts/races/lost_update.lua
 --   ipcplay run scripts/races/lost_update.lua [increments]
---
+-- explanation: atomicity 25 26
 -- The fix is in lost_update_fixed.lua.
 local ipc = require("ipc")
 local workers = 2

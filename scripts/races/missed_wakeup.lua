@@ -16,7 +16,7 @@
 --
 -- (A plain run does not hang: ipcplay sees that every process is blocked for ever,
 -- reports where, and exits 124.)
---
+-- explanation: atomicity 31 37 39
 -- The fix is in missed_wakeup_fixed.lua.
 local ipc = require("ipc")
 local jobs = tonumber(arg[1]) or 3

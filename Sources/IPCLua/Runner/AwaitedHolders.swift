@@ -15,21 +15,21 @@ enum AwaitedHolders {
         switch kind.family {
         case .lock:
             guard let o = s.boxed(1, as: LockObject.self), o.ref.id == call.object.id else { return .unknown }
-            return owner(o.shared.lock.holder)
-        case .scalars:
+            return owner(o.core.lock.holder)
+        case .value:
             guard let o = s.boxed(1, as: ScalarsObject.self), o.ref.id == call.object.id else { return .unknown }
-            return owner(o.scalars.lock.holder)
+            return owner(o.core.lock.holder)
         case .condition:
             // Its acquire waits for the lock's owner; its wait, for a notify from anybody.
             guard call.site.name.hasSuffix(":acquire"), let o = s.boxed(1, as: ConditionObject.self),
                   o.ref.id == call.object.id else { return .unknown }
-            return owner(o.condition.lock.holder)
+            return owner(o.core.lock.holder)
         case .connection:
-            guard let o = s.boxed(1, as: ConnectionObject.self), o.ref.id == call.object.id, o.connection.readFD >= 0 else { return .unknown }
+            guard let o = s.boxed(1, as: ConnectionObject.self), o.ref.id == call.object.id, o.core.readFD >= 0 else { return .unknown }
             var st = stat()
-            guard fstat(o.connection.readFD, &st) == 0, st.st_mode & S_IFMT == S_IFIFO else { return .unknown }
+            guard fstat(o.core.readFD, &st) == 0, st.st_mode & S_IFMT == S_IFIFO else { return .unknown }
             return .writeEnd(device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
-        case .process, .queue, .semaphore, .event, .barrier, .socket:
+        default:
             // A join is answered by the runtime; nobody owns a queue's items, an event, a
             // barrier's other parties or a semaphore's units (any process may release one).
             return .unknown

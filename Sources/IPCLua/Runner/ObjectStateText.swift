@@ -14,32 +14,32 @@ enum ObjectStateText {
         switch kind.family {
         case .lock:
             guard let o = s.boxed(1, as: LockObject.self), o.ref.id == call.object.id else { return nil }
-            return holder(o.shared.lock.holder, depth: kind == .rlock ? o.shared.lock.depth : 1)
-        case .scalars:
+            return holder(o.core.lock.holder, depth: kind == .rlock ? o.core.lock.depth : 1)
+        case .value:
             guard let o = s.boxed(1, as: ScalarsObject.self), o.ref.id == call.object.id else { return nil }
-            let x = o.scalars
+            let x = o.core
             let shown = (0..<min(x.count, 6)).map { text(x.load($0)) }.joined(separator: ", ")
             let contents = o.isArray ? "{" + shown + (x.count > 6 ? ", ..." : "") + "}" : shown
             let lock = x.lock.holder
             return "= " + contents + (lock == 0 ? "" : ", locked by " + name(lock))
         case .queue:
             guard let o = s.boxed(1, as: QueueObject.self), o.ref.id == call.object.id else { return nil }
-            let n = o.queue.count
+            let n = o.core.count
             return n == 1 ? "1 item" : "\(n) items"
         case .event:
             guard let o = s.boxed(1, as: EventObject.self), o.ref.id == call.object.id else { return nil }
-            return o.event.isSet ? "set" : "clear"
+            return o.core.isSet ? "set" : "clear"
         case .semaphore:
             guard let o = s.boxed(1, as: SemaphoreObject.self), o.ref.id == call.object.id else { return nil }
-            return "value \(o.semaphore.value)"
+            return "value \(o.core.value)"
         case .barrier:
             guard let o = s.boxed(1, as: BarrierObject.self), o.ref.id == call.object.id else { return nil }
-            let b = o.barrier
+            let b = o.core
             return b.isBroken ? "broken" : "\(b.waiting) of \(b.parties) waiting"
         case .condition:
             guard let o = s.boxed(1, as: ConditionObject.self), o.ref.id == call.object.id else { return nil }
-            return "lock " + holder(o.condition.lock.holder, depth: 1)
-        case .process, .connection, .socket:
+            return "lock " + holder(o.core.lock.holder, depth: 1)
+        default:
             // A process is a column of its own; a pipe's or a socket's contents are bytes in
             // the kernel that only a read could count.
             return nil

@@ -103,10 +103,16 @@ public final class Explorer {
         public var failed: Bool { report.outcome.map { _ in report.failed } ?? true }
 
         /// What "the same failure" means when shrinking: the outcome and its first line,
-        /// numbers masked (pids, counts).
+        /// numbers masked (pids, counts); for a deadlock, the calls the processes were
+        /// blocked in, on their objects.
         public var signature: String {
             var text = "\(report.outcome?.rawValue ?? "status \(status)")"
-            if report.outcome != .deadlock && report.outcome != .livelock {
+            if report.outcome == .deadlock {
+                let blocked = pending.compactMap { $0 }.map { p in
+                    (CallSite.all.indices.contains(p.site) ? CallSite.all[p.site].name : "?") + " on " + (objectNames[p.object] ?? "")
+                }
+                text += ": " + blocked.sorted().joined(separator: ", ")
+            } else if report.outcome != .livelock {
                 text += ": "
                 for c in (report.messages.first ?? "").prefix(while: { $0 != "\n" }) {
                     if c.isNumber { if text.last != "#" { text.append("#") } } else { text.append(c) }
@@ -348,7 +354,7 @@ public final class Explorer {
 
 // MARK: - Exploring
 
-/// What `explore` does: run schedules until one fails; shrink it; find its critical pair.
+/// What `explore` does: run schedules until one fails; shrink it; explain it.
 public struct Exploration {
     public enum Strategy: String, Sendable { case pct, random }
 
@@ -542,17 +548,17 @@ public struct Exploration {
     }
 }
 
-// MARK: - Shrinking and the critical pair
+// MARK: - Shrinking and explaining
 
-/// A failing schedule made small enough to read, and the two steps whose order matters.
+/// A failing schedule made small enough to read, and why it fails.
 public struct Finding {
     /// The shrunk run, logged with every step's location.
     public var run: Explorer.Run
     /// Its decisions by process index (what to follow to replay it).
     public var picks: [Int]
-    /// The critical pair, if one was found.
-    public var pair: CriticalPair?
-    /// Runs spent shrinking and looking for the pair.
+    /// Why it fails (contract v3, "Explanations").
+    public var explanation = Explanation(form: .none)
+    /// Runs spent shrinking and explaining.
     public var runs = 0
     /// Why shrinking stopped before it was done, if it did.
     public var stopped: Stop?
@@ -561,17 +567,6 @@ public struct Finding {
         case budget = "budget reached"
         case timeLimit = "time limit reached"
     }
-}
-
-/// Two steps of different processes on one object, one of them a write, whose order,
-/// swapped, makes the schedule pass. The second may be a call its process never made:
-/// the one it waited in when the run failed.
-public struct CriticalPair: Sendable {
-    public var first: ScheduleLog.Step
-    public var firstIndex: Int
-    public var second: ScheduleLog.Step
-    /// Its index in the steps; nil for the call a process was waiting in at the end.
-    public var secondIndex: Int?
 }
 
 /// What bounds shrinking, and where it shows its progress.
@@ -592,7 +587,7 @@ public struct ShrinkLimits {
 
 extension Explorer {
     /// Shrinks the failing `run` to the fewest preemptions, then the fewest steps; then
-    /// looks for the critical pair. Every attempt is a deterministic run that must fail
+    /// explains it. Every attempt is a deterministic run that must fail
     /// the same way (`Run.signature`).
     /// 1. The schedules without preemption first (CHESS's context bound 0): from the
     ///    schedule with no decision, each choice where the running process could not go
@@ -602,7 +597,9 @@ extension Explorer {
     ///    kept when the run still fails with fewer preemptions.
     /// 3. When that leaves more than one: the schedules of one preemption, then two,
     ///    breadth first from those of step 1.
-    /// 4. Fewest steps: the decisions after each preemption dropped, when it still fails.
+    /// 4. Fewest steps: whole segments of one process dropped from the decisions, and the
+    ///    decisions after each preemption dropped, while it still fails the same way.
+    /// Then the explanation of the shrunk schedule (`explain`).
     /// The limits end it early; the best schedule so far is then the finding, and
     /// `Finding.stopped` says why.
     public func shrink(_ run: Run, limits: ShrinkLimits = ShrinkLimits()) -> Finding {
@@ -657,6 +654,7 @@ extension Explorer {
         // run queues thousands), then another process.
         var levels: [[(made: ArraySlice<Int>, then: Int?)]] = Array(repeating: [], count: deepest + 1)
         var next = Array(repeating: 0, count: deepest + 1)
+        var expanded = Set<UInt64>()
         levels[0] = [([], nil)]
         /// Runs level `c`'s schedules until one fails the same way, the level is done or
         /// `share` runs are spent; true when one failed.
@@ -670,6 +668,9 @@ extension Explorer {
                     if better(r) { keep(r) }
                     return true
                 }
+                // A run equivalent to one already expanded (the same order of dependent
+                // steps) leads to the same schedules: not expanded again.
+                guard expanded.insert(r.hash).inserted else { continue }
                 let steps = r.steps
                 let made = r.picks
                 let (own, ceiling) = (r.preemptions, best.preemptions)
@@ -717,14 +718,20 @@ extension Explorer {
         for c in 1...deepest where c < best.preemptions && allowed() {
             if search(level: c, share: max(budget * 3 / 4, 1)) { break }
         }
-        // 4. Fewest steps: with no more preemptions, drop the decisions after each one in
-        // turn (the default goes on), and keep the shortest run that still fails.
+        // 4. Fewest steps: whole segments of one process dropped from the decisions (the
+        // process then goes on where the default lets it), and the decisions after each
+        // preemption dropped (the default goes on); each kept when the run still fails the
+        // same way with no more preemptions and fewer steps. Until neither helps.
         improved = true
         while improved && allowed() {
             improved = false
+            if let r = droppingASegment(of: picks, better: better, attempt: { attempt($0) }, allowed: allowed) {
+                keep(r)
+                improved = true
+            }
             let choiceSteps = best.steps.indices.filter { best.steps[$0].isChoice }
             for (j, i) in choiceSteps.enumerated() where best.steps[i].preempted {
-                if let r = attempt(Array(picks.prefix(j + 1))), r.preemptions <= best.preemptions, r.steps.count < best.steps.count {
+                if let r = attempt(Array(picks.prefix(j + 1))), better(r) {
                     keep(r)
                     improved = true
                     break
@@ -735,12 +742,31 @@ extension Explorer {
         // finding needs it).
         let detailed = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(picks, kills: kills), locations: true, output: .capture)
         spent += 1
-        var finding = Finding(run: detailed, picks: picks, pair: nil, runs: spent)
+        var finding = Finding(run: detailed, picks: picks, runs: spent)
         finding.stopped = stopped
-        if stopped != .timeLimit {
-            finding.pair = criticalPair(detailed, picks: picks, kills: kills, spent: &finding.runs, deadline: limits.deadline)
-        }
+        let (explanation, explaining) = explain(detailed, picks: picks, kills: kills, deadline: limits.deadline)
+        finding.explanation = explanation
+        finding.runs += explaining
         return finding
+    }
+
+    /// One pass over the segments of `picks` (the choices in a row that pick one process),
+    /// the last first: each dropped in turn. The first run that fails the same way and is
+    /// `better` (fewer preemptions, or as many and fewer steps), if any.
+    func droppingASegment(of picks: [Int], better: (Run) -> Bool, attempt: ([Int]) -> Run?, allowed: () -> Bool) -> Run? {
+        var segments: [Range<Int>] = []
+        var start = 0
+        for j in picks.indices where j + 1 == picks.count || picks[j + 1] != picks[j] {
+            segments.append(start..<(j + 1))
+            start = j + 1
+        }
+        for segment in segments.reversed() {
+            guard allowed() else { return nil }
+            var candidate = picks
+            candidate.removeSubrange(segment)
+            if let r = attempt(candidate), better(r) { return r }
+        }
+        return nil
     }
 
     /// Each kill of the failing schedule dropped in turn, from the last: kept dropped when
@@ -773,39 +799,5 @@ extension Explorer {
         }
         // Kills after the last listed choice (a shorter candidate) wait for their process.
         return decisions + pending.map { ScheduleLog.Decision(process: $0.process, processName: "", site: nil, objectName: "", killBeforeStep: $0.beforeStep) }
-    }
-
-    /// Two steps of different processes on one object, at least one of them a write, such
-    /// that making the later one go first (choosing its process at the earlier one's
-    /// choice point) makes the run pass. Tried first where the schedule preempts.
-    func criticalPair(_ run: Run, picks: [Int], kills: [Kill] = [], spent: inout Int, deadline: Int64? = nil) -> CriticalPair? {
-        let steps = run.steps
-        var choiceIndex = 0
-        var candidates: [(pair: CriticalPair, choice: Int, preempted: Bool)] = []
-        for (i, s) in steps.enumerated() {
-            guard s.isChoice else { continue }
-            defer { choiceIndex += 1 }
-            guard CallSite.all.indices.contains(s.site), s.object != 0 else { continue }
-            let access = CallSite.all[s.site].access
-            // Every other process that could have gone here: its next step is the one it
-            // was about to make (or, when it made none, the call it waited in at the end).
-            for q in 0..<64 where q != s.process && s.readyMask & (1 << UInt64(q)) != 0 {
-                let j = steps[(i + 1)...].firstIndex(where: { $0.process == q })
-                guard let t = j.map({ steps[$0] }) ?? (q < run.pending.count ? run.pending[q] : nil) else { continue }
-                guard t.object == s.object, CallSite.all.indices.contains(t.site),
-                      access == .write || CallSite.all[t.site].access == .write else { continue }
-                candidates.append((CriticalPair(first: s, firstIndex: i, second: t, secondIndex: j), choiceIndex, s.preempted))
-            }
-        }
-        candidates.sort { ($0.preempted ? 0 : 1, $0.pair.firstIndex) < ($1.preempted ? 0 : 1, $1.pair.firstIndex) }
-        for c in candidates.prefix(64) {
-            if let deadline, MonotonicClock.real() >= deadline { return nil }
-            var candidate = Array(picks.prefix(c.choice))
-            candidate.append(c.pair.second.process)
-            spent += 1
-            let r = self.run(.directed(.end), seed: run.seed, decisions: Self.byIndex(candidate, kills: kills))
-            if !r.failed { return c.pair }
-        }
-        return nil
     }
 }
