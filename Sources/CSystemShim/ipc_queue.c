@@ -88,6 +88,22 @@ static void trim_all(ipc_queue_header *h) {
     }
 }
 
+void ipc_queue_repair_put_lock(ipc_queue_header *h, uint32_t dead, int event_fd) {
+    uint32_t writer = h->stream_writer;
+    if (writer != 0 && (writer == dead || !process_exists(writer))) ipc_queue_append_abort(h, event_fd);
+    h->copying = 0;
+}
+
+void ipc_queue_repair_get_lock(ipc_queue_header *h, uint32_t dead) {
+    uint32_t reader = h->stream_reader;
+    if (reader != 0 && (reader == dead || !process_exists(reader))) {
+        ipc_queue_begin_update(h, IPC_JOURNAL_GET);
+        h->stream_reader = 0;
+        h->skipping = 1;
+        ipc_queue_end_update(h);
+    }
+}
+
 void ipc_queue_skip_padding(ipc_queue_header *h) {
     uint64_t cap = h->capacity, head = h->head;
     uint16_t flags = 0;

@@ -124,6 +124,15 @@ static inline int ipc_queue_put_single(ipc_queue_header *h, const void *a, size_
 /// wakes every reader.
 void ipc_queue_append_abort(ipc_queue_header *h, int event_fd);
 
+/// The repair of put_lock taken over from `dead` (the state lock held): when it died in
+/// the middle of a streamed item, the item is closed with an ABORT frame; its frame being
+/// copied outside the lock was never published.
+void ipc_queue_repair_put_lock(ipc_queue_header *h, uint32_t dead, int event_fd);
+
+/// The repair of get_lock taken over from `dead` (the state lock held): when it died in
+/// the middle of a streamed item, the rest of that item is skipped.
+void ipc_queue_repair_get_lock(ipc_queue_header *h, uint32_t dead);
+
 // MARK: - Taking frames
 
 /// Moves `head` past wrap padding (giving back the pages it covered).

@@ -118,33 +118,23 @@ public final class MessageQueue {
 
     func unlockState() { stateLock.release() }
 
-    /// Takes `put_lock`; when its holder died mid-message, closes that message.
-    func acquirePutLock(_ deadline: Deadline) -> Bool {
-        putLock.acquire(deadline: deadline, object: self.name) { dead in
+    /// Takes `put_lock` (`get_lock` when `forGet`); when its holder died mid-message, the
+    /// message is closed (ipc_queue_repair_put_lock: its rest is skipped,
+    /// ipc_queue_repair_get_lock), under the state lock.
+    func acquireStreamLock(_ deadline: Deadline, forGet: Bool) -> Bool {
+        (forGet ? getLock : putLock).acquire(deadline: deadline, object: self.name) { dead in
             _ = self.lockState(.never)
-            let writer = Int32(bitPattern: self.h.pointee.stream_writer)
-            if writer != 0 && (writer == dead || !ProcessControl.exists(writer)) {
-                ipc_queue_append_abort(self.h, self.eventFD)
+            if forGet {
+                ipc_queue_repair_get_lock(self.h, UInt32(bitPattern: dead))
+            } else {
+                ipc_queue_repair_put_lock(self.h, UInt32(bitPattern: dead), self.eventFD)
             }
-            self.h.pointee.copying = 0  // the dead holder's frame was never published
             self.unlockState()
         }
     }
 
-    /// Takes `get_lock`; when its holder died mid-message, the rest of it is skipped.
-    func acquireGetLock(_ deadline: Deadline) -> Bool {
-        getLock.acquire(deadline: deadline, object: self.name) { dead in
-            _ = self.lockState(.never)
-            let reader = Int32(bitPattern: self.h.pointee.stream_reader)
-            if reader != 0 && (reader == dead || !ProcessControl.exists(reader)) {
-                ipc_queue_begin_update(self.h, Self.journalGet)
-                self.h.pointee.stream_reader = 0
-                self.h.pointee.skipping = 1
-                ipc_queue_end_update(self.h)
-            }
-            self.unlockState()
-        }
-    }
+    func acquirePutLock(_ deadline: Deadline) -> Bool { acquireStreamLock(deadline, forGet: false) }
+    func acquireGetLock(_ deadline: Deadline) -> Bool { acquireStreamLock(deadline, forGet: true) }
 
     // MARK: - Ring geometry (under the state lock; ipc_queue.h)
 
@@ -152,16 +142,12 @@ public final class MessageQueue {
 
     typealias Place = (offset: Int, padding: Int)
 
-    /// Where a frame of `size` bytes goes (ipc_queue_placement), or nil when it does not fit now.
-    func placement(size: Int) -> Place? {
+    /// Where a frame of `size` bytes goes (ipc_queue_placement; `hot`: one that ends within
+    /// the hot zone, ipc_queue_hot_placement), or nil when it does not fit now.
+    func placement(size: Int, hot: Bool = false) -> Place? {
         var offset: UInt64 = 0, padding: UInt64 = 0
-        return ipc_queue_placement(h, UInt64(size), &offset, &padding) != 0 ? (Int(offset), Int(padding)) : nil
-    }
-
-    /// A place for a frame of `size` bytes that ends within the hot zone, or nil.
-    func hotPlacement(size: Int) -> Place? {
-        var offset: UInt64 = 0, padding: UInt64 = 0
-        return ipc_queue_hot_placement(h, UInt64(size), &offset, &padding) != 0 ? (Int(offset), Int(padding)) : nil
+        let fits = hot ? ipc_queue_hot_placement(h, UInt64(size), &offset, &padding) : ipc_queue_placement(h, UInt64(size), &offset, &padding)
+        return fits != 0 ? (Int(offset), Int(padding)) : nil
     }
 
     /// Writes bytes `from..<from+n` of `message` as a frame at `offset` (not yet visible).
@@ -298,7 +284,7 @@ public final class MessageQueue {
                 let roomForItem = !isFirst || maxsize == 0 || h.pointee.items < maxsize
                 var coldRoom = false
                 if roomForItem {
-                    if let place = hotPlacement(size: size) { chosen = place; break }
+                    if let place = placement(size: size, hot: true) { chosen = place; break }
                     if let place = placement(size: size) {
                         if spilling || !consumerAbout() { chosen = place; break }
                         coldRoom = true
