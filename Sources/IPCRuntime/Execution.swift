@@ -68,9 +68,6 @@ struct TraceState {
     var parkedSince: Int64 = 0
     var parkedTotal: Int64 = 0
     var messageCounter: UInt64 = 0
-    /// The trace's clock: real time, or under a controlled scheduler the schedule's own
-    /// (virtual time plus a microsecond per step), so that a replay draws the same picture.
-    var clock: (() -> Int64)?
     /// Under a controlled scheduler, the number of steps made so far: each event carries
     /// it (`"step"`), and a timeline numbers its rows with it, not with virtual seconds.
     var step: (() -> Int64)?

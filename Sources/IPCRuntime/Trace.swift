@@ -293,11 +293,7 @@ public enum Trace {
         }
     }
 
-    /// The trace's clock and step counter (see `TraceState`).
-    static var clock: (() -> Int64)? {
-        @inline(__always) get { Execution.current.trace.clock }
-        set { Execution.current.trace.clock = newValue }
-    }
+    /// The trace's step counter (see `TraceState`).
     static var step: (() -> Int64)? {
         get { Execution.current.trace.step }
         set { Execution.current.trace.step = newValue }
@@ -311,7 +307,7 @@ public enum Trace {
     }
 
     @inline(__always)
-    static func now() -> Int64 { clock?() ?? MonotonicClock.real() }
+    static func now() -> Int64 { MonotonicClock.traceNanoseconds() }
 
     // MARK: - Output
 

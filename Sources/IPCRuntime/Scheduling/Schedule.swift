@@ -126,7 +126,9 @@ public final class Schedule: GateHook, Blocking.Controller {
         Blocking.controller = s
         MonotonicClock.virtual = UnsafeMutableRawPointer(s.h).advanced(by: MemoryLayout<ipc_sched_header>.offset(of: \.now)!)
             .assumingMemoryBound(to: UInt64.self)
-        Trace.clock = { [h = s.h] in Int64(bitPattern: ipc_load64(&h.pointee.now)) &+ Int64(ipc_load64(&h.pointee.steps)) &* 1000 }
+        // The one clock reads the schedule's time and steps (a trace's time: see `traceNanoseconds`).
+        MonotonicClock.steps = UnsafeMutableRawPointer(s.h).advanced(by: MemoryLayout<ipc_sched_header>.offset(of: \.steps)!)
+            .assumingMemoryBound(to: UInt64.self)
         Trace.step = { [h = s.h] in Int64(ipc_load64(&h.pointee.steps)) }
         s.register(0, name: "MainProcess", object: .none)
         s.proc(0).pointee.pid = UInt32(bitPattern: ProcessIdentity.pid)
