@@ -40,6 +40,21 @@ struct SchedulingCostTests {
         #expect(stats.visits > 0, "\(stats)")
     }
 
+    /// When the same process goes on, a step is decided where it is made: no handoff, and
+    /// (with strace there to count) no syscall but the run's own set-up and output.
+    @Test func aProcessThatGoesOnMakesNoHandoffAndNoSyscall() throws {
+        let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "1", "one_process.lua"],
+                                directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+        #expect(r.status == 0 && r.stdout.contains("2001000"), "\(r.combined)")
+        let stats = try #require(Self.statistics(r), "\(r.combined)")
+        #expect(stats.steps > 6000 && stats.handoffs == 0 && stats.visits == 0, "\(stats)")
+        guard (try? Ipcplay.shell("strace -V >/dev/null 2>&1").status) == 0 else { return }
+        let counts = try Ipcplay.shell("strace -f -c -o /dev/stdout \(Ipcplay.binary) run --sched pct --seed 1 \(Self.probes.path)/one_process.lua >/dev/null 2>/dev/null; true")
+        let total = counts.output.split(separator: "\n").first { $0.hasSuffix("total") }
+            .flatMap { $0.split(separator: " ").compactMap { Int($0) }.dropFirst().first }
+        if let total { #expect(total < 1000, "\(counts.output)") }
+    }
+
     /// Probes decide exactly as visits did: the same seed gives the same steps, output and
     /// outcome with probes evaluated by the decider and with every recheck a visit.
     @Test(arguments: ["shared_memory_waits.lua", "dead_holder_lock.lua", "kill_blocked.lua", "timeouts.lua",

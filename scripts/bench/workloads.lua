@@ -125,8 +125,14 @@ local function run_quietly(command)
   assert(os.execute(command .. " > /dev/null"), command)
 end
 
--- explore's schedules per second: three processes, about 100 steps each.
+-- explore's schedules per second: three processes, about 100 steps each, one schedule at
+-- a time (--jobs 1), and on every core (--jobs's default: the CPUs).
 function W.schedules()
+  measure(n, function()
+    run_quietly(string.format("%s explore --jobs 1 --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here))
+  end)
+end
+function W.schedules_all_cores()
   measure(n, function()
     run_quietly(string.format("%s explore --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here))
   end)
@@ -136,7 +142,7 @@ end
 -- by --runs: exit 3, its saved search removed): schedules per second of each.
 function W.schedules_random()
   measure(n, function()
-    run_quietly(string.format("%s explore --strategy random --runs %d --seed 1 %s/schedule_3x100.lua",
+    run_quietly(string.format("%s explore --jobs 1 --strategy random --runs %d --seed 1 %s/schedule_3x100.lua",
       ipcplay, n, here))
   end)
 end
@@ -158,6 +164,13 @@ end
 function W.queue_stream_sched()
   measure(n, function()
     run_quietly(string.format("%s run --sched random --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n))
+  end)
+end
+-- The scheduler's overhead: the stream under --sched pct (PCT mostly lets one process go
+-- on; a bounded queue makes it switch at every item once full or empty).
+function W.queue_stream_pct()
+  measure(n, function()
+    run_quietly(string.format("%s run --sched pct --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n))
   end)
 end
 function W.value_lock_2() increments(2, true) end

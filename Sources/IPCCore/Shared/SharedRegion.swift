@@ -25,7 +25,7 @@ public final class SharedRegion {
 
     struct Registry {
         /// By base address, for `identify`.
-        var bases: [(base: UInt, size: Int, identity: UInt64)] = []
+        var byBase: [UInt: (size: Int, identity: UInt64)] = [:]
         var byIdentity: [UInt64: UnsafeMutableRawPointer] = [:]
         var made: UInt64 = 0
 
@@ -36,31 +36,31 @@ public final class SharedRegion {
             z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
             z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
             let identity = (z ^ (z >> 31)) | 1
-            let at = bases.firstIndex { $0.base > UInt(bitPattern: base) } ?? bases.count
-            bases.insert((UInt(bitPattern: base), size, identity), at: at)
+            byBase[UInt(bitPattern: base)] = (size, identity)
             byIdentity[identity] = base
             return identity
         }
 
         mutating func remove(_ identity: UInt64) {
             guard let base = byIdentity.removeValue(forKey: identity) else { return }
-            if let i = bases.firstIndex(where: { $0.base == UInt(bitPattern: base) }) { bases.remove(at: i) }
+            byBase[UInt(bitPattern: base)] = nil
         }
     }
 
     /// The region of this process that holds `address`: its identity and the offset there.
+    /// Regions are page-aligned and probed words lie near their start (a header), so the
+    /// pages just below come first; any other place, by a look at every region.
     public static func identify(_ address: UnsafeRawPointer) -> (identity: UInt64, offset: Int)? {
         let a = UInt(bitPattern: address)
-        let bases = registry.bases
-        var lo = 0, hi = bases.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if bases[mid].base <= a { lo = mid + 1 } else { hi = mid }
+        let page = UInt(Memory.pageSize)
+        var base = a & ~(page - 1)
+        for _ in 0..<16 {
+            if let r = registry.byBase[base], a - base < UInt(r.size) { return (r.identity, Int(a - base)) }
+            if base < page { break }
+            base -= page
         }
-        guard lo > 0 else { return nil }
-        let r = bases[lo - 1]
-        guard a - r.base < UInt(r.size) else { return nil }
-        return (r.identity, Int(a - r.base))
+        for (base, r) in registry.byBase where a >= base && a - base < UInt(r.size) { return (r.identity, Int(a - base)) }
+        return nil
     }
 
     /// Where this process maps the word at `offset` of the region named `identity`; nil

@@ -83,6 +83,8 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// False with IPCPLAY_SCHED_NO_PROBES set: every recheck is a visit, as before probes
     /// (the tests check that both give the same runs).
     let evaluatesProbes = getenv("IPCPLAY_SCHED_NO_PROBES") == nil
+    /// `chooseIfAnyLeft`'s ready list, kept between steps.
+    var readyBuffer: [Int] = []
     static let magic: UInt64 = 0x6970_6373_6368_6564
 
     init(_ options: ScheduleOptions) throws(IPCError) {
@@ -315,10 +317,11 @@ public final class Schedule: GateHook, Blocking.Controller {
     /// At a decision point of the process holding the turn: choose who makes the next
     /// step; unless it is this process, hand the turn over and wait until this process is
     /// chosen. Returns the visit with which it goes on (run, or timeout).
+    /// When this process goes on, that is all: a few loads and stores, no syscall.
     func yieldTurn(probe: () -> Bool) -> UInt32 {
-        ipc_flush_all()  // output in step order
         let (next, visit) = withoutActuallyEscaping(probe) { choose(probe: $0) }
         if next == me { return visit }
+        ipc_flush_all()  // output in step order: this process's, before the next one's
         Trace.flush()
         return handOver(to: next, visit: visit, probe: probe)
     }
@@ -364,7 +367,11 @@ public final class Schedule: GateHook, Blocking.Controller {
         let last = last ?? me
         resolveRechecks()
         let now = Int64(bitPattern: ipc_load64(&h.pointee.now))
-        var ready: [Int] = []
+        // The ready list reuses this process's buffer (no allocation at each step).
+        var ready = readyBuffer
+        readyBuffer = []
+        ready.removeAll(keepingCapacity: true)
+        defer { readyBuffer = ready }
         var earliest: (process: Int, deadline: Int64)?
         var live = 0
         for q in 0..<count {
@@ -473,6 +480,8 @@ public final class Schedule: GateHook, Blocking.Controller {
         // The deciding process itself: as at an end step, an heir waits for its death and
         // decides in its place.
         let heir = (0..<count).first { isLive($0) && $0 != me }!
+        ipc_flush_all()  // what it printed before this step stays printed
+        Trace.flush()
         ipc_store32(&proc(me).pointee.state, UInt32(IPC_SCHED_EXITING))
         give(to: heir, visit: UInt32(IPC_VISIT_SUCCEED))
         _ = Glibc.kill(pid, SIGKILL)
