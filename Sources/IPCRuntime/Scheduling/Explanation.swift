@@ -117,18 +117,20 @@ struct ExplanationCandidates {
 
     /// The atomicity violations across each preemption, most telling first: two steps of a
     /// process, one before the preemption and one after it (or the call it waited in at
-    /// the end), and a step of another process between them that depends on them. Ranked:
-    /// two steps the process did not release a lock between (an unlock between them means
-    /// others may come in); the two on data rather than locks and life cycle (a lock's release and the next
-    /// acquire are meant to let others in); two different calls rather than one call made
-    /// twice (a loop's turns); a step between them that depends on both in
-    /// an order no serial run gives (then on the second, then on the first; the last such
-    /// before the second; see `kind`); the fewest steps of the process between the two; the preempted
-    /// process's own steps before those of a process that had blocked; the later
-    /// preemption; the nearer steps. Each comes with the schedules that run the two
-    /// without that step between them: the process going on from the first to the second;
-    /// the other process's steps up to it before the first; or the process's steps up to
-    /// the second before the other process's stretch of steps holding it.
+    /// the end), and a step of another process between them that depends on them.
+    ///
+    /// Ranked, in this order: no unlock or release of the process between the two (one
+    /// means others may come in); the two on data rather than on locks and life cycle;
+    /// two different calls rather than one call made twice (a loop's turns); a step
+    /// between them that depends on both in an order no serial run gives (see `kind`;
+    /// the last such before the second); the fewest steps of the process between the
+    /// two; the preempted process's own steps before those of a process that had
+    /// blocked; the later preemption; the nearer steps.
+    ///
+    /// Each comes with the schedules that run the two without that step between them: the
+    /// process going on from the first to the second; the other process's steps up to it
+    /// before the first; or the process's steps up to the second before the other
+    /// process's stretch of steps that holds it.
     func atomicity() -> [(named: [Explanation.Named], tries: [Reordering])] {
         // released, sync, again, kind, span, preempted, preemption, back: in this order.
         var found: [(rank: [Int], named: [Explanation.Named], tries: [Reordering])] = []
@@ -261,10 +263,14 @@ struct ExplanationCandidates {
 
 extension Explorer {
     /// The explanation of the failing `run` (logged with locations), confirmed by directed
-    /// reruns: at most `budget` of them, until `deadline`. `picks` and `kills` are the
-    /// run's decisions. Returns it and the runs spent.
-    public func explain(_ run: Run, picks: [Int], kills: [Kill], budget: Int = 200, deadline: Int64? = nil) -> (Explanation, runs: Int) {
+    /// reruns: at most `budget` of them (by default 200, fewer for a long schedule: about
+    /// 200,000 steps in all, so that a replay of thousands of steps is explained in
+    /// seconds; a count, not a clock, so the same run always gets the same explanation),
+    /// until `deadline`. `picks` and `kills` are the run's decisions. Returns it and the
+    /// runs spent.
+    public func explain(_ run: Run, picks: [Int], kills: [Kill], budget: Int? = nil, deadline: Int64? = nil) -> (Explanation, runs: Int) {
         var spent = 0
+        let budget = budget ?? min(200, max(10, 200_000 / max(run.steps.count, 1)))
         let explanation = run.report.outcome == .deadlock
             ? deadlockExplanation(run, kills: kills, budget: budget, deadline: deadline, spent: &spent)
             : dependencyExplanation(run, kills: kills, budget: budget, deadline: deadline, spent: &spent)
