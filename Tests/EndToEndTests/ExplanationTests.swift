@@ -5,9 +5,9 @@ extension Ipcplay {
     /// The forms of an explanation's line (contract v3, "Explanations").
     static let explanationForms = ["critical pair", "atomicity", "cycle", "not a race", "no explanation found"]
 
-    /// The explanation's line of a report, if any.
+    /// The explanation's line of a report, if any (without the indent of `test`'s report).
     static func explanationLine(in text: String) -> String? {
-        text.split(separator: "\n").map(String.init).first { line in
+        text.split(separator: "\n").map { String($0.drop { $0 == " " }) }.first { line in
             line == "no explanation found" || explanationForms.contains { line.hasPrefix($0 + ": ") }
         }
     }
