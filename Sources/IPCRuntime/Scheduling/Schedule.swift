@@ -391,7 +391,10 @@ public final class Schedule: GateHook, Blocking.Controller {
         }
         if live == 0 { return nil }
         if ready.isEmpty {
-            guard let e = earliest else { fail(.deadlock, nil) }
+            guard let e = earliest else {
+                publishHoldersOfBlocked(probe: probe)
+                fail(.deadlock, nil)
+            }
             // Nobody can go: the clock jumps to the earliest deadline.
             ipc_store64(&h.pointee.now, UInt64(e.deadline))
             ready = [e.process]
@@ -486,6 +489,19 @@ public final class Schedule: GateHook, Blocking.Controller {
         give(to: heir, visit: UInt32(IPC_VISIT_SUCCEED))
         _ = Glibc.kill(pid, SIGKILL)
         while true { pause() }
+    }
+
+    /// A deadlock's cycle needs each blocked process to say who holds what it waits for. It
+    /// says so when its call is found to wait at its own gate; one found blocked later, by a
+    /// probe evaluated here, never did: each blocked process is visited once now (the run
+    /// ends with this deadlock, so the visits cost nothing on the way, and they change
+    /// nothing a script can see).
+    func publishHoldersOfBlocked(probe: (() -> Bool)?) {
+        _ = probe?()  // this process's own pending call
+        for q in 0..<count where q != me && ipc_load32(&proc(q).pointee.state) == IPC_SCHED_BLOCKED {
+            h.pointee.prober = UInt32(me)
+            _ = handOver(to: q, visit: UInt32(IPC_VISIT_PROBE), probe: { true })
+        }
     }
 
     /// Every process that may have been unblocked by a step: its probe is evaluated here;
