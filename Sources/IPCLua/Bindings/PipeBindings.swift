@@ -6,28 +6,25 @@ import IPCCore
 import IPCRuntime
 
 /// A Connection as Lua sees it. Both ends of a pipe are one object to the gate.
-typealias ConnectionObject = Boxed<Connection>
+typealias ConnectionObject = Boxed<Connection, Void>
 
 extension ObjectKind {
     static let connection = declare("connection", typeName: "ipc.Connection", namePrefix: "pipe")
 }
 
-extension Connection: LuaCore {
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
-        let connection = self
+extension Boxed where Core == Connection, Local == Void {
+    /// The C fast paths send and take messages of one small frame with the channel's
+    /// shared memory and this end's descriptors.
+    convenience init(_ c: Connection, ref: ObjectRef) {
+        let d = FastDescriptors(fdIn: c.readFD, fdOut: c.writeFD, directionIn: Int32(c.readDirection), directionOut: Int32(c.writeDirection))
+        self.init(c, ref: ref, local: (), sharedBase: c.sharedHeader, fastDescriptors: d, describe: Self.describe)
+    }
+
+    static func describe(_ connection: Connection, _ ref: ObjectRef, _: Void) -> String {
         let mode = connection.canReceive && connection.canSend ? "duplex" : connection.canReceive ? "receiving" : "sending"
         return "<connection \(ref.name) \(connection.isClosed ? "closed" : mode)>"
     }
 
-    /// The C fast paths send and take messages of one small frame with the channel's
-    /// shared memory and this end's descriptors.
-    var sharedBase: UnsafeMutableRawPointer? { sharedHeader }
-    var fastDescriptors: FastDescriptors {
-        FastDescriptors(fdIn: readFD, fdOut: writeFD, directionIn: Int32(readDirection), directionOut: Int32(writeDirection))
-    }
-}
-
-extension Boxed where Core == Connection {
     var connection: Connection { core }
 
     /// Would a receive wait now? (Not on a closed or sending end: those return at once.)

@@ -6,14 +6,13 @@ import IPCRuntime
 
 /// A Process as Lua sees it: the runtime's `ChildProcess`; its target and arguments are
 /// kept in the userdata's user value, a table {target, args, n}.
-typealias ProcessObject = Boxed<ChildProcess>
+typealias ProcessObject = Boxed<ChildProcess, Void>
 
-extension ChildProcess: LuaCore {
-    /// Its ref changes with its name.
-    func ref(made: ObjectRef) -> ObjectRef { ref }
+extension Boxed where Core == ChildProcess, Local == Void {
+    convenience init(child: ChildProcess) { self.init(child, ref: child.ref, local: (), describe: Self.describe) }
+    var child: ChildProcess { core }
 
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
-        let child = self
+    static func describe(_ child: ChildProcess, _: ObjectRef, _: Void) -> String {
         let state: String
         if !child.isStarted {
             state = "initial"
@@ -24,11 +23,6 @@ extension ChildProcess: LuaCore {
         }
         return "<process \(child.name) \(state)\(child.daemon ? " daemon" : "")>"
     }
-}
-
-extension Boxed where Core == ChildProcess {
-    convenience init(child: ChildProcess) { self.init(child, ref: child.ref) }
-    var child: ChildProcess { core }
 
     /// Would `join` wait now?
     var joinWaits: Bool { child.isStarted && child.isMine && child.joinWouldBlock }
@@ -253,6 +247,7 @@ enum ProcessBindings: Primitive {
                 throw LuaRaise("process.name: must be a non-empty string, got \(s.typeName(3))")
             }
             p.child.name = name
+            p.ref = p.child.ref
         case Keys.daemon:
             guard s.type(3) == LUA_TBOOLEAN else { throw LuaRaise("process.daemon: must be a boolean, got \(s.typeName(3))") }
             if p.child.isStarted { throw LuaRaise("process.daemon: cannot be changed once the process has started") }

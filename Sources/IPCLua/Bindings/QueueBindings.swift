@@ -6,29 +6,22 @@ import IPCRuntime
 
 /// A queue or joinable queue as Lua sees it; beside it, whether `q:close()` was called in
 /// this process.
-typealias QueueObject = Boxed<MessageQueue>
+typealias QueueObject = Boxed<MessageQueue, Bool>
 
 extension ObjectKind {
     static let queue = declare("queue", typeName: "ipc.Queue")
     static let joinableQueue = declare("joinable_queue", typeName: "ipc.JoinableQueue", family: .queue)
 }
 
-extension MessageQueue: LuaCore {
-    typealias Local = Bool
-
-    func luaDescription(_ ref: ObjectRef, _ closed: Bool) -> String {
-        let size = maxsize > 0 ? "\(count)/\(maxsize)" : "\(count)"
-        return "<\(ref.kind!.label) \(ref.name) items=\(size)\(closed ? " closed" : "")>"
-    }
-
+extension Boxed where Core == MessageQueue, Local == Bool {
     /// The C fast paths put and take small items in the queue's shared memory, and wake
     /// `ipc.wait` through its eventfd.
-    var sharedBase: UnsafeMutableRawPointer? { header }
-    var fastDescriptors: FastDescriptors { FastDescriptors(fdOut: eventFD) }
-}
-
-extension Boxed where Core == MessageQueue {
-    convenience init(_ queue: MessageQueue, ref: ObjectRef) { self.init(queue, ref: ref, local: false) }
+    convenience init(_ queue: MessageQueue, ref: ObjectRef) {
+        self.init(queue, ref: ref, local: false, sharedBase: queue.header, fastDescriptors: FastDescriptors(fdOut: queue.eventFD)) { q, ref, closed in
+            let size = q.maxsize > 0 ? "\(q.count)/\(q.maxsize)" : "\(q.count)"
+            return "<\(ref.kind!.label) \(ref.name) items=\(size)\(closed ? " closed" : "")>"
+        }
+    }
     var queue: MessageQueue { core }
     /// `q:close()` was called in this process.
     var closed: Bool {

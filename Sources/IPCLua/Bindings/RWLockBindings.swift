@@ -7,11 +7,12 @@ extension ObjectKind {
     static let rwlock = declare("rwlock", typeName: "ipc.RWLock")
 }
 
-typealias RWLockObject = Boxed<SharedRWLock>
+typealias RWLockObject = Boxed<SharedRWLock, Void>
 
-extension SharedRWLock: LuaCore {
-    var sharedBase: UnsafeMutableRawPointer? { region.base }
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String { "<rwlock \(ref.name) readers=\(readers)>" }
+extension Boxed where Core == SharedRWLock, Local == Void {
+    convenience init(_ l: SharedRWLock, ref: ObjectRef) {
+        self.init(l, ref: ref, local: ()) { l, ref, _ in "<rwlock \(ref.name) readers=\(l.readers)>" }
+    }
 }
 
 enum RWLockBindings: Primitive {

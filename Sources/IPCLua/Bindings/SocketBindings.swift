@@ -5,7 +5,7 @@ import IPCCore
 import IPCRuntime
 
 /// A Unix socket (server, stream or datagram) as Lua sees it.
-typealias SocketObject = Boxed<UnixSocket>
+typealias SocketObject = Boxed<UnixSocket, Void>
 
 extension ObjectKind {
     static let server = declare("server", typeName: "ipc.Server", hasUnknownPeers: true)
@@ -13,13 +13,13 @@ extension ObjectKind {
     static let dgram = declare("dgram", typeName: "ipc.Dgram", family: .server, hasUnknownPeers: true)
 }
 
-extension UnixSocket: LuaCore {
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
-        "<\(ref.kind!.label) \(ref.name)\(path.map { " " + $0 } ?? "")\(isClosed ? " closed" : "")>"
+extension Boxed where Core == UnixSocket, Local == Void {
+    convenience init(_ socket: UnixSocket, ref: ObjectRef) {
+        self.init(socket, ref: ref, local: ()) { x, ref, _ in
+            "<\(ref.kind!.label) \(ref.name)\(x.path.map { " " + $0 } ?? "")\(x.isClosed ? " closed" : "")>"
+        }
     }
-}
 
-extension Boxed where Core == UnixSocket {
     var socket: UnixSocket { core }
 
     /// Would a receive (or accept) wait now?

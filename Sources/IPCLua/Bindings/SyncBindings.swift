@@ -16,43 +16,38 @@ extension ObjectKind {
     static let barrier = declare("barrier", typeName: "ipc.Barrier")
 }
 
-typealias SemaphoreObject = Boxed<SharedSemaphore>
+typealias SemaphoreObject = Boxed<SharedSemaphore, Void>
 
-extension SharedSemaphore: LuaCore {
-    var sharedBase: UnsafeMutableRawPointer? { region.base }
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String { "<\(ref.kind!.label) \(ref.name) value=\(value)>" }
-}
+extension Boxed where Core == SharedSemaphore, Local == Void {
+    convenience init(_ s: SharedSemaphore, ref: ObjectRef) {
+        self.init(s, ref: ref, local: (), sharedBase: s.region.base) { s, ref, _ in "<\(ref.kind!.label) \(ref.name) value=\(s.value)>" }
+    }
 
-extension Boxed where Core == SharedSemaphore {
     var semaphore: SharedSemaphore { core }
 }
 
-typealias LockObject = Boxed<SharedLock>
+typealias LockObject = Boxed<SharedLock, Void>
 
-extension SharedLock: LuaCore {
-    var sharedBase: UnsafeMutableRawPointer? { region.base }
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
-        let holder = lock.holder
-        return "<\(ref.kind!.label) \(ref.name) \(holder == 0 ? "unlocked" : "held by pid \(holder)")>"
+extension Boxed where Core == SharedLock, Local == Void {
+    convenience init(_ l: SharedLock, ref: ObjectRef) {
+        self.init(l, ref: ref, local: (), sharedBase: l.region.base) { l, ref, _ in
+            let holder = l.lock.holder
+            return "<\(ref.kind!.label) \(ref.name) \(holder == 0 ? "unlocked" : "held by pid \(holder)")>"
+        }
     }
-}
 
-extension Boxed where Core == SharedLock {
     var shared: SharedLock { core }
 }
 
 /// An event; beside it, the event's set() count when the wait in progress reached the
 /// gate. A wait begins there: a controlled scheduler may hold it at the gate (before its
 /// body runs) across a set(); clear(), and the set() must still end it.
-typealias EventObject = Boxed<SharedEvent>
+typealias EventObject = Boxed<SharedEvent, UInt32?>
 
-extension SharedEvent: LuaCore {
-    typealias Local = UInt32?
-    func luaDescription(_ ref: ObjectRef, _: UInt32?) -> String { "<event \(ref.name) \(isSet ? "set" : "clear")>" }
-}
-
-extension Boxed where Core == SharedEvent {
-    convenience init(_ event: SharedEvent, ref: ObjectRef) { self.init(event, ref: ref, local: nil) }
+extension Boxed where Core == SharedEvent, Local == UInt32? {
+    convenience init(_ event: SharedEvent, ref: ObjectRef) {
+        self.init(event, ref: ref, local: nil) { e, ref, _ in "<event \(ref.name) \(e.isSet ? "set" : "clear")>" }
+    }
     var event: SharedEvent { core }
 
     /// Would the wait in progress block? (The gate asks; the first question notes when it began.)
@@ -70,29 +65,34 @@ extension Boxed where Core == SharedEvent {
 }
 
 /// A condition: its calls depend on its lock's state (`ref.key` is the lock's id).
-typealias ConditionObject = Boxed<SharedCondition>
+typealias ConditionObject = Boxed<SharedCondition, Void>
 
-extension SharedCondition: LuaCore {
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String { "<condition \(ref.name) lock=\(lock.name)>" }
-}
+extension Boxed where Core == SharedCondition, Local == Void {
+    convenience init(_ c: SharedCondition, ref: ObjectRef) {
+        self.init(c, ref: ref, local: ()) { c, ref, _ in "<condition \(ref.name) lock=\(c.lock.name)>" }
+    }
 
-extension Boxed where Core == SharedCondition {
     var condition: SharedCondition { core }
 }
 
 /// A barrier; beside it, its options: what a wait with no timeout of its own waits
 /// (seconds), and whether it has an `action` (the function is the userdata's user value:
 /// each process that inherits the barrier has its copy of it).
-typealias BarrierObject = Boxed<SharedBarrier>
+/// (Its options: `BarrierOptions`.)
+typealias BarrierObject = Boxed<SharedBarrier, BarrierOptions>
 
-extension SharedBarrier: LuaCore {
-    typealias Local = (defaultTimeout: Double?, hasAction: Bool)
-    func luaDescription(_ ref: ObjectRef, _: Local) -> String {
-        "<barrier \(ref.name) \(waiting)/\(parties)\(isBroken ? " broken" : "")>"
-    }
+struct BarrierOptions {
+    var defaultTimeout: Double?
+    var hasAction: Bool
 }
 
-extension Boxed where Core == SharedBarrier {
+extension Boxed where Core == SharedBarrier, Local == BarrierOptions {
+    convenience init(_ b: SharedBarrier, ref: ObjectRef, options: BarrierOptions) {
+        self.init(b, ref: ref, local: options) { b, ref, _ in
+            "<barrier \(ref.name) \(b.waiting)/\(b.parties)\(b.isBroken ? " broken" : "")>"
+        }
+    }
+
     var barrier: SharedBarrier { core }
     var defaultTimeout: Double? { local.defaultTimeout }
     var hasAction: Bool { local.hasAction }
@@ -398,7 +398,7 @@ enum SyncBindings: Primitive {
             }
             let b = try making(s, call.name) { () throws(IPCError) in try SharedBarrier(parties: UInt32(n), name: ref.name) }
             let actionIndex = s.top
-            try s.push(object: BarrierObject(b, ref: ref, local: (timeout, hasAction)), kind: .barrier)
+            try s.push(object: BarrierObject(b, ref: ref, options: BarrierOptions(defaultTimeout: timeout, hasAction: hasAction)), kind: .barrier)
             if hasAction {
                 s.pushValue(actionIndex)
                 _ = ipc_lua_setuservalue(s.L, -2)

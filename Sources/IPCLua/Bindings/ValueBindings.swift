@@ -5,22 +5,20 @@ import IPCCore
 import IPCRuntime
 
 /// A shared value or array as Lua sees it.
-typealias ScalarsObject = Boxed<SharedScalars>
+typealias ScalarsObject = Boxed<SharedScalars, Void>
 
 extension ObjectKind {
     static let value = declare("value", typeName: "ipc.Value")
     static let array = declare("array", typeName: "ipc.Array", family: .value)
 }
 
-extension SharedScalars: LuaCore {
-    var sharedBase: UnsafeMutableRawPointer? { region.base }
-
-    func luaDescription(_ ref: ObjectRef, _: Void) -> String {
-        ref.kind == .array ? "<array \(ref.name) '\(type.typecode)' x\(count)>" : "<value \(ref.name) '\(type.typecode)'>"
+extension Boxed where Core == SharedScalars, Local == Void {
+    convenience init(_ scalars: SharedScalars, ref: ObjectRef) {
+        self.init(scalars, ref: ref, local: (), sharedBase: scalars.region.base) { x, ref, _ in
+            ref.kind == .array ? "<array \(ref.name) '\(x.type.typecode)' x\(x.count)>" : "<value \(ref.name) '\(x.type.typecode)'>"
+        }
     }
-}
 
-extension Boxed where Core == SharedScalars {
     var scalars: SharedScalars { core }
     var isArray: Bool { ref.kind == .array }
 

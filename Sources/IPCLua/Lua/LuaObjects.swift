@@ -42,48 +42,35 @@ struct FastDescriptors {
     var fdIn: Int32 = -1, fdOut: Int32 = -1, directionIn: Int32 = -1, directionOut: Int32 = -1
 }
 
-/// What a userdata's box holds: a core object (IPCCore's `SharedLock`, `MessageQueue`, ...)
-/// as its bindings file presents it to Lua. `Local` is what the bindings keep beside it
-/// in this process (a queue closed here, a wait's start); nothing for most kinds.
-protocol LuaCore: AnyObject {
-    associatedtype Local = Void
-    /// `tostring`: "<kind name details>".
-    func luaDescription(_ ref: ObjectRef, _ local: Local) -> String
-    /// The shared memory the C fast paths read (nil: they never do).
-    var sharedBase: UnsafeMutableRawPointer? { get }
-    var fastDescriptors: FastDescriptors { get }
-    /// The object's ref for the gate: the one it was made with, unless the core keeps
-    /// its own (a process's changes with its name).
-    func ref(made: ObjectRef) -> ObjectRef
-}
-
-extension LuaCore {
-    var sharedBase: UnsafeMutableRawPointer? { nil }
-    var fastDescriptors: FastDescriptors { FastDescriptors() }
-    func ref(made: ObjectRef) -> ObjectRef { made }
-}
-
-/// The one class of every ipc object a script holds: its core, its ref, and what the
-/// bindings keep beside it in this process.
-final class Boxed<Core: LuaCore>: LuaObject {
+/// The one class of every ipc object a script holds: its core object (IPCCore's
+/// `SharedLock`, `MessageQueue`, ...), its ref, and what the bindings keep beside it in
+/// this process (`Local`: a queue closed here, an event wait's start; `Void` for most
+/// kinds). Each bindings file makes its kind's boxes with a convenience `init` that says
+/// what the fast paths read and how the object describes itself.
+/// (Its parameters carry no protocol requirement: the metadata of `Boxed<SharedLock, Void>`
+/// is then made without a search of every loaded library's conformance records, which
+/// would cost start-up time and pages.)
+final class Boxed<Core: AnyObject, Local>: LuaObject {
     let core: Core
-    let made: ObjectRef
-    var local: Core.Local
+    /// Its ref for the gate (a process's changes with its name: its binding sets it).
+    var ref: ObjectRef
+    var local: Local
+    let sharedBase: UnsafeMutableRawPointer?
+    let fastDescriptors: FastDescriptors
+    /// `tostring`: "<kind name details>" (a function of the kind, not of the object).
+    let describe: (Core, ObjectRef, Local) -> String
 
-    init(_ core: Core, ref: ObjectRef, local: Core.Local) {
+    init(_ core: Core, ref: ObjectRef, local: Local, sharedBase: UnsafeMutableRawPointer? = nil,
+         fastDescriptors: FastDescriptors = FastDescriptors(), describe: @escaping (Core, ObjectRef, Local) -> String) {
         self.core = core
-        made = ref
+        self.ref = ref
         self.local = local
+        self.sharedBase = sharedBase
+        self.fastDescriptors = fastDescriptors
+        self.describe = describe
     }
 
-    var ref: ObjectRef { @inline(__always) get { core.ref(made: made) } }
-    var luaDescription: String { core.luaDescription(ref, local) }
-    var sharedBase: UnsafeMutableRawPointer? { core.sharedBase }
-    var fastDescriptors: FastDescriptors { core.fastDescriptors }
-}
-
-extension Boxed where Core.Local == Void {
-    convenience init(_ core: Core, ref: ObjectRef) { self.init(core, ref: ref, local: ()) }
+    var luaDescription: String { describe(core, ref, local) }
 }
 
 /// Boxing of Swift objects in Lua full userdata: the userdata holds one retained
