@@ -83,7 +83,8 @@ extension IPCPlay {
             if exploreOption != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if exploreOption != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if scenario.crashes.kill > 0 && exploreOption == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
-            if scenario.crashes.kill > 0 && exhaustive { throw ValidationError("--kill does not go with --explore exhaustive yet: kill points are sampled by random and pct") }
+            if scenario.crashes.killRate != nil && exhaustive { throw ValidationError("--kill-rate does not go with --explore exhaustive: it tries every kill point") }
+            if scenario.crashes.kill > 1 && exhaustive { throw ValidationError("--explore exhaustive goes with --kill 1 at most: the search does not cover several kills per schedule yet") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -133,6 +134,8 @@ struct TestResult {
     /// A failing schedule's findings (`--explore`, `--explore-failures`).
     var schedule = ""
     var pair = ""
+    /// Its kills (`--kill`), each as `kill:` lines say it: `NAME before <call> at <file:line>`.
+    var kills: [String] = []
     /// What `--explore-failures` found ("" when it did not run).
     var explored = ""
 
@@ -458,6 +461,7 @@ struct TestRunner {
             result.repro = replay
             result.reproduces = true
             result.schedule = found.schedule ?? ""
+            result.kills = found.kills
             result.pair = found.pair ?? ""
         } else {
             result.explored = "under explore, no schedule of \(runs) failed"
@@ -504,6 +508,7 @@ struct TestRunner {
         result.process = report.processes.first ?? ""
         result.blocked = report.blockedProcesses
         result.schedule = report.schedule ?? ""
+        result.kills = report.kills
         result.pair = report.pair ?? ""
         if let replay = report.replay {
             result.repro = replay
@@ -546,6 +551,7 @@ struct TestRunner {
                     print("  blocked:")
                     for b in r.blocked { print(yamlBlocked(b, indent: "    ")) }
                 }
+                if !r.kills.isEmpty { print("  kills:\n" + r.kills.map { "    - \(yaml($0))" }.joined(separator: "\n")) }
                 if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
                 if !r.pair.isEmpty { print("  critical_pair: \(yaml(r.pair))") }
                 if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
@@ -564,6 +570,7 @@ struct TestRunner {
                 for line in r.message.split(separator: "\n", omittingEmptySubsequences: false) { print("      \(line)") }
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b.line)") }
+                for kill in r.kills { print("      kill: \(kill)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
                 if !r.pair.isEmpty { print("      critical pair: \(r.pair)") }
                 // What the test printed, without ipcplay's own report (shown above).
@@ -644,6 +651,7 @@ struct TestRunner {
             case .failed, .interrupted:
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
+                body += r.kills.map { "\nkill: \($0)" }.joined()
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
                 if !r.pair.isEmpty { body += "\ncritical pair: \(r.pair)" }
                 if !r.explored.isEmpty { body += "\n\(r.explored)" }
