@@ -26,29 +26,33 @@ struct ExhaustiveOptions: ParsableArguments {
         if !exhaustive && resume != nil { throw ValidationError("--resume goes with --exhaustive") }
     }
 
-    /// What a saved search belongs to: the script's contents, its arguments, the bound, the seed.
-    func header(_ target: ScriptArguments, seed: UInt64) -> String {
+    /// What a saved search belongs to: the script's contents, its arguments, the bound,
+    /// the kills, the seed.
+    func header(_ target: ScriptArguments, seed: UInt64, kills: Int) -> String {
         let args = target.arguments.map { Exploring.shellQuoted($0) }.joined(separator: " ")
-        return "script \(ReplayToken.hash(ofScript: target.script)) seed \(seed) preemptions \(preemptions.map(String.init) ?? "none") args \(args)"
+        return "script \(ReplayToken.hash(ofScript: target.script)) seed \(seed) preemptions \(preemptions.map(String.init) ?? "none") kill \(kills) args \(args)"
     }
 
-    /// Runs the search and ends the program with its exit status.
-    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, options: ScheduleCommandOptions, target: ScriptArguments) throws -> Never {
+    /// Runs the search (with up to `kills` kills per schedule) and ends the program with
+    /// its exit status.
+    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, kills: Int = 0, options: ScheduleCommandOptions,
+             target: ScriptArguments) throws -> Never {
         let seed = given ?? 1
         let explorer = try options.explorer(target, seed: seed)
-        let header = header(target, seed: seed)
+        let header = header(target, seed: seed, kills: kills)
         var state = ExhaustiveSearch.State()
         if let resume, access(resume, F_OK) == 0 {
             guard let text = fileContents(resume).map({ String(decoding: $0, as: UTF8.self) }) else {
                 throw CommandFailure(message: "cannot read \(resume)", status: 2)
             }
             guard let saved = ExhaustiveSearch.State(decoding: text, header: header) else {
-                throw CommandFailure(message: "\(resume) is not a saved search of this script with these arguments, seed and --preemptions", status: 2)
+                throw CommandFailure(message: "\(resume) is not a saved search of this script with these arguments, seed, --preemptions and --kill", status: 2)
             }
             state = saved
         }
         var search = ExhaustiveSearch()
         search.preemptions = preemptions
+        search.kills = kills
         search.runs = runs
         search.timeLimit = timeLimit
         search.seed = seed
@@ -56,8 +60,10 @@ struct ExhaustiveOptions: ParsableArguments {
         if progress.enabled { search.progress = { progress.show(schedules: $0, depth: $1, seconds: $2) } }
         let result = search.search(explorer, state: &state)
         progress.clear()
-        let bound = preemptions.map { "at most \($0) preemptions, " } ?? ""
+        let bound = (preemptions.map { "at most \($0) preemptions, " } ?? "") + (kills > 0 ? "kill \(kills), " : "")
         switch result {
+        case .unsupported(let why):
+            throw CommandFailure(message: "--exhaustive --kill: \(why)", status: 2)
         case .failed(let failure):
             Exploring.shrinkAndReport(failure, explorer: explorer, limits: ShrinkLimits(), target: target, options: options,
                                       headline: "schedule \(state.schedules) failed (exhaustive, \(bound)seed \(seed))")

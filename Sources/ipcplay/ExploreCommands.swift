@@ -98,15 +98,20 @@ extension IPCPlay {
             if let runs, runs < 1 { throw ValidationError("--runs must be at least 1") }
             if shrinkRuns < 1 { throw ValidationError("--shrink-runs must be at least 1") }
             try exhaustiveOptions.validate()
-            if exhaustiveOptions.exhaustive && crashes.kill > 0 {
-                throw ValidationError("--kill does not go with --exhaustive yet: kill points are sampled by --strategy random and pct")
+            if exhaustiveOptions.exhaustive && crashes.killRate != nil {
+                throw ValidationError("--kill-rate does not go with --exhaustive: it tries every kill point")
+            }
+            if exhaustiveOptions.exhaustive && crashes.kill > 1 {
+                throw ValidationError("--exhaustive goes with --kill 1 at most: the search does not cover several kills per schedule yet")
             }
             if let timeLimit, !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
         }
 
         func run() throws {
             Cancellation.install(graceful: false)
-            if exhaustiveOptions.exhaustive { try exhaustiveOptions.run(runs: runs, timeLimit: timeLimit, seed: seed, options: options, target: target) }
+            if exhaustiveOptions.exhaustive {
+                try exhaustiveOptions.run(runs: runs, timeLimit: timeLimit, seed: seed, kills: crashes.kill, options: options, target: target)
+            }
             let runs = self.runs ?? 1000
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)
             let explorer = try options.explorer(target, seed: seed)

@@ -88,7 +88,8 @@ extension IPCPlay {
             if exploreOption != nil && jitter > 0 { throw ValidationError("--explore and --jitter do not go together") }
             if exploreOption != nil && scenario.sched != nil { throw ValidationError("--explore runs its own schedules: leave out --sched") }
             if scenario.crashes.kill > 0 && exploreOption == nil && scenario.sched == nil { throw ValidationError("--kill needs --explore or --sched") }
-            if scenario.crashes.kill > 0 && exhaustive { throw ValidationError("--kill does not go with --explore exhaustive yet: kill points are sampled by random and pct") }
+            if scenario.crashes.killRate != nil && exhaustive { throw ValidationError("--kill-rate does not go with --explore exhaustive: it tries every kill point") }
+            if scenario.crashes.kill > 1 && exhaustive { throw ValidationError("--explore exhaustive goes with --kill 1 at most: the search does not cover several kills per schedule yet") }
             if repetitions < 1 { throw ValidationError("--repeat must be at least 1") }
             if jobs < 1 { throw ValidationError("--jobs must be at least 1") }
             if let tapVersion, tapVersion != 13 && tapVersion != 14 { throw ValidationError("--tap-version must be 13 or 14") }
@@ -143,6 +144,8 @@ struct TestResult {
     var explanation = ""
     /// `--explore`: explore's whole report of the failing schedule, printed as it is.
     var exploreReport = ""
+    /// Its kills (`--kill`), each as `kill:` lines say it: `NAME before <call> at <file:line>`.
+    var kills: [String] = []
     /// What `--explore-failures` found ("" when it did not run).
     var explored = ""
 
@@ -475,6 +478,7 @@ struct TestRunner {
             result.reproduces = true
             result.schedule = found.schedule ?? ""
             result.explanation = found.explanation ?? ""
+            result.kills = found.kills
         } else {
             result.explored = "under explore, no schedule of \(runs) failed"
         }
@@ -525,6 +529,7 @@ struct TestRunner {
         // Explore's report (headline, failure, interleaving, schedule, explanation, replay)
         // is the test's report: shown once, whole.
         if options.exploreOption != nil, report.interleaving != nil, report.replay != nil { result.exploreReport = result.output }
+        result.kills = report.kills
         if let replay = report.replay {
             result.repro = replay
             result.reproduces = true
@@ -567,6 +572,7 @@ struct TestRunner {
                     for b in r.blocked { print(yamlBlocked(b, indent: "    ")) }
                 }
                 if r.cycle.hasPrefix("cycle: ") { print("  cycle: \(yaml(String(r.cycle.dropFirst(7))))") }
+                if !r.kills.isEmpty { print("  kills:\n" + r.kills.map { "    - \(yaml($0))" }.joined(separator: "\n")) }
                 if !r.schedule.isEmpty { print("  schedule: \(yaml(r.schedule))") }
                 if !r.explanation.isEmpty { print("  explanation: \(yaml(r.explanation))") }
                 if !r.explored.isEmpty { print("  explored: \(yaml(r.explored))") }
@@ -592,6 +598,7 @@ struct TestRunner {
                 if !r.process.isEmpty { print("      in \(r.process)") }
                 for b in r.blocked { print("        \(b.line)") }
                 if !r.cycle.isEmpty && r.cycle != r.explanation { print("      \(r.cycle)") }
+                for kill in r.kills { print("      kill: \(kill)") }
                 if !r.schedule.isEmpty { print("      schedule: \(r.schedule)") }
                 if !r.explanation.isEmpty { print("      \(r.explanation)") }
                 // What the test printed, without ipcplay's own report (shown above).
@@ -673,6 +680,7 @@ struct TestRunner {
                 var body = r.message
                 if !r.blocked.isEmpty { body += "\n" + r.blocked.map { "  " + $0.line }.joined(separator: "\n") }
                 if !r.cycle.isEmpty && r.cycle != r.explanation { body += "\n" + r.cycle }
+                body += r.kills.map { "\nkill: \($0)" }.joined()
                 if !r.schedule.isEmpty { body += "\nschedule: \(r.schedule)" }
                 if !r.explanation.isEmpty { body += "\n\(r.explanation)" }
                 if !r.explored.isEmpty { body += "\n\(r.explored)" }

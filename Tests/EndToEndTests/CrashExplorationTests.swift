@@ -138,6 +138,83 @@ struct CrashExplorationTests {
         #expect(!r.stdout.contains("KILLED"), "\(r.stdout)")
     }
 
+    /// The preemption bound each lesson's exhaustive search is held to (nil: none): the
+    /// worker pool's unbounded search takes minutes, its bug needs no preemption.
+    static let exhaustiveBound: [String: Int] = ["worker_pool": 0]
+
+    func exhaustiveArguments(_ lesson: String) -> [String] {
+        ["explore", "--exhaustive", "--kill", "1"] + (Self.exhaustiveBound[lesson].map { ["--preemptions", String($0)] } ?? [])
+    }
+
+    /// `--exhaustive --kill 1` finds each bug; the report has its kill line; the replay
+    /// line reproduces the failure, the same bytes every time (pids aside).
+    @Test(arguments: lessons)
+    func theExhaustiveSearchFindsTheBug(_ lesson: String) throws {
+        let script = "scripts/crashes/\(lesson).lua"
+        let r = try Ipcplay.run(exhaustiveArguments(lesson) + [script], limit: Self.limit)
+        #expect(r.status == 1, "\(lesson): \(r.combined)")
+        let out = lines(r.stdout)
+        #expect(out.first?.hasPrefix("ipcplay: schedule ") == true && out.first?.contains("(exhaustive, ") == true, "\(r.stdout)")
+        let kills = out.filter { $0.hasPrefix("kill: ") }
+        #expect(kills.count == 1, "\(lesson): \(r.stdout)")
+        #expect(out.contains { $0.contains("KILLED before ") }, "\(r.stdout)")
+        guard let replay = out.first(where: { $0.hasPrefix("replay: ipcplay replay ") }),
+              case let words = replay.split(separator: " ").map(String.init), words.count == 5 else {
+            Issue.record("\(lesson): no replay line: \(r.stdout)")
+            return
+        }
+        let first = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
+        let second = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
+        #expect(first.status == 1, "\(lesson) replayed: \(first.combined)")
+        #expect(second.status == 1)
+        #expect(maskingPids(first.stdout + "\n--\n" + first.stderr) == maskingPids(second.stdout + "\n--\n" + second.stderr))
+        // The replay is the failure the search found, killed where it said.
+        let failure = out.first { $0.hasPrefix("error in ") || $0.hasPrefix("deadlock: ") } ?? "?"
+        let message = failure.hasPrefix("deadlock") ? "deadlock" : String(failure.split(separator: ":").last ?? "")
+        #expect((first.stdout + first.stderr).contains(message), "\(lesson): \(failure) / \(first.combined)")
+        if lesson == "transfer" { #expect(first.stdout.contains("teller died (exitcode -9)"), "\(first.combined)") }
+    }
+
+    /// Each twin survives every kill point of every interleaving (within the bound).
+    @Test(arguments: lessons)
+    func theFixSurvivesEveryKillPoint(_ lesson: String) throws {
+        let r = try Ipcplay.run(exhaustiveArguments(lesson) + ["scripts/crashes/\(lesson)_fixed.lua"], limit: Self.limit)
+        #expect(r.status == 0, "\(lesson)_fixed: \(r.combined)")
+        let out = lines(r.stdout)
+        let complete = Self.exhaustiveBound[lesson].map { "complete: every interleaving with at most \($0) preemptions was checked" }
+            ?? "complete: every interleaving was checked"
+        #expect(out.last == complete, "\(r.stdout)")
+        let counts = out.count >= 2 ? out[out.count - 2] : ""
+        #expect(counts.range(of: #"^[0-9]+ schedules, [0-9]+ distinct interleavings, no failure$"#, options: .regularExpression) != nil, "\(r.stdout)")
+        // Kills were tried: more interleavings than the twin has without them.
+        let plain = try Ipcplay.run(Array(exhaustiveArguments(lesson).filter { $0 != "--kill" && $0 != "1" }) + ["scripts/crashes/\(lesson)_fixed.lua"],
+                                    limit: Self.limit)
+        let plainCounts = lines(plain.stdout).dropLast().last ?? ""
+        func distinct(_ s: String) -> Int { Int(s.split(separator: " ").dropFirst(2).first ?? "") ?? 0 }
+        #expect(distinct(counts) > distinct(plainCounts), "\(counts) / \(plainCounts)")
+    }
+
+    /// `test --explore exhaustive --kill 1`: a failing test's report names its kill, in
+    /// the text, TAP and JUnit reports; the twin passes.
+    @Test func theTestCommandExploresEveryKillPoint() throws {
+        let bug = try Ipcplay.run(["test", "--explore", "exhaustive", "--kill", "1", "scripts/crashes/joinable_queue.lua"], limit: Self.limit)
+        #expect(bug.status == 1, "\(bug.combined)")
+        let kill = "kill: consumer before joinable_queue:task_done at scripts/crashes/joinable_queue.lua:21"
+        #expect(bug.stdout.contains("      \(kill)\n      schedule: "), "\(bug.stdout)")
+        let tap = try Ipcplay.run(["test", "--tap", "--explore", "exhaustive", "--kill", "1", "scripts/crashes/joinable_queue.lua"], limit: Self.limit)
+        #expect(tap.stdout.contains("  kills:\n    - "), "\(tap.stdout)")
+        #expect(tap.stdout.contains("consumer before joinable_queue:task_done"), "\(tap.stdout)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-junit-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let junit = dir.appendingPathComponent("report.xml").path
+        _ = try Ipcplay.run(["test", "--junit", junit, "--explore", "exhaustive", "--kill", "1", "scripts/crashes/joinable_queue.lua"], limit: Self.limit)
+        let xml = (try? String(contentsOfFile: junit, encoding: .utf8)) ?? ""
+        #expect(xml.contains(kill + "\nschedule: "), "\(xml)")
+        let fixed = try Ipcplay.run(["test", "--explore", "exhaustive", "--kill", "1", "scripts/crashes/joinable_queue_fixed.lua"], limit: Self.limit)
+        #expect(fixed.status == 0, "\(fixed.combined)")
+    }
+
     @Test func killOptionsAreChecked() throws {
         let noSched = try Ipcplay.run(["run", "--kill", "1", "scripts/crashes/transfer.lua"])
         #expect(noSched.status == 2 && noSched.stderr.contains("--kill needs --sched"), "\(noSched.combined)")
@@ -145,6 +222,13 @@ struct CrashExplorationTests {
         #expect(badRate.status == 2 && badRate.stderr.contains("--kill-rate"), "\(badRate.combined)")
         let rateAlone = try Ipcplay.run(["explore", "--kill-rate", "0.5", "scripts/crashes/transfer.lua"])
         #expect(rateAlone.status == 2, "\(rateAlone.combined)")
+        // The exhaustive search tries every kill point, one kill per schedule.
+        for args in [["--kill", "2"], ["--kill", "1", "--kill-rate", "0.5"]] {
+            let r = try Ipcplay.run(["explore", "--exhaustive"] + args + ["scripts/crashes/transfer.lua"])
+            #expect(r.status == 2 && r.stderr.contains("--kill"), "\(args): \(r.combined)")
+            let t = try Ipcplay.run(["test", "--explore", "exhaustive"] + args + ["scripts/crashes/transfer.lua"])
+            #expect(t.status == 2 && t.stderr.contains("--kill"), "test \(args): \(t.combined)")
+        }
     }
 
     /// `test --explore N --kill 1` holds a scenario to crashes, as CI would.

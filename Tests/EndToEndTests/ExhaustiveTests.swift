@@ -93,6 +93,50 @@ struct ExhaustiveTests {
         }
     }
 
+    /// With one kill (`--kill 1`), counted by hand: a process that writes once has three
+    /// kill points (before its start, its write, its end), so 1 + 3 interleavings; two
+    /// that write their own values, 1 + 2 * 3, each kill point once whatever the other
+    /// process did by then (its steps do not touch what the death changes).
+    @Test(arguments: [("kill_one_process", 4), ("kill_own_values", 7)])
+    func oneKillAddsEachKillPointOnce(_ name: String, _ expected: Int) throws {
+        let r = try exhaustive(["--kill", "1", "\(Self.fixtures)/\(name).lua"])
+        expectComplete(r, schedules: expected, distinct: expected)
+        let none = try exhaustive(["\(Self.fixtures)/\(name).lua"])
+        expectComplete(none, schedules: 1, distinct: 1)
+    }
+
+    /// With kills, the reduction still misses nothing that running every schedule with
+    /// every kill point meets: a killed lock holder (its death is a step on the lock), a
+    /// killed pipe writer (its death can close the last sending end), a condition.
+    @Test(arguments: ["kill_lock_holder", "kill_pipe_writer", "condition_wait", "kill_own_values"])
+    func theSearchMeetsEveryKillPoint(_ name: String) throws {
+        for bound in [nil, 1] as [Int?] {
+            let r = try exhaustive(["--kill", "1", "--check-naive"] + (bound.map { ["--preemptions", "\($0)"] } ?? []) + ["\(Self.fixtures)/\(name).lua"])
+            #expect(r.status == 0, "\(name) \(bound.map(String.init) ?? "unbounded"): \(r.combined)")
+            #expect(lines(r.stdout).last?.hasSuffix(", 0 missed by the search") == true, "\(name): \(r.combined)")
+        }
+    }
+
+    /// A kill the relation does not model (a process whose child still runs: the child
+    /// would die with it) is refused, not counted as checked.
+    @Test func aKillOfAParentIsRefused() throws {
+        let source = """
+        local ipc = require("ipc")
+        local p = ipc.spawn(function()
+          local c = ipc.spawn(function() end)
+          ipc.value("i", 0)  -- a kill point of this process while its child runs
+          c:join()
+        end)
+        p:join()
+        """
+        let file = try Ipcplay.writeScript(source)
+        defer { Ipcplay.removeScript(file) }
+        let r = try exhaustive(["--kill", "1", file.path])
+        #expect(r.status == 2, "\(r.combined)")
+        #expect(r.stderr.contains("--exhaustive --kill: a kill of Process-1 at step "), "\(r.combined)")
+        #expect(!r.stdout.contains("complete"), "\(r.combined)")
+    }
+
     /// A search stopped by --runs exits 3 and says so; resumed from the file it names, it
     /// ends with the totals of a search that was never stopped.
     @Test func aStoppedSearchResumesToTheSameTotals() throws {

@@ -9,32 +9,37 @@ import IPCCore
 /// putting them first again would only repeat an explored interleaving. The run's
 /// continuation (no decision left) keeps away from them until a step dependent on theirs
 /// wakes them; when every process that can go is asleep the run stops (it is
-/// "sleep-set blocked": everything after it was explored). Shared memory made before
-/// the runs are forked; every process of a run reads it.
+/// "sleep-set blocked": every step after it was explored; the search still tries the
+/// kills there). Shared memory made before the runs are forked; every process of a run
+/// reads it. Kills asleep are not on it: a continuation never kills.
 final class SleepBoard {
     /// The board of the search in progress (nil: runs continue without preemption).
     nonisolated(unsafe) static var current: SleepBoard?
 
     static let capacity = 64
+    static let header = 5
     let region: SharedRegion
-    /// Words: 0 blocked, 1 first step it applies from, 2 steps scanned, 3 entries,
-    /// then 4 words per entry: process, site, object | key << 32, timeout.
+    /// Words: 0 blocked, 1 first step it applies from, 2 steps scanned, 3 entries, 4 the
+    /// processes that could go where it stopped; then 4 words per entry: process, site,
+    /// object | key << 32, timeout.
     let words: UnsafeMutablePointer<UInt64>
 
     init() throws(IPCError) {
-        region = try SharedRegion(size: (4 + 4 * Self.capacity) * 8)
+        region = try SharedRegion(size: (Self.header + 4 * Self.capacity) * 8)
         words = region.base.assumingMemoryBound(to: UInt64.self)
     }
 
     /// Before a run: the sleeping steps, from step `from` on.
-    func prepare(_ entries: [StepFacts], from: Int) {
+    func prepare(_ all: [StepFacts], from: Int) {
+        let entries = all.filter { !$0.killed }
         words[0] = 0
         words[1] = UInt64(from)
         words[2] = UInt64(from)
         let n = min(entries.count, Self.capacity)
         words[3] = UInt64(n)
+        words[4] = 0
         for (i, e) in entries.prefix(n).enumerated() {
-            let w = words + 4 + 4 * i
+            let w = words + Self.header + 4 * i
             w[0] = UInt64(e.process)
             w[1] = UInt64(e.site)
             w[2] = UInt64(e.object) | UInt64(e.key) << 32
@@ -45,8 +50,11 @@ final class SleepBoard {
     /// True when the last run stopped because every process that could go was asleep.
     var blocked: Bool { words[0] != 0 }
 
+    /// Where the last run stopped asleep: the processes that could go there.
+    var blockedReady: UInt64 { words[4] }
+
     func entry(_ i: Int) -> StepFacts {
-        let w = words + 4 + 4 * i
+        let w = words + Self.header + 4 * i
         return StepFacts(process: Int(w[0]), site: Int(w[1]), object: UInt32(truncatingIfNeeded: w[2]),
                          key: UInt32(truncatingIfNeeded: w[2] >> 32), timeout: w[3] != 0, readyMask: 0)
     }
@@ -59,12 +67,17 @@ final class SleepBoard {
         var n = Int(words[3])
         var scanned = Int(words[2])
         while scanned < steps.count && n > 0 {
-            let s = StepFacts(steps[scanned])
+            var s = StepFacts(steps[scanned])
+            if s.killed {
+                // What the death changes, from the steps of its process before it.
+                s.footprint = StepDependence.footprint(ofKill: s, after: steps[..<scanned].map(StepFacts.init))
+            }
             var i = 0
             while i < n {
-                if StepDependence.dependent(entry(i), s) {
+                let e = entry(i)
+                if StepDependence.dependent(e, s) || (s.killed && e.process == s.process) {
                     // Remove by moving the last entry here.
-                    let last = words + 4 + 4 * (n - 1), here = words + 4 + 4 * i
+                    let last = words + Self.header + 4 * (n - 1), here = words + Self.header + 4 * i
                     for k in 0..<4 { here[k] = last[k] }
                     n -= 1
                 } else {
@@ -76,10 +89,11 @@ final class SleepBoard {
         words[2] = UInt64(max(scanned, steps.count))
         words[3] = UInt64(n)
         var asleep: UInt64 = 0
-        for i in 0..<n { asleep |= 1 << UInt64(words[4 + 4 * i] & 63) }
+        for i in 0..<n { asleep |= 1 << UInt64(words[Self.header + 4 * i] & 63) }
         func awake(_ p: Int) -> Bool { p >= 64 || asleep & (1 << UInt64(p)) == 0 }
         if let c = current, awake(c) { return c }
         if let p = ready.first(where: awake) { return p }
+        words[4] = ready.reduce(0) { $1 < 64 ? $0 | 1 << UInt64($1) : $0 }
         words[0] = 1
         return nil
     }
@@ -109,9 +123,20 @@ final class SleepBoard {
 ///   when it could not go there) is also added at the last context switch before it,
 ///   and a point whose schedule would exceed K preemptions is left out. No sleep sets:
 ///   they are unsound with the bound.
+/// - `--kill N`: at every point, killing each process that could go (not the main one)
+///   is one more transition, tried while the schedule has made fewer than N kills (and,
+///   bounded, when it stays within the bound: a kill of another process than the running
+///   one is a switch away from it). A kill is a step of its process whose dependency is
+///   what the death changes (`StepDependence`); sleep sets keep kills too, so a kill point
+///   that only independent steps separate from an explored one is not tried again, and a
+///   run stopped asleep still tries the kills where it stopped. A kill of a process with
+///   child processes still running is refused: its children would die with it, which
+///   the relation does not model.
 public struct ExhaustiveSearch {
     /// The preemption bound; nil: unbounded.
     public var preemptions: Int?
+    /// At most this many kills per schedule (`--kill N`).
+    public var kills = 0
     /// Budgets of this call (a resumed search gets them afresh).
     public var runs: Int?
     public var timeLimit: Double?
@@ -124,10 +149,18 @@ public struct ExhaustiveSearch {
     /// A point of the current execution: the state before step `index`.
     struct Node {
         var enabled: UInt64
+        /// The process of the step made here (-1: none, where a run stopped asleep).
         var chosen: Int
+        /// That step was a kill of `chosen`.
+        var killed = false
         var isChoice: Bool
         var backtrack: UInt64
         var done: UInt64
+        /// The processes whose kill here is to be tried, and those tried.
+        var killBacktrack: UInt64 = 0
+        var killDone: UInt64 = 0
+        /// Kills made before this point.
+        var killsBefore = 0
         /// Asleep on entering it (with the step each would make).
         var sleep: [StepFacts]
         /// The steps the processes explored from here made (for their later siblings' sleep sets).
@@ -135,7 +168,8 @@ public struct ExhaustiveSearch {
         var preemptionsBefore: Int
         var preempted: Bool
 
-        var sleepMask: UInt64 { sleep.reduce(0) { $0 | bit($1.process) } }
+        var sleepMask: UInt64 { sleep.reduce(0) { $1.killed ? $0 : $0 | bit($1.process) } }
+        var killSleepMask: UInt64 { sleep.reduce(0) { $1.killed ? $0 | bit($1.process) : $0 } }
     }
 
     /// Where a search stands: enough to go on with it later (`--resume`).
@@ -162,41 +196,120 @@ public struct ExhaustiveSearch {
         /// The same decisions gave a different run: the script is not deterministic under
         /// the schedule (it reads the wall clock, the file system, ...).
         case diverged(String)
+        /// The search met a case it cannot cover soundly (a kill it does not model).
+        case unsupported(String)
     }
 
-    static func bit(_ p: Int) -> UInt64 { p < 64 ? 1 << UInt64(p) : 0 }
+    /// The next transition to try: at point `index`, process `process` goes (or is killed).
+    struct Branch {
+        var index: Int
+        var process: Int
+        var kill: Bool
+    }
+
+    static func bit(_ p: Int) -> UInt64 { p >= 0 && p < 64 ? 1 << UInt64(p) : 0 }
+
+    /// The kills to try at a point: each process that can go there but the main one,
+    /// while kills are left (bounded: a kill that stays within the bound).
+    func killAlternatives(enabled: UInt64, killsBefore: Int, preemptionsBefore: Int, previous: Int) -> UInt64 {
+        guard killsBefore < kills else { return 0 }
+        var bits = enabled & ~Self.bit(0)
+        if let bound = preemptions {
+            var allowed: UInt64 = 0
+            while bits != 0 {
+                let c = bits.trailingZeroBitCount
+                bits &= bits - 1
+                let preempts = previous >= 0 && enabled & Self.bit(previous) != 0 && c != previous
+                if preemptionsBefore + (preempts ? 1 : 0) <= bound { allowed |= Self.bit(c) }
+            }
+            bits = allowed
+        }
+        return bits
+    }
+
+    /// The decisions that lead to the point `index` and make `process`'s step (or kill) there.
+    static func decisions(_ nodes: [Node], to index: Int, process: Int, kill: Bool) -> (picks: [Int], kills: [Explorer.Kill]) {
+        var picks: [Int] = []
+        var kills: [Explorer.Kill] = []
+        var made: [Int: Int] = [:]
+        for n in nodes[..<index] {
+            if n.isChoice { picks.append(n.chosen) }
+            if n.killed {
+                kills.append(Explorer.Kill(afterChoices: picks.count, process: n.chosen, beforeStep: made[n.chosen, default: 0] + 1))
+            } else {
+                made[n.chosen, default: 0] += 1
+            }
+        }
+        if nodes[index].isChoice { picks.append(process) }
+        if kill { kills.append(Explorer.Kill(afterChoices: picks.count, process: process, beforeStep: made[process, default: 0] + 1)) }
+        return (picks, kills)
+    }
+
+    /// Which process spawned each one, and which processes were there and not ended
+    /// before each step (for refusing a kill of a process whose children still run).
+    static func lineage(_ facts: [StepFacts]) -> (parent: [Int: Int], live: [UInt64]) {
+        var objectOf: [UInt32: Int] = [:]
+        for s in facts where s.site == CallSite.processStart.id { objectOf[s.object] = s.process }
+        var parent: [Int: Int] = [:]
+        for s in facts where s.spawned != 0 { if let c = objectOf[s.spawned] { parent[c] = s.process } }
+        var live: [UInt64] = []
+        var present: UInt64 = 1
+        var ended: UInt64 = 0
+        for s in facts {
+            present |= s.readyMask | bit(s.process)
+            live.append(present & ~ended)
+            if s.killed || s.site == CallSite.processEnd.id { ended |= bit(s.process) }
+        }
+        live.append(present & ~ended)
+        return (parent, live)
+    }
 
     // MARK: Running
 
-    /// Every schedule, without reduction (within the bound): what the search must match.
-    /// For checking the reduction on small scripts (`explore --exhaustive --check-naive`).
+    /// Every schedule, without reduction (within the bound), with every kill point (up to
+    /// `kills` per schedule): what the search must match. For checking the reduction on
+    /// small scripts (`explore --exhaustive --check-naive`).
     public func naive(_ explorer: Explorer) -> (schedules: Int, classes: Set<UInt64>) {
         var classes = Set<UInt64>()
-        var stack: [[Int]] = [[]]
+        // Each: the decisions, and the steps they fix (branches come after them).
+        var stack: [(picks: [Int], kills: [Explorer.Kill], fixed: Int)] = [([], [], 0)]
         var count = 0
-        while let picks = stack.popLast() {
-            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks))
+        while let (picks, killList, fixed) = stack.popLast() {
+            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks, kills: killList))
             count += 1
             classes.insert(run.hash)
-            var choice = 0
+            var choices = 0
             var preempted = 0
+            var killed = 0
+            var made: [Int: Int] = [:]
             for (i, s) in run.steps.enumerated() {
-                if s.isChoice {
-                    if choice >= picks.count {
-                        var others = s.readyMask & ~Self.bit(s.process)
-                        while others != 0 {
-                            let other = others.trailingZeroBitCount
-                            others &= others - 1
-                            let previous = i > 0 ? run.steps[i - 1].process : -1
-                            let preempts = previous >= 0 && s.readyMask & Self.bit(previous) != 0 && other != previous
-                            if preempted + (preempts ? 1 : 0) <= (preemptions ?? Int.max) {
-                                stack.append(Array(run.picks.prefix(choice)) + [other])
-                            }
+                if i >= fixed {
+                    let previous = i > 0 ? run.steps[i - 1].process : -1
+                    let prefix = Array(run.picks.prefix(choices))
+                    let killsBefore = Array(run.kills.prefix(killed))
+                    func preempts(_ c: Int) -> Bool { previous >= 0 && s.readyMask & Self.bit(previous) != 0 && c != previous }
+                    var others = s.isChoice ? s.readyMask & ~Self.bit(s.process) : 0
+                    while others != 0 {
+                        let other = others.trailingZeroBitCount
+                        others &= others - 1
+                        if preempted + (preempts(other) ? 1 : 0) <= (preemptions ?? Int.max) {
+                            stack.append((prefix + [other], killsBefore, i + 1))
                         }
                     }
-                    choice += 1
+                    var victims = killed < kills ? s.readyMask & ~Self.bit(0) : 0
+                    while victims != 0 {
+                        let victim = victims.trailingZeroBitCount
+                        victims &= victims - 1
+                        if preempted + (preempts(victim) ? 1 : 0) <= (preemptions ?? Int.max) {
+                            let picksThere = s.isChoice ? prefix + [victim] : prefix
+                            let kill = Explorer.Kill(afterChoices: picksThere.count, process: victim, beforeStep: made[victim, default: 0] + 1)
+                            stack.append((picksThere, killsBefore + [kill], i + 1))
+                        }
+                    }
                 }
+                if s.isChoice { choices += 1 }
                 if s.preempted { preempted += 1 }
+                if s.killed { killed += 1 } else { made[s.process, default: 0] += 1 }
             }
         }
         return (count, classes)
@@ -213,30 +326,33 @@ public struct ExhaustiveSearch {
         while true {
             let elapsed = before + Double(MonotonicClock.real() - start) / 1e9
             state.seconds = elapsed
-            // The next schedule: the deepest point with a process left to explore.
-            var branch: (index: Int, process: Int)?
+            // The next schedule: the deepest point with a transition left to explore.
+            var branch: Branch?
             if state.started {
                 for i in state.nodes.indices.reversed() {
                     let n = state.nodes[i]
                     let left = n.backtrack & ~n.done & ~n.sleepMask & n.enabled
-                    if left != 0 { branch = (i, left.trailingZeroBitCount); break }
+                    if left != 0 { branch = Branch(index: i, process: left.trailingZeroBitCount, kill: false); break }
+                    let killsLeft = n.killBacktrack & ~n.killDone & ~n.killSleepMask & n.enabled
+                    if killsLeft != 0 { branch = Branch(index: i, process: killsLeft.trailingZeroBitCount, kill: true); break }
                 }
                 if branch == nil { return .complete }
             }
             if let runs, ranHere >= runs { return .stopped }
             if let timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= timeLimit { return .stopped }
             var picks: [Int] = []
+            var killList: [Explorer.Kill] = []
             var sleepAfter: [StepFacts] = []
-            if let (i, p) = branch {
-                state.nodes[i].done |= Self.bit(p)
-                state.nodes.removeSubrange((i + 1)...)
-                picks = state.nodes[..<i].filter(\.isChoice).map(\.chosen) + [p]
-                if preemptions == nil {
-                    sleepAfter = (state.nodes[i].sleep + state.nodes[i].explored).filter { $0.process != p }
+            if let b = branch {
+                if b.kill { state.nodes[b.index].killDone |= Self.bit(b.process) } else { state.nodes[b.index].done |= Self.bit(b.process) }
+                state.nodes.removeSubrange((b.index + 1)...)
+                (picks, killList) = Self.decisions(state.nodes, to: b.index, process: b.process, kill: b.kill)
+                if preemptions == nil && !b.kill {
+                    sleepAfter = (state.nodes[b.index].sleep + state.nodes[b.index].explored).filter { $0.process != b.process }
                 }
             }
             board.prepare(sleepAfter, from: branch?.index ?? 0)
-            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks))
+            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks, kills: killList))
             state.schedules += 1
             ranHere += 1
             state.started = true
@@ -247,48 +363,122 @@ public struct ExhaustiveSearch {
             if run.names.count > 64 {
                 return .diverged("a run has \(run.names.count) processes; the exhaustive search handles at most 64")
             }
+            if Array(run.kills.prefix(killList.count)) != killList {
+                return .diverged("the run did not make its kills (\(killList.count) given, \(run.kills.count) made)")
+            }
             let blocked = board.blocked
             if run.failed && !blocked { return .failed(run) }
-            let complete = absorb(run, branch: branch, state: &state)
-            if complete && !blocked { state.classes.insert(run.hash) }
+            let absorbed = absorb(run, branch: branch, blockedReady: blocked ? board.blockedReady : nil, state: &state)
+            if case .refused(let why) = absorbed { return .unsupported(why) }
+            if case .complete = absorbed, !blocked { state.classes.insert(run.hash) }
             progress?(state.schedules, state.nodes.count, before + Double(MonotonicClock.real() - start) / 1e9)
         }
     }
 
+    enum Absorbed {
+        /// The run went to its end: a new interleaving.
+        case complete
+        /// It went on into a sleeping process (what followed was explored already).
+        case asleep
+        /// A kill to try here is one the search does not model.
+        case refused(String)
+    }
+
     /// Takes a run in: rebuilds the points after the branch from its steps (with their
-    /// sleep sets) and adds the backtrack points its races call for. False when the run
-    /// went on into a sleeping process (what followed was explored already).
-    func absorb(_ run: Explorer.Run, branch: (index: Int, process: Int)?, state: inout State) -> Bool {
+    /// sleep sets and kills to try) and adds the backtrack points its races call for.
+    /// `blockedReady`: the run stopped asleep, with these processes able to go.
+    func absorb(_ run: Explorer.Run, branch: Branch?, blockedReady: UInt64?, state: inout State) -> Absorbed {
         var facts = run.steps.map(StepFacts.init)
         StepDependence.linkSpawns(&facts)
+        StepDependence.linkKills(&facts)
+        let (parent, live) = kills > 0 ? Self.lineage(facts) : ([:], [])
         let from = branch?.index ?? 0
         var end = facts.count
         var sleep: [StepFacts] = []
+        // Each process's object, and what a kill of it would change so far.
+        var objectOf: [Int: UInt32] = [:]
+        for s in facts where s.site == CallSite.processStart.id && objectOf[s.process] == nil { objectOf[s.process] = s.object }
+        var touched: [Int: [UInt32]] = [:]
+        func note(_ s: StepFacts) {
+            if let r = StepDependence.footprintEntry(s), !(touched[s.process] ?? []).contains(r) { touched[s.process, default: []].append(r) }
+        }
+        for k in 0..<from { note(facts[k]) }
+        /// Unbounded: a kill of `c` at point k is the kill at k - 1 (tried there, or
+        /// equivalent to one tried further back) when the step between them is another
+        /// process's and does not depend on it: kill points that only independent steps
+        /// separate are one interleaving.
+        func separates(_ c: Int, at k: Int) -> Bool {
+            guard preemptions == nil, k > 0, k - 1 < facts.count else { return true }
+            let between = facts[k - 1]
+            guard between.process != c, state.nodes[k - 1].enabled & Self.bit(c) != 0, let object = objectOf[c] else { return true }
+            var kill = StepFacts(process: c, site: CallSite.processStart.id, object: object, key: 0, timeout: false, readyMask: 0)
+            kill.killed = true
+            kill.footprint = StepDependence.footprint(touched[c] ?? [], killedBefore: kill)
+            return StepDependence.dependent(between, kill)
+        }
+        /// A new point at step k (enabled `enabled`), with its kills to try.
+        func append(_ k: Int, enabled: UInt64, chosen: Int, killed: Bool, explored: [StepFacts]) -> String? {
+            let previous = k > 0 ? state.nodes[k - 1] : nil
+            let preemptionsBefore = (previous?.preemptionsBefore ?? 0) + (previous?.preempted == true ? 1 : 0)
+            let killsBefore = (previous?.killsBefore ?? 0) + (previous?.killed == true ? 1 : 0)
+            var victims = killAlternatives(enabled: enabled, killsBefore: killsBefore, preemptionsBefore: preemptionsBefore,
+                                           previous: previous?.chosen ?? -1)
+            var bits = victims
+            while bits != 0 {
+                let c = bits.trailingZeroBitCount
+                bits &= bits - 1
+                if let child = parent.first(where: { $0.value == c && live[k] & Self.bit($0.key) != 0 })?.key {
+                    return "a kill of \(run.name(c)) at step \(k + 1) would end its child process \(run.name(child)) too, "
+                        + "which the exhaustive search does not model; explore such kills with --strategy pct or random"
+                }
+                if !separates(c, at: k) && !(killed && c == chosen) { victims &= ~Self.bit(c) }
+            }
+            let own = killed ? 0 : Self.bit(chosen)
+            state.nodes.append(Node(enabled: enabled, chosen: chosen, killed: killed, isChoice: enabled.nonzeroBitCount > 1,
+                                    backtrack: own, done: own, killBacktrack: victims | (killed ? Self.bit(chosen) : 0),
+                                    killDone: killed ? Self.bit(chosen) : 0, killsBefore: killsBefore, sleep: sleep,
+                                    explored: explored, preemptionsBefore: preemptionsBefore, preempted: false))
+            return nil
+        }
         for k in from..<facts.count {
             let s = facts[k]
             if k == from, let b = branch {
                 state.nodes[k].chosen = b.process
+                state.nodes[k].killed = b.kill
                 state.nodes[k].explored.append(s)
-                sleep = preemptions == nil ? (state.nodes[k].sleep + state.nodes[k].explored).filter { $0.process != s.process } : []
+                // After a kill, nothing sleeps: the kill stands for the same kill after the
+                // independent steps that follow it here (`separates`), so its subtree
+                // must hold their orders too.
+                sleep = preemptions == nil && !b.kill ? (state.nodes[k].sleep + state.nodes[k].explored).filter { $0.process != s.process } : []
             } else {
-                if sleep.contains(where: { $0.process == s.process }) {
-                    // A process that is asleep made this step: not a new interleaving from here.
+                // A process that is asleep made this step: not a new interleaving from
+                // here (its kills here are still to try).
+                let asleep = !s.killed && sleep.contains { $0.process == s.process && !$0.killed }
+                if let refusal = append(k, enabled: s.readyMask, chosen: s.process, killed: s.killed, explored: asleep ? [] : [s]) {
+                    return .refused(refusal)
+                }
+                if asleep {
+                    state.nodes[k].preempted = run.steps[k].preempted
                     end = k
                     break
                 }
-                let previous = k > 0 ? state.nodes[k - 1] : nil
-                state.nodes.append(Node(enabled: s.readyMask, chosen: s.process, isChoice: s.readyMask.nonzeroBitCount > 1,
-                                        backtrack: Self.bit(s.process), done: Self.bit(s.process), sleep: sleep, explored: [s],
-                                        preemptionsBefore: (previous?.preemptionsBefore ?? 0) + (previous?.preempted == true ? 1 : 0),
-                                        preempted: run.steps[k].preempted))
             }
             state.nodes[k].preempted = run.steps[k].preempted
-            sleep = sleep.filter { !StepDependence.dependent($0, s) }
+            note(s)
+            // A step wakes the sleepers it depends on; a process's own step (or death)
+            // ends its kill's sleep (that kill point is behind it).
+            sleep = sleep.filter { !StepDependence.dependent($0, s) && $0.process != s.process }
+        }
+        if end == facts.count, let ready = blockedReady {
+            // Where the run stopped asleep: no step is left to try there, but kills may be.
+            if let refusal = append(facts.count, enabled: ready, chosen: -1, killed: false, explored: []) { return .refused(refusal) }
+            state.nodes[facts.count].backtrack = 0
+            state.nodes[facts.count].done = 0
         }
         // The whole run is a real execution: its races count even past a sleeping step
         // (only points up to there are kept).
         addBacktracks(facts, from: from, nodes: &state.nodes)
-        return end == facts.count
+        return end == facts.count ? .complete : .asleep
     }
 
     // MARK: Races
@@ -311,11 +501,10 @@ public struct ExhaustiveSearch {
             let s = facts[k]
             let q = s.process
             var before: [Int] = []
+            let touched = StepDependence.touches(s)
             if StepDependence.isGlobal(s) {
                 for p in 0..<width where p != q && lastStep[p] >= 0 { before.append(lastStep[p]) }
             } else {
-                var touched: [(UInt32, Bool)] = [(StepDependence.resource(s), StepDependence.writes(s))]
-                if s.spawned != 0 { touched.append((s.spawned, true)) }
                 for (r, w) in touched {
                     if let lw = lastWrite[r] { before.append(lw) }
                     if w { before += readsSince[r] ?? [] }
@@ -348,8 +537,6 @@ public struct ExhaustiveSearch {
             if blocking { lastBlocking[StepDependence.resource(s), default: [:]][q] = k }
             // The state of each object after step k.
             if StepDependence.isGlobal(s) { lastGlobal[q] = k }
-            var touched: [(UInt32, Bool)] = [(StepDependence.resource(s), StepDependence.writes(s))]
-            if s.spawned != 0 { touched.append((s.spawned, true)) }
             for (r, w) in touched {
                 if w { lastWrite[r] = k; readsSince[r] = nil } else { readsSince[r, default: []].append(k) }
             }
@@ -399,13 +586,21 @@ public struct ExhaustiveSearch {
         if firsts[q] == nil { firsts[q] = sequence.count }
         sequence.append(k)
         let node = nodes[e]
+        // An initial whose first step there is a kill starts with that kill.
         var initials: UInt64 = 0
+        var killInitials: UInt64 = 0
         for (p, place) in firsts {
             let j = sequence[place]
             let preceded = sequence[..<place].contains { i in clock[j * width + facts[i].process] > Int32(i) }
-            if !preceded { initials |= Self.bit(p) }
+            if !preceded {
+                if facts[j].killed { killInitials |= Self.bit(p) } else { initials |= Self.bit(p) }
+            }
         }
         let possible = initials & node.enabled
+        // Every kill that may be made there is tried there already (unbounded: there or at
+        // an equivalent point before it).
+        let killable = preemptions == nil ? (node.killsBefore < kills ? node.enabled & ~Self.bit(0) : 0) : node.killBacktrack
+        if killInitials & killable != 0 { return }
         if possible == 0 {
             // No initial can go there (enabledness outside the relation): every process that can.
             nodes[e].backtrack |= node.enabled
@@ -437,11 +632,12 @@ extension ExhaustiveSearch.State {
     /// The state as text: a header line naming what it belongs to, the counts, the
     /// classes seen, then one line per point of the current execution.
     public func encoded(header: String) -> String {
-        var out = "ipcplay-exhaustive 1\n\(header)\n"
+        var out = "ipcplay-exhaustive 2\n\(header)\n"
         out += "schedules \(schedules) seconds \(seconds)\n"
         out += "classes " + classes.sorted().map { String($0, radix: 16) }.joined(separator: " ") + "\n"
         for n in nodes {
             var line = "node \(n.enabled) \(n.chosen) \(n.isChoice ? 1 : 0) \(n.backtrack) \(n.done) \(n.preemptionsBefore) \(n.preempted ? 1 : 0)"
+            line += " \(n.killed ? 1 : 0) \(n.killBacktrack) \(n.killDone) \(n.killsBefore)"
             line += " |" + n.sleep.map(Self.encode).joined(separator: " ")
             line += " |" + n.explored.map(Self.encode).joined(separator: " ")
             out += line + "\n"
@@ -449,19 +645,32 @@ extension ExhaustiveSearch.State {
         return out
     }
 
-    static func encode(_ s: StepFacts) -> String { "\(s.process),\(s.site),\(s.object),\(s.key),\(s.timeout ? 1 : 0)" }
+    /// A step: process, site, object, key, timeout; for a kill, then `k` and its footprint.
+    static func encode(_ s: StepFacts) -> String {
+        let base = "\(s.process),\(s.site),\(s.object),\(s.key),\(s.timeout ? 1 : 0)"
+        return s.killed ? base + ",k" + s.footprint.map { ",\($0)" }.joined() : base
+    }
 
     static func decodeFacts(_ text: Substring) -> StepFacts? {
         let f = text.split(separator: ",")
-        guard f.count == 5, let p = Int(f[0]), let site = Int(f[1]), let o = UInt32(f[2]), let k = UInt32(f[3]) else { return nil }
-        return StepFacts(process: p, site: site, object: o, key: k, timeout: f[4] == "1", readyMask: 0)
+        guard f.count >= 5, let p = Int(f[0]), let site = Int(f[1]), let o = UInt32(f[2]), let k = UInt32(f[3]) else { return nil }
+        var s = StepFacts(process: p, site: site, object: o, key: k, timeout: f[4] == "1", readyMask: 0)
+        if f.count > 5 {
+            guard f[5] == "k" else { return nil }
+            s.killed = true
+            for word in f.dropFirst(6) {
+                guard let r = UInt32(word) else { return nil }
+                s.footprint.append(r)
+            }
+        }
+        return s
     }
 
     /// Reads back what `encoded` wrote; nil when it is not such a state or belongs to
     /// another search (`header` differs).
     public init?(decoding text: String, header: String) {
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count >= 4, lines[0] == "ipcplay-exhaustive 1", lines[1] == Substring(header) else { return nil }
+        guard lines.count >= 4, lines[0] == "ipcplay-exhaustive 2", lines[1] == Substring(header) else { return nil }
         let counts = lines[2].split(separator: " ")
         guard counts.count == 4, counts[0] == "schedules", let s = Int(counts[1]), let secs = Double(counts[3]) else { return nil }
         schedules = s
@@ -476,12 +685,15 @@ extension ExhaustiveSearch.State {
             let parts = line.split(separator: "|", omittingEmptySubsequences: false)
             guard parts.count == 3 else { return nil }
             let w = parts[0].split(separator: " ")
-            guard w.count == 8, w[0] == "node", let enabled = UInt64(w[1]), let chosen = Int(w[2]), let backtrack = UInt64(w[4]),
-                  let done = UInt64(w[5]), let pre = Int(w[6]) else { return nil }
+            guard w.count == 12, w[0] == "node", let enabled = UInt64(w[1]), let chosen = Int(w[2]), let backtrack = UInt64(w[4]),
+                  let done = UInt64(w[5]), let pre = Int(w[6]), let killBacktrack = UInt64(w[9]), let killDone = UInt64(w[10]),
+                  let killsBefore = Int(w[11]) else { return nil }
             let sleep = parts[1].split(separator: " ").compactMap(Self.decodeFacts)
             let explored = parts[2].split(separator: " ").compactMap(Self.decodeFacts)
-            nodes.append(ExhaustiveSearch.Node(enabled: enabled, chosen: chosen, isChoice: w[3] == "1", backtrack: backtrack, done: done,
-                                               sleep: sleep, explored: explored, preemptionsBefore: pre, preempted: w[7] == "1"))
+            nodes.append(ExhaustiveSearch.Node(enabled: enabled, chosen: chosen, killed: w[8] == "1", isChoice: w[3] == "1",
+                                               backtrack: backtrack, done: done, killBacktrack: killBacktrack, killDone: killDone,
+                                               killsBefore: killsBefore, sleep: sleep, explored: explored,
+                                               preemptionsBefore: pre, preempted: w[7] == "1"))
         }
     }
 }

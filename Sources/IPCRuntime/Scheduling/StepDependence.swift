@@ -18,6 +18,13 @@ public struct StepFacts: Sendable, Equatable {
     public var spawned: UInt32 = 0
     /// It resumes a call that waited inside (a condition's or a barrier's wait).
     public var resumed = false
+    /// Not the call: the process was killed before it (`--kill`). `site` and `object` are
+    /// the call it did not make.
+    public var killed = false
+    /// For a kill: what the death changes (`StepDependence.linkKills`): the process's own
+    /// object and the objects it touched whose state a death changes (locks it may hold,
+    /// conditions, barriers, pipes and sockets).
+    public var footprint: [UInt32] = []
 
     public init(process: Int, site: Int, object: UInt32, key: UInt32, timeout: Bool, readyMask: UInt64) {
         self.process = process
@@ -32,11 +39,13 @@ public struct StepFacts: Sendable, Equatable {
         self.init(process: Int(r.process), site: Int(r.site), object: r.object, key: r.key, timeout: r.timeout & 1 != 0,
                   readyMask: r.ready_mask)
         resumed = r.timeout & 2 != 0
+        killed = r.timeout & 4 != 0
     }
 
     public init(_ s: ScheduleLog.Step) {
         self.init(process: s.process, site: s.site, object: s.object, key: s.key, timeout: s.timeout, readyMask: s.readyMask)
         resumed = s.resumed
+        killed = s.killed
     }
 }
 
@@ -55,7 +64,54 @@ public struct StepFacts: Sendable, Equatable {
 /// - Conservative where virtual time is involved: a step that timed out (the clock moved
 ///   because no process could go) and a wait on no single object (`ipc.sleep`,
 ///   `ipc.wait` on several objects) depend on every step of every other process.
+/// - A kill of P (`--kill`) is a step of P that writes what P's death changes, as the
+///   runtime's dead-holder rules define it: P's own object (`join`, `is_alive`,
+///   `exitcode`), every object P touched whose state a death changes (a lock or rlock it
+///   may hold, a condition it waits on, a barrier it arrived at; not values, arrays,
+///   queues, events or semaphores, which keep no holder), and the ends of every pipe and
+///   socket (P may hold an end it never used: its death can close the last writer). It
+///   commutes with the rest, so kill points of P between steps that do not touch any of
+///   that are one interleaving. The call it was killed before never took effect: it
+///   touches nothing else.
 public enum StepDependence {
+    /// The pseudo-object of pipe and socket ends: every call on a connection or a socket
+    /// reads it, a kill writes it.
+    public static let ends = UInt32.max
+
+    /// Per site: bit 0, a call on a pipe or a socket (its result depends on which
+    /// processes still hold ends); bit 1, a call on an object whose state a death changes.
+    nonisolated(unsafe) static var siteClasses: [UInt8] = []
+
+    static func siteClass(_ site: Int) -> UInt8 {
+        if siteClasses.count != CallSite.all.count {
+            siteClasses = CallSite.all.map { traits in
+                let kind = traits.name.prefix { $0 != ":" && $0 != " " && $0 != "." }
+                let ends: Set<Substring> = ["connection", "server", "socket", "dgram"]
+                // Objects that keep no holder: a death before a call leaves them as they
+                // were. A value's or an array's own lock (`value:lock`) has one.
+                let keepNoHolder: Set<Substring> = ["value", "array", "queue", "joinable_queue", "event", "semaphore", "bounded_semaphore", "ipc"]
+                let holder = !keepNoHolder.contains(kind) || traits.name.dropFirst(kind.count).contains("lock")
+                return (ends.contains(kind) ? 1 : 0) | (holder ? 2 : 0)
+            }
+        }
+        return siteClasses.indices.contains(site) ? siteClasses[site] : 3
+    }
+
+    /// A call whose result depends on which processes hold a pipe's or a socket's ends.
+    @inline(__always)
+    static func onEnds(_ s: StepFacts) -> Bool { !s.killed && siteClass(s.site) & 1 != 0 }
+
+    /// The objects a step touches, each with whether it changes it (the dependency
+    /// relation in terms of objects: two steps of different processes are dependent when
+    /// they share one and one of them changes it).
+    public static func touches(_ s: StepFacts) -> [(UInt32, Bool)] {
+        if s.killed { return s.footprint.map { ($0, true) } + [(ends, true)] }
+        var t: [(UInt32, Bool)] = [(resource(s), writes(s))]
+        if s.spawned != 0 { t.append((s.spawned, true)) }
+        if onEnds(s) { t.append((ends, false)) }
+        return t
+    }
+
     /// The object a step's effect is keyed on.
     @inline(__always)
     public static func resource(_ s: StepFacts) -> UInt32 { s.key != 0 ? s.key : s.object }
@@ -68,6 +124,7 @@ public enum StepDependence {
     /// Depends on every step of every other process.
     @inline(__always)
     public static func isGlobal(_ s: StepFacts) -> Bool {
+        if s.killed { return false }
         if s.timeout { return true }
         guard resource(s) == 0 else { return false }
         return CallSite.all.indices.contains(s.site) ? CallSite.all[s.site].blocking : true
@@ -78,19 +135,65 @@ public enum StepDependence {
     /// back).
     @inline(__always)
     public static func mayWait(_ s: StepFacts) -> Bool {
-        s.resumed || (CallSite.all.indices.contains(s.site) && CallSite.all[s.site].blocking)
+        !s.killed && (s.resumed || (CallSite.all.indices.contains(s.site) && CallSite.all[s.site].blocking))
     }
 
     /// True when `a` and `b` (steps of different processes) do not commute.
     public static func dependent(_ a: StepFacts, _ b: StepFacts) -> Bool {
         guard a.process != b.process else { return false }
         if isGlobal(a) || isGlobal(b) { return true }
+        if a.killed || b.killed {
+            if a.killed && b.killed { return true }  // both close ends
+            let (kill, s) = a.killed ? (a, b) : (b, a)
+            return onEnds(s) || kill.footprint.contains(resource(s)) || (s.spawned != 0 && kill.footprint.contains(s.spawned))
+        }
         let ra = resource(a), rb = resource(b)
         if ra == rb && (writes(a) || writes(b)) { return true }
         // A spawn writes the new process's object.
         if a.spawned != 0 && (a.spawned == rb || a.spawned == b.spawned) { return true }
         if b.spawned != 0 && b.spawned == ra { return true }
         return false
+    }
+
+    /// Fills in each kill's footprint from the steps of its process before it.
+    public static func linkKills(_ steps: inout [StepFacts]) {
+        guard steps.contains(where: \.killed) else { return }
+        var touched: [Int: [UInt32]] = [:]
+        for k in steps.indices {
+            let s = steps[k]
+            if s.killed {
+                steps[k].footprint = footprint(touched[s.process] ?? [], killedBefore: s)
+            } else if let r = footprintEntry(s), !(touched[s.process] ?? []).contains(r) {
+                touched[s.process, default: []].append(r)
+            }
+        }
+    }
+
+    /// What a step adds to the footprint of a later kill of its process: its object, when
+    /// it is its process's start or an object whose state a death changes.
+    public static func footprintEntry(_ s: StepFacts) -> UInt32? {
+        guard !s.killed, s.site == CallSite.processStart.id || siteClass(s.site) & 2 != 0 else { return nil }
+        let r = resource(s)
+        return r != 0 ? r : nil
+    }
+
+    /// A kill's footprint: the objects its process touched that a death changes, and its
+    /// own object (the object of its start, or of the start it was killed before).
+    static func footprint(_ touched: [UInt32], killedBefore s: StepFacts) -> [UInt32] {
+        var f = touched
+        if s.site == CallSite.processStart.id && !f.contains(resource(s)) { f.append(resource(s)) }
+        return f
+    }
+
+    /// The footprint of a kill of `process` before the call `pending`, after the steps
+    /// `steps` (for a kill the search keeps asleep: it was not made in this run).
+    public static func footprint(ofKill pending: StepFacts, after steps: [StepFacts]) -> [UInt32] {
+        var all = steps.filter { $0.process == pending.process && !$0.killed }
+        var kill = pending
+        kill.killed = true
+        all.append(kill)
+        linkKills(&all)
+        return all.last!.footprint
     }
 
     /// Marks each step during which a process was registered with that process's object:
@@ -132,6 +235,7 @@ public enum InterleavingClass {
     public static func hash(_ input: [StepFacts]) -> UInt64 {
         var steps = input
         StepDependence.linkSpawns(&steps)
+        StepDependence.linkKills(&steps)
         // Per object: (ordered hash of writes and read groups, the pending group of reads).
         var objects: [UInt32: (h: UInt64, reads: UInt64)] = [:]
         var processes: [Int: UInt64] = [:]
@@ -141,17 +245,15 @@ public enum InterleavingClass {
             o.reads = 0
         }
         for s in steps {
-            let token = UInt64(s.process) << 32 | UInt64(s.site)
-            processes[s.process] = mix(processes[s.process] ?? 0, UInt64(s.site) << 32 | UInt64(StepDependence.resource(s)))
+            // A kill is not the call it came before.
+            let killed: UInt64 = s.killed ? 1 << 63 : 0
+            let token = UInt64(s.process) << 32 | UInt64(s.site) | killed
+            processes[s.process] = mix(processes[s.process] ?? 0, UInt64(s.site) << 32 | UInt64(StepDependence.resource(s)) | killed)
             if StepDependence.isGlobal(s) { write(&clock, token) } else { clock.reads &+= mix(0, token) }
-            let r = StepDependence.resource(s)
-            var o = objects[r] ?? (0, 0)
-            if StepDependence.writes(s) { write(&o, token) } else { o.reads &+= mix(0, token) }
-            objects[r] = o
-            if s.spawned != 0 {
-                var p = objects[s.spawned] ?? (0, 0)
-                write(&p, token)
-                objects[s.spawned] = p
+            for (r, w) in StepDependence.touches(s) {
+                var o = objects[r] ?? (0, 0)
+                if w { write(&o, token) } else { o.reads &+= mix(0, token) }
+                objects[r] = o
             }
         }
         var total = mix(clock.h, clock.reads)
