@@ -226,7 +226,7 @@ struct CancellationTests {
             }
         }
         #expect(started)
-        let trace = "/tmp/ipcplay-replay-\(replay.processIdentifier).json"
+        let trace = "/tmp/ipcplay-replay-\(replay.processIdentifier).events"  // the timeline's recorded events
         #expect(FileManager.default.fileExists(atPath: trace))
         kill(replay.processIdentifier, SIGTERM)
         #expect(Self.wait(replay))
