@@ -49,6 +49,9 @@ struct CallContext {
         } else if n == 1 && s.type(top) == LUA_TBOOLEAN && !s.boolean(top) && site.blocking {
             r = CallResult(.fell("false"))
         } else {
+            // Only a trace reads a result's text and preview: under the scheduler, every
+            // call passes the gate's hooks, and making them cost a string a step.
+            guard Trace.isOn else { return finish(r: CallResult(.done)) }
             r = CallResult(.done, text: n >= 1 ? s.shortText(top - n + 1) : nil)
             switch preview {
             case .none: break
@@ -57,6 +60,12 @@ struct CallContext {
             case .result: break
             }
         }
+        return finish(r: r)
+    }
+
+    /// What every result carries besides its outcome.
+    private func finish(r: CallResult) -> CallResult {
+        var r = r
         if let text { r.text = text }
         r.bytes = bytes
         r.flowOut = flowOut

@@ -535,14 +535,17 @@ public final class Schedule: GateHook, Blocking.Controller {
         p.pointee.has_probe = 0
         guard let probe else { return }
         var n: UInt32 = 0
-        for clause in [probe.first, probe.second] {
-            guard let clause else { continue }
-            guard let (region, offset) = SharedRegion.identify(clause.word) else { return }
+        // Clause by clause, with no array made: this runs at every call that can wait.
+        func add(_ clause: Probe.Clause?) -> Bool {
+            guard let clause else { return true }
+            guard let (region, offset) = SharedRegion.identify(clause.word) else { return false }
             let c = ipc_sched_probe_clause(region: region, offset: UInt64(offset), mask: clause.mask, value: clause.value,
                                            test: UInt32(clause.test.rawValue), wide: clause.wide ? 1 : 0)
             withUnsafeMutableBytes(of: &p.pointee.probe) { $0.bindMemory(to: ipc_sched_probe_clause.self)[Int(n)] = c }
             n += 1
+            return true
         }
+        guard add(probe.first), add(probe.second) else { return }
         p.pointee.probe_clauses = n
         p.pointee.has_probe = 1
     }
