@@ -11,7 +11,10 @@
 /// `ProcessIdentity.refreshAfterFork()` renews the one field that is the process's own.
 ///
 /// Every field starts as nil, zero or false (see `Execution`): the compiler then lays the
-/// context out in the binary, and reaching it costs a load, no once-check.
+/// context out in the binary, and reaching it costs a load, no once-check. (The modules
+/// above, when they inline a reader such as `Blocking.controller`, get its address from
+/// a call that only returns it: a struct global's initial value is not exported to them.
+/// The core's own hot paths load it directly.)
 @usableFromInline
 struct CoreExecution {
     // `Blocking`: the controlled scheduler and the runtime's park callbacks.
