@@ -5,11 +5,12 @@ import IPCCore
 /// state in one `global_State`). It is made with the process (a child starts from its
 /// parent's copy, and `Runtime.becomeChild` resets what is not its own) and reached in
 /// one place, `Execution.current`; the types that work on it (`Gate`, `Trace`,
-/// `CallSite`, `ObjectKind`, `Runtime`, `Hooks`) read and write their part there.
+/// `CallSite`, `ObjectKind`, `Runtime`, `Hooks`, `RunBoard`, `Schedule`,
+/// `StepDependence`) read and write their part there.
 ///
 /// Outside it, each with its reason: the bindings' part (IPCLua's `LuaExecution`: its
-/// types are Lua's, which this module cannot name), and IPCCore's few globals (below this
-/// module, and read on paths that must not call up into it).
+/// types are Lua's, which this module cannot name), and the core's part (IPCCore's
+/// `CoreExecution`: below this module, and read on paths that must not call up into it).
 ///
 /// Every field starts as nil, zero or false: then the context is laid out by the
 /// compiler, and reaching it costs no once-check (a global with any other initial value,
@@ -31,9 +32,23 @@ public struct Execution {
     var outputLock: SharedRegion?
     /// `--jitter`'s hook, reseeded in each child.
     var jitter: JitterHook?
+    /// The run's board (`RunBoard.current`), made by the host; a child shares it.
+    var board: RunBoard?
+    /// The controlled scheduler of the run (`Schedule.current`), when one runs.
+    var schedule: Schedule?
+    /// `ipcplay step`'s hook (`ObjectStateHook.installed`), when it runs.
+    var objectStateHook: ObjectStateHook?
+    /// The Lua layer's answers about the current call, which it alone can give: who holds
+    /// what it waits for (`RunBoard.awaitedHolders`) and its object's state
+    /// (`ObjectStateHook.describeCurrentObject`).
+    var awaitedHolders: (() -> RunBoard.Awaited)?
+    var describeCurrentObject: (() -> String?)?
+    /// Per call site, what a death changes for it (`StepDependence.siteClasses`).
+    var siteClasses: [UInt8]?
 
-    /// The context of this process. The one static of the runtime: a forked child gets
-    /// its parent's memory, context included, whatever holds it.
+    /// The context of this process. The one static of the runtime (it cannot live in
+    /// another context: the core's is below this module and cannot name its types): a
+    /// forked child gets its parent's memory, context included, whatever holds it.
     nonisolated(unsafe) public static var current = Execution()
 }
 

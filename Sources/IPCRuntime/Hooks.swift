@@ -65,12 +65,18 @@ final class JitterHook: GateHook {
 /// Process-1", "2 items"), which the prompt shows for every object touched so far.
 public final class ObjectStateHook: GateHook {
     /// The state of the current call's object, as one short text (nil: none worth showing).
-    /// Set by the Lua layer, which knows the call's object.
-    nonisolated(unsafe) public static var describeCurrentObject: (() -> String?)?
+    /// Set by the Lua layer, which knows the call's object (kept in the execution context).
+    public static var describeCurrentObject: (() -> String?)? {
+        get { Execution.current.describeCurrentObject }
+        set { Execution.current.describeCurrentObject = newValue }
+    }
 
     /// The hook of this run, when it has one: a call that parks in the middle (a barrier's
     /// wait, after its arrival counts) shows its object's state then, too.
-    nonisolated(unsafe) static var installed: ObjectStateHook?
+    static var installed: ObjectStateHook? {
+        get { Execution.current.objectStateHook }
+        set { Execution.current.objectStateHook = newValue }
+    }
 
     let log: ScheduleLog
     init(log: ScheduleLog) {

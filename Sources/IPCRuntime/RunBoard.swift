@@ -19,8 +19,11 @@ public final class RunBoard {
         header.pointee.magic = Self.magic
     }
 
-    /// The board of this run (set up by `Runtime.startHost`).
-    nonisolated(unsafe) public private(set) static var current: RunBoard?
+    /// The board of this run (set up by `Runtime.startHost`), in the execution context.
+    public private(set) static var current: RunBoard? {
+        get { Execution.current.board }
+        set { Execution.current.board = newValue }
+    }
 
     static func install() throws(IPCError) -> RunBoard {
         let board = try RunBoard()
@@ -215,8 +218,11 @@ public final class RunBoard {
     }
 
     /// Tells who holds what the call in progress waits for (set by the Lua layer, which
-    /// knows the call's object).
-    nonisolated(unsafe) public static var awaitedHolders: (() -> Awaited)?
+    /// knows the call's object), in the execution context.
+    public static var awaitedHolders: (() -> Awaited)? {
+        get { Execution.current.awaitedHolders }
+        set { Execution.current.awaitedHolders = newValue }
+    }
 
     /// What the current call waits for, from `awaitedHolders`, or from the runtime's own
     /// records for a join at a process's end.

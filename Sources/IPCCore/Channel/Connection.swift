@@ -64,8 +64,12 @@ public final class Connection {
     /// How long a sender waits for its next slot to come free (a spin, then a sleep that
     /// the receiver which consumes the slot's frame ends) before it sends a part of
     /// `pipePart` bytes through the pipe itself. A variable for the tests, which make it
-    /// long: a lost wake-up then shows.
-    nonisolated(unsafe) static var slotWaitSeconds = 0.05
+    /// long: a lost wake-up then shows (kept in the core's context).
+    static var slotWaitSeconds: Double {
+        get { CoreExecution.current.slotWaitSeconds > 0 ? CoreExecution.current.slotWaitSeconds : defaultSlotWait }
+        set { CoreExecution.current.slotWaitSeconds = newValue }
+    }
+    static let defaultSlotWait = 0.05
     static let pipePart = 64 << 10
 
     /// check (over the rest of the header), length and flags, payload CRC-32C, sequence

@@ -20,8 +20,18 @@ public final class SharedRegion {
 
     /// The regions this process maps: where a process finds, at its own address, a word
     /// that another process of the run names by (identity, offset). A fork inherits them
-    /// with the mappings; a region leaves it when this process unmaps it.
-    nonisolated(unsafe) static var registry = Registry()
+    /// with the mappings; a region leaves it when this process unmaps it. Kept in the
+    /// core's context (made at its first use), read and changed in place.
+    static var registry: Registry {
+        _read {
+            if CoreExecution.current.regions == nil { CoreExecution.current.regions = Registry() }
+            yield CoreExecution.current.regions!
+        }
+        _modify {
+            if CoreExecution.current.regions == nil { CoreExecution.current.regions = Registry() }
+            yield &CoreExecution.current.regions!
+        }
+    }
 
     struct Registry {
         /// By base address, for `identify`.

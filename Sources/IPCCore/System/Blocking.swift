@@ -19,10 +19,15 @@ public enum Blocking {
         func park(until ready: () -> Bool, probe: Probe?, deadline: Deadline) -> Bool
     }
 
+    // The state below lives in the core's execution context (`CoreExecution`).
+
     /// The probe of the last `Probe.wouldBlock()` evaluated in this process: a gate's
     /// `waits` predicate declares its probe so (see `Probe`). Read and cleared by the
     /// controlled scheduler right after it asks the predicate.
-    nonisolated(unsafe) public static var declaredProbe: Probe?
+    @inlinable public static var declaredProbe: Probe? {
+        get { CoreExecution.current.declaredProbe }
+        set { CoreExecution.current.declaredProbe = newValue }
+    }
 
     /// `declaredProbe`, cleared.
     @inlinable
@@ -32,17 +37,32 @@ public enum Blocking {
     }
 
     /// The controlled scheduler's, when one runs this process.
-    nonisolated(unsafe) public static var controller: Controller?
+    @inlinable public static var controller: Controller? {
+        get { CoreExecution.current.controller }
+        set { CoreExecution.current.controller = newValue }
+    }
     /// Told the deadline of the sleep that follows (`.never` for a wait with no end).
-    nonisolated(unsafe) public static var willPark: ((Deadline) -> Void)?
-    nonisolated(unsafe) public static var didWake: (() -> Void)?
+    @inlinable public static var willPark: ((Deadline) -> Void)? {
+        get { CoreExecution.current.willPark }
+        set { CoreExecution.current.willPark = newValue }
+    }
+    @inlinable public static var didWake: (() -> Void)? {
+        get { CoreExecution.current.didWake }
+        set { CoreExecution.current.didWake = newValue }
+    }
     /// The process holding what the current call waits for (a lock's holder), for the
     /// hang and deadlock reports; 0 when unknown.
-    nonisolated(unsafe) public static var awaitedHolder: Int32 = 0
+    @inlinable public static var awaitedHolder: Int32 {
+        get { CoreExecution.current.awaitedHolder }
+        set { CoreExecution.current.awaitedHolder = newValue }
+    }
     /// Told when a lock is taken over from a process that died holding it. The runtime's
     /// warning names the call that took it over, which it reads from the gate: the core
     /// names no call.
-    nonisolated(unsafe) public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32) -> Void)?
+    public static var recoveredFromDeadHolder: ((_ object: String, _ deadPid: Int32) -> Void)? {
+        get { CoreExecution.current.recoveredFromDeadHolder }
+        set { CoreExecution.current.recoveredFromDeadHolder = newValue }
+    }
 
     /// True under a controlled scheduler: waits never spin (the process they wait for
     /// cannot run meanwhile) and never sleep in the kernel.

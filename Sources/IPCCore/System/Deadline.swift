@@ -10,10 +10,16 @@ import Glibc
 /// `traceNanoseconds()` adds a microsecond per step taken, so that a replay's trace draws
 /// the same picture.
 public enum MonotonicClock {
-    /// The run's virtual clock, when one is in force.
-    nonisolated(unsafe) public static var virtual: UnsafeMutablePointer<UInt64>?
+    /// The run's virtual clock, when one is in force (in the core's context).
+    @inlinable public static var virtual: UnsafeMutablePointer<UInt64>? {
+        get { CoreExecution.current.virtualClock }
+        set { CoreExecution.current.virtualClock = newValue }
+    }
     /// The steps the controlled scheduler has taken, when one runs (with `virtual`).
-    nonisolated(unsafe) public static var steps: UnsafeMutablePointer<UInt64>?
+    @inlinable public static var steps: UnsafeMutablePointer<UInt64>? {
+        get { CoreExecution.current.steps }
+        set { CoreExecution.current.steps = newValue }
+    }
 
     /// Now, on the run's clock (virtual under a controlled scheduler).
     @inlinable

@@ -90,19 +90,23 @@ extension Result where Failure == SyscallError {
 /// The pid of the calling process, cached (glibc's `getpid` is a syscall) and refreshed
 /// by `ProcessIdentity.refreshAfterFork()` in every new child.
 public enum ProcessIdentity {
-    /// 0 until first read (a plain zero, not a lazy global: no once-check on hot paths).
-    @usableFromInline nonisolated(unsafe) static var cached: Int32 = 0
+    /// Kept in the core's context, 0 until first read (a plain zero, not a lazy global:
+    /// no once-check on hot paths).
+    @inlinable public static var pid: Int32 {
+        let cached = CoreExecution.current.pid
+        return cached != 0 ? cached : refresh()
+    }
 
-    @inlinable public static var pid: Int32 { cached != 0 ? cached : refresh() }
-
-    /// Call first thing in a child after `fork()`.
+    /// Call first thing in a child after `fork()`: the one field of the context a child
+    /// inherits that is not its own.
     public static func refreshAfterFork() { _ = refresh() }
 
     @usableFromInline @discardableResult
     static func refresh() -> Int32 {
-        cached = Glibc.getpid()
-        ipc_set_self_pid(cached)
-        return cached
+        let pid = Glibc.getpid()
+        CoreExecution.current.pid = pid
+        ipc_set_self_pid(pid)
+        return pid
     }
 }
 

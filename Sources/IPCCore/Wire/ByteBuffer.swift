@@ -29,9 +29,13 @@ public final class ByteBuffer {
 
     /// Stands for the storage of a buffer that has none (its allocation was refused).
     /// A constant, not state (made once, never written, the same in every process): it
-    /// needs no execution context; `nonisolated(unsafe)` only because a raw pointer is
-    /// not Sendable.
-    @usableFromInline nonisolated(unsafe) static let noStorage = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+    /// needs no execution context.
+    static let noStorage = NoStorage()
+
+    /// `noStorage`'s memory, which nothing writes: sendable, as a constant is.
+    struct NoStorage: @unchecked Sendable {
+        let base = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+    }
 
     public init(capacity: Int = 4096) {
         let wanted = max(capacity, 64)
@@ -39,7 +43,7 @@ public final class ByteBuffer {
             base = p
             self.capacity = wanted
         } else {
-            base = Self.noStorage
+            base = Self.noStorage.base
             self.capacity = 0
         }
     }

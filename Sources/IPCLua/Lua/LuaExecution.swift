@@ -19,7 +19,9 @@ struct LuaExecution {
     /// Set by `ipc.test.skip(reason)`: the main script's error is a skip, not a failure.
     var skipReason: String?
 
-    /// The one static of the bindings (see `Execution.current` for the runtime's).
+    /// The one static of the bindings (see `Execution.current` for the runtime's). It
+    /// cannot live in the runtime's context: its types are Lua's, which the runtime, below
+    /// the bindings, cannot name.
     nonisolated(unsafe) static var current = LuaExecution()
 }
 

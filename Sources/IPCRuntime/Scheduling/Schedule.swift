@@ -67,7 +67,7 @@ public struct ScheduleOptions: @unchecked Sendable {
 ///   with a report.
 public final class Schedule: GateHook, Blocking.Controller {
     /// This run's schedule (every process of a controlled run holds the same one).
-    nonisolated(unsafe) public internal(set) static var current: Schedule?
+    public internal(set) static var current: Schedule? { get { Execution.current.schedule } set { Execution.current.schedule = newValue } }
 
     let region: SharedRegion
     let h: UnsafeMutablePointer<ipc_sched_header>

@@ -80,7 +80,11 @@ public enum StepDependence {
 
     /// Per site: bit 0, a call on a pipe or a socket (its result depends on which
     /// processes still hold ends); bit 1, a call on an object whose state a death changes.
-    nonisolated(unsafe) static var siteClasses: [UInt8] = []
+    /// Kept in the execution context, made at the first use.
+    static var siteClasses: [UInt8] {
+        get { Execution.current.siteClasses ?? [] }
+        set { Execution.current.siteClasses = newValue }
+    }
 
     static func siteClass(_ site: Int) -> UInt8 {
         if siteClasses.count != CallSite.all.count {
@@ -94,7 +98,8 @@ public enum StepDependence {
                 return (ends.contains(kind) ? 1 : 0) | (holder ? 2 : 0)
             }
         }
-        return siteClasses.indices.contains(site) ? siteClasses[site] : 3
+        let classes = siteClasses
+        return classes.indices.contains(site) ? classes[site] : 3
     }
 
     /// A call whose result depends on which processes hold a pipe's or a socket's ends.
