@@ -31,6 +31,8 @@ public struct Execution {
     var outputLock: SharedRegion?
     /// `--jitter`'s hook, reseeded in each child.
     var jitter: JitterHook?
+    /// In a run of the exhaustive search: its slot's sleep set (set in the run's fork).
+    var sleepBoard: SleepBoard?
 
     /// The context of this process. The one static of the runtime: a forked child gets
     /// its parent's memory, context included, whatever holds it.
