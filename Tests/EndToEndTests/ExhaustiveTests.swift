@@ -273,7 +273,7 @@ struct ExhaustiveTests {
             expectComplete(r, schedules: 273, distinct: 252)
             let line = try #require(lines(r.stderr).first { $0.hasPrefix("ipcplay: exhaustive: 273 schedules, jobs \(jobs), ") }, "\(r.combined)")
             let words = line.split(separator: " ")
-            let made = try #require(words.firstIndex(of: "made").flatMap { Int(words[$0 - 3]) }, "\(line)")
+            let made = try #require(words.firstIndex(of: "made").flatMap { Int(words[$0 - 2]) }, "\(line)")
             let used = try #require(words.firstIndex(of: "used,").flatMap { Int(words[$0 - 3]) }, "\(line)")
             return (made, used, r.stdout)
         }
