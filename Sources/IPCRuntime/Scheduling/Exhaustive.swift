@@ -333,31 +333,56 @@ public struct ExhaustiveSearch {
     }
 
     /// The run that makes `branch`'s transition (nil: the first run): its decisions and the
-    /// sleep set it starts with, from the points as they are.
-    func request(_ branch: Branch?, nodes: [Node]) -> RunAhead.Request {
-        guard let b = branch else { return RunAhead.Request(from: 0, picks: [], kills: [], sleep: [], kill: false) }
+    /// sleep set it starts with, from the points as they are, and `takenBefore`: the steps
+    /// that the transitions the search takes there before this one will make.
+    func request(_ branch: Branch?, nodes: [Node], takenBefore: [StepFacts] = []) -> RunAhead.Request {
+        guard let b = branch else { return RunAhead.Request(from: 0, picks: [], kills: [], sleep: []) }
         let (picks, killList) = Self.decisions(nodes, to: b.index, process: b.process, kill: b.kill)
-        let sleep = preemptions == nil && !b.kill ? (nodes[b.index].sleep + nodes[b.index].explored).filter { $0.process != b.process } : []
-        return RunAhead.Request(from: b.index, picks: picks, kills: killList, sleep: sleep, kill: b.kill)
+        let sleep = preemptions == nil && !b.kill
+            ? (nodes[b.index].sleep + nodes[b.index].explored + takenBefore).filter { $0.process != b.process } : []
+        return RunAhead.Request(from: b.index, picks: picks, kills: killList, sleep: sleep)
     }
 
-    /// The transitions whose runs the search will ask for later, with the inputs they will
-    /// have, the soonest first: from the deepest point with a transition left (`deepest`)
-    /// up. At a point, its first transition (the search takes it when it comes back
-    /// there, after every deeper one), and, when its run starts with no sleep set (a
-    /// bounded search, a kill), every other one too: only a sleep set depends on the
-    /// siblings explored before. A transition added at a point later (a race found meanwhile)
-    /// can come first and change those inputs: then the run made ahead is never asked for.
+    /// The run of a transition the search will take later (`ahead(of:)`), as it will ask
+    /// for it: after it took the transitions left before it at that point, each making its
+    /// process's next step on the current execution. Nil when one of those is not known.
+    func predicted(_ b: Branch, nodes: [Node]) -> RunAhead.Request? {
+        var taken: [StepFacts] = []
+        if preemptions == nil && !b.kill {
+            var before = Self.left(nodes[b.index]).steps & (Self.bit(b.process) &- 1)
+            while before != 0 {
+                let q = before.trailingZeroBitCount
+                before &= before - 1
+                guard let step = Self.nextStep(of: q, from: b.index, nodes: nodes) else { return nil }
+                taken.append(step)
+            }
+        }
+        return request(b, nodes: nodes, takenBefore: taken)
+    }
+
+    /// The step process `q` makes at point `index` if it goes there: its next step on the
+    /// current execution (it does not move in between, so it makes the same call). Nil when
+    /// it makes none there (it ended, was killed, or the run stopped asleep first).
+    static func nextStep(of q: Int, from index: Int, nodes: [Node]) -> StepFacts? {
+        for n in nodes[index...] where n.chosen == q {
+            guard !n.killed, let s = n.explored.last, s.process == q, !s.killed else { return nil }
+            return s
+        }
+        return nil
+    }
+
+    /// The transitions whose runs the search will ask for later, the soonest first: from
+    /// the deepest point with a transition left (`deepest`) up, each point's in the order
+    /// the search takes them. Their inputs (`request`) are those they will have, unless a
+    /// transition added at a point meanwhile (a race found in a deeper run) comes first
+    /// there and changes a sleep set: then the run made ahead is never asked for.
     func ahead(of deepest: Int, nodes: [Node]) -> [Branch] {
         var out: [Branch] = []
         for i in stride(from: min(deepest, nodes.count - 1), through: 0, by: -1) {
             var (steps, kills) = Self.left(nodes[i])
-            var first = true
             while steps != 0 {
-                let p = steps.trailingZeroBitCount
+                out.append(Branch(index: i, process: steps.trailingZeroBitCount, kill: false))
                 steps &= steps - 1
-                if first || preemptions != nil { out.append(Branch(index: i, process: p, kill: false)) }
-                first = false
             }
             while kills != 0 {
                 out.append(Branch(index: i, process: kills.trailingZeroBitCount, kill: true))
@@ -372,8 +397,7 @@ public struct ExhaustiveSearch {
     public func search(_ explorer: Explorer, state: inout State) -> Result {
         let jobs = max(1, jobs)
         if jobs > 1 { try? explorer.reserveSlots(jobs) }
-        guard let runs = try? RunAhead(explorer: explorer, seed: seed, slots: jobs > 1 ? explorer.slots.count : 1,
-                                       sleepSets: preemptions == nil) else {
+        guard let runs = try? RunAhead(explorer: explorer, seed: seed, slots: jobs > 1 ? explorer.slots.count : 1) else {
             return .diverged("cannot map the search's shared memory")
         }
         // A failure, a budget or an interruption: the runs made ahead count for nothing.
@@ -403,7 +427,7 @@ public struct ExhaustiveSearch {
             let asked = request(branch, nodes: state.nodes)
             // While it runs: the transitions the search will ask for after it.
             let obtained = runs.result(of: asked, ahead: { ahead(of: branch?.index ?? -1, nodes: state.nodes) },
-                                       request: { request($0, nodes: state.nodes) })
+                                       request: { predicted($0, nodes: state.nodes) })
             guard case .ran(let ran) = obtained else {
                 if case .cannotFork(let why) = obtained { return .diverged(why) }
                 return .stopped  // interrupted: the state is as before this schedule
@@ -713,15 +737,12 @@ extension ExhaustiveSearch {
             var asleep: [UInt64]
             /// The steps asleep, for the board.
             var sleep: [StepFacts]
-            /// Its transition is a kill (not an input: the kills say it).
-            var kill: Bool
 
-            init(from: Int, picks: [Int], kills: [Explorer.Kill], sleep: [StepFacts], kill: Bool) {
+            init(from: Int, picks: [Int], kills: [Explorer.Kill], sleep: [StepFacts]) {
                 self.from = from
                 self.picks = picks
                 self.kills = kills
                 self.sleep = sleep
-                self.kill = kill
                 asleep = sleep.filter { !$0.killed }.prefix(SleepBoard.capacity).flatMap { e in
                     [UInt64(e.process), UInt64(e.site), UInt64(e.object) | UInt64(e.key) << 32, e.timeout ? 1 : 0]
                 }
@@ -764,9 +785,6 @@ extension ExhaustiveSearch {
 
         let explorer: Explorer
         let seed: UInt64
-        /// Unbounded: a transition's run starts with a sleep set holding the steps of the
-        /// siblings explored before it.
-        let sleepSets: Bool
         /// One board per slot: a run reads its own slot's sleep set and says there where it
         /// stopped asleep.
         let boards: [SleepBoard]
@@ -780,10 +798,9 @@ extension ExhaustiveSearch {
         var ranAhead = 0
         var used = 0
 
-        init(explorer: Explorer, seed: UInt64, slots: Int, sleepSets: Bool) throws(IPCError) {
+        init(explorer: Explorer, seed: UInt64, slots: Int) throws(IPCError) {
             self.explorer = explorer
             self.seed = seed
-            self.sleepSets = sleepSets
             var boards: [SleepBoard] = []
             for _ in 0..<slots { boards.append(try SleepBoard()) }
             self.boards = boards
@@ -794,7 +811,7 @@ extension ExhaustiveSearch {
         /// The result of the run `request`: kept, else that of the same run in progress,
         /// else of a run started now. While waiting, free slots start the runs of `ahead`'s
         /// transitions (their inputs from `request`).
-        func result(of asked: Request, ahead: () -> [Branch], request: (Branch) -> Request) -> Obtained {
+        func result(of asked: Request, ahead: () -> [Branch], request: (Branch) -> Request?) -> Obtained {
             while true {
                 if let ran = kept.removeValue(forKey: asked) {
                     if ran.ahead { used += 1 }
@@ -814,7 +831,7 @@ extension ExhaustiveSearch {
                 if !free.isEmpty && kept.count + running.count < keepAtMost {
                     for b in ahead() where !free.isEmpty && kept.count + running.count < keepAtMost {
                         guard started.insert(Started(index: b.index, process: b.process, kill: b.kill)).inserted else { continue }
-                        let r = request(b)
+                        guard let r = request(b) else { continue }
                         if r == asked || kept[r] != nil || running.values.contains(where: { $0.request == r }) { continue }
                         if !launch(r, ahead: true) { break }
                         ranAhead += 1
@@ -850,11 +867,10 @@ extension ExhaustiveSearch {
         }
 
         /// The search took a transition at point `index`: the points after it are gone, and
-        /// with them every run that starts from them; the first transition left there may
-        /// have new inputs now (its sleep set holds the step just taken), and a run kept
-        /// for a step there with the sleep set of before is never asked for.
+        /// with them every run that starts from them. The transitions left there are
+        /// predicted again (their sleep sets now hold the step just taken, not a guess).
         func forget(after index: Int) {
-            kept = kept.filter { $0.key.from < index || ($0.key.from == index && !(sleepSets && !$0.key.kill)) }
+            kept = kept.filter { $0.key.from <= index }
             started = started.filter { $0.index < index }
         }
     }
