@@ -45,6 +45,8 @@ public struct Execution {
     var describeCurrentObject: (() -> String?)?
     /// Per call site, what a death changes for it (`StepDependence.siteClasses`).
     var siteClasses: [UInt8]?
+    /// In a run of the exhaustive search: its slot's sleep set (set in the run's fork).
+    var sleepBoard: SleepBoard?
 
     /// The context of this process. The one static of the runtime (it cannot live in
     /// another context: the core's is below this module and cannot name its types): a

@@ -4,7 +4,7 @@ import IPCCore
 import IPCLua
 import IPCRuntime
 
-/// `explore --exhaustive [--preemptions K] [--resume FILE]`.
+/// `explore --exhaustive [--preemptions K] [--resume FILE] [--jobs J]`.
 struct ExhaustiveOptions: ParsableArguments {
     @Flag(help: "Visit every interleaving once, up to the order of independent steps (dynamic partial-order reduction).")
     var exhaustive = false
@@ -33,10 +33,11 @@ struct ExhaustiveOptions: ParsableArguments {
         return "script \(ReplayToken.hash(ofScript: target.script)) seed \(seed) preemptions \(preemptions.map(String.init) ?? "none") kill \(kills) args \(args)"
     }
 
-    /// Runs the search (with up to `kills` kills per schedule) and ends the program with
-    /// its exit status.
-    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, kills: Int = 0, options: ScheduleCommandOptions,
-             target: ScriptArguments) throws -> Never {
+    /// Runs the search (with up to `kills` kills per schedule, `jobs` runs at once) and ends
+    /// the program with its exit status. `hashes`: a file where each schedule that is a whole
+    /// interleaving is written as "schedule N hash H" (for tests).
+    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, kills: Int = 0, jobs: Int = 1, hashes: String? = nil,
+             options: ScheduleCommandOptions, target: ScriptArguments) throws -> Never {
         let seed = given ?? 1
         let explorer = try options.explorer(target, seed: seed)
         let header = header(target, seed: seed, kills: kills)
@@ -56,10 +57,25 @@ struct ExhaustiveOptions: ParsableArguments {
         search.runs = runs
         search.timeLimit = timeLimit
         search.seed = seed
+        search.jobs = jobs
+        if let hashes {
+            guard let f = fopen(hashes, "w") else { throw CommandFailure(message: "cannot write \(hashes): \(String(cString: strerror(errno)))") }
+            search.onSchedule = { i, hash in
+                fputs("schedule \(i + 1) hash \(String(hash, radix: 16))\n", f)
+                fflush(f)
+            }
+        }
         let progress = ProgressLine()
-        if progress.enabled { search.progress = { progress.show(schedules: $0, depth: $1, seconds: $2) } }
+        if progress.enabled {
+            search.progress = { progress.show(schedules: $0, depth: $1, seconds: $2, ranAhead: jobs > 1 ? $3 : nil) }
+        }
         let result = search.search(explorer, state: &state)
         progress.clear()
+        if getenv("IPCPLAY_SCHED_STATS") != nil {
+            // What running ahead (--jobs) bought: runs made ahead, and how many the search took.
+            Runtime.writeStderr("ipcplay: exhaustive: \(state.schedules) schedules, jobs \(jobs), \(state.ranAhead) runs made ahead, "
+                                + "\(state.ranAheadUsed) of them used, \(state.ranAhead - state.ranAheadUsed) wasted\n")
+        }
         let bound = (preemptions.map { "at most \($0) preemptions, " } ?? "") + (kills > 0 ? "kill \(kills), " : "")
         switch result {
         case .unsupported(let why):
@@ -84,6 +100,8 @@ struct ExhaustiveOptions: ParsableArguments {
         case .stopped, .diverged:
             if case .diverged(let why) = result {
                 print("ipcplay: the search cannot go on: \(why)")
+            } else if Cancellation.isRequested {
+                print("ipcplay: interrupted by \(Cancellation.signalName)")
             }
             print("\(state.schedules) schedules, \(state.distinct) distinct interleavings, no failure")
             if case .stopped = result {
@@ -99,7 +117,7 @@ struct ExhaustiveOptions: ParsableArguments {
             }
             print("incomplete: stopped after \(state.schedules) schedules")
             fflushStdout()
-            Glibc.exit(3)
+            Glibc.exit(Cancellation.isRequested ? Cancellation.exitStatus : 3)
         }
     }
 }
@@ -110,11 +128,13 @@ final class ProgressLine {
     let enabled = isatty(2) != 0
     var last = -1.0
 
-    func show(schedules: Int, depth: Int, seconds: Double) {
+    /// `ranAhead`: with --jobs, how many of the schedules had been run ahead.
+    func show(schedules: Int, depth: Int, seconds: Double, ranAhead: Int?) {
         guard seconds - last >= 0.25 else { return }
         last = seconds
         let rate = seconds > 0 ? Int(Double(schedules) / seconds) : 0
-        Runtime.writeStderr("\r\u{1b}[Kexhaustive: \(schedules) schedules, depth \(depth), \(rate) schedules/s")
+        let ahead = ranAhead.map { ", \($0) run ahead" } ?? ""
+        Runtime.writeStderr("\r\u{1b}[Kexhaustive: \(schedules) schedules, depth \(depth), \(rate) schedules/s\(ahead)")
     }
 
     func clear() {

@@ -14,8 +14,8 @@ struct ExhaustiveTests {
 
     func lines(_ s: String) -> [String] { s.split(separator: "\n").map(String.init) }
 
-    func exhaustive(_ args: [String], directory: URL? = nil) throws -> Ipcplay.Result {
-        try Ipcplay.run(["explore", "--exhaustive"] + args, directory: directory, limit: Self.limit)
+    func exhaustive(_ args: [String], directory: URL? = nil, environment: [String: String] = [:]) throws -> Ipcplay.Result {
+        try Ipcplay.run(["explore", "--exhaustive"] + args, directory: directory, limit: Self.limit, environment: environment)
     }
 
     /// The last two lines of a complete search with no failure.
@@ -222,6 +222,102 @@ struct ExhaustiveTests {
         #expect(r.stdout.contains("\r\u{1b}[Kexhaustive: 1 schedules, depth "), "\(r.combined)")
         #expect(r.stdout.contains(" schedules/s"), "\(r.combined)")
         #expect(r.stdout.contains("\r\u{1b}[K23 schedules, 20 distinct interleavings, no failure"), "\(r.combined)")
+    }
+
+    /// The output without what differs between two runs of one search: seconds, pids.
+    static func normalized(_ out: String) -> String {
+        out.replacingOccurrences(of: #"\d+(\.\d+)? ?s\b"#, with: "N s", options: .regularExpression)
+            .replacingOccurrences(of: #"pid \d+"#, with: "pid N", options: .regularExpression)
+    }
+
+    /// `--jobs J` runs ahead the runs the search will ask for; the search is the one of
+    /// `--jobs 1` all the same: the same output (counts, the failure's schedule number, its
+    /// shrunk schedule and replay line) and the same interleavings, each at the same
+    /// schedule number (`--hashes`). Bugs and their fixed twins, a bounded search, kills.
+    @Test(arguments: [
+        ["scripts/races/lost_update.lua"], ["scripts/races/lost_update_fixed.lua"], ["scripts/races/condition_if.lua"],
+        ["scripts/races/condition_if_fixed.lua"], ["scripts/races/missed_wakeup_fixed.lua"],
+        ["--preemptions", "1", "scripts/races/condition_if_fixed.lua"], ["--preemptions", "2", "scripts/races/check_then_act.lua"],
+        ["--kill", "1", "\(fixtures)/kill_lock_holder.lua"], ["--kill", "1", "scripts/crashes/transfer.lua"],
+        ["--kill", "1", "scripts/crashes/transfer_fixed.lua"],
+    ])
+    func theSameSearchWhateverJobs(_ args: [String]) throws {
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-exhaustive-jobs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var outputs: [String] = []
+        var hashes: [[String]] = []
+        for jobs in [1, 2, 3] {
+            let file = dir.appendingPathComponent("jobs\(jobs).txt").path
+            let r = try exhaustive(["--jobs", "\(jobs)", "--hashes", file] + args)
+            #expect(r.status == 0 || r.status == 1, "\(args) jobs \(jobs): \(r.combined)")
+            outputs.append(Self.normalized(r.stdout))
+            hashes.append(try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n").map(String.init))
+        }
+        #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2], "\(args):\n\(outputs.joined(separator: "\n======\n"))")
+        #expect(!hashes[0].isEmpty && hashes[0] == hashes[1] && hashes[1] == hashes[2], "\(args): \(hashes.map(\.count))")
+        if outputs[0].contains("no failure") {
+            // Every interleaving counted has its line.
+            let distinct = outputs[0].split(separator: "\n").first { $0.hasSuffix(" distinct interleavings, no failure") }
+            #expect(distinct.map { $0.contains(" \(Set(hashes[0].map { $0.split(separator: " ").last! }).count) distinct") } == true,
+                    "\(args): \(outputs[0])")
+        }
+    }
+
+    /// What running ahead bought, from IPCPLAY_SCHED_STATS's line: with two jobs the search
+    /// took runs made ahead (the parallel path did not fall back to one run at a time); with
+    /// one, none is made.
+    @Test func runsMadeAheadAreUsed() throws {
+        let script = "scripts/races/condition_if_fixed.lua"
+        func stats(_ jobs: Int) throws -> (made: Int, used: Int, output: String) {
+            let r = try exhaustive(["--jobs", "\(jobs)", script], environment: ["IPCPLAY_SCHED_STATS": "1"])
+            expectComplete(r, schedules: 273, distinct: 252)
+            let line = try #require(lines(r.stderr).first { $0.hasPrefix("ipcplay: exhaustive: 273 schedules, jobs \(jobs), ") }, "\(r.combined)")
+            let words = line.split(separator: " ")
+            let made = try #require(words.firstIndex(of: "made").flatMap { Int(words[$0 - 2]) }, "\(line)")
+            let used = try #require(words.firstIndex(of: "used,").flatMap { Int(words[$0 - 3]) }, "\(line)")
+            return (made, used, r.stdout)
+        }
+        let one = try stats(1)
+        #expect(one.made == 0 && one.used == 0)
+        let two = try stats(2)
+        #expect(two.used > 0 && two.used <= two.made, "\(two)")
+        #expect(two.output == one.output)
+    }
+
+    /// An interrupted search (here in its first run, which never ends) stops with no
+    /// verdict: no failure is claimed for the run the signal ended; it is saved as a
+    /// search stopped by a budget is, every process of its runs ends, and the exit status
+    /// is 128 + the signal.
+    @Test func anInterruptedSearchIsSavedWithoutAVerdict() throws {
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-exhaustive-cancel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try """
+            local v = ipc.value("i", 0)
+            local ps = {}
+            for i = 1, 2 do ps[i] = ipc.spawn(function() v:add(1) if i == 2 then os.execute("sleep 1000") end end) end
+            for _, p in ipairs(ps) do p:join() end
+            """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+        let token = UUID().uuidString
+        defer { CancellationTests.cleanUp(token) }
+        let output = dir.appendingPathComponent("out")
+        let command = "cd '\(dir.path)' && exec '\(Ipcplay.binary)' explore --exhaustive --jobs 2 --timeout 500 --resume saved s.lua"
+        let search = try CancellationTests.start(command, token: token, output: output)
+        let started = CancellationTests.eventually(60) {
+            CancellationTests.processes(carrying: token).contains { pid in
+                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
+            }
+        }
+        #expect(started)
+        kill(search.processIdentifier, SIGINT)
+        #expect(CancellationTests.wait(search))
+        #expect(search.terminationStatus == 130)
+        #expect(CancellationTests.eventually(1) { CancellationTests.processes(carrying: token).isEmpty },
+                "left: \(CancellationTests.processes(carrying: token))")
+        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        #expect(lines(text).first == "ipcplay: interrupted by SIGINT", "\(text)")
+        #expect(text.contains("search saved to saved: go on with --resume saved"), "\(text)")
+        #expect(lines(text).last == "incomplete: stopped after 0 schedules", "\(text)")
+        #expect(!text.contains("failed"), "\(text)")
     }
 
     @Test func usageErrors() throws {

@@ -11,11 +11,11 @@ import IPCCore
 /// wakes them; when every process that can go is asleep the run stops (it is
 /// "sleep-set blocked": every step after it was explored; the search still tries the
 /// kills there). Shared memory made before the runs are forked; every process of a run
-/// reads it. Kills asleep are not on it: a continuation never kills.
+/// reads it. Kills asleep are not on it: a continuation never kills. Each run slot of the
+/// search has a board of its own; a run reaches its slot's board through its execution
+/// context (`Execution.sleepBoard`, set in the run's fork; nil: the run continues without
+/// preemption).
 final class SleepBoard {
-    /// The board of the search in progress (nil: runs continue without preemption).
-    nonisolated(unsafe) static var current: SleepBoard?
-
     static let capacity = 64
     static let header = 5
     let region: SharedRegion
@@ -141,8 +141,15 @@ public struct ExhaustiveSearch {
     public var runs: Int?
     public var timeLimit: Double?
     public var seed: UInt64 = 1
-    /// Called after each schedule (schedules, current depth, elapsed seconds).
-    public var progress: ((Int, Int, Double) -> Void)?
+    /// `--jobs`: runs at once. The search stays the one-at-a-time search (the same runs, in
+    /// the same order, the same counts and failure); the other runs are the ones it will
+    /// ask for later, run ahead (`RunAhead`).
+    public var jobs = 1
+    /// Called after each schedule (schedules, current depth, elapsed seconds, runs of them
+    /// that had been run ahead).
+    public var progress: ((Int, Int, Double, Int) -> Void)?
+    /// Told each schedule that was a whole interleaving: its number (from 0) and its hash.
+    public var onSchedule: ((Int, UInt64) -> Void)?
 
     public init() {}
 
@@ -179,6 +186,10 @@ public struct ExhaustiveSearch {
         var classes = Set<UInt64>()
         public var seconds = 0.0
         var started = false
+        /// Of this call only (not saved): the runs started ahead of the search, and those of
+        /// them whose result the search took as one of its schedules.
+        public var ranAhead = 0
+        public var ranAheadUsed = 0
         public var distinct: Int { classes.count }
         /// The interleavings met (their `InterleavingClass` hashes).
         public var classHashes: Set<UInt64> { classes }
@@ -315,11 +326,86 @@ public struct ExhaustiveSearch {
         return (count, classes)
     }
 
-    /// Searches from `state` (a fresh one, or one read back by `--resume`).
+    /// The transitions left at point `i`, in the order the search takes them: processes by
+    /// number, then kills.
+    static func left(_ n: Node) -> (steps: UInt64, kills: UInt64) {
+        (n.backtrack & ~n.done & ~n.sleepMask & n.enabled, n.killBacktrack & ~n.killDone & ~n.killSleepMask & n.enabled)
+    }
+
+    /// The run that makes `branch`'s transition (nil: the first run): its decisions and the
+    /// sleep set it starts with, from the points as they are, and `takenBefore`: the steps
+    /// that the transitions the search takes there before this one will make.
+    func request(_ branch: Branch?, nodes: [Node], takenBefore: [StepFacts] = []) -> RunAhead.Request {
+        guard let b = branch else { return RunAhead.Request(from: 0, picks: [], kills: [], sleep: []) }
+        let (picks, killList) = Self.decisions(nodes, to: b.index, process: b.process, kill: b.kill)
+        let sleep = preemptions == nil && !b.kill
+            ? (nodes[b.index].sleep + nodes[b.index].explored + takenBefore).filter { $0.process != b.process } : []
+        return RunAhead.Request(from: b.index, picks: picks, kills: killList, sleep: sleep)
+    }
+
+    /// The run of a transition the search will take later (`ahead(of:)`), as it will ask
+    /// for it: after it took the transitions left before it at that point, each making its
+    /// process's next step on the current execution. Nil when one of those is not known.
+    func predicted(_ b: Branch, nodes: [Node]) -> RunAhead.Request? {
+        var taken: [StepFacts] = []
+        if preemptions == nil && !b.kill {
+            var before = Self.left(nodes[b.index]).steps & (Self.bit(b.process) &- 1)
+            while before != 0 {
+                let q = before.trailingZeroBitCount
+                before &= before - 1
+                guard let step = Self.nextStep(of: q, from: b.index, nodes: nodes) else { return nil }
+                taken.append(step)
+            }
+        }
+        return request(b, nodes: nodes, takenBefore: taken)
+    }
+
+    /// The step process `q` makes at point `index` if it goes there: its next step on the
+    /// current execution (it does not move in between, so it makes the same call). Nil when
+    /// it makes none there (it ended, was killed, or the run stopped asleep first).
+    static func nextStep(of q: Int, from index: Int, nodes: [Node]) -> StepFacts? {
+        for n in nodes[index...] where n.chosen == q {
+            guard !n.killed, let s = n.explored.last, s.process == q, !s.killed else { return nil }
+            return s
+        }
+        return nil
+    }
+
+    /// The transitions whose runs the search will ask for later, the soonest first: from
+    /// the deepest point with a transition left (`deepest`) up, each point's in the order
+    /// the search takes them. Their inputs (`request`) are those they will have, unless a
+    /// transition added at a point meanwhile (a race found in a deeper run) comes first
+    /// there and changes a sleep set: then the run made ahead is never asked for.
+    func ahead(of deepest: Int, nodes: [Node]) -> [Branch] {
+        var out: [Branch] = []
+        for i in stride(from: min(deepest, nodes.count - 1), through: 0, by: -1) {
+            var (steps, kills) = Self.left(nodes[i])
+            while steps != 0 {
+                out.append(Branch(index: i, process: steps.trailingZeroBitCount, kill: false))
+                steps &= steps - 1
+            }
+            while kills != 0 {
+                out.append(Branch(index: i, process: kills.trailingZeroBitCount, kill: true))
+                kills &= kills - 1
+            }
+        }
+        return out
+    }
+
+    /// Searches from `state` (a fresh one, or one read back by `--resume`). With `jobs` > 1,
+    /// the other slots run ahead (`RunAhead`); the state moves exactly as with one job.
     public func search(_ explorer: Explorer, state: inout State) -> Result {
-        guard let board = try? SleepBoard() else { return .diverged("cannot map the search's shared memory") }
-        SleepBoard.current = board
-        defer { SleepBoard.current = nil }
+        let jobs = max(1, jobs)
+        if jobs > 1 { try? explorer.reserveSlots(jobs) }
+        guard let runs = try? RunAhead(explorer: explorer, seed: seed, slots: jobs > 1 ? explorer.slots.count : 1) else {
+            return .diverged("cannot map the search's shared memory")
+        }
+        // A failure, a budget or an interruption: the runs made ahead count for nothing.
+        defer {
+            explorer.abandonRunning()
+            state.ranAhead = runs.ranAhead
+            state.ranAheadUsed = runs.used
+        }
         let start = MonotonicClock.real()
         let before = state.seconds
         var ranHere = 0
@@ -330,29 +416,29 @@ public struct ExhaustiveSearch {
             var branch: Branch?
             if state.started {
                 for i in state.nodes.indices.reversed() {
-                    let n = state.nodes[i]
-                    let left = n.backtrack & ~n.done & ~n.sleepMask & n.enabled
-                    if left != 0 { branch = Branch(index: i, process: left.trailingZeroBitCount, kill: false); break }
-                    let killsLeft = n.killBacktrack & ~n.killDone & ~n.killSleepMask & n.enabled
-                    if killsLeft != 0 { branch = Branch(index: i, process: killsLeft.trailingZeroBitCount, kill: true); break }
+                    let (steps, kills) = Self.left(state.nodes[i])
+                    if steps != 0 { branch = Branch(index: i, process: steps.trailingZeroBitCount, kill: false); break }
+                    if kills != 0 { branch = Branch(index: i, process: kills.trailingZeroBitCount, kill: true); break }
                 }
                 if branch == nil { return .complete }
             }
-            if let runs, ranHere >= runs { return .stopped }
+            if let limit = self.runs, ranHere >= limit { return .stopped }
             if let timeLimit, Double(MonotonicClock.real() - start) / 1e9 >= timeLimit { return .stopped }
-            var picks: [Int] = []
-            var killList: [Explorer.Kill] = []
-            var sleepAfter: [StepFacts] = []
+            let asked = request(branch, nodes: state.nodes)
+            // While it runs: the transitions the search will ask for after it.
+            let obtained = runs.result(of: asked, ahead: { ahead(of: branch?.index ?? -1, nodes: state.nodes) },
+                                       request: { predicted($0, nodes: state.nodes) })
+            guard case .ran(let ran) = obtained else {
+                if case .cannotFork(let why) = obtained { return .diverged(why) }
+                return .stopped  // interrupted: the state is as before this schedule
+            }
             if let b = branch {
                 if b.kill { state.nodes[b.index].killDone |= Self.bit(b.process) } else { state.nodes[b.index].done |= Self.bit(b.process) }
                 state.nodes.removeSubrange((b.index + 1)...)
-                (picks, killList) = Self.decisions(state.nodes, to: b.index, process: b.process, kill: b.kill)
-                if preemptions == nil && !b.kill {
-                    sleepAfter = (state.nodes[b.index].sleep + state.nodes[b.index].explored).filter { $0.process != b.process }
-                }
+                runs.forget(after: b.index)
             }
-            board.prepare(sleepAfter, from: branch?.index ?? 0)
-            let run = explorer.run(.directed(.end), seed: seed, decisions: Explorer.byIndex(picks, kills: killList))
+            let run = ran.run
+            let (picks, killList) = (asked.picks, asked.kills)
             state.schedules += 1
             ranHere += 1
             state.started = true
@@ -366,12 +452,15 @@ public struct ExhaustiveSearch {
             if Array(run.kills.prefix(killList.count)) != killList {
                 return .diverged("the run did not make its kills (\(killList.count) given, \(run.kills.count) made)")
             }
-            let blocked = board.blocked
+            let blocked = ran.blocked
             if run.failed && !blocked { return .failed(run) }
-            let absorbed = absorb(run, branch: branch, blockedReady: blocked ? board.blockedReady : nil, state: &state)
+            let absorbed = absorb(run, branch: branch, blockedReady: blocked ? ran.blockedReady : nil, state: &state)
             if case .refused(let why) = absorbed { return .unsupported(why) }
-            if case .complete = absorbed, !blocked { state.classes.insert(run.hash) }
-            progress?(state.schedules, state.nodes.count, before + Double(MonotonicClock.real() - start) / 1e9)
+            if case .complete = absorbed, !blocked {
+                state.classes.insert(run.hash)
+                onSchedule?(state.schedules - 1, run.hash)
+            }
+            progress?(state.schedules, state.nodes.count, before + Double(MonotonicClock.real() - start) / 1e9, runs.used)
         }
     }
 
@@ -622,6 +711,167 @@ public struct ExhaustiveSearch {
             let previous = i > 0 ? nodes[i - 1].chosen : -1
             let preempts = previous >= 0 && node.enabled & Self.bit(previous) != 0 && c != previous
             if node.preemptionsBefore + (preempts ? 1 : 0) <= bound { nodes[i].backtrack |= Self.bit(c) }
+        }
+    }
+}
+
+// MARK: - Running ahead
+
+extension ExhaustiveSearch {
+    /// The runs of the search, several at once (`--jobs`), with a result that does not
+    /// depend on how many: the search asks for one run at a time, as it always did, and
+    /// takes them in its own order; meanwhile the other slots make the runs it will ask for
+    /// later (`ahead(of:)`). Every result is kept under the exact inputs of its run (the
+    /// point it branches at, its decisions and kills, its sleep set): a run is
+    /// deterministic, so a result kept under the inputs the search asks for is the result
+    /// it would get by running them now. A run made ahead that the search never asks for
+    /// (a transition added meanwhile came first and changed its sleep set) is wasted work,
+    /// never a different result.
+    final class RunAhead {
+        /// What a run is made from: its result depends on these alone.
+        struct Request: Hashable {
+            var from: Int
+            var picks: [Int]
+            var kills: [Explorer.Kill]
+            /// The sleep set as the board holds it (`SleepBoard.prepare`).
+            var asleep: [UInt64]
+            /// The steps asleep, for the board.
+            var sleep: [StepFacts]
+
+            init(from: Int, picks: [Int], kills: [Explorer.Kill], sleep: [StepFacts]) {
+                self.from = from
+                self.picks = picks
+                self.kills = kills
+                self.sleep = sleep
+                asleep = sleep.filter { !$0.killed }.prefix(SleepBoard.capacity).flatMap { e in
+                    [UInt64(e.process), UInt64(e.site), UInt64(e.object) | UInt64(e.key) << 32, e.timeout ? 1 : 0]
+                }
+            }
+
+            static func == (a: Request, b: Request) -> Bool {
+                a.from == b.from && a.picks == b.picks && a.kills == b.kills && a.asleep == b.asleep
+            }
+
+            func hash(into h: inout Hasher) {
+                h.combine(from)
+                h.combine(picks)
+                h.combine(kills)
+                h.combine(asleep)
+            }
+        }
+
+        /// A finished run, with what its slot's board said of it.
+        struct Ran {
+            var run: Explorer.Run
+            var blocked: Bool
+            var blockedReady: UInt64
+            /// It was made ahead of the search's asking.
+            var ahead: Bool
+        }
+
+        enum Obtained {
+            case ran(Ran)
+            /// Interrupted (SIGINT, SIGTERM, SIGHUP).
+            case interrupted
+            case cannotFork(String)
+        }
+
+        /// A transition run ahead, so that it is not run ahead twice.
+        struct Started: Hashable {
+            var index: Int
+            var process: Int
+            var kill: Bool
+        }
+
+        let explorer: Explorer
+        let seed: UInt64
+        /// One board per slot: a run reads its own slot's sleep set and says there where it
+        /// stopped asleep.
+        let boards: [SleepBoard]
+        var free: [Int]
+        var running: [Int32: (request: Request, slot: Int, ahead: Bool)] = [:]
+        var kept: [Request: Ran] = [:]
+        var started = Set<Started>()
+        /// Results kept at most (runs ahead wait when that many are kept).
+        let keepAtMost: Int
+        /// Runs started ahead, and those of them the search took.
+        var ranAhead = 0
+        var used = 0
+
+        init(explorer: Explorer, seed: UInt64, slots: Int) throws(IPCError) {
+            self.explorer = explorer
+            self.seed = seed
+            var boards: [SleepBoard] = []
+            for _ in 0..<slots { boards.append(try SleepBoard()) }
+            self.boards = boards
+            free = Array((0..<slots).reversed())
+            keepAtMost = 64 * slots
+        }
+
+        /// The result of the run `request`: kept, else that of the same run in progress,
+        /// else of a run started now. While waiting, free slots start the runs of `ahead`'s
+        /// transitions (their inputs from `request`).
+        func result(of asked: Request, ahead: () -> [Branch], request: (Branch) -> Request?) -> Obtained {
+            while true {
+                if let ran = kept.removeValue(forKey: asked) {
+                    if ran.ahead { used += 1 }
+                    return .ran(ran)
+                }
+                if Cancellation.isRequested { return .interrupted }
+                if !running.values.contains(where: { $0.request == asked }) {
+                    if free.isEmpty {
+                        // Every slot runs ahead: the first to end makes room.
+                        if !collectOne() { return .interrupted }
+                        continue
+                    }
+                    if !launch(asked, ahead: false) {
+                        return Cancellation.isRequested ? .interrupted : .cannotFork("cannot fork a run: \(Syscall.lastError)")
+                    }
+                }
+                if !free.isEmpty && kept.count + running.count < keepAtMost {
+                    for b in ahead() where !free.isEmpty && kept.count + running.count < keepAtMost {
+                        guard started.insert(Started(index: b.index, process: b.process, kill: b.kill)).inserted else { continue }
+                        guard let r = request(b) else { continue }
+                        if r == asked || kept[r] != nil || running.values.contains(where: { $0.request == r }) { continue }
+                        if !launch(r, ahead: true) { break }
+                        ranAhead += 1
+                    }
+                }
+                if !collectOne() { return .interrupted }
+            }
+        }
+
+        /// Starts `request` in a free slot.
+        func launch(_ request: Request, ahead: Bool) -> Bool {
+            guard let slot = free.popLast() else { return false }
+            boards[slot].prepare(request.sleep, from: request.from)
+            guard let pid = explorer.launch(.directed(.end), seed: seed, decisions: Explorer.byIndex(request.picks, kills: request.kills),
+                                            sleepBoard: boards[slot], slot: slot) else {
+                free.append(slot)
+                return false
+            }
+            running[pid] = (request, slot, ahead)
+            return true
+        }
+
+        /// Waits for a run to end and keeps its result; false when interrupted.
+        func collectOne() -> Bool {
+            guard !running.isEmpty, let pid = explorer.awaitAny(), let r = running.removeValue(forKey: pid) else { return false }
+            let run = explorer.collect(pid, seed: seed, output: .discard)
+            free.append(r.slot)
+            // A run ended by the interruption says nothing of the script.
+            if Cancellation.isRequested { return false }
+            let board = boards[r.slot]
+            kept[r.request] = Ran(run: run, blocked: board.blocked, blockedReady: board.blockedReady, ahead: r.ahead)
+            return true
+        }
+
+        /// The search took a transition at point `index`: the points after it are gone, and
+        /// with them every run that starts from them. The transitions left there are
+        /// predicted again (their sleep sets now hold the step just taken, not a guess).
+        func forget(after index: Int) {
+            kept = kept.filter { $0.key.from <= index }
+            started = started.filter { $0.index < index }
         }
     }
 }

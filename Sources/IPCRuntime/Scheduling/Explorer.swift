@@ -162,7 +162,7 @@ public final class Explorer {
 
     /// A kill of a schedule by index: process `process`, before its `beforeStep`-th step,
     /// after the `afterChoices`-th choice (dropped when another choice comes first).
-    public struct Kill: Sendable, Equatable {
+    public struct Kill: Sendable, Hashable {
         public var afterChoices: Int
         public var process: Int
         public var beforeStep: Int
@@ -180,10 +180,18 @@ public final class Explorer {
         return collect(child, seed: seed, output: output)
     }
 
-    /// Starts a run (as `run` does) without waiting for it, in `slot`: its host's pid.
+    /// Starts a run (as `run` does) without waiting for it, in `slot`: its host's pid. A run of
+    /// the exhaustive search keeps away from the processes asleep on `sleepBoard`.
     public func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision] = [], byIndex: Bool = true,
                        locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none,
                        slot: Int = 0) -> Int32? {
+        launch(kind, seed: seed, decisions: decisions, byIndex: byIndex, locations: locations, output: output, kills: kills,
+               sleepBoard: nil, slot: slot)
+    }
+
+    func launch(_ kind: ScheduleOptions.Kind, seed: UInt64, decisions: [ScheduleLog.Decision], byIndex: Bool = true,
+                locations: Bool = false, output: Output = .discard, kills: ScheduleOptions.Kills = .none,
+                sleepBoard: SleepBoard?, slot: Int) -> Int32? {
         if Cancellation.isRequested { return nil }  // SIGINT, SIGTERM, SIGHUP: no new run
         let (log, reportFD, outputFD) = (slots[slot].log, slots[slot].reportFD, slots[slot].outputFD)
         log.prepare(decisions: decisions, byIndex: byIndex, keepLocations: locations, interactive: kind == .directed(.ask))
@@ -194,6 +202,7 @@ public final class Explorer {
         guard let child = try? ProcessControl.fork() else { return nil }
         if child == 0 {
             ProcessIdentity.refreshAfterFork()
+            Execution.current.sleepBoard = sleepBoard
             // Ends with this program, whatever way it ends.
             _ = ipc_set_parent_death_signal(SIGKILL)
             if getppid() != me { _exit(1) }

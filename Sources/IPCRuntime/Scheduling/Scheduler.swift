@@ -221,7 +221,7 @@ public struct DirectedScheduler: Scheduler {
         }
         switch then {
         case .end:
-            if log.byIndex, let board = SleepBoard.current {
+            if log.byIndex, let board = Execution.current.sleepBoard {
                 // The exhaustive search: keep away from the processes asleep here.
                 guard let p = board.pick(ready, current: context.current, log: log) else {
                     context.diverge("every process that can go is asleep (explored already)")
