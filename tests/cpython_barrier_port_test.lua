@@ -14,6 +14,36 @@ local function run_processes(f)
   end
 end
 
+-- A party's second wait, counted: it passed, or it was released with "broken".
+local function count_second_wait(b, passed, broken)
+  local ok, why = b:wait(30)
+  if ok then passed:add(1) elseif why == "broken" then broken:add(1) end
+end
+
+-- The middle party aborts instead of waiting again; the others' second waits are counted.
+local function abort_in_the_middle(b, passed, broken)
+  run_processes(function()
+    if b:wait(30) == N // 2 then
+      b:abort()
+      return
+    end
+    count_second_wait(b, passed, broken)
+  end)
+end
+
+-- Every party passes b once more.
+local function pass_again(b, again)
+  assert(b:wait(30))
+  again:add(1)
+end
+
+-- No second wait passed, N-1 were broken, then all N passed again.
+local function expect_broken_then_passed(passed, broken, again)
+  t.eq(passed.value, 0)
+  t.eq(broken.value, N - 1)
+  t.eq(again.value, N)
+end
+
 -- test_barrier / test_wait_return: several passages; index 0 once per passage.
 do
   local b = ipc.barrier(N)
@@ -47,15 +77,7 @@ end
 do
   local b = ipc.barrier(N)
   local passed, broken = ipc.value("i", 0), ipc.value("i", 0)
-  run_processes(function()
-    local i = b:wait(30)
-    if i == N // 2 then
-      b:abort()
-      return
-    end
-    local ok, why = b:wait(30)
-    if ok then passed:add(1) elseif why == "broken" then broken:add(1) end
-  end)
+  abort_in_the_middle(b, passed, broken)
   t.eq(passed.value, 0)
   t.eq(broken.value, N - 1)
   t.eq(b.broken, true)
@@ -71,15 +93,11 @@ do
       while b.n_waiting < N - 1 do ipc.sleep(0.001) end
       b:reset()
     else
-      local ok, why = b:wait(30)
-      if ok then passed:add(1) elseif why == "broken" then broken:add(1) end
+      count_second_wait(b, passed, broken)
     end
-    assert(b:wait(30))
-    again:add(1)
+    pass_again(b, again)
   end)
-  t.eq(passed.value, 0)
-  t.eq(broken.value, N - 1)
-  t.eq(again.value, N)
+  expect_broken_then_passed(passed, broken, again)
 end
 
 -- test_abort_and_reset
@@ -87,25 +105,14 @@ do
   local b = ipc.barrier(N)
   local b2 = ipc.barrier(N)
   local passed, broken, again = ipc.value("i", 0), ipc.value("i", 0), ipc.value("i", 0)
-  run_processes(function()
-    local i = b:wait(30)
-    if i == N // 2 then
-      b:abort()
-      return
-    end
-    local ok, why = b:wait(30)
-    if ok then passed:add(1) elseif why == "broken" then broken:add(1) end
-  end)
+  abort_in_the_middle(b, passed, broken)
   b:reset()
   run_processes(function()
     if b2:wait(30) == N // 2 then b:reset() end
     b2:wait(30)
-    assert(b:wait(30))
-    again:add(1)
+    pass_again(b, again)
   end)
-  t.eq(passed.value, 0)
-  t.eq(broken.value, N - 1)
-  t.eq(again.value, N)
+  expect_broken_then_passed(passed, broken, again)
 end
 
 -- test_timeout: one party late; a short timeout breaks the barrier for all.

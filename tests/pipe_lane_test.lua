@@ -3,6 +3,7 @@
 -- both directions at once, mixed with small messages; senders and receivers SIGKILLed in
 -- the middle of one; and a sender whose every reader is gone while it waits for a slot.
 local ipc = require("ipc")
+local helpers = require("helpers")
 math.randomseed(tonumber(arg[1]) or ipc.test.seed())
 local MiB = 1048576
 
@@ -63,19 +64,11 @@ for round = 1, 3 do
     end
   end)
   r:close()
-  local victims = {}
-  for v = 1, 2 do
-    victims[v] = ipc.spawn(function()
-      local i = 0
-      while true do
-        i = i + 1
-        w:send_bytes(make(MiB * (1 + (i + v) % 3) + i, v * 100000 + i))
-      end
-    end)
-  end
+  local victims = helpers.spawn_victims(2, function(v, i)
+    w:send_bytes(make(MiB * (1 + (i + v) % 3) + i, v * 100000 + i))
+  end)
   ipc.sleep(0.02 + math.random() * 0.1)
-  for _, v in ipairs(victims) do v:kill() end
-  for _, v in ipairs(victims) do v:join() end
+  helpers.kill_all(victims)
   for i = 1, 5 do w:send_bytes(make(2 * MiB + 5, 900000 + round * 10 + i)) end
   w:close()
   receiver:join()

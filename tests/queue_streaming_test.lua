@@ -1,5 +1,6 @@
 -- Items larger than the ring stream through it, with several producers and consumers.
 local ipc = require("ipc")
+local helpers = require("helpers")
 local q = ipc.queue(0, {ring = 65536})          -- 64 KiB ring: frames of 16 KiB
 local results = ipc.queue()
 
@@ -16,9 +17,7 @@ local consumers = {}
 for c = 1, 2 do
   consumers[c] = ipc.spawn(function()
     local got = {}
-    while true do
-      local v = q:get()
-      if v == nil then break end
+    for v in helpers.items(q) do
       local p, i = v:match("#(%d+):(%d+)$")
       assert(v == item(tonumber(p), tonumber(i)), "item corrupted")
       got[#got + 1] = p .. ":" .. i

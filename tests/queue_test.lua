@@ -1,5 +1,6 @@
 -- Queues: every call of the contract, its timeouts and its errors.
 local ipc = require("ipc")
+local helpers = require("helpers")
 
 local q = ipc.queue()
 assert(q:empty() and not q:full() and q:qsize() == 0)
@@ -46,11 +47,7 @@ assert(full:get() == "second")
 local s = ipc.queue()
 local c = ipc.spawn(function()
   local n = 0
-  while true do
-    local item = s:get()
-    if item == nil then break end
-    n = n + item
-  end
+  for item in helpers.items(s) do n = n + item end
   s:put(n)
 end)
 for i = 1, 100 do s:put(i) end
@@ -80,11 +77,7 @@ end
 for k = 1, 3 do
   consumers[k] = ipc.spawn(function()
     local seen = {}
-    while true do
-      local item = work:get()
-      if item == nil then break end
-      seen[#seen + 1] = item
-    end
+    for item in helpers.items(work) do seen[#seen + 1] = item end
     results:put(seen)
   end)
 end

@@ -15,6 +15,16 @@
 
 int ipc_gate_hooked;
 
+/// `sig` to `handler` (or SIG_IGN) with `flags`; no other signal blocked while it runs.
+static void set_handler(int sig, void (*handler)(int), int flags) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = flags;
+    sigaction(sig, &sa, NULL);
+}
+
 // MARK: - The supervisor
 
 static void on_host_death(int sig) {
@@ -24,14 +34,9 @@ static void on_host_death(int sig) {
 
 void ipc_supervisor_arm(pid_t host) {
     ipc_reset_signals();
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_host_death;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR1, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    set_handler(SIGUSR1, on_host_death, 0);
+    set_handler(SIGINT, SIG_IGN, 0);
+    set_handler(SIGHUP, SIG_IGN, 0);
     prctl(PR_SET_PDEATHSIG, SIGUSR1, 0, 0, 0);
     if (getppid() != host) kill(0, SIGKILL);  // the host died before we armed
 }
@@ -491,21 +496,12 @@ static void on_deadlock_reported(int sig) {
 }
 
 void ipc_deadlock_exit_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_deadlock_reported;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
+    set_handler(SIGUSR2, on_deadlock_reported, 0);
 }
 
 void ipc_timeout_arm(double seconds) {
     g_timeout_seconds = seconds;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_timeout;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGALRM, &sa, NULL);
+    set_handler(SIGALRM, on_timeout, SA_RESTART);
     struct itimerval t;
     memset(&t, 0, sizeof t);
     t.it_value.tv_sec = (time_t)seconds;
@@ -517,14 +513,9 @@ void ipc_timeout_arm(double seconds) {
 /// SIGINT, SIGTERM and SIGHUP to `handler`, re-entrant (SA_NODEFER): a second Ctrl-C
 /// re-enters the handler and ends at once.
 static void install_end_signals(void (*handler)(int)) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_NODEFER;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    set_handler(SIGINT, handler, SA_NODEFER);
+    set_handler(SIGTERM, handler, SA_NODEFER);
+    set_handler(SIGHUP, handler, SA_NODEFER);
 }
 
 void ipc_shutdown_install(ipc_run_header *run) {
@@ -535,11 +526,7 @@ void ipc_shutdown_install(ipc_run_header *run) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     install_end_signals(on_shutdown_signal);
-    struct sigaction ign;
-    memset(&ign, 0, sizeof ign);
-    ign.sa_handler = SIG_IGN;
-    sigemptyset(&ign.sa_mask);
-    sigaction(SIGPIPE, &ign, NULL);
+    set_handler(SIGPIPE, SIG_IGN, 0);
 }
 
 // MARK: - Cancelling a command (async-signal-safe: no stdio, no allocation)

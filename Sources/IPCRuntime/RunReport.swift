@@ -217,10 +217,10 @@ public struct BlockedProcess: Equatable, Sendable {
     public var state = State.running
     public var call = ""
     public var object = ""
-    /// How long it had been blocked (board entries only).
-    public var waitedNanoseconds: Int64?
     /// The script's file:line of the call.
     public var location = ""
+    /// How long it had been blocked (board entries only).
+    public var waitedNanoseconds: Int64?
     /// The owner of the lock it waits for, shown in its line (board entries).
     public var holder: Holder?
     /// Every process that holds what it waits for, where the run knows them: a lock's
@@ -228,19 +228,8 @@ public struct BlockedProcess: Equatable, Sendable {
     /// of the pipe it reads. Empty when unknown (a queue, an event, a semaphore). The
     /// edges of the wait-for graph (`WaitForGraph`).
     public var holders: [Holder] = []
-
-    public init(name: String, pid: Int32? = nil, state: State, call: String = "", object: String = "", location: String = "",
-                waitedNanoseconds: Int64? = nil, holder: Holder? = nil, holders: [Holder] = []) {
-        self.name = name
-        self.pid = pid
-        self.state = state
-        self.call = call
-        self.object = object
-        self.location = location
-        self.waitedNanoseconds = waitedNanoseconds
-        self.holder = holder
-        self.holders = holders
-    }
+    // Made in this module only (the board, the schedule, a report read back): the
+    // memberwise initializer, in the order above, is its initializer.
 
     /// How long it had been blocked ("1.2 s"), or "".
     public var duration: String {

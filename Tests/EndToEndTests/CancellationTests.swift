@@ -25,6 +25,13 @@ struct CancellationTests {
         return found
     }
 
+    /// How many of those processes are `sleep` (a scenario's shells, once under way).
+    static func sleeps(carrying token: String) -> Int {
+        processes(carrying: token).filter { pid in
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
+        }.count
+    }
+
     /// Polls until `condition` holds, for at most `seconds`; whether it held.
     static func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let end = Date().addingTimeInterval(seconds)
@@ -117,11 +124,7 @@ struct CancellationTests {
         let output = dir.appendingPathComponent("out")
         let runner = try Self.start("exec '\(Ipcplay.binary)' test --junit '\(junit.path)' '\(dir.path)'", token: token, output: output)
         // The test is under way once its three shells' sleeps exist.
-        let started = Self.eventually(60) {
-            Self.processes(carrying: token).filter { pid in
-                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
-            }.count == 3
-        }
+        let started = Self.eventually(60) { Self.sleeps(carrying: token) == 3 }
         #expect(started, "the test's sleeps never appeared")
         // The runner's scratch folder, from the test's command line (`--report DIR/0-1.report`).
         let scratch = Self.processes(carrying: token).lazy.compactMap { pid -> String? in
@@ -155,11 +158,7 @@ struct CancellationTests {
         defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
         let runner = try Self.start("trap '' INT; exec '\(Ipcplay.binary)' test --tap '\(dir.path)'", token: token, output: output)
-        let started = Self.eventually(60) {
-            Self.processes(carrying: token).filter { pid in
-                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
-            }.count == 3
-        }
+        let started = Self.eventually(60) { Self.sleeps(carrying: token) == 3 }
         #expect(started)
         kill(runner.processIdentifier, SIGINT)
         #expect(Self.wait(runner))
@@ -187,11 +186,7 @@ struct CancellationTests {
         let output = dir.appendingPathComponent("out")
         let explorer = try Self.start("trap '' INT HUP; exec '\(Ipcplay.binary)' explore --runs 50 --seed 1 --timeout 500 '\(dir.path)/s.lua'",
                                       token: token, output: output)
-        let started = Self.eventually(60) {
-            Self.processes(carrying: token).contains { pid in
-                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
-            }
-        }
+        let started = Self.eventually(60) { Self.sleeps(carrying: token) > 0 }
         #expect(started)
         kill(explorer.processIdentifier, SIGHUP)
         #expect(Self.wait(explorer))
@@ -220,11 +215,7 @@ struct CancellationTests {
         defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
         let replay = try Self.start("HANG=1 exec '\(Ipcplay.binary)' replay --timeline \(replayToken) '\(script.path)'", token: token, output: output)
-        let started = Self.eventually(60) {
-            Self.processes(carrying: token).contains { pid in
-                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
-            }
-        }
+        let started = Self.eventually(60) { Self.sleeps(carrying: token) > 0 }
         #expect(started)
         let trace = "/tmp/ipcplay-replay-\(replay.processIdentifier).events"  // the timeline's recorded events
         #expect(FileManager.default.fileExists(atPath: trace))

@@ -60,20 +60,30 @@ struct CrashExplorationTests {
             #expect(k + 1 == s, "the kill lines come just before the schedule line: \(r.stdout)")
         }
         #expect(out.contains { $0.contains("KILLED before ") }, "the kill is a row of the interleaving: \(r.stdout)")
+        try replayTwice(lesson, script, found: r)
+    }
+
+    /// Replays the failure that `found` reports (its `replay:` line) twice: it fails both
+    /// times with the same bytes (pids aside) and the failure's final message. The first
+    /// replay, or nil (an issue recorded) when there is no replay line.
+    @discardableResult
+    func replayTwice(_ lesson: String, _ script: String, found r: Ipcplay.Result) throws -> Ipcplay.Result? {
+        let out = lines(r.stdout)
         guard let replay = out.first(where: { $0.hasPrefix("replay: ipcplay replay ") }),
               case let words = replay.split(separator: " ").map(String.init), words.count == 5 else {
             Issue.record("\(lesson): no replay line: \(r.stdout)")
-            return
+            return nil
         }
         let first = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
         let second = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
         #expect(first.status == 1, "\(lesson) replayed: \(first.combined)")
-        #expect(second.status == first.status)
-        #expect(maskingPids(first.stdout + first.stderr) == maskingPids(second.stdout + second.stderr))
-        // The replay is the explored failure: the same final message.
+        #expect(second.status == 1)
+        #expect(maskingPids(first.stdout + "\n--\n" + first.stderr) == maskingPids(second.stdout + "\n--\n" + second.stderr))
+        // The replay is the failure found, killed where it said: the same final message.
         let failure = out.first { $0.hasPrefix("error in ") || $0.hasPrefix("deadlock: ") } ?? "?"
         let message = failure.hasPrefix("deadlock") ? "deadlock" : String(failure.split(separator: ":").last ?? "")
         #expect((first.stdout + first.stderr).contains(message), "\(lesson): \(failure) / \(first.combined)")
+        return first
     }
 
     @Test(arguments: lessons)
@@ -158,20 +168,7 @@ struct CrashExplorationTests {
         let kills = out.filter { $0.hasPrefix("kill: ") }
         #expect(kills.count == 1, "\(lesson): \(r.stdout)")
         #expect(out.contains { $0.contains("KILLED before ") }, "\(r.stdout)")
-        guard let replay = out.first(where: { $0.hasPrefix("replay: ipcplay replay ") }),
-              case let words = replay.split(separator: " ").map(String.init), words.count == 5 else {
-            Issue.record("\(lesson): no replay line: \(r.stdout)")
-            return
-        }
-        let first = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
-        let second = try Ipcplay.run(["replay", words[3], script], limit: Self.limit)
-        #expect(first.status == 1, "\(lesson) replayed: \(first.combined)")
-        #expect(second.status == 1)
-        #expect(maskingPids(first.stdout + "\n--\n" + first.stderr) == maskingPids(second.stdout + "\n--\n" + second.stderr))
-        // The replay is the failure the search found, killed where it said.
-        let failure = out.first { $0.hasPrefix("error in ") || $0.hasPrefix("deadlock: ") } ?? "?"
-        let message = failure.hasPrefix("deadlock") ? "deadlock" : String(failure.split(separator: ":").last ?? "")
-        #expect((first.stdout + first.stderr).contains(message), "\(lesson): \(failure) / \(first.combined)")
+        guard let first = try replayTwice(lesson, script, found: r) else { return }
         if lesson == "transfer" { #expect(first.stdout.contains("teller died (exitcode -9)"), "\(first.combined)") }
     }
 

@@ -172,16 +172,9 @@ struct ExplanationTests {
     /// `test --explore` prints explore's report once, whole: one `schedule:`, one
     /// explanation and one `replay:` line, and the table's gaps marked.
     @Test func testExplorePrintsTheReportOnce() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-explain-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-explain")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try """
-            local v = ipc.value("i", 0)
-            local function add() for _ = 1, 20 do local x = v.value; v.value = x + 1 end end
-            local ps = {ipc.spawn(add), ipc.spawn(add)}
-            for _, p in ipairs(ps) do p:join() end
-            assert(v.value == 40, "lost updates: " .. v.value .. " of 40")
-            """.write(to: dir.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
+        try Ipcplay.lostUpdates(rounds: 20).write(to: dir.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
         let r = try Ipcplay.run(["test", "--explore", "200", "--seed", "3", dir.path], limit: Self.limit)
         #expect(r.status == 1, "\(r.combined)")
         let out = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }

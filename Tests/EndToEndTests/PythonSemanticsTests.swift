@@ -22,14 +22,19 @@ struct PythonSemanticsTests {
         assert(not e:is_set())
         """
 
-    @Test(arguments: ["pct", "random"])
-    func anEventSetThenClearedWakesEveryWaiterInEverySchedule(strategy: String) throws {
-        let script = try Ipcplay.writeScript(Self.setAndClear)
+    /// Explores `source` for `runs` schedules (seed 1): every one of them passes.
+    func expectNoFailure(_ source: String, runs: Int, options: [String] = []) throws {
+        let script = try Ipcplay.writeScript(source)
         defer { Ipcplay.removeScript(script) }
-        let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "1", "--runs", "300", script.path], limit: 300)
+        let r = try Ipcplay.run(["explore"] + options + ["--seed", "1", "--runs", "\(runs)", script.path], limit: 300)
         #expect(r.status == 0, "\(r.combined)")
         let last = r.stdout.split(separator: "\n").last ?? ""
-        #expect(last.hasPrefix("300 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+        #expect(last.hasPrefix("\(runs) schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+    }
+
+    @Test(arguments: ["pct", "random"])
+    func anEventSetThenClearedWakesEveryWaiterInEverySchedule(strategy: String) throws {
+        try expectNoFailure(Self.setAndClear, runs: 300, options: ["--strategy", strategy])
     }
 
     /// A barrier's action runs once per passage, before any party leaves, in every
@@ -54,12 +59,7 @@ struct PythonSemanticsTests {
         """
 
     @Test func aBarrierActionRunsOncePerPassageBeforeAnyPartyLeavesInEverySchedule() throws {
-        let script = try Ipcplay.writeScript(Self.barrierAction)
-        defer { Ipcplay.removeScript(script) }
-        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "200", script.path], limit: 300)
-        #expect(r.status == 0, "\(r.combined)")
-        let last = r.stdout.split(separator: "\n").last ?? ""
-        #expect(last.hasPrefix("200 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+        try expectNoFailure(Self.barrierAction, runs: 200)
     }
 
     /// A pool maps, and a worker killed in the middle of a task fails that task (it does
@@ -81,11 +81,6 @@ struct PythonSemanticsTests {
         """
 
     @Test func aPoolSurvivesAKilledWorkerInEverySchedule() throws {
-        let script = try Ipcplay.writeScript(Self.poolWithAKill)
-        defer { Ipcplay.removeScript(script) }
-        let r = try Ipcplay.run(["explore", "--seed", "1", "--runs", "100", script.path], limit: 300)
-        #expect(r.status == 0, "\(r.combined)")
-        let last = r.stdout.split(separator: "\n").last ?? ""
-        #expect(last.hasPrefix("100 schedules, ") && last.hasSuffix("no failure"), "\(r.stdout)")
+        try expectNoFailure(Self.poolWithAKill, runs: 100)
     }
 }

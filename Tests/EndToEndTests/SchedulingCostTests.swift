@@ -16,13 +16,20 @@ struct SchedulingCostTests {
         return (numbers[0], numbers[1], numbers[2])
     }
 
+    /// `run --sched STRATEGY --seed SEED` of a probe scenario with the counters printed
+    /// (IPCPLAY_SCHED_STATS; `environment` adds to it).
+    static func runCounted(_ scenario: String, _ strategy: String = "pct", seed: Int = 1, directory: URL = SchedulingCostTests.probes,
+                           environment: [String: String] = [:]) throws -> Ipcplay.Result {
+        try Ipcplay.run(["run", "--sched", strategy, "--seed", "\(seed)", scenario], directory: directory, limit: 60,
+                        environment: environment.merging(["IPCPLAY_SCHED_STATS": "1"]) { mine, _ in mine })
+    }
+
     /// Every wait on shared memory (queue, joinable queue, semaphore, lock, value lock,
     /// event, barrier, condition, join, sleep) is decided where the state is: no visit.
     @Test(arguments: ["pct", "random"])
     func sharedMemoryWaitsNeedNoVisit(_ strategy: String) throws {
         for seed in 1...6 {
-            let r = try Ipcplay.run(["run", "--sched", strategy, "--seed", "\(seed)", "shared_memory_waits.lua"],
-                                    directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+            let r = try Self.runCounted("shared_memory_waits.lua", strategy, seed: seed)
             #expect(r.status == 0 && r.stdout.contains("value\t40"), "\(r.combined)")
             let stats = try #require(Self.statistics(r), "\(r.combined)")
             #expect(stats.visits == 0, "seed \(seed): \(stats)")
@@ -33,8 +40,7 @@ struct SchedulingCostTests {
     /// A pipe's receive is still asked of the receiver (its buffered input is its own):
     /// the one kind of wait the documentation lists as visited, and the counter counts.
     @Test func aPipeReceiveIsVisited() throws {
-        let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "1", "pipe_receive.lua"],
-                                directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+        let r = try Self.runCounted("pipe_receive.lua")
         #expect(r.status == 0 && r.stdout.contains("sum\t15"), "\(r.combined)")
         let stats = try #require(Self.statistics(r), "\(r.combined)")
         #expect(stats.visits > 0, "\(stats)")
@@ -43,8 +49,7 @@ struct SchedulingCostTests {
     /// When the same process goes on, a step is decided where it is made: no handoff, and
     /// (with strace there to count) no syscall but the run's own set-up and output.
     @Test func aProcessThatGoesOnMakesNoHandoffAndNoSyscall() throws {
-        let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "1", "one_process.lua"],
-                                directory: Self.probes, limit: 60, environment: ["IPCPLAY_SCHED_STATS": "1"])
+        let r = try Self.runCounted("one_process.lua")
         #expect(r.status == 0 && r.stdout.contains("2001000"), "\(r.combined)")
         let stats = try #require(Self.statistics(r), "\(r.combined)")
         #expect(stats.steps > 6000 && stats.handoffs == 0 && stats.visits == 0, "\(stats)")
@@ -63,9 +68,8 @@ struct SchedulingCostTests {
         let directory = scenario == "shared_memory_waits.lua" ? Self.probes : Self.determinism
         for seed in [3, 11] {
             var outcomes: [String] = []
-            for environment in [["IPCPLAY_SCHED_STATS": "1"], ["IPCPLAY_SCHED_STATS": "1", "IPCPLAY_SCHED_NO_PROBES": "1"]] {
-                let r = try Ipcplay.run(["run", "--sched", "pct", "--seed", "\(seed)", scenario], directory: directory, limit: 60,
-                                        environment: environment)
+            for environment in [[:], ["IPCPLAY_SCHED_NO_PROBES": "1"]] {
+                let r = try Self.runCounted(scenario, seed: seed, directory: directory, environment: environment)
                 #expect(!r.hung, "\(r.combined)")
                 let steps = Self.statistics(r).map { "\($0.steps) steps" } ?? "no statistics"
                 let text = TrustworthyExplorationTests.masked(r)

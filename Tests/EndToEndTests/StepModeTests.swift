@@ -9,55 +9,59 @@ struct StepModeTests {
         print("no deadlock")
         """
 
-    @Test func choicesFromAPipe() throws {
+    /// `ipcplay step` on `locks` with `answers` as its input; `check` gets the result and
+    /// the script's path while the script is still there (a replay line runs it again).
+    func step(answering answers: String, _ check: (Ipcplay.Result, String) throws -> Void) throws {
         let script = try Ipcplay.writeScript(Self.locks)
         defer { Ipcplay.removeScript(script) }
+        try check(try Ipcplay.run(["step", script.path], stdin: answers), script.path)
+    }
+
+    @Test func choicesFromAPipe() throws {
         // Let the child start and take b, then the main process takes a: deadlock.
-        let r = try Ipcplay.run(["step", script.path], stdin: "2\n2\n1\n")
-        #expect(r.status == 1, "\(r.combined)")
-        #expect(r.stdout.contains("step 4: who goes next?"), "\(r.stdout)")
-        #expect(r.stdout.contains("1  MainProcess  lock:acquire on a  (\(script.path):8)"), "\(r.stdout)")
-        #expect(r.stdout.contains("2  Process-1  process start on Process-1"), "\(r.stdout)")
-        #expect(r.stdout.contains("2  Process-1  lock:acquire on b  (\(script.path):3)"), "\(r.stdout)")
-        // The run's own output (its reports too) comes through ipcplay step's output.
-        #expect(r.stdout.contains("deadlock: every process is blocked"), "\(r.combined)")
-        #expect(r.stdout.contains("the run deadlocked."), "\(r.combined)")
-        let replay = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("replay: ipcplay replay ") })
-        // The replay line replays that very run.
-        let again = try Ipcplay.run(Array(replay.split(separator: " ").map(String.init).dropFirst(2)))
-        #expect(again.status == 1 && again.stderr.contains("deadlock"), "\(again.combined)")
+        try step(answering: "2\n2\n1\n") { r, script in
+            #expect(r.status == 1, "\(r.combined)")
+            #expect(r.stdout.contains("step 4: who goes next?"), "\(r.stdout)")
+            #expect(r.stdout.contains("1  MainProcess  lock:acquire on a  (\(script):8)"), "\(r.stdout)")
+            #expect(r.stdout.contains("2  Process-1  process start on Process-1"), "\(r.stdout)")
+            #expect(r.stdout.contains("2  Process-1  lock:acquire on b  (\(script):3)"), "\(r.stdout)")
+            // The run's own output (its reports too) comes through ipcplay step's output.
+            #expect(r.stdout.contains("deadlock: every process is blocked"), "\(r.combined)")
+            #expect(r.stdout.contains("the run deadlocked."), "\(r.combined)")
+            let replay = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("replay: ipcplay replay ") })
+            // The replay line replays that very run.
+            let again = try Ipcplay.run(Array(replay.split(separator: " ").map(String.init).dropFirst(2)))
+            #expect(again.status == 1 && again.stderr.contains("deadlock"), "\(again.combined)")
+        }
     }
 
     @Test func undoAndRandomForTheRest() throws {
-        let script = try Ipcplay.writeScript(Self.locks)
-        defer { Ipcplay.removeScript(script) }
         // Take the deadlocking road (the child starts and takes b), undo that last choice
         // (back at step 5), then let the main process take a and b: no deadlock; "r" ends
         // the questions.
-        let r = try Ipcplay.run(["step", script.path], stdin: "2\n2\nu\n1\n1\nr\n")
-        #expect(r.status == 0, "\(r.combined)")
-        #expect(r.stdout.contains("(undone)\n\nstep 5: who goes next?"), "\(r.stdout)")
-        #expect(r.stdout.components(separatedBy: "no deadlock").count == 2, "the output is shown once: \(r.stdout)")
-        #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        try step(answering: "2\n2\nu\n1\n1\nr\n") { r, _ in
+            #expect(r.status == 0, "\(r.combined)")
+            #expect(r.stdout.contains("(undone)\n\nstep 5: who goes next?"), "\(r.stdout)")
+            #expect(r.stdout.components(separatedBy: "no deadlock").count == 2, "the output is shown once: \(r.stdout)")
+            #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        }
     }
 
     @Test func theEndOfInputLetsTheRandomSchedulerFinish() throws {
-        let script = try Ipcplay.writeScript(Self.locks)
-        defer { Ipcplay.removeScript(script) }
-        let r = try Ipcplay.run(["step", script.path], stdin: "")
-        #expect(r.status == 0 || r.status == 1, "\(r.combined)")
-        #expect(r.stdout.contains("(end of input: random choices for the rest)"), "\(r.stdout)")
-        #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        try step(answering: "") { r, _ in
+            #expect(r.status == 0 || r.status == 1, "\(r.combined)")
+            #expect(r.stdout.contains("(end of input: random choices for the rest)"), "\(r.stdout)")
+            #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        }
     }
 
     @Test func aWrongAnswerIsAskedAgain() throws {
-        let script = try Ipcplay.writeScript(Self.locks)
-        defer { Ipcplay.removeScript(script) }
-        let r = try Ipcplay.run(["step", script.path], stdin: "7\nnobody\nu\nMainProcess\nr\n")
-        #expect(r.stdout.contains("'7' is not one of the choices"), "\(r.stdout)")
-        #expect(r.stdout.contains("'nobody' is not one of the choices"), "\(r.stdout)")
-        #expect(r.stdout.contains("nothing to undo"), "\(r.stdout)")
-        #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        try step(answering: "7\nnobody\nu\nMainProcess\nr\n") { r, _ in
+            #expect(r.stdout.contains("'7' is not one of the choices"), "\(r.stdout)")
+            #expect(r.stdout.contains("'nobody' is not one of the choices"), "\(r.stdout)")
+            #expect(r.stdout.contains("nothing to undo"), "\(r.stdout)")
+            #expect(r.stdout.contains("replay: ipcplay replay "), "\(r.stdout)")
+        }
     }
 
     /// Each prompt shows the objects touched so far and their state: a value's and an

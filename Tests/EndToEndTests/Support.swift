@@ -156,6 +156,19 @@ enum Ipcplay {
         p:join()
         """
 
+    /// Two processes each add 1 to a shared value `rounds` times by a read and a write
+    /// (not atomic): a schedule that switches between the two loses updates, and the
+    /// assertion at line 5 fails with "lost updates: N of 2*rounds".
+    static func lostUpdates(rounds: Int) -> String {
+        """
+        local v = ipc.value("i", 0)
+        local function add() for _ = 1, \(rounds) do local x = v.value; v.value = x + 1 end end
+        local ps = {ipc.spawn(add), ipc.spawn(add)}
+        for _, p in ipairs(ps) do p:join() end
+        assert(v.value == \(2 * rounds), "lost updates: " .. v.value .. " of \(2 * rounds)")
+        """
+    }
+
     /// Runs `tmux ARGS` with no descriptor of ours but 0-2 (on /dev/null when starting a
     /// server): Foundation learns that a process ended when a descriptor the process
     /// inherited closes, and a tmux server lives on holding whatever it inherited.

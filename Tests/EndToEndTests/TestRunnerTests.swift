@@ -178,16 +178,9 @@ struct TestRunnerTests {
     /// `--explore N`: each test under N schedules; a failing one shows its shrunk schedule,
     /// its explanation and its replay line, in the text, TAP and JUnit reports.
     @Test func exploreShowsTheScheduleThePairAndTheReplay() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-explore-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-explore")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try """
-            local v = ipc.value("i", 0)
-            local function add() for _ = 1, 3 do local x = v.value; v.value = x + 1 end end
-            local ps = {ipc.spawn(add), ipc.spawn(add)}
-            for _, p in ipairs(ps) do p:join() end
-            assert(v.value == 6, "lost updates: " .. v.value .. " of 6")
-            """.write(to: dir.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
+        try Ipcplay.lostUpdates(rounds: 3).write(to: dir.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
         try """
             local v = ipc.value("i", 0)
             local ps = {ipc.spawn(function() v:add(1) end), ipc.spawn(function() v:add(1) end)}
@@ -294,13 +287,7 @@ struct TestRunnerTests {
         let explored = try Ipcplay.newTmpDirectory("ipcplay-kinds")
         defer { try? FileManager.default.removeItem(at: explored) }
         try Ipcplay.locksInOppositeOrders.write(to: explored.appendingPathComponent("locks_test.lua"), atomically: true, encoding: .utf8)
-        try """
-            local v = ipc.value("i", 0)
-            local function add() for _ = 1, 3 do local x = v.value; v.value = x + 1 end end
-            local ps = {ipc.spawn(add), ipc.spawn(add)}
-            for _, p in ipairs(ps) do p:join() end
-            assert(v.value == 6, "lost updates: " .. v.value .. " of 6")
-            """.write(to: explored.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
+        try Ipcplay.lostUpdates(rounds: 3).write(to: explored.appendingPathComponent("race_test.lua"), atomically: true, encoding: .utf8)
         for (options, folder, files) in [("--timeout 2", dir, ["deadlock_test.lua", "error_test.lua", "hang_test.lua"]),
                                          ("--explore 200 --seed 3", explored, ["locks_test.lua", "race_test.lua"])] {
             let paths = files.map { folder.appendingPathComponent($0).path }

@@ -121,31 +121,27 @@ end
 -- Controlled scheduling, timed from outside (inside a controlled run the clock is virtual).
 local here = arg[0]:match("^(.*)/[^/]*$") or "."
 local ipcplay = os.getenv("IPCPLAY") or "ipcplay"
-local function run_quietly(command)
-  assert(os.execute(command .. " > /dev/null"), command)
+-- Times one command, its output dropped, as n operations.
+local function time_command(command)
+  measure(n, function() assert(os.execute(command .. " > /dev/null"), command) end)
+end
+-- Times explore with `options` on the scenario of three processes and about 100 steps each.
+local function time_explore(options)
+  time_command(string.format("%s explore %s--runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, options, n, here))
+end
+-- Times the queue stream as one command, `ipcplay RUN workloads.lua queue_stream n`.
+local function time_queue_stream(run)
+  time_command(string.format("%s %s%s/workloads.lua queue_stream %d", ipcplay, run, here, n))
 end
 
--- explore's schedules per second: three processes, about 100 steps each, one schedule at
--- a time (--jobs 1), and on every core (--jobs's default: the CPUs).
-function W.schedules()
-  measure(n, function()
-    run_quietly(string.format("%s explore --jobs 1 --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here))
-  end)
-end
-function W.schedules_all_cores()
-  measure(n, function()
-    run_quietly(string.format("%s explore --runs %d --seed 1 %s/schedule_3x100.lua", ipcplay, n, here))
-  end)
-end
+-- explore's schedules per second: one schedule at a time (--jobs 1), and on every core
+-- (--jobs's default: the CPUs).
+function W.schedules() time_explore("--jobs 1 ") end
+function W.schedules_all_cores() time_explore("") end
 
 -- The same scenario under random exploration, and under the exhaustive search (stopped
 -- by --runs: exit 3, its saved search removed): schedules per second of each.
-function W.schedules_random()
-  measure(n, function()
-    run_quietly(string.format("%s explore --jobs 1 --strategy random --runs %d --seed 1 %s/schedule_3x100.lua",
-      ipcplay, n, here))
-  end)
-end
+function W.schedules_random() time_explore("--jobs 1 --strategy random ") end
 function W.exhaustive()
   local saved = os.tmpname()
   os.remove(saved)
@@ -158,21 +154,11 @@ function W.exhaustive()
 end
 
 -- The same queue stream as one command, plain and under --sched (its overhead).
-function W.queue_stream_plain()
-  measure(n, function() run_quietly(string.format("%s %s/workloads.lua queue_stream %d", ipcplay, here, n)) end)
-end
-function W.queue_stream_sched()
-  measure(n, function()
-    run_quietly(string.format("%s run --sched random --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n))
-  end)
-end
+function W.queue_stream_plain() time_queue_stream("") end
+function W.queue_stream_sched() time_queue_stream("run --sched random --seed 1 ") end
 -- The scheduler's overhead: the stream under --sched pct (PCT mostly lets one process go
 -- on; a bounded queue makes it switch at every item once full or empty).
-function W.queue_stream_pct()
-  measure(n, function()
-    run_quietly(string.format("%s run --sched pct --seed 1 %s/workloads.lua queue_stream %d", ipcplay, here, n))
-  end)
-end
+function W.queue_stream_pct() time_queue_stream("run --sched pct --seed 1 ") end
 function W.value_lock_2() increments(2, true) end
 function W.value_lock_8() increments(8, true) end
 function W.value_add_2() increments(2, false) end

@@ -207,20 +207,23 @@ enum Pool {
       return results
     end
 
+    -- Each result's first value, in order (waiting for each).
+    local function first_values(results)
+      local out = {}
+      for k, r in ipairs(results) do out[k] = (r:get()) end
+      return out
+    end
+
     --- pool:map(fn, list): {fn(list[1]), fn(list[2]), ...} (each call's first result), in order.
     function Pool:map(fn, list, ...)
       check_no_more("pool:map", 2, fn, list, ...)
-      local out = {}
-      for k, r in ipairs(submit_all(self, "pool:map", fn, list, false)) do out[k] = (r:get()) end
-      return out
+      return first_values(submit_all(self, "pool:map", fn, list, false))
     end
 
     --- pool:starmap(fn, list): {fn(table.unpack(list[1])), ...}.
     function Pool:starmap(fn, list, ...)
       check_no_more("pool:starmap", 2, fn, list, ...)
-      local out = {}
-      for k, r in ipairs(submit_all(self, "pool:starmap", fn, list, true)) do out[k] = (r:get()) end
-      return out
+      return first_values(submit_all(self, "pool:starmap", fn, list, true))
     end
 
     --- pool:imap(fn, list): an iterator over the results, in order.

@@ -50,43 +50,41 @@ enum ValueBindings: Primitive {
         },
     ]
 
-    static let valueType: LuaType = {
-        var t = LuaType([.value], lockMethods + [
-            Method("add", takes: ["n"], preview: .result, fast: .valueAdd) { s, v, call throws(LuaRaise) in
-                let delta: Scalar
-                if let i = s.integer(2) { delta = .int(i) } else if let d = s.number(2) { delta = .float(d) } else {
-                    throw LuaRaise("\(call.name): expected a number, got \(s.typeName(2))")
-                }
-                switch v.scalars.add(0, delta) {
-                case .success(let r): try push(s, r); return 1
-                case .failure(let e): throw LuaRaise("\(call.name): \(e)")
-                }
-            },
-            Method("compare_swap", takes: ["old", "new"]) { s, v, call throws(LuaRaise) in
-                let type = v.scalars.type
-                let new = try scalar(s, 3, for: type, call.name)
-                // An `old` that the type cannot hold can never match.
-                let old: UInt64
-                do throws(LuaRaise) { old = try scalar(s, 2, for: type, call.name) } catch {
-                    if s.type(2) == LUA_TNUMBER || s.type(2) == LUA_TBOOLEAN || s.type(2) == LUA_TSTRING { s.push(false); return 1 }
-                    throw error
-                }
-                switch v.scalars.compareSwap(0, oldBits: old, newBits: new) {
-                case .success(let swapped): s.push(swapped); return 1
-                case .failure(let e): throw LuaRaise("\(call.name): \(e)")
-                }
-            },
-        ])
-        t.fields = { luaEntry($0, valueIndex) }
-        t.newIndex = { luaEntry($0, valueNewIndex) }
-        t.fieldAccesses = [valueRead, valueWrite]
+    /// A value's or an array's type: the lock's methods and `with_lock`, then `methods`,
+    /// the fields (`fields`, `newIndex`: their calls are `accesses`), the fast paths' layout.
+    static func scalarsType(_ kind: ObjectKind, _ methods: [Method<ScalarsObject>], accesses: [FieldAccess],
+                            fields: ipc_swift_function, newIndex: ipc_swift_function) -> LuaType {
+        var t = LuaType([kind], lockMethods + methods)
+        t.fields = fields
+        t.newIndex = newIndex
+        t.fieldAccesses = accesses
         t.guarded = [("with_lock", "lock", "unlock")]
         t.fastLayout = scalarsLayout
         return t
-    }()
+    }
+
+    static let valueType = scalarsType(.value, [
+        Method("add", takes: ["n"], preview: .result, fast: .valueAdd) { s, v, call throws(LuaRaise) in
+            try add(s, v, element: 0, deltaAt: 2, orOne: false, call.name)
+        },
+        Method("compare_swap", takes: ["old", "new"]) { s, v, call throws(LuaRaise) in
+            let type = v.scalars.type
+            let new = try scalar(s, 3, for: type, call.name)
+            // An `old` that the type cannot hold can never match.
+            let old: UInt64
+            do throws(LuaRaise) { old = try scalar(s, 2, for: type, call.name) } catch {
+                if s.type(2) == LUA_TNUMBER || s.type(2) == LUA_TBOOLEAN || s.type(2) == LUA_TSTRING { s.push(false); return 1 }
+                throw error
+            }
+            switch v.scalars.compareSwap(0, oldBits: old, newBits: new) {
+            case .success(let swapped): s.push(swapped); return 1
+            case .failure(let e): throw LuaRaise("\(call.name): \(e)")
+            }
+        },
+    ], accesses: [valueRead, valueWrite], fields: { luaEntry($0, valueIndex) }, newIndex: { luaEntry($0, valueNewIndex) })
 
     static let arrayType: LuaType = {
-        var t = LuaType([.array], lockMethods + [
+        var t = scalarsType(.array, [
             Method("totable", takes: [], access: .read) { s, a, _ throws(LuaRaise) in
                 let n = a.scalars.count
                 try s.newTable(array: Int32(clamping: n))
@@ -101,24 +99,26 @@ enum ValueBindings: Primitive {
                 guard let k = try element(s, a, 2, call.name, reading: false) else {
                     throw LuaRaise("\(call.name): index must be an integer, got \(s.typeName(2))")
                 }
-                let delta: Scalar
-                if s.isNoneOrNil(3) { delta = .int(1) } else if let i = s.integer(3) { delta = .int(i) } else if let d = s.number(3) { delta = .float(d) } else {
-                    throw LuaRaise("\(call.name): expected a number, got \(s.typeName(3))")
-                }
-                switch a.scalars.add(k, delta) {
-                case .success(let r): try push(s, r); return 1
-                case .failure(let e): throw LuaRaise("\(call.name): \(e)")
-                }
+                return try add(s, a, element: k, deltaAt: 3, orOne: true, call.name)
             },
-        ])
-        t.fields = { luaEntry($0, arrayIndex) }
-        t.newIndex = { luaEntry($0, arrayNewIndex) }
+        ], accesses: [arrayRead, arrayWrite], fields: { luaEntry($0, arrayIndex) }, newIndex: { luaEntry($0, arrayNewIndex) })
         t.length = { luaEntry($0, arrayLength) }
-        t.fieldAccesses = [arrayRead, arrayWrite]
-        t.guarded = [("with_lock", "lock", "unlock")]
-        t.fastLayout = scalarsLayout
         return t
     }()
+
+    /// `v:add(n)` and `a:add(i [, n])`: adds the number at `i` (1 when `orOne` and there is
+    /// none) to element `k` atomically, and pushes the new value.
+    static func add(_ s: LuaState, _ x: ScalarsObject, element k: Int, deltaAt i: Int32, orOne: Bool,
+                    _ call: String) throws(LuaRaise) -> Int32 {
+        let delta: Scalar
+        if orOne && s.isNoneOrNil(i) { delta = .int(1) } else if let n = s.integer(i) { delta = .int(n) } else if let d = s.number(i) { delta = .float(d) } else {
+            throw LuaRaise("\(call): expected a number, got \(s.typeName(i))")
+        }
+        switch x.scalars.add(k, delta) {
+        case .success(let r): try push(s, r); return 1
+        case .failure(let e): throw LuaRaise("\(call): \(e)")
+        }
+    }
 
     static func scalarsLayout(_: ObjectKind) -> FastPath.Layout {
         FastPath.Layout(lock: MemoryLayout<ipc_scalar_header>.offset(of: \.lock)!,

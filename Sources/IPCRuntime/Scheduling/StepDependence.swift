@@ -25,16 +25,11 @@ public struct StepFacts: Sendable, Equatable {
     /// object and the objects it touched whose state a death changes (locks it may hold,
     /// conditions, barriers, pipes and sockets).
     public var footprint: [UInt32] = []
+}
 
-    public init(process: Int, site: Int, object: UInt32, key: UInt32, timeout: Bool, readyMask: UInt64) {
-        self.process = process
-        self.site = site
-        self.object = object
-        self.key = key
-        self.timeout = timeout
-        self.readyMask = readyMask
-    }
-
+// In an extension, so that the memberwise initializer (process, site, object, key,
+// timeout, readyMask; the rest defaulted) stays: this module's steps are made with it.
+extension StepFacts {
     init(_ r: ipc_step_record) {
         self.init(process: Int(r.process), site: Int(r.site), object: r.object, key: r.key, timeout: r.timeout & 1 != 0,
                   readyMask: r.ready_mask)
