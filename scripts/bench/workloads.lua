@@ -139,19 +139,24 @@ end
 function W.schedules() time_explore("--jobs 1 ") end
 function W.schedules_all_cores() time_explore("") end
 
--- The same scenario under random exploration, and under the exhaustive search (stopped
--- by --runs: exit 3, its saved search removed): schedules per second of each.
+-- The same scenario under random exploration.
 function W.schedules_random() time_explore("--jobs 1 --strategy random ") end
-function W.exhaustive()
+-- The exhaustive search, stopped by --runs (exit 3, its saved search removed): one
+-- schedule at a time (--jobs 1, against schedules_random), and on every core (the
+-- other slots run ahead the runs the search will ask for).
+local function time_exhaustive(jobs)
   local saved = os.tmpname()
   os.remove(saved)
   measure(n, function()
     local _, _, status = os.execute(string.format(
-      "%s explore --exhaustive --runs %d --resume %s %s/schedule_3x100.lua > /dev/null", ipcplay, n, saved, here))
+      "%s explore --exhaustive %s--runs %d --resume %s %s/schedule_3x100.lua > /dev/null",
+      ipcplay, jobs, n, saved, here))
     assert(status == 3, "the exhaustive search was not stopped by --runs")
   end)
   os.remove(saved)
 end
+function W.exhaustive() time_exhaustive("--jobs 1 ") end
+function W.exhaustive_cores() time_exhaustive("") end
 
 -- The same queue stream as one command, plain and under --sched (its overhead).
 function W.queue_stream_plain() time_queue_stream("") end
