@@ -170,17 +170,23 @@ struct CancellationTests {
         #expect(text.contains("Bail out! interrupted by SIGINT\n"), "\(text)")
     }
 
-    /// `explore` interrupted: every run's process ends (os.execute's children too), and it
-    /// says how far it got.
-    @Test func sigintToExploreStopsWithASummary() throws {
-        let dir = try Ipcplay.newTmpDirectory("ipcplay-cancel")
-        defer { try? FileManager.default.removeItem(at: dir) }
+    /// Writes `s.lua` into `dir`: two processes, the second of which never ends (it waits
+    /// for `sleep 1000`), so that a search of it is interrupted in its first run.
+    static func writeNeverEndingRun(in dir: URL) throws {
         try """
             local v = ipc.value("i", 0)
             local ps = {}
             for i = 1, 2 do ps[i] = ipc.spawn(function() v:add(1) if i == 2 then os.execute("sleep 1000") end end) end
             for _, p in ipairs(ps) do p:join() end
             """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+    }
+
+    /// `explore` interrupted: every run's process ends (os.execute's children too), and it
+    /// says how far it got.
+    @Test func sigintToExploreStopsWithASummary() throws {
+        let dir = try Ipcplay.newTmpDirectory("ipcplay-cancel")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.writeNeverEndingRun(in: dir)
         let token = UUID().uuidString
         defer { Self.cleanUp(token) }
         let output = dir.appendingPathComponent("out")

@@ -291,12 +291,7 @@ struct ExhaustiveTests {
     @Test func anInterruptedSearchIsSavedWithoutAVerdict() throws {
         let dir = try Ipcplay.newTmpDirectory("ipcplay-exhaustive-cancel")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try """
-            local v = ipc.value("i", 0)
-            local ps = {}
-            for i = 1, 2 do ps[i] = ipc.spawn(function() v:add(1) if i == 2 then os.execute("sleep 1000") end end) end
-            for _, p in ipairs(ps) do p:join() end
-            """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+        try CancellationTests.writeNeverEndingRun(in: dir)
         let token = UUID().uuidString
         defer { CancellationTests.cleanUp(token) }
         let output = dir.appendingPathComponent("out")
