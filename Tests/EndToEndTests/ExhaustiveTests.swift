@@ -143,67 +143,62 @@ struct ExhaustiveTests {
         let script = Ipcplay.packageRoot.appendingPathComponent("scripts/races/condition_if_fixed.lua").path
         let whole = try exhaustive([script])
         expectComplete(whole)
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-
-        let stopped = try exhaustive(["--runs", "40", script], directory: dir)
-        #expect(stopped.status == 3, "\(stopped.combined)")
-        let out = lines(stopped.stdout)
-        #expect(out.last == "incomplete: stopped after 40 schedules", "\(stopped.combined)")
-        guard let saved = out.first(where: { $0.hasPrefix("search saved to ") }), let path = saved.split(separator: " ").last.map(String.init) else {
-            Issue.record("no saved search: \(stopped.combined)")
-            return
+        try Ipcplay.withTmpDirectory("ipcplay-exhaustive") { dir in
+            let stopped = try exhaustive(["--runs", "40", script], directory: dir)
+            #expect(stopped.status == 3, "\(stopped.combined)")
+            let out = lines(stopped.stdout)
+            #expect(out.last == "incomplete: stopped after 40 schedules", "\(stopped.combined)")
+            guard let saved = out.first(where: { $0.hasPrefix("search saved to ") }), let path = saved.split(separator: " ").last.map(String.init) else {
+                Issue.record("no saved search: \(stopped.combined)")
+                return
+            }
+            // Twice more: once stopped again, then to the end.
+            let again = try exhaustive(["--runs", "40", "--resume", path, script], directory: dir)
+            #expect(again.status == 3, "\(again.combined)")
+            #expect(lines(again.stdout).last == "incomplete: stopped after 80 schedules", "\(again.combined)")
+            let rest = try exhaustive(["--resume", path, script], directory: dir)
+            #expect(rest.stdout == whole.stdout, "resumed: \(rest.combined)\nwhole: \(whole.combined)")
+            #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(path).path), "the finished search's file is removed")
         }
-        // Twice more: once stopped again, then to the end.
-        let again = try exhaustive(["--runs", "40", "--resume", path, script], directory: dir)
-        #expect(again.status == 3, "\(again.combined)")
-        #expect(lines(again.stdout).last == "incomplete: stopped after 80 schedules", "\(again.combined)")
-        let rest = try exhaustive(["--resume", path, script], directory: dir)
-        #expect(rest.stdout == whole.stdout, "resumed: \(rest.combined)\nwhole: \(whole.combined)")
-        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent(path).path), "the finished search's file is removed")
     }
 
     /// A time limit stops the search too (here before its first schedule), and the search
     /// resumed goes all the way.
     @Test func aTimeLimitStopsTheSearch() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         let script = Ipcplay.packageRoot.appendingPathComponent("scripts/races/lock_order_fixed.lua").path
-        let r = try exhaustive(["--time-limit", "0.000001", "--resume", "saved", script], directory: dir)
-        #expect(r.status == 3, "\(r.combined)")
-        #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
-        let rest = try exhaustive(["--resume", "saved", script], directory: dir)
-        let whole = try exhaustive([script])
-        expectComplete(rest)
-        #expect(rest.stdout == whole.stdout, "resumed: \(rest.combined)\nwhole: \(whole.combined)")
+        try Ipcplay.withTmpDirectory("ipcplay-exhaustive") { dir in
+            let r = try exhaustive(["--time-limit", "0.000001", "--resume", "saved", script], directory: dir)
+            #expect(r.status == 3, "\(r.combined)")
+            #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
+            let rest = try exhaustive(["--resume", "saved", script], directory: dir)
+            let whole = try exhaustive([script])
+            expectComplete(rest)
+            #expect(rest.stdout == whole.stdout, "resumed: \(rest.combined)\nwhole: \(whole.combined)")
+        }
     }
 
     /// A script whose runs differ under the same decisions cannot be searched: the search
     /// says so and stops, never claiming it is complete.
     @Test func aScriptThatIsNotDeterministicStopsTheSearch() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         let script = Ipcplay.packageRoot.appendingPathComponent("\(Self.fixtures)/not_deterministic.lua").path
-        let r = try exhaustive([script, dir.appendingPathComponent("marker").path], directory: dir)
-        #expect(r.status == 3, "\(r.combined)")
-        #expect(r.stdout.contains("ipcplay: the search cannot go on: the run did not follow its decisions"), "\(r.combined)")
-        #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
-        #expect(!r.stdout.contains("complete: every"), "\(r.combined)")
+        try Ipcplay.withTmpDirectory("ipcplay-exhaustive") { dir in
+            let r = try exhaustive([script, dir.appendingPathComponent("marker").path], directory: dir)
+            #expect(r.status == 3, "\(r.combined)")
+            #expect(r.stdout.contains("ipcplay: the search cannot go on: the run did not follow its decisions"), "\(r.combined)")
+            #expect(lines(r.stdout).last?.hasPrefix("incomplete: stopped after ") == true, "\(r.combined)")
+            #expect(!r.stdout.contains("complete: every"), "\(r.combined)")
+        }
     }
 
     @Test func aResumeFileOfAnotherSearchIsRefused() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ipcplay-exhaustive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         let script = Ipcplay.packageRoot.appendingPathComponent("scripts/races/condition_if_fixed.lua").path
-        let stopped = try exhaustive(["--runs", "3", "--resume", "saved", script], directory: dir)
-        #expect(stopped.status == 3, "\(stopped.combined)")
-        let other = try exhaustive(["--preemptions", "1", "--resume", "saved", script], directory: dir)
-        #expect(other.status == 2, "\(other.combined)")
-        #expect(other.stderr.contains("is not a saved search of this script"), "\(other.combined)")
+        try Ipcplay.withTmpDirectory("ipcplay-exhaustive") { dir in
+            let stopped = try exhaustive(["--runs", "3", "--resume", "saved", script], directory: dir)
+            #expect(stopped.status == 3, "\(stopped.combined)")
+            let other = try exhaustive(["--preemptions", "1", "--resume", "saved", script], directory: dir)
+            #expect(other.status == 2, "\(other.combined)")
+            #expect(other.stderr.contains("is not a saved search of this script"), "\(other.combined)")
+        }
     }
 
     /// util-linux's `script`, which gives a command a terminal.

@@ -123,6 +123,13 @@ enum Ipcplay {
         return dir
     }
 
+    /// Runs `body` in a new directory from `newTmpDirectory`, removed afterwards.
+    static func withTmpDirectory<T>(_ prefix: String, _ body: (URL) throws -> T) throws -> T {
+        let dir = try newTmpDirectory(prefix)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        return try body(dir)
+    }
+
     /// Writes `source` to a fresh world-readable directory under /tmp (so that a test may
     /// run it as another user) and returns the file.
     static func writeScript(_ source: String) throws -> URL {
