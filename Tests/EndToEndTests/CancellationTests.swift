@@ -170,35 +170,40 @@ struct CancellationTests {
         #expect(text.contains("Bail out! interrupted by SIGINT\n"), "\(text)")
     }
 
-    /// Writes `s.lua` into `dir`: two processes, the second of which never ends (it waits
-    /// for `sleep 1000`), so that a search of it is interrupted in its first run.
-    static func writeNeverEndingRun(in dir: URL) throws {
-        try """
-            local v = ipc.value("i", 0)
-            local ps = {}
-            for i = 1, 2 do ps[i] = ipc.spawn(function() v:add(1) if i == 2 then os.execute("sleep 1000") end end) end
-            for _, p in ipairs(ps) do p:join() end
-            """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+    /// Runs the shell command `command(dir)` on a never-ending run, `dir` holding its
+    /// script `s.lua` (two processes, the second of which waits for `sleep 1000`, so that a
+    /// search of it is interrupted in its first run). Once the `sleep` is under way, sends
+    /// `signal`; expects the command, then every process of it, to end. Returns the
+    /// command's exit status and output.
+    static func interruptNeverEndingRun(with signal: Int32, _ command: (_ dir: URL) -> String,
+                                        sourceLocation: SourceLocation = #_sourceLocation) throws -> (status: Int32, output: String) {
+        try Ipcplay.withTmpDirectory("ipcplay-cancel") { dir in
+            try """
+                local v = ipc.value("i", 0)
+                local ps = {}
+                for i = 1, 2 do ps[i] = ipc.spawn(function() v:add(1) if i == 2 then os.execute("sleep 1000") end end) end
+                for _, p in ipairs(ps) do p:join() end
+                """.write(to: dir.appendingPathComponent("s.lua"), atomically: true, encoding: .utf8)
+            let token = UUID().uuidString
+            defer { Self.cleanUp(token) }
+            let output = dir.appendingPathComponent("out")
+            let running = try Self.start(command(dir), token: token, output: output)
+            #expect(Self.eventually(60) { Self.sleeps(carrying: token) > 0 }, "the run's sleep never appeared", sourceLocation: sourceLocation)
+            kill(running.processIdentifier, signal)
+            #expect(Self.wait(running), sourceLocation: sourceLocation)
+            #expect(Self.eventually(1) { Self.processes(carrying: token).isEmpty }, "left: \(Self.processes(carrying: token))",
+                    sourceLocation: sourceLocation)
+            return (running.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+        }
     }
 
     /// `explore` interrupted: every run's process ends (os.execute's children too), and it
     /// says how far it got.
     @Test func sigintToExploreStopsWithASummary() throws {
-        let dir = try Ipcplay.newTmpDirectory("ipcplay-cancel")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try Self.writeNeverEndingRun(in: dir)
-        let token = UUID().uuidString
-        defer { Self.cleanUp(token) }
-        let output = dir.appendingPathComponent("out")
-        let explorer = try Self.start("trap '' INT HUP; exec '\(Ipcplay.binary)' explore --runs 50 --seed 1 --timeout 500 '\(dir.path)/s.lua'",
-                                      token: token, output: output)
-        let started = Self.eventually(60) { Self.sleeps(carrying: token) > 0 }
-        #expect(started)
-        kill(explorer.processIdentifier, SIGHUP)
-        #expect(Self.wait(explorer))
-        #expect(explorer.terminationStatus == 129)
-        #expect(Self.eventually(1) { Self.processes(carrying: token).isEmpty }, "left: \(Self.processes(carrying: token))")
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        let (status, text) = try Self.interruptNeverEndingRun(with: SIGHUP) { dir in
+            "trap '' INT HUP; exec '\(Ipcplay.binary)' explore --runs 50 --seed 1 --timeout 500 '\(dir.path)/s.lua'"
+        }
+        #expect(status == 129)
         #expect(text.contains("ipcplay: interrupted by SIGHUP: stopped after 0 schedules of 50"), "\(text)")
         #expect(text.contains("0 schedules, 0 distinct interleavings, no failure in them"), "\(text)")
     }

@@ -284,26 +284,10 @@ struct ExhaustiveTests {
     /// search stopped by a budget is, every process of its runs ends, and the exit status
     /// is 128 + the signal.
     @Test func anInterruptedSearchIsSavedWithoutAVerdict() throws {
-        let dir = try Ipcplay.newTmpDirectory("ipcplay-exhaustive-cancel")
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try CancellationTests.writeNeverEndingRun(in: dir)
-        let token = UUID().uuidString
-        defer { CancellationTests.cleanUp(token) }
-        let output = dir.appendingPathComponent("out")
-        let command = "cd '\(dir.path)' && exec '\(Ipcplay.binary)' explore --exhaustive --jobs 2 --timeout 500 --resume saved s.lua"
-        let search = try CancellationTests.start(command, token: token, output: output)
-        let started = CancellationTests.eventually(60) {
-            CancellationTests.processes(carrying: token).contains { pid in
-                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
-            }
+        let (status, text) = try CancellationTests.interruptNeverEndingRun(with: SIGINT) { dir in
+            "cd '\(dir.path)' && exec '\(Ipcplay.binary)' explore --exhaustive --jobs 2 --timeout 500 --resume saved s.lua"
         }
-        #expect(started)
-        kill(search.processIdentifier, SIGINT)
-        #expect(CancellationTests.wait(search))
-        #expect(search.terminationStatus == 130)
-        #expect(CancellationTests.eventually(1) { CancellationTests.processes(carrying: token).isEmpty },
-                "left: \(CancellationTests.processes(carrying: token))")
-        let text = (try? String(contentsOf: output, encoding: .utf8)) ?? ""
+        #expect(status == 130)
         #expect(lines(text).first == "ipcplay: interrupted by SIGINT", "\(text)")
         #expect(text.contains("search saved to saved: go on with --resume saved"), "\(text)")
         #expect(lines(text).last == "incomplete: stopped after 0 schedules", "\(text)")
