@@ -5,20 +5,9 @@ import Testing
 /// whatever the number of runs at once and however the search is split.
 @Suite("Parallel and sharded exploration")
 struct ParallelExplorationTests {
-    /// Three processes on a queue and a counter, with no bug: every schedule passes.
-    static let passing = """
-        local q = ipc.queue(2)
-        local n = ipc.value("i", 0)
-        local ps = {}
-        for p = 1, 2 do
-          ps[p] = ipc.spawn(function()
-            for i = 1, 4 do q:put(p * 10 + i); n:add(1) end
-          end)
-        end
-        for _ = 1, 8 do q:get() end
-        for _, p in ipairs(ps) do p:join() end
-        assert(n.value == 8)
-        """
+    /// Three processes on a queue and a counter, with no bug: every schedule passes (the
+    /// scenario of the `schedules` benchmark).
+    static let passing = Ipcplay.packageRoot.appendingPathComponent("scripts/bench/schedule_3x100.lua").path
 
     /// A reader that sees x = 1 only between the writer's two writes: a few schedules in a
     /// hundred show it (PCT's seed 2 at schedule 41, random's at 23).
@@ -68,50 +57,48 @@ struct ParallelExplorationTests {
 
     @Test(arguments: ["pct", "random"])
     func theSameCoverageWhateverJobs(_ strategy: String) throws {
-        let script = try Ipcplay.writeScript(Self.passing)
-        defer { Ipcplay.removeScript(script) }
-        let dir = script.deletingLastPathComponent()
-        var outputs: [String] = []
-        var lists: [[String]] = []
-        for jobs in [1, 2, 4] {
-            let file = dir.appendingPathComponent("jobs\(jobs).txt").path
-            let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "9", "--runs", "60", "--jobs", "\(jobs)",
-                                     "--hashes", file, script.path], limit: 300)
-            #expect(r.status == 0, "\(r.combined)")
-            outputs.append(r.stdout)
-            lists.append(try Self.hashes(file))
+        try Ipcplay.withTmpDirectory("ipcplay-jobs") { dir in
+            var outputs: [String] = []
+            var lists: [[String]] = []
+            for jobs in [1, 2, 4] {
+                let file = dir.appendingPathComponent("jobs\(jobs).txt").path
+                let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "9", "--runs", "60", "--jobs", "\(jobs)",
+                                         "--hashes", file, Self.passing], limit: 300)
+                #expect(r.status == 0, "\(r.combined)")
+                outputs.append(r.stdout)
+                lists.append(try Self.hashes(file))
+            }
+            #expect(lists[0].count == 60)
+            #expect(lists[0] == lists[1] && lists[1] == lists[2])
+            #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2], "\(outputs.joined(separator: "\n======\n"))")
         }
-        #expect(lists[0].count == 60)
-        #expect(lists[0] == lists[1] && lists[1] == lists[2])
-        #expect(outputs[0] == outputs[1] && outputs[1] == outputs[2], "\(outputs.joined(separator: "\n======\n"))")
     }
 
     /// The shards of one seed cover exactly the schedules of one run: the same (schedule,
     /// interleaving hash) pairs, each in one shard.
     @Test(arguments: ["pct", "random"])
     func shardsCoverExactlyWhatOneRunCovers(_ strategy: String) throws {
-        let script = try Ipcplay.writeScript(Self.passing)
-        defer { Ipcplay.removeScript(script) }
-        let dir = script.deletingLastPathComponent()
-        let whole = dir.appendingPathComponent("whole.txt").path
-        let one = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "12", "--runs", "50", "--hashes", whole, script.path],
-                                  limit: 300)
-        #expect(one.status == 0, "\(one.combined)")
-        let all = try Self.hashes(whole)
-        #expect(all.count == 50)
-        var union: [String] = []
-        for i in 1...3 {
-            let file = dir.appendingPathComponent("shard\(i).txt").path
-            let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "12", "--runs", "50", "--shard", "\(i)/3",
-                                     "--jobs", "2", "--hashes", file, script.path], limit: 300)
-            #expect(r.status == 0, "\(r.combined)")
-            let mine = try Self.hashes(file)
-            #expect(r.stdout.contains("shard \(i)/3: \(mine.count) of the 50 schedules"), "\(r.combined)")
-            #expect(r.stdout.contains("\(mine.count) schedules,"), "\(r.combined)")
-            union += mine
+        try Ipcplay.withTmpDirectory("ipcplay-shards") { dir in
+            let whole = dir.appendingPathComponent("whole.txt").path
+            let one = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "12", "--runs", "50", "--hashes", whole, Self.passing],
+                                      limit: 300)
+            #expect(one.status == 0, "\(one.combined)")
+            let all = try Self.hashes(whole)
+            #expect(all.count == 50)
+            var union: [String] = []
+            for i in 1...3 {
+                let file = dir.appendingPathComponent("shard\(i).txt").path
+                let r = try Ipcplay.run(["explore", "--strategy", strategy, "--seed", "12", "--runs", "50", "--shard", "\(i)/3",
+                                         "--jobs", "2", "--hashes", file, Self.passing], limit: 300)
+                #expect(r.status == 0, "\(r.combined)")
+                let mine = try Self.hashes(file)
+                #expect(r.stdout.contains("shard \(i)/3: \(mine.count) of the 50 schedules"), "\(r.combined)")
+                #expect(r.stdout.contains("\(mine.count) schedules,"), "\(r.combined)")
+                union += mine
+            }
+            #expect(union.count == all.count, "\(union.count) against \(all.count)")
+            #expect(Set(union) == Set(all))
         }
-        #expect(union.count == all.count, "\(union.count) against \(all.count)")
-        #expect(Set(union) == Set(all))
     }
 
     /// A failure found by a shard is reported under its number in the whole search.
@@ -127,10 +114,8 @@ struct ParallelExplorationTests {
     }
 
     @Test func usageErrors() throws {
-        let script = try Ipcplay.writeScript(Self.passing)
-        defer { Ipcplay.removeScript(script) }
         for bad in [["--shard", "0/3"], ["--shard", "4/3"], ["--shard", "x"], ["--jobs", "0"], ["--exhaustive", "--shard", "1/2"]] {
-            let r = try Ipcplay.run(["explore"] + bad + [script.path], limit: 60)
+            let r = try Ipcplay.run(["explore"] + bad + [Self.passing], limit: 60)
             #expect(r.status == 2, "\(bad): \(r.combined)")
             #expect(r.stderr.contains(bad.contains("--jobs") ? "--jobs" : "--shard"), "\(bad): \(r.combined)")
         }
