@@ -12,14 +12,14 @@ import IPCRuntime
 /// run's host; `explore` and `step` execute one prepared script many times, each run in a
 /// fork of the prepared process, so that no run pays for start-up or compilation.
 public enum ScriptRunner {
-    /// Exit statuses of the contract's command-line section.
+    /// Exit statuses of the contract's command-line section that a script's run or the
+    /// command line ends with. The others are set where they happen: 124 by the run's
+    /// timeout and deadlock handlers (ipc_run.c, the scheduler), 128 + the signal by
+    /// `Cancellation.exitStatus`.
     public enum Status {
         public static let ok: Int32 = 0
         public static let scriptError: Int32 = 1
         public static let usage: Int32 = 2
-        public static let timeout: Int32 = 124
-        public static let interrupted: Int32 = 130
-        public static let terminated: Int32 = 143
     }
 
     /// A script loaded into a Lua state, ready to run (on the state's stack: the chunk,
