@@ -16,8 +16,9 @@ extension Boxed where Core == Connection, Local == Void {
     /// The C fast paths send and take messages of one small frame with the channel's
     /// shared memory and this end's descriptors.
     convenience init(_ c: Connection, ref: ObjectRef) {
-        let d = FastDescriptors(fdIn: c.readFD, fdOut: c.writeFD, directionIn: Int32(c.readDirection), directionOut: Int32(c.writeDirection))
-        self.init(c, ref: ref, local: (), sharedBase: c.sharedHeader, fastDescriptors: d, describe: Self.describe)
+        let fast = FastAccess(shared: c.sharedHeader, fdIn: c.readFD, fdOut: c.writeFD,
+                              directionIn: Int32(c.readDirection), directionOut: Int32(c.writeDirection))
+        self.init(c, ref: ref, local: (), fastAccess: fast, describe: Self.describe)
     }
 
     static func describe(_ connection: Connection, _ ref: ObjectRef, _: Void) -> String {

@@ -17,7 +17,7 @@ extension Boxed where Core == MessageQueue, Local == Bool {
     /// The C fast paths put and take small items in the queue's shared memory, and wake
     /// `ipc.wait` through its eventfd.
     convenience init(_ queue: MessageQueue, ref: ObjectRef) {
-        self.init(queue, ref: ref, local: false, sharedBase: queue.header, fastDescriptors: FastDescriptors(fdOut: queue.eventFD)) { q, ref, closed in
+        self.init(queue, ref: ref, local: false, fastAccess: FastAccess(shared: queue.header, fdOut: queue.eventFD)) { q, ref, closed in
             let size = q.maxsize > 0 ? "\(q.count)/\(q.maxsize)" : "\(q.count)"
             return "<\(ref.kind!.label) \(ref.name) items=\(size)\(closed ? " closed" : "")>"
         }

@@ -20,7 +20,7 @@ typealias SemaphoreObject = Boxed<SharedSemaphore, Void>
 
 extension Boxed where Core == SharedSemaphore, Local == Void {
     convenience init(_ s: SharedSemaphore, ref: ObjectRef) {
-        self.init(s, ref: ref, local: (), sharedBase: s.region.base) { s, ref, _ in "<\(ref.kind!.label) \(ref.name) value=\(s.value)>" }
+        self.init(s, ref: ref, local: (), fastAccess: FastAccess(shared: s.region.base)) { s, ref, _ in "<\(ref.kind!.label) \(ref.name) value=\(s.value)>" }
     }
 
     var semaphore: SharedSemaphore { core }
@@ -30,7 +30,7 @@ typealias LockObject = Boxed<SharedLock, Void>
 
 extension Boxed where Core == SharedLock, Local == Void {
     convenience init(_ l: SharedLock, ref: ObjectRef) {
-        self.init(l, ref: ref, local: (), sharedBase: l.region.base) { l, ref, _ in
+        self.init(l, ref: ref, local: (), fastAccess: FastAccess(shared: l.region.base)) { l, ref, _ in
             let holder = l.lock.holder
             return "<\(ref.kind!.label) \(ref.name) \(holder == 0 ? "unlocked" : "held by pid \(holder)")>"
         }

@@ -14,7 +14,7 @@ extension ObjectKind {
 
 extension Boxed where Core == SharedScalars, Local == Void {
     convenience init(_ scalars: SharedScalars, ref: ObjectRef) {
-        self.init(scalars, ref: ref, local: (), sharedBase: scalars.region.base) { x, ref, _ in
+        self.init(scalars, ref: ref, local: (), fastAccess: FastAccess(shared: scalars.region.base)) { x, ref, _ in
             ref.kind == .array ? "<array \(ref.name) '\(x.type.typecode)' x\(x.count)>" : "<value \(ref.name) '\(x.type.typecode)'>"
         }
     }

@@ -30,15 +30,17 @@ protocol LuaDescribable: AnyObject {
 }
 
 /// A Lua-visible object: a Swift object the runtime's gate knows, that describes itself,
-/// and whose shared memory the C fast paths may read (nil: they never do).
+/// and that the C fast paths may use.
 protocol LuaObject: GateObject, LuaDescribable {
-    var sharedBase: UnsafeMutableRawPointer? { get }
-    /// The descriptors the fast paths use: a connection's read and write ends and their
-    /// directions, a queue's eventfd as `fdOut`; -1 for none.
-    var fastDescriptors: FastDescriptors { get }
+    var fastAccess: FastAccess { get }
 }
 
-struct FastDescriptors {
+/// What the C fast paths use of an object, copied into its box (`ipc_box` in ipc_fast.c)
+/// when it is pushed: its shared memory (nil: they never read it), and its descriptors: a
+/// connection's read and write ends and their directions, a queue's eventfd as `fdOut`;
+/// -1 for none.
+struct FastAccess {
+    var shared: UnsafeMutableRawPointer? = nil
     var fdIn: Int32 = -1, fdOut: Int32 = -1, directionIn: Int32 = -1, directionOut: Int32 = -1
 }
 
@@ -55,18 +57,16 @@ final class Boxed<Core: AnyObject, Local>: LuaObject {
     /// Its ref for the gate (a process's changes with its name: its binding sets it).
     var ref: ObjectRef
     var local: Local
-    let sharedBase: UnsafeMutableRawPointer?
-    let fastDescriptors: FastDescriptors
+    let fastAccess: FastAccess
     /// `tostring`: "<kind name details>" (a function of the kind, not of the object).
     let describe: (Core, ObjectRef, Local) -> String
 
-    init(_ core: Core, ref: ObjectRef, local: Local, sharedBase: UnsafeMutableRawPointer? = nil,
-         fastDescriptors: FastDescriptors = FastDescriptors(), describe: @escaping (Core, ObjectRef, Local) -> String) {
+    init(_ core: Core, ref: ObjectRef, local: Local, fastAccess: FastAccess = FastAccess(),
+         describe: @escaping (Core, ObjectRef, Local) -> String) {
         self.core = core
         self.ref = ref
         self.local = local
-        self.sharedBase = sharedBase
-        self.fastDescriptors = fastDescriptors
+        self.fastAccess = fastAccess
         self.describe = describe
     }
 
@@ -110,8 +110,8 @@ extension LuaState {
         // The box (ipc_box in ipc_fast.c): the Swift object, then what the C fast paths use.
         var block: UnsafeMutableRawPointer?
         try check(ipc_lua_p_newuserdata(L, ipc_lua_box_size(), &block))
-        let d = object.fastDescriptors
-        ipc_lua_box_init(block, object.sharedBase, Metatables.pointers[kind.rawValue], d.fdIn, d.fdOut, d.directionIn, d.directionOut)
+        let f = object.fastAccess
+        ipc_lua_box_init(block, f.shared, Metatables.pointers[kind.rawValue], f.fdIn, f.fdOut, f.directionIn, f.directionOut)
         do { try check(ipc_lua_p_getmetatable(L, kind.typeName)) } catch { pop(); throw error }
         if kind.hasOwnMetatable {
             do { try check(ipc_lua_p_setownmetatable(L)) } catch { pop(); throw error }
