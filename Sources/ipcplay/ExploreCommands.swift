@@ -122,8 +122,7 @@ extension IPCPlay {
             exploration.runs = runs
             exploration.timeLimit = timeLimit
             exploration.seed = seed
-            exploration.kills = crashes.kill
-            exploration.killRate = crashes.killRate
+            crashes.apply(to: &exploration)
             try parallel.apply(to: &exploration)
             let outcome = exploration.explore(explorer)
             let describe = "\(strategy.rawValue)\(strategy == .pct ? ", depth \(depth)" : ""), seed \(seed)" + crashes.described
@@ -252,6 +251,12 @@ struct KillOptions: ParsableArguments {
         if kill < 0 { throw ValidationError("--kill must be at least 0") }
         if let killRate, !(killRate > 0 && killRate <= 1) { throw ValidationError("--kill-rate must be a probability above 0 and at most 1") }
         if killRate != nil && kill == 0 { throw ValidationError("--kill-rate needs --kill N") }
+    }
+
+    /// Sets up `exploration`'s kills with these options.
+    func apply(to exploration: inout Exploration) {
+        exploration.kills = kill
+        exploration.killRate = killRate
     }
 
     /// The options again, for a command line that passes them on.
