@@ -14,6 +14,7 @@ local full = ipc.semaphore(0, {name = "full"})       -- filled slots: consumers 
 
 local function producer(id, count)
   for n = 1, count do
+    ipc.sleep(0.05)                          -- producing an item takes a while
     local item = id * 100 + n
     empty:acquire()                          -- wait for a free slot
     mutex:with(function()
@@ -23,7 +24,6 @@ local function producer(id, count)
       print(string.format("producer %d put %d in slot %d", id, item, at))
     end)
     full:release()                           -- one more filled slot
-    ipc.sleep(0.05)
   end
 end
 
@@ -38,7 +38,7 @@ local function consumer(id, count)
       print(string.format("consumer %d took %d from slot %d", id, item, at))
     end)
     empty:release()                          -- one more free slot
-    ipc.sleep(0.08)
+    ipc.sleep(0.08)                          -- consuming it takes longer: producers wait on `empty`
   end
 end
 
