@@ -118,7 +118,7 @@ static void *shared(size_t size) {
 }
 
 /* A process-shared robust mutex (ipcplay's locks are robust too), and condition
- * variables to go with it. */
+ * variables to go with it (with the default clock: nothing here waits with a timeout). */
 static void robust_init(pthread_mutex_t *m) {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
@@ -132,7 +132,6 @@ static void cond_init(pthread_cond_t *c) {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
     pthread_condattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     if (pthread_cond_init(c, &a)) { fprintf(stderr, "pthread_cond_init failed\n"); exit(1); }
     pthread_condattr_destroy(&a);
 }
