@@ -23,10 +23,8 @@ struct ParallelOptions: ParsableArguments {
 
     /// The shard, 0-based.
     var parsedShard: Exploration.Shard? {
-        guard let shard else { return Exploration.Shard(index: 0, count: 1) }
-        let parts = shard.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(i) else { return nil }
-        return Exploration.Shard(index: i - 1, count: n)
+        guard let shard else { return .whole }
+        return Exploration.Shard(shard)
     }
 
     var effectiveJobs: Int { jobs ?? Explorer.cpus }
@@ -35,7 +33,7 @@ struct ParallelOptions: ParsableArguments {
     /// as schedules are merged ("schedule N hash H", N from 1).
     func apply(to exploration: inout Exploration) throws {
         exploration.jobs = effectiveJobs
-        exploration.shard = parsedShard ?? Exploration.Shard(index: 0, count: 1)
+        exploration.shard = parsedShard ?? .whole
         if let hashes {
             guard let f = fopen(hashes, "w") else { throw CommandFailure(message: "cannot write \(hashes): \(String(cString: strerror(errno)))") }
             exploration.onSchedule = { i, hash in

@@ -382,7 +382,7 @@ public struct Exploration {
     public var jobs = 1
     /// `--shard I/N` (`index` from 0): only the schedules whose number is `index` modulo
     /// `count`.
-    public var shard = Shard(index: 0, count: 1)
+    public var shard = Shard.whole
     /// Schedules that run one at a time first, to measure PCT's k and the kill rate.
     public static let measuringRuns = 10
     /// Told each schedule's number (from 0) and interleaving hash, in schedule order.
@@ -391,10 +391,8 @@ public struct Exploration {
     public struct Shard: Sendable, Equatable {
         public var index: Int
         public var count: Int
-        public init(index: Int, count: Int) {
-            self.index = index
-            self.count = count
-        }
+        /// The whole search, unsplit.
+        public static let whole = Shard(index: 0, count: 1)
         public func owns(_ schedule: Int) -> Bool { schedule % count == index }
     }
 
@@ -554,6 +552,16 @@ public struct Exploration {
         outcome.steps = k
         outcome.seconds = Double(MonotonicClock.real() - start) / 1e9
         return outcome
+    }
+}
+
+extension Exploration.Shard {
+    /// The shard written `I/N` (I from 1, 1 <= I <= N), as `--shard` takes it; nil if `text`
+    /// is not one.
+    public init?(_ text: String) {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let i = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(i) else { return nil }
+        self.init(index: i - 1, count: n)
     }
 }
 
