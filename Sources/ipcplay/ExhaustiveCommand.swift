@@ -33,12 +33,13 @@ struct ExhaustiveOptions: ParsableArguments {
         return "script \(ReplayToken.hash(ofScript: target.script)) seed \(seed) preemptions \(preemptions.map(String.init) ?? "none") kill \(kills) args \(args)"
     }
 
-    /// Runs the search (with up to `kills` kills per schedule, `jobs` runs at once) and ends
-    /// the program with its exit status. `hashes`: a file where each schedule that is a whole
-    /// interleaving is written as "schedule N hash H" (for tests).
-    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, kills: Int = 0, jobs: Int = 1, hashes: String? = nil,
+    /// Runs the search (with up to `kills` kills per schedule, `parallel`'s jobs at once) and
+    /// ends the program with its exit status. `parallel`'s hashes file, if asked for, gets
+    /// each schedule that is a whole interleaving.
+    func run(runs: Int?, timeLimit: Double?, seed given: UInt64?, kills: Int, parallel: ParallelOptions,
              options: ScheduleCommandOptions, target: ScriptArguments) throws -> Never {
         let seed = given ?? 1
+        let jobs = parallel.effectiveJobs
         let explorer = try options.explorer(target, seed: seed)
         let header = header(target, seed: seed, kills: kills)
         var state = ExhaustiveSearch.State()
@@ -58,13 +59,7 @@ struct ExhaustiveOptions: ParsableArguments {
         search.timeLimit = timeLimit
         search.seed = seed
         search.jobs = jobs
-        if let hashes {
-            guard let f = fopen(hashes, "w") else { throw CommandFailure(message: "cannot write \(hashes): \(String(cString: strerror(errno)))") }
-            search.onSchedule = { i, hash in
-                fputs("schedule \(i + 1) hash \(String(hash, radix: 16))\n", f)
-                fflush(f)
-            }
-        }
+        search.onSchedule = try parallel.hashesWriter()
         let progress = ProgressLine()
         if progress.enabled {
             search.progress = { progress.show(schedules: $0, depth: $1, seconds: $2, ranAhead: jobs > 1 ? $3 : nil) }

@@ -110,8 +110,8 @@ extension IPCPlay {
         func run() throws {
             Cancellation.install(graceful: false)
             if exhaustiveOptions.exhaustive {
-                try exhaustiveOptions.run(runs: runs, timeLimit: timeLimit, seed: seed, kills: crashes.kill, jobs: parallel.effectiveJobs,
-                                          hashes: parallel.hashes, options: options, target: target)
+                try exhaustiveOptions.run(runs: runs, timeLimit: timeLimit, seed: seed, kills: crashes.kill, parallel: parallel,
+                                          options: options, target: target)
             }
             let runs = self.runs ?? 1000
             let seed = self.seed ?? UInt64.random(in: 1...999_999_999)

@@ -30,16 +30,22 @@ struct ParallelOptions: ParsableArguments {
     var effectiveJobs: Int { jobs ?? Explorer.cpus }
 
     /// Sets up `exploration` with these options; the hashes file, if asked for, is written
-    /// as schedules are merged ("schedule N hash H", N from 1).
+    /// as schedules are merged.
     func apply(to exploration: inout Exploration) throws {
         exploration.jobs = effectiveJobs
         exploration.shard = parsedShard ?? .whole
-        if let hashes {
-            guard let f = fopen(hashes, "w") else { throw CommandFailure(message: "cannot write \(hashes): \(String(cString: strerror(errno)))") }
-            exploration.onSchedule = { i, hash in
-                fputs("schedule \(i + 1) hash \(String(hash, radix: 16))\n", f)
-                fflush(f)
-            }
+        exploration.onSchedule = try hashesWriter()
+    }
+
+    /// What writes the hashes file (`--hashes`, for tests), if one is asked for: told a
+    /// schedule's number (from 0) and interleaving hash, it writes "schedule N hash H" (N
+    /// from 1).
+    func hashesWriter() throws -> ((Int, UInt64) -> Void)? {
+        guard let hashes else { return nil }
+        guard let f = fopen(hashes, "w") else { throw CommandFailure(message: "cannot write \(hashes): \(String(cString: strerror(errno)))") }
+        return { i, hash in
+            fputs("schedule \(i + 1) hash \(String(hash, radix: 16))\n", f)
+            fflush(f)
         }
     }
 
