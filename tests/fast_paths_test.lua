@@ -1,11 +1,12 @@
 -- The C fast paths (a small item put on a queue or taken from it, a small message sent or
--- received on a pipe, a semaphore's acquire and release, a value's add) agree with the Swift bindings
--- they stand in for: values of every simple kind and of sizes on both sides of the fast
--- paths' limits cross in both directions, fast calls meet slow ones (tables, long
--- strings, timeouts), a queue's ring wraps, closed objects say "closed", `ipc.wait` wakes
--- on a fast put, misuse raises as before, `v:add` sums as before, and processes SIGKILLed
--- inside these calls leave the objects whole. EndToEndTests also run it with --trace, where every call goes
--- through the gate in Swift: both runs must pass.
+-- received on a pipe, a semaphore's acquire and release, a value's add, a joinable
+-- queue's task_done) agree with the Swift bindings they stand in for: values of every
+-- simple kind and of sizes on both sides of the fast paths' limits cross in both
+-- directions, fast calls meet slow ones (tables, long strings, timeouts), a queue's ring
+-- wraps, closed objects say "closed", `ipc.wait` wakes on a fast put, misuse raises as
+-- before, `v:add` sums as before, and processes SIGKILLed inside these calls leave the
+-- objects whole. EndToEndTests also run it with --trace, where every call goes through
+-- the gate in Swift: both runs must pass.
 local ipc = require("ipc")
 math.randomseed(tonumber(arg[1]) or ipc.test.seed())
 local stream_items = tonumber(arg[2]) or 250000  -- enough to wrap a queue's ring
@@ -208,12 +209,39 @@ end
 assert(ipc.value("d", 1.5):add(1) == 2.5)
 assert(ipc.value("B", 250):add(5) == 255)
 
--- 9. Processes SIGKILLed at random instants inside fast puts, gets, sends and receives:
---    the survivors find the queue, the pipe and the semaphore unlocked and whole.
+-- 8b. A joinable queue's task_done: consumers in two processes mark every item of a
+--     stream done, fast, and join returns only then; one more task_done raises as before.
+do
+  local jq = ipc.joinable_queue(16)
+  local done = ipc.value("q", 0)
+  local consumers = {}
+  for _ = 1, 2 do
+    consumers[#consumers + 1] = ipc.spawn(function()
+      while true do
+        local item = jq:get()
+        if item == false then jq:task_done() return end
+        done:add(1)
+        jq:task_done()
+      end
+    end)
+  end
+  for i = 1, turns do jq:put(i) end
+  assert(jq:join(30), "join timed out")
+  assert(done.value == turns, "joined before every item was done: " .. done.value)
+  for _ = 1, #consumers do jq:put(false) end
+  jq:join()
+  for _, c in ipairs(consumers) do c:join() end
+  local ok, err = pcall(jq.task_done, jq)
+  assert(not ok and tostring(err):find("^joinable_queue:task_done: called more times"), tostring(err))
+end
+
+-- 9. Processes SIGKILLed at random instants inside fast puts, gets, sends, receives and
+--    task_done: the survivors find the queues, the pipe and the semaphore unlocked and whole.
 for round = 1, 6 do
   local q = ipc.queue(round % 2 == 0 and 4 or 0)
   local r, w = ipc.pipe(false)
   local sem = ipc.semaphore(1)
+  local jq = ipc.joinable_queue()
   local victims = {}
   for v = 1, 2 do
     victims[#victims + 1] = ipc.spawn(function()
@@ -225,6 +253,9 @@ for round = 1, 6 do
         w:send("victim" .. v .. ":" .. i)
         sem:acquire()
         sem:release()
+        jq:put(i)
+        jq:get_nowait()
+        jq:task_done()
       end
     end)
   end
@@ -246,6 +277,10 @@ for round = 1, 6 do
   end
   for i = 1, 4 do assert(q:put(i)) end  -- fast, up to the bound
   for i = 1, 4 do assert(q:get() == i) end
+  -- Joinable queue: its state lock is free, and marking an item done still counts.
+  while jq:get_nowait() do jq:task_done() end
+  assert(jq:put("survivor", 10) and jq:get(10) == "survivor", "joinable queue blocked after a kill")
+  jq:task_done()
   -- Pipe: what the victims left is whole messages, then the survivor's arrive in order.
   local sender = ipc.spawn(function()
     for i = 1, 50 do assert(w:send("survivor:" .. i)) end

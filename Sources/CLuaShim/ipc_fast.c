@@ -1,11 +1,12 @@
 // The C fast paths of the hottest calls: an uncontended lock and unlock, reading and
-// writing `v.value`, and putting and taking a small item on a queue or a pipe, with no
-// Swift frame. They apply only while no hook watches the gate (`ipc_gate_hooked`: no
-// trace, no jitter, no controlled scheduler), and only in the simple case; everything
-// else (a timeout, a lock taken, a value that does not fit, a wrong `self`) falls back to
-// the Swift binding, through the gate. The shared structures' protocols are not here:
-// they are CSystemShim's (ipc_queue.c, ipc_channel.c, ipc_sync.h), which the Swift core
-// calls too; this file is the Lua side of the fast paths (arguments, values, errors).
+// writing `v.value`, putting and taking a small item on a queue or a pipe, and marking a
+// joinable queue's item done, with no Swift frame. They apply only while no hook watches
+// the gate (`ipc_gate_hooked`: no trace, no jitter, no controlled scheduler), and only in
+// the simple case; everything else (a timeout, a lock taken, a value that does not fit,
+// a wrong `self`) falls back to the Swift binding, through the gate. The shared
+// structures' protocols are not here: they are CSystemShim's (ipc_queue.c, ipc_channel.c,
+// ipc_sync.h), which the Swift core calls too; this file is the Lua side of the fast
+// paths (arguments, values, errors).
 #include "ipc_lua.h"
 #include "ipc_channel.h"
 #include "ipc_queue.h"
@@ -68,6 +69,7 @@ enum {
     FAST_SEM_ACQUIRE = 9, FAST_SEM_RELEASE = 10,  // a semaphore's
     FAST_VALUE_ADD = 11,                           // a value's add
     FAST_PUT_NOWAIT = 12, FAST_GET_NOWAIT = 13,    // a queue's, never waiting
+    FAST_TASK_DONE = 14,                           // a joinable queue's task_done
 };
 
 /// The warning the Swift side gives when a lock's holder died (Blocking.recoveredFromDeadHolder).
@@ -247,6 +249,22 @@ static int fast_queue_get(lua_State *L) {
     if (more) ipc_queue_wake_readers(h, b->fd_out, 0);
     // The item is ours now; only its decoding is left (no lock held: it may raise).
     return push_decoded(L, item, length, spec->call);
+}
+
+/// `q:task_done()` (a joinable queue's): ipc_queue_task_done under the state lock. A call
+/// with no item unfinished goes to Swift, which raises.
+static int fast_queue_task_done(lua_State *L) {
+    const fast_spec *spec;
+    ipc_box *b = fast_self(L, 1, &spec);
+    uint32_t me = (uint32_t)ipc_self_pid;
+    if (b == NULL || me == 0) return ipc_lua_trampoline(L);
+    ipc_queue_header *h = b->shared;
+    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
+    int done = ipc_queue_task_done(h);
+    ipc_robust_lock_give(&h->state_lock);
+    if (done == IPC_TASK_NONE_UNFINISHED) return ipc_lua_trampoline(L);
+    if (done == IPC_TASK_DONE_WAKE_JOINERS) ipc_queue_wake_joiners(h);
+    return 0;
 }
 
 // MARK: - Pipes
@@ -556,6 +574,7 @@ int ipc_lua_pushfast(lua_State *L, ipc_swift_function fn, int operation, long lo
     lua_insert(L, -5);
     lua_CFunction f = operation == FAST_PUT || operation == FAST_PUT_NOWAIT ? fast_queue_put
                     : operation == FAST_GET || operation == FAST_GET_NOWAIT ? fast_queue_get
+                    : operation == FAST_TASK_DONE ? fast_queue_task_done
                     : operation == FAST_SEND || operation == FAST_SEND_BYTES ? fast_pipe_send
                     : operation == FAST_RECV || operation == FAST_RECV_BYTES ? fast_pipe_recv
                     : operation == FAST_SEM_ACQUIRE || operation == FAST_SEM_RELEASE ? fast_semaphore

@@ -178,3 +178,8 @@ void ipc_queue_wake_writers(ipc_queue_header *h) {
         ipc_futex_wake(&h->space_seq, 1);
     }
 }
+
+void ipc_queue_wake_joiners(ipc_queue_header *h) {
+    ipc_add32(&h->join_seq, 1);
+    ipc_futex_wake(&h->join_seq, INT32_MAX);
+}

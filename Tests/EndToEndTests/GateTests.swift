@@ -53,7 +53,8 @@ struct GateTests {
         #expect(unmentioned.isEmpty, "methods not in docs/api.md: \(unmentioned.sorted())")
     }
 
-    /// The C fast paths (small queue items, small pipe messages, semaphores, locks, `v.value`)
+    /// The C fast paths (small queue items, small pipe messages, semaphores, locks, `v.value`,
+    /// a joinable queue's task_done)
     /// stand in for the gate only while no hook watches it: with a trace, the same script
     /// passes with every one of those calls in Swift, each with its slice.
     @Test func fastPathsAgreeWithTheGate() throws {
@@ -74,6 +75,7 @@ struct GateTests {
         #expect(slices["queue:put", default: 0] > 5_000, "\(slices)")
         #expect(slices["queue:get", default: 0] > 5_000, "\(slices)")
         #expect(slices["semaphore:acquire", default: 0] >= 10_000, "\(slices)")
+        #expect(slices["joinable_queue:task_done", default: 0] >= 5_000, "\(slices)")
         #expect(slices["connection:send", default: 0] > 100 && slices["connection:recv", default: 0] > 100, "\(slices)")
     }
 

@@ -136,6 +136,8 @@ local W = {
   {id = "sched_overhead", what = "200k items under --sched pct; C column: plain run", kind = "rate",
    ours = lua("queue_stream_pct", 200000), c = lua("queue_stream_plain", 200000), cname = "plain",
    target = "≥ 0.2x plain (≤ 5x its time)", check = function(r) return r.vs_c and r.vs_c >= 0.2 end},
+  {id = "sched_floor", what = "the same; C column: its floor, 200k blocking handoffs on one CPU", kind = "rate",
+   ours = lua("queue_stream_pct", 200000), c = c("handoffs_one_cpu", 200000), cname = "handoffs"},
   {id = "spawn_join", what = "spawn and join 100 processes", kind = "time",
    ours = lua("spawn_join", 100), python = py("spawn_join", 100), c = c("spawn_join", 100),
    target = "≥ 3x faster than Python", check = function(r) return r.vs_py and r.vs_py >= 3 end},

@@ -150,6 +150,20 @@ void ipc_queue_consume_frame(ipc_queue_header *h, int item_taken, int64_t stream
 /// takes the slow way).
 int ipc_queue_take_single(ipc_queue_header *h, void *out, size_t cap, uint32_t *length, uint64_t *id, uint32_t pid, int joinable);
 
+// MARK: - Joinable queues
+
+/// What `ipc_queue_task_done` did.
+enum { IPC_TASK_NONE_UNFINISHED = 0, IPC_TASK_DONE = 1, IPC_TASK_DONE_WAKE_JOINERS = 2 };
+/// Marks one item done, under the state lock: IPC_TASK_NONE_UNFINISHED when no item is
+/// unfinished (a misuse), IPC_TASK_DONE_WAKE_JOINERS when it was the last and a joiner
+/// sleeps (the caller calls `ipc_queue_wake_joiners` once the lock is given back). One
+/// store: a holder killed here leaves nothing half done.
+static inline int ipc_queue_task_done(ipc_queue_header *h) {
+    if (h->unfinished == 0) return IPC_TASK_NONE_UNFINISHED;
+    h->unfinished -= 1;
+    return h->unfinished == 0 && h->joiners_waiting > 0 ? IPC_TASK_DONE_WAKE_JOINERS : IPC_TASK_DONE;
+}
+
 // MARK: - Waking (the state lock need not be held)
 
 /// Wakes one reader (or all) asleep on `data_seq`, and `ipc.wait`'s eventfd when some
@@ -157,5 +171,7 @@ int ipc_queue_take_single(ipc_queue_header *h, void *out, size_t cap, uint32_t *
 void ipc_queue_wake_readers(ipc_queue_header *h, int event_fd, int all);
 /// Wakes a writer asleep on `space_seq`.
 void ipc_queue_wake_writers(ipc_queue_header *h);
+/// Wakes every joiner asleep on `join_seq` (the last unfinished item was marked done).
+void ipc_queue_wake_joiners(ipc_queue_header *h);
 
 #endif

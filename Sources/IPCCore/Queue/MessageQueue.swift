@@ -463,15 +463,10 @@ public final class MessageQueue {
     /// Marks one item done. False when there is no unfinished item (a misuse).
     public func taskDone() -> Bool {
         _ = lockState(.never)
-        guard h.pointee.unfinished > 0 else { unlockState(); return false }
-        h.pointee.unfinished -= 1
-        let wake = h.pointee.unfinished == 0 && h.pointee.joiners_waiting > 0
+        let done = ipc_queue_task_done(h)
         unlockState()
-        if wake {
-            _ = ipc_add32(&h.pointee.join_seq, 1)
-            Futex.wakeAll(&h.pointee.join_seq)
-        }
-        return true
+        if done == Int32(IPC_TASK_DONE_WAKE_JOINERS) { ipc_queue_wake_joiners(h) }
+        return done != Int32(IPC_TASK_NONE_UNFINISHED)
     }
 
     /// Waits until every item put has been marked done. False on timeout.

@@ -474,7 +474,7 @@ extension LuaState {
 /// in every other case, the call goes through the Swift binding and the gate.
 enum FastPath: Int, Sendable {
     case acquire = 1, release = 2, put = 3, get = 4, send = 5, recv = 6, sendBytes = 7, recvBytes = 8
-    case semaphoreAcquire = 9, semaphoreRelease = 10, valueAdd = 11, putNowait = 12, getNowait = 13
+    case semaphoreAcquire = 9, semaphoreRelease = 10, valueAdd = 11, putNowait = 12, getNowait = 13, taskDone = 14
 
     /// Where the lock (a queue's state lock) and the name lie in the shared memory of an
     /// object, and whether the lock is re-entrant (each type says it: `LuaType.fastLayout`).
