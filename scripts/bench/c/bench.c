@@ -70,45 +70,41 @@ static void pipe_pingpong(long n) {
     printf("pipe_pingpong %ld %.6f\n", n, dt);
 }
 
-/* Round trips through two process-shared POSIX semaphores. */
-static void semaphore_pingpong(long n) {
+/* `trips` round trips through two process-shared POSIX semaphores, between this
+ * process and a child; their seconds. */
+static double semaphore_round_trips(long trips) {
     sem_t *s = mmap(NULL, 2 * sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     sem_init(&s[0], 1, 0);
     sem_init(&s[1], 1, 0);
     pid_t p = fork();
     if (p == 0) {
-        for (long i = 0; i < n; i++) { sem_wait(&s[0]); sem_post(&s[1]); }
+        for (long i = 0; i < trips; i++) { sem_wait(&s[0]); sem_post(&s[1]); }
         _exit(0);
     }
     double t0 = now();
-    for (long i = 0; i < n; i++) { sem_post(&s[0]); sem_wait(&s[1]); }
+    for (long i = 0; i < trips; i++) { sem_post(&s[0]); sem_wait(&s[1]); }
     double dt = now() - t0;
     waitpid(p, NULL, 0);
+    return dt;
+}
+
+static void semaphore_pingpong(long n) {
+    double dt = semaphore_round_trips(n);
     printf("semaphore_pingpong %ld %.6f\n", n, dt);
 }
 
 /* `n` blocking handoffs between two processes pinned to one CPU, as a controlled run's
- * processes are: each wakes the other and sleeps until woken back. The floor of a run
- * under --sched that hands the turn over once per item (sched_overhead's). */
+ * processes are: each wakes the other and sleeps until woken back (a semaphore round
+ * trip is two handoffs). The floor of a run under --sched that hands the turn over once
+ * per item (sched_overhead's). */
 static void handoffs_one_cpu(long n) {
     cpu_set_t one;
     CPU_ZERO(&one);
     CPU_SET(sched_getcpu(), &one);
     if (sched_setaffinity(0, sizeof one, &one)) { perror("sched_setaffinity"); exit(1); }
-    sem_t *s = mmap(NULL, 2 * sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    sem_init(&s[0], 1, 0);
-    sem_init(&s[1], 1, 0);
-    long turns = n / 2;
-    pid_t p = fork();
-    if (p == 0) {
-        for (long i = 0; i < turns; i++) { sem_wait(&s[0]); sem_post(&s[1]); }
-        _exit(0);
-    }
-    double t0 = now();
-    for (long i = 0; i < turns; i++) { sem_post(&s[0]); sem_wait(&s[1]); }
-    double dt = now() - t0;
-    waitpid(p, NULL, 0);
-    printf("handoffs_one_cpu %ld %.6f\n", 2 * turns, dt);
+    long trips = n / 2;
+    double dt = semaphore_round_trips(trips);
+    printf("handoffs_one_cpu %ld %.6f\n", 2 * trips, dt);
 }
 
 /* 8-byte echo round trips over a Unix stream socket. */
