@@ -196,29 +196,39 @@ static void roll_back_queue(void *h, int unused) {
     ipc_queue_roll_back(h);
 }
 
-/// Takes the queue's state lock (see take_lock).
-static int lock_state(ipc_queue_header *h, uint32_t me, const char *call) {
-    return take_lock(&h->state_lock, 1, me, roll_back_queue, h, 0, h->name, call);
+/// Takes the queue's state lock for this process (see take_lock); 0 when the call is for
+/// the Swift binding (the lock stays taken, or the pid is not read yet: the Swift side knows).
+static int lock_state(ipc_queue_header *h, const fast_spec *spec) {
+    uint32_t me = (uint32_t)ipc_self_pid;
+    return me != 0 && take_lock(&h->state_lock, 1, me, roll_back_queue, h, 0, h->name, spec->call);
+}
+
+/// A short wait for room in a bounded queue (the Swift side sleeps when there is none
+/// after it). A look every 16 pauses: the consumers write that line under the lock.
+static void spin_while_full(ipc_queue_header *h) {
+    if (h->maxsize == 0) return;
+    for (int spins = 0; ipc_load64(&h->items) >= h->maxsize && spins < FAST_WAIT_SPINS; spins += 16) {
+        for (int k = 0; k < 16; k++) wait_pause(spins + k);
+    }
+}
+
+/// A short wait for an item (the Swift side sleeps when none comes).
+static void spin_while_empty(ipc_queue_header *h) {
+    for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) wait_pause(spins);
 }
 
 /// `q:put(item)` and `q:put_nowait(item)`. Upvalues as fast_lock_method's.
 static int fast_queue_put(lua_State *L) {
     const fast_spec *spec;
     ipc_box *b = fast_self(L, 2, &spec);
-    uint32_t me = (uint32_t)ipc_self_pid;
     unsigned char item[FAST_ITEM_MAX];
     size_t n;
-    if (b == NULL || me == 0 || (n = ipc_lua_encodesimple(L, 2, item, sizeof item)) == 0) return ipc_lua_trampoline(L);
+    if (b == NULL || (n = ipc_lua_encodesimple(L, 2, item, sizeof item)) == 0) return ipc_lua_trampoline(L);
     ipc_queue_header *h = b->shared;
-    if (spec->operation == FAST_PUT && h->maxsize != 0) {
-        // (A look every 16 pauses: the consumers write that line under the lock.)
-        for (int spins = 0; ipc_load64(&h->items) >= h->maxsize && spins < FAST_WAIT_SPINS; spins += 16) {
-            for (int k = 0; k < 16; k++) wait_pause(spins + k);
-        }
-    }
-    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
+    if (spec->operation == FAST_PUT) spin_while_full(h);
+    if (!lock_state(h, spec)) return ipc_lua_trampoline(L);
     // (Message ids are for traces, and no trace watches.)
-    int put = ipc_queue_put_single(h, item, n, NULL, 0, 0, me);
+    int put = ipc_queue_put_single(h, item, n, NULL, 0, 0, (uint32_t)ipc_self_pid);
     ipc_robust_lock_give(&h->state_lock);
     if (put != 1) return ipc_lua_trampoline(L);  // it waits, or a streamed item goes in first
     ipc_queue_wake_readers(h, b->fd_out, 0);
@@ -230,18 +240,15 @@ static int fast_queue_put(lua_State *L) {
 static int fast_queue_get(lua_State *L) {
     const fast_spec *spec;
     ipc_box *b = fast_self(L, 1, &spec);
-    uint32_t me = (uint32_t)ipc_self_pid;
-    if (b == NULL || me == 0) return ipc_lua_trampoline(L);
+    if (b == NULL) return ipc_lua_trampoline(L);
     ipc_queue_header *h = b->shared;
-    if (spec->operation == FAST_GET) {
-        for (int spins = 0; ipc_load64(&h->used) == 0 && spins < FAST_WAIT_SPINS; spins++) wait_pause(spins);
-    }
-    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
+    if (spec->operation == FAST_GET) spin_while_empty(h);
+    if (!lock_state(h, spec)) return ipc_lua_trampoline(L);
     unsigned char item[FAST_ITEM_MAX];
     uint32_t length;
     uint64_t id;
     // (A joinable queue's item taken here is never dropped: whether it is joinable does not matter.)
-    int taken = ipc_queue_take_single(h, item, sizeof item, &length, &id, me, 0);
+    int taken = ipc_queue_take_single(h, item, sizeof item, &length, &id, (uint32_t)ipc_self_pid, 0);
     int more = taken && h->items > 0 && h->readers_waiting > 0;
     ipc_robust_lock_give(&h->state_lock);
     if (!taken) return ipc_lua_trampoline(L);
@@ -256,10 +263,8 @@ static int fast_queue_get(lua_State *L) {
 static int fast_queue_task_done(lua_State *L) {
     const fast_spec *spec;
     ipc_box *b = fast_self(L, 1, &spec);
-    uint32_t me = (uint32_t)ipc_self_pid;
-    if (b == NULL || me == 0) return ipc_lua_trampoline(L);
+    if (b == NULL || !lock_state(b->shared, spec)) return ipc_lua_trampoline(L);
     ipc_queue_header *h = b->shared;
-    if (!lock_state(h, me, spec->call)) return ipc_lua_trampoline(L);
     int done = ipc_queue_task_done(h);
     ipc_robust_lock_give(&h->state_lock);
     if (done == IPC_TASK_NONE_UNFINISHED) return ipc_lua_trampoline(L);
